@@ -1,0 +1,213 @@
+//! The load generator: a fixed number of HTTP/1.1 connections, each a hyper client connection
+//! with exactly one request in flight, for a fixed time; every response's latency is recorded.
+//!
+//! hyper's connection-level client is used rather than reqwest because the generator shares two
+//! cores with the processes it measures: the less it spends per request, the less it distorts.
+//! Closed-loop load (a new request as soon as the previous answer is read) makes throughput and
+//! latency two views of one figure (`latency ≈ connections / throughput`), so a ratio of either
+//! between a target and its baseline says the same thing.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+
+/// Builds the `n`th request of connection `connection`.
+pub(crate) type MakeRequest = Arc<dyn Fn(usize, u64) -> Request<Full<Bytes>> + Send + Sync>;
+
+/// One load: where, how many connections, how long, which requests.
+#[derive(Clone)]
+pub(crate) struct LoadSpec {
+    /// The server under load.
+    pub(crate) addr: SocketAddr,
+    /// Concurrent connections.
+    pub(crate) connections: usize,
+    /// Measured time.
+    pub(crate) duration: Duration,
+    /// The requests.
+    pub(crate) make: MakeRequest,
+    /// `(run, pause)`: every connection stops sending for `pause` after each `run`, all at the
+    /// same moments, so the server's database connections go idle (see the rotation scenario).
+    pub(crate) bursts: Option<(Duration, Duration)>,
+}
+
+impl std::fmt::Debug for LoadSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadSpec")
+            .field("addr", &self.addr)
+            .field("connections", &self.connections)
+            .field("duration", &self.duration)
+            .field("bursts", &self.bursts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a load measured.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LoadResult {
+    /// Responses read (any status).
+    pub(crate) responses: u64,
+    /// Non-2xx responses plus transport failures.
+    pub(crate) errors: u64,
+    /// Responses per second over the measured time.
+    pub(crate) rps: f64,
+    /// Latency percentiles, milliseconds.
+    pub(crate) p50_ms: f64,
+    /// 95th percentile, ms.
+    pub(crate) p95_ms: f64,
+    /// 99th percentile, ms.
+    pub(crate) p99_ms: f64,
+    /// Slowest response, ms.
+    pub(crate) max_ms: f64,
+    /// The first few errors, for diagnosis.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) error_samples: Vec<String>,
+}
+
+/// Per-connection tallies, merged at the end.
+#[derive(Default)]
+struct ConnStats {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    samples: Vec<String>,
+}
+
+impl ConnStats {
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        if self.samples.len() < 3 {
+            self.samples.push(what);
+        }
+    }
+}
+
+/// Runs `spec` and returns what it measured.
+pub(crate) async fn run(spec: &LoadSpec) -> LoadResult {
+    let started = Instant::now();
+    let deadline = started + spec.duration;
+    let tasks: Vec<_> = (0..spec.connections)
+        .map(|index| {
+            let spec = spec.clone();
+            tokio::spawn(async move { drive(&spec, index, started, deadline).await })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut samples = Vec::new();
+    for task in tasks {
+        match task.await {
+            Ok(stats) => {
+                latencies.extend_from_slice(&stats.latencies_us);
+                errors += stats.errors;
+                for sample in stats.samples {
+                    if samples.len() < 5 && !samples.contains(&sample) {
+                        samples.push(sample);
+                    }
+                }
+            }
+            Err(panic) => {
+                errors += 1;
+                samples.push(format!("load task failed: {panic}"));
+            }
+        }
+    }
+    let elapsed = started.elapsed().max(spec.duration);
+    latencies.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+        f64::from(latencies[rank.clamp(1, latencies.len()) - 1]) / 1000.0
+    };
+    LoadResult {
+        responses: latencies.len() as u64,
+        errors,
+        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: pct(50.0),
+        p95_ms: pct(95.0),
+        p99_ms: pct(99.0),
+        max_ms: pct(100.0),
+        error_samples: samples,
+    }
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// One connection's closed loop until `deadline`.
+async fn drive(spec: &LoadSpec, index: usize, started: Instant, deadline: Instant) -> ConnStats {
+    let mut stats = ConnStats {
+        latencies_us: Vec::with_capacity(4096),
+        ..ConnStats::default()
+    };
+    let mut sender: Option<SendRequest<Full<Bytes>>> = None;
+    let mut n = 0u64;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        if let Some((run, pause)) = spec.bursts {
+            let period = (run + pause).as_nanos();
+            let phase = (now - started).as_nanos() % period;
+            if phase >= run.as_nanos() {
+                let rest = Duration::from_nanos((period - phase) as u64);
+                tokio::time::sleep(rest.min(deadline - now)).await;
+                continue;
+            }
+        }
+        let mut client = match sender.take() {
+            Some(client) => client,
+            None => match connect(spec.addr).await {
+                Ok(client) => client,
+                Err(error) => {
+                    stats.error(error);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        if client.ready().await.is_err() {
+            continue;
+        }
+        let request = (spec.make)(index, n);
+        n += 1;
+        let sent = Instant::now();
+        match client.send_request(request).await {
+            Ok(response) => {
+                let status = response.status();
+                match response.into_body().collect().await {
+                    Ok(body) => {
+                        let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX));
+                        stats.latencies_us.push(micros as u32);
+                        if !status.is_success() {
+                            let body = body.to_bytes();
+                            let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+                            stats.error(format!("{status}: {text}"));
+                        }
+                        sender = Some(client);
+                    }
+                    Err(error) => stats.error(format!("body: {error}")),
+                }
+            }
+            Err(error) => stats.error(format!("request: {error}")),
+        }
+    }
+    stats
+}

@@ -1,0 +1,62 @@
+//! `dbapp-bench`: dbapp against its performance targets, every figure a ratio against a baseline
+//! measured in the same run (issue 8; the README's "Performance" section has the command, the
+//! targets and the latest table).
+//!
+//! - `cli`: arguments. `scenarios`: what each scenario starts, loads and compares. `load`: the
+//!   closed-loop HTTP load generator. `procs`: child processes, readiness, `/proc` memory.
+//!   `baseline`: the hello-world and raw-sqlx server the harness runs as its own process
+//!   (`--baseline-server`). `report`: the Markdown table and the JSON document.
+//!
+//! Exit status: 0 when every process survived, every scenario could be set up and the rotation
+//! scenario saw no error; 1 otherwise. Missed speed targets never fail a run: on a shared
+//! two-core machine they are figures for the report, not a gate.
+
+mod baseline;
+mod cli;
+mod load;
+mod procs;
+mod report;
+mod scenarios;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("dbapp-bench: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = if cli.baseline_server {
+        runtime.block_on(baseline::serve(cli.baseline_database_url.clone()))
+    } else {
+        runtime.block_on(bench(&cli))
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dbapp-bench: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bench(cli: &cli::Cli) -> anyhow::Result<()> {
+    let report = scenarios::run(cli).await?;
+    println!("{}", report.markdown());
+    if let Some(path) = &cli.json {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if report.failures.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{} failure(s), listed above", report.failures.len())
+    }
+}

@@ -1,0 +1,968 @@
+//! The scenarios: which processes each needs (started once, on first use), the load it drives on
+//! dbapp and on its baseline, and how the two are compared.
+//!
+//! Processes: one `dbapp emulate`; `dbapp serve` with the identity cache on and a fresh Postgres
+//! database on the machine's server (`health`, `me-cached`, `catalogs`, `prefs-*`, `rss`); a
+//! second `dbapp serve` with the cache off (`me-uncached`); the baseline server
+//! (`crate::baseline`) on the same database; and, for `rotation` only, a private Postgres
+//! cluster (TLS, SCRAM) with its own emulator minting 3-second Lakebase tokens and a server
+//! configured like a Databricks App (`PG*`, `LAKEBASE_INSTANCE_NAME`, M2M credentials).
+//!
+//! Each comparison runs the baseline first, then dbapp, back to back with the same connections
+//! and duration, each after its own discarded warm-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
+
+use crate::baseline;
+use crate::cli::{Cli, Scenario};
+use crate::load::{self, LoadResult, LoadSpec, MakeRequest};
+use crate::procs::{self, Proc};
+use crate::report::{Report, Row, Side};
+
+/// The fixture user every dbapp request acts as.
+const TOKEN: &str = "dev-token-alice";
+/// Lifetime of the Lakebase tokens in the rotation scenario: the server refreshes at half-life.
+const ROTATION_TTL_SECS: u64 = 3;
+const EMULATOR_ANNOUNCE: &str = "dbapp emulator listening on ";
+
+/// Everything a run has started, each on first use.
+struct Bench<'a> {
+    cli: &'a Cli,
+    dbapp: PathBuf,
+    home: tempfile::TempDir,
+    connections: usize,
+    duration: Duration,
+    warmup: Duration,
+    emulator: Option<Proc>,
+    database: Option<Database>,
+    main: Option<Proc>,
+    main_ready: Option<Duration>,
+    main_idle_rss_mb: Option<f64>,
+    uncached: Option<Proc>,
+    baseline: Option<Proc>,
+    baseline_idle_rss_mb: Option<f64>,
+    failures: Vec<String>,
+}
+
+/// A `bench_<uuid>` database on the machine's Postgres, dropped at the end.
+struct Database {
+    admin: PgConnectOptions,
+    name: String,
+}
+
+impl Database {
+    fn url(&self) -> String {
+        let options = &self.admin;
+        let user = options.get_username();
+        format!(
+            "postgres://{user}@{}:{}/{}",
+            options.get_host(),
+            options.get_port(),
+            self.name
+        )
+    }
+}
+
+/// Runs the selected scenarios and returns the report (failures included).
+pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
+    let dbapp = match &cli.dbapp {
+        Some(path) => path.clone(),
+        None => build_dbapp().await?,
+    };
+    let mut bench = Bench {
+        cli,
+        dbapp,
+        home: tempfile::tempdir()?,
+        connections: usize::from(cli.connections),
+        duration: cli.load_duration(),
+        warmup: cli.warmup(),
+        emulator: None,
+        database: None,
+        main: None,
+        main_ready: None,
+        main_idle_rss_mb: None,
+        uncached: None,
+        baseline: None,
+        baseline_idle_rss_mb: None,
+        failures: Vec::new(),
+    };
+    let mut report = Report {
+        started_at: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
+        machine: machine(),
+        duration_secs: bench.duration.as_secs_f64(),
+        warmup_secs: bench.warmup.as_secs_f64(),
+        connections: bench.connections,
+        rows: Vec::new(),
+        failures: Vec::new(),
+    };
+    for scenario in cli.selected() {
+        eprintln!("dbapp-bench: {} …", scenario.name());
+        match bench.scenario(scenario).await {
+            Ok(rows) => {
+                for row in &rows {
+                    eprintln!(
+                        "  {}: {}",
+                        row.scenario,
+                        row.ratio
+                            .map_or_else(|| "done".to_owned(), |r| format!("{r:.2}"))
+                    );
+                }
+                report.rows.extend(rows);
+            }
+            Err(error) => bench
+                .failures
+                .push(format!("{}: {error:#}", scenario.name())),
+        }
+        bench.check_processes();
+    }
+    bench.shutdown().await;
+    report.failures = bench.failures;
+    Ok(report)
+}
+
+/// `cargo build --release -p dbapp` in this workspace, so the run never measures a stale binary.
+async fn build_dbapp() -> anyhow::Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("dbapp-bench: cargo build --release -p dbapp …");
+    let status = tokio::process::Command::new(cargo)
+        .args(["build", "--release", "-p", "dbapp"])
+        .current_dir(&workspace)
+        .status()
+        .await
+        .context("cannot run cargo (or pass --dbapp PATH)")?;
+    if !status.success() {
+        bail!("cargo build --release -p dbapp failed");
+    }
+    // The target directory of this very binary (target/release), wherever CARGO_TARGET_DIR is.
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name("dbapp");
+    if !path.exists() {
+        bail!("{} not found after the build", path.display());
+    }
+    Ok(path)
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!("{cpus} CPUs, {model}, Linux {}", kernel.trim())
+}
+
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn request(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    auth: Auth,
+    body: Option<String>,
+) -> Request<Full<Bytes>> {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, addr.to_string());
+    builder = match auth {
+        Auth::None => builder,
+        Auth::Forwarded => builder.header("x-forwarded-access-token", TOKEN),
+        Auth::Bearer => builder.header(hyper::header::AUTHORIZATION, format!("Bearer {TOKEN}")),
+    };
+    let body = match body {
+        Some(body) => {
+            builder = builder.header(hyper::header::CONTENT_TYPE, "application/json");
+            Full::new(Bytes::from(body))
+        }
+        None => Full::new(Bytes::new()),
+    };
+    builder.body(body).expect("a valid request")
+}
+
+/// How a request authenticates.
+#[derive(Debug, Clone, Copy)]
+enum Auth {
+    None,
+    /// `X-Forwarded-Access-Token`, as the Apps proxy sends it to dbapp.
+    Forwarded,
+    /// `Authorization: Bearer`, as dbapp sends it to the workspace.
+    Bearer,
+}
+
+fn get(addr: SocketAddr, path: &'static str, auth: Auth) -> MakeRequest {
+    Arc::new(move |_, _| request(addr, Method::GET, path, auth, None))
+}
+
+/// `PUT {prefix}/k<NN>` with a small JSON body, cycling over 50 keys.
+fn put_pref(addr: SocketAddr, prefix: &'static str, auth: Auth) -> MakeRequest {
+    Arc::new(move |connection, n| {
+        let key = (connection as u64 * 7 + n) % 50;
+        let body = format!(r#"{{"theme":"dark","n":{n}}}"#);
+        request(
+            addr,
+            Method::PUT,
+            &format!("{prefix}/k{key:02}"),
+            auth,
+            Some(body),
+        )
+    })
+}
+
+impl Bench<'_> {
+    async fn scenario(&mut self, scenario: Scenario) -> anyhow::Result<Vec<Row>> {
+        match scenario {
+            Scenario::Health => {
+                let main = self.main().await?;
+                let base = self.baseline().await?;
+                let row = self
+                    .compare(
+                        "health",
+                        (
+                            main,
+                            "dbapp GET /health",
+                            get(main.1, "/health", Auth::None),
+                        ),
+                        (base, "hello-world", get(base.1, "/health", Auth::None)),
+                        self.connections,
+                    )
+                    .await?;
+                Ok(vec![throughput(row, 0.8, "≥ 0.8× req/s")])
+            }
+            Scenario::MeCached => {
+                let main = self.main().await?;
+                let base = self.baseline().await?;
+                let row = self
+                    .compare(
+                        "me-cached",
+                        (
+                            main,
+                            "dbapp GET /api/user/me",
+                            get(main.1, "/api/user/me", Auth::Forwarded),
+                        ),
+                        (base, "hello-world", get(base.1, "/health", Auth::None)),
+                        self.connections,
+                    )
+                    .await?;
+                Ok(vec![throughput(row, 0.5, "≥ 0.5× req/s")])
+            }
+            Scenario::MeUncached => {
+                let server = self.uncached().await?;
+                let emulator = self.emulator().await?;
+                self.upstream_pair(
+                    "me-uncached",
+                    (server, "dbapp /api/user/me, no cache", "/api/user/me"),
+                    (emulator, "emulator SCIM Me", "/api/2.0/preview/scim/v2/Me"),
+                )
+                .await
+            }
+            Scenario::Catalogs => {
+                let server = self.main().await?;
+                let emulator = self.emulator().await?;
+                self.upstream_pair(
+                    "catalogs",
+                    (server, "dbapp catalogs", "/api/unity-catalog/catalogs"),
+                    (
+                        emulator,
+                        "emulator catalogs",
+                        "/api/2.1/unity-catalog/catalogs",
+                    ),
+                )
+                .await
+            }
+            Scenario::PrefsPut => {
+                let main = self.main().await?;
+                let base = self.baseline().await?;
+                let row = self
+                    .compare(
+                        "prefs-put",
+                        (
+                            main,
+                            "dbapp PUT pref",
+                            put_pref(main.1, "/api/preferences", Auth::Forwarded),
+                        ),
+                        (
+                            base,
+                            "raw sqlx upsert",
+                            put_pref(base.1, "/prefs", Auth::None),
+                        ),
+                        self.connections,
+                    )
+                    .await?;
+                Ok(vec![latency(row, 1.3, "≤ 1.3× p50")])
+            }
+            Scenario::PrefsList => {
+                let main = self.main().await?;
+                let base = self.baseline().await?;
+                // 50 keys on each side, whatever ran before.
+                for connection in 0..50 {
+                    for (addr, prefix, auth) in [
+                        (main.1, "/api/preferences", Auth::Forwarded),
+                        (base.1, "/prefs", Auth::None),
+                    ] {
+                        let make = put_pref(addr, prefix, auth);
+                        one_request(addr, make(connection, 0)).await?;
+                    }
+                }
+                let row = self
+                    .compare(
+                        "prefs-list",
+                        (
+                            main,
+                            "dbapp GET prefs (50)",
+                            get(main.1, "/api/preferences", Auth::Forwarded),
+                        ),
+                        (base, "raw sqlx select", get(base.1, "/prefs", Auth::None)),
+                        self.connections,
+                    )
+                    .await?;
+                Ok(vec![latency(row, 1.3, "≤ 1.3× p50")])
+            }
+            Scenario::Rotation => self.rotation().await.map(|row| vec![row]),
+            Scenario::Startup => self.startup().await.map(|row| vec![row]),
+            Scenario::Rss => self.rss().await.map(|row| vec![row]),
+        }
+    }
+
+    /// A dbapp route backed by one upstream call, against that call made directly: with the
+    /// configured connections (throughput), and with one connection (the latency overhead, free
+    /// of queueing on two shared cores).
+    async fn upstream_pair(
+        &mut self,
+        name: &str,
+        (server, server_label, server_path): ((u32, SocketAddr), &str, &'static str),
+        (upstream, upstream_label, upstream_path): ((u32, SocketAddr), &str, &'static str),
+    ) -> anyhow::Result<Vec<Row>> {
+        let mut rows = Vec::new();
+        for connections in [self.connections, 1] {
+            let row = self
+                .compare(
+                    if connections == 1 {
+                        format!("{name}@1")
+                    } else {
+                        name.to_owned()
+                    }
+                    .as_str(),
+                    (
+                        server,
+                        server_label,
+                        get(server.1, server_path, Auth::Forwarded),
+                    ),
+                    (
+                        upstream,
+                        upstream_label,
+                        get(upstream.1, upstream_path, Auth::Bearer),
+                    ),
+                    connections,
+                )
+                .await?;
+            rows.push(overhead(row));
+        }
+        Ok(rows)
+    }
+
+    /// Baseline load, then dbapp's, each after a warm-up.
+    async fn compare(
+        &mut self,
+        name: &str,
+        (target, target_label, target_make): ((u32, SocketAddr), &str, MakeRequest),
+        (base, base_label, base_make): ((u32, SocketAddr), &str, MakeRequest),
+        connections: usize,
+    ) -> anyhow::Result<Row> {
+        let (base_load, base_rss) = self.measure(base, base_make, connections, None).await?;
+        let (load, rss) = self.measure(target, target_make, connections, None).await?;
+        Ok(Row {
+            scenario: name.to_owned(),
+            connections,
+            dbapp: Side::load(target_label, load, Some(rss)),
+            baseline: Some(Side::load(base_label, base_load, Some(base_rss))),
+            ratio: None,
+            ratio_kind: "",
+            target: None,
+            met: None,
+            notes: Vec::new(),
+        })
+    }
+
+    /// Warm-up, then the measured load while sampling the process' RSS; the load and the
+    /// highest RSS in MB.
+    async fn measure(
+        &mut self,
+        (pid, addr): (u32, SocketAddr),
+        make: MakeRequest,
+        connections: usize,
+        bursts: Option<(Duration, Duration)>,
+    ) -> anyhow::Result<(LoadResult, f64)> {
+        let connections = connections.max(1);
+        let duration = if connections == 1 {
+            self.duration / 2
+        } else {
+            self.duration
+        };
+        let mut spec = LoadSpec {
+            addr,
+            connections,
+            duration: self.warmup,
+            make,
+            bursts,
+        };
+        load::run(&spec).await;
+        spec.duration = duration;
+        let stop = Arc::new(AtomicBool::new(false));
+        let peak = Arc::new(AtomicU64::new(0));
+        let sampler = {
+            let (stop, peak) = (stop.clone(), peak.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(memory) = procs::memory(pid) {
+                        peak.fetch_max(memory.rss_kb, Ordering::Relaxed);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        };
+        let result = load::run(&spec).await;
+        stop.store(true, Ordering::Relaxed);
+        sampler.await.ok();
+        self.check_processes();
+        Ok((result, mb(peak.load(Ordering::Relaxed))))
+    }
+
+    /// Records a failure for every process that has exited.
+    fn check_processes(&mut self) {
+        let procs = [
+            &mut self.emulator,
+            &mut self.main,
+            &mut self.uncached,
+            &mut self.baseline,
+        ];
+        let mut crashed = Vec::new();
+        for slot in procs {
+            if let Some(proc) = slot
+                && let Err(error) = proc.check_alive()
+            {
+                crashed.push(format!("crash: {error:#}"));
+                *slot = None;
+            }
+        }
+        self.failures.extend(crashed);
+    }
+
+    async fn emulator(&mut self) -> anyhow::Result<(u32, SocketAddr)> {
+        if self.emulator.is_none() {
+            let command =
+                procs::command(&self.dbapp, &["emulate", "--port", "0"], self.home.path());
+            let stderr = self.home.path().join("emulator.stderr");
+            let proc =
+                Proc::spawn_announced("dbapp emulate", command, EMULATOR_ANNOUNCE, stderr).await?;
+            self.emulator = Some(proc);
+        }
+        let proc = self.emulator.as_ref().context("emulator")?;
+        Ok((proc.pid, proc.addr))
+    }
+
+    async fn database(&mut self) -> anyhow::Result<String> {
+        if self.database.is_none() {
+            let admin =
+                PgConnectOptions::from_str(&self.cli.postgres_url).context("--postgres-url")?;
+            let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+            let mut conn = admin
+                .connect()
+                .await
+                .with_context(|| format!("cannot connect to {}", self.cli.postgres_url))?;
+            conn.execute(AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .await?;
+            conn.close().await.ok();
+            self.database = Some(Database { admin, name });
+        }
+        Ok(self.database.as_ref().context("database")?.url())
+    }
+
+    /// `dbapp serve`'s environment for the main configuration.
+    async fn server_command(&mut self, port: u16) -> anyhow::Result<tokio::process::Command> {
+        let (_, emulator) = self.emulator().await?;
+        let url = self.database().await?;
+        let mut command = procs::command(&self.dbapp, &["serve"], self.home.path());
+        command
+            .env("DATABRICKS_HOST", format!("http://{emulator}"))
+            .env("DATABRICKS_APP_PORT", port.to_string())
+            .env("DATABASE_URL", url)
+            // The app's own identity, as in Databricks Apps: `/ready` checks it works.
+            .env("DATABRICKS_CLIENT_ID", "dbapp-sp")
+            .env("DATABRICKS_CLIENT_SECRET", "dev-secret")
+            .env("DBAPP_SQLITE_PATH", self.home.path().join("unused.db"));
+        Ok(command)
+    }
+
+    async fn main(&mut self) -> anyhow::Result<(u32, SocketAddr)> {
+        if self.main.is_none() {
+            let port = procs::free_port()?;
+            let command = self.server_command(port).await?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let stderr = self.home.path().join("server.stderr");
+            let (proc, ready) =
+                Proc::spawn_listening("dbapp serve", command, addr, "/ready", stderr).await?;
+            // Idle: ready, nothing served yet but the readiness probe.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.main_idle_rss_mb = Some(mb(proc.memory().rss_kb));
+            self.main_ready = Some(ready);
+            self.main = Some(proc);
+        }
+        let proc = self.main.as_ref().context("server")?;
+        Ok((proc.pid, proc.addr))
+    }
+
+    async fn uncached(&mut self) -> anyhow::Result<(u32, SocketAddr)> {
+        if self.uncached.is_none() {
+            let port = procs::free_port()?;
+            let mut command = self.server_command(port).await?;
+            command.env("DBAPP_IDENTITY_CACHE_TTL_SECS", "0");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let stderr = self.home.path().join("server-uncached.stderr");
+            let (proc, _) =
+                Proc::spawn_listening("dbapp serve (cache off)", command, addr, "/ready", stderr)
+                    .await?;
+            self.uncached = Some(proc);
+        }
+        let proc = self.uncached.as_ref().context("server")?;
+        Ok((proc.pid, proc.addr))
+    }
+
+    fn baseline_command(&self, database_url: &str) -> anyhow::Result<tokio::process::Command> {
+        let exe = std::env::current_exe()?;
+        Ok(procs::command(
+            &exe,
+            &["--baseline-server", "--baseline-database-url", database_url],
+            self.home.path(),
+        ))
+    }
+
+    async fn baseline(&mut self) -> anyhow::Result<(u32, SocketAddr)> {
+        if self.baseline.is_none() {
+            // The main server first: its migrations create the table the raw side writes to.
+            self.main().await?;
+            let url = self.database().await?;
+            let command = self.baseline_command(&url)?;
+            let stderr = self.home.path().join("baseline.stderr");
+            let proc =
+                Proc::spawn_announced("baseline server", command, baseline::ANNOUNCE, stderr)
+                    .await?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            self.baseline_idle_rss_mb = Some(mb(proc.memory().rss_kb));
+            self.baseline = Some(proc);
+        }
+        let proc = self.baseline.as_ref().context("baseline")?;
+        Ok((proc.pid, proc.addr))
+    }
+
+    /// Spawn to the first 200 on `/ready` (store reachable, migrations current), several times,
+    /// against the baseline's spawn to its first 200.
+    async fn startup(&mut self) -> anyhow::Result<Row> {
+        self.main().await?;
+        let url = self.database().await?;
+        let samples = if self.cli.smoke { 2 } else { 5 };
+        let mut dbapp = Vec::new();
+        let mut base = Vec::new();
+        for i in 0..samples {
+            let port = procs::free_port()?;
+            let command = self.server_command(port).await?;
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let stderr = self.home.path().join(format!("startup-{i}.stderr"));
+            let (proc, ready) =
+                Proc::spawn_listening("dbapp serve (start-up)", command, addr, "/ready", stderr)
+                    .await?;
+            proc.stop().await?;
+            dbapp.push(ready.as_secs_f64() * 1000.0);
+
+            let command = self.baseline_command(&url)?;
+            let stderr = self
+                .home
+                .path()
+                .join(format!("startup-baseline-{i}.stderr"));
+            let started = Instant::now();
+            let mut proc =
+                Proc::spawn_announced("baseline (start-up)", command, baseline::ANNOUNCE, stderr)
+                    .await?;
+            let ready = proc.wait_ready("/health", started).await?;
+            proc.stop().await?;
+            base.push(ready.as_secs_f64() * 1000.0);
+        }
+        let dbapp = Side {
+            label: "dbapp serve → /ready 200".into(),
+            load: None,
+            rss_mb: None,
+            startup_ms: dbapp,
+        };
+        let base = Side {
+            label: "hello-world → 200".into(),
+            load: None,
+            rss_mb: None,
+            startup_ms: base,
+        };
+        let median = dbapp.startup_median().unwrap_or(f64::NAN);
+        let ratio = median / base.startup_median().unwrap_or(f64::NAN);
+        let mut notes = vec![format!(
+            "{samples} samples, p50 = median, p99 = slowest; ratio = medians"
+        )];
+        if let Some(first) = self.main_ready {
+            notes.push(format!(
+                "first start (migrations) {:.0} ms",
+                first.as_secs_f64() * 1000.0
+            ));
+        }
+        Ok(Row {
+            scenario: "startup".into(),
+            connections: 0,
+            dbapp,
+            baseline: Some(base),
+            ratio: Some(ratio),
+            ratio_kind: "time dbapp/baseline",
+            target: Some("< 200 ms"),
+            met: Some(median < 200.0),
+            notes,
+        })
+    }
+
+    /// Idle RSS, then the highest RSS under a mixed load (health, cached me, catalogs, list).
+    async fn rss(&mut self) -> anyhow::Result<Row> {
+        let main = self.main().await?;
+        let base = self.baseline().await?;
+        let addr = main.1;
+        let mixed: MakeRequest = Arc::new(move |connection, n| {
+            let path = match (connection as u64 + n) % 4 {
+                0 => "/health",
+                1 => "/api/user/me",
+                2 => "/api/unity-catalog/catalogs",
+                _ => "/api/preferences",
+            };
+            request(addr, Method::GET, path, Auth::Forwarded, None)
+        });
+        let (base_load, base_rss) = self
+            .measure(
+                base,
+                get(base.1, "/health", Auth::None),
+                self.connections,
+                None,
+            )
+            .await?;
+        let (load, rss) = self.measure(main, mixed, self.connections, None).await?;
+        let hwm = self
+            .main
+            .as_ref()
+            .map_or(0.0, |proc| mb(proc.memory().hwm_kb));
+        let peak = rss.max(hwm);
+        Ok(Row {
+            scenario: "rss".into(),
+            connections: self.connections,
+            dbapp: Side::load("dbapp mixed GETs", load, Some(peak)),
+            baseline: Some(Side::load("hello-world", base_load, Some(base_rss))),
+            ratio: Some(peak / base_rss),
+            ratio_kind: "RSS dbapp/baseline",
+            target: Some("< 50 MB"),
+            met: Some(peak < 50.0),
+            notes: vec![format!(
+                "idle {:.1} MB (hello-world {:.1} MB); under load = VmHWM of the whole run",
+                self.main_idle_rss_mb.unwrap_or(0.0),
+                self.baseline_idle_rss_mb.unwrap_or(0.0)
+            )],
+        })
+    }
+
+    /// Preferences under load on an emulated Lakebase whose tokens live
+    /// [`ROTATION_TTL_SECS`]. Pooled connections that stay idle 100 ms are closed by Postgres
+    /// (`idle_session_timeout` on the role) and the load pauses 150 ms every 400 ms, so the pool
+    /// keeps logging in again — with whichever token is current — while tokens rotate.
+    async fn rotation(&mut self) -> anyhow::Result<Row> {
+        let cluster = PrivateCluster::start(ClusterOptions::default())
+            .await
+            .context("cannot start a private Postgres cluster")?;
+        let ttl = ROTATION_TTL_SECS.to_string();
+        let admin_url = cluster.admin_url();
+        let command = procs::command(
+            &self.dbapp,
+            &[
+                "emulate",
+                "--port",
+                "0",
+                "--postgres-admin-url",
+                &admin_url,
+                "--db-token-ttl",
+                &ttl,
+            ],
+            self.home.path(),
+        );
+        let stderr = self.home.path().join("emulator-lakebase.stderr");
+        let emulator = Proc::spawn_announced(
+            "dbapp emulate (Lakebase)",
+            command,
+            EMULATOR_ANNOUNCE,
+            stderr,
+        )
+        .await?;
+        let port = procs::free_port()?;
+        let mut command = procs::command(&self.dbapp, &["serve"], self.home.path());
+        command
+            .env("DATABRICKS_HOST", format!("http://{}", emulator.addr))
+            .env("DATABRICKS_APP_PORT", port.to_string())
+            .env("DATABRICKS_CLIENT_ID", "dbapp-sp")
+            .env("DATABRICKS_CLIENT_SECRET", "dev-secret")
+            .env("LAKEBASE_INSTANCE_NAME", "dev-lakebase")
+            .env("PGHOST", cluster.host())
+            .env("PGPORT", cluster.port().to_string())
+            .env("PGDATABASE", "databricks_postgres")
+            .env("PGSSLMODE", "require");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let stderr = self.home.path().join("server-lakebase.stderr");
+        let result = async {
+            let (mut server, _) =
+                Proc::spawn_listening("dbapp serve (Lakebase)", command, addr, "/ready", stderr)
+                    .await?;
+            let outcome = self.rotation_load(&cluster, &server).await;
+            let alive = server.check_alive();
+            server.stop().await.ok();
+            alive?;
+            outcome
+        }
+        .await;
+        let alive = emulator.stop().await;
+        cluster.stop().await.ok();
+        alive?;
+        result
+    }
+
+    async fn rotation_load(
+        &mut self,
+        cluster: &PrivateCluster,
+        server: &Proc,
+    ) -> anyhow::Result<Row> {
+        let mut admin = cluster.admin_connect_options().connect().await?;
+        admin
+            .execute(r#"ALTER ROLE "dbapp-sp" SET idle_session_timeout = '100ms'"#)
+            .await?;
+        // Nothing is running yet: close the sessions opened before the setting existed.
+        admin
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'dbapp-sp'",
+            )
+            .await?;
+        let refreshes_before = refreshes(server.addr).await?;
+        let sessions_before = sessions(&mut admin).await?;
+        let addr = server.addr;
+        let make: MakeRequest = Arc::new(move |connection, n| {
+            if n % 2 == 0 {
+                let key = (connection as u64 + n) % 20;
+                let body = format!(r#"{{"n":{n}}}"#);
+                request(
+                    addr,
+                    Method::PUT,
+                    &format!("/api/preferences/r{key:02}"),
+                    Auth::Forwarded,
+                    Some(body),
+                )
+            } else {
+                request(addr, Method::GET, "/api/preferences", Auth::Forwarded, None)
+            }
+        });
+        let bursts = Some((Duration::from_millis(400), Duration::from_millis(150)));
+        let (load, rss) = self
+            .measure((server.pid, addr), make, self.connections, bursts)
+            .await?;
+        // Statistics reach pg_stat_database within a second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let logins = sessions(&mut admin).await? - sessions_before;
+        let (ok, failed) = refreshes(addr).await?;
+        let (ok, failed) = (ok - refreshes_before.0, failed - refreshes_before.1);
+        admin.close().await.ok();
+        let mut notes = vec![format!(
+            "token TTL {ROTATION_TTL_SECS} s: {ok} refreshes ({failed} failed), {logins} Postgres logins during warm-up + load"
+        )];
+        if load.errors > 0 {
+            self.failures.push(format!(
+                "rotation: {} errors, e.g. {:?}",
+                load.errors, load.error_samples
+            ));
+        }
+        if ok == 0 || logins == 0 {
+            notes.push("no rotation happened: the scenario proved nothing".into());
+            self.failures.push(format!(
+                "rotation: {ok} token refreshes and {logins} logins during the load"
+            ));
+        }
+        let met = load.errors == 0 && failed == 0;
+        Ok(Row {
+            scenario: "rotation".into(),
+            connections: self.connections,
+            dbapp: Side::load("dbapp prefs PUT+GET, Lakebase", load, Some(rss)),
+            baseline: None,
+            ratio: None,
+            ratio_kind: "",
+            target: Some("0 errors"),
+            met: Some(met),
+            notes,
+        })
+    }
+
+    async fn shutdown(&mut self) {
+        for proc in [
+            self.main.take(),
+            self.uncached.take(),
+            self.baseline.take(),
+            self.emulator.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let name = proc.name.clone();
+            if let Err(error) = proc.stop().await {
+                self.failures.push(format!("crash: {name}: {error:#}"));
+            }
+        }
+        if let Some(database) = self.database.take() {
+            let dropped = async {
+                let mut conn = database.admin.connect().await?;
+                conn.execute(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                    database.name
+                )))
+                .await?;
+                conn.close().await.ok();
+                anyhow::Ok(())
+            }
+            .await;
+            if let Err(error) = dropped {
+                eprintln!("dbapp-bench: could not drop {}: {error:#}", database.name);
+            }
+        }
+    }
+}
+
+/// Throughput ratio dbapp/baseline against a floor.
+fn throughput(mut row: Row, floor: f64, target: &'static str) -> Row {
+    let rps = |side: &Side| side.load.as_ref().map_or(0.0, |l| l.rps);
+    if let Some(base) = &row.baseline {
+        let ratio = rps(&row.dbapp) / rps(base);
+        row.ratio = Some(ratio);
+        row.met = Some(ratio >= floor);
+    }
+    row.ratio_kind = "req/s dbapp/baseline";
+    row.target = Some(target);
+    row
+}
+
+/// p50 latency ratio dbapp/baseline against a ceiling.
+fn latency(mut row: Row, ceiling: f64, target: &'static str) -> Row {
+    let p50 = |side: &Side| side.load.as_ref().map_or(0.0, |l| l.p50_ms);
+    if let Some(base) = &row.baseline {
+        let ratio = p50(&row.dbapp) / p50(base);
+        row.ratio = Some(ratio);
+        row.met = Some(ratio <= ceiling);
+        let p99 = |side: &Side| side.load.as_ref().map_or(0.0, |l| l.p99_ms);
+        row.notes
+            .push(format!("p99 ratio {:.2}", p99(&row.dbapp) / p99(base)));
+    }
+    row.ratio_kind = "p50 dbapp/raw";
+    row.target = Some(target);
+    row
+}
+
+/// p99 added over the upstream called directly; judged on the one-connection row, where no
+/// queueing behind other requests inflates it.
+fn overhead(mut row: Row) -> Row {
+    let get = |side: &Side| {
+        side.load
+            .as_ref()
+            .map_or((0.0, 0.0, 0.0), |l| (l.p50_ms, l.p99_ms, l.rps))
+    };
+    if let Some(base) = &row.baseline {
+        let (d50, d99, drps) = get(&row.dbapp);
+        let (b50, b99, brps) = get(base);
+        row.ratio = Some(d99 - b99);
+        row.notes.push(format!(
+            "p50 +{:.2} ms; req/s ratio {:.2}",
+            d50 - b50,
+            drps / brps
+        ));
+        if row.connections == 1 {
+            row.met = Some(d99 - b99 < 1.0);
+            row.target = Some("p99 < +1 ms");
+        } else {
+            row.notes.push("under saturation: queueing, see @1".into());
+        }
+    }
+    row.ratio_kind = "p99 ms over upstream";
+    row
+}
+
+/// One request on a fresh connection; fails unless 2xx.
+async fn one_request(addr: SocketAddr, request: Request<Full<Bytes>>) -> anyhow::Result<Bytes> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = response.into_body().collect().await?.to_bytes();
+    if !status.is_success() {
+        bail!("{status}: {}", String::from_utf8_lossy(&body));
+    }
+    Ok(body)
+}
+
+/// `lakebase_token_refresh_total` by outcome (success, failure), from `/metrics`.
+async fn refreshes(addr: SocketAddr) -> anyhow::Result<(u64, u64)> {
+    let body = one_request(
+        addr,
+        request(addr, Method::GET, "/metrics", Auth::Forwarded, None),
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&body);
+    let mut counts = (0, 0);
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("lakebase_token_refresh_total"))
+    {
+        let value = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        if line.contains("outcome=\"success\"") {
+            counts.0 += value;
+        } else {
+            counts.1 += value;
+        }
+    }
+    Ok(counts)
+}
+
+/// Sessions established on `databricks_postgres` so far.
+async fn sessions(admin: &mut PgConnection) -> anyhow::Result<i64> {
+    let (sessions,): (i64,) = sqlx::query_as(
+        "SELECT sessions FROM pg_stat_database WHERE datname = 'databricks_postgres'",
+    )
+    .fetch_one(&mut *admin)
+    .await?;
+    Ok(sessions)
+}

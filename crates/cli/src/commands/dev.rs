@@ -1,0 +1,316 @@
+//! `dbapp dev`: one command for local work. It starts, in this process:
+//! - the workspace emulator (or, with `--workspace URL`, uses a real workspace);
+//! - a SQLite store under `.dbapp/`, or with `--lakebase` an emulated Lakebase: a private
+//!   Postgres cluster under `.dbapp/lakebase` whose logins are tokens minted by the emulator,
+//!   which the store rotates through dbapp-store's Lakebase pool, as in production;
+//! - the dbapp server, exactly as `dbapp serve` builds it;
+//! - a dev-only identity layer in front of it that acts like the Databricks Apps proxy: it strips
+//!   inbound `Authorization` and `X-Forwarded-*` headers and injects `X-Forwarded-Access-Token`,
+//!   `X-Forwarded-Email`, `X-Forwarded-User` and `X-Forwarded-Preferred-Username` for the demo
+//!   user chosen by the `dbapp_dev_user` cookie (alice by default), which `POST /_dev/user
+//!   {"user": "bob"}` sets; `GET /_dev/user` lists the users. Against a real workspace the one
+//!   user is whoever `DATABRICKS_USER_TOKEN` (or the Databricks CLI's token) belongs to.
+//!
+//! It refuses to run when `DATABRICKS_APP_NAME` is set: an identity-injecting proxy must never
+//! run inside Databricks Apps. Its first line on stdout is `dbapp dev: serving on <url>`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use dbapp_databricks::{AuthType, Client, Config, ConfigSettings, UserToken};
+use dbapp_emulator::EmulatorConfig;
+use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
+use dbapp_server::app::{AppState, build_router, client_for, databricks_client, serve_router};
+use dbapp_server::config::{LogFormat, Settings};
+use dbapp_server::metrics::Metrics;
+use dbapp_store::Store;
+use dbapp_store::lakebase::{LakebaseSettings, RefreshPolicy, SslMode};
+use dbapp_store::workspace::{CredentialTarget, WorkspaceTokenSource};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::serve::shutdown_signal;
+
+/// The cookie naming the demo user.
+const USER_COOKIE: &str = "dbapp_dev_user";
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct DevArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Use an emulated Lakebase (a private local Postgres with token logins) instead of SQLite.
+    #[arg(long, conflicts_with = "workspace")]
+    lakebase: bool,
+    /// A real workspace URL instead of the emulator; the user's token comes from
+    /// DATABRICKS_USER_TOKEN or the Databricks CLI.
+    #[arg(long)]
+    workspace: Option<String>,
+    /// Where local state lives (SQLite file, Lakebase cluster).
+    #[arg(long, default_value = ".dbapp")]
+    dir: PathBuf,
+}
+
+/// A user the identity layer can act as.
+#[derive(Debug, Clone)]
+struct DevUser {
+    name: String,
+    token: String,
+    email: Option<String>,
+}
+
+#[derive(Debug)]
+struct DevUsers(Vec<DevUser>);
+
+impl DevUsers {
+    fn pick(&self, headers: &HeaderMap) -> &DevUser {
+        let chosen = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == USER_COOKIE)
+            .map(|(_, value)| value);
+        chosen
+            .and_then(|name| self.0.iter().find(|u| u.name == name))
+            .unwrap_or(&self.0[0])
+    }
+}
+
+pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
+    if std::env::var("DATABRICKS_APP_NAME").is_ok_and(|v| !v.trim().is_empty()) {
+        bail!(
+            "`dbapp dev` refuses to run because DATABRICKS_APP_NAME is set: this looks like \
+             Databricks Apps, and dev injects user identities, which must never happen there. \
+             Use `dbapp serve`."
+        );
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let mut settings = Settings::load()?;
+    settings.dbapp.log_format = LogFormat::Pretty;
+    settings.database_url = None;
+    settings.pghost = None;
+    settings.pgpassword = None;
+    settings.dbapp.sqlite_path = args.dir.join("dbapp.db").display().to_string();
+
+    let mut cluster = None;
+    let mut emulator = None;
+    let (client, users) = match &args.workspace {
+        None => {
+            let postgres_admin_url = if args.lakebase {
+                let started = PrivateCluster::start(ClusterOptions {
+                    dir: Some(std::fs::canonicalize(&args.dir)?.join("lakebase")),
+                    ..ClusterOptions::default()
+                })
+                .await
+                .context("cannot start the local Postgres cluster for --lakebase")?;
+                let url = started.admin_url();
+                cluster = Some(started);
+                Some(url)
+            } else {
+                None
+            };
+            let handle = dbapp_emulator::start_local(EmulatorConfig {
+                postgres_admin_url,
+                ..EmulatorConfig::default()
+            })
+            .await
+            .context("cannot start the workspace emulator")?;
+            let host = handle.base_url().to_owned();
+            settings.databricks_host = Some(host.clone());
+            settings
+                .databricks_warehouse_id
+                .get_or_insert_with(|| "dev-warehouse".to_owned());
+            emulator = Some(handle);
+            let client = client_for(&host, "dbapp-sp", "dev-secret")?;
+            let users = ["alice", "bob", "admin"]
+                .iter()
+                .map(|name| DevUser {
+                    name: (*name).to_owned(),
+                    token: format!("dev-token-{name}"),
+                    email: Some(format!("{name}@example.com")),
+                })
+                .collect();
+            (client, users)
+        }
+        Some(url) => {
+            settings.databricks_host = Some(url.clone());
+            let client = databricks_client(&settings)?;
+            let token = user_token(url).await?;
+            let user_token = UserToken::parse(&token).context("the user token is malformed")?;
+            let me = client
+                .as_user(&user_token)
+                .me()
+                .await
+                .context("the workspace refused the user token")?;
+            let user = DevUser {
+                name: "me".to_owned(),
+                email: me.email().map(str::to_owned),
+                token,
+            };
+            (client, vec![user])
+        }
+    };
+
+    let store: Arc<dyn Store> = if let Some(cluster) = &cluster {
+        let mut lakebase = LakebaseSettings::new(cluster.host());
+        lakebase.port = cluster.port();
+        lakebase.user = Some("dbapp-sp".to_owned());
+        lakebase.ssl_mode = SslMode::Require;
+        let source = Arc::new(WorkspaceTokenSource::new(
+            client.clone(),
+            CredentialTarget::Instance("dev-lakebase".to_owned()),
+        ));
+        Arc::new(
+            dbapp_store::lakebase::connect(
+                &lakebase,
+                source,
+                &dbapp_store::PoolSettings::default(),
+                RefreshPolicy::default(),
+            )
+            .await
+            .context("cannot connect to the emulated Lakebase")?,
+        )
+    } else {
+        let path = PathBuf::from(&settings.dbapp.sqlite_path);
+        Arc::new(dbapp_store::sqlite::SqliteStore::open(
+            &path,
+            &dbapp_store::PoolSettings::default(),
+        ))
+    };
+    store.migrate().await.context("migrations failed")?;
+
+    let metrics = Metrics::new(settings.dbapp.metrics_max_users);
+    let upkeep = dbapp_server::metrics::spawn_upkeep(metrics.clone(), Duration::from_secs(5));
+    let backend = store.backend();
+    let state = AppState::new(settings, client, Some(store), metrics);
+    let users = Arc::new(DevUsers(users));
+    let router = dev_router(build_router(state), Arc::clone(&users));
+
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("dbapp dev: serving on {url}");
+    eprintln!(
+        "  workspace: {}  store: {backend}  user: {} (switch: POST {url}/_dev/user {{\"user\": \"bob\"}})  API docs: {url}/docs",
+        if args.workspace.is_some() {
+            "real"
+        } else {
+            "emulator"
+        },
+        users.0[0].name,
+    );
+    serve_router(listener, router, shutdown_signal()).await?;
+    upkeep.abort();
+    if let Some(emulator) = emulator {
+        emulator.shutdown().await;
+    }
+    if let Some(cluster) = cluster {
+        cluster.stop().await.ok();
+    }
+    Ok(())
+}
+
+/// The user's token for a real workspace: `DATABRICKS_USER_TOKEN`, else the Databricks CLI's.
+async fn user_token(host: &str) -> anyhow::Result<String> {
+    if let Ok(token) = std::env::var("DATABRICKS_USER_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(token.trim().to_owned());
+    }
+    let config = Config::resolve(
+        ConfigSettings::new(host, AuthType::DatabricksCli),
+        &dbapp_databricks::config::process_env,
+    )?;
+    let client = Client::new(config)?;
+    let token = client.app_credentials().token().await.context(
+        "no user token: set DATABRICKS_USER_TOKEN or sign in with `databricks auth login`",
+    )?;
+    Ok(token.expose_secret().to_owned())
+}
+
+/// The app's router behind the identity layer, with `/_dev/user`.
+fn dev_router(app: Router, users: Arc<DevUsers>) -> Router {
+    Router::new()
+        .route("/_dev/user", get(current_user).post(choose_user))
+        .with_state(Arc::clone(&users))
+        .fallback_service(app)
+        .layer(from_fn_with_state(users, inject_identity))
+}
+
+/// Acts like the Apps proxy: drops what a browser could forge, adds the chosen user's headers.
+async fn inject_identity(
+    State(users): State<Arc<DevUsers>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let user = users.pick(request.headers()).clone();
+    let headers = request.headers_mut();
+    for name in [
+        "authorization",
+        "x-forwarded-access-token",
+        "x-forwarded-email",
+        "x-forwarded-user",
+        "x-forwarded-preferred-username",
+    ] {
+        headers.remove(name);
+    }
+    if !request.uri().path().starts_with("/_dev/") {
+        let headers = request.headers_mut();
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        };
+        set("x-forwarded-access-token", &user.token);
+        set("x-forwarded-user", &user.name);
+        if let Some(email) = &user.email {
+            set("x-forwarded-email", email);
+            set("x-forwarded-preferred-username", email);
+        }
+    }
+    next.run(request).await
+}
+
+async fn current_user(
+    State(users): State<Arc<DevUsers>>,
+    headers: HeaderMap,
+) -> Json<serde_json::Value> {
+    let names: Vec<&str> = users.0.iter().map(|u| u.name.as_str()).collect();
+    Json(json!({"user": users.pick(&headers).name, "users": names}))
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    user: String,
+}
+
+async fn choose_user(State(users): State<Arc<DevUsers>>, Json(choice): Json<Choice>) -> Response {
+    if !users.0.iter().any(|u| u.name == choice.user) {
+        let names: Vec<&str> = users.0.iter().map(|u| u.name.as_str()).collect();
+        return dbapp_server::ApiError::invalid("user", format!("must be one of {names:?}"))
+            .into_response();
+    }
+    let cookie = format!(
+        "{USER_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
+        choice.user
+    );
+    (
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"user": choice.user})),
+    )
+        .into_response()
+}

@@ -1,0 +1,65 @@
+//! `dbapp emulate`: the local Databricks workspace emulator, until Ctrl-C or SIGTERM.
+//!
+//! It prints one line to stdout once it accepts connections,
+//! `dbapp emulator listening on http://127.0.0.1:<port>`, so scripts can wait for it and read
+//! the port (useful with `--port 0`); logs go to stderr.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use dbapp_emulator::{EmulatorConfig, Fixture};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct EmulateArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 8089, env = "DBAPP_EMULATOR_PORT")]
+    port: u16,
+    /// A fixture file (JSON, or TOML without NULLs) replacing the default workspace.
+    #[arg(long)]
+    fixture: Option<PathBuf>,
+    /// Postgres superuser URL: minted database credentials become real logins there.
+    #[arg(long, env = "DBAPP_EMULATOR_POSTGRES_ADMIN_URL")]
+    postgres_admin_url: Option<String>,
+    /// Lifetime of minted database credentials, in seconds.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    db_token_ttl: Option<u64>,
+    /// Print the default fixture (the fixture file format, filled in) and exit.
+    #[arg(long)]
+    print_fixture: bool,
+}
+
+pub(crate) async fn run(args: EmulateArgs) -> anyhow::Result<()> {
+    if args.print_fixture {
+        print!("{}", Fixture::default_json());
+        return Ok(());
+    }
+    let fixture = match &args.fixture {
+        Some(path) => Fixture::from_file(path)?,
+        None => Fixture::default(),
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+    let config = EmulatorConfig {
+        fixture,
+        postgres_admin_url: args.postgres_admin_url,
+        db_token_ttl_secs: args.db_token_ttl,
+    };
+    let emulator = dbapp_emulator::start(listener, config)
+        .await
+        .context("cannot start the emulator")?;
+    println!("dbapp emulator listening on {}", emulator.base_url());
+    shutdown_signal().await?;
+    emulator.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot listen for Ctrl-C"),
+        _ = terminate.recv() => Ok(()),
+    }
+}

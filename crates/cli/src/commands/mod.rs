@@ -1,0 +1,82 @@
+//! The subcommands of `dbapp` (see `shared/DESIGN.md`, "CLI"). Each lives in its own module with a
+//! `run` function; this module owns the clap definitions they share.
+
+mod dev;
+mod doctor;
+mod emulate;
+mod migrate;
+mod openapi;
+mod serve;
+mod token;
+
+use clap::{Parser, Subcommand};
+
+/// dbapp: Databricks Apps, done right.
+#[derive(Debug, Parser)]
+#[command(name = "dbapp", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the production server, configured from the environment.
+    Serve(serve::ServeArgs),
+    /// Run the app locally: emulator (or a real workspace), local store, server, demo users.
+    Dev(dev::DevArgs),
+    /// Run the local Databricks workspace emulator alone.
+    Emulate(emulate::EmulateArgs),
+    /// Apply the store's migrations.
+    Migrate(migrate::MigrateArgs),
+    /// Diagnose the configuration: context, effective settings, and checks with fixes.
+    Doctor(doctor::DoctorArgs),
+    /// Print a user token for local calls, or with --lakebase the PG* variables for psql.
+    Token(token::TokenArgs),
+    /// Print the OpenAPI document of the server.
+    Openapi(openapi::OpenapiArgs),
+}
+
+impl Command {
+    pub(crate) async fn run(self) -> anyhow::Result<()> {
+        // `serve` installs the server's own subscriber (JSON lines on stdout); the others log
+        // human-readable lines on stderr.
+        // `doctor` and `token` print for people or scripts on stdout; their logs stay quiet
+        // unless RUST_LOG asks.
+        match self {
+            Self::Serve(_) => {}
+            Self::Doctor(_) | Self::Token(_) => init_tracing("warn"),
+            _ => init_tracing("info"),
+        }
+        match self {
+            Self::Serve(args) => serve::run(args).await,
+            Self::Dev(args) => dev::run(args).await,
+            Self::Emulate(args) => emulate::run(args).await,
+            Self::Migrate(args) => migrate::run(args).await,
+            Self::Doctor(args) => doctor::run(args).await,
+            Self::Token(args) => token::run(args).await,
+            Self::Openapi(args) => openapi::run(args),
+        }
+    }
+}
+
+/// Human-readable logs on stderr, filtered by `RUST_LOG` (else `default`); stdout is kept for
+/// output other programs read.
+pub(crate) fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
+    }
+}

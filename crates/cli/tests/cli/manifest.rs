@@ -1,0 +1,210 @@
+//! `dbapp doctor`'s checks of `app.yaml` and `databricks.yml`: the committed `deploy/` files,
+//! each broken in one way.
+
+use std::path::Path;
+
+use crate::doctor::{Doctor, deploy_dir, doctor};
+
+/// Copies `deploy/` to a temporary directory, applies `(file, from, to)` replacements, and runs
+/// the doctor on it.
+async fn doctor_on_edited(edits: &[(&str, &str, &str)]) -> Doctor {
+    let dir = tempfile::tempdir().unwrap();
+    let source = deploy_dir();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    for file in ["databricks.yml", "app/app.yaml"] {
+        let mut text = std::fs::read_to_string(source.join(file)).unwrap();
+        for (target, from, to) in edits {
+            if *target == file {
+                assert!(text.contains(from), "{file} has no {from:?}");
+                text = text.replace(from, to);
+            }
+        }
+        std::fs::write(dir.path().join(file), text).unwrap();
+    }
+    let run = doctor(&[], &[], Some(dir.path())).await;
+    drop(dir);
+    run
+}
+
+#[tokio::test]
+async fn missing_scopes_are_named_with_the_routes_that_need_them() {
+    let run = doctor_on_edited(&[(
+        "databricks.yml",
+        "        - catalog.tables:read     # ... /tables, /tables/{table}\n",
+        "",
+    )])
+    .await;
+    assert_eq!(run.code, 1);
+    run.assert(
+        "manifest.scopes",
+        "fail",
+        &[
+            "lacks catalog.tables:read",
+            "/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables",
+        ],
+        &[
+            "add catalog.tables:read",
+            "restart the app",
+            "clear the app's cookie",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn no_user_api_scopes_means_no_forwarded_token() {
+    let run =
+        doctor_on_edited(&[("databricks.yml", "user_api_scopes:", "user_api_scopes_off:")]).await;
+    run.assert(
+        "manifest.scopes",
+        "fail",
+        &["not set", "X-Forwarded-Access-Token", "AUTH_MISSING"],
+        &["catalog.catalogs:read", "model-serving"],
+    );
+}
+
+#[tokio::test]
+async fn a_jobs_scope_is_refused_because_none_exists() {
+    let run = doctor_on_edited(&[(
+        "databricks.yml",
+        "        - model-serving ",
+        "        - jobs.jobs\n        - model-serving ",
+    )])
+    .await;
+    run.assert(
+        "manifest.scopes",
+        "fail",
+        &["jobs.jobs does not exist"],
+        &["remove jobs.jobs"],
+    );
+}
+
+#[tokio::test]
+async fn a_deprecated_scope_alias_warns() {
+    let run = doctor_on_edited(&[(
+        "databricks.yml",
+        "        - model-serving ",
+        "        - serving.serving-endpoints ",
+    )])
+    .await;
+    run.assert(
+        "manifest.scopes",
+        "warn",
+        &["serving.serving-endpoints is a deprecated alias of model-serving"],
+        &["model-serving"],
+    );
+}
+
+#[tokio::test]
+async fn a_command_that_is_a_string_or_not_serve_fails() {
+    let string = doctor_on_edited(&[(
+        "app/app.yaml",
+        "command:\n  - /bin/sh\n  - -c\n  - gzip -dc dbapp.gz > /tmp/dbapp && chmod 0755 /tmp/dbapp && exec /tmp/dbapp serve\n",
+        "command: ./dbapp serve\n",
+    )])
+    .await;
+    let dev = doctor_on_edited(&[(
+        "app/app.yaml",
+        "exec /tmp/dbapp serve",
+        "exec /tmp/dbapp dev",
+    )])
+    .await;
+    string.assert(
+        "manifest.command",
+        "fail",
+        &["expects a list of arguments", "not run it in a shell"],
+        &["command: [\"./dbapp\", \"serve\"]"],
+    );
+    dev.assert(
+        "manifest.command",
+        "fail",
+        &["`dbapp dev` injects demo identities"],
+        &["serve"],
+    );
+}
+
+#[tokio::test]
+async fn value_from_must_name_a_declared_resource_of_the_right_kind() {
+    let undeclared = doctor_on_edited(&[(
+        "app/app.yaml",
+        "valueFrom: sql-warehouse",
+        "valueFrom: warehouse",
+    )])
+    .await;
+    let instance_from_host = doctor_on_edited(&[(
+        "app/app.yaml",
+        "value: dbapp-lakebase",
+        "valueFrom: database",
+    )])
+    .await;
+    undeclared.assert(
+        "manifest.env",
+        "fail",
+        &["valueFrom: warehouse", "no resource named warehouse"],
+        &["add a resource named warehouse"],
+    );
+    instance_from_host.assert(
+        "manifest.env",
+        "fail",
+        &["LAKEBASE_INSTANCE_NAME", "gives its host, not its name"],
+        &["value: <instance_name>"],
+    );
+}
+
+#[tokio::test]
+async fn credentials_in_app_yaml_fail() {
+    let run = doctor_on_edited(&[(
+        "app/app.yaml",
+        "env:\n",
+        "env:\n  - name: DATABRICKS_TOKEN\n    value: dapi-in-the-manifest\n",
+    )])
+    .await;
+    run.assert(
+        "manifest.env",
+        "fail",
+        &[
+            "DATABRICKS_TOKEN is set",
+            "more than one authorization method configured",
+        ],
+        &["remove DATABRICKS_TOKEN"],
+    );
+}
+
+#[tokio::test]
+async fn a_database_resource_without_an_instance_to_mint_from_fails() {
+    let run = doctor_on_edited(&[(
+        "app/app.yaml",
+        "  - name: LAKEBASE_INSTANCE_NAME\n    value: dbapp-lakebase\n",
+        "",
+    )])
+    .await;
+    run.assert(
+        "manifest.database",
+        "fail",
+        &["does not set LAKEBASE_INSTANCE_NAME"],
+        &["- name: LAKEBASE_INSTANCE_NAME"],
+    );
+}
+
+#[tokio::test]
+async fn a_file_over_the_deploy_limit_fails() {
+    // Arrange
+    let dir = tempfile::tempdir().unwrap();
+    let source = deploy_dir();
+    std::fs::create_dir_all(dir.path().join("app")).unwrap();
+    for file in ["databricks.yml", "app/app.yaml"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
+    }
+    let big = std::fs::File::create(dir.path().join("app/dbapp.gz")).unwrap();
+    big.set_len(10 * 1024 * 1024 + 1).unwrap();
+
+    // Act
+    let run = doctor(&[], &[], Some(Path::new(dir.path()))).await;
+
+    // Assert
+    run.assert(
+        "manifest.files",
+        "fail",
+        &["File is larger than 10485760 bytes", "dbapp.gz"],
+        &["gzip"],
+    );
+}

@@ -1,0 +1,103 @@
+//! [`UserToken`]: the signed-in user's token, as the Databricks Apps proxy forwards it in
+//! `X-Forwarded-Access-Token` (on-behalf-of user authorization).
+//!
+//! It is used only through [`crate::Client::as_user`], which sends it as Bearer with the explicit
+//! `pat` auth type: no call made with it can fall back to the app's identity, and it is never
+//! refreshed (a user whose token expired must sign in again).
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Longest token accepted (8 KiB), as `API.md`'s `AUTH_INVALID` rule says.
+const MAX_LEN: usize = 8 * 1024;
+
+/// A user's forwarded access token, checked for shape (not validity: only the workspace knows).
+#[derive(Clone)]
+pub struct UserToken(SecretString);
+
+/// Why a forwarded token was refused before any call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserTokenError {
+    /// The token is empty or only whitespace.
+    #[error("the user access token is empty")]
+    Empty,
+    /// The token is longer than 8 KiB.
+    #[error("the user access token is longer than 8 KiB")]
+    TooLong,
+    /// The token contains whitespace or control characters.
+    #[error("the user access token contains whitespace or control characters")]
+    InvalidCharacters,
+}
+
+impl UserToken {
+    /// Accepts a forwarded token; surrounding whitespace is trimmed.
+    ///
+    /// # Errors
+    /// [`UserTokenError`] when the token is empty, longer than 8 KiB, or contains whitespace or
+    /// control characters (it could not be sent in a header).
+    pub fn parse(raw: &str) -> Result<Self, UserTokenError> {
+        let token = raw.trim();
+        if token.is_empty() {
+            return Err(UserTokenError::Empty);
+        }
+        if token.len() > MAX_LEN {
+            return Err(UserTokenError::TooLong);
+        }
+        if !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(UserTokenError::InvalidCharacters);
+        }
+        Ok(Self(SecretString::from(token.to_owned())))
+    }
+
+    /// The token, as a secret.
+    #[must_use]
+    pub fn secret(&self) -> &SecretString {
+        &self.0
+    }
+
+    /// Exposes the token, e.g. to hash it for a cache key.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for UserToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("UserToken([REDACTED])")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_are_checked() {
+        assert_eq!(UserToken::parse("  ").unwrap_err(), UserTokenError::Empty);
+        assert_eq!(
+            UserToken::parse("a b").unwrap_err(),
+            UserTokenError::InvalidCharacters
+        );
+        assert_eq!(
+            UserToken::parse("a\u{7}").unwrap_err(),
+            UserTokenError::InvalidCharacters
+        );
+        assert_eq!(
+            UserToken::parse(&"x".repeat(8193)).unwrap_err(),
+            UserTokenError::TooLong
+        );
+        assert_eq!(
+            UserToken::parse(" dev-token-alice ").unwrap().expose(),
+            "dev-token-alice"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let token = UserToken::parse("dev-token-alice").unwrap();
+        assert_eq!(format!("{token:?}"), "UserToken([REDACTED])");
+    }
+}

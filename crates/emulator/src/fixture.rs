@@ -1,0 +1,600 @@
+//! The fixture: who exists in the emulated workspace, what each principal may see, and what the
+//! tables hold.
+//!
+//! A fixture is a JSON document (or TOML, which cannot express SQL NULL in table rows) with the
+//! shape of [`Fixture`]. The default one, `fixture/default.json`, is embedded in the binary and is
+//! the workspace of `shared/DESIGN.md`: users alice, bob and admin, the service principal
+//! `dbapp-sp`, catalogs `main` and `samples`, the serving endpoints `echo`, `chat`, `broken` and
+//! `not-ready`, the warehouse `dev-warehouse` and the database instance `dev-lakebase`. `dbapp
+//! emulate --fixture FILE` replaces all of it; `docs/emulator.md` documents every field.
+//!
+//! Visibility: catalogs, schemas and tables carry optional `readers` lists naming users (by user
+//! name), service principals (by application id) or groups. A principal sees an object when it is
+//! named (directly or through a group) in every list set on the object and its parents; an object
+//! without a list inherits its parent's.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The whole emulated workspace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixture {
+    /// Workspace identity, as `/.well-known/databricks-config` reports it.
+    #[serde(default)]
+    pub workspace: Workspace,
+    /// Tunables (token lifetimes, page sizes, SQL timing).
+    #[serde(default)]
+    pub settings: Settings,
+    /// Human users.
+    #[serde(default)]
+    pub users: Vec<User>,
+    /// Service principals (OAuth M2M clients).
+    #[serde(default)]
+    pub service_principals: Vec<ServicePrincipal>,
+    /// Unity Catalog contents.
+    #[serde(default)]
+    pub catalogs: Vec<Catalog>,
+    /// Model Serving endpoints.
+    #[serde(default)]
+    pub serving_endpoints: Vec<ServingEndpoint>,
+    /// SQL warehouses that accept statements.
+    #[serde(default)]
+    pub warehouses: Vec<Warehouse>,
+    /// Lakebase Provisioned instances.
+    #[serde(default)]
+    pub database_instances: Vec<DatabaseInstance>,
+    /// Lakebase Autoscaling endpoints.
+    #[serde(default)]
+    pub postgres_endpoints: Vec<PostgresEndpoint>,
+}
+
+/// Workspace identity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workspace {
+    /// Numeric workspace id (sent as `X-Databricks-Org-Id`).
+    pub workspace_id: u64,
+    /// Display name of the workspace.
+    pub name: String,
+    /// `aws`, `azure` or `gcp`.
+    pub cloud: String,
+    /// Account id reported by host metadata.
+    pub account_id: String,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self {
+            workspace_id: 1_234_567_890_123_456,
+            name: "dbapp-emulator".into(),
+            cloud: "aws".into(),
+            account_id: "00000000-0000-4000-8000-000000000000".into(),
+        }
+    }
+}
+
+/// Tunables; each can also be changed at run time through `PUT /_emulator/config`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Lifetime of OAuth access tokens from `/oidc/v1/token`.
+    pub oauth_token_ttl_secs: u64,
+    /// Lifetime of Lakebase database credentials.
+    pub db_token_ttl_secs: u64,
+    /// Page size of Unity Catalog lists when the client sends `max_results=0`.
+    pub default_page_size: usize,
+    /// Largest page a Unity Catalog list returns, whatever `max_results` asks.
+    pub max_page_size: usize,
+    /// When true, Unity Catalog lists start with an empty page that carries a token, and the last
+    /// page of data carries a token to one more empty page, as the real service may do.
+    pub empty_pages: bool,
+    /// How long a SQL statement stays `PENDING`.
+    pub sql_pending_ms: u64,
+    /// How long a SQL statement stays `RUNNING` after `PENDING`.
+    pub sql_running_ms: u64,
+    /// Rows per result chunk of a SQL statement.
+    pub sql_chunk_rows: usize,
+    /// Simulated latency of every model invocation.
+    pub serving_latency_ms: u64,
+    /// Seed for probabilistic faults, so a run can be replayed.
+    pub fault_seed: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            oauth_token_ttl_secs: 3600,
+            db_token_ttl_secs: 3600,
+            default_page_size: 100,
+            max_page_size: 1000,
+            empty_pages: false,
+            sql_pending_ms: 0,
+            sql_running_ms: 0,
+            sql_chunk_rows: 1000,
+            serving_latency_ms: 0,
+            fault_seed: 42,
+        }
+    }
+}
+
+/// A human user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    /// SCIM `userName`, an e-mail address.
+    pub user_name: String,
+    /// SCIM `displayName`.
+    pub display_name: String,
+    /// Group names the user belongs to.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Personal access tokens that authenticate as this user; they never expire unless expired
+    /// through the control API.
+    #[serde(default)]
+    pub tokens: Vec<String>,
+    /// `active` in SCIM; an inactive user's tokens are refused.
+    #[serde(default = "yes")]
+    pub active: bool,
+}
+
+/// A service principal, which authenticates with OAuth M2M (or a token of its own).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePrincipal {
+    /// The application (client) id; also its SCIM `userName` and its Postgres role name.
+    pub application_id: String,
+    /// SCIM `displayName`.
+    pub display_name: String,
+    /// OAuth client secret.
+    pub client_secret: String,
+    /// Group names.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// Static tokens, like a user's personal access tokens.
+    #[serde(default)]
+    pub tokens: Vec<String>,
+}
+
+/// A Unity Catalog catalog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalog {
+    /// Catalog name.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Owner principal or group.
+    #[serde(default = "default_owner")]
+    pub owner: String,
+    /// `MANAGED_CATALOG`, `DELTASHARING_CATALOG`, …
+    #[serde(default = "default_catalog_type")]
+    pub catalog_type: String,
+    /// Who may see it (see the module docs); `None` means everyone.
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+    /// Schemas in the catalog.
+    #[serde(default)]
+    pub schemas: Vec<Schema>,
+}
+
+/// A Unity Catalog schema.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schema {
+    /// Schema name.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Owner; the catalog's when absent.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Who may see it; inherits the catalog's when absent.
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+    /// Tables in the schema.
+    #[serde(default)]
+    pub tables: Vec<Table>,
+}
+
+/// A Unity Catalog table with its data.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    /// Table name.
+    pub name: String,
+    /// `MANAGED`, `EXTERNAL`, `VIEW`, …
+    #[serde(default = "default_table_type")]
+    pub table_type: String,
+    /// `DELTA`, `PARQUET`, …
+    #[serde(default = "default_format")]
+    pub data_source_format: String,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Owner; the schema's when absent.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Who may see it; inherits the schema's when absent.
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Rows, one JSON array per row with one value per column (`null` for NULL).
+    #[serde(default)]
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// A column of a table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Column {
+    /// Column name.
+    pub name: String,
+    /// SQL type as written, e.g. `bigint`, `array<string>`.
+    pub type_text: String,
+    /// `ColumnTypeName`: `LONG`, `STRING`, `DOUBLE`, `BOOLEAN`, `DATE`, `TIMESTAMP`, …
+    pub type_name: String,
+    /// Whether the column accepts NULL.
+    #[serde(default = "yes")]
+    pub nullable: bool,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+/// What a serving endpoint does when invoked.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Behavior {
+    /// `{"predictions": <the inputs>}`.
+    Echo,
+    /// An OpenAI-style chat completion that repeats the last user message.
+    Chat,
+    /// An OpenAI-style text completion.
+    Completions,
+    /// An embeddings list.
+    Embeddings,
+    /// Always HTTP 500.
+    Error,
+}
+
+/// A Model Serving endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingEndpoint {
+    /// Endpoint name.
+    pub name: String,
+    /// `llm/v1/chat`, `llm/v1/completions`, `llm/v1/embeddings`, or absent for custom models.
+    #[serde(default)]
+    pub task: Option<String>,
+    /// What invocations return.
+    pub behavior: Behavior,
+    /// `READY` or `NOT_READY`.
+    #[serde(default = "default_ready")]
+    pub ready: String,
+    /// `NOT_UPDATING`, `IN_PROGRESS`, `UPDATE_FAILED` or `UPDATE_CANCELED`.
+    #[serde(default = "default_config_update")]
+    pub config_update: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Creator user name.
+    #[serde(default = "default_owner")]
+    pub creator: String,
+    /// Served entities (models).
+    #[serde(default)]
+    pub served_entities: Vec<ServedEntity>,
+    /// Who may see and query it; `None` means everyone.
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+}
+
+/// A model served by an endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServedEntity {
+    /// Served entity name.
+    pub name: String,
+    /// Registered model or foundation model name.
+    pub entity_name: String,
+    /// Model version.
+    #[serde(default)]
+    pub entity_version: Option<String>,
+    /// An input example returned with the endpoint (free JSON).
+    #[serde(default)]
+    pub input_example: Option<Value>,
+}
+
+/// A SQL warehouse.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Warehouse {
+    /// Warehouse id, as sent in `warehouse_id`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// A Lakebase Provisioned database instance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseInstance {
+    /// Instance name.
+    pub name: String,
+    /// Stable unique id.
+    pub uid: String,
+    /// Host name; replaced by the Postgres admin URL's host when the emulator has one.
+    pub read_write_dns: String,
+    /// `AVAILABLE`, `STOPPED`, …
+    #[serde(default = "default_instance_state")]
+    pub state: String,
+    /// Postgres major version.
+    #[serde(default = "default_pg_version")]
+    pub pg_version: String,
+    /// `CU_1`, `CU_2`, `CU_4` or `CU_8`.
+    #[serde(default = "default_capacity")]
+    pub capacity: String,
+}
+
+/// A Lakebase Autoscaling endpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresEndpoint {
+    /// Resource name `projects/{p}/branches/{b}/endpoints/{e}`.
+    pub name: String,
+    /// Host name; replaced by the Postgres admin URL's host when the emulator has one.
+    pub host: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_owner() -> String {
+    "admin@example.com".into()
+}
+fn default_catalog_type() -> String {
+    "MANAGED_CATALOG".into()
+}
+fn default_table_type() -> String {
+    "MANAGED".into()
+}
+fn default_format() -> String {
+    "DELTA".into()
+}
+fn default_ready() -> String {
+    "READY".into()
+}
+fn default_config_update() -> String {
+    "NOT_UPDATING".into()
+}
+fn default_instance_state() -> String {
+    "AVAILABLE".into()
+}
+fn default_pg_version() -> String {
+    "PG_VERSION_16".into()
+}
+fn default_capacity() -> String {
+    "CU_1".into()
+}
+
+/// Why a fixture could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FixtureError {
+    /// The file could not be read.
+    #[error("cannot read fixture {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON or TOML of the fixture shape.
+    #[error("fixture {path} is not valid: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// The fixture contradicts itself.
+    #[error("fixture is inconsistent: {0}")]
+    Invalid(String),
+}
+
+const DEFAULT_FIXTURE: &str = include_str!("../fixture/default.json");
+
+impl Default for Fixture {
+    fn default() -> Self {
+        serde_json::from_str(DEFAULT_FIXTURE).expect("the embedded default fixture is valid JSON")
+    }
+}
+
+impl Fixture {
+    /// Reads a fixture from a `.json` or `.toml` file and validates it.
+    ///
+    /// # Errors
+    /// [`FixtureError`] when the file cannot be read, parsed, or is inconsistent.
+    pub fn from_file(path: &Path) -> Result<Self, FixtureError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| FixtureError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let parse_error = |message: String| FixtureError::Parse {
+            path: shown.clone(),
+            message,
+        };
+        let fixture: Fixture = if path.extension().is_some_and(|e| e == "toml") {
+            toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?
+        } else {
+            serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?
+        };
+        fixture.validate()?;
+        Ok(fixture)
+    }
+
+    /// The embedded default fixture, as JSON text (what `--fixture` files look like).
+    pub fn default_json() -> &'static str {
+        DEFAULT_FIXTURE
+    }
+
+    /// The catalog named `name`; Unity Catalog names are case-insensitive.
+    pub fn find_catalog(&self, name: &str) -> Option<&Catalog> {
+        self.catalogs
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The schema `catalog.schema`, with its catalog.
+    pub fn find_schema(&self, catalog: &str, schema: &str) -> Option<(&Catalog, &Schema)> {
+        let catalog = self.find_catalog(catalog)?;
+        let schema = catalog
+            .schemas
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(schema))?;
+        Some((catalog, schema))
+    }
+
+    /// The table `catalog.schema.table`, with its catalog and schema.
+    pub fn find_table(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> Option<(&Catalog, &Schema, &Table)> {
+        let (catalog, schema) = self.find_schema(catalog, schema)?;
+        let table = schema
+            .tables
+            .iter()
+            .find(|t| t.name.eq_ignore_ascii_case(table))?;
+        Some((catalog, schema, table))
+    }
+
+    /// Checks what serde cannot: unique names and tokens, rows that fit their columns.
+    ///
+    /// # Errors
+    /// [`FixtureError::Invalid`] naming the first problem found.
+    pub fn validate(&self) -> Result<(), FixtureError> {
+        let invalid = |m: String| Err(FixtureError::Invalid(m));
+        let mut principals = HashSet::new();
+        let mut tokens = HashSet::new();
+        let all_principals = self.users.iter().map(|u| (&u.user_name, &u.tokens)).chain(
+            self.service_principals
+                .iter()
+                .map(|s| (&s.application_id, &s.tokens)),
+        );
+        for (name, principal_tokens) in all_principals {
+            if !principals.insert(name.as_str()) {
+                return invalid(format!("principal {name} is defined twice"));
+            }
+            for token in principal_tokens {
+                if token.is_empty() || !tokens.insert(token.as_str()) {
+                    return invalid(format!("a token of {name} is empty or used twice"));
+                }
+            }
+        }
+        unique(self.catalogs.iter().map(|c| c.name.as_str()), "catalog")?;
+        for catalog in &self.catalogs {
+            unique(catalog.schemas.iter().map(|s| s.name.as_str()), "schema")?;
+            for schema in &catalog.schemas {
+                unique(schema.tables.iter().map(|t| t.name.as_str()), "table")?;
+                for table in &schema.tables {
+                    let width = table.columns.len();
+                    if let Some(row) = table.rows.iter().position(|r| r.len() != width) {
+                        return invalid(format!(
+                            "row {row} of {}.{}.{} does not have {width} values",
+                            catalog.name, schema.name, table.name
+                        ));
+                    }
+                }
+            }
+        }
+        unique(
+            self.serving_endpoints.iter().map(|e| e.name.as_str()),
+            "serving endpoint",
+        )?;
+        unique(self.warehouses.iter().map(|w| w.id.as_str()), "warehouse")?;
+        unique(
+            self.database_instances.iter().map(|d| d.name.as_str()),
+            "database instance",
+        )?;
+        let s = &self.settings;
+        if s.default_page_size == 0 || s.max_page_size == 0 || s.sql_chunk_rows == 0 {
+            return invalid("page sizes and sql_chunk_rows must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn unique<'a>(names: impl Iterator<Item = &'a str>, what: &str) -> Result<(), FixtureError> {
+    let mut seen = HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            return Err(FixtureError::Invalid(format!(
+                "{what} {name} is defined twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_fixture_is_valid_and_has_the_documented_principals() {
+        // Arrange / Act
+        let fixture = Fixture::default();
+
+        // Assert
+        fixture.validate().expect("valid");
+        let users: Vec<_> = fixture.users.iter().map(|u| u.user_name.as_str()).collect();
+        assert_eq!(
+            users,
+            ["alice@example.com", "bob@example.com", "admin@example.com"]
+        );
+        assert_eq!(fixture.service_principals[0].application_id, "dbapp-sp");
+        assert_eq!(fixture.service_principals[0].client_secret, "dev-secret");
+        let endpoints: Vec<_> = fixture
+            .serving_endpoints
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(endpoints, ["echo", "chat", "broken", "not-ready"]);
+    }
+
+    #[test]
+    fn duplicate_tokens_are_refused() {
+        // Arrange
+        let mut fixture = Fixture::default();
+        let stolen = fixture.users[0].tokens[0].clone();
+        fixture.users[1].tokens.push(stolen);
+
+        // Act
+        let result = fixture.validate();
+
+        // Assert
+        assert!(matches!(result, Err(FixtureError::Invalid(m)) if m.contains("used twice")));
+    }
+
+    #[test]
+    fn rows_must_match_their_columns() {
+        // Arrange
+        let mut fixture = Fixture::default();
+        fixture.catalogs[0].schemas[0].tables[0].rows[0].pop();
+
+        // Act
+        let result = fixture.validate();
+
+        // Assert
+        assert!(matches!(result, Err(FixtureError::Invalid(m)) if m.contains("does not have")));
+    }
+}

@@ -1,0 +1,71 @@
+//! `dbapp-emulator`: a local Databricks workspace, served over HTTP, for development, tests and
+//! benchmarks.
+//!
+//! It reproduces the wire contracts of `shared/UPSTREAM.md` (discovery and OAuth, SCIM Me, Unity
+//! Catalog, Model Serving, SQL Statement Execution, the Lakebase control plane) closely enough that
+//! the official Databricks SDKs work against it unchanged, from a [`Fixture`] that says who exists,
+//! what each principal may see, and what data the tables hold. It depends on no other dbapp crate:
+//! it is written from the wire contract, so a wrong shared type cannot hide the same bug on both
+//! sides.
+//!
+//! Module map:
+//! - [`fixture`]: the fixture format (JSON or TOML) and the embedded default fixture;
+//! - `state`: everything that changes while the emulator runs (tokens, statements, knobs, the
+//!   request log) behind one handle;
+//! - `auth`: Bearer authentication and token minting;
+//! - `error`: Databricks error bodies (`shared/UPSTREAM.md` §3.1);
+//! - `faults`: fault injection rules and the middleware that applies them;
+//! - `control`: the `/_emulator/` API tests use to inject faults, expire tokens and read the log;
+//! - `routes`: one module per Databricks service;
+//! - `lakebase`: turning minted database credentials into real Postgres logins;
+//! - [`postgres`]: starting a private Postgres cluster from the machine's binaries;
+//! - `server`: the accept loop (HTTP/1.1 and h2c), connection dropping and shutdown.
+
+mod auth;
+mod control;
+mod error;
+mod faults;
+pub mod fixture;
+mod lakebase;
+pub mod postgres;
+mod routes;
+mod server;
+mod sql;
+mod state;
+
+pub use fixture::Fixture;
+pub use server::{EmulatorHandle, StartError};
+
+/// How to start an emulator.
+#[derive(Debug, Clone, Default)]
+pub struct EmulatorConfig {
+    /// The workspace to serve; [`Fixture::default`] when not replaced.
+    pub fixture: Fixture,
+    /// A Postgres superuser URL. When set, every minted database credential becomes the login
+    /// password of the caller's Postgres role until the credential expires.
+    pub postgres_admin_url: Option<String>,
+    /// Lifetime of minted database credentials, overriding the fixture's setting.
+    pub db_token_ttl_secs: Option<u64>,
+}
+
+/// Starts an emulator on `listener` and returns a handle that knows its URL and stops it.
+///
+/// # Errors
+/// [`StartError`] when the fixture is inconsistent or the Postgres admin connection fails.
+pub async fn start(
+    listener: tokio::net::TcpListener,
+    config: EmulatorConfig,
+) -> Result<EmulatorHandle, StartError> {
+    server::start(listener, config).await
+}
+
+/// Starts an emulator on a free port of 127.0.0.1.
+///
+/// # Errors
+/// As [`start`], plus binding failures.
+pub async fn start_local(config: EmulatorConfig) -> Result<EmulatorHandle, StartError> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(StartError::Bind)?;
+    start(listener, config).await
+}

@@ -1,0 +1,464 @@
+//! The Lakebase control plane (`shared/UPSTREAM.md` §4.5): database credentials for Provisioned
+//! instances and Autoscaling endpoints, instance get and list, and endpoint get.
+//!
+//! Credentials are JWT-shaped tokens minted for the caller (`sub` = its user name or application
+//! id) with the `lakebase` audience; they authenticate against the workspace APIs like any minted
+//! token. When the emulator has a Postgres admin URL, each credential also becomes the caller's
+//! Postgres password (`lakebase` does that), host names in instances and endpoints become the admin
+//! URL's host so that clients reach that server, and a credential whose login could not be set is
+//! never handed out.
+//!
+//! Lifetimes: Provisioned credentials live `db_token_ttl_secs` (an hour by default). Autoscaling
+//! credentials take `ttl` (`"3600s"`) or `expire_time` (RFC 3339), which must give 300 to 3600
+//! seconds; without either they live `db_token_ttl_secs` too, so tests can make them short.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::fixture::{DatabaseInstance, PostgresEndpoint};
+use crate::routes::{JsonBody, QueryParams, decode_page_token, encode_page_token};
+use crate::state::{Emulator, Principal};
+
+/// The `aud` claim of database credentials.
+const AUDIENCE: &str = "lakebase";
+/// Bounds of an Autoscaling credential's requested lifetime, in seconds.
+const MIN_TTL_SECS: i64 = 300;
+const MAX_TTL_SECS: i64 = 3600;
+/// Longest lifetime `db_token_ttl_secs` may give (a century), so expiry times stay representable.
+const MAX_SETTING_TTL_SECS: i64 = 100 * 365 * 24 * 3600;
+/// Fixture instances carry no creation time; a fixed one keeps answers deterministic.
+const CREATION_TIME: &str = "2025-01-01T00:00:00Z";
+/// Point-in-time recovery window the real service defaults to.
+const RETENTION_DAYS: u32 = 7;
+/// Autoscaling compute limits reported for every endpoint.
+const MIN_CU: f64 = 0.5;
+const MAX_CU: f64 = 4.0;
+
+pub(super) fn router() -> Router<Emulator> {
+    Router::new()
+        .route("/api/2.0/database/credentials", post(database_credential))
+        .route("/api/2.0/database/instances", get(list_instances))
+        .route("/api/2.0/database/instances/{name}", get(get_instance))
+        .route("/api/2.0/postgres/credentials", post(postgres_credential))
+        .route(
+            "/api/2.0/postgres/projects/{project}/branches/{branch}/endpoints/{endpoint}",
+            get(get_endpoint),
+        )
+}
+
+/// `GenerateDatabaseCredentialRequest`; `request_id` is accepted and ignored.
+#[derive(Deserialize)]
+struct DatabaseCredentialRequest {
+    #[serde(default)]
+    instance_names: Vec<String>,
+    #[serde(default)]
+    claims: Vec<Value>,
+}
+
+async fn database_credential(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    JsonBody(request): JsonBody<DatabaseCredentialRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if request.instance_names.is_empty() && request.claims.is_empty() {
+        return Err(ApiError::bad_request(
+            "At least one of instance_names or claims must be provided.",
+        ));
+    }
+    for name in &request.instance_names {
+        if instance(&emulator, name).is_none() {
+            return Err(instance_not_found(name));
+        }
+    }
+    let ttl = Duration::seconds(db_token_ttl(&emulator));
+    let (token, expires_at) = issue(&emulator, &principal, ttl).await?;
+    Ok(Json(json!({
+        "token": token,
+        "expiration_time": rfc3339(expires_at),
+    })))
+}
+
+/// `GenerateCredentialRequest` of the Postgres (Autoscaling) API; `claims` are accepted and not
+/// enforced (see `lakebase`).
+#[derive(Deserialize)]
+struct PostgresCredentialRequest {
+    endpoint: Option<String>,
+    /// A protobuf `Duration` in JSON: `"3600s"` (a number of seconds is accepted too).
+    ttl: Option<Value>,
+    expire_time: Option<String>,
+}
+
+async fn postgres_credential(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    JsonBody(request): JsonBody<PostgresCredentialRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let name = request
+        .endpoint
+        .as_deref()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| ApiError::bad_request("Missing required field: endpoint"))?;
+    let (project, branch, endpoint) = parse_endpoint_name(name)?;
+    if find_endpoint(&emulator, project, branch, endpoint).is_none() {
+        return Err(endpoint_not_found(name));
+    }
+    let ttl = match (request.ttl, request.expire_time) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "Only one of ttl and expire_time may be set.",
+            ));
+        }
+        (Some(ttl), None) => requested_ttl(&ttl)?,
+        (None, Some(at)) => requested_expiry(&at, Utc::now())?,
+        (None, None) => Duration::seconds(db_token_ttl(&emulator)),
+    };
+    let (token, expires_at) = issue(&emulator, &principal, ttl).await?;
+    Ok(Json(json!({
+        "token": token,
+        "expire_time": rfc3339(expires_at),
+    })))
+}
+
+/// Mints a database credential and, with a Postgres admin URL, makes it the role's password.
+async fn issue(
+    emulator: &Emulator,
+    principal: &Principal,
+    ttl: Duration,
+) -> Result<(String, DateTime<Utc>), ApiError> {
+    let Some(lakebase) = &emulator.lakebase else {
+        return Ok(emulator.mint_token(principal, ttl, AUDIENCE));
+    };
+    // Minted under the lock, so that the credential minted last is the password that stays.
+    let mut logins = lakebase.logins().await;
+    let (token, expires_at) = emulator.mint_token(principal, ttl, AUDIENCE);
+    if let Err(error) = logins
+        .set_password(&principal.user_name, &token, expires_at)
+        .await
+    {
+        // The caller never sees this token; forget it so it cannot be used anywhere.
+        emulator.update_token(&token, true);
+        tracing::warn!(
+            event = "lakebase.login_update_failed",
+            role = %principal.user_name,
+            error = %error
+        );
+        return Err(error.into());
+    }
+    Ok((token, expires_at))
+}
+
+/// `db_token_ttl_secs`, capped so that no setting can overflow a timestamp.
+fn db_token_ttl(emulator: &Emulator) -> i64 {
+    i64::try_from(emulator.settings().db_token_ttl_secs)
+        .unwrap_or(i64::MAX)
+        .min(MAX_SETTING_TTL_SECS)
+}
+
+/// Parses `"3600s"` (or `"3600.5s"`, or a bare number) and checks the 300–3600 s bounds.
+fn requested_ttl(ttl: &Value) -> Result<Duration, ApiError> {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "Invalid ttl {ttl}: expected a duration in seconds such as \"3600s\"."
+        ))
+    };
+    let seconds = match ttl {
+        Value::String(text) => text
+            .strip_suffix('s')
+            .and_then(|n| n.parse::<f64>().ok())
+            .ok_or_else(invalid)?,
+        Value::Number(n) => n.as_f64().ok_or_else(invalid)?,
+        _ => return Err(invalid()),
+    };
+    if !seconds.is_finite() {
+        return Err(invalid());
+    }
+    let millis = (seconds * 1000.0).round();
+    if millis < (MIN_TTL_SECS * 1000) as f64 || millis > (MAX_TTL_SECS * 1000) as f64 {
+        return Err(ApiError::bad_request(format!(
+            "ttl must be between {MIN_TTL_SECS}s and {MAX_TTL_SECS}s, got {ttl}."
+        )));
+    }
+    // In range, so the cast cannot truncate.
+    Ok(Duration::milliseconds(millis as i64))
+}
+
+/// Parses an RFC 3339 `expire_time` and checks that it lies 300–3600 s after `now`.
+fn requested_expiry(at: &str, now: DateTime<Utc>) -> Result<Duration, ApiError> {
+    let expire = DateTime::parse_from_rfc3339(at)
+        .map_err(|e| ApiError::bad_request(format!("Invalid expire_time {at:?}: {e}.")))?
+        .with_timezone(&Utc);
+    let lifetime = expire - now;
+    // Whole seconds, rounded: a client asking for "now + 300 s" loses a few milliseconds in
+    // transit and must not be refused for it.
+    let seconds = (lifetime.num_milliseconds() as f64 / 1000.0).round() as i64;
+    if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&seconds) {
+        return Err(ApiError::bad_request(format!(
+            "expire_time must be between {MIN_TTL_SECS} and {MAX_TTL_SECS} seconds from now."
+        )));
+    }
+    Ok(lifetime)
+}
+
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn instance<'a>(emulator: &'a Emulator, name: &str) -> Option<&'a DatabaseInstance> {
+    emulator
+        .fixture
+        .database_instances
+        .iter()
+        .find(|i| i.name == name)
+}
+
+fn instance_not_found(name: &str) -> ApiError {
+    ApiError::not_found(
+        "RESOURCE_DOES_NOT_EXIST",
+        format!("Database instance '{name}' does not exist."),
+    )
+}
+
+async fn get_instance(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let found = instance(&emulator, &name).ok_or_else(|| instance_not_found(&name))?;
+    Ok(Json(instance_json(&emulator, found)))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    page_size: Option<i64>,
+    page_token: Option<String>,
+}
+
+async fn list_instances(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let settings = emulator.settings();
+    let page_size = match query.page_size {
+        Some(n) if n < 0 => {
+            return Err(ApiError::bad_request(format!(
+                "page_size must not be negative, got {n}."
+            )));
+        }
+        Some(0) | None => settings.default_page_size,
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+    }
+    .min(settings.max_page_size);
+    let offset = match query.page_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => decode_page_token(token)?,
+        None => 0,
+    };
+    let all = &emulator.fixture.database_instances;
+    let page: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(page_size)
+        .map(|i| instance_json(&emulator, i))
+        .collect();
+    let mut body = json!({ "database_instances": page });
+    let next = offset.saturating_add(page_size);
+    if next < all.len() {
+        body["next_page_token"] = Value::String(encode_page_token(next));
+    }
+    Ok(Json(body))
+}
+
+/// A `DatabaseInstance` as the real service describes one (field names of §4.5).
+fn instance_json(emulator: &Emulator, instance: &DatabaseInstance) -> Value {
+    let host = emulator
+        .lakebase
+        .as_ref()
+        .map_or(instance.read_write_dns.as_str(), |l| l.host());
+    let stopped = instance.state == "STOPPED";
+    let mut body = json!({
+        "name": instance.name,
+        "uid": instance.uid,
+        "state": instance.state,
+        "read_write_dns": host,
+        "pg_version": instance.pg_version,
+        "capacity": instance.capacity,
+        "node_count": 1,
+        "stopped": stopped,
+        "enable_readable_secondaries": false,
+        "enable_pg_native_login": false,
+        "retention_window_in_days": RETENTION_DAYS,
+        "creation_time": CREATION_TIME,
+        "effective_capacity": instance.capacity,
+        "effective_pg_version": instance.pg_version,
+        "effective_node_count": 1,
+        "effective_stopped": stopped,
+        "effective_enable_readable_secondaries": false,
+        "effective_enable_pg_native_login": false,
+        "effective_retention_window_in_days": RETENTION_DAYS,
+    });
+    if let Some(creator) = creator(emulator) {
+        body["creator"] = Value::String(creator.to_owned());
+    }
+    body
+}
+
+/// The fixture names no creator: the first workspace admin stands in, else the first user.
+fn creator(emulator: &Emulator) -> Option<&str> {
+    let users = &emulator.fixture.users;
+    users
+        .iter()
+        .find(|u| u.groups.iter().any(|g| g == "admins"))
+        .or_else(|| users.first())
+        .map(|u| u.user_name.as_str())
+}
+
+/// Splits `projects/{p}/branches/{b}/endpoints/{e}`.
+fn parse_endpoint_name(name: &str) -> Result<(&str, &str, &str), ApiError> {
+    let parts: Vec<&str> = name.split('/').collect();
+    match parts.as_slice() {
+        ["projects", p, "branches", b, "endpoints", e]
+            if !p.is_empty() && !b.is_empty() && !e.is_empty() =>
+        {
+            Ok((p, b, e))
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "Invalid endpoint {name:?}: expected projects/{{project}}/branches/{{branch}}/endpoints/{{endpoint}}."
+        ))),
+    }
+}
+
+fn find_endpoint<'a>(
+    emulator: &'a Emulator,
+    project: &str,
+    branch: &str,
+    endpoint: &str,
+) -> Option<&'a PostgresEndpoint> {
+    let name = format!("projects/{project}/branches/{branch}/endpoints/{endpoint}");
+    emulator
+        .fixture
+        .postgres_endpoints
+        .iter()
+        .find(|e| e.name == name)
+}
+
+fn endpoint_not_found(name: &str) -> ApiError {
+    ApiError::not_found(
+        "RESOURCE_DOES_NOT_EXIST",
+        format!("Endpoint '{name}' does not exist."),
+    )
+}
+
+async fn get_endpoint(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path((project, branch, endpoint)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let found = find_endpoint(&emulator, &project, &branch, &endpoint).ok_or_else(|| {
+        endpoint_not_found(&format!(
+            "projects/{project}/branches/{branch}/endpoints/{endpoint}"
+        ))
+    })?;
+    let (host, pooled) = match &emulator.lakebase {
+        // One local server stands for both the direct and the pooled host.
+        Some(lakebase) => (lakebase.host().to_owned(), lakebase.host().to_owned()),
+        None => (found.host.clone(), pooled_host(&found.host)),
+    };
+    Ok(Json(json!({
+        "name": found.name,
+        "parent": format!("projects/{project}/branches/{branch}"),
+        "status": {
+            "current_state": "ACTIVE",
+            "endpoint_type": "ENDPOINT_TYPE_READ_WRITE",
+            "hosts": {
+                "host": host,
+                "read_write_pooled_host": pooled,
+            },
+            "autoscaling_limit_min_cu": MIN_CU,
+            "autoscaling_limit_max_cu": MAX_CU,
+        },
+        // Also at the top level, where older clients of the Postgres API read them.
+        "autoscaling_limit_min_cu": MIN_CU,
+        "autoscaling_limit_max_cu": MAX_CU,
+    })))
+}
+
+/// `ep-x.database.…` → `ep-x-pooler.database.…`, the pooled host naming of the real service.
+fn pooled_host(host: &str) -> String {
+    match host.split_once('.') {
+        Some((first, rest)) => format!("{first}-pooler.{rest}"),
+        None => format!("{host}-pooler"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_accepts_protobuf_durations_within_bounds() {
+        // Arrange
+        let good = [json!("300s"), json!("3600s"), json!("1800.5s"), json!(600)];
+        let bad = [
+            json!("299s"),
+            json!("3601s"),
+            json!("60m"),
+            json!("abc"),
+            json!(true),
+        ];
+
+        // Act
+        let good: Vec<_> = good.iter().map(requested_ttl).collect();
+        let bad: Vec<_> = bad.iter().map(requested_ttl).collect();
+
+        // Assert
+        assert_eq!(good[0].as_ref().unwrap().num_seconds(), 300);
+        assert_eq!(good[2].as_ref().unwrap().num_milliseconds(), 1_800_500);
+        assert!(good.iter().all(Result::is_ok));
+        assert!(bad.iter().all(Result::is_err));
+    }
+
+    #[test]
+    fn expire_time_must_be_300_to_3600_seconds_ahead() {
+        // Arrange
+        let now = Utc::now();
+        let at = |ms: i64| {
+            (now + Duration::milliseconds(ms)).to_rfc3339_opts(SecondsFormat::Millis, true)
+        };
+
+        // Act / Assert
+        assert!(requested_expiry(&at(299_995), now).is_ok());
+        assert!(requested_expiry(&at(3_600_000), now).is_ok());
+        assert!(requested_expiry(&at(290_000), now).is_err());
+        assert!(requested_expiry(&at(3_601_000), now).is_err());
+        assert!(requested_expiry("tomorrow", now).is_err());
+    }
+
+    #[test]
+    fn endpoint_names_need_all_three_segments() {
+        // Arrange / Act
+        let ok = parse_endpoint_name("projects/p/branches/b/endpoints/e");
+
+        // Assert
+        assert_eq!(ok.unwrap(), ("p", "b", "e"));
+        assert!(parse_endpoint_name("projects/p/branches/b").is_err());
+        assert!(parse_endpoint_name("projects//branches/b/endpoints/e").is_err());
+    }
+
+    #[test]
+    fn pooled_hosts_insert_pooler_after_the_first_label() {
+        // Arrange / Act
+        let pooled = pooled_host("ep-primary.database.us-west-2.cloud.databricks.com");
+
+        // Assert
+        assert_eq!(
+            pooled,
+            "ep-primary-pooler.database.us-west-2.cloud.databricks.com"
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! The accept loop: HTTP/1.1 and HTTP/2 cleartext on one listener, and the ability to drop a
+//! connection without answering.
+//!
+//! `axum::serve` cannot drop a connection on purpose (its service is infallible), so connections
+//! are served with hyper-util directly: a response marked [`DropConnection`] turns into a service
+//! error, and hyper then closes the socket without writing anything, which is what a client sees
+//! when a proxy or a server dies mid-request.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+use tower::ServiceExt;
+
+use crate::EmulatorConfig;
+use crate::faults::DropConnection;
+use crate::fixture::FixtureError;
+use crate::lakebase::{LakebaseAdmin, LakebaseError};
+use crate::state::Emulator;
+
+/// Why an emulator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The listener could not be bound or inspected.
+    #[error("cannot listen: {0}")]
+    Bind(#[source] std::io::Error),
+    /// The fixture is inconsistent.
+    #[error(transparent)]
+    Fixture(#[from] FixtureError),
+    /// The Postgres admin connection failed.
+    #[error(transparent)]
+    Lakebase(#[from] LakebaseError),
+}
+
+/// A running emulator. Dropping the handle stops it.
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    base_url: String,
+    addr: SocketAddr,
+    stop: watch::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl EmulatorHandle {
+    /// The URL to use as `DATABRICKS_HOST`, e.g. `http://127.0.0.1:40123`.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, closes every connection and waits for the accept loop to end.
+    pub async fn shutdown(self) {
+        let Self { stop, task, .. } = self;
+        drop(stop);
+        // The loop only ends by our signal; a join error would mean it panicked, which the
+        // caller cannot act on during shutdown.
+        let _ = task.await;
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("connection dropped by an injected fault")]
+struct ConnectionDropped;
+
+pub(crate) async fn start(
+    listener: TcpListener,
+    config: EmulatorConfig,
+) -> Result<EmulatorHandle, StartError> {
+    let EmulatorConfig {
+        mut fixture,
+        postgres_admin_url,
+        db_token_ttl_secs,
+    } = config;
+    fixture.validate()?;
+    if let Some(ttl) = db_token_ttl_secs {
+        fixture.settings.db_token_ttl_secs = ttl;
+    }
+    let addr = listener.local_addr().map_err(StartError::Bind)?;
+    let base_url = format!("http://{addr}");
+    let lakebase = match postgres_admin_url {
+        Some(url) => Some(LakebaseAdmin::connect(&url).await?),
+        None => None,
+    };
+    let emulator = Emulator::new(fixture, base_url.clone(), lakebase);
+    let app = crate::routes::router(emulator);
+    let (stop, stopped) = watch::channel(());
+    let task = tokio::spawn(accept_loop(listener, app, stopped));
+    tracing::info!(event = "emulator.started", url = %base_url);
+    Ok(EmulatorHandle {
+        base_url,
+        addr,
+        stop,
+        task,
+    })
+}
+
+async fn accept_loop(listener: TcpListener, app: axum::Router, mut stopped: watch::Receiver<()>) {
+    // Connection tasks live in the set, so they are aborted when the loop ends.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors or similar: back off instead of spinning.
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    continue;
+                };
+                // Latency matters more than packet count for small JSON answers.
+                let _ = stream.set_nodelay(true);
+                connections.spawn(serve_connection(stream, app.clone()));
+            }
+            _ = stopped.changed() => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, app: axum::Router) {
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let app = app.clone();
+        async move {
+            let response = app
+                .oneshot(request.map(Body::new))
+                .await
+                .unwrap_or_else(|never: Infallible| match never {});
+            if response.extensions().get::<DropConnection>().is_some() {
+                return Err(ConnectionDropped);
+            }
+            Ok(response)
+        }
+    });
+    // Errors here are client disconnects or injected drops: nothing to report.
+    let _ = Builder::new(TokioExecutor::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+}

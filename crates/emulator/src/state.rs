@@ -1,0 +1,235 @@
+//! Everything the emulator knows, behind one cheaply cloned handle.
+//!
+//! The fixture and the principals derived from it never change while the emulator runs; tokens,
+//! SQL statements, fault rules, run-time settings and the request log do, and each sits behind its
+//! own `std::sync::Mutex`. Locks are held for a few map operations and never across an `.await`,
+//! so a plain mutex is both correct and the fastest choice here.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::faults::FaultRules;
+use crate::fixture::{Fixture, Settings};
+use crate::lakebase::LakebaseAdmin;
+use crate::sql::Statement;
+
+/// Most requests the log keeps; older ones are dropped first, so a benchmark cannot grow it.
+const REQUEST_LOG_CAPACITY: usize = 10_000;
+
+/// The shared state of one emulator.
+#[derive(Clone, Debug)]
+pub(crate) struct Emulator(Arc<Inner>);
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) fixture: Fixture,
+    pub(crate) principals: HashMap<String, Arc<Principal>>,
+    /// Fallback base URL when a request carries no `Host` header.
+    pub(crate) base_url: String,
+    pub(crate) lakebase: Option<LakebaseAdmin>,
+    pub(crate) tokens: Mutex<HashMap<String, TokenRecord>>,
+    pub(crate) settings: Mutex<Settings>,
+    pub(crate) statements: Mutex<HashMap<String, Statement>>,
+    pub(crate) faults: Mutex<FaultRules>,
+    pub(crate) log: Mutex<RequestLog>,
+    /// The fixture settings after command-line overrides: what `reset` returns to.
+    initial_settings: Settings,
+}
+
+impl std::ops::Deref for Emulator {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// A user or service principal.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Principal {
+    /// Numeric SCIM id, stable for a fixture.
+    pub(crate) id: String,
+    /// SCIM `userName`: an e-mail for users, the application id for service principals.
+    pub(crate) user_name: String,
+    pub(crate) display_name: String,
+    pub(crate) groups: Vec<String>,
+    pub(crate) active: bool,
+    pub(crate) is_service_principal: bool,
+}
+
+impl Principal {
+    /// Whether `readers` names this principal or one of its groups; `None` admits everyone.
+    pub(crate) fn admitted_by(&self, readers: Option<&Vec<String>>) -> bool {
+        readers.is_none_or(|names| {
+            names
+                .iter()
+                .any(|n| *n == self.user_name || self.groups.contains(n))
+        })
+    }
+
+    /// Whether the principal passes every `readers` list on the path to an object.
+    pub(crate) fn admitted_by_all<'a>(
+        &self,
+        lists: impl IntoIterator<Item = Option<&'a Vec<String>>>,
+    ) -> bool {
+        lists.into_iter().all(|l| self.admitted_by(l))
+    }
+}
+
+/// What a token is worth.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenRecord {
+    /// Key into [`Inner::principals`].
+    pub(crate) principal: String,
+    /// `None` for personal access tokens, which do not expire on their own.
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    pub(crate) revoked: bool,
+    /// JWT-shaped OAuth tokens answer "JWT has expired" once expired; PATs do not.
+    pub(crate) is_jwt: bool,
+}
+
+/// One served request, as `GET /_emulator/requests` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct LoggedRequest {
+    pub(crate) seq: u64,
+    pub(crate) timestamp: DateTime<Utc>,
+    pub(crate) method: String,
+    pub(crate) path: String,
+    pub(crate) query: Option<String>,
+    pub(crate) principal: Option<String>,
+    pub(crate) status: u16,
+    /// Whether an injected fault produced or delayed the response.
+    pub(crate) fault: bool,
+    /// `X-Correlation-ID` (or `X-Request-Id`) as received, to check propagation.
+    pub(crate) correlation_id: Option<String>,
+    pub(crate) user_agent: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RequestLog {
+    next_seq: u64,
+    entries: VecDeque<LoggedRequest>,
+}
+
+impl RequestLog {
+    pub(crate) fn push(&mut self, mut entry: LoggedRequest) {
+        self.next_seq += 1;
+        entry.seq = self.next_seq;
+        if self.entries.len() == REQUEST_LOG_CAPACITY {
+            self.entries.pop_front();
+        }
+        self.entries.push_back(entry);
+    }
+
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &LoggedRequest> {
+        self.entries.iter()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: every critical section
+/// here leaves its data consistent, so a poison flag carries no information.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Emulator {
+    pub(crate) fn new(fixture: Fixture, base_url: String, lakebase: Option<LakebaseAdmin>) -> Self {
+        let principals = principals_of(&fixture);
+        let settings = fixture.settings.clone();
+        let tokens = static_tokens(&fixture);
+        let faults = FaultRules::new(settings.fault_seed);
+        Self(Arc::new(Inner {
+            principals,
+            base_url,
+            lakebase,
+            tokens: Mutex::new(tokens),
+            settings: Mutex::new(settings.clone()),
+            statements: Mutex::default(),
+            faults: Mutex::new(faults),
+            log: Mutex::default(),
+            initial_settings: settings,
+            fixture,
+        }))
+    }
+
+    /// A copy of the current run-time settings.
+    pub(crate) fn settings(&self) -> Settings {
+        lock(&self.settings).clone()
+    }
+
+    /// Returns tokens, statements, faults, settings and the log to their state at start.
+    pub(crate) fn reset(&self) {
+        *lock(&self.tokens) = static_tokens(&self.fixture);
+        *lock(&self.settings) = self.initial_settings.clone();
+        lock(&self.statements).clear();
+        *lock(&self.faults) = FaultRules::new(self.initial_settings.fault_seed);
+        lock(&self.log).clear();
+    }
+}
+
+fn principals_of(fixture: &Fixture) -> HashMap<String, Arc<Principal>> {
+    let users = fixture.users.iter().map(|u| Principal {
+        id: String::new(),
+        user_name: u.user_name.clone(),
+        display_name: u.display_name.clone(),
+        groups: u.groups.clone(),
+        active: u.active,
+        is_service_principal: false,
+    });
+    let sps = fixture.service_principals.iter().map(|s| Principal {
+        id: String::new(),
+        user_name: s.application_id.clone(),
+        display_name: s.display_name.clone(),
+        groups: s.groups.clone(),
+        active: true,
+        is_service_principal: true,
+    });
+    users
+        .chain(sps)
+        .enumerate()
+        .map(|(i, mut p)| {
+            // Stable, SCIM-looking numeric ids: the same fixture always yields the same ids.
+            p.id = (7_000_000_000_000_000u64 + i as u64 * 1_111).to_string();
+            (p.user_name.clone(), Arc::new(p))
+        })
+        .collect()
+}
+
+fn static_tokens(fixture: &Fixture) -> HashMap<String, TokenRecord> {
+    let users = fixture.users.iter().map(|u| (&u.user_name, &u.tokens));
+    let sps = fixture
+        .service_principals
+        .iter()
+        .map(|s| (&s.application_id, &s.tokens));
+    users
+        .chain(sps)
+        .flat_map(|(name, tokens)| {
+            tokens.iter().map(move |t| {
+                let record = TokenRecord {
+                    principal: name.clone(),
+                    expires_at: None,
+                    revoked: false,
+                    is_jwt: false,
+                };
+                (t.clone(), record)
+            })
+        })
+        .collect()
+}
+
+/// A stable numeric id for a group name, for SCIM `groups[].value`.
+pub(crate) fn group_id(name: &str) -> String {
+    // FNV-1a: stable across runs and platforms, unlike the std hasher.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    (hash % 1_000_000_000_000).to_string()
+}

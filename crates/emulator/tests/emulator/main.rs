@@ -1,0 +1,11 @@
+//! Integration tests of the emulator: each module drives one service over real HTTP against an
+//! emulator started on a free port, as a client of the real service would.
+
+mod support;
+
+mod auth;
+mod catalog;
+mod faults;
+mod lakebase;
+mod serving;
+mod statements;

@@ -1,0 +1,290 @@
+//! The application: [`AppState`], [`build_router`] with its middleware stack, and [`serve`].
+//!
+//! Middleware, outer to inner (the last `.layer` call is the outermost):
+//! 1. `correlate` — first, so every response, even a caught panic's 500 or a routing 404,
+//!    carries `X-Correlation-ID` and the error envelope (STYLE puts `CatchPanicLayer` first; it
+//!    comes later here for exactly that reason);
+//! 2. security headers (`X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`) —
+//!    this far out so that every response has them, the body limit's 413, the deadline's 504
+//!    and a caught panic's 500 included (`correlate` keeps them on its envelopes);
+//! 3. `CatchPanicLayer` — a panicking handler becomes a 500 instead of a dropped connection;
+//! 4. `SetSensitiveRequestHeadersLayer` — `Authorization` and `X-Forwarded-Access-Token` are
+//!    marked sensitive before anything could log headers;
+//! 5. `TraceLayer` with `make_request_span` — the request span every log line is written in,
+//!    and the one `http.request` access-log line;
+//! 6. `TimeoutLayer` — the whole-request deadline, below the Apps proxy's ~120 s;
+//! 7. `RequestBodyLimitLayer` — 1 MiB, before any handler buffers a body;
+//! 8. `CompressionLayer` — gzip for clients that ask;
+//! 9. CORS (only for configured dev origins);
+//! 10. `track_http` — metrics and performance records by route template;
+//! 11. `log_errors` — logs each `ApiError` once with its cause chain, inside the span.
+//!
+//! Layers added with `Router::layer` run after routing, so `MatchedPath` (the route template)
+//! is known to all of them.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::{from_fn, from_fn_with_state};
+use dbapp_databricks::{AuthType, Client, Config, ConfigSettings};
+use dbapp_store::Store;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::IdentityCache;
+use crate::config::{ConfigError, Settings};
+use crate::error::log_errors;
+use crate::metrics::{Metrics, RequestRecorder, track_http};
+use crate::telemetry::{correlate, make_request_span, on_response};
+
+/// Largest request body accepted (`DESIGN.md` "Limits").
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+/// How long in-flight requests may finish after a shutdown signal: Databricks Apps sends
+/// SIGKILL 15 s after SIGTERM, so we stop waiting a second before that.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(14);
+
+/// Shared state: one `Arc` clone per request.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<AppInner>);
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppInner {
+    /// Validated settings.
+    pub settings: Settings,
+    /// The store: Lakebase, Postgres or SQLite; `None` inside Databricks Apps without a
+    /// database (storage routes answer `STORAGE_NOT_CONFIGURED`).
+    pub store: Option<Arc<dyn Store>>,
+    /// The workspace client; handlers use it only through `Caller::workspace`.
+    pub databricks: Client,
+    /// Token SHA-256 → identity.
+    pub identities: IdentityCache,
+    /// The Prometheus recorder.
+    pub metrics: Metrics,
+    /// The request-record channel of the batch writer.
+    pub records: RequestRecorder,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Assembles the state and starts the request-record writer when there is a store. Needs a
+    /// tokio runtime.
+    #[must_use]
+    pub fn new(
+        settings: Settings,
+        databricks: Client,
+        store: Option<Arc<dyn Store>>,
+        metrics: Metrics,
+    ) -> Self {
+        let identities = IdentityCache::new(
+            settings.identity_cache_ttl(),
+            settings.dbapp.identity_cache_capacity,
+        );
+        let records = match &store {
+            Some(store) => RequestRecorder::spawn(Arc::clone(store), metrics.clone()).0,
+            None => RequestRecorder::disabled(),
+        };
+        Self(Arc::new(AppInner {
+            settings,
+            store,
+            databricks,
+            identities,
+            metrics,
+            records,
+        }))
+    }
+
+    /// The store, or `STORAGE_NOT_CONFIGURED`.
+    ///
+    /// # Errors
+    /// [`crate::ApiError::StorageNotConfigured`].
+    pub fn store(&self) -> Result<&Arc<dyn Store>, crate::ApiError> {
+        self.0
+            .store
+            .as_ref()
+            .ok_or(crate::ApiError::StorageNotConfigured)
+    }
+}
+
+/// The workspace client the settings describe: the app's own identity from
+/// `DATABRICKS_CLIENT_ID/SECRET`, `DATABRICKS_TOKEN`, a profile or the CLI.
+///
+/// # Errors
+/// [`ConfigError`] naming the variable.
+pub fn databricks_client(settings: &Settings) -> Result<Client, ConfigError> {
+    let mut config = ConfigSettings::default();
+    config.host.clone_from(&settings.databricks_host);
+    config.token.clone_from(&settings.databricks_token);
+    config.client_id.clone_from(&settings.databricks_client_id);
+    config
+        .client_secret
+        .clone_from(&settings.databricks_client_secret);
+    config
+        .profile
+        .clone_from(&settings.databricks_config_profile);
+    config
+        .warehouse_id
+        .clone_from(&settings.databricks_warehouse_id);
+    if let Some(auth_type) = &settings.databricks_auth_type {
+        config.auth_type = Some(
+            auth_type
+                .parse::<AuthType>()
+                .map_err(|e| ConfigError::new("DATABRICKS_AUTH_TYPE", e.to_string()))?,
+        );
+    }
+    let resolved = Config::resolve(config, &dbapp_databricks::config::process_env)
+        .map_err(|e| ConfigError::new("DATABRICKS_HOST", e.to_string()))?;
+    Client::new(resolved).map_err(|e| ConfigError::new("DATABRICKS_HOST", e.to_string()))
+}
+
+/// A client for `host` with the given app credentials, for `dbapp dev` and tests.
+///
+/// # Errors
+/// When the client cannot be built.
+pub fn client_for(
+    host: &str,
+    client_id: &str,
+    client_secret: &str,
+) -> Result<Client, dbapp_databricks::DatabricksError> {
+    let settings = ConfigSettings::new(host, AuthType::OAuthM2m)
+        .client_credentials(client_id, SecretString::from(client_secret.to_owned()));
+    let config = Config::resolve(settings, &|_| None).map_err(|e| {
+        dbapp_databricks::DatabricksError::new(dbapp_databricks::ErrorKind::Config, e.to_string())
+    })?;
+    Client::new(config)
+}
+
+/// The whole application router, with its middleware (see the module header).
+pub fn build_router(state: AppState) -> Router {
+    let (api, openapi) = crate::openapi::api_router().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let mut router = Router::new()
+        .merge(api)
+        .merge(crate::openapi::docs_router(Arc::clone(&openapi)))
+        .merge(crate::routes::fallback_router())
+        .fallback(crate::assets::spa)
+        .layer(from_fn(log_errors))
+        .layer(from_fn_with_state(state.clone(), track_http));
+    if !state.settings.dbapp.cors_origins.is_empty() {
+        let origins: Vec<HeaderValue> = state
+            .settings
+            .dbapp
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o).ok())
+            .collect();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+                .allow_headers([
+                    header::CONTENT_TYPE,
+                    HeaderName::from_static("x-correlation-id"),
+                    HeaderName::from_static("x-forwarded-access-token"),
+                ])
+                .expose_headers([HeaderName::from_static("x-correlation-id")]),
+        );
+    }
+    router
+        .layer(CompressionLayer::new())
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            state.settings.request_timeout(),
+        ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(make_request_span)
+                .on_request(())
+                .on_response(on_response)
+                .on_failure(()),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-forwarded-access-token"),
+            header::COOKIE,
+        ]))
+        .layer(CatchPanicLayer::new())
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(from_fn(correlate))
+        .with_state(state)
+}
+
+/// Serves `state`'s router on `listener` (HTTP/1.1 and HTTP/2 cleartext) until `shutdown`
+/// resolves; then stops accepting, lets in-flight requests finish, and returns at the latest
+/// [`SHUTDOWN_GRACE`] after the signal.
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let metrics = state.metrics.clone();
+    let upkeep = crate::metrics::spawn_upkeep(metrics, Duration::from_secs(5));
+    let result = serve_router(listener, build_router(state), shutdown).await;
+    upkeep.abort();
+    result
+}
+
+/// As [`serve`], for a router already built (e.g. `dbapp dev` wraps the app's router in its
+/// identity layer).
+///
+/// # Errors
+/// An I/O error of the listener.
+pub async fn serve_router(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!(event = "server.shutdown_started");
+        let _ = signalled_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = signalled_rx.wait_for(|s| *s).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = server => result,
+        () = deadline => {
+            tracing::warn!(event = "server.shutdown_forced", grace_secs = SHUTDOWN_GRACE.as_secs());
+            Ok(())
+        }
+    };
+    tracing::info!(event = "server.stopped");
+    result
+}

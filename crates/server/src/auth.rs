@@ -1,0 +1,424 @@
+//! Who is calling: the [`Caller`] and [`Admin`] extractors and the [`IdentityCache`].
+//!
+//! `Caller` is the only code that reads `X-Forwarded-Access-Token`. It
+//! 1. refuses a missing or empty token (`AUTH_MISSING`) and a malformed one — control
+//!    characters, whitespace, over 8 KiB — (`AUTH_INVALID`) before any call;
+//! 2. resolves the token to an identity with SCIM Me *as the user*, through a cache keyed by the
+//!    token's SHA-256 (60 s TTL, 10 000 entries, `0` disables it). The cache never holds the token,
+//!    only its hash, so a heap dump or a log of the cache reveals no credential;
+//! 3. maps a failed lookup to an `AUTH_*` code (`ApiError::from_identity`), counting retries,
+//!    failures and latency per route;
+//! 4. compares a forwarded `X-Forwarded-Email` with the identity (`IDENTITY_MISMATCH`);
+//! 5. records `user_id` and `auth_method` in the request span.
+//!
+//! Handlers then call `caller.workspace(&app)`: a borrowed view of the client carrying the user's
+//! token, so no call can fall back to the app's identity, and `caller.user_id()`: the store's
+//! [`UserId`], which only this extractor makes. Nothing here is kept between requests except the
+//! identity cache, so two tabs of one user are independent and replicas need no shared state.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, MatchedPath};
+use axum::http::request::Parts;
+use dbapp_databricks::api::CurrentUser;
+use dbapp_databricks::{CorrelationId, UserToken, Workspace};
+use dbapp_store::UserId;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::metrics::{
+    AUTH_FAILURE_TOTAL, AUTH_REQUEST_DURATION_SECONDS, AUTH_SUCCESS_TOTAL,
+    IDENTITY_CACHE_HITS_TOTAL, IDENTITY_CACHE_MISSES_TOTAL,
+};
+
+/// The header the Apps proxy forwards the user's token in.
+pub const ACCESS_TOKEN_HEADER: &str = "x-forwarded-access-token";
+/// The header the Apps proxy forwards the user's e-mail in.
+pub const EMAIL_HEADER: &str = "x-forwarded-email";
+/// The only authentication method of the API: on-behalf-of the user.
+pub const AUTH_METHOD: &str = "obo";
+
+/// A user's identity as SCIM Me gave it; no token inside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// SCIM `userName`: an e-mail for people, an application id for service principals.
+    pub user_name: String,
+    /// Primary e-mail, when there is one.
+    pub email: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Whether the principal is active.
+    pub active: bool,
+    /// Group names.
+    pub groups: Vec<String>,
+    /// The workspace id, from `X-Databricks-Org-Id`.
+    pub workspace_id: Option<String>,
+}
+
+impl From<CurrentUser> for Identity {
+    fn from(user: CurrentUser) -> Self {
+        Self {
+            email: user.email().map(str::to_owned),
+            display_name: user.display_name.clone(),
+            active: user.active,
+            groups: user.groups.iter().map(|g| g.display.clone()).collect(),
+            workspace_id: user.workspace_id.clone(),
+            user_name: user.user_name,
+        }
+    }
+}
+
+/// SHA-256 of a token: the cache key, and what logs may show to correlate a token.
+#[must_use]
+pub fn token_hash(token: &UserToken) -> [u8; 32] {
+    Sha256::digest(token.expose().as_bytes()).into()
+}
+
+/// Cached entries: token SHA-256 → (expiry, identity).
+type Entries = HashMap<[u8; 32], (Instant, Arc<Identity>)>;
+
+/// Identities by token hash, with a TTL and a bound. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct IdentityCache {
+    inner: Arc<Mutex<Entries>>,
+    ttl: Duration,
+    capacity: usize,
+}
+
+impl IdentityCache {
+    /// A cache of at most `capacity` entries living `ttl` each; a zero of either disables it.
+    #[must_use]
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            inner: Arc::default(),
+            ttl,
+            capacity,
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        !self.ttl.is_zero() && self.capacity > 0
+    }
+
+    /// The identity cached for this hash, unless expired.
+    #[must_use]
+    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Identity>> {
+        if !self.enabled() {
+            return None;
+        }
+        // A std mutex: the critical sections are short and never cross an await.
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get(key) {
+            Some((expires, identity)) if *expires > Instant::now() => Some(Arc::clone(identity)),
+            Some(_) => {
+                map.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Caches an identity; at capacity, expired entries go first, then the oldest.
+    pub fn insert(&self, key: [u8; 32], identity: Arc<Identity>) {
+        if !self.enabled() {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.capacity && !map.contains_key(&key) {
+            map.retain(|_, (expires, _)| *expires > now);
+            if map.len() >= self.capacity
+                && let Some(oldest) = map
+                    .iter()
+                    .min_by_key(|(_, (expires, _))| *expires)
+                    .map(|(k, _)| *k)
+            {
+                map.remove(&oldest);
+            }
+        }
+        map.insert(key, (now + self.ttl, identity));
+    }
+
+    /// Forgets a token, e.g. after the workspace refused it on a resource call.
+    pub fn remove(&self, key: &[u8; 32]) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+
+    /// Entries held (expired ones included until touched).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether the cache is empty.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    token: UserToken,
+    key: [u8; 32],
+    identity: Arc<Identity>,
+    user_id: UserId,
+    correlation_id: CorrelationId,
+    route: String,
+}
+
+impl Caller {
+    /// The caller's identity.
+    #[must_use]
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// The store's key for the caller's rows.
+    #[must_use]
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    /// Whether the caller is in one of the admin groups.
+    #[must_use]
+    pub fn is_admin(&self, admin_groups: &[String]) -> bool {
+        self.identity
+            .groups
+            .iter()
+            .any(|g| admin_groups.iter().any(|a| a == g))
+    }
+
+    /// The workspace as the caller: the user's token, the request's correlation id and the
+    /// upstream metrics observer.
+    #[must_use]
+    pub fn workspace<'a>(&'a self, app: &'a AppState) -> Workspace<'a> {
+        app.databricks
+            .as_user(&self.token)
+            .with_correlation_id(self.correlation_id.clone())
+            .with_observer(app.metrics.upstream_observer(&self.route))
+    }
+
+    /// Maps a failed resource call made as the caller; forgets the cached identity when the
+    /// workspace refused the token, so the next request re-checks it at once.
+    #[must_use]
+    pub fn upstream_error(
+        &self,
+        app: &AppState,
+        error: dbapp_databricks::DatabricksError,
+        not_found: crate::error::ErrorCode,
+    ) -> ApiError {
+        if error.kind().is_auth_failure() {
+            app.identities.remove(&self.key);
+        }
+        ApiError::from_upstream(error, not_found)
+    }
+}
+
+/// Reads and shape-checks the forwarded token.
+///
+/// # Errors
+/// `AUTH_MISSING` or `AUTH_INVALID`.
+pub fn token_from(parts: &Parts) -> Result<UserToken, ApiError> {
+    let Some(value) = parts.headers.get(ACCESS_TOKEN_HEADER) else {
+        return Err(ApiError::AuthMissing);
+    };
+    let Ok(text) = value.to_str() else {
+        return Err(ApiError::AuthInvalid {
+            reason: "it contains characters that are not allowed",
+            source: None,
+        });
+    };
+    UserToken::parse(text).map_err(|error| match error {
+        dbapp_databricks::credentials::UserTokenError::Empty => ApiError::AuthMissing,
+        dbapp_databricks::credentials::UserTokenError::TooLong => ApiError::AuthInvalid {
+            reason: "it is longer than 8 KiB",
+            source: None,
+        },
+        _ => ApiError::AuthInvalid {
+            reason: "it contains characters that are not allowed",
+            source: None,
+        },
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        if let Some(caller) = parts.extensions.get::<Self>() {
+            return Ok(caller.clone());
+        }
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+        let started = std::time::Instant::now();
+        let result = authenticate(parts, app, &route).await;
+        app.metrics.observe(
+            AUTH_REQUEST_DURATION_SECONDS,
+            &[("route", route.clone())],
+            started.elapsed().as_secs_f64(),
+        );
+        let span = tracing::Span::current();
+        span.record("auth_method", AUTH_METHOD);
+        match &result {
+            Ok(caller) => {
+                span.record("user_id", caller.user_id.as_str());
+                app.metrics.count(
+                    AUTH_SUCCESS_TOTAL,
+                    &[
+                        ("route", route.clone()),
+                        ("auth_method", AUTH_METHOD.to_owned()),
+                    ],
+                    1,
+                );
+                app.metrics.count_user(caller.user_id.as_str(), &route);
+                tracing::debug!(event = "auth.user_id_extracted", user_id = %caller.user_id);
+                parts.extensions.insert(caller.clone());
+            }
+            Err(error) => {
+                let reason = error.code().as_str();
+                app.metrics.count(
+                    AUTH_FAILURE_TOTAL,
+                    &[
+                        ("route", route.clone()),
+                        ("auth_method", AUTH_METHOD.to_owned()),
+                        ("reason", reason.to_owned()),
+                    ],
+                    1,
+                );
+                tracing::info!(event = "auth.failed", reason);
+            }
+        }
+        result
+    }
+}
+
+async fn authenticate(parts: &Parts, app: &AppState, route: &str) -> Result<Caller, ApiError> {
+    let token = token_from(parts)?;
+    let key = token_hash(&token);
+    let correlation_id = parts
+        .extensions
+        .get::<CorrelationId>()
+        .cloned()
+        .unwrap_or_else(CorrelationId::new_random);
+    let identity = if let Some(identity) = app.identities.get(&key) {
+        app.metrics.count(IDENTITY_CACHE_HITS_TOTAL, &[], 1);
+        identity
+    } else {
+        app.metrics.count(IDENTITY_CACHE_MISSES_TOTAL, &[], 1);
+        let me = app
+            .databricks
+            .as_user(&token)
+            .with_correlation_id(correlation_id.clone())
+            .with_observer(app.metrics.upstream_observer(route))
+            .me()
+            .await
+            .map_err(ApiError::from_identity)?;
+        let identity = Arc::new(Identity::from(me));
+        app.identities.insert(key, Arc::clone(&identity));
+        identity
+    };
+    if let Some(forwarded) = parts.headers.get(EMAIL_HEADER) {
+        let forwarded = forwarded.to_str().unwrap_or_default().trim();
+        let matches =
+            |candidate: Option<&str>| candidate.is_some_and(|c| c.eq_ignore_ascii_case(forwarded));
+        if !forwarded.is_empty()
+            && !matches(identity.email.as_deref())
+            && !matches(Some(&identity.user_name))
+        {
+            return Err(ApiError::IdentityMismatch);
+        }
+    }
+    Ok(Caller {
+        user_id: UserId::from_authenticated_identity(identity.user_name.clone()),
+        token,
+        key,
+        identity,
+        correlation_id,
+        route: route.to_owned(),
+    })
+}
+
+/// A caller in one of `DBAPP_ADMIN_GROUPS`; others get `ADMIN_REQUIRED`.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, app).await?;
+        if caller.is_admin(&app.settings.dbapp.admin_groups) {
+            Ok(Self(caller))
+        } else {
+            Err(ApiError::AdminRequired)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(name: &str) -> Arc<Identity> {
+        Arc::new(Identity {
+            user_name: name.to_owned(),
+            email: None,
+            display_name: None,
+            active: true,
+            groups: vec![],
+            workspace_id: None,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn entries_expire_after_the_ttl() {
+        // Arrange
+        let cache = IdentityCache::new(Duration::from_secs(60), 10);
+        cache.insert([1; 32], identity("a"));
+
+        // Act / Assert
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(cache.get(&[1; 32]).is_some());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(cache.get(&[1; 32]).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_cache_is_bounded_and_evicts_the_oldest() {
+        let cache = IdentityCache::new(Duration::from_secs(60), 2);
+        cache.insert([1; 32], identity("a"));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        cache.insert([2; 32], identity("b"));
+        cache.insert([3; 32], identity("c"));
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(&[1; 32]).is_none());
+        assert!(cache.get(&[3; 32]).is_some());
+    }
+
+    #[test]
+    fn a_zero_ttl_disables_the_cache() {
+        let cache = IdentityCache::new(Duration::ZERO, 10);
+        cache.insert([1; 32], identity("a"));
+        assert!(cache.get(&[1; 32]).is_none());
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn the_key_is_the_sha256_not_the_token() {
+        let token = UserToken::parse("dev-token-alice").unwrap();
+        let key = token_hash(&token);
+        assert_ne!(&key[..], b"dev-token-alice");
+        assert_eq!(key, <[u8; 32]>::from(Sha256::digest(b"dev-token-alice")));
+    }
+}

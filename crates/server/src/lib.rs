@@ -1,0 +1,31 @@
+//! `dbapp-server`: the dbapp HTTP API as a library (the `dbapp` binary in `crates/cli` runs it).
+//!
+//! Map of the crate:
+//! - [`app`]: [`AppState`], [`build_router`] with the middleware stack, [`serve`];
+//! - [`config`]: [`Settings`] from the environment (every variable listed there);
+//! - [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope;
+//! - [`auth`]: the `Caller` and `Admin` extractors and the identity cache;
+//! - [`telemetry`]: correlation ids, the request span, the access log, the log subscriber;
+//! - [`metrics`]: Prometheus names and labels, `track_http`, the request-record writer;
+//! - [`storage`]: which store to open (Lakebase, Postgres, SQLite, or none);
+//! - [`openapi`]: the generated OpenAPI document and Swagger UI;
+//! - [`assets`]: the embedded web UI;
+//! - [`routes`]: one module per resource of `shared/API.md`.
+//!
+//! It never calls Databricks with the app's identity on behalf of a user: handlers reach the
+//! workspace only through `Caller::workspace`, and the store only with the `Caller`'s `UserId`.
+
+pub mod app;
+pub mod assets;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod openapi;
+pub mod routes;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::{AppState, build_router, serve};
+pub use config::Settings;
+pub use error::{ApiError, ErrorBody, ErrorCode};

@@ -1,0 +1,425 @@
+//! Unity Catalog, as the user: catalogs, schemas, tables, one table with its columns, and a
+//! preview of a table's rows through the SQL Statement Execution API on
+//! `DATABRICKS_WAREHOUSE_ID`. Every name in a path is checked against the identifier pattern
+//! (`INVALID_IDENTIFIER`) before any call, and quoted with backticks in SQL.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use dbapp_databricks::api::{ExecuteStatement, PageRequest, TableInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{
+    ApiPath, ApiQuery, ItemsPage, Pagination, page_upstream, rfc3339_ms, validate_identifier,
+};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+
+/// A catalog.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CatalogItem {
+    /// Name.
+    pub name: String,
+    /// Comment.
+    pub comment: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// e.g. `MANAGED_CATALOG`.
+    pub catalog_type: Option<String>,
+}
+
+/// A schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchemaItem {
+    /// Name.
+    pub name: String,
+    /// `catalog.schema`.
+    pub full_name: String,
+    /// Comment.
+    pub comment: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+}
+
+/// A table.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TableItem {
+    /// Name.
+    pub name: String,
+    /// `catalog.schema.table`.
+    pub full_name: String,
+    /// e.g. `MANAGED`, `VIEW`.
+    pub table_type: Option<String>,
+    /// e.g. `DELTA`.
+    pub data_source_format: Option<String>,
+    /// Comment.
+    pub comment: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+}
+
+/// A column of a table.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ColumnItem {
+    /// Name.
+    pub name: String,
+    /// Position, from 0.
+    pub position: Option<u32>,
+    /// SQL type as written, e.g. `decimal(10,2)`.
+    pub type_text: Option<String>,
+    /// Type name, e.g. `DECIMAL`.
+    pub type_name: Option<String>,
+    /// Whether it may be null.
+    pub nullable: Option<bool>,
+    /// Comment.
+    pub comment: Option<String>,
+}
+
+/// A table with its columns: the list item's fields, and more.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TableDetail {
+    /// The fields of the list item.
+    #[serde(flatten)]
+    pub table: TableItem,
+    /// Columns, in order.
+    pub columns: Vec<ColumnItem>,
+    /// Creation time (RFC 3339).
+    pub created_at: Option<String>,
+    /// Last update (RFC 3339).
+    pub updated_at: Option<String>,
+}
+
+/// A result column of a preview.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RowColumn {
+    /// Name.
+    pub name: String,
+    /// Type name, e.g. `LONG`.
+    pub type_name: Option<String>,
+}
+
+/// Rows of a table.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TableRows {
+    /// The result's columns.
+    pub columns: Vec<RowColumn>,
+    /// Rows: numbers as numbers, booleans as booleans, others as strings, null as null.
+    pub rows: Vec<Vec<Value>>,
+    /// Rows returned.
+    pub row_count: usize,
+    /// More rows follow `offset + row_count`.
+    pub has_more: bool,
+    /// The SQL statement's id.
+    pub statement_id: String,
+    /// Time the statement took, end to end.
+    pub execution_time_ms: u64,
+}
+
+/// Paging of a rows preview.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RowsQuery {
+    /// Rows, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+    /// Rows to skip (≥ 0).
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
+}
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_catalogs))
+        .routes(routes!(list_schemas))
+        .routes(routes!(list_tables))
+        .routes(routes!(get_table))
+        .routes(routes!(preview_rows))
+}
+
+fn page_request(token: Option<String>, limit: u32) -> PageRequest {
+    match token {
+        Some(token) => PageRequest::after(limit, token),
+        None => PageRequest::first(limit),
+    }
+}
+
+/// The catalogs the user can see.
+#[utoipa::path(get, path = "/api/unity-catalog/catalogs", tag = "unity-catalog",
+    security(("user_token" = [])), params(Pagination), responses(
+    (status = 200, body = ItemsPage<CatalogItem>),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn list_catalogs(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(pagination): ApiQuery<Pagination>,
+) -> Result<Json<ItemsPage<CatalogItem>>, ApiError> {
+    let spec = pagination.spec()?;
+    let workspace = caller.workspace(&app);
+    let (items, next) = page_upstream(&spec, |token, limit| {
+        let workspace = &workspace;
+        async move {
+            let page = workspace.list_catalogs(&page_request(token, limit)).await?;
+            Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
+        }
+    })
+    .await
+    .map_err(|e| caller.upstream_error(&app, e, ErrorCode::CatalogNotFound))?;
+    Ok(Json(ItemsPage {
+        items: items
+            .into_iter()
+            .map(|c| CatalogItem {
+                name: c.name,
+                comment: c.comment,
+                owner: c.owner,
+                catalog_type: c.catalog_type,
+            })
+            .collect(),
+        next_page_token: next.map(|c| c.encode()),
+    }))
+}
+
+/// The schemas of a catalog.
+#[utoipa::path(get, path = "/api/unity-catalog/catalogs/{catalog}/schemas", tag = "unity-catalog",
+    security(("user_token" = [])),
+    params(("catalog" = String, Path, description = "Catalog name", pattern = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,254}$"), Pagination),
+    responses(
+    (status = 200, body = ItemsPage<SchemaItem>),
+    (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND"),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn list_schemas(
+    State(app): State<AppState>,
+    ApiPath(catalog): ApiPath<String>,
+    caller: Caller,
+    ApiQuery(pagination): ApiQuery<Pagination>,
+) -> Result<Json<ItemsPage<SchemaItem>>, ApiError> {
+    validate_identifier("catalog", &catalog)?;
+    let spec = pagination.spec()?;
+    let workspace = caller.workspace(&app);
+    let (items, next) = page_upstream(&spec, |token, limit| {
+        let (workspace, catalog) = (&workspace, &catalog);
+        async move {
+            let page = workspace
+                .list_schemas(catalog, &page_request(token, limit))
+                .await?;
+            Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
+        }
+    })
+    .await
+    .map_err(|e| caller.upstream_error(&app, e, ErrorCode::CatalogNotFound))?;
+    Ok(Json(ItemsPage {
+        items: items
+            .into_iter()
+            .map(|s| SchemaItem {
+                full_name: s
+                    .full_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{catalog}.{}", s.name)),
+                name: s.name,
+                comment: s.comment,
+                owner: s.owner,
+            })
+            .collect(),
+        next_page_token: next.map(|c| c.encode()),
+    }))
+}
+
+fn table_item(t: &TableInfo, catalog: &str, schema: &str) -> TableItem {
+    TableItem {
+        name: t.name.clone(),
+        full_name: t
+            .full_name
+            .clone()
+            .unwrap_or_else(|| format!("{catalog}.{schema}.{}", t.name)),
+        table_type: t.table_type.clone(),
+        data_source_format: t.data_source_format.clone(),
+        comment: t.comment.clone(),
+        owner: t.owner.clone(),
+    }
+}
+
+/// The tables of a schema.
+#[utoipa::path(get, path = "/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables", tag = "unity-catalog",
+    security(("user_token" = [])),
+    params(("catalog" = String, Path), ("schema" = String, Path), Pagination),
+    responses(
+    (status = 200, body = ItemsPage<TableItem>),
+    (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND"),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn list_tables(
+    State(app): State<AppState>,
+    ApiPath((catalog, schema)): ApiPath<(String, String)>,
+    caller: Caller,
+    ApiQuery(pagination): ApiQuery<Pagination>,
+) -> Result<Json<ItemsPage<TableItem>>, ApiError> {
+    validate_identifier("catalog", &catalog)?;
+    validate_identifier("schema", &schema)?;
+    let spec = pagination.spec()?;
+    let workspace = caller.workspace(&app);
+    let (items, next) = page_upstream(&spec, |token, limit| {
+        let (workspace, catalog, schema) = (&workspace, &catalog, &schema);
+        async move {
+            let page = workspace
+                .list_tables(catalog, schema, &page_request(token, limit))
+                .await?;
+            Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
+        }
+    })
+    .await
+    .map_err(|e| caller.upstream_error(&app, e, ErrorCode::SchemaNotFound))?;
+    Ok(Json(ItemsPage {
+        items: items
+            .iter()
+            .map(|t| table_item(t, &catalog, &schema))
+            .collect(),
+        next_page_token: next.map(|c| c.encode()),
+    }))
+}
+
+async fn fetch_table(
+    app: &AppState,
+    caller: &Caller,
+    catalog: &str,
+    schema: &str,
+    table: &str,
+) -> Result<TableInfo, ApiError> {
+    validate_identifier("catalog", catalog)?;
+    validate_identifier("schema", schema)?;
+    validate_identifier("table", table)?;
+    caller
+        .workspace(app)
+        .get_table(&format!("{catalog}.{schema}.{table}"))
+        .await
+        .map_err(|e| caller.upstream_error(app, e, ErrorCode::TableNotFound))
+}
+
+/// One table with its columns.
+#[utoipa::path(get, path = "/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables/{table}", tag = "unity-catalog",
+    security(("user_token" = [])),
+    params(("catalog" = String, Path), ("schema" = String, Path), ("table" = String, Path)),
+    responses(
+    (status = 200, body = TableDetail),
+    (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, TABLE_NOT_FOUND"),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn get_table(
+    State(app): State<AppState>,
+    ApiPath((catalog, schema, table)): ApiPath<(String, String, String)>,
+    caller: Caller,
+) -> Result<Json<TableDetail>, ApiError> {
+    let info = fetch_table(&app, &caller, &catalog, &schema, &table).await?;
+    Ok(Json(TableDetail {
+        table: table_item(&info, &catalog, &schema),
+        columns: info
+            .columns
+            .iter()
+            .map(|c| ColumnItem {
+                name: c.name.clone(),
+                position: c.position,
+                type_text: c.type_text.clone(),
+                type_name: c.type_name.clone(),
+                nullable: c.nullable,
+                comment: c.comment.clone(),
+            })
+            .collect(),
+        created_at: rfc3339_ms(info.created_at),
+        updated_at: rfc3339_ms(info.updated_at),
+    }))
+}
+
+/// Quotes an identifier for Databricks SQL (already validated: no backtick can occur).
+fn quote(identifier: &str) -> String {
+    format!("`{}`", identifier.replace('`', "``"))
+}
+
+/// A page of the table's rows, read as the user on the SQL warehouse.
+#[utoipa::path(get, path = "/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables/{table}/rows", tag = "unity-catalog",
+    security(("user_token" = [])),
+    params(("catalog" = String, Path), ("schema" = String, Path), ("table" = String, Path), RowsQuery),
+    responses(
+    (status = 200, body = TableRows),
+    (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "TABLE_NOT_FOUND"),
+    (status = 503, body = ErrorBody, description = "WAREHOUSE_NOT_CONFIGURED"),
+    (status = 504, body = ErrorBody, description = "UPSTREAM_TIMEOUT"),
+))]
+async fn preview_rows(
+    State(app): State<AppState>,
+    ApiPath((catalog, schema, table)): ApiPath<(String, String, String)>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<RowsQuery>,
+) -> Result<Json<TableRows>, ApiError> {
+    let limit = match query.limit {
+        None => 100,
+        Some(n) if (1..=1000).contains(&n) => n,
+        Some(_) => return Err(ApiError::invalid("limit", "must be between 1 and 1000")),
+    };
+    let offset = match query.offset {
+        None => 0,
+        Some(n) if n >= 0 => n,
+        Some(_) => return Err(ApiError::invalid("offset", "must be 0 or more")),
+    };
+    validate_identifier("catalog", &catalog)?;
+    validate_identifier("schema", &schema)?;
+    validate_identifier("table", &table)?;
+    let Some(warehouse) = app.settings.databricks_warehouse_id.clone() else {
+        return Err(ApiError::WarehouseNotConfigured);
+    };
+    // Existence and permission first, so the answer is TABLE_NOT_FOUND or PERMISSION_DENIED
+    // rather than a SQL error.
+    fetch_table(&app, &caller, &catalog, &schema, &table).await?;
+    // One row more than asked tells whether more follow.
+    let statement = format!(
+        "SELECT * FROM {}.{}.{} LIMIT {} OFFSET {offset}",
+        quote(&catalog),
+        quote(&schema),
+        quote(&table),
+        limit + 1
+    );
+    let request = ExecuteStatement::new(statement, warehouse).timeout(Duration::from_secs(
+        app.settings.dbapp.statement_timeout_secs,
+    ));
+    let started = Instant::now();
+    let result = caller
+        .workspace(&app)
+        .execute_statement(&request)
+        .await
+        .map_err(|e| caller.upstream_error(&app, e, ErrorCode::TableNotFound))?;
+    let execution_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let mut rows = result.rows;
+    let limit = usize::try_from(limit).unwrap_or(100);
+    let has_more = rows.len() > limit;
+    rows.truncate(limit);
+    Ok(Json(TableRows {
+        columns: result
+            .columns
+            .into_iter()
+            .map(|c| RowColumn {
+                name: c.name,
+                type_name: c.type_name,
+            })
+            .collect(),
+        row_count: rows.len(),
+        rows,
+        has_more,
+        statement_id: result.statement_id,
+        execution_time_ms,
+    }))
+}

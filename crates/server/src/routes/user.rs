@@ -1,0 +1,153 @@
+//! The signed-in user: `/api/user/auth/status` (public, never an error), `/api/user/me` and
+//! `/api/user/me/workspace`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::request::Parts;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::AppState;
+use crate::auth::{AUTH_METHOD, Caller};
+use crate::error::ErrorBody;
+
+/// Whether the request carries a working user token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthStatus {
+    /// The token resolved to an identity.
+    pub authenticated: bool,
+    /// Always `obo` (on-behalf-of the user).
+    #[schema(example = "obo")]
+    pub auth_method: &'static str,
+    /// A user token was forwarded.
+    pub has_user_identity: bool,
+    /// The identity's user name, when authenticated.
+    pub user_id: Option<String>,
+}
+
+/// The caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfo {
+    /// SCIM `userName`: an e-mail for people, an application id for service principals.
+    pub user_id: String,
+    /// Primary e-mail.
+    pub email: Option<String>,
+    /// User name (as `user_id`).
+    pub username: String,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Whether the principal is active.
+    pub active: bool,
+    /// Workspace groups.
+    pub groups: Vec<String>,
+    /// Member of an admin group (`DBAPP_ADMIN_GROUPS`).
+    pub is_admin: bool,
+    /// Always `obo`.
+    #[schema(example = "obo")]
+    pub auth_method: &'static str,
+}
+
+/// The workspace the app runs against.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkspaceInfo {
+    /// Workspace URL.
+    pub host: String,
+    /// Numeric workspace id, when known.
+    pub workspace_id: Option<String>,
+    /// The workspace's name (its host name when no other is known).
+    pub name: String,
+}
+
+/// The caller and their workspace.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserWorkspace {
+    /// As `/api/user/me`.
+    pub user: UserInfo,
+    /// The workspace.
+    pub workspace: WorkspaceInfo,
+}
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_auth_status))
+        .routes(routes!(get_me))
+        .routes(routes!(get_me_workspace))
+}
+
+fn user_info(app: &AppState, caller: &Caller) -> UserInfo {
+    let identity = caller.identity();
+    UserInfo {
+        user_id: identity.user_name.clone(),
+        email: identity.email.clone(),
+        username: identity.user_name.clone(),
+        display_name: identity.display_name.clone(),
+        active: identity.active,
+        groups: identity.groups.clone(),
+        is_admin: caller.is_admin(&app.settings.dbapp.admin_groups),
+        auth_method: AUTH_METHOD,
+    }
+}
+
+/// Whether the request is authenticated; a bad token gives `false`, never an error.
+#[utoipa::path(get, path = "/api/user/auth/status", tag = "user", responses(
+    (status = 200, body = AuthStatus),
+))]
+async fn get_auth_status(State(app): State<AppState>, mut parts: Parts) -> Json<AuthStatus> {
+    let has_user_identity = crate::auth::token_from(&parts).is_ok();
+    let caller = if has_user_identity {
+        <Caller as axum::extract::FromRequestParts<AppState>>::from_request_parts(&mut parts, &app)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    Json(AuthStatus {
+        authenticated: caller.is_some(),
+        auth_method: AUTH_METHOD,
+        has_user_identity,
+        user_id: caller.map(|c| c.identity().user_name.clone()),
+    })
+}
+
+/// The caller's identity, from SCIM Me with their token.
+#[utoipa::path(get, path = "/api/user/me", tag = "user", security(("user_token" = [])), responses(
+    (status = 200, body = UserInfo),
+    (status = 401, body = ErrorBody, description = "AUTH_MISSING, AUTH_INVALID, AUTH_EXPIRED, IDENTITY_MISMATCH"),
+    (status = 429, body = ErrorBody, description = "AUTH_RATE_LIMITED"),
+    (status = 502, body = ErrorBody, description = "AUTH_USER_IDENTITY_FAILED"),
+))]
+async fn get_me(State(app): State<AppState>, caller: Caller) -> Json<UserInfo> {
+    Json(user_info(&app, &caller))
+}
+
+/// The caller and the workspace.
+#[utoipa::path(get, path = "/api/user/me/workspace", tag = "user", security(("user_token" = [])), responses(
+    (status = 200, body = UserWorkspace),
+    (status = 401, body = ErrorBody),
+))]
+async fn get_me_workspace(State(app): State<AppState>, caller: Caller) -> Json<UserWorkspace> {
+    let host = app.databricks.config().host().as_str().to_owned();
+    let name = host
+        .split("://")
+        .nth(1)
+        .unwrap_or(&host)
+        .split(['.', ':'])
+        .next()
+        .unwrap_or(&host)
+        .to_owned();
+    let workspace_id = caller
+        .identity()
+        .workspace_id
+        .clone()
+        .or_else(|| app.databricks.config().workspace_id().map(str::to_owned));
+    Json(UserWorkspace {
+        user: user_info(&app, &caller),
+        workspace: WorkspaceInfo {
+            host,
+            workspace_id,
+            name,
+        },
+    })
+}

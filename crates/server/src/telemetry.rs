@@ -1,0 +1,288 @@
+//! Correlation ids, the request span, the access log and the log subscriber.
+//!
+//! - [`correlate`] is the outermost middleware: it takes `X-Correlation-ID`, else `X-Request-Id`,
+//!   when it is 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`), else makes a UUID v4; stores it
+//!   in the request extensions and in a task-local (so `ApiError::into_response` can put it in the
+//!   body), echoes it on every response, and rewrites the framework's own non-2xx answers (unknown
+//!   route, wrong method, body limit, timeout, panic) into the error envelope.
+//!   tower-http's request-id layers read one header and do not validate it, hence this function.
+//! - [`make_request_span`] opens the span every log line of a request is written in, with
+//!   `correlation_id`, `route` (the template, never the raw path), `method`, and `user_id` /
+//!   `auth_method` left empty for `Caller` to record. Health checks get `debug` spans so that
+//!   load-balancer polling does not drown the logs.
+//! - [`on_response`] writes the one `http.request` access-log line per request.
+//! - [`init`] installs the subscriber: flat JSON lines on stdout (json-subscriber, span fields
+//!   flattened to the top level so `correlation_id` and `user_id` are on every line), or
+//!   human-readable lines with `DBAPP_LOG_FORMAT=pretty`.
+
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dbapp_databricks::CorrelationId;
+use tracing::Span;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::LogFormat;
+use crate::error::{LoggedError, envelope_for_status};
+
+/// The response (and request) header carrying the correlation id.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+/// The Apps proxy's per-request id, used when no correlation id was sent.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+tokio::task_local! {
+    static CORRELATION_ID: CorrelationId;
+}
+
+/// The correlation id of the request being served, or a fresh one outside any request.
+#[must_use]
+pub fn current_correlation_id() -> String {
+    CORRELATION_ID
+        .try_with(|id| id.as_str().to_owned())
+        .unwrap_or_else(|_| CorrelationId::new_random().as_str().to_owned())
+}
+
+/// The correlation id for a request's headers (`API.md` "Correlation").
+#[must_use]
+pub fn correlation_id_from(headers: &HeaderMap) -> CorrelationId {
+    [CORRELATION_HEADER, REQUEST_ID_HEADER]
+        .iter()
+        .filter_map(|name| headers.get(*name)?.to_str().ok())
+        .find_map(CorrelationId::parse)
+        .unwrap_or_else(CorrelationId::new_random)
+}
+
+/// The route label of a request: its template, or `unmatched` when no route matched.
+#[must_use]
+pub fn route_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
+}
+
+/// Copies the headers of a framework or layer response onto its envelope (`Allow`, the
+/// security headers, CORS), except those that describe the replaced body.
+fn keep_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    use axum::http::header;
+    const BODY: [header::HeaderName; 4] = [
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::TRANSFER_ENCODING,
+    ];
+    for name in from.keys() {
+        if BODY.contains(name) || to.contains_key(name) {
+            continue;
+        }
+        for value in from.get_all(name) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+}
+
+/// Outermost middleware: assigns the correlation id and puts every error in the envelope.
+pub async fn correlate(mut request: Request, next: Next) -> Response {
+    let id = correlation_id_from(request.headers());
+    request.extensions_mut().insert(id.clone());
+    let path = request.uri().path();
+    let is_api = path == "/api" || path.starts_with("/api/");
+    let mut response = CORRELATION_ID
+        .scope(id.clone(), async move {
+            let response = next.run(request).await;
+            let status = response.status();
+            // A handler's own JSON answer (an `ApiError`, or `/ready`'s 503) is kept; what the
+            // framework or a layer made (empty or plain-text bodies) gets the envelope.
+            let is_json = response
+                .headers()
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            if status.as_u16() < 400
+                || is_json
+                || response.extensions().get::<LoggedError>().is_some()
+            {
+                return response;
+            }
+            match envelope_for_status(status, is_api) {
+                Some(error) => {
+                    let mut enveloped = error.into_response();
+                    keep_headers(response.headers(), enveloped.headers_mut());
+                    enveloped
+                }
+                None => response,
+            }
+        })
+        .await;
+    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+        response.headers_mut().insert(CORRELATION_HEADER, value);
+    }
+    response
+}
+
+/// The span of one request (see the module header).
+pub fn make_request_span(request: &Request) -> Span {
+    let correlation_id = request
+        .extensions()
+        .get::<CorrelationId>()
+        .map(|id| id.as_str().to_owned())
+        .unwrap_or_default();
+    let route = route_of(request);
+    let method = request.method().as_str().to_owned();
+    let quiet = matches!(route.as_str(), "/health" | "/api/health" | "/ready");
+    if quiet {
+        tracing::debug_span!(
+            "request",
+            correlation_id = %correlation_id,
+            route = %route,
+            method = %method,
+            user_id = tracing::field::Empty,
+            auth_method = tracing::field::Empty,
+        )
+    } else {
+        tracing::info_span!(
+            "request",
+            correlation_id = %correlation_id,
+            route = %route,
+            method = %method,
+            user_id = tracing::field::Empty,
+            auth_method = tracing::field::Empty,
+        )
+    }
+}
+
+/// Writes the `http.request` access-log line, inside the request span.
+pub fn on_response<B>(response: &axum::http::Response<B>, latency: Duration, span: &Span) {
+    let status = response.status().as_u16();
+    let duration_ms = latency.as_secs_f64() * 1000.0;
+    let quiet = span
+        .metadata()
+        .is_some_and(|m| *m.level() == tracing::Level::DEBUG);
+    if quiet {
+        tracing::debug!(event = "http.request", status, duration_ms);
+    } else {
+        tracing::info!(event = "http.request", status, duration_ms);
+    }
+}
+
+/// The default filter when `RUST_LOG` is unset.
+pub const DEFAULT_FILTER: &str = "info";
+
+/// Installs the process-wide subscriber writing to stdout. Call once, in `main`.
+///
+/// # Errors
+/// When a subscriber is already installed.
+pub fn init(format: LogFormat) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    init_with_writer(format, filter, std::io::stdout)
+}
+
+/// As [`init`], writing to `writer` (tests capture the log lines with it).
+///
+/// # Errors
+/// When a subscriber is already installed.
+pub fn init_with_writer<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Json => {
+            let layer = json_subscriber::layer()
+                .with_writer(writer)
+                .flatten_event(true)
+                .flatten_span_list_on_top_level(true)
+                .with_current_span(false)
+                .with_target(true);
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .try_init()?;
+        }
+        LogFormat::Pretty => {
+            let layer = tracing_subscriber::fmt::layer().with_writer(writer);
+            tracing_subscriber::registry()
+                .with(filter)
+                .with(layer)
+                .try_init()?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn correlation_header_wins_over_request_id() {
+        let id = correlation_id_from(&headers(&[
+            ("x-correlation-id", "abc-1"),
+            ("x-request-id", "req-2"),
+        ]));
+        assert_eq!(id.as_str(), "abc-1");
+    }
+
+    #[test]
+    fn a_bad_correlation_header_falls_back_to_request_id() {
+        let id = correlation_id_from(&headers(&[
+            ("x-correlation-id", "has space"),
+            ("x-request-id", "req-2"),
+        ]));
+        assert_eq!(id.as_str(), "req-2");
+    }
+
+    #[test]
+    fn no_usable_header_gives_a_uuid_v4() {
+        let id = correlation_id_from(&headers(&[("x-request-id", &"a".repeat(129))]));
+        let uuid = uuid::Uuid::parse_str(id.as_str()).unwrap();
+        assert_eq!(uuid.get_version_num(), 4);
+    }
+
+    proptest! {
+        #[test]
+        fn sane_ids_are_kept_verbatim(id in "[A-Za-z0-9._:-]{1,128}") {
+            let got = correlation_id_from(&headers(&[("x-correlation-id", &id)]));
+            prop_assert_eq!(got.as_str(), id.as_str());
+        }
+
+        #[test]
+        fn ids_with_other_characters_are_replaced(
+            prefix in "[A-Za-z0-9]{0,10}",
+            bad in "[ !\"#$%&'()*+,/;<=>?@\\[\\]^`{|}~]",
+            suffix in "[A-Za-z0-9]{0,10}",
+        ) {
+            let id = format!("{prefix}{bad}{suffix}");
+            let got = correlation_id_from(&headers(&[("x-correlation-id", &id)]));
+            prop_assert_ne!(got.as_str(), id.as_str());
+            prop_assert!(uuid::Uuid::parse_str(got.as_str()).is_ok());
+        }
+
+        #[test]
+        fn too_long_ids_are_replaced(id in "[a-z]{129,300}") {
+            let got = correlation_id_from(&headers(&[("x-correlation-id", &id)]));
+            prop_assert!(uuid::Uuid::parse_str(got.as_str()).is_ok());
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `spawn_app()`: the real server on 127.0.0.1:0 against the emulator and a temp SQLite store.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use dbapp_emulator::{EmulatorConfig, EmulatorHandle};
+use dbapp_server::app::{AppState, client_for, serve};
+use dbapp_server::config::{LogFormat, Settings};
+use dbapp_server::metrics::Metrics;
+use dbapp_store::Store;
+use dbapp_store::sqlite::SqliteStore;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub(crate) const ALICE: &str = "dev-token-alice";
+pub(crate) const BOB: &str = "dev-token-bob";
+pub(crate) const ADMIN: &str = "dev-token-admin";
+
+/// Every log line any test server wrote.
+pub(crate) fn captured_logs() -> String {
+    let buffer = LOGS.get_or_init(Default::default).lock().unwrap();
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let buffer = Arc::clone(LOGS.get_or_init(Default::default));
+        let filter = tracing_subscriber::EnvFilter::new(
+            "debug,hyper=info,h2=info,reqwest=info,sqlx=warn,tower=info,hyper_util=info",
+        );
+        dbapp_server::telemetry::init_with_writer(LogFormat::Json, filter, move || {
+            Capture(Arc::clone(&buffer))
+        })
+        .expect("the test subscriber installs once");
+    });
+}
+
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) emulator: EmulatorHandle,
+    pub(crate) http: reqwest::Client,
+    pub(crate) state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub(crate) server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: Option<TempDir>,
+    pub(crate) db_path: Option<std::path::PathBuf>,
+}
+
+/// Options of [`spawn_app_with`].
+pub(crate) struct Options {
+    pub(crate) store: bool,
+    pub(crate) warehouse: bool,
+    pub(crate) settings: Value,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            store: true,
+            warehouse: true,
+            settings: json!({}),
+        }
+    }
+}
+
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
+    init_logs();
+    let emulator = dbapp_emulator::start_local(EmulatorConfig::default())
+        .await
+        .expect("emulator starts");
+    let mut settings_json = json!({"databricks_host": emulator.base_url()});
+    if options.warehouse {
+        settings_json["databricks_warehouse_id"] = json!("dev-warehouse");
+    }
+    merge(&mut settings_json, options.settings);
+    let settings: Settings = serde_json::from_value(settings_json).expect("settings");
+    settings.validate().expect("valid settings");
+    let (store, dir): (Option<Arc<dyn Store>>, _) = if options.store {
+        let dir = TempDir::new().unwrap();
+        let store = SqliteStore::open(&dir.path().join("dbapp.db"), &Default::default());
+        store.migrate().await.expect("migrations");
+        (Some(Arc::new(store)), Some(dir))
+    } else {
+        (None, None)
+    };
+    start_server(emulator, settings, store, dir).await
+}
+
+/// Starts the server on 127.0.0.1:0 with these parts.
+pub(crate) async fn start_server(
+    emulator: EmulatorHandle,
+    settings: Settings,
+    store: Option<Arc<dyn Store>>,
+    dir: Option<TempDir>,
+) -> TestApp {
+    let client = client_for(emulator.base_url(), "dbapp-sp", "dev-secret").unwrap();
+    start_server_with_client(emulator, settings, client, store, dir).await
+}
+
+/// As [`start_server`], with this workspace client (e.g. one with a short per-call timeout).
+pub(crate) async fn start_server_with_client(
+    emulator: EmulatorHandle,
+    settings: Settings,
+    client: dbapp_databricks::Client,
+    store: Option<Arc<dyn Store>>,
+    dir: Option<TempDir>,
+) -> TestApp {
+    init_logs();
+    let metrics = Metrics::new(settings.dbapp.metrics_max_users);
+    let state = AppState::new(settings, client, store, metrics);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = oneshot::channel::<()>();
+    let db_path = dir.as_ref().map(|d| d.path().join("dbapp.db"));
+    let server = tokio::spawn(serve(listener, state.clone(), async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        emulator,
+        http: reqwest::Client::new(),
+        state,
+        shutdown: Some(tx),
+        server: Some(server),
+        _dir: dir,
+        db_path,
+    }
+}
+
+fn merge(base: &mut Value, extra: Value) {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        for (k, v) in extra {
+            base.insert(k, v);
+        }
+    }
+}
+
+impl TestApp {
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub(crate) fn get(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self.http.get(self.url(path));
+        match token {
+            Some(token) => request.header("X-Forwarded-Access-Token", token),
+            None => request,
+        }
+    }
+
+    pub(crate) fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, self.url(path))
+            .header("X-Forwarded-Access-Token", token)
+    }
+
+    /// GET as `token`, returning status and JSON body.
+    pub(crate) async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let response = self.get(path, token).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Calls the emulator's control API.
+    pub(crate) async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        self.http
+            .request(
+                method,
+                format!("{}/_emulator/{path}", self.emulator.base_url()),
+            )
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    pub(crate) async fn add_fault(&self, rule: Value) {
+        self.control(reqwest::Method::POST, "faults", rule).await;
+    }
+
+    /// Upstream requests the emulator logged under `prefix`.
+    pub(crate) async fn upstream_requests(&self, prefix: &str) -> Vec<Value> {
+        let log = self
+            .http
+            .get(format!(
+                "{}/_emulator/requests?path_prefix={prefix}",
+                self.emulator.base_url()
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        log.get("requests")
+            .and_then(Value::as_array)
+            .or_else(|| log.as_array())
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub(crate) async fn stop(&mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(handle) => handle.await.unwrap(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Asserts an error envelope: status, code, and a correlation id equal to the header's.
+pub(crate) async fn assert_error(response: reqwest::Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status, "status");
+    let header = response
+        .headers()
+        .get("x-correlation-id")
+        .expect("x-correlation-id header")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let retry_header = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body: Value = response.json().await.expect("a JSON envelope");
+    assert_eq!(body["error_code"], code, "{body}");
+    assert_eq!(body["correlation_id"], header.as_str(), "{body}");
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    match body.get("retry_after") {
+        Some(seconds) => assert_eq!(retry_header.as_deref(), Some(seconds.to_string().as_str())),
+        None => assert!(retry_header.is_none()),
+    }
+    body
+}

@@ -1,0 +1,213 @@
+use crate::app::{ALICE, Options, assert_error, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn health_is_public_and_reports_the_version() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let (status, body) = app.get_json("/health", None).await;
+    let (api_status, api_body) = app.get_json("/api/health", None).await;
+
+    // Assert
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(api_status, 200);
+    assert_eq!(api_body, body);
+}
+
+#[tokio::test]
+async fn ready_checks_the_store_and_the_app_credentials() {
+    let app = spawn_app().await;
+    let (status, body) = app.get_json("/ready", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["checks"]["store"], "ok");
+    assert_eq!(body["checks"]["credentials"], "ok");
+}
+
+#[tokio::test]
+async fn ready_is_503_naming_the_failing_check() {
+    // Arrange: the app's M2M token endpoint fails.
+    let app = spawn_app().await;
+    app.add_fault(serde_json::json!({"path": "/oidc/v1/token", "status": 401}))
+        .await;
+
+    // Act
+    let (status, body) = app.get_json("/ready", None).await;
+
+    // Assert
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "not_ready");
+    assert!(
+        body["checks"]["credentials"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed")
+    );
+    assert_eq!(body["checks"]["store"], "ok");
+}
+
+#[tokio::test]
+async fn ready_without_a_store_says_not_configured() {
+    let app = spawn_app_with(Options {
+        store: false,
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = app.get_json("/ready", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["checks"]["store"], "not_configured");
+}
+
+#[tokio::test]
+async fn metrics_need_an_identity_and_use_route_templates() {
+    // Arrange
+    let app = spawn_app().await;
+    app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
+    app.get("/api/user/me", Some("unknown-token"))
+        .send()
+        .await
+        .unwrap();
+
+    // Act
+    let anonymous = app.get("/metrics", None).send().await.unwrap();
+    let response = app.get("/metrics", Some(ALICE)).send().await.unwrap();
+
+    // Assert
+    assert_error(anonymous, 401, "AUTH_MISSING").await;
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = response.text().await.unwrap();
+    let samples = parse_prometheus(&text);
+    let has = |name: &str, labels: &[(&str, &str)]| {
+        samples.iter().any(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+    };
+    assert!(
+        has(
+            "http_requests_total",
+            &[
+                ("route", "/api/user/me"),
+                ("method", "GET"),
+                ("status", "200")
+            ]
+        ),
+        "{text}"
+    );
+    assert!(has(
+        "auth_success_total",
+        &[("route", "/api/user/me"), ("auth_method", "obo")]
+    ));
+    assert!(has(
+        "auth_failure_total",
+        &[("route", "/api/user/me"), ("reason", "AUTH_INVALID")]
+    ));
+    assert!(has(
+        "auth_requests_by_user",
+        &[("user_id", "alice@example.com"), ("route", "/api/user/me")]
+    ));
+    assert!(has(
+        "auth_request_duration_seconds_bucket",
+        &[("route", "/api/user/me")]
+    ));
+    assert!(has(
+        "http_request_duration_seconds_bucket",
+        &[("route", "/api/user/me")]
+    ));
+    assert!(has(
+        "upstream_requests_total",
+        &[("api", "scim"), ("operation", "me"), ("status", "200")]
+    ));
+    assert!(has("identity_cache_misses_total", &[]));
+    assert!(has("identity_cache_hits_total", &[]), "{text}");
+    assert!(!text.contains("dev-token"), "no token in metrics");
+}
+
+/// A small parser of the Prometheus text format: every sample line is `name{labels} value`,
+/// `# TYPE`/`# HELP` lines name known types. Panics on a malformed line.
+pub(crate) fn parse_prometheus(
+    text: &str,
+) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let kind = parts.next().unwrap();
+            assert!(kind == "TYPE" || kind == "HELP", "{line}");
+            if kind == "TYPE" {
+                let t = parts.nth(1).unwrap();
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                    "{line}"
+                );
+            }
+            continue;
+        }
+        let (head, value) = line.rsplit_once(' ').expect("name and value");
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line}"));
+        let (name, labels) = match head.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let mut labels = std::collections::BTreeMap::new();
+                for pair in split_labels(body) {
+                    let (k, v) = pair.split_once('=').expect("label=value");
+                    let v = v
+                        .strip_prefix('"')
+                        .and_then(|v| v.strip_suffix('"'))
+                        .expect("quoted");
+                    labels.insert(k.to_owned(), v.to_owned());
+                }
+                (name.to_owned(), labels)
+            }
+            None => (head.to_owned(), Default::default()),
+        };
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
+        samples.push((name, labels, value));
+    }
+    samples
+}
+
+fn split_labels(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut escaped = false;
+    for c in body.chars() {
+        match c {
+            '\\' if quoted && !escaped => {
+                escaped = true;
+                current.push(c);
+                continue;
+            }
+            '"' if !escaped => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        escaped = false;
+        current.push(c);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}

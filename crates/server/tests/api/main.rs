@@ -1,0 +1,17 @@
+//! Integration tests of the dbapp server: the real server on port 0, the real workspace
+//! emulator over HTTP, and a temporary SQLite store.
+
+mod app;
+mod errors;
+mod faults;
+mod health;
+mod lakebase;
+mod logs;
+mod model_serving;
+mod openapi;
+mod preferences;
+mod security;
+mod serve;
+mod unity_catalog;
+mod usage;
+mod user;

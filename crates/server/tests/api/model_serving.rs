@@ -1,0 +1,176 @@
+use serde_json::json;
+
+use crate::app::{ALICE, BOB, assert_error, spawn_app};
+
+#[tokio::test]
+async fn serving_endpoints_are_listed_as_the_user() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let (status, body) = app
+        .get_json("/api/model-serving/endpoints", Some(ALICE))
+        .await;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    let items = body["items"].as_array().unwrap();
+    let echo = items.iter().find(|e| e["name"] == "echo").expect("echo");
+    assert_eq!(echo["state"], "READY");
+    assert_eq!(echo["model_name"], "main.default.echo_model");
+    let not_ready = items.iter().find(|e| e["name"] == "not-ready").unwrap();
+    assert_eq!(not_ready["state"], "NOT_READY");
+    let calls = app.upstream_requests("/api/2.0/serving-endpoints").await;
+    assert!(calls.iter().all(|c| c["principal"] == "alice@example.com"));
+}
+
+#[tokio::test]
+async fn an_endpoint_has_served_entities_and_a_schema_from_its_task() {
+    let app = spawn_app().await;
+    let (status, chat) = app
+        .get_json("/api/model-serving/endpoints/chat", Some(ALICE))
+        .await;
+    assert_eq!(status, 200, "{chat}");
+    assert_eq!(chat["task"], "llm/v1/chat");
+    assert_eq!(chat["served_entities"][0]["entity_version"], "3");
+    assert!(chat.get("last_updated_timestamp").is_some());
+    let (_, chat_schema) = app
+        .get_json("/api/model-serving/endpoints/chat/schema", Some(ALICE))
+        .await;
+    assert_eq!(chat_schema["kind"], "chat");
+    assert!(
+        chat_schema["example"]["messages"].is_array(),
+        "{chat_schema}"
+    );
+    let (_, echo_schema) = app
+        .get_json("/api/model-serving/endpoints/echo/schema", Some(ALICE))
+        .await;
+    assert_eq!(echo_schema["kind"], "custom");
+    assert_eq!(echo_schema["example"], json!({"inputs": {"text": "hello"}}));
+    assert!(echo_schema["input_schema"].is_object(), "{echo_schema}");
+    assert_error(
+        app.get("/api/model-serving/endpoints/nope", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "ENDPOINT_NOT_FOUND",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn every_invocation_outcome_is_recorded_for_its_caller_only() {
+    // Arrange
+    let app = spawn_app().await;
+    let invoke = |name: &str, body: serde_json::Value| {
+        app.request(
+            reqwest::Method::POST,
+            &format!("/api/model-serving/endpoints/{name}/invocations"),
+            ALICE,
+        )
+        .json(&body)
+        .send()
+    };
+
+    // Act
+    let ok = invoke("echo", json!({"inputs": {"text": "hi"}}))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let ok: serde_json::Value = ok.json().await.unwrap();
+    let broken = invoke("broken", json!({"inputs": {"x": 1}})).await.unwrap();
+    let not_ready = invoke("not-ready", json!({"inputs": {"x": 1}}))
+        .await
+        .unwrap();
+    let missing = invoke("nope", json!({"inputs": 1})).await.unwrap();
+    let bad = invoke("echo", json!({"inputs": 1, "timeout_seconds": 0}))
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(ok["predictions"], json!({"text": "hi"}));
+    assert_eq!(ok["endpoint_name"], "echo");
+    assert!(ok["execution_time_ms"].is_i64());
+    let body = assert_error(broken, 502, "MODEL_ERROR").await;
+    assert_eq!(body["detail"]["status"], 500);
+    assert_error(not_ready, 409, "ENDPOINT_NOT_READY").await;
+    assert_error(missing, 404, "ENDPOINT_NOT_FOUND").await;
+    assert_error(bad, 400, "INVALID_REQUEST").await;
+    assert!(
+        app.upstream_requests("/serving-endpoints/not-ready/invocations")
+            .await
+            .is_empty()
+    );
+    let (_, logs) = app.get_json("/api/model-serving/logs", Some(ALICE)).await;
+    assert_eq!(logs["total_count"], 4, "{logs}");
+    assert_eq!(logs["items"][3]["request_id"], ok["request_id"]);
+    assert_eq!(logs["items"][3]["status"], "SUCCESS");
+    assert_eq!(logs["items"][2]["status"], "ERROR");
+    let (_, bob_logs) = app.get_json("/api/model-serving/logs", Some(BOB)).await;
+    assert_eq!(bob_logs["total_count"], 0);
+    let (_, page) = app
+        .get_json("/api/model-serving/logs?limit=3", Some(ALICE))
+        .await;
+    let token = page["next_page_token"].as_str().unwrap();
+    let (_, rest) = app
+        .get_json(
+            &format!("/api/model-serving/logs?limit=3&page_token={token}"),
+            Some(ALICE),
+        )
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["next_page_token"], serde_json::Value::Null);
+}
+
+#[tokio::test]
+async fn a_slow_model_is_model_timeout_and_recorded_as_timeout() {
+    let app = spawn_app().await;
+    app.add_fault(json!({"path": "/serving-endpoints/echo/invocations", "latency_ms": 3000}))
+        .await;
+    let response = app
+        .request(
+            reqwest::Method::POST,
+            "/api/model-serving/endpoints/echo/invocations",
+            ALICE,
+        )
+        .json(&json!({"inputs": {"a": 1}, "timeout_seconds": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 504, "MODEL_TIMEOUT").await;
+    let (_, logs) = app.get_json("/api/model-serving/logs", Some(ALICE)).await;
+    assert_eq!(logs["items"][0]["status"], "TIMEOUT");
+}
+
+#[tokio::test]
+async fn invocation_bodies_are_checked_by_the_framework_in_the_envelope() {
+    let app = spawn_app().await;
+    let path = "/api/model-serving/endpoints/echo/invocations";
+    let not_json = app
+        .request(reqwest::Method::POST, path, ALICE)
+        .body("{")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_error(not_json, 400, "INVALID_REQUEST").await;
+    let wrong_type = app
+        .request(reqwest::Method::POST, path, ALICE)
+        .body("{}")
+        .header("content-type", "application/xml")
+        .send()
+        .await
+        .unwrap();
+    assert_error(wrong_type, 415, "UNSUPPORTED_MEDIA_TYPE").await;
+    let huge = format!("{{\"inputs\": \"{}\"}}", "x".repeat(1024 * 1024 + 10));
+    let too_big = app
+        .request(reqwest::Method::POST, path, ALICE)
+        .body(huge)
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(too_big, 413, "PAYLOAD_TOO_LARGE").await;
+    assert_eq!(body["detail"]["limit_bytes"], 1024 * 1024);
+}

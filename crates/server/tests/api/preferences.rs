@@ -1,0 +1,189 @@
+use serde_json::json;
+
+use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn preferences_are_upserted_read_listed_and_deleted() {
+    // Arrange
+    let app = spawn_app().await;
+    let put = |value: serde_json::Value| {
+        app.request(reqwest::Method::PUT, "/api/preferences/theme", ALICE)
+            .json(&value)
+            .send()
+    };
+
+    // Act
+    let created = put(json!({"mode": "dark"})).await.unwrap();
+    let replaced = put(json!("light")).await.unwrap();
+    let (status, one) = app.get_json("/api/preferences/theme", Some(ALICE)).await;
+    let (_, list) = app.get_json("/api/preferences", Some(ALICE)).await;
+    let deleted = app
+        .request(reqwest::Method::DELETE, "/api/preferences/theme", ALICE)
+        .send()
+        .await
+        .unwrap();
+    let again = app
+        .request(reqwest::Method::DELETE, "/api/preferences/theme", ALICE)
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(created.status(), 201);
+    assert_eq!(replaced.status(), 200);
+    let replaced: serde_json::Value = replaced.json().await.unwrap();
+    assert_eq!(replaced["value"], "light");
+    assert_eq!(status, 200);
+    assert_eq!(one["key"], "theme");
+    assert_eq!(one["value"], "light");
+    assert!(one["created_at"].as_str().unwrap().ends_with('Z'), "{one}");
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert_eq!(deleted.status(), 204);
+    assert_error(again, 404, "PREFERENCE_NOT_FOUND").await;
+}
+
+#[tokio::test]
+async fn preferences_are_isolated_between_users() {
+    // Arrange
+    let app = spawn_app().await;
+    app.request(reqwest::Method::PUT, "/api/preferences/secret", ALICE)
+        .json(&json!(42))
+        .send()
+        .await
+        .unwrap();
+
+    // Act
+    let read = app
+        .get("/api/preferences/secret", Some(BOB))
+        .send()
+        .await
+        .unwrap();
+    let (_, list) = app.get_json("/api/preferences", Some(BOB)).await;
+    let delete = app
+        .request(reqwest::Method::DELETE, "/api/preferences/secret", BOB)
+        .send()
+        .await
+        .unwrap();
+    let overwrite = app
+        .request(reqwest::Method::PUT, "/api/preferences/secret", BOB)
+        .json(&json!(0))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_error(read, 404, "PREFERENCE_NOT_FOUND").await;
+    assert_eq!(list["items"], json!([]));
+    assert_error(delete, 404, "PREFERENCE_NOT_FOUND").await;
+    assert_eq!(overwrite.status(), 201, "bob gets his own key");
+    let (_, alice) = app.get_json("/api/preferences/secret", Some(ALICE)).await;
+    assert_eq!(alice["value"], 42);
+}
+
+#[tokio::test]
+async fn keys_and_values_are_validated() {
+    let app = spawn_app().await;
+    let body = assert_error(
+        app.request(reqwest::Method::PUT, "/api/preferences/Bad", ALICE)
+            .json(&json!(1))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(body["detail"]["field"], "key");
+    let big = json!("x".repeat(100 * 1024));
+    let body = assert_error(
+        app.request(reqwest::Method::PUT, "/api/preferences/big", ALICE)
+            .json(&big)
+            .send()
+            .await
+            .unwrap(),
+        413,
+        "PAYLOAD_TOO_LARGE",
+    )
+    .await;
+    assert_eq!(body["detail"]["limit_bytes"], 100 * 1024);
+    assert_error(
+        app.request(reqwest::Method::PUT, "/api/preferences/x", ALICE)
+            .body("1")
+            .header("content-type", "text/plain")
+            .send()
+            .await
+            .unwrap(),
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    )
+    .await;
+    assert_error(
+        app.request(reqwest::Method::PUT, "/api/preferences/x", ALICE)
+            .body("{nope")
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_a_store_preferences_are_storage_not_configured() {
+    let app = spawn_app_with(Options {
+        store: false,
+        ..Options::default()
+    })
+    .await;
+    assert_error(
+        app.get("/api/preferences", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+        503,
+        "STORAGE_NOT_CONFIGURED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_database_unavailable_with_retry_after_5() {
+    // Arrange: a Postgres URL where nothing listens.
+    let app = spawn_app_with(Options {
+        store: false,
+        ..Options::default()
+    })
+    .await;
+    let store = dbapp_store::lakebase::open_url(
+        &secrecy::SecretString::from("postgres://u:p@127.0.0.1:1/db"),
+        &dbapp_store::PoolSettings {
+            acquire_timeout: std::time::Duration::from_millis(500),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let state = dbapp_server::AppState::new(
+        app.state.settings.clone(),
+        app.state.databricks.clone(),
+        Some(store),
+        dbapp_server::metrics::Metrics::new(10),
+    );
+    let router = dbapp_server::build_router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    // Act
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/api/preferences"))
+        .header("X-Forwarded-Access-Token", ALICE)
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    let body = assert_error(response, 503, "DATABASE_UNAVAILABLE").await;
+    assert_eq!(body["retry_after"], 5);
+}

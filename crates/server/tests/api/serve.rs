@@ -1,0 +1,65 @@
+use serde_json::json;
+
+use crate::app::{ALICE, spawn_app};
+
+#[tokio::test]
+async fn http2_cleartext_is_served_with_prior_knowledge() {
+    let app = spawn_app().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2
+        .get(app.url("/api/user/me"))
+        .header("X-Forwarded-Access-Token", ALICE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
+    // Arrange: a model call that takes 500 ms upstream.
+    let mut app = spawn_app().await;
+    app.add_fault(json!({"path": "/serving-endpoints/echo/invocations", "latency_ms": 500}))
+        .await;
+    let in_flight = app
+        .request(
+            reqwest::Method::POST,
+            "/api/model-serving/endpoints/echo/invocations",
+            ALICE,
+        )
+        .json(&json!({"inputs": {"x": 1}}))
+        .send();
+    let in_flight = tokio::spawn(in_flight);
+    // The request has reached the emulator once the fault has fired.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while app
+        .upstream_requests("/serving-endpoints/echo")
+        .await
+        .is_empty()
+        && std::time::Instant::now() < deadline
+    {
+        tokio::task::yield_now().await;
+    }
+
+    // Act
+    let started = std::time::Instant::now();
+    app.stop().await.unwrap();
+    let stopped_after = started.elapsed();
+
+    // Assert
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200, "the in-flight request finished");
+    assert!(stopped_after < std::time::Duration::from_secs(15));
+    assert!(
+        reqwest::Client::new()
+            .get(app.url("/health"))
+            .send()
+            .await
+            .is_err(),
+        "no longer accepting"
+    );
+}

@@ -1,0 +1,374 @@
+use serde_json::json;
+
+use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
+
+fn names(body: &serde_json::Value) -> Vec<String> {
+    body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn alice_and_bob_see_different_catalogs_and_schemas() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let (_, alice) = app
+        .get_json("/api/unity-catalog/catalogs", Some(ALICE))
+        .await;
+    let (_, bob) = app.get_json("/api/unity-catalog/catalogs", Some(BOB)).await;
+    let (_, alice_schemas) = app
+        .get_json("/api/unity-catalog/catalogs/main/schemas", Some(ALICE))
+        .await;
+    let (_, bob_schemas) = app
+        .get_json("/api/unity-catalog/catalogs/main/schemas", Some(BOB))
+        .await;
+
+    // Assert
+    assert!(names(&alice).contains(&"samples".to_owned()), "{alice}");
+    assert!(!names(&bob).contains(&"samples".to_owned()), "{bob}");
+    assert!(names(&alice_schemas).contains(&"sales".to_owned()));
+    assert!(
+        !names(&bob_schemas).contains(&"sales".to_owned()),
+        "{bob_schemas}"
+    );
+    assert_eq!(alice["next_page_token"], serde_json::Value::Null);
+    let first = &alice["items"][0];
+    for key in ["name", "comment", "owner", "catalog_type"] {
+        assert!(first.get(key).is_some(), "{key} in {first}");
+    }
+    assert!(
+        alice_schemas["items"][0]["full_name"]
+            .as_str()
+            .unwrap()
+            .starts_with("main.")
+    );
+}
+
+#[tokio::test]
+async fn pages_follow_limit_and_tokens_across_empty_upstream_pages() {
+    // Arrange: the emulator begins lists with empty pages that carry tokens.
+    let app = spawn_app().await;
+    app.control(
+        reqwest::Method::PUT,
+        "config",
+        json!({"empty_pages": true, "default_page_size": 1}),
+    )
+    .await;
+    let (_, everything) = app
+        .get_json("/api/unity-catalog/catalogs?limit=1000", Some(ALICE))
+        .await;
+    let all = names(&everything);
+    assert!(all.len() >= 2, "{everything}");
+
+    // Act: one item per page.
+    let mut seen = Vec::new();
+    let mut path = "/api/unity-catalog/catalogs?limit=1".to_owned();
+    for _ in 0..10 {
+        let (status, page) = app.get_json(&path, Some(ALICE)).await;
+        assert_eq!(status, 200, "{page}");
+        assert!(page["items"].as_array().unwrap().len() <= 1);
+        seen.extend(names(&page));
+        match page["next_page_token"].as_str() {
+            Some(token) => path = format!("/api/unity-catalog/catalogs?limit=1&page_token={token}"),
+            None => break,
+        }
+    }
+    let (_, skipped) = app
+        .get_json("/api/unity-catalog/catalogs?offset=1&limit=1", Some(ALICE))
+        .await;
+
+    // Assert
+    assert_eq!(seen, all);
+    assert_eq!(names(&skipped), all[1..2].to_vec());
+}
+
+#[tokio::test]
+async fn bad_pagination_and_identifiers_are_refused() {
+    let app = spawn_app().await;
+    let bad = |path: &str| app.get(path, Some(ALICE)).send();
+    let body = assert_error(
+        bad("/api/unity-catalog/catalogs?limit=0").await.unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(body["detail"]["field"], "limit");
+    assert_error(
+        bad("/api/unity-catalog/catalogs?limit=abc").await.unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_error(
+        bad("/api/unity-catalog/catalogs?page_token=zzz")
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    let body = assert_error(
+        bad("/api/unity-catalog/catalogs/ma%20in/schemas")
+            .await
+            .unwrap(),
+        400,
+        "INVALID_IDENTIFIER",
+    )
+    .await;
+    assert_eq!(body["detail"]["field"], "catalog");
+    assert_error(
+        bad("/api/unity-catalog/catalogs/main/schemas/a.b/tables")
+            .await
+            .unwrap(),
+        400,
+        "INVALID_IDENTIFIER",
+    )
+    .await;
+    assert_error(
+        bad("/api/unity-catalog/catalogs/main/schemas/default/tables/x%60y")
+            .await
+            .unwrap(),
+        400,
+        "INVALID_IDENTIFIER",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn missing_and_forbidden_resources_have_their_codes() {
+    let app = spawn_app().await;
+    assert_error(
+        app.get("/api/unity-catalog/catalogs/nope/schemas", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "CATALOG_NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.get(
+            "/api/unity-catalog/catalogs/main/schemas/nope/tables",
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap(),
+        404,
+        "SCHEMA_NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.get(
+            "/api/unity-catalog/catalogs/main/schemas/default/tables/nope",
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap(),
+        404,
+        "TABLE_NOT_FOUND",
+    )
+    .await;
+    let denied = app
+        .get(
+            "/api/unity-catalog/catalogs/main/schemas/sales/tables",
+            Some(BOB),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = denied.status().as_u16();
+    assert!(status == 403 || status == 404, "{status}");
+    if status == 403 {
+        assert_error(denied, 403, "PERMISSION_DENIED").await;
+    }
+}
+
+#[tokio::test]
+async fn a_table_has_columns_and_timestamps() {
+    let app = spawn_app().await;
+    let (_, tables) = app
+        .get_json(
+            "/api/unity-catalog/catalogs/main/schemas/default/tables",
+            Some(ALICE),
+        )
+        .await;
+    let table = tables["items"][0]["name"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .get_json(
+            &format!("/api/unity-catalog/catalogs/main/schemas/default/tables/{table}"),
+            Some(ALICE),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["full_name"], format!("main.default.{table}"));
+    let column = &body["columns"][0];
+    for key in [
+        "name",
+        "position",
+        "type_text",
+        "type_name",
+        "nullable",
+        "comment",
+    ] {
+        assert!(column.get(key).is_some(), "{key} in {column}");
+    }
+    assert!(body.get("created_at").is_some() && body.get("updated_at").is_some());
+}
+
+#[tokio::test]
+async fn rows_are_typed_paged_and_read_as_the_user() {
+    // Arrange
+    let app = spawn_app().await;
+    let (_, tables) = app
+        .get_json(
+            "/api/unity-catalog/catalogs/main/schemas/default/tables",
+            Some(ALICE),
+        )
+        .await;
+    let table = tables["items"][0]["name"].as_str().unwrap().to_owned();
+    let base = format!("/api/unity-catalog/catalogs/main/schemas/default/tables/{table}/rows");
+
+    // Act
+    let (status, first) = app.get_json(&format!("{base}?limit=1"), Some(ALICE)).await;
+    let (_, all) = app.get_json(&base, Some(ALICE)).await;
+
+    // Assert
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["row_count"], 1);
+    assert_eq!(first["rows"].as_array().unwrap().len(), 1);
+    let total = all["row_count"].as_u64().unwrap();
+    assert_eq!(first["has_more"], total > 1);
+    assert_eq!(all["has_more"], false);
+    assert!(first["statement_id"].is_string());
+    assert!(first["execution_time_ms"].is_u64());
+    assert!(!first["columns"].as_array().unwrap().is_empty());
+    let statements = app.upstream_requests("/api/2.0/sql/statements").await;
+    assert!(
+        statements
+            .iter()
+            .all(|s| s["principal"] == "alice@example.com"),
+        "{statements:?}"
+    );
+    let (_, offset) = app
+        .get_json(&format!("{base}?limit=1&offset=1"), Some(ALICE))
+        .await;
+    if total > 1 {
+        assert_eq!(offset["rows"][0], all["rows"][1]);
+    }
+}
+
+#[tokio::test]
+async fn rows_without_a_warehouse_are_warehouse_not_configured() {
+    let app = spawn_app_with(Options {
+        warehouse: false,
+        ..Options::default()
+    })
+    .await;
+    let response = app
+        .get(
+            "/api/unity-catalog/catalogs/main/schemas/default/tables/x/rows",
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 503, "WAREHOUSE_NOT_CONFIGURED").await;
+}
+
+#[tokio::test]
+async fn a_429_fails_at_once_after_exactly_one_upstream_call() {
+    // Arrange
+    let app = spawn_app().await;
+    app.get_json("/api/user/me", Some(ALICE)).await; // identity cached
+    app.add_fault(json!({"path": "/api/2.1/unity-catalog/*", "status": 429, "retry_after": 9}))
+        .await;
+
+    // Act
+    let response = app
+        .get("/api/unity-catalog/catalogs", Some(ALICE))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    let body = assert_error(response, 429, "RATE_LIMITED").await;
+    assert_eq!(body["retry_after"], 9);
+    assert_eq!(
+        app.upstream_requests("/api/2.1/unity-catalog").await.len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn upstream_failures_and_timeouts_have_their_codes() {
+    let app = spawn_app().await;
+    app.add_fault(json!({"path": "/api/2.1/unity-catalog/catalogs", "status": 500}))
+        .await;
+    assert_error(
+        app.get("/api/unity-catalog/catalogs", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+        502,
+        "UPSTREAM_ERROR",
+    )
+    .await;
+    app.control(reqwest::Method::DELETE, "faults", json!({}))
+        .await;
+    app.add_fault(json!({"path": "/api/2.1/unity-catalog/catalogs", "status": 504}))
+        .await;
+    assert_error(
+        app.get("/api/unity-catalog/catalogs", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+        504,
+        "UPSTREAM_TIMEOUT",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_expired_token_on_a_resource_call_is_auth_expired() {
+    // Arrange: the identity is cached, then the token expires.
+    let app = spawn_app().await;
+    let minted = app
+        .control(
+            reqwest::Method::POST,
+            "tokens",
+            json!({"principal": "bob@example.com", "ttl_secs": 600}),
+        )
+        .await;
+    let token = minted["token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
+    app.control(
+        reqwest::Method::POST,
+        "tokens/expire",
+        json!({"token": token}),
+    )
+    .await;
+
+    // Act / Assert: refused on the resource call, and at once on the next identity check.
+    assert_error(
+        app.get("/api/unity-catalog/catalogs", Some(&token))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "AUTH_EXPIRED",
+    )
+    .await;
+    assert_error(
+        app.get("/api/user/me", Some(&token)).send().await.unwrap(),
+        401,
+        "AUTH_EXPIRED",
+    )
+    .await;
+}

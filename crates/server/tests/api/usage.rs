@@ -1,0 +1,184 @@
+use serde_json::json;
+
+use crate::app::{ADMIN, ALICE, BOB, assert_error, spawn_app};
+
+fn events(n: usize) -> serde_json::Value {
+    let now = chrono::Utc::now().to_rfc3339();
+    json!({"events": (0..n).map(|i| json!({"event_type": "page_view", "page_name": format!("page-{}", i % 2), "timestamp": now})).collect::<Vec<_>>()})
+}
+
+#[tokio::test]
+async fn usage_events_are_accepted_as_json_and_as_beacon_text() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let json_post = app
+        .request(reqwest::Method::POST, "/api/v1/metrics/usage-events", ALICE)
+        .json(&events(3))
+        .send()
+        .await
+        .unwrap();
+    let beacon = app
+        .request(reqwest::Method::POST, "/api/v1/metrics/usage-events", ALICE)
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(events(2).to_string())
+        .send()
+        .await
+        .unwrap();
+    let (_, alice) = app
+        .get_json("/api/v1/metrics/usage/count?time_range=24h", Some(ALICE))
+        .await;
+    let (_, bob) = app.get_json("/api/v1/metrics/usage/count", Some(BOB)).await;
+
+    // Assert
+    assert_eq!(json_post.status(), 202);
+    assert_eq!(
+        json_post.json::<serde_json::Value>().await.unwrap(),
+        json!({"accepted": 3})
+    );
+    assert_eq!(beacon.status(), 202);
+    assert_eq!(alice["count"], 5, "{alice}");
+    assert_eq!(alice["time_range"], "24h");
+    assert!(alice["start_time"].is_string() && alice["end_time"].is_string());
+    assert_eq!(bob["count"], 0);
+}
+
+#[tokio::test]
+async fn usage_batches_are_validated() {
+    let app = spawn_app().await;
+    let post = |body: serde_json::Value| {
+        app.request(reqwest::Method::POST, "/api/v1/metrics/usage-events", ALICE)
+            .json(&body)
+            .send()
+    };
+    assert_error(post(events(0)).await.unwrap(), 400, "INVALID_REQUEST").await;
+    assert_error(post(events(1001)).await.unwrap(), 400, "INVALID_REQUEST").await;
+    assert_error(
+        post(json!({"events": [{"event_type": "x"}]}))
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_error(
+        app.get("/api/v1/metrics/usage/count?time_range=1y", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn admin_dashboards_need_an_admin() {
+    let app = spawn_app().await;
+    for path in [
+        "/api/v1/metrics/performance",
+        "/api/v1/metrics/usage",
+        "/api/v1/metrics/time-series",
+    ] {
+        assert_error(
+            app.get(path, Some(ALICE)).send().await.unwrap(),
+            403,
+            "ADMIN_REQUIRED",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn admin_dashboards_report_usage_and_request_performance_by_route_template() {
+    // Arrange
+    let app = spawn_app().await;
+    app.request(reqwest::Method::POST, "/api/v1/metrics/usage-events", ALICE)
+        .json(&events(4))
+        .send()
+        .await
+        .unwrap();
+    app.request(reqwest::Method::POST, "/api/v1/metrics/usage-events", BOB)
+        .json(&events(1))
+        .send()
+        .await
+        .unwrap();
+    for key in ["a", "b", "c"] {
+        app.get(&format!("/api/preferences/{key}"), Some(ALICE))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Act: the batch writer runs off the request path; wait until it has written.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let performance = loop {
+        let (status, body) = app
+            .get_json("/api/v1/metrics/performance?time_range=24h", Some(ADMIN))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let has = body["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["route"] == "/api/preferences/{key}" && r["requests"] == 3);
+        if has || std::time::Instant::now() > deadline {
+            break body;
+        }
+        tokio::task::yield_now().await;
+    };
+    let (_, usage) = app
+        .get_json("/api/v1/metrics/usage?time_range=7d", Some(ADMIN))
+        .await;
+    let (_, series) = app
+        .get_json(
+            "/api/v1/metrics/time-series?time_range=24h&metric_type=usage",
+            Some(ADMIN),
+        )
+        .await;
+    let (_, both) = app
+        .get_json("/api/v1/metrics/time-series", Some(ADMIN))
+        .await;
+
+    // Assert
+    let routes = performance["routes"].as_array().unwrap();
+    assert!(
+        routes.iter().any(|r| r["route"] == "/api/preferences/{key}"
+            && r["method"] == "GET"
+            && r["requests"] == 3),
+        "{performance}"
+    );
+    assert!(
+        routes.iter().all(|r| !r["route"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/preferences/")
+            || r["route"] == "/api/preferences/{key}"),
+        "templates only"
+    );
+    assert!(performance["summary"]["requests"].as_i64().unwrap() >= 3);
+    assert_eq!(usage["total_events"], 5, "{usage}");
+    assert_eq!(usage["unique_users"], 2);
+    assert_eq!(usage["by_event_type"]["page_view"], 5);
+    assert_eq!(usage["top_pages"][0]["page_name"], "page-0");
+    assert_eq!(series["interval"], "5m");
+    let point = &series["points"][0];
+    assert!(
+        point.get("events").is_some() && point.get("requests").is_none(),
+        "{series}"
+    );
+    assert!(both["points"][0].get("requests").is_some());
+    let busy = both["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["requests"].as_i64() > Some(0))
+        .expect("a bucket with requests");
+    let (p50, p95, p99) = (
+        busy["p50_ms"].as_f64().unwrap(),
+        busy["p95_ms"].as_f64().unwrap(),
+        busy["p99_ms"].as_f64().unwrap(),
+    );
+    assert!(p50 <= p95 && p95 <= p99, "{busy}");
+}

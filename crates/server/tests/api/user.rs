@@ -1,0 +1,335 @@
+use serde_json::json;
+
+use crate::app::{ADMIN, ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn me_returns_the_caller_with_auth_method_obo() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let (status, body) = app.get_json("/api/user/me", Some(ALICE)).await;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user_id"], "alice@example.com");
+    assert_eq!(body["email"], "alice@example.com");
+    assert_eq!(body["username"], "alice@example.com");
+    assert_eq!(body["auth_method"], "obo");
+    assert_eq!(body["active"], true);
+    assert_eq!(body["is_admin"], false);
+    assert!(body["groups"].is_array());
+    assert!(body["display_name"].is_string());
+}
+
+#[tokio::test]
+async fn admins_are_members_of_the_admin_groups() {
+    let app = spawn_app().await;
+    let (_, admin) = app.get_json("/api/user/me", Some(ADMIN)).await;
+    assert_eq!(admin["is_admin"], true, "{admin}");
+    let (_, bob) = app.get_json("/api/user/me", Some(BOB)).await;
+    assert_eq!(bob["is_admin"], false);
+}
+
+#[tokio::test]
+async fn admin_groups_are_configurable() {
+    let app = spawn_app_with(Options {
+        settings: json!({"dbapp": {"admin_groups": "nobody"}}),
+        ..Options::default()
+    })
+    .await;
+    let (_, admin) = app.get_json("/api/user/me", Some(ADMIN)).await;
+    assert_eq!(admin["is_admin"], false);
+}
+
+#[tokio::test]
+async fn me_workspace_names_the_workspace() {
+    let app = spawn_app().await;
+    let (status, body) = app.get_json("/api/user/me/workspace", Some(BOB)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["user_id"], "bob@example.com");
+    assert_eq!(body["workspace"]["host"], app.emulator.base_url());
+    assert!(body["workspace"]["workspace_id"].is_string(), "{body}");
+    assert!(body["workspace"]["name"].is_string());
+}
+
+#[tokio::test]
+async fn auth_status_is_never_an_error() {
+    let app = spawn_app().await;
+    let (status, none) = app.get_json("/api/user/auth/status", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        none,
+        json!({"authenticated": false, "auth_method": "obo", "has_user_identity": false, "user_id": null})
+    );
+    let (status, bad) = app.get_json("/api/user/auth/status", Some("nope")).await;
+    assert_eq!(status, 200);
+    assert_eq!(bad["authenticated"], false);
+    assert_eq!(bad["has_user_identity"], true);
+    let (_, good) = app.get_json("/api/user/auth/status", Some(ALICE)).await;
+    assert_eq!(good["authenticated"], true);
+    assert_eq!(good["user_id"], "alice@example.com");
+}
+
+#[tokio::test]
+async fn missing_empty_and_malformed_tokens_are_refused_before_any_call() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act / Assert
+    assert_error(
+        app.get("/api/user/me", None).send().await.unwrap(),
+        401,
+        "AUTH_MISSING",
+    )
+    .await;
+    assert_error(
+        app.get("/api/user/me", Some("   ")).send().await.unwrap(),
+        401,
+        "AUTH_MISSING",
+    )
+    .await;
+    let long = "x".repeat(8 * 1024 + 1);
+    assert_error(
+        app.get("/api/user/me", Some(&long)).send().await.unwrap(),
+        401,
+        "AUTH_INVALID",
+    )
+    .await;
+    assert_error(
+        app.get("/api/user/me", Some("a\tb")).send().await.unwrap(),
+        401,
+        "AUTH_INVALID",
+    )
+    .await;
+    assert!(
+        app.upstream_requests("/api/2.0/preview/scim")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_token_is_auth_invalid_and_an_expired_one_auth_expired() {
+    // Arrange
+    let app = spawn_app().await;
+    let minted = app
+        .control(
+            reqwest::Method::POST,
+            "tokens",
+            json!({"principal": "alice@example.com", "ttl_secs": 600}),
+        )
+        .await;
+    let token = minted["token"].as_str().unwrap().to_owned();
+    app.control(
+        reqwest::Method::POST,
+        "tokens/expire",
+        json!({"token": token}),
+    )
+    .await;
+
+    // Act / Assert
+    assert_error(
+        app.get("/api/user/me", Some("unknown"))
+            .send()
+            .await
+            .unwrap(),
+        401,
+        "AUTH_INVALID",
+    )
+    .await;
+    assert_error(
+        app.get("/api/user/me", Some(&token)).send().await.unwrap(),
+        401,
+        "AUTH_EXPIRED",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_token_that_expires_mid_session_is_refused_and_the_next_works_at_once() {
+    // Arrange: a fresh token, used once (and cached), then expired.
+    let app = spawn_app_with(Options {
+        settings: json!({"dbapp": {"identity_cache_ttl_secs": 0}}),
+        ..Options::default()
+    })
+    .await;
+    let first = app
+        .control(
+            reqwest::Method::POST,
+            "tokens",
+            json!({"principal": "alice@example.com", "ttl_secs": 600}),
+        )
+        .await;
+    let first = first["token"].as_str().unwrap().to_owned();
+    let (status, _) = app.get_json("/api/user/me", Some(&first)).await;
+    assert_eq!(status, 200);
+    app.control(
+        reqwest::Method::POST,
+        "tokens/expire",
+        json!({"token": first}),
+    )
+    .await;
+    let second = app
+        .control(
+            reqwest::Method::POST,
+            "tokens",
+            json!({"principal": "alice@example.com", "ttl_secs": 600}),
+        )
+        .await;
+    let second = second["token"].as_str().unwrap().to_owned();
+
+    // Act / Assert
+    assert_error(
+        app.get("/api/user/me", Some(&first)).send().await.unwrap(),
+        401,
+        "AUTH_EXPIRED",
+    )
+    .await;
+    let (status, body) = app.get_json("/api/user/me", Some(&second)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["user_id"], "alice@example.com");
+}
+
+#[tokio::test]
+async fn a_forwarded_email_must_match_the_identity() {
+    let app = spawn_app().await;
+    let ok = app
+        .get("/api/user/me", Some(ALICE))
+        .header("X-Forwarded-Email", "Alice@Example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    let mismatch = app
+        .get("/api/user/me", Some(ALICE))
+        .header("X-Forwarded-Email", "bob@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_error(mismatch, 401, "IDENTITY_MISMATCH").await;
+}
+
+#[tokio::test]
+async fn identity_lookups_are_retried_on_503_and_then_cached() {
+    // Arrange: SCIM Me fails twice with 503.
+    let app = spawn_app().await;
+    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503, "count": 2}))
+        .await;
+
+    // Act
+    let started = std::time::Instant::now();
+    let (status, body) = app.get_json("/api/user/me", Some(ALICE)).await;
+    let elapsed = started.elapsed();
+    let (again, _) = app.get_json("/api/user/me", Some(ALICE)).await;
+
+    // Assert: three attempts (waits of ~100 and ~200 ms), then one cache hit.
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(again, 200);
+    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    assert_eq!(calls.len(), 3, "{calls:?}");
+    assert!(
+        elapsed >= std::time::Duration::from_millis(300),
+        "{elapsed:?}"
+    );
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+}
+
+#[tokio::test]
+async fn identity_lookups_that_keep_failing_are_auth_user_identity_failed() {
+    let app = spawn_app().await;
+    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503}))
+        .await;
+    assert_error(
+        app.get("/api/user/me", Some(ALICE)).send().await.unwrap(),
+        502,
+        "AUTH_USER_IDENTITY_FAILED",
+    )
+    .await;
+    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    assert_eq!(calls.len(), 4, "one call and three retries");
+}
+
+#[tokio::test]
+async fn a_rate_limited_identity_lookup_fails_at_once_with_retry_after() {
+    // Arrange
+    let app = spawn_app().await;
+    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 429, "retry_after": 17}))
+        .await;
+
+    // Act
+    let response = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
+
+    // Assert
+    let body = assert_error(response, 429, "AUTH_RATE_LIMITED").await;
+    assert_eq!(body["retry_after"], 17);
+    assert_eq!(
+        app.upstream_requests("/api/2.0/preview/scim/v2/Me")
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn two_tabs_of_one_user_work_independently() {
+    // Arrange: no server-side session; two "tabs" are two clients with the same token.
+    let app = spawn_app().await;
+    let tab_a = reqwest::Client::new();
+    let tab_b = reqwest::Client::new();
+    let get = |client: &reqwest::Client, id: &str| {
+        client
+            .get(app.url("/api/user/me"))
+            .header("X-Forwarded-Access-Token", ALICE)
+            .header("X-Correlation-ID", id)
+            .send()
+    };
+
+    // Act
+    let (a, b) = tokio::join!(get(&tab_a, "tab-a"), get(&tab_b, "tab-b"));
+
+    // Assert
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.status(), 200);
+    assert_eq!(b.status(), 200);
+    assert_eq!(a.headers()["x-correlation-id"], "tab-a");
+    assert_eq!(b.headers()["x-correlation-id"], "tab-b");
+    assert!(a.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn concurrent_requests_retry_independently_with_distinct_correlation_ids() {
+    // Arrange: the first two SCIM calls fail; the cache is off so each request looks up.
+    let app = spawn_app_with(Options {
+        settings: json!({"dbapp": {"identity_cache_ttl_secs": 0}}),
+        ..Options::default()
+    })
+    .await;
+    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503, "count": 2}))
+        .await;
+
+    // Act
+    let (a, b) = tokio::join!(
+        app.get("/api/user/me", Some(ALICE))
+            .header("X-Correlation-ID", "req-a")
+            .send(),
+        app.get("/api/user/me", Some(BOB))
+            .header("X-Correlation-ID", "req-b")
+            .send(),
+    );
+
+    // Assert
+    assert_eq!(a.unwrap().status(), 200);
+    assert_eq!(b.unwrap().status(), 200);
+    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    let ids: Vec<&str> = calls
+        .iter()
+        .filter_map(|c| c["correlation_id"].as_str())
+        .collect();
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert!(
+        ids.iter().all(|id| *id == "req-a" || *id == "req-b"),
+        "{ids:?}"
+    );
+    assert!(ids.contains(&"req-a") && ids.contains(&"req-b"));
+}

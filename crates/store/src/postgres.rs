@@ -1,0 +1,619 @@
+//! [`PgStore`]: the [`Store`] on Postgres (Lakebase in production), with runtime queries in the
+//! Postgres dialect.
+//!
+//! Every statement that reads or writes user data binds `user_id` as its first parameter and
+//! filters or writes it. Percentiles are computed in SQL with `percentile_cont`; sorting of text
+//! uses `COLLATE "C"` (byte order), so results do not depend on the database's collation and
+//! match the SQLite store's. Timestamps are `timestamptz`.
+//!
+//! The pool is built by the caller: [`PgStore::connect_lazy`] for a static URL, or
+//! [`crate::lakebase`] for Lakebase, which keeps rotating the pool's password.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use crate::aggregate::{self, RequestBucket, UsageBucket};
+use crate::lakebase::{RefreshTask, TokenRefresher};
+use crate::{
+    Bucket, ERROR_STATUS_MIN, InferenceLog, NewRequestRecord, NewUsageEvent, Page, PageRequest,
+    PageViews, PerformanceReport, PerformanceStats, PoolSettings, Preference, RoutePerformance,
+    Store, StoreError, TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
+    micros,
+};
+
+/// The Postgres migrations, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/migrations/postgres");
+
+/// How often a connection whose login was refused is retried (see [`PgStore::conn`]).
+const LOGIN_RETRIES: u32 = 3;
+
+/// The [`Store`] on Postgres.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// The Lakebase token refresher of this pool, when it has one. Shared by the clones, and it
+    /// stops the refresher when the last clone is dropped.
+    lakebase: Option<Arc<RefreshTask>>,
+}
+
+impl PgStore {
+    /// A store on an existing pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self {
+            pool,
+            lakebase: None,
+        }
+    }
+
+    pub(crate) fn with_refresher(pool: PgPool, task: RefreshTask) -> Self {
+        Self {
+            pool,
+            lakebase: Some(Arc::new(task)),
+        }
+    }
+
+    /// The Lakebase token refresher, for a store built by [`crate::lakebase::connect`].
+    pub fn token_refresher(&self) -> Option<&Arc<TokenRefresher>> {
+        self.lakebase.as_ref().map(|task| task.refresher())
+    }
+
+    /// A store whose pool connects on first use, so a server can start while the database is
+    /// down (its `/ready` then reports it).
+    pub fn connect_lazy(options: PgConnectOptions, settings: &PoolSettings) -> Self {
+        Self::new(pool_options(settings).connect_lazy_with(options))
+    }
+
+    /// The pool, e.g. for [`crate::lakebase`] to rotate its password or for benchmarks.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl PgStore {
+    /// A connection from the pool. A login the server refused is retried a few times, briefly
+    /// apart: a rotating password (Lakebase) can be refused at the instant it is replaced, and a
+    /// refused login ran no statement, so retrying it cannot repeat a write.
+    async fn conn(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.pool.acquire().await {
+                Ok(conn) => return Ok(conn),
+                Err(error) if attempt < LOGIN_RETRIES && login_refused(&error) => {
+                    attempt += 1;
+                    tracing::debug!(event = "store.login_retry", attempt);
+                    tokio::time::sleep(Duration::from_millis(100) * attempt).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+}
+
+/// Postgres `invalid_password` or `invalid_authorization_specification`.
+fn login_refused(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if matches!(e.code().as_deref(), Some("28P01" | "28000")))
+}
+
+/// Pool options from the settings; `max_lifetime` recycles connections before their login token
+/// is an hour old.
+pub(crate) fn pool_options(settings: &PoolSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(0)
+        .acquire_timeout(settings.acquire_timeout)
+        .max_lifetime(settings.max_lifetime)
+        .idle_timeout(settings.idle_timeout)
+}
+
+#[derive(sqlx::FromRow)]
+struct PreferenceRow {
+    key: String,
+    value: Json<Value>,
+    revision: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl PreferenceRow {
+    fn into_preference(self) -> Preference {
+        Preference {
+            key: self.key,
+            value: self.value.0,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct InferenceRow {
+    request_id: Uuid,
+    endpoint_name: String,
+    status: String,
+    inputs: Json<Value>,
+    predictions: Option<Json<Value>>,
+    error_message: Option<String>,
+    execution_time_ms: i64,
+    created_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+}
+
+impl InferenceRow {
+    fn into_log(self) -> Result<InferenceLog, StoreError> {
+        Ok(InferenceLog {
+            request_id: self.request_id,
+            endpoint_name: self.endpoint_name,
+            status: self.status.parse()?,
+            inputs: self.inputs.0,
+            predictions: self.predictions.map(|p| p.0),
+            error_message: self.error_message,
+            execution_time_ms: self.execution_time_ms,
+            created_at: self.created_at,
+            completed_at: self.completed_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct StatsRow {
+    requests: i64,
+    errors: i64,
+    p50: Option<f64>,
+    p95: Option<f64>,
+    p99: Option<f64>,
+}
+
+impl StatsRow {
+    fn into_stats(self) -> PerformanceStats {
+        PerformanceStats {
+            requests: self.requests,
+            errors: self.errors,
+            error_rate: aggregate::error_rate(self.errors, self.requests),
+            p50_ms: self.p50,
+            p95_ms: self.p95,
+            p99_ms: self.p99,
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RouteStatsRow {
+    route: String,
+    method: String,
+    #[sqlx(flatten)]
+    stats: StatsRow,
+}
+
+const SELECT_PREFERENCE: &str = "SELECT key, value, revision, created_at, updated_at \
+     FROM user_preferences WHERE user_id = $1 AND key = $2";
+
+const LIST_PREFERENCES: &str = "SELECT key, value, revision, created_at, updated_at \
+     FROM user_preferences WHERE user_id = $1 ORDER BY key COLLATE \"C\"";
+
+// One statement, so Postgres' ON CONFLICT makes it atomic; `revision` = 1 afterwards means this
+// statement inserted the row. GREATEST keeps `updated_at` from moving back when racing writers'
+// clocks were read in a different order than their writes happened.
+const UPSERT_PREFERENCE: &str = "INSERT INTO user_preferences \
+         (user_id, key, value, revision, created_at, updated_at) \
+     VALUES ($1, $2, $3, 1, $4, $4) \
+     ON CONFLICT (user_id, key) DO UPDATE SET \
+         value = EXCLUDED.value, \
+         revision = user_preferences.revision + 1, \
+         updated_at = GREATEST(EXCLUDED.updated_at, user_preferences.updated_at) \
+     RETURNING key, value, revision, created_at, updated_at";
+
+const DELETE_PREFERENCE: &str = "DELETE FROM user_preferences WHERE user_id = $1 AND key = $2";
+
+const INSERT_INFERENCE_LOG: &str = "INSERT INTO model_inference_logs \
+         (user_id, request_id, endpoint_name, status, inputs, predictions, error_message, \
+          execution_time_ms, created_at, completed_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+const LIST_INFERENCE_LOGS: &str = "SELECT request_id, endpoint_name, status, inputs, \
+         predictions, error_message, execution_time_ms, created_at, completed_at \
+     FROM model_inference_logs WHERE user_id = $1 \
+     ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3";
+
+const COUNT_INFERENCE_LOGS: &str = "SELECT count(*) FROM model_inference_logs WHERE user_id = $1";
+
+// One statement per batch: the arrays are unnested into rows.
+const INSERT_USAGE_EVENTS: &str = "INSERT INTO usage_events \
+         (user_id, event_type, page_name, element_id, success, metadata, occurred_at) \
+     SELECT $1, e.event_type, e.page_name, e.element_id, e.success, e.metadata::jsonb, \
+         e.occurred_at \
+     FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bool[], $6::text[], \
+         $7::timestamptz[]) \
+         AS e(event_type, page_name, element_id, success, metadata, occurred_at)";
+
+const COUNT_USAGE_EVENTS: &str = "SELECT count(*) FROM usage_events \
+     WHERE user_id = $1 AND occurred_at >= $2 AND occurred_at < $3";
+
+const USAGE_TOTALS: &str = "SELECT count(*) AS total, count(DISTINCT user_id) AS users \
+     FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2";
+
+const USAGE_BY_TYPE: &str = "SELECT event_type, count(*) FROM usage_events \
+     WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY event_type";
+
+const USAGE_TOP_PAGES: &str = "SELECT page_name, count(*) AS views FROM usage_events \
+     WHERE occurred_at >= $1 AND occurred_at < $2 AND page_name IS NOT NULL \
+     GROUP BY page_name ORDER BY views DESC, page_name COLLATE \"C\" LIMIT $3";
+
+const INSERT_REQUEST_RECORDS: &str = "INSERT INTO performance_metrics \
+         (route, method, status_code, duration_ms, recorded_at) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::float8[], $5::timestamptz[])";
+
+const PERFORMANCE_SUMMARY: &str = "SELECT count(*) AS requests, \
+         count(*) FILTER (WHERE status_code >= $3) AS errors, \
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50, \
+         percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95, \
+         percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS p99 \
+     FROM performance_metrics \
+     WHERE recorded_at >= $1 AND recorded_at < $2 AND ($4::text IS NULL OR route = $4)";
+
+const PERFORMANCE_BY_ROUTE: &str = "SELECT route, method, count(*) AS requests, \
+         count(*) FILTER (WHERE status_code >= $3) AS errors, \
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50, \
+         percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95, \
+         percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS p99 \
+     FROM performance_metrics \
+     WHERE recorded_at >= $1 AND recorded_at < $2 AND ($4::text IS NULL OR route = $4) \
+     GROUP BY route, method \
+     ORDER BY requests DESC, route COLLATE \"C\", method COLLATE \"C\"";
+
+// Buckets are numbered by whole widths since the epoch; `extract(epoch …)` is numeric, so the
+// division is exact and agrees with SQLite's integer division of microseconds.
+const REQUEST_BUCKETS: &str = "SELECT \
+         floor(extract(epoch FROM recorded_at) * 1000000 / $3::bigint)::bigint AS bucket, \
+         count(*) AS requests, \
+         count(*) FILTER (WHERE status_code >= $4) AS errors, \
+         percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50, \
+         percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95, \
+         percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS p99 \
+     FROM performance_metrics WHERE recorded_at >= $1 AND recorded_at < $2 GROUP BY 1";
+
+const USAGE_BUCKETS: &str = "SELECT \
+         floor(extract(epoch FROM occurred_at) * 1000000 / $3::bigint)::bigint AS bucket, \
+         count(*) AS events, count(DISTINCT user_id) AS users \
+     FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1";
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn get_preference(&self, user: &UserId, key: &str) -> Result<Preference, StoreError> {
+        let row: Option<PreferenceRow> = sqlx::query_as(SELECT_PREFERENCE)
+            .bind(user.as_str())
+            .bind(key)
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        row.map(PreferenceRow::into_preference)
+            .ok_or(StoreError::NotFound("preference"))
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn list_preferences(&self, user: &UserId) -> Result<Vec<Preference>, StoreError> {
+        let rows: Vec<PreferenceRow> = sqlx::query_as(LIST_PREFERENCES)
+            .bind(user.as_str())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(PreferenceRow::into_preference)
+            .collect())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn upsert_preference(
+        &self,
+        user: &UserId,
+        key: &str,
+        value: &Value,
+    ) -> Result<Upserted, StoreError> {
+        aggregate::check_key(key)?;
+        aggregate::check_json("value", value)?;
+        let row: PreferenceRow = sqlx::query_as(UPSERT_PREFERENCE)
+            .bind(user.as_str())
+            .bind(key)
+            .bind(Json(value))
+            .bind(crate::now())
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        let created = row.revision == 1;
+        Ok(Upserted {
+            preference: row.into_preference(),
+            created,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn delete_preference(&self, user: &UserId, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(DELETE_PREFERENCE)
+            .bind(user.as_str())
+            .bind(key)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, request_id = %log.request_id))]
+    async fn append_inference_log(
+        &self,
+        user: &UserId,
+        log: &InferenceLog,
+    ) -> Result<(), StoreError> {
+        aggregate::check_inference_log(log)?;
+        sqlx::query(INSERT_INFERENCE_LOG)
+            .bind(user.as_str())
+            .bind(log.request_id)
+            .bind(&log.endpoint_name)
+            .bind(log.status.as_str())
+            .bind(Json(&log.inputs))
+            .bind(log.predictions.as_ref().map(Json))
+            .bind(log.error_message.as_deref())
+            .bind(log.execution_time_ms)
+            .bind(micros(log.created_at))
+            .bind(log.completed_at.map(micros))
+            .execute(&mut *self.conn().await?)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("inference log"),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn list_inference_logs(
+        &self,
+        user: &UserId,
+        page: PageRequest,
+    ) -> Result<Page<InferenceLog>, StoreError> {
+        let rows: Vec<InferenceRow> = sqlx::query_as(LIST_INFERENCE_LOGS)
+            .bind(user.as_str())
+            .bind(page.limit_i64())
+            .bind(page.offset_i64())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        let total_count: i64 = sqlx::query_scalar(COUNT_INFERENCE_LOGS)
+            .bind(user.as_str())
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(InferenceRow::into_log)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, total_count })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, events = events.len()))]
+    async fn insert_usage_events(
+        &self,
+        user: &UserId,
+        events: &[NewUsageEvent],
+    ) -> Result<u64, StoreError> {
+        aggregate::check_usage_events(events)?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let metadata: Vec<Option<String>> = events
+            .iter()
+            .map(|e| e.metadata.as_ref().map(Value::to_string))
+            .collect();
+        let done = sqlx::query(INSERT_USAGE_EVENTS)
+            .bind(user.as_str())
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.event_type.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.page_name.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(
+                events
+                    .iter()
+                    .map(|e| e.element_id.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(events.iter().map(|e| e.success).collect::<Vec<_>>())
+            .bind(metadata)
+            .bind(
+                events
+                    .iter()
+                    .map(|e| micros(e.timestamp))
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn count_usage_events(
+        &self,
+        user: &UserId,
+        window: TimeWindow,
+    ) -> Result<i64, StoreError> {
+        let window = window.truncated();
+        Ok(sqlx::query_scalar(COUNT_USAGE_EVENTS)
+            .bind(user.as_str())
+            .bind(window.start)
+            .bind(window.end)
+            .fetch_one(&mut *self.conn().await?)
+            .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn admin_usage_summary(&self, window: TimeWindow) -> Result<UsageSummary, StoreError> {
+        let window = window.truncated();
+        let (total_events, unique_users): (i64, i64) = sqlx::query_as(USAGE_TOTALS)
+            .bind(window.start)
+            .bind(window.end)
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        let by_type: Vec<(String, i64)> = sqlx::query_as(USAGE_BY_TYPE)
+            .bind(window.start)
+            .bind(window.end)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        let pages: Vec<(String, i64)> = sqlx::query_as(USAGE_TOP_PAGES)
+            .bind(window.start)
+            .bind(window.end)
+            .bind(TOP_PAGES as i64)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(UsageSummary {
+            total_events,
+            unique_users,
+            by_event_type: by_type.into_iter().collect(),
+            top_pages: pages
+                .into_iter()
+                .map(|(page_name, views)| PageViews { page_name, views })
+                .collect(),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(records = records.len()))]
+    async fn insert_request_records(
+        &self,
+        records: &[NewRequestRecord],
+    ) -> Result<u64, StoreError> {
+        aggregate::check_request_records(records)?;
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let done = sqlx::query(INSERT_REQUEST_RECORDS)
+            .bind(records.iter().map(|r| r.route.clone()).collect::<Vec<_>>())
+            .bind(records.iter().map(|r| r.method.clone()).collect::<Vec<_>>())
+            .bind(
+                records
+                    .iter()
+                    .map(|r| i32::from(r.status))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(records.iter().map(|r| r.duration_ms).collect::<Vec<_>>())
+            .bind(
+                records
+                    .iter()
+                    .map(|r| micros(r.recorded_at))
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    #[tracing::instrument(skip_all, fields(route = route.unwrap_or("*")))]
+    async fn admin_performance_report(
+        &self,
+        window: TimeWindow,
+        route: Option<&str>,
+    ) -> Result<PerformanceReport, StoreError> {
+        let window = window.truncated();
+        let summary: StatsRow = sqlx::query_as(PERFORMANCE_SUMMARY)
+            .bind(window.start)
+            .bind(window.end)
+            .bind(i32::from(ERROR_STATUS_MIN))
+            .bind(route)
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        let routes: Vec<RouteStatsRow> = sqlx::query_as(PERFORMANCE_BY_ROUTE)
+            .bind(window.start)
+            .bind(window.end)
+            .bind(i32::from(ERROR_STATUS_MIN))
+            .bind(route)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        Ok(PerformanceReport {
+            summary: summary.into_stats(),
+            routes: routes
+                .into_iter()
+                .map(|r| RoutePerformance {
+                    route: r.route,
+                    method: r.method,
+                    stats: r.stats.into_stats(),
+                })
+                .collect(),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = bucket.as_str()))]
+    async fn admin_time_series(
+        &self,
+        window: TimeWindow,
+        bucket: Bucket,
+    ) -> Result<Vec<TimeSeriesPoint>, StoreError> {
+        let window = window.truncated();
+        let range = aggregate::bucket_range(window, bucket)?;
+        let width_us = bucket.seconds() * 1_000_000;
+        type Row = (i64, i64, i64, Option<f64>, Option<f64>, Option<f64>);
+        let requests: Vec<Row> = sqlx::query_as(REQUEST_BUCKETS)
+            .bind(window.start)
+            .bind(window.end)
+            .bind(width_us)
+            .bind(i32::from(ERROR_STATUS_MIN))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        let usage: Vec<(i64, i64, i64)> = sqlx::query_as(USAGE_BUCKETS)
+            .bind(window.start)
+            .bind(window.end)
+            .bind(width_us)
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        let requests: BTreeMap<i64, RequestBucket> = requests
+            .into_iter()
+            .map(|(index, requests, errors, p50_ms, p95_ms, p99_ms)| {
+                let figures = RequestBucket {
+                    requests,
+                    errors,
+                    p50_ms,
+                    p95_ms,
+                    p99_ms,
+                };
+                (index, figures)
+            })
+            .collect();
+        let usage: BTreeMap<i64, UsageBucket> = usage
+            .into_iter()
+            .map(|(index, events, unique_users)| {
+                let figures = UsageBucket {
+                    events,
+                    unique_users,
+                };
+                (index, figures)
+            })
+            .collect();
+        Ok(aggregate::dense_series(range, bucket, &requests, &usage))
+    }
+}

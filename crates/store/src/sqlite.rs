@@ -1,0 +1,528 @@
+//! [`SqliteStore`]: the [`Store`] on a SQLite file, for local work (`dbapp dev`) and tests, with
+//! runtime queries in the SQLite dialect.
+//!
+//! Storage choices, all invisible through the trait: timestamps are `INTEGER` microseconds since
+//! the Unix epoch (UTC), so comparisons and bucketing are exact integer arithmetic; JSON values
+//! are text. SQLite has no `percentile_cont`, so the percentiles are computed in Rust from the
+//! selected durations with Postgres' formula (see `aggregate`); text sorts by bytes (`BINARY`),
+//! as the Postgres store's `COLLATE "C"` does.
+//!
+//! The database runs in WAL mode with a busy timeout: readers never block the one writer, and
+//! concurrent writers wait for each other instead of failing. Multi-statement writes start with
+//! `BEGIN IMMEDIATE`, which takes the write lock up front, so they never fail half way on a lock.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use uuid::Uuid;
+
+use crate::aggregate::{self, RequestBucket, UsageBucket};
+use crate::{
+    Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, Page, PageRequest, PageViews,
+    PerformanceReport, PoolSettings, Preference, RoutePerformance, Store, StoreError, TOP_PAGES,
+    TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
+};
+
+/// The SQLite migrations, embedded at build time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/migrations/sqlite");
+
+/// How long a statement waits for another connection's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The [`Store`] on SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// A store on an existing pool. The pool's options should set WAL mode and a busy timeout
+    /// as [`SqliteStore::open`] does.
+    pub fn new(pool: SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// A store on the SQLite file at `path`, created when missing; connects on first use.
+    pub fn open(path: &Path, settings: &PoolSettings) -> Self {
+        Self::connect_lazy(SqliteConnectOptions::new().filename(path), settings)
+    }
+
+    /// A store on `options` (e.g. parsed from a `sqlite:` URL), with WAL mode, a busy timeout,
+    /// and the file created when missing; connects on first use.
+    pub fn connect_lazy(options: SqliteConnectOptions, settings: &PoolSettings) -> Self {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(settings.idle_timeout)
+            .connect_lazy_with(options);
+        Self::new(pool)
+    }
+
+    /// The pool, e.g. for benchmarks.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn to_us(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn from_us(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| StoreError::Corrupt(format!("timestamp {us} is out of range")))
+}
+
+fn parse_json(field: &str, text: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("{field} is not valid JSON: {e}")))
+}
+
+#[derive(sqlx::FromRow)]
+struct PreferenceRow {
+    key: String,
+    value: String,
+    revision: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl PreferenceRow {
+    fn into_preference(self) -> Result<Preference, StoreError> {
+        Ok(Preference {
+            value: parse_json("value", &self.value)?,
+            key: self.key,
+            created_at: from_us(self.created_at)?,
+            updated_at: from_us(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct InferenceRow {
+    request_id: String,
+    endpoint_name: String,
+    status: String,
+    inputs: String,
+    predictions: Option<String>,
+    error_message: Option<String>,
+    execution_time_ms: i64,
+    created_at: i64,
+    completed_at: Option<i64>,
+}
+
+impl InferenceRow {
+    fn into_log(self) -> Result<InferenceLog, StoreError> {
+        Ok(InferenceLog {
+            request_id: Uuid::parse_str(&self.request_id)
+                .map_err(|e| StoreError::Corrupt(format!("request_id is not a UUID: {e}")))?,
+            endpoint_name: self.endpoint_name,
+            status: self.status.parse()?,
+            inputs: parse_json("inputs", &self.inputs)?,
+            predictions: self
+                .predictions
+                .map(|p| parse_json("predictions", &p))
+                .transpose()?,
+            error_message: self.error_message,
+            execution_time_ms: self.execution_time_ms,
+            created_at: from_us(self.created_at)?,
+            completed_at: self.completed_at.map(from_us).transpose()?,
+        })
+    }
+}
+
+const SELECT_PREFERENCE: &str = "SELECT key, value, revision, created_at, updated_at \
+     FROM user_preferences WHERE user_id = ?1 AND key = ?2";
+
+const LIST_PREFERENCES: &str = "SELECT key, value, revision, created_at, updated_at \
+     FROM user_preferences WHERE user_id = ?1 ORDER BY key";
+
+// One statement, atomic in SQLite; `revision` = 1 afterwards means it inserted the row. In
+// `DO UPDATE SET`, bare column names are the existing row's.
+const UPSERT_PREFERENCE: &str = "INSERT INTO user_preferences \
+         (user_id, key, value, revision, created_at, updated_at) \
+     VALUES (?1, ?2, ?3, 1, ?4, ?4) \
+     ON CONFLICT (user_id, key) DO UPDATE SET \
+         value = excluded.value, \
+         revision = revision + 1, \
+         updated_at = max(excluded.updated_at, updated_at) \
+     RETURNING key, value, revision, created_at, updated_at";
+
+const DELETE_PREFERENCE: &str = "DELETE FROM user_preferences WHERE user_id = ?1 AND key = ?2";
+
+const INSERT_INFERENCE_LOG: &str = "INSERT INTO model_inference_logs \
+         (user_id, request_id, endpoint_name, status, inputs, predictions, error_message, \
+          execution_time_ms, created_at, completed_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+const LIST_INFERENCE_LOGS: &str = "SELECT request_id, endpoint_name, status, inputs, \
+         predictions, error_message, execution_time_ms, created_at, completed_at \
+     FROM model_inference_logs WHERE user_id = ?1 \
+     ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3";
+
+const COUNT_INFERENCE_LOGS: &str = "SELECT count(*) FROM model_inference_logs WHERE user_id = ?1";
+
+const INSERT_USAGE_EVENT: &str = "INSERT INTO usage_events \
+         (user_id, event_type, page_name, element_id, success, metadata, occurred_at, \
+          received_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
+const COUNT_USAGE_EVENTS: &str = "SELECT count(*) FROM usage_events \
+     WHERE user_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3";
+
+const USAGE_TOTALS: &str = "SELECT count(*), count(DISTINCT user_id) \
+     FROM usage_events WHERE occurred_at >= ?1 AND occurred_at < ?2";
+
+const USAGE_BY_TYPE: &str = "SELECT event_type, count(*) FROM usage_events \
+     WHERE occurred_at >= ?1 AND occurred_at < ?2 GROUP BY event_type";
+
+const USAGE_TOP_PAGES: &str = "SELECT page_name, count(*) AS views FROM usage_events \
+     WHERE occurred_at >= ?1 AND occurred_at < ?2 AND page_name IS NOT NULL \
+     GROUP BY page_name ORDER BY views DESC, page_name LIMIT ?3";
+
+const INSERT_REQUEST_RECORD: &str = "INSERT INTO performance_metrics \
+         (route, method, status_code, duration_ms, recorded_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+
+const SELECT_REQUESTS: &str = "SELECT route, method, status_code, duration_ms \
+     FROM performance_metrics \
+     WHERE recorded_at >= ?1 AND recorded_at < ?2 AND (?3 IS NULL OR route = ?3) \
+     ORDER BY duration_ms";
+
+// Floor division (also right for instants before 1970, where `/` would round towards zero).
+const REQUEST_BUCKETS: &str = "SELECT \
+         (recorded_at - ((recorded_at % ?3) + ?3) % ?3) / ?3 AS bucket, status_code, duration_ms \
+     FROM performance_metrics WHERE recorded_at >= ?1 AND recorded_at < ?2 \
+     ORDER BY bucket, duration_ms";
+
+const USAGE_BUCKETS: &str = "SELECT bucket, count(*), count(DISTINCT user_id) FROM ( \
+         SELECT (occurred_at - ((occurred_at % ?3) + ?3) % ?3) / ?3 AS bucket, user_id \
+         FROM usage_events WHERE occurred_at >= ?1 AND occurred_at < ?2) \
+     GROUP BY bucket";
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn get_preference(&self, user: &UserId, key: &str) -> Result<Preference, StoreError> {
+        let row: Option<PreferenceRow> = sqlx::query_as(SELECT_PREFERENCE)
+            .bind(user.as_str())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or(StoreError::NotFound("preference"))?
+            .into_preference()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn list_preferences(&self, user: &UserId) -> Result<Vec<Preference>, StoreError> {
+        let rows: Vec<PreferenceRow> = sqlx::query_as(LIST_PREFERENCES)
+            .bind(user.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(PreferenceRow::into_preference)
+            .collect()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn upsert_preference(
+        &self,
+        user: &UserId,
+        key: &str,
+        value: &Value,
+    ) -> Result<Upserted, StoreError> {
+        aggregate::check_key(key)?;
+        aggregate::check_json("value", value)?;
+        let row: PreferenceRow = sqlx::query_as(UPSERT_PREFERENCE)
+            .bind(user.as_str())
+            .bind(key)
+            .bind(value.to_string())
+            .bind(to_us(crate::now()))
+            .fetch_one(&self.pool)
+            .await?;
+        let created = row.revision == 1;
+        Ok(Upserted {
+            preference: row.into_preference()?,
+            created,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn delete_preference(&self, user: &UserId, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(DELETE_PREFERENCE)
+            .bind(user.as_str())
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, request_id = %log.request_id))]
+    async fn append_inference_log(
+        &self,
+        user: &UserId,
+        log: &InferenceLog,
+    ) -> Result<(), StoreError> {
+        aggregate::check_inference_log(log)?;
+        sqlx::query(INSERT_INFERENCE_LOG)
+            .bind(user.as_str())
+            .bind(log.request_id.to_string())
+            .bind(&log.endpoint_name)
+            .bind(log.status.as_str())
+            .bind(log.inputs.to_string())
+            .bind(log.predictions.as_ref().map(Value::to_string))
+            .bind(log.error_message.as_deref())
+            .bind(log.execution_time_ms)
+            .bind(to_us(log.created_at))
+            .bind(log.completed_at.map(to_us))
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("inference log"),
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn list_inference_logs(
+        &self,
+        user: &UserId,
+        page: PageRequest,
+    ) -> Result<Page<InferenceLog>, StoreError> {
+        let rows: Vec<InferenceRow> = sqlx::query_as(LIST_INFERENCE_LOGS)
+            .bind(user.as_str())
+            .bind(page.limit_i64())
+            .bind(page.offset_i64())
+            .fetch_all(&self.pool)
+            .await?;
+        let total_count: i64 = sqlx::query_scalar(COUNT_INFERENCE_LOGS)
+            .bind(user.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(InferenceRow::into_log)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, total_count })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, events = events.len()))]
+    async fn insert_usage_events(
+        &self,
+        user: &UserId,
+        events: &[NewUsageEvent],
+    ) -> Result<u64, StoreError> {
+        aggregate::check_usage_events(events)?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let received_at = to_us(crate::now());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for event in events {
+            sqlx::query(INSERT_USAGE_EVENT)
+                .bind(user.as_str())
+                .bind(&event.event_type)
+                .bind(event.page_name.as_deref())
+                .bind(event.element_id.as_deref())
+                .bind(event.success)
+                .bind(event.metadata.as_ref().map(Value::to_string))
+                .bind(to_us(event.timestamp))
+                .bind(received_at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(events.len() as u64)
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn count_usage_events(
+        &self,
+        user: &UserId,
+        window: TimeWindow,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(COUNT_USAGE_EVENTS)
+            .bind(user.as_str())
+            .bind(to_us(window.start))
+            .bind(to_us(window.end))
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn admin_usage_summary(&self, window: TimeWindow) -> Result<UsageSummary, StoreError> {
+        let (start, end) = (to_us(window.start), to_us(window.end));
+        let (total_events, unique_users): (i64, i64) = sqlx::query_as(USAGE_TOTALS)
+            .bind(start)
+            .bind(end)
+            .fetch_one(&self.pool)
+            .await?;
+        let by_type: Vec<(String, i64)> = sqlx::query_as(USAGE_BY_TYPE)
+            .bind(start)
+            .bind(end)
+            .fetch_all(&self.pool)
+            .await?;
+        let pages: Vec<(String, i64)> = sqlx::query_as(USAGE_TOP_PAGES)
+            .bind(start)
+            .bind(end)
+            .bind(TOP_PAGES as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(UsageSummary {
+            total_events,
+            unique_users,
+            by_event_type: by_type.into_iter().collect(),
+            top_pages: pages
+                .into_iter()
+                .map(|(page_name, views)| PageViews { page_name, views })
+                .collect(),
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(records = records.len()))]
+    async fn insert_request_records(
+        &self,
+        records: &[NewRequestRecord],
+    ) -> Result<u64, StoreError> {
+        aggregate::check_request_records(records)?;
+        if records.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for record in records {
+            sqlx::query(INSERT_REQUEST_RECORD)
+                .bind(&record.route)
+                .bind(&record.method)
+                .bind(i64::from(record.status))
+                .bind(record.duration_ms)
+                .bind(to_us(record.recorded_at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(records.len() as u64)
+    }
+
+    #[tracing::instrument(skip_all, fields(route = route.unwrap_or("*")))]
+    async fn admin_performance_report(
+        &self,
+        window: TimeWindow,
+        route: Option<&str>,
+    ) -> Result<PerformanceReport, StoreError> {
+        let rows: Vec<(String, String, i64, f64)> = sqlx::query_as(SELECT_REQUESTS)
+            .bind(to_us(window.start))
+            .bind(to_us(window.end))
+            .bind(route)
+            .fetch_all(&self.pool)
+            .await?;
+        // Rows arrive sorted by duration, so every group's durations are sorted too.
+        let mut all = Vec::with_capacity(rows.len());
+        let mut all_errors = 0;
+        let mut groups: BTreeMap<(String, String), (Vec<f64>, i64)> = BTreeMap::new();
+        for (route, method, status, duration) in rows {
+            let error = i64::from(aggregate::is_error(status));
+            all.push(duration);
+            all_errors += error;
+            let group = groups.entry((route, method)).or_default();
+            group.0.push(duration);
+            group.1 += error;
+        }
+        let mut routes: Vec<RoutePerformance> = groups
+            .into_iter()
+            .map(|((route, method), (durations, errors))| RoutePerformance {
+                route,
+                method,
+                stats: aggregate::stats(&durations, errors),
+            })
+            .collect();
+        // Stable: equal counts keep the (route, method) byte order of the map.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.stats.requests));
+        Ok(PerformanceReport {
+            summary: aggregate::stats(&all, all_errors),
+            routes,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(bucket = bucket.as_str()))]
+    async fn admin_time_series(
+        &self,
+        window: TimeWindow,
+        bucket: Bucket,
+    ) -> Result<Vec<TimeSeriesPoint>, StoreError> {
+        let range = aggregate::bucket_range(window, bucket)?;
+        let width_us = bucket.seconds() * 1_000_000;
+        let (start, end) = (to_us(window.start), to_us(window.end));
+        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(REQUEST_BUCKETS)
+            .bind(start)
+            .bind(end)
+            .bind(width_us)
+            .fetch_all(&self.pool)
+            .await?;
+        let usage: Vec<(i64, i64, i64)> = sqlx::query_as(USAGE_BUCKETS)
+            .bind(start)
+            .bind(end)
+            .bind(width_us)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut durations: BTreeMap<i64, (Vec<f64>, i64)> = BTreeMap::new();
+        for (index, status, duration) in rows {
+            let entry = durations.entry(index).or_default();
+            entry.0.push(duration);
+            entry.1 += i64::from(aggregate::is_error(status));
+        }
+        let requests: BTreeMap<i64, RequestBucket> = durations
+            .into_iter()
+            .map(|(index, (sorted, errors))| {
+                let figures = RequestBucket {
+                    requests: sorted.len() as i64,
+                    errors,
+                    p50_ms: aggregate::percentile_cont(&sorted, 0.5),
+                    p95_ms: aggregate::percentile_cont(&sorted, 0.95),
+                    p99_ms: aggregate::percentile_cont(&sorted, 0.99),
+                };
+                (index, figures)
+            })
+            .collect();
+        let usage: BTreeMap<i64, UsageBucket> = usage
+            .into_iter()
+            .map(|(index, events, unique_users)| {
+                let figures = UsageBucket {
+                    events,
+                    unique_users,
+                };
+                (index, figures)
+            })
+            .collect();
+        Ok(aggregate::dense_series(range, bucket, &requests, &usage))
+    }
+}

@@ -1,0 +1,276 @@
+//! Lakebase logins for real: a private Postgres cluster (TLS, SCRAM, nothing trusted) whose only
+//! working passwords are the tokens the emulator mints, the real `WorkspaceTokenSource` minting
+//! through `dbapp-databricks` over HTTP as the app's service principal, and the store under
+//! continuous load while the tokens rotate every few seconds.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use dbapp_databricks::{AuthType, Client, Config, ConfigSettings};
+use dbapp_emulator::EmulatorConfig;
+use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
+use dbapp_store::lakebase::{
+    self, LakebaseSettings, LakebaseToken, RefreshPolicy, SslMode, TokenError, TokenSource,
+};
+use dbapp_store::workspace::{CredentialTarget, WorkspaceTokenSource};
+use dbapp_store::{NewUsageEvent, PoolSettings, Store, TimeWindow};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
+
+use crate::helpers::user;
+
+/// The real source — `dbapp-databricks` minting as `dbapp-sp` over OAuth M2M — recording every
+/// token it hands out, to check afterwards which ones Postgres accepts.
+#[derive(Debug)]
+struct RecordingTokenSource {
+    real: WorkspaceTokenSource,
+    minted: std::sync::Mutex<Vec<LakebaseToken>>,
+}
+
+impl RecordingTokenSource {
+    fn new(base_url: &str) -> Self {
+        let mut settings = ConfigSettings::new(base_url, AuthType::OAuthM2m);
+        settings.client_id = Some("dbapp-sp".into());
+        settings.client_secret = Some(SecretString::from("dev-secret"));
+        let config = Config::resolve(settings, &|_| None).expect("an M2M configuration");
+        let client = Client::new(config).expect("a workspace client");
+        Self {
+            real: WorkspaceTokenSource::new(
+                client,
+                CredentialTarget::Instance("dev-lakebase".into()),
+            ),
+            minted: Default::default(),
+        }
+    }
+
+    fn minted(&self) -> Vec<LakebaseToken> {
+        self.minted.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl TokenSource for RecordingTokenSource {
+    async fn fetch_token(&self) -> Result<LakebaseToken, TokenError> {
+        let token = self.real.fetch_token().await?;
+        self.minted.lock().unwrap().push(token.clone());
+        Ok(token)
+    }
+}
+
+/// A login as `dbapp-sp` with `password`, TLS required, outside any pool.
+async fn login(cluster: &PrivateCluster, password: &str) -> Result<(), sqlx::Error> {
+    let conn = PgConnectOptions::new_without_pgpass()
+        .host(cluster.host())
+        .port(cluster.port())
+        .username("dbapp-sp")
+        .password(password)
+        .database("databricks_postgres")
+        .ssl_mode(PgSslMode::Require)
+        .connect()
+        .await?;
+    sqlx::Connection::close(conn).await
+}
+
+fn is_login_refused(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some("28P01"))
+}
+
+/// How long the load runs, and the lifetime of minted tokens.
+const LOAD: Duration = Duration::from_secs(20);
+const TOKEN_TTL_SECS: u64 = 6;
+const WRITERS: usize = 4;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotating_tokens_under_continuous_writes_fail_no_operation() {
+    // Arrange: the cluster, the emulator that turns minted tokens into its passwords, the store
+    let cluster = PrivateCluster::start(ClusterOptions::default())
+        .await
+        .expect("a private Postgres cluster starts from the machine's binaries");
+    let emulator = dbapp_emulator::start_local(EmulatorConfig {
+        postgres_admin_url: Some(cluster.admin_url()),
+        db_token_ttl_secs: Some(TOKEN_TTL_SECS),
+        ..EmulatorConfig::default()
+    })
+    .await
+    .expect("the emulator starts");
+    let source = Arc::new(RecordingTokenSource::new(emulator.base_url()));
+    let mut settings = LakebaseSettings::new(cluster.host());
+    settings.port = cluster.port();
+    settings.ssl_mode = SslMode::Require;
+    settings.application_name = Some("dbapp-store-test".into());
+    let pool = PoolSettings {
+        max_connections: 4,
+        acquire_timeout: Duration::from_secs(10),
+        // Short, so that connections are replaced all the time and new logins happen
+        // throughout, each with whatever token is current.
+        max_lifetime: Duration::from_secs(2),
+        idle_timeout: Duration::from_secs(1),
+    };
+    let policy = RefreshPolicy {
+        retry_interval: Duration::from_millis(500),
+        metrics_interval: Duration::from_millis(500),
+        ..RefreshPolicy::default()
+    };
+    let token_source: Arc<dyn TokenSource> = source.clone();
+    let store = lakebase::connect(&settings, token_source, &pool, policy)
+        .await
+        .expect("the first token is minted");
+    assert_eq!(store.pool().connect_options().get_username(), "dbapp-sp");
+    store.migrate().await.expect("migrations apply as dbapp-sp");
+    let refresher = Arc::clone(store.token_refresher().expect("a Lakebase store"));
+    let started = Utc::now();
+
+    // Act: writers that upsert and append usage events without pause, and a watcher that
+    // notes which server processes (logins) serve the pool and the role's password expiry.
+    let operations = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + LOAD;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            let operations = Arc::clone(&operations);
+            tokio::spawn(async move {
+                let me = user(&format!("writer-{w}@example.com"));
+                let mut acknowledged = 0_i64;
+                let mut failures = Vec::new();
+                let mut n = 0_u64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    match store.upsert_preference(&me, "n", &json!(n)).await {
+                        Ok(_) => {}
+                        Err(e) => failures.push(format!("upsert: {e:?}")),
+                    }
+                    let event = NewUsageEvent {
+                        event_type: "write".into(),
+                        page_name: None,
+                        element_id: None,
+                        success: Some(true),
+                        metadata: None,
+                        timestamp: Utc::now(),
+                    };
+                    match store.insert_usage_events(&me, &[event]).await {
+                        Ok(stored) => acknowledged += stored as i64,
+                        Err(e) => failures.push(format!("insert: {e:?}")),
+                    }
+                    operations.fetch_add(2, Ordering::Relaxed);
+                }
+                (me, acknowledged, failures)
+            })
+        })
+        .collect();
+    let watcher = {
+        let pool = store.pool().clone();
+        let cluster_admin = cluster.admin_connect_options().database("postgres");
+        tokio::spawn(async move {
+            let admin = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(cluster_admin)
+                .await
+                .expect("the admin login");
+            let mut logins = BTreeSet::new();
+            let mut valid_until = BTreeSet::new();
+            let mut failures = Vec::new();
+            while Instant::now() < deadline {
+                match sqlx::query_as::<_, (i32, DateTime<Utc>)>(
+                    "SELECT pid, backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                )
+                .fetch_one(&pool)
+                .await
+                {
+                    Ok(login) => {
+                        logins.insert(login);
+                    }
+                    Err(e) => failures.push(format!("watcher: {e:?}")),
+                }
+                let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+                    "SELECT rolvaliduntil FROM pg_roles WHERE rolname = 'dbapp-sp'",
+                )
+                .fetch_one(&admin)
+                .await
+                .expect("pg_roles is readable by the superuser");
+                valid_until.extend(until);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            (logins, valid_until, failures)
+        })
+    };
+    let mut failures = Vec::new();
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        let (me, count, mut errors) = writer.await.unwrap();
+        acknowledged.push((me, count));
+        failures.append(&mut errors);
+    }
+    let (logins, valid_until, mut watcher_failures) = watcher.await.unwrap();
+    failures.append(&mut watcher_failures);
+
+    // Assert: no operation failed, the token rotated several times, and new logins kept
+    // happening after rotations (the emulator replaces the role's password at each mint, so a
+    // login after a rotation can only have used the new token).
+    let operations = operations.load(Ordering::Relaxed);
+    let refreshes = refresher.refreshes();
+    let minted = source.minted();
+    let distinct: BTreeSet<&str> = minted.iter().map(|t| t.token.expose_secret()).collect();
+    let last_rotation_start = minted
+        .iter()
+        .rev()
+        .nth(1)
+        .map(|t| t.expires_at - chrono::Duration::seconds(TOKEN_TTL_SECS as i64))
+        .expect("at least two tokens");
+    let late_logins = logins
+        .iter()
+        .filter(|(_, start)| *start > last_rotation_start)
+        .count();
+    eprintln!(
+        "rotation: {operations} operations by {WRITERS} writers in {LOAD:?}, {} failed; \
+         {refreshes} refreshes ({} failed), {} distinct tokens, {} distinct rolvaliduntil, \
+         {} distinct logins seen ({late_logins} after the last-but-one token was minted)",
+        failures.len(),
+        refresher.failures(),
+        distinct.len(),
+        valid_until.len(),
+        logins.len(),
+    );
+    assert!(failures.is_empty(), "failed operations: {failures:#?}");
+    assert!(refreshes >= 4, "only {refreshes} refreshes");
+    assert_eq!(distinct.len(), minted.len(), "every mint gave a new token");
+    assert!(valid_until.len() >= 4, "{valid_until:?}");
+    assert!(logins.len() >= 4, "{logins:?}");
+    assert!(
+        late_logins >= 1,
+        "new logins after the last rotations: {logins:?}"
+    );
+    let window = TimeWindow::new(started, Utc::now() + chrono::Duration::seconds(1)).unwrap();
+    for (me, count) in &acknowledged {
+        let stored = store.count_usage_events(me, window).await.unwrap();
+        assert_eq!(stored, *count, "acknowledged writes of {me} are all stored");
+    }
+
+    // Assert: Postgres refuses logins with replaced tokens, and with the last token once it
+    // has expired; it accepted the last one before that.
+    drop(store);
+    // Dropping the store aborts its refresher, possibly in the middle of a mint the emulator
+    // has already turned into the role's password: the last *recorded* token may not be the
+    // current one. Mint the final token here, after the refresher is gone, so it is.
+    let last = source.fetch_token().await.expect("a final credential");
+    let first = minted.first().unwrap().clone();
+    let replaced = login(&cluster, first.token.expose_secret()).await;
+    assert!(
+        replaced.as_ref().is_err_and(is_login_refused),
+        "{replaced:?}"
+    );
+    let before_expiry = login(&cluster, last.token.expose_secret()).await;
+    assert!(before_expiry.is_ok(), "{before_expiry:?}");
+    let wait = (last.expires_at - Utc::now() + chrono::Duration::milliseconds(1500))
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    let expired = login(&cluster, last.token.expose_secret()).await;
+    assert!(expired.as_ref().is_err_and(is_login_refused), "{expired:?}");
+    emulator.shutdown().await;
+}

@@ -1,0 +1,419 @@
+//! Request performance records: batches, per-route percentiles and error rates, the summary,
+//! the dense time series, and agreement of both backends to the last bit.
+
+use chrono::{DateTime, Duration, Utc};
+use dbapp_store::{
+    Bucket, MAX_REQUEST_RECORD_BATCH, NewRequestRecord, NewUsageEvent, PerformanceReport,
+    StoreError, TimeRange, TimeWindow,
+};
+
+use crate::helpers::{Backend, TestDb, at, conformance, user};
+
+fn record(
+    route: &str,
+    method: &str,
+    status: u16,
+    duration_ms: f64,
+    recorded_at: DateTime<Utc>,
+) -> NewRequestRecord {
+    NewRequestRecord {
+        route: route.into(),
+        method: method.into(),
+        status,
+        duration_ms,
+        recorded_at,
+    }
+}
+
+/// Postgres' `percentile_cont`, written out independently of the crate's copy.
+fn expected_percentile(values: &[f64], p: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let position = p * (sorted.len() - 1) as f64;
+    let (lo, hi) = (position.floor() as usize, position.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (position - lo as f64)
+}
+
+fn close(actual: Option<f64>, expected: f64) -> bool {
+    actual.is_some_and(|a| (a - expected).abs() < 1e-9)
+}
+
+const PREFS: &str = "/api/preferences/{key}";
+
+fn sample(now: DateTime<Utc>) -> Vec<NewRequestRecord> {
+    let mut records = Vec::new();
+    for i in 1..=100 {
+        let status = if i % 10 == 0 { 500 } else { 200 };
+        records.push(record(
+            PREFS,
+            "GET",
+            status,
+            f64::from(i),
+            now - Duration::minutes(i.into()),
+        ));
+    }
+    for (d, status) in [(2.5, 200), (3.5, 404), (10.0, 201)] {
+        records.push(record(PREFS, "PUT", status, d, now - Duration::hours(2)));
+    }
+    records.push(record(
+        "/api/health",
+        "GET",
+        200,
+        5.0,
+        now - Duration::hours(3),
+    ));
+    records.push(record(
+        "/api/health",
+        "GET",
+        503,
+        7.0,
+        now - Duration::hours(3),
+    ));
+    // Outside the 24 h window.
+    records.push(record(
+        "/api/health",
+        "GET",
+        500,
+        1000.0,
+        now - Duration::hours(25),
+    ));
+    records
+}
+
+async fn report_gives_percentiles_and_error_rates_per_route(db: &TestDb) {
+    // Arrange
+    let now = at("2026-11-10T12:00:00Z");
+    db.store.insert_request_records(&sample(now)).await.unwrap();
+    let window = TimeRange::Last24Hours.ending_at(now);
+
+    // Act
+    let report = db
+        .store
+        .admin_performance_report(window, None)
+        .await
+        .unwrap();
+
+    // Assert
+    let names: Vec<(&str, &str)> = report
+        .routes
+        .iter()
+        .map(|r| (r.route.as_str(), r.method.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [(PREFS, "GET"), (PREFS, "PUT"), ("/api/health", "GET")]
+    );
+    let get = &report.routes[0].stats;
+    assert_eq!((get.requests, get.errors), (100, 10));
+    assert!((get.error_rate - 0.1).abs() < 1e-12);
+    assert!(
+        close(get.p50_ms, 50.5) && close(get.p95_ms, 95.05) && close(get.p99_ms, 99.01),
+        "{get:?}"
+    );
+    let put = &report.routes[1].stats;
+    assert_eq!(
+        (put.requests, put.errors, put.error_rate),
+        (3, 0, 0.0),
+        "404 is not an error"
+    );
+    assert!(
+        close(put.p50_ms, 3.5) && close(put.p95_ms, 9.35) && close(put.p99_ms, 9.87),
+        "{put:?}"
+    );
+    let health = &report.routes[2].stats;
+    assert_eq!(
+        (health.requests, health.errors, health.error_rate),
+        (2, 1, 0.5)
+    );
+    let all: Vec<f64> = sample(now)
+        .iter()
+        .filter(|r| r.recorded_at > now - Duration::hours(24))
+        .map(|r| r.duration_ms)
+        .collect();
+    let summary = &report.summary;
+    assert_eq!((summary.requests, summary.errors), (105, 11));
+    assert!(close(summary.p50_ms, expected_percentile(&all, 0.5)));
+    assert!(close(summary.p95_ms, expected_percentile(&all, 0.95)));
+    assert!(close(summary.p99_ms, expected_percentile(&all, 0.99)));
+}
+conformance!(report_gives_percentiles_and_error_rates_per_route);
+
+async fn a_route_filter_restricts_summary_and_routes(db: &TestDb) {
+    // Arrange
+    let now = at("2026-11-10T12:00:00Z");
+    db.store.insert_request_records(&sample(now)).await.unwrap();
+    let window = TimeRange::Last24Hours.ending_at(now);
+
+    // Act
+    let report = db
+        .store
+        .admin_performance_report(window, Some("/api/health"))
+        .await
+        .unwrap();
+    let unknown = db
+        .store
+        .admin_performance_report(window, Some("/nope"))
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(report.routes.len(), 1);
+    assert_eq!(report.summary.requests, 2);
+    assert!(close(report.summary.p50_ms, 6.0));
+    assert_eq!(unknown, PerformanceReport::default());
+}
+conformance!(a_route_filter_restricts_summary_and_routes);
+
+async fn an_empty_window_has_no_requests_and_no_percentiles(db: &TestDb) {
+    // Arrange
+    let window = TimeRange::Last90Days.ending_at(at("2026-11-10T12:00:00Z"));
+
+    // Act
+    let report = db
+        .store
+        .admin_performance_report(window, None)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(report.summary.requests, 0);
+    assert_eq!(report.summary.error_rate, 0.0);
+    assert_eq!(report.summary.p95_ms, None);
+    assert!(report.routes.is_empty());
+}
+conformance!(an_empty_window_has_no_requests_and_no_percentiles);
+
+async fn oversized_batches_and_bad_durations_are_refused(db: &TestDb) {
+    // Arrange
+    let now = at("2026-11-10T12:00:00Z");
+    let over = vec![record("/r", "GET", 200, 1.0, now); MAX_REQUEST_RECORD_BATCH + 1];
+    let negative = [record("/r", "GET", 200, -1.0, now)];
+    let nan = [record("/r", "GET", 200, f64::NAN, now)];
+
+    // Act
+    let results = [
+        db.store.insert_request_records(&over).await,
+        db.store.insert_request_records(&negative).await,
+        db.store.insert_request_records(&nan).await,
+    ];
+
+    // Assert
+    for result in results {
+        assert!(
+            matches!(result, Err(StoreError::InvalidInput(_))),
+            "{result:?}"
+        );
+    }
+    let window = TimeRange::Last24Hours.ending_at(now + Duration::seconds(1));
+    assert_eq!(
+        db.store
+            .admin_performance_report(window, None)
+            .await
+            .unwrap()
+            .summary
+            .requests,
+        0
+    );
+}
+conformance!(oversized_batches_and_bad_durations_are_refused);
+
+async fn time_series_has_one_point_per_bucket_with_both_kinds_merged(db: &TestDb) {
+    // Arrange
+    let start = at("2026-11-01T00:00:00Z");
+    let end = at("2026-11-01T01:00:00Z");
+    let mut records: Vec<NewRequestRecord> = [(10.0, 200), (20.0, 500), (30.0, 200), (40.0, 200)]
+        .into_iter()
+        .map(|(d, s)| record("/r", "GET", s, d, start + Duration::seconds(30)))
+        .collect();
+    records.push(record(
+        "/r",
+        "GET",
+        200,
+        7.25,
+        at("2026-11-01T00:14:59.999999Z"),
+    ));
+    records.push(record("/r", "GET", 500, 99.0, end));
+    records.push(record(
+        "/r",
+        "GET",
+        500,
+        99.0,
+        start - Duration::microseconds(1),
+    ));
+    db.store.insert_request_records(&records).await.unwrap();
+    let view = |t: DateTime<Utc>| NewUsageEvent {
+        event_type: "page_view".into(),
+        page_name: None,
+        element_id: None,
+        success: None,
+        metadata: None,
+        timestamp: t,
+    };
+    db.store
+        .insert_usage_events(
+            &user("alice@example.com"),
+            &[
+                view(start),
+                view(start + Duration::minutes(4)),
+                view(at("2026-11-01T00:59:00Z")),
+            ],
+        )
+        .await
+        .unwrap();
+    db.store
+        .insert_usage_events(
+            &user("bob@example.com"),
+            &[view(start + Duration::minutes(1)), view(end)],
+        )
+        .await
+        .unwrap();
+
+    // Act
+    let points = db
+        .store
+        .admin_time_series(TimeWindow::new(start, end).unwrap(), Bucket::FiveMinutes)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(points.len(), 12);
+    assert_eq!(points[0].timestamp, start);
+    assert_eq!(points[11].timestamp, at("2026-11-01T00:55:00Z"));
+    assert_eq!((points[0].requests, points[0].error_rate), (4, 0.25));
+    // percentile_cont over 10, 20, 30, 40 ms.
+    assert!(close(points[0].p50_ms, 25.0));
+    assert!(close(points[0].p95_ms, 38.5));
+    assert!(close(points[0].p99_ms, 39.7));
+    assert_eq!((points[0].events, points[0].unique_users), (3, 2));
+    assert_eq!(
+        (
+            points[2].requests,
+            points[2].p50_ms,
+            points[2].p95_ms,
+            points[2].p99_ms
+        ),
+        (1, Some(7.25), Some(7.25), Some(7.25))
+    );
+    assert_eq!(
+        (
+            points[11].events,
+            points[11].unique_users,
+            points[11].requests
+        ),
+        (1, 1, 0)
+    );
+    let empty = &points[5];
+    assert_eq!(
+        (empty.requests, empty.p95_ms, empty.error_rate, empty.events),
+        (0, None, 0.0, 0)
+    );
+}
+conformance!(time_series_has_one_point_per_bucket_with_both_kinds_merged);
+
+async fn time_series_of_an_unaligned_window_starts_at_its_first_bucket(db: &TestDb) {
+    // Arrange
+    let end = at("2026-11-10T12:34:56Z");
+    let window = TimeRange::Last7Days.ending_at(end);
+    db.store
+        .insert_request_records(&[
+            record("/r", "GET", 200, 1.0, window.start),
+            record("/r", "GET", 200, 2.0, window.start - Duration::seconds(1)),
+        ])
+        .await
+        .unwrap();
+
+    // Act
+    let points = db
+        .store
+        .admin_time_series(window, TimeRange::Last7Days.bucket())
+        .await
+        .unwrap();
+    let days = db
+        .store
+        .admin_time_series(TimeRange::Last90Days.ending_at(end), Bucket::OneDay)
+        .await
+        .unwrap();
+
+    // Assert: 7 × 24 hours, plus the partial hour at each end
+    assert_eq!(points.len(), 169);
+    assert_eq!(points[0].timestamp, at("2026-11-03T12:00:00Z"));
+    assert_eq!(
+        points[0].requests, 1,
+        "the row before the window start is not counted"
+    );
+    assert_eq!(days.len(), 91);
+}
+conformance!(time_series_of_an_unaligned_window_starts_at_its_first_bucket);
+
+/// Many durations with awkward fractions, so that any difference in the percentile arithmetic
+/// of the two backends would show in the last bits.
+fn awkward_records(now: DateTime<Utc>) -> Vec<NewRequestRecord> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let routes = ["/a", "/b/{id}", "/c", "/ü"];
+    (0..2_000)
+        .map(|_| {
+            let r = next();
+            let route = routes[(r % 4) as usize];
+            let status = [200, 201, 404, 500, 503][(r >> 8) as usize % 5];
+            let duration = (r >> 16) as f64 / 7_919.0 % 3_000.0;
+            let recorded_at = now - Duration::seconds((r >> 40) as i64 % 86_400);
+            record(
+                route,
+                if (r >> 3) & 1 == 0 { "GET" } else { "POST" },
+                status,
+                duration,
+                recorded_at,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_backends_compute_identical_aggregates_to_the_last_bit() {
+    // Arrange
+    let now = at("2026-11-10T12:00:00Z");
+    let records = awkward_records(now);
+    let sqlite = TestDb::new(Backend::Sqlite).await;
+    let postgres = TestDb::new(Backend::Postgres).await;
+    for db in [&sqlite, &postgres] {
+        db.store.insert_request_records(&records).await.unwrap();
+    }
+    let window = TimeRange::Last24Hours.ending_at(now);
+
+    // Act
+    let reports = (
+        sqlite
+            .store
+            .admin_performance_report(window, None)
+            .await
+            .unwrap(),
+        postgres
+            .store
+            .admin_performance_report(window, None)
+            .await
+            .unwrap(),
+    );
+    let series = (
+        sqlite
+            .store
+            .admin_time_series(window, Bucket::OneHour)
+            .await
+            .unwrap(),
+        postgres
+            .store
+            .admin_time_series(window, Bucket::OneHour)
+            .await
+            .unwrap(),
+    );
+
+    // Assert
+    assert_eq!(reports.0.routes.len(), 8);
+    assert_eq!(reports.0, reports.1);
+    assert_eq!(series.0, series.1);
+}
