@@ -1,12 +1,14 @@
 //! The application: [`AppState`], [`build_router`] with its middleware stack, and [`serve`].
 //!
-//! Middleware, outer to inner (the last `.layer` call is the outermost):
-//! 1. `correlate` — first, so every response, even a caught panic's 500 or a routing 404,
+//! Middleware, outer to inner. All but the last wrap the routed application once, as one tower
+//! stack, rather than each route (`Router::layer` would box and clone every layer per request);
+//! so they run before routing and know the path, not the route template.
+//! 1. `CorrelateLayer` — first, so every response, even a caught panic's 500 or a routing 404,
 //!    carries `X-Correlation-ID` and the error envelope (STYLE puts `CatchPanicLayer` first; it
 //!    comes later here for exactly that reason);
 //! 2. security headers (`X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`) —
 //!    this far out so that every response has them, the body limit's 413, the deadline's 504
-//!    and a caught panic's 500 included (`correlate` keeps them on its envelopes);
+//!    and a caught panic's 500 included (`CorrelateLayer` keeps them on its envelopes);
 //! 3. `CatchPanicLayer` — a panicking handler becomes a 500 instead of a dropped connection;
 //! 4. `SetSensitiveRequestHeadersLayer` — `Authorization` and `X-Forwarded-Access-Token` are
 //!    marked sensitive before anything could log headers;
@@ -16,11 +18,9 @@
 //! 7. `RequestBodyLimitLayer` — 1 MiB, before any handler buffers a body;
 //! 8. `CompressionLayer` — gzip for clients that ask;
 //! 9. CORS (only for configured dev origins);
-//! 10. `track_http` — metrics and performance records by route template;
-//! 11. `log_errors` — logs each `ApiError` once with its cause chain, inside the span.
-//!
-//! Layers added with `Router::layer` run after routing, so `MatchedPath` (the route template)
-//! is known to all of them.
+//! 10. `track_http`, after routing (`Router::layer`), where `MatchedPath` is known: records the
+//!     route template on the span, metrics and performance records by route, and logs each
+//!     `ApiError` once with its cause chain.
 
 use std::future::Future;
 use std::ops::Deref;
@@ -29,7 +29,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::{from_fn, from_fn_with_state};
+use axum::middleware::from_fn_with_state;
+use tower::ServiceBuilder;
 use dbapp_databricks::{AuthType, Client, Config, ConfigSettings};
 use dbapp_store::Store;
 use secrecy::SecretString;
@@ -45,9 +46,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::IdentityCache;
 use crate::config::{ConfigError, Settings};
-use crate::error::log_errors;
 use crate::metrics::{Metrics, RequestRecorder, track_http};
-use crate::telemetry::{correlate, make_request_span, on_response};
+use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
 
 /// Largest request body accepted (`DESIGN.md` "Limits").
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
@@ -177,14 +177,14 @@ pub fn client_for(
 pub fn build_router(state: AppState) -> Router {
     let (api, openapi) = crate::openapi::api_router().split_for_parts();
     let openapi = Arc::new(openapi);
-    let mut router = Router::new()
+    let routed = Router::new()
         .merge(api)
         .merge(crate::openapi::docs_router(Arc::clone(&openapi)))
         .merge(crate::routes::fallback_router())
         .fallback(crate::assets::spa)
-        .layer(from_fn(log_errors))
-        .layer(from_fn_with_state(state.clone(), track_http));
-    if !state.settings.dbapp.cors_origins.is_empty() {
+        .layer(from_fn_with_state(state.clone(), track_http))
+        .with_state(state.clone());
+    let cors = (!state.settings.dbapp.cors_origins.is_empty()).then(|| {
         let origins: Vec<HeaderValue> = state
             .settings
             .dbapp
@@ -192,38 +192,18 @@ pub fn build_router(state: AppState) -> Router {
             .iter()
             .filter_map(|o| HeaderValue::from_str(o).ok())
             .collect();
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(origins))
-                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-                .allow_headers([
-                    header::CONTENT_TYPE,
-                    HeaderName::from_static("x-correlation-id"),
-                    HeaderName::from_static("x-forwarded-access-token"),
-                ])
-                .expose_headers([HeaderName::from_static("x-correlation-id")]),
-        );
-    }
-    router
-        .layer(CompressionLayer::new())
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::GATEWAY_TIMEOUT,
-            state.settings.request_timeout(),
-        ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(make_request_span)
-                .on_request(())
-                .on_response(on_response)
-                .on_failure(()),
-        )
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            HeaderName::from_static("x-forwarded-access-token"),
-            header::COOKIE,
-        ]))
-        .layer(CatchPanicLayer::new())
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                HeaderName::from_static("x-correlation-id"),
+                HeaderName::from_static("x-forwarded-access-token"),
+            ])
+            .expose_headers([HeaderName::from_static("x-correlation-id")])
+    });
+    let stack = ServiceBuilder::new()
+        .layer(CorrelateLayer)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
@@ -236,8 +216,28 @@ pub fn build_router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
-        .layer(from_fn(correlate))
-        .with_state(state)
+        .layer(CatchPanicLayer::new())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            header::AUTHORIZATION,
+            HeaderName::from_static("x-forwarded-access-token"),
+            header::COOKIE,
+        ]))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(make_request_span)
+                .on_request(())
+                .on_response(on_response)
+                .on_failure(()),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            state.settings.request_timeout(),
+        ))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
+        .layer(CompressionLayer::new())
+        .option_layer(cors)
+        .service(routed);
+    Router::new().fallback_service(stack)
 }
 
 /// Serves `state`'s router on `listener` (HTTP/1.1 and HTTP/2 cleartext) until `shutdown`

@@ -257,15 +257,13 @@ impl FromRequestParts<AppState> for Caller {
         if let Some(caller) = parts.extensions.get::<Self>() {
             return Ok(caller.clone());
         }
-        let route = parts
-            .extensions
-            .get::<MatchedPath>()
-            .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+        let matched = parts.extensions.get::<MatchedPath>().cloned();
+        let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
         let started = std::time::Instant::now();
-        let result = authenticate(parts, app, &route).await;
+        let result = authenticate(parts, app, route).await;
         app.metrics.observe(
             AUTH_REQUEST_DURATION_SECONDS,
-            &[("route", route.clone())],
+            &[("route", route)],
             started.elapsed().as_secs_f64(),
         );
         let span = tracing::Span::current();
@@ -275,13 +273,10 @@ impl FromRequestParts<AppState> for Caller {
                 span.record("user_id", caller.user_id.as_str());
                 app.metrics.count(
                     AUTH_SUCCESS_TOTAL,
-                    &[
-                        ("route", route.clone()),
-                        ("auth_method", AUTH_METHOD.to_owned()),
-                    ],
+                    &[("route", route), ("auth_method", AUTH_METHOD)],
                     1,
                 );
-                app.metrics.count_user(caller.user_id.as_str(), &route);
+                app.metrics.count_user(caller.user_id.as_str(), route);
                 tracing::debug!(event = "auth.user_id_extracted", user_id = %caller.user_id);
                 parts.extensions.insert(caller.clone());
             }
@@ -290,9 +285,9 @@ impl FromRequestParts<AppState> for Caller {
                 app.metrics.count(
                     AUTH_FAILURE_TOTAL,
                     &[
-                        ("route", route.clone()),
-                        ("auth_method", AUTH_METHOD.to_owned()),
-                        ("reason", reason.to_owned()),
+                        ("route", route),
+                        ("auth_method", AUTH_METHOD),
+                        ("reason", reason),
                     ],
                     1,
                 );

@@ -9,7 +9,7 @@
 //!   `UPSTREAM_TIMEOUT`, 5xx and unreadable bodies → `UPSTREAM_ERROR`), and `From<StoreError>`.
 //!   A token the workspace refuses is always an `AUTH_*` code, never a 502: the user has to act.
 //! - Messages are written for people and never carry tokens, SQL or upstream bodies verbatim;
-//!   the cause stays on the error (`source()`), and the `log_errors` middleware logs the whole
+//!   the cause stays on the error (`source()`), and the `track_http` middleware logs the whole
 //!   chain once, under the correlation id (5xx at `error`, 4xx at `debug`). `into_response` has
 //!   no side effect: it stores an `Arc<ApiError>` in the response extensions for that middleware.
 //! - The correlation id in the body comes from the task-local that the correlation middleware
@@ -562,7 +562,7 @@ impl From<PathRejection> for ApiError {
     }
 }
 
-/// The marker `log_errors` reads: the error a response was made from.
+/// The marker `log_error` reads: the error a response was made from.
 #[derive(Debug, Clone)]
 pub struct LoggedError(pub Arc<ApiError>);
 
@@ -615,10 +615,9 @@ pub fn envelope_for_status(status: StatusCode, is_api: bool) -> Option<ApiError>
 }
 
 /// Logs the error behind a response once, with its whole cause chain: 5xx at `error` (they are
-/// ours to fix), 4xx at `debug` (the client's to fix). Runs inside the request span, so the line
-/// carries the correlation id.
-pub async fn log_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let response = next.run(request).await;
+/// ours to fix), 4xx at `debug` (the client's to fix). Called by [`crate::metrics::track_http`],
+/// inside the request span, so the line carries the correlation id.
+pub fn log_error(response: &Response) {
     if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {
         let chain = cause_chain(error.as_ref());
         let code = error.code().as_str();
@@ -628,7 +627,6 @@ pub async fn log_errors(request: axum::extract::Request, next: axum::middleware:
             tracing::debug!(event = "http.error", error_code = code, error = %chain);
         }
     }
-    response
 }
 
 /// `error: cause: cause…`, for logs.

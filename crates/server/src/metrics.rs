@@ -8,20 +8,27 @@
 //! `auth_requests_by_user` is bounded: past `DBAPP_METRICS_MAX_USERS` distinct users, new ones
 //! count under `user_id="_other"`.
 //!
+//! Series handles are cached ([`Series`]): after a series' first use, counting it costs one hash
+//! lookup of borrowed label values and an atomic update, with no allocation, so metrics stay off
+//! the profile of the hottest routes.
+//!
 //! Request performance records for the admin dashboard go through a bounded channel to one
 //! batch writer task ([`RequestRecorder`]), so no request waits on the database for them; when
 //! the channel is full a record is dropped and counted rather than blocking.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use dbapp_databricks::{Attempt, AttemptObserver};
 use dbapp_store::{NewRequestRecord, Store};
-use metrics::{Key, Label, Metadata, Recorder};
+use hashbrown::{Equivalent, HashMap};
+use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tokio::sync::mpsc;
 
@@ -66,11 +73,106 @@ const BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
-/// The server's metrics: a recorder of its own and the bounded user set.
+/// Label pairs as the hot paths pass them: static names, borrowed values.
+pub type Labels<'a> = [(&'static str, &'a str)];
+
+/// A registered series, owned: the metric name and its label pairs.
+#[derive(PartialEq, Eq)]
+struct SeriesKey {
+    name: &'static str,
+    labels: Box<[(&'static str, Box<str>)]>,
+}
+
+/// The same series, borrowed: what a lookup is made with, so a hit allocates nothing.
+struct SeriesRef<'a> {
+    name: &'static str,
+    labels: &'a Labels<'a>,
+}
+
+// `SeriesKey` and `SeriesRef` must hash alike for `Equivalent` lookups: name, then each pair.
+impl Hash for SeriesKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        for (name, value) in &self.labels {
+            name.hash(state);
+            (**value).hash(state);
+        }
+    }
+}
+
+impl Hash for SeriesRef<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        for (name, value) in self.labels {
+            name.hash(state);
+            value.hash(state);
+        }
+    }
+}
+
+impl Equivalent<SeriesKey> for SeriesRef<'_> {
+    fn equivalent(&self, key: &SeriesKey) -> bool {
+        self.name == key.name
+            && self.labels.len() == key.labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(&key.labels)
+                .all(|((n1, v1), (n2, v2))| n1 == n2 && *v1 == &**v2)
+    }
+}
+
+/// The handles of one kind (counter, histogram, gauge) registered so far. Cardinality is that
+/// of the labels, which are bounded (route templates, the bounded user set, fixed vocabularies).
+struct Series<H>(RwLock<HashMap<SeriesKey, H>>);
+
+impl<H: Clone> Series<H> {
+    fn new() -> Self {
+        Self(RwLock::new(HashMap::new()))
+    }
+
+    /// The handle of `series`, registered with `register` on first use.
+    fn get(&self, series: &SeriesRef<'_>, register: impl FnOnce(&Key) -> H) -> H {
+        if let Some(handle) = self
+            .0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(series)
+        {
+            return handle.clone();
+        }
+        let labels: Vec<Label> = series
+            .labels
+            .iter()
+            .map(|(name, value)| Label::new(*name, (*value).to_owned()))
+            .collect();
+        let handle = register(&Key::from_parts(series.name, labels));
+        let key = SeriesKey {
+            name: series.name,
+            labels: series
+                .labels
+                .iter()
+                .map(|(name, value)| (*name, Box::from(*value)))
+                .collect(),
+        };
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert(handle)
+            .clone()
+    }
+}
+
+/// The server's metrics: a recorder of its own, the handles of its series, and the bounded
+/// user set.
 #[derive(Clone)]
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    counters: Arc<Series<Counter>>,
+    histograms: Arc<Series<Histogram>>,
+    gauges: Arc<Series<Gauge>>,
     users: Arc<Mutex<HashSet<String>>>,
     max_users: usize,
 }
@@ -95,6 +197,9 @@ impl Metrics {
         let metrics = Self {
             recorder: Arc::new(recorder),
             handle,
+            counters: Arc::new(Series::new()),
+            histograms: Arc::new(Series::new()),
+            gauges: Arc::new(Series::new()),
             users: Arc::new(Mutex::new(HashSet::new())),
             max_users,
         };
@@ -146,55 +251,48 @@ impl Metrics {
         );
     }
 
-    fn key(name: &'static str, labels: &[(&'static str, String)]) -> Key {
-        let labels: Vec<Label> = labels
-            .iter()
-            .map(|(k, v)| Label::new(*k, v.clone()))
-            .collect();
-        Key::from_parts(name, labels)
-    }
-
     fn metadata() -> Metadata<'static> {
         Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()))
     }
 
     /// Adds `value` to a counter.
-    pub fn count(&self, name: &'static str, labels: &[(&'static str, String)], value: u64) {
-        self.recorder
-            .register_counter(&Self::key(name, labels), &Self::metadata())
+    pub fn count(&self, name: &'static str, labels: &Labels<'_>, value: u64) {
+        self.counters
+            .get(&SeriesRef { name, labels }, |key| {
+                self.recorder.register_counter(key, &Self::metadata())
+            })
             .increment(value);
     }
 
     /// Records a histogram observation.
-    pub fn observe(&self, name: &'static str, labels: &[(&'static str, String)], value: f64) {
-        self.recorder
-            .register_histogram(&Self::key(name, labels), &Self::metadata())
+    pub fn observe(&self, name: &'static str, labels: &Labels<'_>, value: f64) {
+        self.histograms
+            .get(&SeriesRef { name, labels }, |key| {
+                self.recorder.register_histogram(key, &Self::metadata())
+            })
             .record(value);
     }
 
     /// Sets a gauge.
-    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, String)], value: f64) {
-        self.recorder
-            .register_gauge(&Self::key(name, labels), &Self::metadata())
+    pub fn gauge(&self, name: &'static str, labels: &Labels<'_>, value: f64) {
+        self.gauges
+            .get(&SeriesRef { name, labels }, |key| {
+                self.recorder.register_gauge(key, &Self::metadata())
+            })
             .set(value);
     }
 
     /// Counts one authenticated request of `user_id`, under `_other` past the bound.
     pub fn count_user(&self, user_id: &str, route: &str) {
-        let label = {
+        let known = {
             let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-            if users.contains(user_id) {
-                user_id.to_owned()
-            } else if users.len() < self.max_users {
-                users.insert(user_id.to_owned());
-                user_id.to_owned()
-            } else {
-                OTHER_USERS.to_owned()
-            }
+            users.contains(user_id)
+                || (users.len() < self.max_users && users.insert(user_id.to_owned()))
         };
+        let label = if known { user_id } else { OTHER_USERS };
         self.count(
             AUTH_REQUESTS_BY_USER,
-            &[("user_id", label), ("route", route.to_owned())],
+            &[("user_id", label), ("route", route)],
             1,
         );
     }
@@ -218,18 +316,18 @@ struct UpstreamObserver {
 impl AttemptObserver for UpstreamObserver {
     fn on_attempt(&self, attempt: &Attempt<'_>) {
         let (api, operation) = operation_of(attempt.method, attempt.path);
+        let code;
         let status = match (attempt.status, attempt.error) {
-            (Some(status), _) => status.to_string(),
-            (None, Some(error)) if error.kind() == dbapp_databricks::ErrorKind::Timeout => {
-                "timeout".to_owned()
+            (Some(status), _) => {
+                code = status.to_string();
+                code.as_str()
             }
-            _ => "error".to_owned(),
+            (None, Some(error)) if error.kind() == dbapp_databricks::ErrorKind::Timeout => {
+                "timeout"
+            }
+            _ => "error",
         };
-        let labels = [
-            ("api", api.to_owned()),
-            ("operation", operation.to_owned()),
-            ("status", status),
-        ];
+        let labels = [("api", api), ("operation", operation), ("status", status)];
         self.metrics.count(UPSTREAM_REQUESTS_TOTAL, &labels, 1);
         self.metrics.observe(
             UPSTREAM_REQUEST_DURATION_SECONDS,
@@ -240,8 +338,8 @@ impl AttemptObserver for UpstreamObserver {
             self.metrics.count(
                 AUTH_RETRY_TOTAL,
                 &[
-                    ("route", self.route.clone()),
-                    ("attempt", attempt.number.to_string()),
+                    ("route", &self.route),
+                    ("attempt", &attempt.number.to_string()),
                 ],
                 1,
             );
@@ -285,40 +383,58 @@ pub fn operation_of(method: &str, path: &str) -> (&'static str, &'static str) {
     }
 }
 
-/// Records `http_requests_total` and `http_request_duration_seconds` by route template, and
-/// hands a performance record to the batch writer.
+/// The `method` label: the standard methods by name, anything else as `OTHER`, so that a client
+/// inventing methods cannot grow the series without bound.
+fn method_label(method: &Method) -> &'static str {
+    const STANDARD: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    STANDARD
+        .iter()
+        .find(|m| *m == method)
+        .map_or("OTHER", Method::as_str)
+}
+
+/// The innermost middleware, the one that knows the route template (`MatchedPath`): records it
+/// on the request span, counts `http_requests_total` and `http_request_duration_seconds`, hands
+/// a performance record to the batch writer, and logs the response's error once
+/// ([`crate::error::log_error`]).
 pub async fn track_http(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let recorded_at = chrono::Utc::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
+    tracing::Span::current().record("route", route);
+    let method = method_label(request.method());
     let response = next.run(request).await;
     let elapsed = started.elapsed();
-    let status = response.status().as_u16();
+    crate::error::log_error(&response);
+    let status = response.status();
     app.metrics.count(
         HTTP_REQUESTS_TOTAL,
-        &[
-            ("route", route.clone()),
-            ("method", method.clone()),
-            ("status", status.to_string()),
-        ],
+        &[("route", route), ("method", method), ("status", status.as_str())],
         1,
     );
     app.metrics.observe(
         HTTP_REQUEST_DURATION_SECONDS,
-        &[("route", route.clone()), ("method", method.clone())],
+        &[("route", route), ("method", method)],
         elapsed.as_secs_f64(),
     );
     if route.starts_with("/api/") {
         app.records.record(NewRequestRecord {
-            route,
-            method,
-            status,
+            route: route.to_owned(),
+            method: method.to_owned(),
+            status: status.as_u16(),
             duration_ms: elapsed.as_secs_f64() * 1000.0,
-            recorded_at,
+            recorded_at: chrono::Utc::now()
+                - chrono::TimeDelta::from_std(elapsed).unwrap_or_default(),
         });
     }
     response

@@ -1,27 +1,38 @@
 //! Correlation ids, the request span, the access log and the log subscriber.
 //!
-//! - [`correlate`] is the outermost middleware: it takes `X-Correlation-ID`, else `X-Request-Id`,
+//! - [`CorrelateLayer`] is the outermost middleware: it takes `X-Correlation-ID`, else `X-Request-Id`,
 //!   when it is 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`), else makes a UUID v4; stores it
 //!   in the request extensions and in a task-local (so `ApiError::into_response` can put it in the
 //!   body), echoes it on every response, and rewrites the framework's own non-2xx answers (unknown
 //!   route, wrong method, body limit, timeout, panic) into the error envelope.
-//!   tower-http's request-id layers read one header and do not validate it, hence this function.
+//!   tower-http's request-id layers read one header and do not validate it, hence this layer. It
+//!   is a plain tower layer, not `from_fn`, because it wraps the whole stack: `from_fn` would
+//!   clone that stack and box its future on every request.
 //! - [`make_request_span`] opens the span every log line of a request is written in, with
-//!   `correlation_id`, `route` (the template, never the raw path), `method`, and `user_id` /
-//!   `auth_method` left empty for `Caller` to record. Health checks get `debug` spans so that
-//!   load-balancer polling does not drown the logs.
+//!   `correlation_id`, `method`, and `route` (the template, never the raw path; recorded by
+//!   `track_http` once routing has matched), `user_id` and `auth_method` (recorded by `Caller`)
+//!   left empty. Health checks get `debug` spans so that load-balancer polling does not drown the
+//!   logs.
 //! - [`on_response`] writes the one `http.request` access-log line per request.
 //! - [`init`] installs the subscriber: flat JSON lines on stdout (json-subscriber, span fields
 //!   flattened to the top level so `correlation_id` and `user_id` are on every line), or
 //!   human-readable lines with `DBAPP_LOG_FORMAT=pretty`.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
+use axum::BoxError;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dbapp_databricks::CorrelationId;
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 use tracing::Span;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -57,15 +68,6 @@ pub fn correlation_id_from(headers: &HeaderMap) -> CorrelationId {
         .unwrap_or_else(CorrelationId::new_random)
 }
 
-/// The route label of a request: its template, or `unmatched` when no route matched.
-#[must_use]
-pub fn route_of(request: &Request) -> String {
-    request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned())
-}
-
 /// Copies the headers of a framework or layer response onto its envelope (`Allow`, the
 /// security headers, CORS), except those that describe the replaced body.
 fn keep_headers(from: &HeaderMap, to: &mut HeaderMap) {
@@ -86,70 +88,139 @@ fn keep_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
-/// Outermost middleware: assigns the correlation id and puts every error in the envelope.
-pub async fn correlate(mut request: Request, next: Next) -> Response {
-    let id = correlation_id_from(request.headers());
-    request.extensions_mut().insert(id.clone());
-    let path = request.uri().path();
-    let is_api = path == "/api" || path.starts_with("/api/");
-    let mut response = CORRELATION_ID
-        .scope(id.clone(), async move {
-            let response = next.run(request).await;
-            let status = response.status();
-            // A handler's own JSON answer (an `ApiError`, or `/ready`'s 503) is kept; what the
-            // framework or a layer made (empty or plain-text bodies) gets the envelope.
-            let is_json = response
-                .headers()
-                .get(axum::http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.starts_with("application/json"));
-            if status.as_u16() < 400
-                || is_json
-                || response.extensions().get::<LoggedError>().is_some()
-            {
-                return response;
-            }
-            match envelope_for_status(status, is_api) {
-                Some(error) => {
-                    let mut enveloped = error.into_response();
-                    keep_headers(response.headers(), enveloped.headers_mut());
-                    enveloped
-                }
-                None => response,
-            }
-        })
-        .await;
-    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
+/// The outermost layer: assigns the correlation id and puts every error in the envelope (see
+/// the module header).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CorrelateLayer;
+
+impl<S> Layer<S> for CorrelateLayer {
+    type Service = Correlate<S>;
+
+    fn layer(&self, inner: S) -> Correlate<S> {
+        Correlate { inner }
     }
-    response
 }
 
-/// The span of one request (see the module header).
+/// The service of [`CorrelateLayer`].
+#[derive(Clone, Debug)]
+pub struct Correlate<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request> for Correlate<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>, Error = Infallible>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = CorrelateFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let id = correlation_id_from(request.headers());
+        let header = HeaderValue::from_str(id.as_str()).ok();
+        let path = request.uri().path();
+        let is_api = path == "/api" || path.starts_with("/api/");
+        request.extensions_mut().insert(id.clone());
+        let inner = CORRELATION_ID.sync_scope(id.clone(), || self.inner.call(request));
+        CorrelateFuture {
+            inner: CORRELATION_ID.scope(id, inner),
+            header,
+            is_api,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Correlate`].
+    pub struct CorrelateFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<CorrelationId, F>,
+        header: Option<HeaderValue>,
+        is_api: bool,
+    }
+}
+
+impl<F, B> Future for CorrelateFuture<F>
+where
+    F: Future<Output = Result<axum::http::Response<B>, Infallible>>,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let Ok(response) = ready!(this.inner.as_mut().poll(cx));
+        let mut response = match this.inner.take_value() {
+            Some(id) => CORRELATION_ID.sync_scope(id, || envelope(response, *this.is_api)),
+            None => envelope(response, *this.is_api),
+        };
+        if let Some(value) = this.header.take() {
+            response.headers_mut().insert(CORRELATION_HEADER, value);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// A handler's own JSON answer (an `ApiError`, or `/ready`'s 503) is kept; what the framework or
+/// a layer made (empty or plain-text bodies: unknown route, wrong method, body limit, timeout,
+/// panic) gets the envelope, keeping its headers.
+fn envelope<B>(response: axum::http::Response<B>, is_api: bool) -> Response
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.as_u16() < 400 || is_json || response.extensions().get::<LoggedError>().is_some() {
+        return response.map(Body::new);
+    }
+    match envelope_for_status(status, is_api) {
+        Some(error) => {
+            let mut enveloped = error.into_response();
+            keep_headers(response.headers(), enveloped.headers_mut());
+            enveloped
+        }
+        None => response.map(Body::new),
+    }
+}
+
+/// The paths of the health checks, whose spans and access-log lines are `debug`.
+const QUIET_PATHS: [&str; 3] = ["/health", "/api/health", "/ready"];
+
+/// The span of one request (see the module header). Runs before routing, so `route` starts
+/// empty; field values are borrowed, and not even read when the span is disabled.
 pub fn make_request_span(request: &Request) -> Span {
     let correlation_id = request
         .extensions()
         .get::<CorrelationId>()
-        .map(|id| id.as_str().to_owned())
-        .unwrap_or_default();
-    let route = route_of(request);
-    let method = request.method().as_str().to_owned();
-    let quiet = matches!(route.as_str(), "/health" | "/api/health" | "/ready");
-    if quiet {
+        .map_or("", CorrelationId::as_str);
+    let method = request.method().as_str();
+    if QUIET_PATHS.contains(&request.uri().path()) {
         tracing::debug_span!(
             "request",
-            correlation_id = %correlation_id,
-            route = %route,
-            method = %method,
+            correlation_id,
+            route = tracing::field::Empty,
+            method,
             user_id = tracing::field::Empty,
             auth_method = tracing::field::Empty,
         )
     } else {
         tracing::info_span!(
             "request",
-            correlation_id = %correlation_id,
-            route = %route,
-            method = %method,
+            correlation_id,
+            route = tracing::field::Empty,
+            method,
             user_id = tracing::field::Empty,
             auth_method = tracing::field::Empty,
         )

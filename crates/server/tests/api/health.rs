@@ -62,6 +62,41 @@ async fn ready_without_a_store_says_not_configured() {
 }
 
 #[tokio::test]
+async fn invented_http_methods_share_one_metrics_label() {
+    // Arrange: every distinct method would otherwise be a new series, without bound.
+    let app = spawn_app().await;
+    for method in ["INVENTED1", "INVENTED2", "BREW"] {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = app
+            .request(method, "/api/user/me", ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert_error(response, 405, "METHOD_NOT_ALLOWED").await;
+    }
+
+    // Act
+    let text = app
+        .get("/metrics", Some(ALICE))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    // Assert
+    let samples = parse_prometheus(&text);
+    let other = samples.iter().find(|(name, labels, _)| {
+        name == "http_requests_total"
+            && labels.get("method").map(String::as_str) == Some("OTHER")
+            && labels.get("route").map(String::as_str) == Some("/api/user/me")
+    });
+    assert_eq!(other.map(|(_, _, value)| *value), Some(3.0), "{text}");
+    assert!(!text.contains("INVENTED") && !text.contains("BREW"), "{text}");
+}
+
+#[tokio::test]
 async fn metrics_need_an_identity_and_use_route_templates() {
     // Arrange
     let app = spawn_app().await;
