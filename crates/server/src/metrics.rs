@@ -133,12 +133,7 @@ impl<H: Clone> Series<H> {
 
     /// The handle of `series`, registered with `register` on first use.
     fn get(&self, series: &SeriesRef<'_>, register: impl FnOnce(&Key) -> H) -> H {
-        if let Some(handle) = self
-            .0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(series)
-        {
+        if let Some(handle) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(series) {
             return handle.clone();
         }
         let labels: Vec<Label> = series
@@ -419,7 +414,11 @@ pub async fn track_http(State(app): State<AppState>, request: Request, next: Nex
     let status = response.status();
     app.metrics.count(
         HTTP_REQUESTS_TOTAL,
-        &[("route", route), ("method", method), ("status", status.as_str())],
+        &[
+            ("route", route),
+            ("method", method),
+            ("status", status.as_str()),
+        ],
         1,
     );
     app.metrics.observe(

@@ -93,7 +93,10 @@ async fn invented_http_methods_share_one_metrics_label() {
             && labels.get("route").map(String::as_str) == Some("/api/user/me")
     });
     assert_eq!(other.map(|(_, _, value)| *value), Some(3.0), "{text}");
-    assert!(!text.contains("INVENTED") && !text.contains("BREW"), "{text}");
+    assert!(
+        !text.contains("INVENTED") && !text.contains("BREW"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
