@@ -98,9 +98,11 @@ impl RetryPolicy {
     }
 }
 
-/// A validated correlation id: 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`).
+/// A validated correlation id: 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`). Shared, so
+/// that the copies a request hands around (its task-local, each upstream call) cost no
+/// allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CorrelationId(String);
+pub struct CorrelationId(Arc<str>);
 
 impl CorrelationId {
     /// Accepts `value` when it is a sane correlation id.
@@ -110,13 +112,17 @@ impl CorrelationId {
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        valid.then(|| Self(value.to_owned()))
+        valid.then(|| Self(Arc::from(value)))
     }
 
     /// A new random id (UUID v4).
     #[must_use]
     pub fn new_random() -> Self {
-        Self(uuid::Uuid::new_v4().to_string())
+        Self(Arc::from(
+            uuid::Uuid::new_v4()
+                .hyphenated()
+                .encode_lower(&mut uuid::Uuid::encode_buffer()) as &str,
+        ))
     }
 
     /// The id.

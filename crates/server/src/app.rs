@@ -1,4 +1,4 @@
-//! The application: [`AppState`], [`build_router`] with its middleware stack, and [`serve`].
+//! The application: [`AppState`], [`build_app`] with its middleware stack, and [`serve`].
 //!
 //! Middleware, outer to inner. All but the last wrap the routed application once, as one tower
 //! stack, rather than each route (`Router::layer` would box and clone every layer per request);
@@ -22,19 +22,22 @@
 //!     route template on the span, metrics and performance records by route, and logs each
 //!     `ApiError` once with its cause chain.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::from_fn_with_state;
+use axum::response::Response;
 use dbapp_databricks::{AuthType, Client, Config, ConfigSettings};
 use dbapp_store::Store;
 use secrecy::SecretString;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
+use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -173,8 +176,16 @@ pub fn client_for(
     Client::new(config)
 }
 
-/// The whole application router, with its middleware (see the module header).
-pub fn build_router(state: AppState) -> Router {
+/// The whole application, routes inside their middleware (see the module header), as one
+/// tower service: served as it is, with no router around it that would box the stack's future
+/// and clone the stack on every request.
+pub fn build_app(
+    state: AppState,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
++ Clone
++ Send
++ Sync
++ 'static {
     let (api, openapi) = crate::openapi::api_router().split_for_parts();
     let openapi = Arc::new(openapi);
     let routed = Router::new()
@@ -202,7 +213,7 @@ pub fn build_router(state: AppState) -> Router {
             ])
             .expose_headers([HeaderName::from_static("x-correlation-id")])
     });
-    let stack = ServiceBuilder::new()
+    ServiceBuilder::new()
         .layer(CorrelateLayer)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -236,8 +247,7 @@ pub fn build_router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(CompressionLayer::new())
         .option_layer(cors)
-        .service(routed);
-    Router::new().fallback_service(stack)
+        .service(routed)
 }
 
 /// Serves `state`'s router on `listener` (HTTP/1.1 and HTTP/2 cleartext) until `shutdown`
@@ -253,23 +263,28 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let metrics = state.metrics.clone();
     let upkeep = crate::metrics::spawn_upkeep(metrics, Duration::from_secs(5));
-    let result = serve_router(listener, build_router(state), shutdown).await;
+    let result = serve_app(listener, build_app(state), shutdown).await;
     upkeep.abort();
     result
 }
 
-/// As [`serve`], for a router already built (e.g. `dbapp dev` wraps the app's router in its
+/// As [`serve`], for an app already built (e.g. `dbapp dev` wraps [`build_app`] in its
 /// identity layer).
 ///
 /// # Errors
 /// An I/O error of the listener.
-pub async fn serve_router(
+pub async fn serve_app<S>(
     listener: TcpListener,
-    router: Router,
+    app: S,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let make_service = axum::ServiceExt::<Request>::into_make_service(app);
+    let server = axum::serve(listener, make_service).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!(event = "server.shutdown_started");
         let _ = signalled_tx.send(true);

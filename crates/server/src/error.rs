@@ -574,7 +574,9 @@ impl IntoResponse for ApiError {
             message: self.to_string(),
             detail: self.detail(),
             retry_after: self.retry_after(),
-            correlation_id: crate::telemetry::current_correlation_id(),
+            correlation_id: crate::telemetry::current_correlation_id()
+                .as_str()
+                .to_owned(),
         };
         let mut response = (code.status(), Json(&body)).into_response();
         if let Some(seconds) = body.retry_after {

@@ -1,11 +1,12 @@
 //! `dbapp-server`: the dbapp HTTP API as a library (the `dbapp` binary in `crates/cli` runs it).
 //!
 //! Map of the crate:
-//! - [`app`]: [`AppState`], [`build_router`] with the middleware stack, [`serve`];
+//! - [`app`]: [`AppState`], [`build_app`] with the middleware stack, [`serve`];
 //! - [`config`]: [`Settings`] from the environment (every variable listed there);
 //! - [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope;
 //! - [`auth`]: the `Caller` and `Admin` extractors and the identity cache;
 //! - [`telemetry`]: correlation ids, the request span, the access log, the log subscriber;
+//! - [`json_log`]: the flat JSON log-line layer;
 //! - [`metrics`]: Prometheus names and labels, `track_http`, the request-record writer;
 //! - [`storage`]: which store to open (Lakebase, Postgres, SQLite, or none);
 //! - [`openapi`]: the generated OpenAPI document and Swagger UI;
@@ -20,12 +21,13 @@ pub mod assets;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod json_log;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
 pub mod storage;
 pub mod telemetry;
 
-pub use app::{AppState, build_router, serve};
+pub use app::{AppState, build_app, serve};
 pub use config::Settings;
 pub use error::{ApiError, ErrorBody, ErrorCode};

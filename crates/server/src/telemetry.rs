@@ -1,9 +1,9 @@
 //! Correlation ids, the request span, the access log and the log subscriber.
 //!
 //! - [`CorrelateLayer`] is the outermost middleware: it takes `X-Correlation-ID`, else `X-Request-Id`,
-//!   when it is 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`), else makes a UUID v4; stores it
-//!   in the request extensions and in a task-local (so `ApiError::into_response` can put it in the
-//!   body), echoes it on every response, and rewrites the framework's own non-2xx answers (unknown
+//!   when it is 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`), else makes a UUID v4; keeps it
+//!   in a task-local around the request ([`current_correlation_id`]: the request span, the error
+//!   body and the upstream calls read it there), echoes it on every response, and rewrites the framework's own non-2xx answers (unknown
 //!   route, wrong method, body limit, timeout, panic) into the error envelope.
 //!   tower-http's request-id layers read one header and do not validate it, hence this layer. It
 //!   is a plain tower layer, not `from_fn`, because it wraps the whole stack: `from_fn` would
@@ -14,8 +14,8 @@
 //!   left empty. Health checks get `debug` spans so that load-balancer polling does not drown the
 //!   logs.
 //! - [`on_response`] writes the one `http.request` access-log line per request.
-//! - [`init`] installs the subscriber: flat JSON lines on stdout (json-subscriber, span fields
-//!   flattened to the top level so `correlation_id` and `user_id` are on every line), or
+//! - [`init`] installs the subscriber: flat JSON lines on stdout ([`crate::json_log`], span
+//!   fields flattened to the top level so `correlation_id` and `user_id` are on every line), or
 //!   human-readable lines with `DBAPP_LOG_FORMAT=pretty`.
 
 use std::convert::Infallible;
@@ -52,10 +52,10 @@ tokio::task_local! {
 
 /// The correlation id of the request being served, or a fresh one outside any request.
 #[must_use]
-pub fn current_correlation_id() -> String {
+pub fn current_correlation_id() -> CorrelationId {
     CORRELATION_ID
-        .try_with(|id| id.as_str().to_owned())
-        .unwrap_or_else(|_| CorrelationId::new_random().as_str().to_owned())
+        .try_with(CorrelationId::clone)
+        .unwrap_or_else(|_| CorrelationId::new_random())
 }
 
 /// The correlation id for a request's headers (`API.md` "Correlation").
@@ -121,12 +121,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request) -> Self::Future {
+    fn call(&mut self, request: Request) -> Self::Future {
         let id = correlation_id_from(request.headers());
         let header = HeaderValue::from_str(id.as_str()).ok();
         let path = request.uri().path();
         let is_api = path == "/api" || path.starts_with("/api/");
-        request.extensions_mut().insert(id.clone());
         let inner = CORRELATION_ID.sync_scope(id.clone(), || self.inner.call(request));
         CorrelateFuture {
             inner: CORRELATION_ID.scope(id, inner),
@@ -201,10 +200,8 @@ const QUIET_PATHS: [&str; 3] = ["/health", "/api/health", "/ready"];
 /// The span of one request (see the module header). Runs before routing, so `route` starts
 /// empty; field values are borrowed, and not even read when the span is disabled.
 pub fn make_request_span(request: &Request) -> Span {
-    let correlation_id = request
-        .extensions()
-        .get::<CorrelationId>()
-        .map_or("", CorrelationId::as_str);
+    let id = current_correlation_id();
+    let correlation_id = id.as_str();
     let method = request.method().as_str();
     if QUIET_PATHS.contains(&request.uri().path()) {
         tracing::debug_span!(
@@ -268,12 +265,7 @@ where
 {
     match format {
         LogFormat::Json => {
-            let layer = json_subscriber::layer()
-                .with_writer(writer)
-                .flatten_event(true)
-                .flatten_span_list_on_top_level(true)
-                .with_current_span(false)
-                .with_target(true);
+            let layer = crate::json_log::JsonLayer::new(writer);
             tracing_subscriber::registry()
                 .with(filter)
                 .with(layer)

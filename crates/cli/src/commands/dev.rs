@@ -29,7 +29,7 @@ use axum::routing::get;
 use dbapp_databricks::{AuthType, Client, Config, ConfigSettings, UserToken};
 use dbapp_emulator::EmulatorConfig;
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
-use dbapp_server::app::{AppState, build_router, client_for, databricks_client, serve_router};
+use dbapp_server::app::{AppState, build_app, client_for, databricks_client, serve_app};
 use dbapp_server::config::{LogFormat, Settings};
 use dbapp_server::metrics::Metrics;
 use dbapp_store::Store;
@@ -197,7 +197,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let backend = store.backend();
     let state = AppState::new(settings, client, Some(store), metrics);
     let users = Arc::new(DevUsers(users));
-    let router = dev_router(build_router(state), Arc::clone(&users));
+    let router = dev_router(build_app(state), Arc::clone(&users));
 
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
@@ -213,7 +213,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         },
         users.0[0].name,
     );
-    serve_router(listener, router, shutdown_signal()).await?;
+    serve_app(listener, router, shutdown_signal()).await?;
     upkeep.abort();
     if let Some(emulator) = emulator {
         emulator.shutdown().await;
@@ -243,7 +243,15 @@ async fn user_token(host: &str) -> anyhow::Result<String> {
 }
 
 /// The app's router behind the identity layer, with `/_dev/user`.
-fn dev_router(app: Router, users: Arc<DevUsers>) -> Router {
+fn dev_router<S>(app: S, users: Arc<DevUsers>) -> Router
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send + 'static,
+{
     Router::new()
         .route("/_dev/user", get(current_user).post(choose_user))
         .with_state(Arc::clone(&users))

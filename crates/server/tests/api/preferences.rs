@@ -170,10 +170,9 @@ async fn an_unreachable_database_is_database_unavailable_with_retry_after_5() {
         Some(store),
         dbapp_server::metrics::Metrics::new(10),
     );
-    let router = dbapp_server::build_router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(dbapp_server::serve(listener, state, std::future::pending()));
 
     // Act
     let response = reqwest::Client::new()
