@@ -14,7 +14,9 @@
 //!
 //! Request performance records for the admin dashboard go through a bounded channel to one
 //! batch writer task ([`RequestRecorder`]), so no request waits on the database for them; when
-//! the channel is full a record is dropped and counted rather than blocking.
+//! the channel is full a record is dropped and counted rather than blocking. The writer gathers
+//! records for up to [`RECORD_FLUSH_INTERVAL`] (or [`RECORD_BATCH`] of them) per insert, so a
+//! busy server spends one statement a second on them, not one per request.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -449,7 +451,9 @@ pub struct RequestRecorder {
 /// Records buffered before new ones are dropped.
 pub const RECORD_CHANNEL_CAPACITY: usize = 10_000;
 /// Most records written in one batch.
-const RECORD_BATCH: usize = 500;
+pub const RECORD_BATCH: usize = 500;
+/// Longest a record waits for others to share its insert.
+pub const RECORD_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 impl RequestRecorder {
     /// A recorder that records nothing (no store configured).
@@ -468,7 +472,19 @@ impl RequestRecorder {
         let (sender, mut receiver) = mpsc::channel::<NewRequestRecord>(RECORD_CHANNEL_CAPACITY);
         let handle = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(RECORD_BATCH);
+            // Wait for a first record; the loop ends once every sender is gone and the queue
+            // is drained.
             while receiver.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+                let deadline = tokio::time::Instant::now() + RECORD_FLUSH_INTERVAL;
+                while batch.len() < RECORD_BATCH {
+                    let room = RECORD_BATCH - batch.len();
+                    match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room))
+                        .await
+                    {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
                 if let Err(error) = store.insert_request_records(&batch).await {
                     tracing::warn!(
                         event = "metrics.request_records_failed",
@@ -533,6 +549,42 @@ mod tests {
             ("sql", "get_statement_result_chunk")
         );
         assert_eq!(operation_of("GET", "/weird/path"), ("other", "other"));
+    }
+
+    #[tokio::test]
+    async fn the_record_writer_flushes_everything_queued_when_the_server_stops() {
+        // Arrange: a real SQLite store.
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = Arc::new(dbapp_store::sqlite::SqliteStore::open(
+            &dir.path().join("records.db"),
+            &dbapp_store::PoolSettings::default(),
+        ));
+        store.migrate().await.unwrap();
+        let (recorder, writer) = RequestRecorder::spawn(Arc::clone(&store), Metrics::new(10));
+        let now = chrono::Utc::now();
+
+        // Act: fewer records than a batch, then every sender goes away.
+        for status in [200, 201, 500] {
+            recorder.record(NewRequestRecord {
+                route: "/api/preferences".to_owned(),
+                method: "GET".to_owned(),
+                status,
+                duration_ms: 1.5,
+                recorded_at: now,
+            });
+        }
+        drop(recorder);
+        writer.await.unwrap();
+
+        // Assert: written at once, without waiting out the flush interval.
+        let window = dbapp_store::TimeWindow::new(
+            now - chrono::TimeDelta::minutes(1),
+            now + chrono::TimeDelta::minutes(1),
+        )
+        .unwrap();
+        let report = store.admin_performance_report(window, None).await.unwrap();
+        assert_eq!(report.summary.requests, 3);
+        assert_eq!(report.summary.errors, 1);
     }
 
     #[test]
