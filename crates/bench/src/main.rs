@@ -23,6 +23,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 
+/// The allocator dbapp's binary uses, so the baseline server runs on the same stack (and the
+/// load generator in this process pays the same per-allocation price).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {

@@ -18,7 +18,7 @@
 //! 7. `RequestBodyLimitLayer` — 1 MiB, before any handler buffers a body;
 //! 8. `CompressionLayer` — gzip for clients that ask;
 //! 9. CORS (only for configured dev origins);
-//! 10. `track_http`, after routing (`Router::layer`), where `MatchedPath` is known: records the
+//! 10. `TrackHttpLayer`, after routing (`Router::layer`), where `MatchedPath` is known: records the
 //!     route template on the span, metrics and performance records by route, and logs each
 //!     `ApiError` once with its cause chain.
 
@@ -31,7 +31,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use dbapp_databricks::{AuthType, Client, Config, ConfigSettings};
 use dbapp_store::Store;
@@ -49,7 +48,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::IdentityCache;
 use crate::config::{ConfigError, Settings};
-use crate::metrics::{Metrics, RequestRecorder, track_http};
+use crate::metrics::{Metrics, RequestRecorder, TrackHttpLayer};
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
 
 /// Largest request body accepted (`DESIGN.md` "Limits").
@@ -193,7 +192,7 @@ pub fn build_app(
         .merge(crate::openapi::docs_router(Arc::clone(&openapi)))
         .merge(crate::routes::fallback_router())
         .fallback(crate::assets::spa)
-        .layer(from_fn_with_state(state.clone(), track_http))
+        .layer(TrackHttpLayer::new(state.clone()))
         .with_state(state.clone());
     let cors = (!state.settings.dbapp.cors_origins.is_empty()).then(|| {
         let origins: Vec<HeaderValue> = state

@@ -9,7 +9,7 @@
 //!   `UPSTREAM_TIMEOUT`, 5xx and unreadable bodies → `UPSTREAM_ERROR`), and `From<StoreError>`.
 //!   A token the workspace refuses is always an `AUTH_*` code, never a 502: the user has to act.
 //! - Messages are written for people and never carry tokens, SQL or upstream bodies verbatim;
-//!   the cause stays on the error (`source()`), and the `track_http` middleware logs the whole
+//!   the cause stays on the error (`source()`), and the `TrackHttpLayer` middleware logs the whole
 //!   chain once, under the correlation id (5xx at `error`, 4xx at `debug`). `into_response` has
 //!   no side effect: it stores an `Arc<ApiError>` in the response extensions for that middleware.
 //! - The correlation id in the body comes from the task-local that the correlation middleware
@@ -617,7 +617,7 @@ pub fn envelope_for_status(status: StatusCode, is_api: bool) -> Option<ApiError>
 }
 
 /// Logs the error behind a response once, with its whole cause chain: 5xx at `error` (they are
-/// ours to fix), 4xx at `debug` (the client's to fix). Called by [`crate::metrics::track_http`],
+/// ours to fix), 4xx at `debug` (the client's to fix). Called by [`crate::metrics::TrackHttpLayer`],
 /// inside the request span, so the line carries the correlation id.
 pub fn log_error(response: &Response) {
     if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {

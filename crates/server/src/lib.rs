@@ -7,7 +7,7 @@
 //! - [`auth`]: the `Caller` and `Admin` extractors and the identity cache;
 //! - [`telemetry`]: correlation ids, the request span, the access log, the log subscriber;
 //! - [`json_log`]: the flat JSON log-line layer;
-//! - [`metrics`]: Prometheus names and labels, `track_http`, the request-record writer;
+//! - [`metrics`]: Prometheus names and labels, `TrackHttpLayer`, the request-record writer;
 //! - [`storage`]: which store to open (Lakebase, Postgres, SQLite, or none);
 //! - [`openapi`]: the generated OpenAPI document and Swagger UI;
 //! - [`assets`]: the embedded web UI;

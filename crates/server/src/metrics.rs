@@ -1,5 +1,5 @@
 //! Prometheus metrics (`API.md` "Metrics"): the names and labels, the recorder, the
-//! [`track_http`] middleware, the upstream [`AttemptObserver`] and the request-record writer.
+//! [`TrackHttpLayer`] middleware, the upstream [`AttemptObserver`] and the request-record writer.
 //!
 //! Each [`Metrics`] owns its own `PrometheusRecorder`, so several servers in one process (tests)
 //! never mix their counts; `dbapp serve` also installs it as the global recorder
@@ -19,20 +19,25 @@
 //! busy server spends one statement a second on them, not one per request.
 
 use std::collections::HashSet;
+use std::convert::Infallible;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 use dbapp_databricks::{Attempt, AttemptObserver};
 use dbapp_store::{NewRequestRecord, Store};
 use hashbrown::{Equivalent, HashMap};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use pin_project_lite::pin_project;
 use tokio::sync::mpsc;
+use tower::{Layer, Service};
 
 use crate::app::AppState;
 
@@ -400,45 +405,128 @@ fn method_label(method: &Method) -> &'static str {
         .map_or("OTHER", Method::as_str)
 }
 
-/// The innermost middleware, the one that knows the route template (`MatchedPath`): records it
-/// on the request span, counts `http_requests_total` and `http_request_duration_seconds`, hands
-/// a performance record to the batch writer, and logs the response's error once
-/// ([`crate::error::log_error`]).
-pub async fn track_http(State(app): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let matched = request.extensions().get::<MatchedPath>().cloned();
-    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
-    tracing::Span::current().record("route", route);
-    let method = method_label(request.method());
-    let response = next.run(request).await;
-    let elapsed = started.elapsed();
-    crate::error::log_error(&response);
-    let status = response.status();
-    app.metrics.count(
-        HTTP_REQUESTS_TOTAL,
-        &[
-            ("route", route),
-            ("method", method),
-            ("status", status.as_str()),
-        ],
-        1,
-    );
-    app.metrics.observe(
-        HTTP_REQUEST_DURATION_SECONDS,
-        &[("route", route), ("method", method)],
-        elapsed.as_secs_f64(),
-    );
-    if route.starts_with("/api/") {
-        app.records.record(NewRequestRecord {
-            route: route.to_owned(),
-            method: method.to_owned(),
-            status: status.as_u16(),
-            duration_ms: elapsed.as_secs_f64() * 1000.0,
-            recorded_at: chrono::Utc::now()
-                - chrono::TimeDelta::from_std(elapsed).unwrap_or_default(),
-        });
+/// The innermost middleware, applied after routing (`Router::layer`) where the route template
+/// (`MatchedPath`) is known: records it on the request span, counts `http_requests_total` and
+/// `http_request_duration_seconds`, hands a performance record to the batch writer, and logs the
+/// response's error once ([`crate::error::log_error`]). A plain tower layer rather than
+/// `from_fn`, which would clone the route and box a future per request on top of the router's own.
+#[derive(Debug, Clone)]
+pub struct TrackHttpLayer {
+    app: AppState,
+}
+
+impl TrackHttpLayer {
+    /// The layer for `app`.
+    #[must_use]
+    pub fn new(app: AppState) -> Self {
+        Self { app }
     }
-    response
+}
+
+impl<S> Layer<S> for TrackHttpLayer {
+    type Service = TrackHttp<S>;
+
+    fn layer(&self, inner: S) -> TrackHttp<S> {
+        TrackHttp {
+            inner,
+            app: self.app.clone(),
+        }
+    }
+}
+
+/// The service of [`TrackHttpLayer`].
+#[derive(Debug, Clone)]
+pub struct TrackHttp<S> {
+    inner: S,
+    app: AppState,
+}
+
+impl<S> Service<Request> for TrackHttp<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = TrackHttpFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        tracing::Span::current().record(
+            "route",
+            matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
+        );
+        let method = method_label(request.method());
+        TrackHttpFuture {
+            inner: self.inner.call(request),
+            app: self.app.clone(),
+            matched,
+            method,
+            started,
+        }
+    }
+}
+
+/// The `route` label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
+pin_project! {
+    /// The response future of [`TrackHttp`].
+    pub struct TrackHttpFuture<F> {
+        #[pin]
+        inner: F,
+        app: AppState,
+        matched: Option<MatchedPath>,
+        method: &'static str,
+        started: Instant,
+    }
+}
+
+impl<F> Future for TrackHttpFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.inner.poll(cx));
+        let elapsed = this.started.elapsed();
+        let route = this.matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+        let method = *this.method;
+        crate::error::log_error(&response);
+        let status = response.status();
+        let metrics = &this.app.metrics;
+        metrics.count(
+            HTTP_REQUESTS_TOTAL,
+            &[
+                ("route", route),
+                ("method", method),
+                ("status", status.as_str()),
+            ],
+            1,
+        );
+        metrics.observe(
+            HTTP_REQUEST_DURATION_SECONDS,
+            &[("route", route), ("method", method)],
+            elapsed.as_secs_f64(),
+        );
+        if route.starts_with("/api/") {
+            this.app.records.record(NewRequestRecord {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status: status.as_u16(),
+                duration_ms: elapsed.as_secs_f64() * 1000.0,
+                recorded_at: chrono::Utc::now()
+                    - chrono::TimeDelta::from_std(elapsed).unwrap_or_default(),
+            });
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 /// The sending side of the request-record channel; cheap to clone.

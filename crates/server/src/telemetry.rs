@@ -10,7 +10,7 @@
 //!   clone that stack and box its future on every request.
 //! - [`make_request_span`] opens the span every log line of a request is written in, with
 //!   `correlation_id`, `method`, and `route` (the template, never the raw path; recorded by
-//!   `track_http` once routing has matched), `user_id` and `auth_method` (recorded by `Caller`)
+//!   `TrackHttpLayer` once routing has matched), `user_id` and `auth_method` (recorded by `Caller`)
 //!   left empty. Health checks get `debug` spans so that load-balancer polling does not drown the
 //!   logs.
 //! - [`on_response`] writes the one `http.request` access-log line per request.
