@@ -164,9 +164,13 @@ impl IdentityCache {
     }
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request. Shared: the request's extensions keep a copy for
+/// any later extractor of the same request.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub struct Caller(Arc<CallerInner>);
+
+#[derive(Debug)]
+struct CallerInner {
     token: UserToken,
     key: [u8; 32],
     identity: Arc<Identity>,
@@ -179,19 +183,20 @@ impl Caller {
     /// The caller's identity.
     #[must_use]
     pub fn identity(&self) -> &Identity {
-        &self.identity
+        &self.0.identity
     }
 
     /// The store's key for the caller's rows.
     #[must_use]
     pub fn user_id(&self) -> &UserId {
-        &self.user_id
+        &self.0.user_id
     }
 
     /// Whether the caller is in one of the admin groups.
     #[must_use]
     pub fn is_admin(&self, admin_groups: &[String]) -> bool {
-        self.identity
+        self.0
+            .identity
             .groups
             .iter()
             .any(|g| admin_groups.iter().any(|a| a == g))
@@ -202,9 +207,9 @@ impl Caller {
     #[must_use]
     pub fn workspace<'a>(&'a self, app: &'a AppState) -> Workspace<'a> {
         app.databricks
-            .as_user(&self.token)
-            .with_correlation_id(self.correlation_id.clone())
-            .with_observer(app.metrics.upstream_observer(&self.route))
+            .as_user(&self.0.token)
+            .with_correlation_id(self.0.correlation_id.clone())
+            .with_observer(app.metrics.upstream_observer(&self.0.route))
     }
 
     /// Maps a failed resource call made as the caller; forgets the cached identity when the
@@ -217,7 +222,7 @@ impl Caller {
         not_found: crate::error::ErrorCode,
     ) -> ApiError {
         if error.kind().is_auth_failure() {
-            app.identities.remove(&self.key);
+            app.identities.remove(&self.0.key);
         }
         ApiError::from_upstream(error, not_found)
     }
@@ -270,14 +275,14 @@ impl FromRequestParts<AppState> for Caller {
         span.record("auth_method", AUTH_METHOD);
         match &result {
             Ok(caller) => {
-                span.record("user_id", caller.user_id.as_str());
+                span.record("user_id", caller.0.user_id.as_str());
                 app.metrics.count(
                     AUTH_SUCCESS_TOTAL,
                     &[("route", route), ("auth_method", AUTH_METHOD)],
                     1,
                 );
-                app.metrics.count_user(caller.user_id.as_str(), route);
-                tracing::debug!(event = "auth.user_id_extracted", user_id = %caller.user_id);
+                app.metrics.count_user(caller.0.user_id.as_str(), route);
+                tracing::debug!(event = "auth.user_id_extracted", user_id = %caller.0.user_id);
                 parts.extensions.insert(caller.clone());
             }
             Err(error) => {
@@ -330,14 +335,14 @@ async fn authenticate(parts: &Parts, app: &AppState, route: &str) -> Result<Call
             return Err(ApiError::IdentityMismatch);
         }
     }
-    Ok(Caller {
+    Ok(Caller(Arc::new(CallerInner {
         user_id: UserId::from_authenticated_identity(identity.user_name.clone()),
         token,
         key,
         identity,
         correlation_id,
         route: route.to_owned(),
-    })
+    })))
 }
 
 /// A caller in one of `DBAPP_ADMIN_GROUPS`; others get `ADMIN_REQUIRED`.

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,21 +28,22 @@ pub struct AuthStatus {
     pub user_id: Option<String>,
 }
 
+// Borrowed from the cached identity: built to be serialised, never stored.
 /// The caller.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserInfo {
+pub struct UserInfo<'a> {
     /// SCIM `userName`: an e-mail for people, an application id for service principals.
-    pub user_id: String,
+    pub user_id: &'a str,
     /// Primary e-mail.
-    pub email: Option<String>,
+    pub email: Option<&'a str>,
     /// User name (as `user_id`).
-    pub username: String,
+    pub username: &'a str,
     /// Display name.
-    pub display_name: Option<String>,
+    pub display_name: Option<&'a str>,
     /// Whether the principal is active.
     pub active: bool,
     /// Workspace groups.
-    pub groups: Vec<String>,
+    pub groups: &'a [String],
     /// Member of an admin group (`DBAPP_ADMIN_GROUPS`).
     pub is_admin: bool,
     /// Always `obo`.
@@ -62,9 +64,9 @@ pub struct WorkspaceInfo {
 
 /// The caller and their workspace.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct UserWorkspace {
+pub struct UserWorkspace<'a> {
     /// As `/api/user/me`.
-    pub user: UserInfo,
+    pub user: UserInfo<'a>,
     /// The workspace.
     pub workspace: WorkspaceInfo,
 }
@@ -76,15 +78,15 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_me_workspace))
 }
 
-fn user_info(app: &AppState, caller: &Caller) -> UserInfo {
+fn user_info<'a>(app: &AppState, caller: &'a Caller) -> UserInfo<'a> {
     let identity = caller.identity();
     UserInfo {
-        user_id: identity.user_name.clone(),
-        email: identity.email.clone(),
-        username: identity.user_name.clone(),
-        display_name: identity.display_name.clone(),
+        user_id: &identity.user_name,
+        email: identity.email.as_deref(),
+        username: &identity.user_name,
+        display_name: identity.display_name.as_deref(),
         active: identity.active,
-        groups: identity.groups.clone(),
+        groups: &identity.groups,
         is_admin: caller.is_admin(&app.settings.dbapp.admin_groups),
         auth_method: AUTH_METHOD,
     }
@@ -113,21 +115,21 @@ async fn get_auth_status(State(app): State<AppState>, mut parts: Parts) -> Json<
 
 /// The caller's identity, from SCIM Me with their token.
 #[utoipa::path(get, path = "/api/user/me", tag = "user", security(("user_token" = [])), responses(
-    (status = 200, body = UserInfo),
+    (status = 200, body = UserInfo<'_>),
     (status = 401, body = ErrorBody, description = "AUTH_MISSING, AUTH_INVALID, AUTH_EXPIRED, IDENTITY_MISMATCH"),
     (status = 429, body = ErrorBody, description = "AUTH_RATE_LIMITED"),
     (status = 502, body = ErrorBody, description = "AUTH_USER_IDENTITY_FAILED"),
 ))]
-async fn get_me(State(app): State<AppState>, caller: Caller) -> Json<UserInfo> {
-    Json(user_info(&app, &caller))
+async fn get_me(State(app): State<AppState>, caller: Caller) -> Response {
+    Json(user_info(&app, &caller)).into_response()
 }
 
 /// The caller and the workspace.
 #[utoipa::path(get, path = "/api/user/me/workspace", tag = "user", security(("user_token" = [])), responses(
-    (status = 200, body = UserWorkspace),
+    (status = 200, body = UserWorkspace<'_>),
     (status = 401, body = ErrorBody),
 ))]
-async fn get_me_workspace(State(app): State<AppState>, caller: Caller) -> Json<UserWorkspace> {
+async fn get_me_workspace(State(app): State<AppState>, caller: Caller) -> Response {
     let host = app.databricks.config().host().as_str().to_owned();
     let name = host
         .split("://")
@@ -150,4 +152,5 @@ async fn get_me_workspace(State(app): State<AppState>, caller: Caller) -> Json<U
             name,
         },
     })
+    .into_response()
 }
