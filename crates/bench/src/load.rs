@@ -87,8 +87,54 @@ impl ConnStats {
     }
 }
 
-/// Runs `spec` and returns what it measured.
-pub(crate) async fn run(spec: &LoadSpec) -> LoadResult {
+/// What one or more loads recorded: every latency, the errors, and the time measured.
+#[derive(Debug, Default)]
+pub(crate) struct Recording {
+    latencies_us: Vec<u32>,
+    errors: u64,
+    samples: Vec<String>,
+    elapsed: Duration,
+}
+
+impl Recording {
+    /// Adds another load's recording (of the same target) to this one.
+    pub(crate) fn merge(&mut self, other: Recording) {
+        self.latencies_us.extend_from_slice(&other.latencies_us);
+        self.errors += other.errors;
+        for sample in other.samples {
+            if self.samples.len() < 5 && !self.samples.contains(&sample) {
+                self.samples.push(sample);
+            }
+        }
+        self.elapsed += other.elapsed;
+    }
+
+    /// Throughput and latency percentiles over everything recorded.
+    pub(crate) fn result(mut self) -> LoadResult {
+        let latencies = &mut self.latencies_us;
+        latencies.sort_unstable();
+        let pct = |p: f64| -> f64 {
+            if latencies.is_empty() {
+                return 0.0;
+            }
+            let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
+            f64::from(latencies[rank.clamp(1, latencies.len()) - 1]) / 1000.0
+        };
+        LoadResult {
+            responses: latencies.len() as u64,
+            errors: self.errors,
+            rps: latencies.len() as f64 / self.elapsed.as_secs_f64(),
+            p50_ms: pct(50.0),
+            p95_ms: pct(95.0),
+            p99_ms: pct(99.0),
+            max_ms: pct(100.0),
+            error_samples: self.samples,
+        }
+    }
+}
+
+/// Runs `spec` and returns what it recorded.
+pub(crate) async fn record(spec: &LoadSpec) -> Recording {
     let started = Instant::now();
     let deadline = started + spec.duration;
     let tasks: Vec<_> = (0..spec.connections)
@@ -97,45 +143,24 @@ pub(crate) async fn run(spec: &LoadSpec) -> LoadResult {
             tokio::spawn(async move { drive(&spec, index, started, deadline).await })
         })
         .collect();
-    let mut latencies = Vec::new();
-    let mut errors = 0;
-    let mut samples = Vec::new();
+    let mut recording = Recording::default();
     for task in tasks {
         match task.await {
-            Ok(stats) => {
-                latencies.extend_from_slice(&stats.latencies_us);
-                errors += stats.errors;
-                for sample in stats.samples {
-                    if samples.len() < 5 && !samples.contains(&sample) {
-                        samples.push(sample);
-                    }
-                }
-            }
-            Err(panic) => {
-                errors += 1;
-                samples.push(format!("load task failed: {panic}"));
-            }
+            Ok(stats) => recording.merge(Recording {
+                latencies_us: stats.latencies_us,
+                errors: stats.errors,
+                samples: stats.samples,
+                elapsed: Duration::ZERO,
+            }),
+            Err(panic) => recording.merge(Recording {
+                errors: 1,
+                samples: vec![format!("load task failed: {panic}")],
+                ..Recording::default()
+            }),
         }
     }
-    let elapsed = started.elapsed().max(spec.duration);
-    latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return 0.0;
-        }
-        let rank = ((p / 100.0) * latencies.len() as f64).ceil() as usize;
-        f64::from(latencies[rank.clamp(1, latencies.len()) - 1]) / 1000.0
-    };
-    LoadResult {
-        responses: latencies.len() as u64,
-        errors,
-        rps: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50_ms: pct(50.0),
-        p95_ms: pct(95.0),
-        p99_ms: pct(99.0),
-        max_ms: pct(100.0),
-        error_samples: samples,
-    }
+    recording.elapsed = started.elapsed().max(spec.duration);
+    recording
 }
 
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {

@@ -172,6 +172,12 @@ fn machine() -> String {
     format!("{cpus} CPUs, {model}, Linux {}", kernel.trim())
 }
 
+/// A load's warm-up and its measured part.
+struct Specs {
+    warmup: LoadSpec,
+    measured: LoadSpec,
+}
+
 fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
@@ -383,7 +389,9 @@ impl Bench<'_> {
         Ok(rows)
     }
 
-    /// Baseline load, then dbapp's, each after a warm-up.
+    /// The baseline's load and dbapp's, interleaved baseline, dbapp, dbapp, baseline, each
+    /// slice half the measured time (after one warm-up of each), so that a change in the
+    /// machine's speed during the pair (other tenants, frequency) weighs on both sides alike.
     async fn compare(
         &mut self,
         name: &str,
@@ -391,19 +399,60 @@ impl Bench<'_> {
         (base, base_label, base_make): ((u32, SocketAddr), &str, MakeRequest),
         connections: usize,
     ) -> anyhow::Result<Row> {
-        let (base_load, base_rss) = self.measure(base, base_make, connections, None).await?;
-        let (load, rss) = self.measure(target, target_make, connections, None).await?;
+        let base_spec = self.spec(base.1, base_make, connections, None);
+        let target_spec = self.spec(target.1, target_make, connections, None);
+        load::record(&base_spec.warmup).await;
+        load::record(&target_spec.warmup).await;
+        let (mut base_load, mut base_rss) = self.slice(base.0, &base_spec, 2).await;
+        let (mut load, mut rss) = self.slice(target.0, &target_spec, 2).await;
+        let (more, peak) = self.slice(target.0, &target_spec, 2).await;
+        load.merge(more);
+        rss = rss.max(peak);
+        let (more, peak) = self.slice(base.0, &base_spec, 2).await;
+        base_load.merge(more);
+        base_rss = base_rss.max(peak);
         Ok(Row {
             scenario: name.to_owned(),
             connections,
-            dbapp: Side::load(target_label, load, Some(rss)),
-            baseline: Some(Side::load(base_label, base_load, Some(base_rss))),
+            dbapp: Side::load(target_label, load.result(), Some(rss)),
+            baseline: Some(Side::load(base_label, base_load.result(), Some(base_rss))),
             ratio: None,
             ratio_kind: "",
             target: None,
             met: None,
             notes: Vec::new(),
         })
+    }
+
+    /// The warm-up and measured loads of `make` on `addr`: one connection loads for half the
+    /// time (its latency tails need fewer samples than throughput does).
+    fn spec(
+        &self,
+        addr: SocketAddr,
+        make: MakeRequest,
+        connections: usize,
+        bursts: Option<(Duration, Duration)>,
+    ) -> Specs {
+        let connections = connections.max(1);
+        let duration = if connections == 1 {
+            self.duration / 2
+        } else {
+            self.duration
+        };
+        let measured = LoadSpec {
+            addr,
+            connections,
+            duration,
+            make,
+            bursts,
+        };
+        Specs {
+            warmup: LoadSpec {
+                duration: self.warmup,
+                ..measured.clone()
+            },
+            measured,
+        }
     }
 
     /// Warm-up, then the measured load while sampling the process' RSS; the load and the
@@ -415,21 +464,19 @@ impl Bench<'_> {
         connections: usize,
         bursts: Option<(Duration, Duration)>,
     ) -> anyhow::Result<(LoadResult, f64)> {
-        let connections = connections.max(1);
-        let duration = if connections == 1 {
-            self.duration / 2
-        } else {
-            self.duration
+        let specs = self.spec(addr, make, connections, bursts);
+        load::record(&specs.warmup).await;
+        let (recording, rss) = self.slice(pid, &specs, 1).await;
+        Ok((recording.result(), rss))
+    }
+
+    /// One `1/parts` of the measured load while sampling the process' RSS; the recording and
+    /// the highest RSS in MB.
+    async fn slice(&mut self, pid: u32, specs: &Specs, parts: u32) -> (load::Recording, f64) {
+        let spec = LoadSpec {
+            duration: specs.measured.duration / parts,
+            ..specs.measured.clone()
         };
-        let mut spec = LoadSpec {
-            addr,
-            connections,
-            duration: self.warmup,
-            make,
-            bursts,
-        };
-        load::run(&spec).await;
-        spec.duration = duration;
         let stop = Arc::new(AtomicBool::new(false));
         let peak = Arc::new(AtomicU64::new(0));
         let sampler = {
@@ -443,11 +490,11 @@ impl Bench<'_> {
                 }
             })
         };
-        let result = load::run(&spec).await;
+        let recording = load::record(&spec).await;
         stop.store(true, Ordering::Relaxed);
         sampler.await.ok();
         self.check_processes();
-        Ok((result, mb(peak.load(Ordering::Relaxed))))
+        (recording, mb(peak.load(Ordering::Relaxed)))
     }
 
     /// Records a failure for every process that has exited.
