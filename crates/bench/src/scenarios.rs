@@ -8,8 +8,9 @@
 //! cluster (TLS, SCRAM) with its own emulator minting 3-second Lakebase tokens and a server
 //! configured like a Databricks App (`PG*`, `LAKEBASE_INSTANCE_NAME`, M2M credentials).
 //!
-//! Each comparison runs the baseline first, then dbapp, back to back with the same connections
-//! and duration, each after its own discarded warm-up.
+//! Each comparison warms both sides up (discarded), then interleaves them with the same
+//! connections: baseline, dbapp, dbapp, baseline, each for half the measured time, so that a
+//! change in the machine's speed during the pair falls on both sides alike.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

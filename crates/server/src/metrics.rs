@@ -72,6 +72,9 @@ pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
 /// Request records dropped because the writer's channel was full.
 pub const REQUEST_RECORDS_DROPPED_TOTAL: &str = "request_records_dropped_total";
 
+/// Log lines dropped because the log writer's queue was full.
+pub const LOG_LINES_DROPPED_TOTAL: &str = "log_lines_dropped_total";
+
 /// The `user_id` label for users past the bound.
 pub const OTHER_USERS: &str = "_other";
 

@@ -16,7 +16,8 @@ pub(crate) struct ServeArgs {}
 
 pub(crate) async fn run(_args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::load()?;
-    dbapp_server::telemetry::init(settings.dbapp.log_format)
+    // Held to the end of `run`: dropping it writes out the queued log lines.
+    let _logs = dbapp_server::telemetry::init(settings.dbapp.log_format)
         .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
     let metrics = Metrics::new(settings.dbapp.metrics_max_users);
     metrics
