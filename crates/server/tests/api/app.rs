@@ -180,6 +180,12 @@ impl TestApp {
             .header("X-Forwarded-Access-Token", token)
     }
 
+    /// GET as `token`, returning the body as text.
+    pub(crate) async fn get_text(&self, path: &str, token: Option<&str>) -> String {
+        let response = self.get(path, token).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// GET as `token`, returning status and JSON body.
     pub(crate) async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let response = self.get(path, token).send().await.unwrap();

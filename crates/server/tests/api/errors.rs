@@ -39,14 +39,7 @@ async fn non_api_paths_serve_the_ui_placeholder() {
     );
     assert!(response.headers().contains_key("x-correlation-id"));
     let text = response.text().await.unwrap();
-    let index = app
-        .get("/", None)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let index = app.get_text("/", None).await;
     assert!(text.contains("<html"), "{text}");
     assert_eq!(text, index, "client routes get index.html");
 }

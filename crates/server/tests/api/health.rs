@@ -76,14 +76,7 @@ async fn invented_http_methods_share_one_metrics_label() {
     }
 
     // Act
-    let text = app
-        .get("/metrics", Some(ALICE))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_text("/metrics", Some(ALICE)).await;
 
     // Assert
     let samples = parse_prometheus(&text);

@@ -267,14 +267,7 @@ async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
             outputs.push(response.text().await.unwrap());
         }
     }
-    let metrics = app
-        .get("/metrics", Some(ADMIN))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get_text("/metrics", Some(ADMIN)).await;
 
     // Assert: the scan is not vacuous, and nothing anywhere holds a secret.
     let logs = captured_logs();
