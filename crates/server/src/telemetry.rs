@@ -1,10 +1,11 @@
 //! Correlation ids, the request span, the access log and the log subscriber.
 //!
-//! - [`CorrelateLayer`] is the outermost middleware: it takes `X-Correlation-ID`, else `X-Request-Id`,
-//!   when it is 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`), else makes a UUID v4; keeps it
-//!   in a task-local around the request ([`current_correlation_id`]: the request span, the error
-//!   body and the upstream calls read it there), echoes it on every response, and rewrites the framework's own non-2xx answers (unknown
-//!   route, wrong method, body limit, timeout, panic) into the error envelope.
+//! - [`CorrelateLayer`] is the outermost middleware: it takes `X-Correlation-ID`, else
+//!   `X-Request-Id`, when it is 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`), else makes a
+//!   UUID v4; keeps it in a task-local around the request ([`current_correlation_id`]: the
+//!   request span, the error body and the upstream calls read it there), echoes it on every
+//!   response, and rewrites the framework's own non-2xx answers (unknown route, wrong method,
+//!   body limit, timeout, panic) into the error envelope.
 //!   tower-http's request-id layers read one header and do not validate it, hence this layer. It
 //!   is a plain tower layer, not `from_fn`, because it wraps the whole stack: `from_fn` would
 //!   clone that stack and box its future on every request.
