@@ -15,5 +15,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = commands::Cli::parse();
-    cli.command.run().await
+    // The one read of the process environment: every command parses its configuration from
+    // this snapshot (`dbapp_server::config`).
+    let env = dbapp_databricks::Environment::capture();
+    cli.command.run(env).await
 }

@@ -29,8 +29,9 @@
 //! | `HOME` | – | where `~/.databrickscfg` is |
 //! | `PATH` | – | where the `databricks` CLI is looked up |
 //!
-//! Every lookup goes through an environment function, so tests never touch the process
-//! environment (which is not thread-safe to change).
+//! Every lookup goes through an environment function (usually an [`Environment`] snapshot's
+//! [`Environment::lookup`]), so tests never touch the process environment (which is not
+//! thread-safe to change). [`ConfigError::variables`] names the variables behind a refusal.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -41,17 +42,13 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::environment::Environment;
 use crate::error::{DatabricksError, ErrorKind};
 use crate::http::RetryPolicy;
 
 /// Looks up an environment variable; `None` when unset.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-/// The process environment, as an [`Env`].
-#[must_use]
-pub fn process_env(name: &str) -> Option<String> {
-    std::env::var(name).ok()
-}
 
 /// A workspace URL, normalised once: a scheme (`https://` when none is given), no trailing `/`,
 /// no explicit `:443` on `https`. Other schemes than `http`/`https`, user info, queries and
@@ -258,6 +255,39 @@ pub enum ConfigError {
         /// Why.
         reason: String,
     },
+}
+
+impl ConfigError {
+    /// The environment variables to change to fix this refusal: the ones at fault, then the one
+    /// that resolves a conflict (`DATABRICKS_AUTH_TYPE` for the dual-auth trap).
+    #[must_use]
+    pub fn variables(&self) -> Vec<&'static str> {
+        match self {
+            Self::InvalidHost { .. } | Self::MissingHost => vec!["DATABRICKS_HOST"],
+            Self::MultipleAuthMethods { groups, env, .. } => {
+                let mut vars: Vec<&'static str> = ATTRIBUTES
+                    .iter()
+                    .filter(|a| a.group.is_some_and(|g| groups.iter().any(|x| x == g)))
+                    .filter(|a| env.iter().any(|e| e == a.env))
+                    .map(|a| a.env)
+                    .collect();
+                vars.push("DATABRICKS_AUTH_TYPE");
+                vars
+            }
+            Self::UnknownAuthType(_) => vec!["DATABRICKS_AUTH_TYPE"],
+            Self::UnsupportedCredentials { group, .. } => ATTRIBUTES
+                .iter()
+                .filter(|a| a.group == Some(group.as_str()))
+                .map(|a| a.env)
+                .collect(),
+            Self::MissingCredential { env_var, .. } => vec![env_var],
+            Self::ProfileNotFound { .. } => vec!["DATABRICKS_CONFIG_PROFILE"],
+            Self::ConfigFile { .. } => vec!["DATABRICKS_CONFIG_FILE"],
+            Self::InvalidValue { attribute: name, .. } => {
+                attribute(name).map(|a| vec![a.env]).unwrap_or_default()
+            }
+        }
+    }
 }
 
 impl From<ConfigError> for DatabricksError {
@@ -518,7 +548,7 @@ impl Config {
     /// Any [`ConfigError`]: an invalid host, a missing credential, a named profile that does not
     /// exist, or credentials of more than one kind without an `auth_type`.
     pub fn from_env(settings: ConfigSettings) -> Result<Self, ConfigError> {
-        Self::resolve(settings, &process_env)
+        Self::resolve(settings, &Environment::capture().lookup())
     }
 
     /// Resolves settings against the environment function `env` and the config file it points

@@ -14,7 +14,8 @@
 
 use std::fmt;
 
-use crate::config::{AuthType, ConfigSettings, Env, process_env};
+use crate::config::{AuthType, ConfigSettings, Env};
+use crate::environment::Environment;
 use crate::credentials::model_serving::token_file_path;
 
 /// Where the process runs.
@@ -64,7 +65,7 @@ impl Context {
     /// Detects the context of this process.
     #[must_use]
     pub fn from_process_env() -> Self {
-        Self::detect(&process_env)
+        Self::detect(&Environment::capture().lookup())
     }
 
     /// Detects the context from `env`.

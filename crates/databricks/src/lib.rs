@@ -4,6 +4,7 @@
 //! - [`config`]: host normalisation ([`WorkspaceHost`]), resolution of settings from explicit
 //!   values, `DATABRICKS_*` variables and `~/.databrickscfg` profiles, an explicit [`AuthType`]
 //!   and the dual-auth conflict reported at construction;
+//! - [`environment`]: the [`Environment`] snapshot every configuration is parsed from;
 //! - [`context`]: where the process runs (Databricks Apps, Model Serving, notebook, local) and
 //!   which strategy the app's identity uses there;
 //! - [`credentials`]: the user's forwarded token, PAT, OAuth M2M, the Databricks CLI and Model
@@ -34,12 +35,14 @@ mod client;
 pub mod config;
 pub mod context;
 pub mod credentials;
+pub mod environment;
 pub mod error;
 pub mod http;
 
 pub use client::{Client, Workspace};
 pub use config::{AuthType, Config, ConfigError, ConfigSettings, WorkspaceHost};
 pub use context::{Context, ContextKind};
+pub use environment::Environment;
 pub use credentials::{CredentialsProvider, UserToken};
 pub use error::{DatabricksError, ErrorKind};
 pub use http::{Attempt, AttemptObserver, CorrelationId, RetryPolicy};

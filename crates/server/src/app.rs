@@ -32,9 +32,8 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
-use dbapp_databricks::{AuthType, Client, Config, ConfigSettings};
+use dbapp_databricks::Client;
 use dbapp_store::Store;
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -47,7 +46,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::IdentityCache;
-use crate::config::{ConfigError, Settings};
+use crate::config::ServerSettings;
 use crate::metrics::{Metrics, RequestRecorder, TrackHttpLayer};
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
 
@@ -64,8 +63,8 @@ pub struct AppState(Arc<AppInner>);
 /// What the handlers share.
 #[derive(Debug)]
 pub struct AppInner {
-    /// Validated settings.
-    pub settings: Settings,
+    /// The server's validated settings (the workspace and the store were built from the rest).
+    pub settings: ServerSettings,
     /// The store: Lakebase, Postgres or SQLite; `None` inside Databricks Apps without a
     /// database (storage routes answer `STORAGE_NOT_CONFIGURED`).
     pub store: Option<Arc<dyn Store>>,
@@ -92,7 +91,7 @@ impl AppState {
     /// tokio runtime.
     #[must_use]
     pub fn new(
-        settings: Settings,
+        settings: ServerSettings,
         databricks: Client,
         store: Option<Arc<dyn Store>>,
         metrics: Metrics,
@@ -125,54 +124,6 @@ impl AppState {
             .as_ref()
             .ok_or(crate::ApiError::StorageNotConfigured)
     }
-}
-
-/// The workspace client the settings describe: the app's own identity from
-/// `DATABRICKS_CLIENT_ID/SECRET`, `DATABRICKS_TOKEN`, a profile or the CLI.
-///
-/// # Errors
-/// [`ConfigError`] naming the variable.
-pub fn databricks_client(settings: &Settings) -> Result<Client, ConfigError> {
-    let mut config = ConfigSettings::default();
-    config.host.clone_from(&settings.databricks_host);
-    config.token.clone_from(&settings.databricks_token);
-    config.client_id.clone_from(&settings.databricks_client_id);
-    config
-        .client_secret
-        .clone_from(&settings.databricks_client_secret);
-    config
-        .profile
-        .clone_from(&settings.databricks_config_profile);
-    config
-        .warehouse_id
-        .clone_from(&settings.databricks_warehouse_id);
-    if let Some(auth_type) = &settings.databricks_auth_type {
-        config.auth_type = Some(
-            auth_type
-                .parse::<AuthType>()
-                .map_err(|e| ConfigError::new("DATABRICKS_AUTH_TYPE", e.to_string()))?,
-        );
-    }
-    let resolved = Config::resolve(config, &dbapp_databricks::config::process_env)
-        .map_err(|e| ConfigError::new("DATABRICKS_HOST", e.to_string()))?;
-    Client::new(resolved).map_err(|e| ConfigError::new("DATABRICKS_HOST", e.to_string()))
-}
-
-/// A client for `host` with the given app credentials, for `dbapp dev` and tests.
-///
-/// # Errors
-/// When the client cannot be built.
-pub fn client_for(
-    host: &str,
-    client_id: &str,
-    client_secret: &str,
-) -> Result<Client, dbapp_databricks::DatabricksError> {
-    let settings = ConfigSettings::new(host, AuthType::OAuthM2m)
-        .client_credentials(client_id, SecretString::from(client_secret.to_owned()));
-    let config = Config::resolve(settings, &|_| None).map_err(|e| {
-        dbapp_databricks::DatabricksError::new(dbapp_databricks::ErrorKind::Config, e.to_string())
-    })?;
-    Client::new(config)
 }
 
 /// The whole application, routes inside their middleware (see the module header), as one

@@ -1,8 +1,19 @@
-//! [`Settings`]: everything the server reads from its environment, loaded once with figment and
-//! validated once at start ([`Settings::load`]); an invalid value fails naming its variable.
+//! [`Settings`]: the whole configuration of a dbapp process, parsed once from one
+//! [`Environment`] snapshot and validated once ([`Settings::load`]). `serve`, `dev`, `migrate`,
+//! `token` and `doctor` all load it so, so doctor cannot disagree with serve.
 //!
-//! Databricks' own variables keep their names (`shared/DESIGN.md` "Configuration"); dbapp's are
-//! `DBAPP_*`. An empty value counts as unset.
+//! It composes what each crate parses for itself:
+//! - the workspace (`DATABRICKS_*`): [`dbapp_databricks::Config`], resolved by
+//!   [`Settings::workspace_config`] from the same snapshot (and `~/.databrickscfg`), so a
+//!   command that needs no workspace (`migrate` on SQLite) never resolves it;
+//! - the store (`DATABASE_URL`, `PG*`, `LAKEBASE_*`): [`StoreConfig`];
+//! - the server's own (`DATABRICKS_APP_*`, `DATABRICKS_WAREHOUSE_ID`, `DBAPP_*`): this module,
+//!   through figment.
+//!
+//! Nothing reads the process environment after the snapshot is taken. A refusal is a
+//! [`ConfigError`] naming every variable at fault, and the fix. Databricks' own variables keep
+//! their names (`shared/DESIGN.md` "Configuration"); dbapp's are `DBAPP_*`. An empty value counts
+//! as unset.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
@@ -12,7 +23,7 @@
 //! | `DATABRICKS_APP_NAME` | – | set by Databricks Apps; then a store must be configured explicitly |
 //! | `DATABRICKS_APP_PORT` | `8000` | port bound on 0.0.0.0 |
 //! | `DATABRICKS_WAREHOUSE_ID` | – | SQL warehouse for table previews (`WAREHOUSE_NOT_CONFIGURED` without) |
-//! | `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGSSLMODE`, `PGAPPNAME` | –, 5432, `databricks_postgres`, token `sub`, `require`, – | Lakebase connection |
+//! | `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGAPPNAME` | –, 5432, `databricks_postgres`, token `sub`, `require`, –, – | Lakebase connection (parsed by `dbapp_store::config`) |
 //! | `PGPASSWORD` | – | a static password for native Postgres; a PAT (`dapi…`) is refused |
 //! | `LAKEBASE_INSTANCE_NAME` / `LAKEBASE_ENDPOINT` | – | which credential API mints the Postgres password (Provisioned / Autoscaling) |
 //! | `DATABASE_URL` | – | any `postgres://` or `sqlite:` URL instead of Lakebase |
@@ -23,15 +34,17 @@
 //! | `DBAPP_CORS_ORIGINS` | – | comma-separated origins allowed by CORS (dev UIs only); none = no CORS |
 //! | `DBAPP_REQUEST_TIMEOUT_SECS` | `110` | whole-request deadline, below the Apps proxy's ~120 s |
 //! | `DBAPP_METRICS_MAX_USERS` | `1000` | distinct `user_id` labels of `auth_requests_by_user` before `_other` |
-//! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when `dbapp serve` starts |
+//! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see [`crate::startup`]) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
 //! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
 
 use std::time::Duration;
 
+use dbapp_databricks::{Config, ConfigSettings, Environment};
+use dbapp_store::StoreConfig;
 use figment::Figment;
-use figment::providers::{Env, Serialized};
-use secrecy::SecretString;
+use figment::providers::Serialized;
+use figment::value::Value as FigmentValue;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// Log line format.
@@ -45,50 +58,30 @@ pub enum LogFormat {
     Pretty,
 }
 
-/// The variables Databricks defines, read under their own names.
+/// The server's own variables that Databricks defines, read under their own names.
 const RAW_VARIABLES: &[&str] = &[
-    "DATABRICKS_HOST",
-    "DATABRICKS_CLIENT_ID",
-    "DATABRICKS_CLIENT_SECRET",
-    "DATABRICKS_TOKEN",
-    "DATABRICKS_CONFIG_PROFILE",
-    "DATABRICKS_AUTH_TYPE",
     "DATABRICKS_APP_NAME",
     "DATABRICKS_APP_PORT",
     "DATABRICKS_WAREHOUSE_ID",
-    "PGHOST",
-    "PGPORT",
-    "PGDATABASE",
-    "PGUSER",
-    "PGSSLMODE",
-    "PGAPPNAME",
-    "PGPASSWORD",
-    "LAKEBASE_INSTANCE_NAME",
-    "LAKEBASE_ENDPOINT",
-    "DATABASE_URL",
 ];
 
-/// The server's settings (see the module header for every variable).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The whole configuration (see the module header).
+#[derive(Debug, Clone)]
 pub struct Settings {
-    /// `DATABRICKS_HOST`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub databricks_host: Option<String>,
-    /// `DATABRICKS_CLIENT_ID`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub databricks_client_id: Option<String>,
-    /// `DATABRICKS_CLIENT_SECRET`.
-    #[serde(default, skip_serializing, deserialize_with = "secret")]
-    pub databricks_client_secret: Option<SecretString>,
-    /// `DATABRICKS_TOKEN`.
-    #[serde(default, skip_serializing, deserialize_with = "secret")]
-    pub databricks_token: Option<SecretString>,
-    /// `DATABRICKS_CONFIG_PROFILE`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub databricks_config_profile: Option<String>,
-    /// `DATABRICKS_AUTH_TYPE`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub databricks_auth_type: Option<String>,
+    /// The snapshot everything was parsed from (the workspace is resolved against it).
+    pub env: Environment,
+    /// Explicit workspace settings, applied over the snapshot's `DATABRICKS_*` when resolving
+    /// ([`Settings::workspace_config`]); empty unless a caller (`dev`, tests) sets them.
+    pub workspace: ConfigSettings,
+    /// The store's database and login.
+    pub store: StoreConfig,
+    /// The server's own settings.
+    pub server: ServerSettings,
+}
+
+/// The server's own settings: `DATABRICKS_APP_*`, `DATABRICKS_WAREHOUSE_ID` and `DBAPP_*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSettings {
     /// `DATABRICKS_APP_NAME`: set inside Databricks Apps.
     #[serde(default, deserialize_with = "non_empty")]
     pub databricks_app_name: Option<String>,
@@ -98,36 +91,6 @@ pub struct Settings {
     /// `DATABRICKS_WAREHOUSE_ID`.
     #[serde(default, deserialize_with = "non_empty")]
     pub databricks_warehouse_id: Option<String>,
-    /// `PGHOST`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub pghost: Option<String>,
-    /// `PGPORT`.
-    #[serde(default)]
-    pub pgport: Option<u16>,
-    /// `PGDATABASE`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub pgdatabase: Option<String>,
-    /// `PGUSER`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub pguser: Option<String>,
-    /// `PGSSLMODE`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub pgsslmode: Option<String>,
-    /// `PGAPPNAME`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub pgappname: Option<String>,
-    /// `PGPASSWORD`.
-    #[serde(default, skip_serializing, deserialize_with = "secret")]
-    pub pgpassword: Option<SecretString>,
-    /// `LAKEBASE_INSTANCE_NAME`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub lakebase_instance_name: Option<String>,
-    /// `LAKEBASE_ENDPOINT`.
-    #[serde(default, deserialize_with = "non_empty")]
-    pub lakebase_endpoint: Option<String>,
-    /// `DATABASE_URL` (may hold a password).
-    #[serde(default, skip_serializing, deserialize_with = "secret")]
-    pub database_url: Option<SecretString>,
     /// `DBAPP_*`.
     #[serde(default)]
     pub dbapp: DbappSettings,
@@ -182,13 +145,14 @@ fn default_port() -> u16 {
     8000
 }
 
-/// A setting that cannot be used; the message names the variable.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid configuration: {variable}: {reason}")]
+/// A configuration that cannot be used; the message names the variables and the fix.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid configuration: {}: {reason}", variables.join(", "))]
 pub struct ConfigError {
-    /// The environment variable, e.g. `DATABRICKS_APP_PORT`.
-    pub variable: String,
-    /// Why, and what is accepted.
+    /// The environment variables at fault, e.g. `["DATABRICKS_APP_PORT"]`; for a conflict,
+    /// every variable involved.
+    pub variables: Vec<String>,
+    /// Why, and what to do.
     pub reason: String,
 }
 
@@ -196,47 +160,94 @@ impl ConfigError {
     /// An error about `variable`.
     pub fn new(variable: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
-            variable: variable.into(),
+            variables: vec![variable.into()],
             reason: reason.into(),
         }
     }
 }
 
+impl From<dbapp_databricks::ConfigError> for ConfigError {
+    fn from(error: dbapp_databricks::ConfigError) -> Self {
+        Self {
+            variables: error.variables().into_iter().map(str::to_owned).collect(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+impl From<dbapp_store::lakebase::LakebaseError> for ConfigError {
+    fn from(error: dbapp_store::lakebase::LakebaseError) -> Self {
+        Self {
+            variables: error.variables().into_iter().map(str::to_owned).collect(),
+            reason: error.to_string(),
+        }
+    }
+}
+
+/// The server's variables in `env` as figment sees them: the raw ones under their own
+/// (lower-cased) names, `DBAPP_X` as `dbapp.x`, each value parsed as figment parses environment
+/// values, over the defaults.
+fn figment_of(env: &Environment) -> Figment {
+    let mut figment = Figment::new().merge(Serialized::defaults(ServerDefaults::default()));
+    for (name, value) in env.vars() {
+        let key = if RAW_VARIABLES.contains(&name) {
+            name.to_ascii_lowercase()
+        } else if let Some(rest) = name.strip_prefix("DBAPP_") {
+            format!("dbapp.{}", rest.to_ascii_lowercase())
+        } else {
+            continue;
+        };
+        let parsed: FigmentValue = value.parse().unwrap_or_else(|never| match never {});
+        figment = figment.merge(Serialized::default(&key, parsed));
+    }
+    figment
+}
+
 impl Settings {
-    /// The figment of the process environment: defaults, the Databricks variables under their
-    /// own names, then `DBAPP_*`. Callers (the CLI, tests) may merge more providers on top.
-    #[must_use]
-    pub fn figment() -> Figment {
-        Figment::new()
-            .merge(Serialized::defaults(DbappDefaults::default()))
-            .merge(Env::raw().only(RAW_VARIABLES))
-            .merge(Env::prefixed("DBAPP_").map(|key| format!("dbapp.{key}").into()))
-    }
-
-    /// Loads and validates the settings from the process environment.
+    /// Parses and validates the whole configuration from `env`. The workspace is resolved
+    /// later, by [`Settings::workspace_config`], because not every command needs one.
     ///
     /// # Errors
-    /// [`ConfigError`] naming the first invalid variable.
-    pub fn load() -> Result<Self, ConfigError> {
-        Self::from_figment(&Self::figment())
-    }
-
-    /// Extracts and validates settings from `figment`.
-    ///
-    /// # Errors
-    /// [`ConfigError`] naming the first invalid variable.
-    pub fn from_figment(figment: &Figment) -> Result<Self, ConfigError> {
-        let settings: Self = figment.extract().map_err(|error| {
-            let variable = variable_of(&error.path);
-            let reason = error.kind.to_string();
-            ConfigError::new(variable, reason)
+    /// [`ConfigError`] naming the variables at fault.
+    pub fn load(env: &Environment) -> Result<Self, ConfigError> {
+        let server: ServerSettings = figment_of(env).extract().map_err(|error| {
+            ConfigError::new(variable_of(&error.path), error.kind.to_string())
         })?;
-        settings.validate()?;
-        Ok(settings)
+        server.validate()?;
+        let store = StoreConfig::from_env(env.lookup())?;
+        Ok(Self {
+            env: env.clone(),
+            workspace: ConfigSettings::default(),
+            store,
+            server,
+        })
     }
 
-    /// Checks what serde cannot: a PAT as a Postgres password, conflicting Lakebase variables,
-    /// origins and timeouts.
+    /// The app's own workspace configuration: [`Settings::workspace`] over the snapshot's
+    /// `DATABRICKS_*` and `~/.databrickscfg`, as the Databricks SDKs resolve it.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variables: the dual-auth trap names both methods' variables
+    /// and `DATABRICKS_AUTH_TYPE`; a missing secret names `DATABRICKS_CLIENT_SECRET`.
+    pub fn workspace_config(&self) -> Result<Config, ConfigError> {
+        let mut workspace = self.workspace.clone();
+        if workspace.warehouse_id.is_none() {
+            workspace
+                .warehouse_id
+                .clone_from(&self.server.databricks_warehouse_id);
+        }
+        Ok(Config::resolve(workspace, &self.env.lookup())?)
+    }
+
+    /// Whether the process runs inside Databricks Apps.
+    #[must_use]
+    pub fn in_databricks_apps(&self) -> bool {
+        self.server.databricks_app_name.is_some()
+    }
+}
+
+impl ServerSettings {
+    /// Checks what serde cannot: ports, origins, timeouts, groups.
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable.
@@ -245,27 +256,6 @@ impl Settings {
             return Err(ConfigError::new(
                 "DATABRICKS_APP_PORT",
                 "must be a port number from 1 to 65535",
-            ));
-        }
-        dbapp_store::lakebase::DatabaseConfig::from_env(|name| self.store_variable(name)).map_err(
-            |error| {
-                let variable = match &error {
-                    dbapp_store::lakebase::LakebaseError::InvalidVariable { variable, .. } => {
-                        (*variable).to_owned()
-                    }
-                    dbapp_store::lakebase::LakebaseError::PersonalAccessToken { origin } => {
-                        (*origin).to_owned()
-                    }
-                    _ => "PGHOST".to_owned(),
-                };
-                ConfigError::new(variable, error.to_string())
-            },
-        )?;
-        if self.lakebase_instance_name.is_some() && self.lakebase_endpoint.is_some() {
-            return Err(ConfigError::new(
-                "LAKEBASE_ENDPOINT",
-                "set either LAKEBASE_INSTANCE_NAME (Provisioned) or LAKEBASE_ENDPOINT \
-                 (Autoscaling), not both",
             ));
         }
         for origin in &self.dbapp.cors_origins {
@@ -300,35 +290,6 @@ impl Settings {
         Ok(())
     }
 
-    /// The `PG*`/`DATABASE_URL` variables as the store's config parser reads them.
-    #[must_use]
-    pub fn store_variable(&self, name: &str) -> Option<String> {
-        use secrecy::ExposeSecret;
-        match name {
-            "DATABASE_URL" => self
-                .database_url
-                .as_ref()
-                .map(|s| s.expose_secret().to_owned()),
-            "PGHOST" => self.pghost.clone(),
-            "PGPORT" => self.pgport.map(|p| p.to_string()),
-            "PGDATABASE" => self.pgdatabase.clone(),
-            "PGUSER" => self.pguser.clone(),
-            "PGSSLMODE" => self.pgsslmode.clone(),
-            "PGAPPNAME" => self.pgappname.clone(),
-            "PGPASSWORD" => self
-                .pgpassword
-                .as_ref()
-                .map(|s| s.expose_secret().to_owned()),
-            _ => None,
-        }
-    }
-
-    /// Whether the process runs inside Databricks Apps.
-    #[must_use]
-    pub fn in_databricks_apps(&self) -> bool {
-        self.databricks_app_name.is_some()
-    }
-
     /// The whole-request deadline.
     #[must_use]
     pub fn request_timeout(&self) -> Duration {
@@ -344,12 +305,12 @@ impl Settings {
 
 /// Defaults as a serialisable value, so figment reports them as the source of unset settings.
 #[derive(Debug, Serialize)]
-struct DbappDefaults {
+struct ServerDefaults {
     databricks_app_port: u16,
     dbapp: DbappSettings,
 }
 
-impl Default for DbappDefaults {
+impl Default for ServerDefaults {
     fn default() -> Self {
         Self {
             databricks_app_port: default_port(),
@@ -374,10 +335,6 @@ fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
     Ok(value
         .map(|v| v.into_string())
         .filter(|s| !s.trim().is_empty()))
-}
-
-fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
-    Ok(non_empty(deserializer)?.map(SecretString::from))
 }
 
 fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -422,99 +379,146 @@ impl Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
-    use figment::Jail;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::load(&Environment::from_pairs(pairs.iter().copied()))
+    }
 
     #[test]
     fn defaults_apply_without_variables() {
-        Jail::expect_with(|_| {
-            let settings = Settings::load().unwrap();
-            assert_eq!(settings.databricks_app_port, 8000);
-            assert_eq!(settings.dbapp.admin_groups, ["admins"]);
-            assert_eq!(settings.dbapp.identity_cache_ttl_secs, 60);
-            assert_eq!(settings.dbapp.identity_cache_capacity, 10_000);
-            assert_eq!(settings.dbapp.log_format, LogFormat::Json);
-            Ok(())
-        });
+        let settings = load(&[]).unwrap();
+        let server = &settings.server;
+        assert_eq!(server.databricks_app_port, 8000);
+        assert_eq!(server.dbapp.admin_groups, ["admins"]);
+        assert_eq!(server.dbapp.identity_cache_ttl_secs, 60);
+        assert_eq!(server.dbapp.identity_cache_capacity, 10_000);
+        assert_eq!(server.dbapp.log_format, LogFormat::Json);
+        assert!(settings.store.database.is_none());
     }
 
     #[test]
     fn variables_are_read_under_their_names() {
-        Jail::expect_with(|jail| {
-            jail.set_env("DATABRICKS_APP_PORT", "8123");
-            jail.set_env("DATABRICKS_WAREHOUSE_ID", "12345");
-            jail.set_env("DBAPP_ADMIN_GROUPS", "admins, ops");
-            jail.set_env("DBAPP_LOG_FORMAT", "pretty");
-            jail.set_env("DBAPP_IDENTITY_CACHE_TTL_SECS", "0");
-            let settings = Settings::load().unwrap();
-            assert_eq!(settings.databricks_app_port, 8123);
-            assert_eq!(settings.databricks_warehouse_id.as_deref(), Some("12345"));
-            assert_eq!(settings.dbapp.admin_groups, ["admins", "ops"]);
-            assert_eq!(settings.dbapp.log_format, LogFormat::Pretty);
-            assert_eq!(settings.identity_cache_ttl(), Duration::ZERO);
-            Ok(())
-        });
+        let settings = load(&[
+            ("DATABRICKS_APP_PORT", "8123"),
+            ("DATABRICKS_WAREHOUSE_ID", "12345"),
+            ("DBAPP_ADMIN_GROUPS", "admins, ops"),
+            ("DBAPP_LOG_FORMAT", "pretty"),
+            ("DBAPP_IDENTITY_CACHE_TTL_SECS", "0"),
+            ("DBAPP_MIGRATE_ON_START", "false"),
+        ])
+        .unwrap();
+        let server = &settings.server;
+        assert_eq!(server.databricks_app_port, 8123);
+        assert_eq!(server.databricks_warehouse_id.as_deref(), Some("12345"));
+        assert_eq!(server.dbapp.admin_groups, ["admins", "ops"]);
+        assert_eq!(server.dbapp.log_format, LogFormat::Pretty);
+        assert_eq!(server.identity_cache_ttl(), Duration::ZERO);
+        assert!(!server.dbapp.migrate_on_start);
+    }
+
+    #[test]
+    fn a_warehouse_id_that_looks_like_a_number_stays_text() {
+        let settings = load(&[("DATABRICKS_WAREHOUSE_ID", "0123")]).unwrap();
+        assert_eq!(
+            settings.server.databricks_warehouse_id.as_deref(),
+            Some("0123")
+        );
     }
 
     #[test]
     fn an_invalid_port_names_its_variable() {
-        Jail::expect_with(|jail| {
-            jail.set_env("DATABRICKS_APP_PORT", "eighty");
-            let error = Settings::load().unwrap_err();
-            assert_eq!(error.variable, "DATABRICKS_APP_PORT");
-            assert!(error.to_string().contains("DATABRICKS_APP_PORT"));
-            Ok(())
-        });
+        let error = load(&[("DATABRICKS_APP_PORT", "eighty")]).unwrap_err();
+        assert_eq!(error.variables, ["DATABRICKS_APP_PORT"]);
+        assert!(error.to_string().contains("DATABRICKS_APP_PORT"));
     }
 
     #[test]
     fn an_invalid_dbapp_variable_names_itself() {
-        Jail::expect_with(|jail| {
-            jail.set_env("DBAPP_IDENTITY_CACHE_TTL_SECS", "-3");
-            let error = Settings::load().unwrap_err();
-            assert_eq!(error.variable, "DBAPP_IDENTITY_CACHE_TTL_SECS");
-            jail.set_env("DBAPP_IDENTITY_CACHE_TTL_SECS", "5");
-            jail.set_env("DBAPP_LOG_FORMAT", "xml");
-            let error = Settings::load().unwrap_err();
-            assert_eq!(error.variable, "DBAPP_LOG_FORMAT");
-            Ok(())
-        });
+        let error = load(&[("DBAPP_IDENTITY_CACHE_TTL_SECS", "-3")]).unwrap_err();
+        assert_eq!(error.variables, ["DBAPP_IDENTITY_CACHE_TTL_SECS"]);
+        let error = load(&[("DBAPP_LOG_FORMAT", "xml")]).unwrap_err();
+        assert_eq!(error.variables, ["DBAPP_LOG_FORMAT"]);
     }
 
     #[test]
     fn a_pat_as_postgres_password_is_refused() {
-        Jail::expect_with(|jail| {
-            jail.set_env("PGHOST", "instance.database.example.com");
-            jail.set_env("PGPASSWORD", "dapi0123456789");
-            let error = Settings::load().unwrap_err();
-            assert_eq!(error.variable, "PGPASSWORD");
-            assert!(!error.to_string().contains("dapi0123456789"));
-            Ok(())
-        });
+        let error = load(&[
+            ("PGHOST", "instance.database.example.com"),
+            ("PGPASSWORD", "dapi0123456789"),
+        ])
+        .unwrap_err();
+        assert_eq!(error.variables, ["PGPASSWORD"]);
+        assert!(!error.to_string().contains("dapi0123456789"));
     }
 
     #[test]
     fn bad_cors_origins_and_sslmode_are_refused() {
-        Jail::expect_with(|jail| {
-            jail.set_env("DBAPP_CORS_ORIGINS", "localhost:5173");
-            assert_eq!(Settings::load().unwrap_err().variable, "DBAPP_CORS_ORIGINS");
-            jail.set_env("DBAPP_CORS_ORIGINS", "http://localhost:5173");
-            jail.set_env("PGHOST", "h");
-            jail.set_env("PGSSLMODE", "sometimes");
-            assert_eq!(Settings::load().unwrap_err().variable, "PGSSLMODE");
-            Ok(())
-        });
+        let origins = load(&[("DBAPP_CORS_ORIGINS", "localhost:5173")]).unwrap_err();
+        let sslmode = load(&[
+            ("PGHOST", "h"),
+            ("PGSSLMODE", "sometimes"),
+            ("LAKEBASE_INSTANCE_NAME", "i"),
+        ])
+        .unwrap_err();
+        assert_eq!(origins.variables, ["DBAPP_CORS_ORIGINS"]);
+        assert_eq!(sslmode.variables, ["PGSSLMODE"]);
+    }
+
+    #[test]
+    fn the_dual_auth_trap_names_both_methods_variables_and_the_fix() {
+        let settings = load(&[
+            ("DATABRICKS_HOST", "https://example.cloud.databricks.com"),
+            ("DATABRICKS_TOKEN", "dapi-user"),
+            ("DATABRICKS_CLIENT_ID", "sp"),
+            ("DATABRICKS_CLIENT_SECRET", "s3cret"),
+        ])
+        .unwrap();
+        let error = settings.workspace_config().unwrap_err();
+        assert_eq!(
+            error.variables,
+            [
+                "DATABRICKS_TOKEN",
+                "DATABRICKS_CLIENT_ID",
+                "DATABRICKS_CLIENT_SECRET",
+                "DATABRICKS_AUTH_TYPE"
+            ]
+        );
+        assert!(!error.to_string().contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_client_secret_names_databricks_client_secret() {
+        let settings = load(&[
+            ("DATABRICKS_HOST", "https://example.cloud.databricks.com"),
+            ("DATABRICKS_CLIENT_ID", "sp"),
+        ])
+        .unwrap();
+        let error = settings.workspace_config().unwrap_err();
+        assert_eq!(error.variables, ["DATABRICKS_CLIENT_SECRET"]);
+    }
+
+    #[test]
+    fn the_warehouse_reaches_the_workspace_config() {
+        let settings = load(&[
+            ("DATABRICKS_HOST", "https://example.cloud.databricks.com"),
+            ("DATABRICKS_TOKEN", "t"),
+            ("DATABRICKS_WAREHOUSE_ID", "w1"),
+        ])
+        .unwrap();
+        assert_eq!(settings.workspace_config().unwrap().warehouse_id(), Some("w1"));
     }
 
     #[test]
     fn debug_never_shows_secrets() {
-        Jail::expect_with(|jail| {
-            jail.set_env("DATABRICKS_CLIENT_SECRET", "very-secret-value");
-            let settings = Settings::load().unwrap();
-            assert!(!format!("{settings:?}").contains("very-secret-value"));
-            Ok(())
-        });
+        let settings = load(&[
+            ("DATABRICKS_CLIENT_SECRET", "very-secret-value"),
+            ("DATABASE_URL", "postgres://u:db-secret@h/db"),
+        ])
+        .unwrap();
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+        assert!(!shown.contains("db-secret"), "{shown}");
     }
 }

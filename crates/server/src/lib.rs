@@ -2,12 +2,13 @@
 //!
 //! Map of the crate:
 //! - [`app`]: [`AppState`], [`build_app`] with the middleware stack, [`serve`];
-//! - [`config`]: [`Settings`] from the environment (every variable listed there);
+//! - [`config`]: [`Settings`], parsed once from an environment snapshot (every variable listed there);
 //! - [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope;
 //! - [`auth`]: the `Caller` and `Admin` extractors and the identity cache;
 //! - [`telemetry`]: correlation ids, the request span, the access log, the log subscriber;
 //! - [`json_log`]: the flat JSON log-line layer;
 //! - [`metrics`]: Prometheus names and labels, `TrackHttpLayer`, the request-record writer;
+//! - [`startup`]: [`Application`], the one builder `serve`, `dev` and the tests use;
 //! - [`storage`]: which store to open (Lakebase, Postgres, SQLite, or none);
 //! - [`openapi`]: the generated OpenAPI document and Swagger UI;
 //! - [`assets`]: the embedded web UI;
@@ -25,9 +26,11 @@ pub mod json_log;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod startup;
 pub mod storage;
 pub mod telemetry;
 
 pub use app::{AppState, build_app, serve};
 pub use config::Settings;
+pub use startup::{Application, StartupError};
 pub use error::{ApiError, ErrorBody, ErrorCode};

@@ -1,14 +1,15 @@
-//! Which store the server uses, chosen once at start from [`Settings`] (`shared/DESIGN.md`):
-//! `DATABASE_URL` (Postgres or SQLite) first; else Lakebase from the `PG*` variables, logging in
-//! with OAuth tokens minted as the app (dbapp-store's `WorkspaceTokenSource`) unless `PGPASSWORD` is a
-//! native password; else, inside Databricks Apps, no store at all (`STORAGE_NOT_CONFIGURED`
-//! rather than writing to the container's ephemeral disk); else a local SQLite file.
+//! Which store the server uses, opened once at start from [`Settings::store`]
+//! (`shared/DESIGN.md`): `DATABASE_URL` (Postgres or SQLite) first; else Lakebase from the `PG*`
+//! variables, logging in with OAuth tokens minted as the app (dbapp-store's
+//! `WorkspaceTokenSource`) unless `PGPASSWORD` is a native password; else, inside Databricks
+//! Apps, no store at all (`STORAGE_NOT_CONFIGURED` rather than writing to the container's
+//! ephemeral disk); else a local SQLite file (`DBAPP_SQLITE_PATH`).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use dbapp_databricks::Client;
-use dbapp_store::lakebase::{self, DatabaseConfig, LakebaseSettings, RefreshPolicy, TokenSource};
+use dbapp_store::lakebase::{self, DatabaseConfig, LakebaseSettings, RefreshPolicy};
 use dbapp_store::sqlite::SqliteStore;
 use dbapp_store::workspace::{CredentialTarget, WorkspaceTokenSource};
 use dbapp_store::{PoolSettings, Store};
@@ -27,30 +28,41 @@ pub enum StorageError {
 }
 
 /// Opens the store the settings name; `None` inside Databricks Apps without a database.
+/// `client` is the app's workspace client, needed only when the store mints Lakebase tokens
+/// ([`dbapp_store::StoreConfig::mints_tokens`]).
 ///
 /// # Errors
 /// [`StorageError`] naming the variable, or the Lakebase failure.
 pub async fn open_store(
     settings: &Settings,
-    client: &Client,
+    client: Option<&Client>,
 ) -> Result<Option<Arc<dyn Store>>, StorageError> {
     let pool = PoolSettings::default();
-    let config = DatabaseConfig::from_env(|name| settings.store_variable(name))
-        .map_err(|e| ConfigError::new("PGHOST", e.to_string()))?;
-    match config {
-        Some(DatabaseConfig::Url(url)) => {
-            Ok(Some(lakebase::open_url(&url, &pool).map_err(|e| {
-                ConfigError::new("DATABASE_URL", e.to_string())
-            })?))
-        }
+    match &settings.store.database {
+        Some(DatabaseConfig::Url(url)) => Ok(Some(
+            lakebase::open_url(url, &pool).map_err(ConfigError::from)?,
+        )),
         Some(DatabaseConfig::Lakebase(lakebase_settings)) => {
-            open_lakebase(settings, &lakebase_settings, client, &pool)
-                .await
-                .map(Some)
+            match (&settings.store.credentials, client) {
+                (Some(target), Some(client)) => {
+                    open_lakebase(lakebase_settings, target, client, &pool)
+                        .await
+                        .map(Some)
+                }
+                (Some(_), None) => Err(ConfigError::new(
+                    "DATABRICKS_HOST",
+                    "minting Lakebase tokens needs the app's workspace credentials",
+                )
+                .into()),
+                (None, _) => Ok(Some(Arc::new(
+                    lakebase::connect_with_password(lakebase_settings, &pool)
+                        .map_err(ConfigError::from)?,
+                ))),
+            }
         }
         None if settings.in_databricks_apps() => Ok(None),
         None => {
-            let path = Path::new(&settings.dbapp.sqlite_path);
+            let path = Path::new(&settings.server.dbapp.sqlite_path);
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent).map_err(|e| {
                     ConfigError::new(
@@ -65,36 +77,13 @@ pub async fn open_store(
 }
 
 async fn open_lakebase(
-    settings: &Settings,
-    lakebase_settings: &LakebaseSettings,
+    settings: &LakebaseSettings,
+    target: &CredentialTarget,
     client: &Client,
     pool: &PoolSettings,
 ) -> Result<Arc<dyn Store>, StorageError> {
-    let target = CredentialTarget::from_env(|name| match name {
-        "LAKEBASE_INSTANCE_NAME" => settings.lakebase_instance_name.clone(),
-        "LAKEBASE_ENDPOINT" => settings.lakebase_endpoint.clone(),
-        _ => None,
-    })
-    .map_err(|e| ConfigError::new("LAKEBASE_ENDPOINT", e.to_string()))?;
-    let source: Arc<dyn TokenSource> = match target {
-        Some(target) => Arc::new(WorkspaceTokenSource::new(client.clone(), target)),
-        None if lakebase_settings.static_password.is_some() => {
-            // Not called: a static password needs no minting.
-            Arc::new(WorkspaceTokenSource::new(
-                client.clone(),
-                CredentialTarget::Instance(String::new()),
-            ))
-        }
-        None => {
-            return Err(ConfigError::new(
-                "LAKEBASE_INSTANCE_NAME",
-                "PGHOST is set, so set LAKEBASE_INSTANCE_NAME (Provisioned) or LAKEBASE_ENDPOINT \
-                 (Autoscaling) to mint the Postgres password, or PGPASSWORD for a native login",
-            )
-            .into());
-        }
-    };
-    let store = lakebase::connect(lakebase_settings, source, pool, RefreshPolicy::default())
+    let source = Arc::new(WorkspaceTokenSource::new(client.clone(), target.clone()));
+    let store = lakebase::connect(settings, source, pool, RefreshPolicy::default())
         .await
         .map_err(StorageError::Lakebase)?;
     Ok(Arc::new(store))

@@ -242,16 +242,20 @@ pub fn on_response<B>(response: &axum::http::Response<B>, latency: Duration, spa
 /// The default filter when `RUST_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "info";
 
-/// Installs the process-wide subscriber writing to stdout through [`QueuedStdout`]. Call once,
-/// in `main`, and keep the guard until the end: dropping it writes out the queued lines.
+/// Installs the process-wide subscriber writing to stdout through [`QueuedStdout`], filtered by
+/// `directives` (`RUST_LOG` from the environment snapshot; [`DEFAULT_FILTER`] when unset or
+/// invalid). Call once, in `main`, and keep the guard until the end: dropping it writes out the
+/// queued lines.
 ///
 /// # Errors
 /// When a subscriber is already installed.
 pub fn init(
     format: LogFormat,
+    directives: Option<&str>,
 ) -> Result<LogGuard, Box<dyn std::error::Error + Send + Sync + 'static>> {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let filter = directives
+        .and_then(|d| EnvFilter::try_new(d).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
     let (writer, guard) = QueuedStdout::start()?;
     init_with_writer(format, filter, writer)?;
     Ok(guard)

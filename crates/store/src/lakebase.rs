@@ -32,7 +32,7 @@
 //! `lakebase_token_refresh_total{outcome="success"|"failure"}`, `lakebase_token_expiry_seconds`
 //! (seconds until the current token expires) and `db_pool_connections{state="idle"|"in_use"}`.
 //!
-//! What this module leaves to others: minting tokens (a [`TokenSource`]; `dbapp-databricks`
+//! What this module leaves to others: minting tokens (a [`TokenSource`]; `crate::workspace`
 //! provides the one that calls the credential API as the app's identity) and the queries
 //! (`postgres`).
 
@@ -92,9 +92,33 @@ pub enum LakebaseError {
          set PGUSER to the app's service principal client id"
     )]
     NoUser,
+    /// Variables that cannot be used together, or one of which is needed.
+    #[error("{}: {reason}", variables.join(", "))]
+    Conflict {
+        /// The variables involved.
+        variables: &'static [&'static str],
+        /// What to set or unset.
+        reason: String,
+    },
     /// Minting a token failed.
     #[error("could not mint a Lakebase token")]
     Token(#[source] TokenError),
+}
+
+impl LakebaseError {
+    /// The environment variables to change to fix this error; empty for run-time failures.
+    #[must_use]
+    pub fn variables(&self) -> Vec<&'static str> {
+        match self {
+            Self::InvalidVariable { variable, .. } => vec![variable],
+            Self::PersonalAccessToken {
+                origin: origin @ ("PGPASSWORD" | "DATABASE_URL"),
+            } => vec![origin],
+            Self::Conflict { variables, .. } => variables.to_vec(),
+            Self::NoUser => vec!["PGUSER"],
+            Self::PersonalAccessToken { .. } | Self::Token(_) => Vec::new(),
+        }
+    }
 }
 
 /// How the TLS connection to Lakebase is checked.
@@ -174,9 +198,10 @@ impl LakebaseSettings {
         }
     }
 
-    /// Connect options for `user`, without a password. Every field is set here, from these
-    /// settings, so that sqlx's own reading of the process environment cannot add anything
-    /// (except `PGSSLROOTCERT`-style files, which `ssl_root_cert` overrides when set).
+    /// Connect options for `user`, without a password. Every field is set here from these
+    /// settings, which were parsed from the environment snapshot: sqlx's constructor reads the
+    /// `PG*` variables itself, and the ones it reads that these settings do not model are refused
+    /// by [`crate::StoreConfig::from_env`].
     fn connect_options(&self, user: &str) -> PgConnectOptions {
         let mut options = PgConnectOptions::new_without_pgpass()
             .host(&self.host)
@@ -323,7 +348,8 @@ impl fmt::Debug for LakebaseToken {
     }
 }
 
-/// Mints Lakebase credentials as the app's identity. `dbapp-databricks` provides the real one
+/// Mints Lakebase credentials as the app's identity. [`crate::workspace::WorkspaceTokenSource`]
+/// is the real one, calling through `dbapp-databricks`
 /// (the credential API of a Provisioned instance or an Autoscaling endpoint).
 #[async_trait]
 pub trait TokenSource: Send + Sync + fmt::Debug {
@@ -550,6 +576,30 @@ async fn mint(source: &dyn TokenSource) -> Result<LakebaseToken, LakebaseError> 
     Ok(token)
 }
 
+/// A [`PgStore`] on a TLS Postgres with the static password `settings.static_password` (a
+/// native Postgres login; nothing is minted). Connects lazily.
+///
+/// # Errors
+/// [`LakebaseError::NoUser`] without `PGUSER`; [`LakebaseError::InvalidVariable`] naming
+/// `PGPASSWORD` when it is unset.
+pub fn connect_with_password(
+    settings: &LakebaseSettings,
+    pool: &PoolSettings,
+) -> Result<PgStore, LakebaseError> {
+    let password = settings
+        .static_password
+        .as_ref()
+        .ok_or(LakebaseError::InvalidVariable {
+            variable: "PGPASSWORD",
+            reason: "a static password login needs PGPASSWORD".into(),
+        })?;
+    let user = settings.user.clone().ok_or(LakebaseError::NoUser)?;
+    let options = settings
+        .connect_options(&user)
+        .password(password.expose_secret());
+    Ok(PgStore::new(pool_options(pool).connect_lazy_with(options)))
+}
+
 /// A [`PgStore`] on Lakebase whose password is a minted token, rotated in the background.
 ///
 /// Mints the first token now (before the pool exists), so a wrong credential setup fails at
@@ -566,12 +616,8 @@ pub async fn connect(
     pool: &PoolSettings,
     policy: RefreshPolicy,
 ) -> Result<PgStore, LakebaseError> {
-    if let Some(password) = &settings.static_password {
-        let user = settings.user.clone().ok_or(LakebaseError::NoUser)?;
-        let options = settings
-            .connect_options(&user)
-            .password(password.expose_secret());
-        return Ok(PgStore::new(pool_options(pool).connect_lazy_with(options)));
+    if settings.static_password.is_some() {
+        return connect_with_password(settings, pool);
     }
     let first = mint(source.as_ref()).await?;
     let user = match &settings.user {

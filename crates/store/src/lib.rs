@@ -12,6 +12,7 @@
 //!   suite (`tests/store/`);
 //! - the migrations of both dialects (`src/migrations/{postgres,sqlite}/`), embedded in the
 //!   binary with `sqlx::migrate!`: numbered, forward-only, and a no-op when run twice;
+//! - [`config`]: [`StoreConfig`], the database and login parsed once from the environment;
 //! - [`lakebase`]: connection settings from the `PG*` variables, and a token refresher that rotates
 //!   the OAuth token Lakebase takes as a password.
 //!
@@ -40,12 +41,14 @@ use serde_json::Value;
 use uuid::Uuid;
 
 mod aggregate;
+pub mod config;
 mod error;
 pub mod lakebase;
 pub mod postgres;
 pub mod sqlite;
 pub mod workspace;
 
+pub use config::StoreConfig;
 pub use error::StoreError;
 
 /// Most usage events one [`Store::insert_usage_events`] call accepts (`DESIGN.md`'s batch limit).

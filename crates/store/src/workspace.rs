@@ -32,10 +32,10 @@ impl CredentialTarget {
     ) -> Result<Option<Self>, LakebaseError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         match (get("LAKEBASE_INSTANCE_NAME"), get("LAKEBASE_ENDPOINT")) {
-            (Some(_), Some(_)) => Err(LakebaseError::InvalidVariable {
-                variable: "LAKEBASE_ENDPOINT",
-                reason: "LAKEBASE_INSTANCE_NAME is set too; set the instance (Provisioned) or the \
-                         endpoint (Autoscaling), not both"
+            (Some(_), Some(_)) => Err(LakebaseError::Conflict {
+                variables: &["LAKEBASE_INSTANCE_NAME", "LAKEBASE_ENDPOINT"],
+                reason: "both are set; set the instance (Provisioned) or the endpoint \
+                         (Autoscaling), not both"
                     .into(),
             }),
             (Some(instance), None) => Ok(Some(Self::Instance(instance))),

@@ -3,7 +3,8 @@
 //! - a SQLite store under `.dbapp/`, or with `--lakebase` an emulated Lakebase: a private
 //!   Postgres cluster under `.dbapp/lakebase` whose logins are tokens minted by the emulator,
 //!   which the store rotates through dbapp-store's Lakebase pool, as in production;
-//! - the dbapp server, exactly as `dbapp serve` builds it;
+//! - the dbapp server, built by `dbapp_server::Application` from the same settings loader as
+//!   `dbapp serve` (dev replaces only the workspace and the store with the ones it starts);
 //! - a dev-only identity layer in front of it that acts like the Databricks Apps proxy: it strips
 //!   inbound `Authorization` and `X-Forwarded-*` headers and injects `X-Forwarded-Access-Token`,
 //!   `X-Forwarded-Email`, `X-Forwarded-User` and `X-Forwarded-Preferred-Username` for the demo
@@ -14,9 +15,9 @@
 //! It refuses to run when `DATABRICKS_APP_NAME` is set: an identity-injecting proxy must never
 //! run inside Databricks Apps. Its first line on stdout is `dbapp dev: serving on <url>`.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use axum::Json;
@@ -26,16 +27,16 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use dbapp_databricks::{AuthType, Client, Config, ConfigSettings, UserToken};
+use dbapp_databricks::{AuthType, Client, Config, ConfigSettings, Environment, UserToken};
 use dbapp_emulator::EmulatorConfig;
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
-use dbapp_server::app::{AppState, build_app, client_for, databricks_client, serve_app};
+use dbapp_server::Application;
 use dbapp_server::config::{LogFormat, Settings};
-use dbapp_server::metrics::Metrics;
-use dbapp_store::Store;
-use dbapp_store::lakebase::{LakebaseSettings, RefreshPolicy, SslMode};
-use dbapp_store::workspace::{CredentialTarget, WorkspaceTokenSource};
-use secrecy::ExposeSecret;
+use dbapp_server::startup::{WrapApp, workspace_client};
+use dbapp_store::StoreConfig;
+use dbapp_store::lakebase::{DatabaseConfig, LakebaseSettings, SslMode};
+use dbapp_store::workspace::CredentialTarget;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -43,6 +44,9 @@ use super::serve::shutdown_signal;
 
 /// The cookie naming the demo user.
 const USER_COOKIE: &str = "dbapp_dev_user";
+/// The emulator fixture's service principal and its secret (`shared/DESIGN.md`).
+const EMULATOR_APP_ID: &str = "dbapp-sp";
+const EMULATOR_APP_SECRET: &str = "dev-secret";
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DevArgs {
@@ -88,8 +92,8 @@ impl DevUsers {
     }
 }
 
-pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
-    if std::env::var("DATABRICKS_APP_NAME").is_ok_and(|v| !v.trim().is_empty()) {
+pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> {
+    if env.is_set("DATABRICKS_APP_NAME") {
         bail!(
             "`dbapp dev` refuses to run because DATABRICKS_APP_NAME is set: this looks like \
              Databricks Apps, and dev injects user identities, which must never happen there. \
@@ -98,16 +102,20 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let mut settings = Settings::load()?;
-    settings.dbapp.log_format = LogFormat::Pretty;
-    settings.database_url = None;
-    settings.pghost = None;
-    settings.pgpassword = None;
-    settings.dbapp.sqlite_path = args.dir.join("dbapp.db").display().to_string();
+    // The same loader as `serve`, minus the database variables: dev brings its own store.
+    let mut settings = Settings::load(&env.without(&[
+        "DATABASE_URL",
+        "PGHOST",
+        "PGPASSWORD",
+        "LAKEBASE_INSTANCE_NAME",
+        "LAKEBASE_ENDPOINT",
+    ]))?;
+    settings.server.dbapp.log_format = LogFormat::Pretty;
+    settings.server.dbapp.sqlite_path = args.dir.join("dbapp.db").display().to_string();
 
     let mut cluster = None;
     let mut emulator = None;
-    let (client, users) = match &args.workspace {
+    let users = match &args.workspace {
         None => {
             let postgres_admin_url = if args.lakebase {
                 let started = PrivateCluster::start(ClusterOptions {
@@ -116,6 +124,14 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
                 })
                 .await
                 .context("cannot start the local Postgres cluster for --lakebase")?;
+                let mut lakebase = LakebaseSettings::new(started.host());
+                lakebase.port = started.port();
+                lakebase.user = Some(EMULATOR_APP_ID.to_owned());
+                lakebase.ssl_mode = SslMode::Require;
+                settings.store = StoreConfig {
+                    database: Some(DatabaseConfig::Lakebase(lakebase)),
+                    credentials: Some(CredentialTarget::Instance("dev-lakebase".to_owned())),
+                };
                 let url = started.admin_url();
                 cluster = Some(started);
                 Some(url)
@@ -128,81 +144,53 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
             })
             .await
             .context("cannot start the workspace emulator")?;
-            let host = handle.base_url().to_owned();
-            settings.databricks_host = Some(host.clone());
+            settings.workspace = ConfigSettings::new(handle.base_url(), AuthType::OAuthM2m)
+                .client_credentials(
+                    EMULATOR_APP_ID,
+                    SecretString::from(EMULATOR_APP_SECRET.to_owned()),
+                );
             settings
+                .server
                 .databricks_warehouse_id
                 .get_or_insert_with(|| "dev-warehouse".to_owned());
             emulator = Some(handle);
-            let client = client_for(&host, "dbapp-sp", "dev-secret")?;
-            let users = ["alice", "bob", "admin"]
+            ["alice", "bob", "admin"]
                 .iter()
                 .map(|name| DevUser {
                     name: (*name).to_owned(),
                     token: format!("dev-token-{name}"),
                     email: Some(format!("{name}@example.com")),
                 })
-                .collect();
-            (client, users)
+                .collect()
         }
         Some(url) => {
-            settings.databricks_host = Some(url.clone());
-            let client = databricks_client(&settings)?;
-            let token = user_token(url).await?;
+            settings.workspace.host = Some(url.clone());
+            let client = workspace_client(&settings)?;
+            let token = user_token(url, env).await?;
             let user_token = UserToken::parse(&token).context("the user token is malformed")?;
             let me = client
                 .as_user(&user_token)
                 .me()
                 .await
                 .context("the workspace refused the user token")?;
-            let user = DevUser {
+            vec![DevUser {
                 name: "me".to_owned(),
                 email: me.email().map(str::to_owned),
                 token,
-            };
-            (client, vec![user])
+            }]
         }
     };
 
-    let store: Arc<dyn Store> = if let Some(cluster) = &cluster {
-        let mut lakebase = LakebaseSettings::new(cluster.host());
-        lakebase.port = cluster.port();
-        lakebase.user = Some("dbapp-sp".to_owned());
-        lakebase.ssl_mode = SslMode::Require;
-        let source = Arc::new(WorkspaceTokenSource::new(
-            client.clone(),
-            CredentialTarget::Instance("dev-lakebase".to_owned()),
-        ));
-        Arc::new(
-            dbapp_store::lakebase::connect(
-                &lakebase,
-                source,
-                &dbapp_store::PoolSettings::default(),
-                RefreshPolicy::default(),
-            )
-            .await
-            .context("cannot connect to the emulated Lakebase")?,
-        )
-    } else {
-        let path = PathBuf::from(&settings.dbapp.sqlite_path);
-        Arc::new(dbapp_store::sqlite::SqliteStore::open(
-            &path,
-            &dbapp_store::PoolSettings::default(),
-        ))
-    };
-    store.migrate().await.context("migrations failed")?;
-
-    let metrics = Metrics::new(settings.dbapp.metrics_max_users);
-    let upkeep = dbapp_server::metrics::spawn_upkeep(metrics.clone(), Duration::from_secs(5));
-    let backend = store.backend();
-    let state = AppState::new(settings, client, Some(store), metrics);
-    let users = Arc::new(DevUsers(users));
-    let router = dev_router(build_app(state), Arc::clone(&users));
-
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+    let app = Application::build(settings, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
-    let url = format!("http://{}", listener.local_addr()?);
+        .context("cannot start the server")?;
+    let backend = app
+        .state()
+        .store
+        .as_ref()
+        .map_or("none", |store| store.backend());
+    let users = Arc::new(DevUsers(users));
+    let url = format!("http://{}", app.local_addr()?);
     println!("dbapp dev: serving on {url}");
     eprintln!(
         "  workspace: {}  store: {backend}  user: {} (switch: POST {url}/_dev/user {{\"user\": \"bob\"}})  API docs: {url}/docs",
@@ -213,8 +201,8 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         },
         users.0[0].name,
     );
-    serve_app(listener, router, shutdown_signal()).await?;
-    upkeep.abort();
+    app.run_until_stopped_with(DevIdentity(users), shutdown_signal())
+        .await?;
     if let Some(emulator) = emulator {
         emulator.shutdown().await;
     }
@@ -225,21 +213,36 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 }
 
 /// The user's token for a real workspace: `DATABRICKS_USER_TOKEN`, else the Databricks CLI's.
-async fn user_token(host: &str) -> anyhow::Result<String> {
-    if let Ok(token) = std::env::var("DATABRICKS_USER_TOKEN")
-        && !token.trim().is_empty()
-    {
-        return Ok(token.trim().to_owned());
+async fn user_token(host: &str, env: &Environment) -> anyhow::Result<String> {
+    if let Some(token) = env.get("DATABRICKS_USER_TOKEN") {
+        return Ok(token);
     }
     let config = Config::resolve(
         ConfigSettings::new(host, AuthType::DatabricksCli),
-        &dbapp_databricks::config::process_env,
+        &env.lookup(),
     )?;
     let client = Client::new(config)?;
     let token = client.app_credentials().token().await.context(
         "no user token: set DATABRICKS_USER_TOKEN or sign in with `databricks auth login`",
     )?;
     Ok(token.expose_secret().to_owned())
+}
+
+/// `dbapp dev`'s identity layer, as the application's outermost wrapper.
+struct DevIdentity(Arc<DevUsers>);
+
+impl WrapApp for DevIdentity {
+    fn wrap<S>(self, app: S) -> Router
+    where
+        S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        dev_router(app, self.0)
+    }
 }
 
 /// The app's router behind the identity layer, with `/_dev/user`.

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::doctor::{self, Input, Vars};
+use dbapp_databricks::Environment;
+
+use crate::doctor::{self, Input};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DoctorArgs {
@@ -26,9 +28,9 @@ pub(crate) struct DoctorArgs {
     timeout: u64,
 }
 
-pub(crate) async fn run(args: DoctorArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: DoctorArgs, env: Environment) -> anyhow::Result<()> {
     let input = Input {
-        vars: Vars::from_process(),
+        vars: env,
         user_token_flag: args.user_token,
         manifest_dir: args.dir.unwrap_or_else(doctor::manifest::default_dir),
         timeout: Duration::from_secs(args.timeout),

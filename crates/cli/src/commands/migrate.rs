@@ -1,18 +1,25 @@
 //! `dbapp migrate`: applies the store's migrations (the store the environment configures, as
-//! `dbapp serve` would open it); a no-op when they are applied already.
+//! `dbapp serve` would open it); a no-op when they are applied already. Unlike the migrations
+//! `serve` runs at start, a failure here is the command's failure. The workspace configuration
+//! is resolved only when the store mints Lakebase tokens, so a `DATABASE_URL` needs none.
 
 use anyhow::Context;
-use dbapp_server::app::databricks_client;
+use dbapp_databricks::Environment;
 use dbapp_server::config::Settings;
+use dbapp_server::startup::workspace_client;
 use dbapp_server::storage::open_store;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct MigrateArgs {}
 
-pub(crate) async fn run(_args: MigrateArgs) -> anyhow::Result<()> {
-    let settings = Settings::load()?;
-    let client = databricks_client(&settings)?;
-    let store = open_store(&settings, &client)
+pub(crate) async fn run(_args: MigrateArgs, env: &Environment) -> anyhow::Result<()> {
+    let settings = Settings::load(env)?;
+    let client = if settings.store.mints_tokens() {
+        Some(workspace_client(&settings)?)
+    } else {
+        None
+    };
+    let store = open_store(&settings, client.as_ref())
         .await
         .context("cannot open the store")?
         .context("no database is configured (set DATABASE_URL or the PG* variables)")?;

@@ -10,6 +10,7 @@ mod serve;
 mod token;
 
 use clap::{Parser, Subcommand};
+use dbapp_databricks::Environment;
 
 /// dbapp: Databricks Apps, done right.
 #[derive(Debug, Parser)]
@@ -38,23 +39,23 @@ pub(crate) enum Command {
 }
 
 impl Command {
-    pub(crate) async fn run(self) -> anyhow::Result<()> {
+    pub(crate) async fn run(self, env: Environment) -> anyhow::Result<()> {
         // `serve` installs the server's own subscriber (JSON lines on stdout); the others log
         // human-readable lines on stderr.
         // `doctor` and `token` print for people or scripts on stdout; their logs stay quiet
         // unless RUST_LOG asks.
         match self {
             Self::Serve(_) => {}
-            Self::Doctor(_) | Self::Token(_) => init_tracing("warn"),
-            _ => init_tracing("info"),
+            Self::Doctor(_) | Self::Token(_) => init_tracing(&env, "warn"),
+            _ => init_tracing(&env, "info"),
         }
         match self {
-            Self::Serve(args) => serve::run(args).await,
-            Self::Dev(args) => dev::run(args).await,
+            Self::Serve(args) => serve::run(args, &env).await,
+            Self::Dev(args) => dev::run(args, &env).await,
             Self::Emulate(args) => emulate::run(args).await,
-            Self::Migrate(args) => migrate::run(args).await,
-            Self::Doctor(args) => doctor::run(args).await,
-            Self::Token(args) => token::run(args).await,
+            Self::Migrate(args) => migrate::run(args, &env).await,
+            Self::Doctor(args) => doctor::run(args, env).await,
+            Self::Token(args) => token::run(args, &env).await,
             Self::Openapi(args) => openapi::run(args),
         }
     }
@@ -62,9 +63,11 @@ impl Command {
 
 /// Human-readable logs on stderr, filtered by `RUST_LOG` (else `default`); stdout is kept for
 /// output other programs read.
-pub(crate) fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+pub(crate) fn init_tracing(env: &Environment, default: &str) {
+    let filter = env
+        .get("RUST_LOG")
+        .and_then(|directives| tracing_subscriber::EnvFilter::try_new(directives).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

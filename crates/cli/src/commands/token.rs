@@ -14,8 +14,9 @@
 //!   a person, the application id of a service principal), else the token's `sub`.
 
 use anyhow::{Context, bail};
-use dbapp_databricks::config::process_env;
-use dbapp_databricks::{AuthType, Client, Config, ConfigSettings};
+use dbapp_databricks::{AuthType, Client, Config, ConfigSettings, Environment};
+use dbapp_server::config::Settings;
+use dbapp_server::startup::workspace_client;
 use dbapp_store::lakebase::{DEFAULT_DATABASE, DEFAULT_PORT, token_subject};
 use dbapp_store::workspace::CredentialTarget;
 use secrecy::ExposeSecret;
@@ -37,15 +38,11 @@ pub(crate) struct TokenArgs {
     lakebase: bool,
 }
 
-fn env(name: &str) -> Option<String> {
-    process_env(name).filter(|v| !v.trim().is_empty())
-}
-
-pub(crate) async fn run(args: TokenArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: TokenArgs, env: &Environment) -> anyhow::Result<()> {
     if args.lakebase {
-        return lakebase(&args).await;
+        return lakebase(&args, env).await;
     }
-    let token = user_token(&args).await?;
+    let token = user_token(&args, env).await?;
     println!(
         "{}",
         line("DATABRICKS_USER_TOKEN", &token, args.export, true)
@@ -61,7 +58,7 @@ fn settings(args: &TokenArgs) -> ConfigSettings {
 }
 
 /// A user's token: a profile's PAT, else the Databricks CLI's.
-async fn user_token(args: &TokenArgs) -> anyhow::Result<String> {
+async fn user_token(args: &TokenArgs, env: &Environment) -> anyhow::Result<String> {
     // Credentials of the app's own identity are not a user's; hiding them also keeps a stray
     // service principal in the environment from causing a dual-auth conflict here.
     let user_env = |name: &str| match name {
@@ -69,7 +66,7 @@ async fn user_token(args: &TokenArgs) -> anyhow::Result<String> {
         | "DATABRICKS_CLIENT_SECRET"
         | "DATABRICKS_TOKEN"
         | "DATABRICKS_AUTH_TYPE" => None,
-        _ => env(name),
+        _ => env.get(name),
     };
     let config = Config::resolve(settings(args), &user_env)
         .context("cannot tell which workspace to get a token for")?;
@@ -103,11 +100,13 @@ async fn user_token(args: &TokenArgs) -> anyhow::Result<String> {
 }
 
 /// The PG* variables with a freshly minted credential.
-async fn lakebase(args: &TokenArgs) -> anyhow::Result<()> {
-    let config = Config::resolve(settings(args), &env)
+async fn lakebase(args: &TokenArgs, env: &Environment) -> anyhow::Result<()> {
+    // The same loader as `serve`: a configuration serve would refuse is refused here too.
+    let mut loaded = Settings::load(env)?;
+    loaded.workspace = settings(args);
+    let client = workspace_client(&loaded)
         .context("cannot resolve the identity that mints the Lakebase credential")?;
-    let client = Client::new(config)?;
-    let target = CredentialTarget::from_env(env)?.context(
+    let target = CredentialTarget::from_env(env.lookup())?.context(
         "set LAKEBASE_INSTANCE_NAME (Provisioned) or LAKEBASE_ENDPOINT (Autoscaling) to say which \
          Lakebase to mint a credential for",
     )?;
@@ -121,7 +120,7 @@ async fn lakebase(args: &TokenArgs) -> anyhow::Result<()> {
         }
     }
     .context("cannot mint a Lakebase credential (`dbapp doctor` says why)")?;
-    let host = match env("PGHOST") {
+    let host = match env.get("PGHOST") {
         Some(host) => host,
         None => match &target {
             CredentialTarget::Instance(name) => app
@@ -138,16 +137,16 @@ async fn lakebase(args: &TokenArgs) -> anyhow::Result<()> {
         },
     };
     let token = credential.token.expose_secret();
-    let user = match env("PGUSER") {
+    let user = match env.get("PGUSER") {
         Some(user) => user,
         None => match app.me().await {
             Ok(me) => me.user_name,
             Err(_) => token_subject(token).context("cannot tell the role name: set PGUSER")?,
         },
     };
-    let port = env("PGPORT").unwrap_or_else(|| DEFAULT_PORT.to_string());
-    let database = env("PGDATABASE").unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
-    let ssl_mode = env("PGSSLMODE").unwrap_or_else(|| "require".to_owned());
+    let port = env.get("PGPORT").unwrap_or_else(|| DEFAULT_PORT.to_string());
+    let database = env.get("PGDATABASE").unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+    let ssl_mode = env.get("PGSSLMODE").unwrap_or_else(|| "require".to_owned());
     for (name, value, secret) in [
         ("PGHOST", host.as_str(), false),
         ("PGPORT", port.as_str(), false),

@@ -67,7 +67,7 @@ pub(crate) async fn checks(input: &Input, app: Option<&Client>) -> Vec<Check> {
                 },
             )];
         }
-        return vec![if vars.in_apps() {
+        return vec![if vars.is_set("DATABRICKS_APP_NAME") {
             Check::warn(
                 "lakebase.configured",
                 "no database is configured: the storage routes (preferences, inference history, \

@@ -2,7 +2,7 @@
 //! where each value came from (secrets masked), and run checks that each end in pass, warn, fail
 //! or skip, with a one-line fix for anything that is not a pass.
 //!
-//! - this module: the report types, the environment snapshot, masking, and [`diagnose`], which
+//! - this module: the report types, masking, and [`diagnose`], which
 //!   runs every check in order;
 //! - `workspace`: authentication conflicts, host reachability and discovery, the user token, the
 //!   app's own login, the SQL warehouse;
@@ -20,13 +20,12 @@ pub(crate) mod lakebase;
 pub(crate) mod manifest;
 pub(crate) mod workspace;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use dbapp_databricks::config::Source;
-use dbapp_databricks::{Config, Context, ContextKind};
+use dbapp_databricks::{Config, Context, ContextKind, Environment};
 use serde::Serialize;
 
 /// The version of the JSON shape.
@@ -159,44 +158,11 @@ pub(crate) struct Report {
     pub(crate) ok: bool,
 }
 
-/// A snapshot of the environment; an empty or blank value counts as unset, as everywhere in
-/// dbapp.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Vars(BTreeMap<String, String>);
-
-impl Vars {
-    /// The process environment.
-    pub(crate) fn from_process() -> Self {
-        Self(std::env::vars().collect())
-    }
-
-    #[cfg(test)]
-    pub(crate) fn of(pairs: &[(&str, &str)]) -> Self {
-        Self(
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
-    pub(crate) fn get(&self, name: &str) -> Option<String> {
-        self.0
-            .get(name)
-            .filter(|v| !v.trim().is_empty())
-            .map(|v| v.trim().to_owned())
-    }
-
-    /// `DATABRICKS_APP_NAME` is set.
-    pub(crate) fn in_apps(&self) -> bool {
-        self.get("DATABRICKS_APP_NAME").is_some()
-    }
-}
-
 /// What `dbapp doctor` was asked.
 #[derive(Debug, Clone)]
 pub(crate) struct Input {
-    pub(crate) vars: Vars,
+    /// The environment snapshot, the same one the server's settings loader reads.
+    pub(crate) vars: Environment,
     /// `--user-token`, which wins over `DATABRICKS_USER_TOKEN`.
     pub(crate) user_token_flag: Option<String>,
     /// Where `app.yaml`/`databricks.yml` are looked for.
@@ -228,7 +194,7 @@ pub(crate) async fn diagnose(input: &Input) -> Report {
     let context = Context::detect(&env);
     let mut checks = Vec::new();
 
-    checks.push(workspace::settings_load());
+    checks.push(workspace::settings_load(input));
     let auth = workspace::resolve_app_config(input);
     checks.push(auth.check.clone());
     let host_check = workspace::host_reachable(input, &auth).await;
@@ -506,7 +472,7 @@ mod tests {
 
     #[test]
     fn blank_variables_count_as_unset() {
-        let vars = Vars::of(&[("PGHOST", "  "), ("PGUSER", "me")]);
+        let vars = Environment::from_pairs([("PGHOST", "  "), ("PGUSER", "me")]);
         assert_eq!(vars.get("PGHOST"), None);
         assert_eq!(vars.get("PGUSER").as_deref(), Some("me"));
     }

@@ -24,9 +24,10 @@ pub(crate) struct AppAuth {
     pub(crate) host: Option<Result<WorkspaceHost, String>>,
 }
 
-/// `config.load`: the server's own validation, as `dbapp serve` runs it at start.
-pub(crate) fn settings_load() -> Check {
-    match dbapp_server::config::Settings::from_figment(&dbapp_server::config::Settings::figment()) {
+/// `config.load`: the server's own loader ([`dbapp_server::config::Settings::load`]), on the
+/// same snapshot, so this check and `dbapp serve` cannot disagree.
+pub(crate) fn settings_load(input: &Input) -> Check {
+    match dbapp_server::config::Settings::load(&input.vars) {
         Ok(_) => Check::pass(
             "config.load",
             "the server's settings load and validate (dbapp serve would start)",
@@ -34,7 +35,7 @@ pub(crate) fn settings_load() -> Check {
         Err(error) => Check::fail(
             "config.load",
             format!("dbapp serve would refuse to start: {error}"),
-            format!("correct {} (the checks below say how)", error.variable),
+            format!("correct {} (the checks below say how)", error.variables.join(", ")),
         ),
     }
 }
@@ -56,7 +57,7 @@ pub(crate) fn resolve_app_config(input: &Input) -> AppAuth {
         .get("DATABRICKS_HOST")
         .map(|raw| WorkspaceHost::parse(&raw).map_err(|e| e.to_string()));
     let resolved = Config::resolve(base_settings(input), &env);
-    let in_apps = input.vars.in_apps();
+    let in_apps = input.vars.is_set("DATABRICKS_APP_NAME");
     match resolved {
         Ok(config) => {
             let check = latent_conflict(input, &config).unwrap_or_else(|| {
@@ -335,7 +336,7 @@ pub(crate) async fn app_login(input: &Input, auth: &AppAuth) -> (Check, Option<C
             } else {
                 "user"
             };
-            let note = if input.vars.in_apps() && !me.is_service_principal() {
+            let note = if input.vars.is_set("DATABRICKS_APP_NAME") && !me.is_service_principal() {
                 " — in Databricks Apps the app should be its service principal"
             } else {
                 ""
@@ -351,7 +352,7 @@ pub(crate) async fn app_login(input: &Input, auth: &AppAuth) -> (Check, Option<C
                 Some(client),
             )
         }
-        Err(error) if implicit_cli && !input.vars.in_apps() => (
+        Err(error) if implicit_cli && !input.vars.is_set("DATABRICKS_APP_NAME") => (
             Check::warn(
                 ID,
                 format!(

@@ -1,15 +1,15 @@
 //! `spawn_app()`: the real server on 127.0.0.1:0 against the emulator and a temp SQLite store.
 
 use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use dbapp_emulator::{EmulatorConfig, EmulatorHandle};
-use dbapp_server::app::{AppState, client_for, serve};
+use dbapp_databricks::Environment;
+use dbapp_server::app::AppState;
 use dbapp_server::config::{LogFormat, Settings};
-use dbapp_server::metrics::Metrics;
-use dbapp_store::Store;
-use dbapp_store::sqlite::SqliteStore;
-use serde_json::{Value, json};
+use dbapp_server::Application;
+use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 
@@ -65,9 +65,12 @@ pub(crate) struct TestApp {
 
 /// Options of [`spawn_app_with`].
 pub(crate) struct Options {
+    /// A SQLite store in a temporary directory; without one the server runs as in Databricks
+    /// Apps with no database (`STORAGE_NOT_CONFIGURED`).
     pub(crate) store: bool,
     pub(crate) warehouse: bool,
-    pub(crate) settings: Value,
+    /// More variables for the settings loader, e.g. `("DBAPP_IDENTITY_CACHE_TTL_SECS", "1")`.
+    pub(crate) env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
@@ -75,7 +78,7 @@ impl Default for Options {
         Self {
             store: true,
             warehouse: true,
-            settings: json!({}),
+            env: Vec::new(),
         }
     }
 }
@@ -85,55 +88,53 @@ pub(crate) async fn spawn_app() -> TestApp {
 }
 
 pub(crate) async fn spawn_app_with(options: Options) -> TestApp {
-    init_logs();
     let emulator = dbapp_emulator::start_local(EmulatorConfig::default())
         .await
         .expect("emulator starts");
-    let mut settings_json = json!({"databricks_host": emulator.base_url()});
+    let dir = TempDir::new().unwrap();
+    let mut vars: Vec<(&str, String)> = Vec::new();
     if options.warehouse {
-        settings_json["databricks_warehouse_id"] = json!("dev-warehouse");
+        vars.push(("DATABRICKS_WAREHOUSE_ID", "dev-warehouse".to_owned()));
     }
-    merge(&mut settings_json, options.settings);
-    let settings: Settings = serde_json::from_value(settings_json).expect("settings");
-    settings.validate().expect("valid settings");
-    let (store, dir): (Option<Arc<dyn Store>>, _) = if options.store {
-        let dir = TempDir::new().unwrap();
-        let store = SqliteStore::open(&dir.path().join("dbapp.db"), &Default::default());
-        store.migrate().await.expect("migrations");
-        (Some(Arc::new(store)), Some(dir))
+    if options.store {
+        let path = dir.path().join("dbapp.db");
+        vars.push(("DBAPP_SQLITE_PATH", path.display().to_string()));
     } else {
-        (None, None)
-    };
-    start_server(emulator, settings, store, dir).await
+        vars.push(("DATABRICKS_APP_NAME", "dbapp-tests".to_owned()));
+    }
+    vars.extend(options.env.into_iter().map(|(k, v)| (k, v.to_owned())));
+    let settings = settings_for(&emulator, vars);
+    start_server(emulator, settings, options.store.then_some(dir)).await
 }
 
-/// Starts the server on 127.0.0.1:0 with these parts.
+/// Settings as the loader reads them for a server whose app identity is the emulator's
+/// service principal, plus `vars`.
+pub(crate) fn settings_for(emulator: &EmulatorHandle, vars: Vec<(&str, String)>) -> Settings {
+    let mut all = vec![
+        ("DATABRICKS_HOST", emulator.base_url().to_owned()),
+        ("DATABRICKS_CLIENT_ID", "dbapp-sp".to_owned()),
+        ("DATABRICKS_CLIENT_SECRET", "dev-secret".to_owned()),
+    ];
+    all.extend(vars);
+    Settings::load(&Environment::from_pairs(all)).expect("valid settings")
+}
+
+/// Builds the application from `settings` with [`Application::build`], exactly as `dbapp serve`
+/// does, and serves it on 127.0.0.1:0.
 pub(crate) async fn start_server(
     emulator: EmulatorHandle,
     settings: Settings,
-    store: Option<Arc<dyn Store>>,
-    dir: Option<TempDir>,
-) -> TestApp {
-    let client = client_for(emulator.base_url(), "dbapp-sp", "dev-secret").unwrap();
-    start_server_with_client(emulator, settings, client, store, dir).await
-}
-
-/// As [`start_server`], with this workspace client (e.g. one with a short per-call timeout).
-pub(crate) async fn start_server_with_client(
-    emulator: EmulatorHandle,
-    settings: Settings,
-    client: dbapp_databricks::Client,
-    store: Option<Arc<dyn Store>>,
     dir: Option<TempDir>,
 ) -> TestApp {
     init_logs();
-    let metrics = Metrics::new(settings.dbapp.metrics_max_users);
-    let state = AppState::new(settings, client, store, metrics);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = format!("http://{}", listener.local_addr().unwrap());
+    let app = Application::build(settings, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+        .await
+        .expect("the application builds");
+    let address = format!("http://{}", app.local_addr().unwrap());
+    let state = app.state().clone();
     let (tx, rx) = oneshot::channel::<()>();
     let db_path = dir.as_ref().map(|d| d.path().join("dbapp.db"));
-    let server = tokio::spawn(serve(listener, state.clone(), async move {
+    let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
     TestApp {
@@ -145,14 +146,6 @@ pub(crate) async fn start_server_with_client(
         server: Some(server),
         _dir: dir,
         db_path,
-    }
-}
-
-fn merge(base: &mut Value, extra: Value) {
-    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
-        for (k, v) in extra {
-            base.insert(k, v);
-        }
     }
 }
 

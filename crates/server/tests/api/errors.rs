@@ -148,7 +148,7 @@ fn every_error_code_is_produced_by_a_test() {
 async fn cors_answers_only_configured_origins() {
     // Arrange
     let open = crate::app::spawn_app_with(crate::app::Options {
-        settings: serde_json::json!({"dbapp": {"cors_origins": "http://localhost:5173"}}),
+        env: vec![("DBAPP_CORS_ORIGINS", "http://localhost:5173")],
         ..Default::default()
     })
     .await;
@@ -179,7 +179,7 @@ async fn cors_answers_only_configured_origins() {
 async fn the_request_deadline_answers_upstream_timeout() {
     // Arrange: a 1 s deadline and a SCIM lookup that takes 3 s.
     let app = crate::app::spawn_app_with(crate::app::Options {
-        settings: serde_json::json!({"dbapp": {"request_timeout_secs": 1}}),
+        env: vec![("DBAPP_REQUEST_TIMEOUT_SECS", "1")],
         ..Default::default()
     })
     .await;

@@ -9,11 +9,10 @@
 
 use std::time::{Duration, Instant};
 
-use dbapp_databricks::{AuthType, Config, ConfigSettings, RetryPolicy, SecretString};
-use dbapp_server::config::Settings;
+use dbapp_databricks::{AuthType, ConfigSettings, RetryPolicy, SecretString};
 use serde_json::{Value, json};
 
-use crate::app::{ADMIN, ALICE, BOB, TestApp, assert_error, spawn_app, start_server_with_client};
+use crate::app::{ADMIN, ALICE, BOB, TestApp, assert_error, settings_for, spawn_app, start_server};
 
 const CATALOGS: &str = "/api/unity-catalog/catalogs";
 const UPSTREAM_CATALOGS: &str = "/api/2.1/unity-catalog/catalogs";
@@ -24,19 +23,20 @@ async fn spawn_with_call_timeout(timeout: Duration) -> TestApp {
     let emulator = dbapp_emulator::start_local(dbapp_emulator::EmulatorConfig::default())
         .await
         .expect("emulator starts");
-    let settings: Settings = serde_json::from_value(json!({
-        "databricks_host": emulator.base_url(),
-        "databricks_warehouse_id": "dev-warehouse",
-    }))
-    .unwrap();
-    let client_settings = ConfigSettings::new(emulator.base_url(), AuthType::OAuthM2m)
+    let dir = tempfile::TempDir::new().unwrap();
+    let sqlite = dir.path().join("dbapp.db").display().to_string();
+    let mut settings = settings_for(
+        &emulator,
+        vec![
+            ("DATABRICKS_WAREHOUSE_ID", "dev-warehouse".to_owned()),
+            ("DBAPP_SQLITE_PATH", sqlite),
+        ],
+    );
+    settings.workspace = ConfigSettings::new(emulator.base_url(), AuthType::OAuthM2m)
         .client_credentials("dbapp-sp", SecretString::from("dev-secret".to_owned()))
         .http_timeout(timeout)
         .retry(RetryPolicy::default());
-    let client =
-        dbapp_databricks::Client::new(Config::resolve(client_settings, &|_| None).unwrap())
-            .unwrap();
-    start_server_with_client(emulator, settings, client, None, None).await
+    start_server(emulator, settings, Some(dir)).await
 }
 
 async fn clear_log(app: &TestApp) {
@@ -214,7 +214,7 @@ async fn a_call_slower_than_its_timeout_is_upstream_timeout_on_time() {
 async fn the_request_deadline_cuts_a_slow_resource_call_and_the_server_keeps_serving() {
     // Arrange: a 1 s whole-request deadline, a 30 s per-call timeout, catalogs taking 4 s.
     let mut app = crate::app::spawn_app_with(crate::app::Options {
-        settings: json!({"dbapp": {"request_timeout_secs": 1}}),
+        env: vec![("DBAPP_REQUEST_TIMEOUT_SECS", "1")],
         ..Default::default()
     })
     .await;

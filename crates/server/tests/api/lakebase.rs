@@ -1,11 +1,8 @@
 use dbapp_emulator::EmulatorConfig;
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
-use dbapp_server::app::client_for;
-use dbapp_server::config::Settings;
-use dbapp_server::storage::open_store;
 use serde_json::json;
 
-use crate::app::{ALICE, BOB, assert_error, start_server};
+use crate::app::{ALICE, BOB, assert_error, settings_for, start_server};
 
 #[tokio::test]
 async fn preferences_are_isolated_on_lakebase_reached_with_the_apps_identity() {
@@ -20,25 +17,20 @@ async fn preferences_are_isolated_on_lakebase_reached_with_the_apps_identity() {
     })
     .await
     .unwrap();
-    let settings: Settings = serde_json::from_value(json!({
-        "databricks_host": emulator.base_url(),
-        "pghost": cluster.host(),
-        "pgport": cluster.port(),
-        "pgdatabase": "databricks_postgres",
-        "pguser": "dbapp-sp",
-        "pgsslmode": "require",
-        "lakebase_instance_name": "dev-lakebase",
-    }))
-    .unwrap();
-    settings.validate().unwrap();
-    let client = client_for(emulator.base_url(), "dbapp-sp", "dev-secret").unwrap();
-    let store = open_store(&settings, &client)
-        .await
-        .unwrap()
-        .expect("a store");
-    assert_eq!(store.backend(), "postgres");
-    store.migrate().await.unwrap();
-    let app = start_server(emulator, settings, Some(store), None).await;
+    let settings = settings_for(
+        &emulator,
+        vec![
+            ("PGHOST", cluster.host().to_owned()),
+            ("PGPORT", cluster.port().to_string()),
+            ("PGDATABASE", "databricks_postgres".to_owned()),
+            ("PGUSER", "dbapp-sp".to_owned()),
+            ("PGSSLMODE", "require".to_owned()),
+            ("LAKEBASE_INSTANCE_NAME", "dev-lakebase".to_owned()),
+        ],
+    );
+    let app = start_server(emulator, settings, None).await;
+    let backend = app.state.store.as_ref().expect("a store").backend();
+    assert_eq!(backend, "postgres");
 
     // Act
     let put = app

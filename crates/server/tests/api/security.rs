@@ -388,7 +388,7 @@ async fn the_identity_cache_never_serves_one_tokens_identity_for_another() {
 async fn the_identity_cache_honours_its_ttl_and_a_revoked_token_stops_within_it() {
     // Arrange: a 1 s TTL.
     let app = spawn_app_with(Options {
-        settings: json!({"dbapp": {"identity_cache_ttl_secs": 1}}),
+        env: vec![("DBAPP_IDENTITY_CACHE_TTL_SECS", "1")],
         ..Options::default()
     })
     .await;
@@ -562,7 +562,7 @@ async fn oversized_tokens_and_headers_are_refused_without_an_upstream_call() {
 async fn cors_is_never_open() {
     // Arrange: one server with a dev origin configured, one without.
     let configured = spawn_app_with(Options {
-        settings: json!({"dbapp": {"cors_origins": "http://localhost:5173"}}),
+        env: vec![("DBAPP_CORS_ORIGINS", "http://localhost:5173")],
         ..Options::default()
     })
     .await;

@@ -34,7 +34,7 @@ async fn admins_are_members_of_the_admin_groups() {
 #[tokio::test]
 async fn admin_groups_are_configurable() {
     let app = spawn_app_with(Options {
-        settings: json!({"dbapp": {"admin_groups": "nobody"}}),
+        env: vec![("DBAPP_ADMIN_GROUPS", "nobody")],
         ..Options::default()
     })
     .await;
@@ -150,7 +150,7 @@ async fn an_unknown_token_is_auth_invalid_and_an_expired_one_auth_expired() {
 async fn a_token_that_expires_mid_session_is_refused_and_the_next_works_at_once() {
     // Arrange: a fresh token, used once (and cached), then expired.
     let app = spawn_app_with(Options {
-        settings: json!({"dbapp": {"identity_cache_ttl_secs": 0}}),
+        env: vec![("DBAPP_IDENTITY_CACHE_TTL_SECS", "0")],
         ..Options::default()
     })
     .await;
@@ -301,7 +301,7 @@ async fn two_tabs_of_one_user_work_independently() {
 async fn concurrent_requests_retry_independently_with_distinct_correlation_ids() {
     // Arrange: the first two SCIM calls fail; the cache is off so each request looks up.
     let app = spawn_app_with(Options {
-        settings: json!({"dbapp": {"identity_cache_ttl_secs": 0}}),
+        env: vec![("DBAPP_IDENTITY_CACHE_TTL_SECS", "0")],
         ..Options::default()
     })
     .await;
