@@ -65,6 +65,16 @@ const RAW_VARIABLES: &[&str] = &[
     "DATABRICKS_WAREHOUSE_ID",
 ];
 
+/// Variables whose values are text whatever they look like: figment would read a warehouse id
+/// `0123` as the number 123.
+const TEXT_VARIABLES: &[&str] = &[
+    "DATABRICKS_APP_NAME",
+    "DATABRICKS_WAREHOUSE_ID",
+    "DBAPP_SQLITE_PATH",
+    "DBAPP_ADMIN_GROUPS",
+    "DBAPP_CORS_ORIGINS",
+];
+
 /// The whole configuration (see the module header).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -197,7 +207,11 @@ fn figment_of(env: &Environment) -> Figment {
         } else {
             continue;
         };
-        let parsed: FigmentValue = value.parse().unwrap_or_else(|never| match never {});
+        let parsed: FigmentValue = if TEXT_VARIABLES.contains(&name) {
+            FigmentValue::from(value.to_owned())
+        } else {
+            value.parse().unwrap_or_else(|never| match never {})
+        };
         figment = figment.merge(Serialized::default(&key, parsed));
     }
     figment
