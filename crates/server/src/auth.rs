@@ -13,7 +13,8 @@
 //!
 //! Handlers then call `caller.workspace(&app)`: a borrowed view of the client carrying the user's
 //! token, so no call can fall back to the app's identity, and `caller.user_id()`: the store's
-//! [`UserId`], which only this extractor makes. Nothing here is kept between requests except the
+//! [`UserId`], made from the SCIM Me answer for that token (a `UserId` cannot be made from a
+//! string, so no handler can build one from request input). Nothing here is kept between requests except the
 //! identity cache, so two tabs of one user are independent and replicas need no shared state.
 
 use std::collections::HashMap;
@@ -47,6 +48,9 @@ pub const AUTH_METHOD: &str = "obo";
 pub struct Identity {
     /// SCIM `userName`: an e-mail for people, an application id for service principals.
     pub user_name: String,
+    /// The store's key for this identity's rows (its `user_name`), made here because only the
+    /// SCIM answer can make one; cached with the rest, so a cache hit needs no new answer.
+    pub user_id: UserId,
     /// Primary e-mail, when there is one.
     pub email: Option<String>,
     /// Display name.
@@ -62,6 +66,7 @@ pub struct Identity {
 impl From<CurrentUser> for Identity {
     fn from(user: CurrentUser) -> Self {
         Self {
+            user_id: UserId::from_authenticated_identity(&user),
             email: user.email().map(str::to_owned),
             display_name: user.display_name.clone(),
             active: user.active,
@@ -174,7 +179,6 @@ struct CallerInner {
     token: UserToken,
     key: [u8; 32],
     identity: Arc<Identity>,
-    user_id: UserId,
     correlation_id: CorrelationId,
     route: String,
 }
@@ -189,7 +193,7 @@ impl Caller {
     /// The store's key for the caller's rows.
     #[must_use]
     pub fn user_id(&self) -> &UserId {
-        &self.0.user_id
+        &self.0.identity.user_id
     }
 
     /// Whether the caller is in one of the admin groups.
@@ -275,14 +279,14 @@ impl FromRequestParts<AppState> for Caller {
         span.record("auth_method", AUTH_METHOD);
         match &result {
             Ok(caller) => {
-                span.record("user_id", caller.0.user_id.as_str());
+                span.record("user_id", caller.user_id().as_str());
                 app.metrics.count(
                     AUTH_SUCCESS_TOTAL,
                     &[("route", route), ("auth_method", AUTH_METHOD)],
                     1,
                 );
-                app.metrics.count_user(caller.0.user_id.as_str(), route);
-                tracing::debug!(event = "auth.user_id_extracted", user_id = %caller.0.user_id);
+                app.metrics.count_user(caller.user_id().as_str(), route);
+                tracing::debug!(event = "auth.user_id_extracted", user_id = %caller.user_id());
                 parts.extensions.insert(caller.clone());
             }
             Err(error) => {
@@ -336,7 +340,6 @@ async fn authenticate(parts: &Parts, app: &AppState, route: &str) -> Result<Call
         }
     }
     Ok(Caller(Arc::new(CallerInner {
-        user_id: UserId::from_authenticated_identity(identity.user_name.clone()),
         token,
         key,
         identity,
@@ -367,14 +370,10 @@ mod tests {
     use super::*;
 
     fn identity(name: &str) -> Arc<Identity> {
-        Arc::new(Identity {
-            user_name: name.to_owned(),
-            email: None,
-            display_name: None,
-            active: true,
-            groups: vec![],
-            workspace_id: None,
-        })
+        // As the workspace would answer SCIM Me: the one way to an `Identity` (and its `UserId`).
+        let me: CurrentUser = serde_json::from_value(serde_json::json!({ "userName": name }))
+            .expect("a SCIM Me answer");
+        Arc::new(Identity::from(me))
     }
 
     #[tokio::test(start_paused = true)]

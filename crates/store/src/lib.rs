@@ -36,6 +36,7 @@ use std::str::FromStr;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
+use dbapp_databricks::api::CurrentUser;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -96,19 +97,33 @@ impl Default for PoolSettings {
 
 /// An authenticated user's identity: whose rows a store call may touch.
 ///
-/// The field is private and the only constructor is [`UserId::from_authenticated_identity`], which
-/// the server's `Caller` extractor calls after the workspace confirmed the identity. Handler code
-/// never builds one from request input, so the compiler proves that every store call is scoped to
-/// an authenticated user.
+/// The field is private and the only constructor, [`UserId::from_authenticated_identity`], takes
+/// the workspace's answer to SCIM Me ([`CurrentUser`]), never a string. What the compiler does
+/// guarantee: no code can turn request input (a path segment, a header, a body field) into a
+/// `UserId`, because outside `dbapp-databricks` a `CurrentUser` cannot be built field by field
+/// (`#[non_exhaustive]`); in the server the only one comes from `Workspace::me` with the caller's
+/// token, in the `Caller` extractor. What it does not: `CurrentUser` is `Deserialize`, so code
+/// that deserialises one from arbitrary JSON can name any user (the store's tests do, on
+/// purpose); review, not the type system, keeps that out of production code.
+///
+/// Neither a string nor anything converted from one makes a `UserId`:
+///
+/// ```compile_fail
+/// let user = dbapp_store::UserId::from_authenticated_identity("alice".to_owned());
+/// ```
+///
+/// ```compile_fail
+/// let user: dbapp_store::UserId = "alice".to_owned().into();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
 
 impl UserId {
-    /// Wraps an identity **that has been authenticated**: the SCIM `userName` the workspace
-    /// returned for the caller's token. Only the server's `Caller` extractor (and tests) may call
-    /// this; building a `UserId` from anything a client sent would defeat user isolation.
-    pub fn from_authenticated_identity(user_name: String) -> Self {
-        Self(user_name)
+    /// The identity a SCIM Me answer names: its `userName`, the key of the user's rows. Call it
+    /// only with the answer for the caller's own token (the server's `Caller` extractor does).
+    #[must_use]
+    pub fn from_authenticated_identity(user: &CurrentUser) -> Self {
+        Self(user.user_name.clone())
     }
 
     /// The identity as stored in the `user_id` columns.

@@ -444,36 +444,36 @@ export interface components {
             /** @description A user token was forwarded. */
             has_user_identity: boolean;
             /** @description The identity's user name, when authenticated. */
-            user_id?: string | null;
+            user_id: string | null;
         };
         /** @description A catalog. */
         CatalogItem: {
             /** @description e.g. `MANAGED_CATALOG`. */
-            catalog_type?: string | null;
+            catalog_type: string | null;
             /** @description Comment. */
-            comment?: string | null;
+            comment: string | null;
             /** @description Name. */
             name: string;
             /** @description Owner. */
-            owner?: string | null;
+            owner: string | null;
         };
         /** @description A column of a table. */
         ColumnItem: {
             /** @description Comment. */
-            comment?: string | null;
+            comment: string | null;
             /** @description Name. */
             name: string;
             /** @description Whether it may be null. */
-            nullable?: boolean | null;
+            nullable: boolean | null;
             /**
              * Format: int32
              * @description Position, from 0.
              */
-            position?: number | null;
+            position: number | null;
             /** @description Type name, e.g. `DECIMAL`. */
-            type_name?: string | null;
+            type_name: string | null;
             /** @description SQL type as written, e.g. `decimal(10,2)`. */
-            type_text?: string | null;
+            type_text: string | null;
         };
         /** @description A page of a list backed by the store. */
         CountedPage_InferenceLogItem: {
@@ -483,7 +483,7 @@ export interface components {
                  * Format: date-time
                  * @description End (RFC 3339).
                  */
-                completed_at?: string | null;
+                completed_at: string | null;
                 /**
                  * Format: date-time
                  * @description Start (RFC 3339).
@@ -492,7 +492,7 @@ export interface components {
                 /** @description The endpoint. */
                 endpoint_name: string;
                 /** @description Why it failed. */
-                error_message?: string | null;
+                error_message: string | null;
                 /**
                  * Format: int64
                  * @description Wall time.
@@ -501,7 +501,7 @@ export interface components {
                 /** @description The inputs. */
                 inputs: unknown;
                 /** @description The predictions, on success. */
-                predictions?: unknown;
+                predictions: unknown;
                 /**
                  * Format: uuid
                  * @description The invocation's id.
@@ -514,7 +514,7 @@ export interface components {
                 status: string;
             }[];
             /** @description The token of the next page; `null` at the end. */
-            next_page_token?: string | null;
+            next_page_token: string | null;
             /**
              * Format: int64
              * @description Items in the whole list.
@@ -524,26 +524,26 @@ export interface components {
         /** @description A serving endpoint with its served entities: the list item's fields, and more. */
         EndpointDetail: components["schemas"]["EndpointItem"] & {
             /** @description Last update (RFC 3339). */
-            last_updated_timestamp?: string | null;
+            last_updated_timestamp: string | null;
             /** @description Served entities. */
             served_entities: components["schemas"]["ServedEntityItem"][];
         };
         /** @description A serving endpoint. */
         EndpointItem: {
             /** @description Creation time (RFC 3339). */
-            creation_timestamp?: string | null;
+            creation_timestamp: string | null;
             /** @description Id. */
-            id?: string | null;
+            id: string | null;
             /** @description The first served entity's model. */
-            model_name?: string | null;
+            model_name: string | null;
             /** @description Its version. */
-            model_version?: string | null;
+            model_version: string | null;
             /** @description Name. */
             name: string;
             /** @description State. */
             state: components["schemas"]["EndpointStateName"];
             /** @description Task, e.g. `llm/v1/chat`; null for custom models. */
-            task?: string | null;
+            task: string | null;
         };
         /**
          * @description What an endpoint takes.
@@ -557,7 +557,7 @@ export interface components {
             /** @description An example request body. */
             example: unknown;
             /** @description The request body's JSON schema, from the endpoint's OpenAPI description. */
-            input_schema?: unknown;
+            input_schema: unknown;
             /** @description From the endpoint's task and served entity, never guessed from its name. */
             kind: components["schemas"]["EndpointKind"];
         };
@@ -603,7 +603,7 @@ export interface components {
              * Format: date-time
              * @description End (RFC 3339).
              */
-            completed_at?: string | null;
+            completed_at: string | null;
             /**
              * Format: date-time
              * @description Start (RFC 3339).
@@ -612,7 +612,7 @@ export interface components {
             /** @description The endpoint. */
             endpoint_name: string;
             /** @description Why it failed. */
-            error_message?: string | null;
+            error_message: string | null;
             /**
              * Format: int64
              * @description Wall time.
@@ -621,7 +621,7 @@ export interface components {
             /** @description The inputs. */
             inputs: unknown;
             /** @description The predictions, on success. */
-            predictions?: unknown;
+            predictions: unknown;
             /**
              * Format: uuid
              * @description The invocation's id.
@@ -665,74 +665,74 @@ export interface components {
             /** @description The items. */
             items: {
                 /** @description e.g. `MANAGED_CATALOG`. */
-                catalog_type?: string | null;
+                catalog_type: string | null;
                 /** @description Comment. */
-                comment?: string | null;
+                comment: string | null;
                 /** @description Name. */
                 name: string;
                 /** @description Owner. */
-                owner?: string | null;
+                owner: string | null;
             }[];
             /** @description The token of the next page; `null` at the end. */
-            next_page_token?: string | null;
+            next_page_token: string | null;
         };
         /** @description A page of a list backed by the workspace. */
         ItemsPage_EndpointItem: {
             /** @description The items. */
             items: {
                 /** @description Creation time (RFC 3339). */
-                creation_timestamp?: string | null;
+                creation_timestamp: string | null;
                 /** @description Id. */
-                id?: string | null;
+                id: string | null;
                 /** @description The first served entity's model. */
-                model_name?: string | null;
+                model_name: string | null;
                 /** @description Its version. */
-                model_version?: string | null;
+                model_version: string | null;
                 /** @description Name. */
                 name: string;
                 /** @description State. */
                 state: components["schemas"]["EndpointStateName"];
                 /** @description Task, e.g. `llm/v1/chat`; null for custom models. */
-                task?: string | null;
+                task: string | null;
             }[];
             /** @description The token of the next page; `null` at the end. */
-            next_page_token?: string | null;
+            next_page_token: string | null;
         };
         /** @description A page of a list backed by the workspace. */
         ItemsPage_SchemaItem: {
             /** @description The items. */
             items: {
                 /** @description Comment. */
-                comment?: string | null;
+                comment: string | null;
                 /** @description `catalog.schema`. */
                 full_name: string;
                 /** @description Name. */
                 name: string;
                 /** @description Owner. */
-                owner?: string | null;
+                owner: string | null;
             }[];
             /** @description The token of the next page; `null` at the end. */
-            next_page_token?: string | null;
+            next_page_token: string | null;
         };
         /** @description A page of a list backed by the workspace. */
         ItemsPage_TableItem: {
             /** @description The items. */
             items: {
                 /** @description Comment. */
-                comment?: string | null;
+                comment: string | null;
                 /** @description e.g. `DELTA`. */
-                data_source_format?: string | null;
+                data_source_format: string | null;
                 /** @description `catalog.schema.table`. */
                 full_name: string;
                 /** @description Name. */
                 name: string;
                 /** @description Owner. */
-                owner?: string | null;
+                owner: string | null;
                 /** @description e.g. `MANAGED`, `VIEW`. */
-                table_type?: string | null;
+                table_type: string | null;
             }[];
             /** @description The token of the next page; `null` at the end. */
-            next_page_token?: string | null;
+            next_page_token: string | null;
         };
         /** @description Request performance. */
         PerformanceMetrics: {
@@ -764,17 +764,17 @@ export interface components {
              * Format: double
              * @description Median (ms).
              */
-            p50_ms?: number | null;
+            p50_ms: number | null;
             /**
              * Format: double
              * @description 95th percentile (ms).
              */
-            p95_ms?: number | null;
+            p95_ms: number | null;
             /**
              * Format: double
              * @description 99th percentile (ms).
              */
-            p99_ms?: number | null;
+            p99_ms: number | null;
             /**
              * Format: int64
              * @description Requests.
@@ -830,17 +830,17 @@ export interface components {
              * Format: double
              * @description Median (ms).
              */
-            p50_ms?: number | null;
+            p50_ms: number | null;
             /**
              * Format: double
              * @description 95th percentile (ms).
              */
-            p95_ms?: number | null;
+            p95_ms: number | null;
             /**
              * Format: double
              * @description 99th percentile (ms).
              */
-            p99_ms?: number | null;
+            p99_ms: number | null;
             /**
              * Format: int64
              * @description Requests.
@@ -854,51 +854,51 @@ export interface components {
             /** @description Name. */
             name: string;
             /** @description Type name, e.g. `LONG`. */
-            type_name?: string | null;
+            type_name: string | null;
         };
         /** @description A schema. */
         SchemaItem: {
             /** @description Comment. */
-            comment?: string | null;
+            comment: string | null;
             /** @description `catalog.schema`. */
             full_name: string;
             /** @description Name. */
             name: string;
             /** @description Owner. */
-            owner?: string | null;
+            owner: string | null;
         };
         /** @description A served entity. */
         ServedEntityItem: {
             /** @description Model name. */
-            entity_name?: string | null;
+            entity_name: string | null;
             /** @description Model version. */
-            entity_version?: string | null;
+            entity_version: string | null;
             /** @description Served entity name. */
-            name?: string | null;
+            name: string | null;
         };
         /** @description A table with its columns: the list item's fields, and more. */
         TableDetail: components["schemas"]["TableItem"] & {
             /** @description Columns, in order. */
             columns: components["schemas"]["ColumnItem"][];
             /** @description Creation time (RFC 3339). */
-            created_at?: string | null;
+            created_at: string | null;
             /** @description Last update (RFC 3339). */
-            updated_at?: string | null;
+            updated_at: string | null;
         };
         /** @description A table. */
         TableItem: {
             /** @description Comment. */
-            comment?: string | null;
+            comment: string | null;
             /** @description e.g. `DELTA`. */
-            data_source_format?: string | null;
+            data_source_format: string | null;
             /** @description `catalog.schema.table`. */
             full_name: string;
             /** @description Name. */
             name: string;
             /** @description Owner. */
-            owner?: string | null;
+            owner: string | null;
             /** @description e.g. `MANAGED`, `VIEW`. */
-            table_type?: string | null;
+            table_type: string | null;
         };
         /** @description Rows of a table. */
         TableRows: {
@@ -1054,9 +1054,9 @@ export interface components {
              */
             auth_method: string;
             /** @description Display name. */
-            display_name?: string | null;
+            display_name: string | null;
             /** @description Primary e-mail. */
-            email?: string | null;
+            email: string | null;
             /** @description Workspace groups. */
             groups: string[];
             /** @description Member of an admin group (`DBAPP_ADMIN_GROUPS`). */
@@ -1080,7 +1080,7 @@ export interface components {
             /** @description The workspace's name (its host name when no other is known). */
             name: string;
             /** @description Numeric workspace id, when known. */
-            workspace_id?: string | null;
+            workspace_id: string | null;
         };
     };
     responses: never;

@@ -9,7 +9,7 @@ import { SearchInput } from "./SearchInput";
 export interface NameItem {
   name: string;
   href: string;
-  comment?: string | null | undefined;
+  comment: string | null;
 }
 
 /** A searchable, "load more"-paged list of names (catalogs, schemas or tables). */

@@ -1,5 +1,11 @@
 //! The routes of `API.md`, one module per resource, each with its `router()`; and what they
 //! share: identifier validation, pagination, and the JSON fallback for unknown `/api` paths.
+//!
+//! Response types send every field, `null` included, so each `Option` field of one says
+//! `#[schema(required)]`: utoipa would otherwise document it as optional and the UI's generated
+//! types would read `x?: T | null`. Only a field serde really omits
+//! (`skip_serializing_if = "Option::is_none"`) stays optional; `tests/api/openapi.rs` lists those
+//! and fails on any other optional response property.
 
 pub mod health;
 pub mod model_serving;
@@ -164,6 +170,7 @@ pub struct ItemsPage<T: ToSchema> {
     /// The items.
     pub items: Vec<T>,
     /// The token of the next page; `null` at the end.
+    #[schema(required)]
     pub next_page_token: Option<String>,
 }
 
@@ -173,6 +180,7 @@ pub struct CountedPage<T: ToSchema> {
     /// The items.
     pub items: Vec<T>,
     /// The token of the next page; `null` at the end.
+    #[schema(required)]
     pub next_page_token: Option<String>,
     /// Items in the whole list.
     pub total_count: i64,

@@ -53,16 +53,21 @@ pub struct EndpointItem {
     /// Name.
     pub name: String,
     /// Id.
+    #[schema(required)]
     pub id: Option<String>,
     /// Task, e.g. `llm/v1/chat`; null for custom models.
+    #[schema(required)]
     pub task: Option<String>,
     /// State.
     pub state: EndpointStateName,
     /// The first served entity's model.
+    #[schema(required)]
     pub model_name: Option<String>,
     /// Its version.
+    #[schema(required)]
     pub model_version: Option<String>,
     /// Creation time (RFC 3339).
+    #[schema(required)]
     pub creation_timestamp: Option<String>,
 }
 
@@ -70,10 +75,13 @@ pub struct EndpointItem {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServedEntityItem {
     /// Served entity name.
+    #[schema(required)]
     pub name: Option<String>,
     /// Model name.
+    #[schema(required)]
     pub entity_name: Option<String>,
     /// Model version.
+    #[schema(required)]
     pub entity_version: Option<String>,
 }
 
@@ -86,6 +94,7 @@ pub struct EndpointDetail {
     /// Served entities.
     pub served_entities: Vec<ServedEntityItem>,
     /// Last update (RFC 3339).
+    #[schema(required)]
     pub last_updated_timestamp: Option<String>,
 }
 
@@ -113,6 +122,7 @@ pub struct EndpointSchema {
     /// From the endpoint's task and served entity, never guessed from its name.
     pub kind: EndpointKind,
     /// The request body's JSON schema, from the endpoint's OpenAPI description.
+    #[schema(required)]
     pub input_schema: Option<Value>,
     /// An example request body.
     pub example: Value,
@@ -155,14 +165,17 @@ pub struct InferenceLogItem {
     /// The inputs.
     pub inputs: Value,
     /// The predictions, on success.
+    #[schema(required)]
     pub predictions: Option<Value>,
     /// Why it failed.
+    #[schema(required)]
     pub error_message: Option<String>,
     /// Wall time.
     pub execution_time_ms: i64,
     /// Start (RFC 3339).
     pub created_at: chrono::DateTime<Utc>,
     /// End (RFC 3339).
+    #[schema(required)]
     pub completed_at: Option<chrono::DateTime<Utc>>,
 }
 

@@ -27,10 +27,13 @@ pub struct CatalogItem {
     /// Name.
     pub name: String,
     /// Comment.
+    #[schema(required)]
     pub comment: Option<String>,
     /// Owner.
+    #[schema(required)]
     pub owner: Option<String>,
     /// e.g. `MANAGED_CATALOG`.
+    #[schema(required)]
     pub catalog_type: Option<String>,
 }
 
@@ -42,8 +45,10 @@ pub struct SchemaItem {
     /// `catalog.schema`.
     pub full_name: String,
     /// Comment.
+    #[schema(required)]
     pub comment: Option<String>,
     /// Owner.
+    #[schema(required)]
     pub owner: Option<String>,
 }
 
@@ -55,12 +60,16 @@ pub struct TableItem {
     /// `catalog.schema.table`.
     pub full_name: String,
     /// e.g. `MANAGED`, `VIEW`.
+    #[schema(required)]
     pub table_type: Option<String>,
     /// e.g. `DELTA`.
+    #[schema(required)]
     pub data_source_format: Option<String>,
     /// Comment.
+    #[schema(required)]
     pub comment: Option<String>,
     /// Owner.
+    #[schema(required)]
     pub owner: Option<String>,
 }
 
@@ -70,14 +79,19 @@ pub struct ColumnItem {
     /// Name.
     pub name: String,
     /// Position, from 0.
+    #[schema(required)]
     pub position: Option<u32>,
     /// SQL type as written, e.g. `decimal(10,2)`.
+    #[schema(required)]
     pub type_text: Option<String>,
     /// Type name, e.g. `DECIMAL`.
+    #[schema(required)]
     pub type_name: Option<String>,
     /// Whether it may be null.
+    #[schema(required)]
     pub nullable: Option<bool>,
     /// Comment.
+    #[schema(required)]
     pub comment: Option<String>,
 }
 
@@ -90,8 +104,10 @@ pub struct TableDetail {
     /// Columns, in order.
     pub columns: Vec<ColumnItem>,
     /// Creation time (RFC 3339).
+    #[schema(required)]
     pub created_at: Option<String>,
     /// Last update (RFC 3339).
+    #[schema(required)]
     pub updated_at: Option<String>,
 }
 
@@ -101,6 +117,7 @@ pub struct RowColumn {
     /// Name.
     pub name: String,
     /// Type name, e.g. `LONG`.
+    #[schema(required)]
     pub type_name: Option<String>,
 }
 

@@ -109,10 +109,13 @@ pub struct PerformanceSummary {
     /// Share of 5xx answers.
     pub error_rate: f64,
     /// Median (ms).
+    #[schema(required)]
     pub p50_ms: Option<f64>,
     /// 95th percentile (ms).
+    #[schema(required)]
     pub p95_ms: Option<f64>,
     /// 99th percentile (ms).
+    #[schema(required)]
     pub p99_ms: Option<f64>,
 }
 
@@ -130,10 +133,13 @@ pub struct RouteStats {
     /// Share of 5xx answers.
     pub error_rate: f64,
     /// Median (ms).
+    #[schema(required)]
     pub p50_ms: Option<f64>,
     /// 95th percentile (ms).
+    #[schema(required)]
     pub p95_ms: Option<f64>,
     /// 99th percentile (ms).
+    #[schema(required)]
     pub p99_ms: Option<f64>,
 }
 

@@ -25,6 +25,7 @@ pub struct AuthStatus {
     /// A user token was forwarded.
     pub has_user_identity: bool,
     /// The identity's user name, when authenticated.
+    #[schema(required)]
     pub user_id: Option<String>,
 }
 
@@ -35,10 +36,12 @@ pub struct UserInfo<'a> {
     /// SCIM `userName`: an e-mail for people, an application id for service principals.
     pub user_id: &'a str,
     /// Primary e-mail.
+    #[schema(required)]
     pub email: Option<&'a str>,
     /// User name (as `user_id`).
     pub username: &'a str,
     /// Display name.
+    #[schema(required)]
     pub display_name: Option<&'a str>,
     /// Whether the principal is active.
     pub active: bool,
@@ -57,6 +60,7 @@ pub struct WorkspaceInfo {
     /// Workspace URL.
     pub host: String,
     /// Numeric workspace id, when known.
+    #[schema(required)]
     pub workspace_id: Option<String>,
     /// The workspace's name (its host name when no other is known).
     pub name: String,

@@ -5,6 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use dbapp_databricks::api::CurrentUser;
 use dbapp_store::postgres::PgStore;
 use dbapp_store::sqlite::SqliteStore;
 use dbapp_store::{PoolSettings, Store, UserId};
@@ -119,9 +120,12 @@ impl TestDb {
     }
 }
 
-/// A user id for tests (production code gets them from the `Caller` extractor only).
+/// A user id for tests, from a SCIM Me answer made up here: tests may name any user, which
+/// production code cannot (it gets `UserId`s from the server's `Caller` extractor only).
 pub(crate) fn user(name: &str) -> UserId {
-    UserId::from_authenticated_identity(name.to_owned())
+    let me: CurrentUser =
+        serde_json::from_value(serde_json::json!({ "userName": name })).expect("a SCIM Me answer");
+    UserId::from_authenticated_identity(&me)
 }
 
 /// An RFC 3339 instant.
