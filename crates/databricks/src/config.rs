@@ -49,7 +49,6 @@ use crate::http::RetryPolicy;
 /// Looks up an environment variable; `None` when unset.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
-
 /// A workspace URL, normalised once: a scheme (`https://` when none is given), no trailing `/`,
 /// no explicit `:443` on `https`. Other schemes than `http`/`https`, user info, queries and
 /// fragments are refused. `http://127.0.0.1:8089` stays as it is, for emulators.
@@ -283,9 +282,9 @@ impl ConfigError {
             Self::MissingCredential { env_var, .. } => vec![env_var],
             Self::ProfileNotFound { .. } => vec!["DATABRICKS_CONFIG_PROFILE"],
             Self::ConfigFile { .. } => vec!["DATABRICKS_CONFIG_FILE"],
-            Self::InvalidValue { attribute: name, .. } => {
-                attribute(name).map(|a| vec![a.env]).unwrap_or_default()
-            }
+            Self::InvalidValue {
+                attribute: name, ..
+            } => attribute(name).map(|a| vec![a.env]).unwrap_or_default(),
         }
     }
 }

@@ -15,8 +15,8 @@
 use std::fmt;
 
 use crate::config::{AuthType, ConfigSettings, Env};
-use crate::environment::Environment;
 use crate::credentials::model_serving::token_file_path;
+use crate::environment::Environment;
 
 /// Where the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

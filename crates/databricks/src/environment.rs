@@ -24,7 +24,9 @@ impl Environment {
     pub fn capture() -> Self {
         Self(Arc::new(
             std::env::vars_os()
-                .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
+                .filter_map(|(name, value)| {
+                    Some((name.into_string().ok()?, value.into_string().ok()?))
+                })
                 .collect(),
         ))
     }

@@ -224,9 +224,9 @@ impl Settings {
     /// # Errors
     /// [`ConfigError`] naming the variables at fault.
     pub fn load(env: &Environment) -> Result<Self, ConfigError> {
-        let server: ServerSettings = figment_of(env).extract().map_err(|error| {
-            ConfigError::new(variable_of(&error.path), error.kind.to_string())
-        })?;
+        let server: ServerSettings = figment_of(env)
+            .extract()
+            .map_err(|error| ConfigError::new(variable_of(&error.path), error.kind.to_string()))?;
         server.validate()?;
         let store = StoreConfig::from_env(env.lookup())?;
         Ok(Self {
@@ -521,7 +521,10 @@ mod tests {
             ("DATABRICKS_WAREHOUSE_ID", "w1"),
         ])
         .unwrap();
-        assert_eq!(settings.workspace_config().unwrap().warehouse_id(), Some("w1"));
+        assert_eq!(
+            settings.workspace_config().unwrap().warehouse_id(),
+            Some("w1")
+        );
     }
 
     #[test]

@@ -32,5 +32,5 @@ pub mod telemetry;
 
 pub use app::{AppState, build_app, serve};
 pub use config::Settings;
-pub use startup::{Application, StartupError};
 pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use startup::{Application, StartupError};

@@ -22,7 +22,10 @@ use crate::workspace::CredentialTarget;
 
 /// Variables sqlx reads behind its callers' backs that dbapp has no setting for.
 const UNMODELLED: &[(&str, &str)] = &[
-    ("PGHOSTADDR", "set PGHOST (or the host of DATABASE_URL) instead"),
+    (
+        "PGHOSTADDR",
+        "set PGHOST (or the host of DATABASE_URL) instead",
+    ),
     (
         "PGSSLCERT",
         "client certificates are not used: Lakebase logs in with OAuth tokens",
@@ -66,7 +69,7 @@ impl StoreConfig {
     /// or [`LakebaseError::PersonalAccessToken`] for a `dapi…` password.
     pub fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, LakebaseError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let database = DatabaseConfig::from_env(&get)?;
+        let database = DatabaseConfig::from_env(get)?;
         let postgres = match &database {
             Some(DatabaseConfig::Url(url)) => is_postgres_url(url.expose_secret()),
             Some(DatabaseConfig::Lakebase(_)) => true,
@@ -88,7 +91,7 @@ impl StoreConfig {
             }
             other => other,
         };
-        let credentials = CredentialTarget::from_env(&get)?;
+        let credentials = CredentialTarget::from_env(get)?;
         if let Some(DatabaseConfig::Lakebase(settings)) = &database
             && settings.static_password.is_none()
             && credentials.is_none()
@@ -143,7 +146,7 @@ fn complete_url(
         "port" => parsed.port().is_some(),
         "user" => !parsed.username().is_empty(),
         "password" => parsed.password().is_some(),
-        "dbname" => parsed.path().trim_start_matches('/') != "",
+        "dbname" => !parsed.path().trim_start_matches('/').is_empty(),
         _ => false,
     } || present.iter().any(|p| p == param);
     let missing: Vec<(&str, String)> = URL_FALLBACKS
@@ -242,7 +245,10 @@ mod tests {
     fn a_lakebase_host_needs_a_way_to_log_in() {
         // Arrange
         let nothing = env(&[("PGHOST", "h")]);
-        let minted = env(&[("PGHOST", "h"), ("LAKEBASE_ENDPOINT", "projects/p/branches/b/endpoints/e")]);
+        let minted = env(&[
+            ("PGHOST", "h"),
+            ("LAKEBASE_ENDPOINT", "projects/p/branches/b/endpoints/e"),
+        ]);
 
         // Act
         let nothing = StoreConfig::from_env(nothing).unwrap_err();

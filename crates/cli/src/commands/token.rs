@@ -144,8 +144,12 @@ async fn lakebase(args: &TokenArgs, env: &Environment) -> anyhow::Result<()> {
             Err(_) => token_subject(token).context("cannot tell the role name: set PGUSER")?,
         },
     };
-    let port = env.get("PGPORT").unwrap_or_else(|| DEFAULT_PORT.to_string());
-    let database = env.get("PGDATABASE").unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
+    let port = env
+        .get("PGPORT")
+        .unwrap_or_else(|| DEFAULT_PORT.to_string());
+    let database = env
+        .get("PGDATABASE")
+        .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
     let ssl_mode = env.get("PGSSLMODE").unwrap_or_else(|| "require".to_owned());
     for (name, value, secret) in [
         ("PGHOST", host.as_str(), false),

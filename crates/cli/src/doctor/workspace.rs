@@ -35,7 +35,10 @@ pub(crate) fn settings_load(input: &Input) -> Check {
         Err(error) => Check::fail(
             "config.load",
             format!("dbapp serve would refuse to start: {error}"),
-            format!("correct {} (the checks below say how)", error.variables.join(", ")),
+            format!(
+                "correct {} (the checks below say how)",
+                error.variables.join(", ")
+            ),
         ),
     }
 }

@@ -47,7 +47,10 @@ async fn the_dual_auth_trap_names_both_methods_variables() {
         ),
         "{serve}"
     );
-    assert!(serve.contains("more than one authorization method"), "{serve}");
+    assert!(
+        serve.contains("more than one authorization method"),
+        "{serve}"
+    );
     doctor.assert(
         "auth.method",
         "fail",
@@ -100,7 +103,12 @@ async fn a_bad_pg_value_names_its_variable() {
         serve.contains("invalid configuration: PGSSLMODE:"),
         "{serve}"
     );
-    doctor.assert("config.load", "fail", &["PGSSLMODE"], &["correct PGSSLMODE"]);
+    doctor.assert(
+        "config.load",
+        "fail",
+        &["PGSSLMODE"],
+        &["correct PGSSLMODE"],
+    );
 }
 
 #[tokio::test]
@@ -112,8 +120,16 @@ async fn a_variable_sqlx_would_read_unseen_is_refused_by_name() {
     ];
     let serve = serve_error(&vars);
     let doctor = doctor(&vars, &["--timeout", "1"], None).await;
-    assert!(serve.contains("invalid configuration: PGSSLCERT:"), "{serve}");
-    doctor.assert("config.load", "fail", &["PGSSLCERT"], &["correct PGSSLCERT"]);
+    assert!(
+        serve.contains("invalid configuration: PGSSLCERT:"),
+        "{serve}"
+    );
+    doctor.assert(
+        "config.load",
+        "fail",
+        &["PGSSLCERT"],
+        &["correct PGSSLCERT"],
+    );
 }
 
 #[tokio::test]

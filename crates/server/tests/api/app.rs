@@ -4,11 +4,11 @@ use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use dbapp_emulator::{EmulatorConfig, EmulatorHandle};
 use dbapp_databricks::Environment;
+use dbapp_emulator::{EmulatorConfig, EmulatorHandle};
+use dbapp_server::Application;
 use dbapp_server::app::AppState;
 use dbapp_server::config::{LogFormat, Settings};
-use dbapp_server::Application;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
