@@ -198,11 +198,12 @@ impl LakebaseSettings {
         }
     }
 
-    /// Connect options for `user`, without a password. Every field is set here from these
+    /// Connect options for `user`, without a password: what the store logs in with (and what
+    /// `dbapp doctor` tries its login with). Every field is set here from these
     /// settings, which were parsed from the environment snapshot: sqlx's constructor reads the
     /// `PG*` variables itself, and the ones it reads that these settings do not model are refused
     /// by [`crate::StoreConfig::from_env`].
-    fn connect_options(&self, user: &str) -> PgConnectOptions {
+    pub fn connect_options(&self, user: &str) -> PgConnectOptions {
         let mut options = PgConnectOptions::new_without_pgpass()
             .host(&self.host)
             .port(self.port)

@@ -10,12 +10,13 @@ use std::time::Duration;
 use chrono::Utc;
 use dbapp_databricks::{Client, ErrorKind};
 use dbapp_store::lakebase::{
-    DEFAULT_DATABASE, DEFAULT_PORT, LakebaseError, looks_like_pat, token_subject,
+    DEFAULT_DATABASE, DEFAULT_PORT, DatabaseConfig, LakebaseError, LakebaseSettings,
+    looks_like_pat, token_subject,
 };
 use dbapp_store::workspace::CredentialTarget;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgSslMode};
+use sqlx::postgres::PgSslMode;
 
 use super::{Check, Input, Status, error_chain};
 
@@ -103,9 +104,6 @@ pub(crate) async fn checks(input: &Input, app: Option<&Client>) -> Vec<Check> {
         format!("PGHOST={host}, port {port}"),
     ));
 
-    let database = vars
-        .get("PGDATABASE")
-        .unwrap_or_else(|| DEFAULT_DATABASE.to_owned());
     out.push(match vars.get("PGDATABASE").as_deref() {
         None => Check::pass(
             "lakebase.database",
@@ -234,19 +232,22 @@ pub(crate) async fn checks(input: &Input, app: Option<&Client>) -> Vec<Check> {
         },
     }
 
-    out.push(match (login, blocked) {
-        (Some((user, password)), false) => {
-            real_login(
-                input,
-                &host,
-                port,
-                &database,
-                ssl.unwrap_or(PgSslMode::Require),
-                &user,
-                &password,
-            )
-            .await
+    // The login uses exactly the connect options the store would: the loader's settings.
+    let loaded = match dbapp_server::config::Settings::load(&input.vars) {
+        Ok(settings) => match settings.store.database {
+            Some(DatabaseConfig::Lakebase(lakebase)) => Some(lakebase),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    out.push(match (login, blocked, loaded) {
+        (Some((user, password)), false, Some(lakebase)) => {
+            real_login(input, &lakebase, &user, &password).await
         }
+        (Some(_), false, None) => Check::skip(
+            "lakebase.login",
+            "not attempted: the settings do not load (see config.load)",
+        ),
         _ => Check::skip(
             "lakebase.login",
             "not attempted: fix the Lakebase failures above first",
@@ -400,28 +401,20 @@ async fn mint(
     (out, user.map(|u| (u, credential.token)))
 }
 
-/// `lakebase.login`: one real Postgres login with the password dbapp would use.
+/// `lakebase.login`: one real Postgres login with the connect options and password the store
+/// would use.
 async fn real_login(
     input: &Input,
-    host: &str,
-    port: u16,
-    database: &str,
-    ssl: PgSslMode,
+    lakebase: &LakebaseSettings,
     user: &str,
     password: &SecretString,
 ) -> Check {
     const ID: &str = "lakebase.login";
-    let mut options = PgConnectOptions::new_without_pgpass()
-        .host(host)
-        .port(port)
-        .username(user)
-        .database(database)
-        .ssl_mode(ssl)
+    let options = lakebase
+        .connect_options(user)
         .application_name("dbapp-doctor")
         .password(password.expose_secret());
-    if let Some(cert) = input.vars.get("PGSSLROOTCERT") {
-        options = options.ssl_root_cert(cert);
-    }
+    let (host, port, database) = (&lakebase.host, lakebase.port, &lakebase.database);
     let target = format!("{host}:{port}/{database} as {user}");
     let attempt = async {
         let mut conn = options.connect().await?;
