@@ -193,47 +193,6 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Calls the emulator's control API.
-    pub(crate) async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        self.http
-            .request(
-                method,
-                format!("{}/_emulator/{path}", self.emulator.base_url()),
-            )
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or(Value::Null)
-    }
-
-    pub(crate) async fn add_fault(&self, rule: Value) {
-        self.control(reqwest::Method::POST, "faults", rule).await;
-    }
-
-    /// Upstream requests the emulator logged under `prefix`.
-    pub(crate) async fn upstream_requests(&self, prefix: &str) -> Vec<Value> {
-        let log = self
-            .http
-            .get(format!(
-                "{}/_emulator/requests?path_prefix={prefix}",
-                self.emulator.base_url()
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
-        log.get("requests")
-            .and_then(Value::as_array)
-            .or_else(|| log.as_array())
-            .cloned()
-            .unwrap_or_default()
-    }
-
     /// Stops the server gracefully and waits for it.
     pub(crate) async fn stop(&mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {

@@ -1,4 +1,5 @@
 use crate::app::{ALICE, assert_error, spawn_app};
+use dbapp_emulator::FaultRule;
 use dbapp_server::ErrorCode;
 
 #[tokio::test]
@@ -109,7 +110,13 @@ async fn an_unreadable_stored_row_is_internal_error_without_details() {
 #[tokio::test]
 async fn a_workspace_denial_is_permission_denied() {
     let app = spawn_app().await;
-    app.add_fault(serde_json::json!({"path": "/api/2.1/unity-catalog/catalogs", "status": 403, "error_code": "PERMISSION_DENIED"})).await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.1/unity-catalog/catalogs")
+                .status(403)
+                .error_code("PERMISSION_DENIED"),
+        )
+        .unwrap();
     assert_error(
         app.get("/api/unity-catalog/catalogs", Some(ALICE))
             .send()
@@ -183,8 +190,12 @@ async fn the_request_deadline_answers_upstream_timeout() {
         ..Default::default()
     })
     .await;
-    app.add_fault(serde_json::json!({"path": "/api/2.0/preview/scim/v2/Me", "latency_ms": 3000}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me")
+                .latency(std::time::Duration::from_millis(3000)),
+        )
+        .unwrap();
 
     // Act
     let started = std::time::Instant::now();

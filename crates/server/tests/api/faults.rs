@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use dbapp_databricks::{AuthType, Config, ConfigSettings, RetryPolicy, SecretString};
+use dbapp_emulator::FaultRule;
 use dbapp_server::config::Settings;
 use serde_json::{Value, json};
 
@@ -39,36 +40,9 @@ async fn spawn_with_call_timeout(timeout: Duration) -> TestApp {
     start_server_with_client(emulator, settings, client, None, None).await
 }
 
-async fn clear_log(app: &TestApp) {
-    app.control(reqwest::Method::DELETE, "requests", json!({}))
-        .await;
-}
-
 /// How often each fault rule fired, summed.
-async fn fault_firings(app: &TestApp) -> u64 {
-    let rules = app
-        .http
-        .get(format!("{}/_emulator/faults", app.emulator.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    let rules = rules
-        .get("faults")
-        .or_else(|| rules.get("rules"))
-        .unwrap_or(&rules);
-    rules
-        .as_array()
-        .expect("a list of rules")
-        .iter()
-        .map(|r| r["fired"].as_u64().unwrap_or(0))
-        .sum()
-}
-
-async fn upstream_count(app: &TestApp, prefix: &str) -> usize {
-    app.upstream_requests(prefix).await.len()
+fn fault_firings(app: &TestApp) -> u64 {
+    app.emulator.faults().iter().map(|f| f.fired).sum()
 }
 
 #[tokio::test]
@@ -76,8 +50,9 @@ async fn a_503_burst_within_the_retries_is_absorbed() {
     // Arrange: the identity is cached; the next two catalog calls answer 503.
     let app = spawn_app().await;
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "status": 503, "count": 2}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).status(503).times(2))
+        .unwrap();
 
     // Act
     let started = Instant::now();
@@ -87,7 +62,7 @@ async fn a_503_burst_within_the_retries_is_absorbed() {
     // Assert: two failures and one success upstream; waits of ~100 + ~200 ms.
     eprintln!("[figure] 503 x2 then 200: {elapsed:?}");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 3);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 3);
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
 }
@@ -97,8 +72,9 @@ async fn a_503_that_persists_is_upstream_error_after_four_attempts() {
     // Arrange
     let app = spawn_app().await;
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "status": 503}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).status(503))
+        .unwrap();
 
     // Act
     let started = Instant::now();
@@ -109,7 +85,7 @@ async fn a_503_that_persists_is_upstream_error_after_four_attempts() {
     eprintln!("[figure] 503 always: {elapsed:?}");
     let body = assert_error(response, 502, "UPSTREAM_ERROR").await;
     assert!(body.get("retry_after").is_none(), "{body}");
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 4);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 4);
     assert!(elapsed >= Duration::from_millis(700), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     let text = body.to_string();
@@ -125,8 +101,13 @@ async fn slow_503s_stop_at_the_retry_budget() {
     // 1.6, 3.3 and 5.1 s; a fourth would start past the 5 s budget, so it never happens.
     let app = spawn_app().await;
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "status": 503, "latency_ms": 1600}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new(UPSTREAM_CATALOGS)
+                .status(503)
+                .latency(Duration::from_millis(1600)),
+        )
+        .unwrap();
 
     // Act
     let started = Instant::now();
@@ -136,7 +117,7 @@ async fn slow_503s_stop_at_the_retry_budget() {
     // Assert
     eprintln!("[figure] slow 503 always: {elapsed:?}");
     assert_error(response, 502, "UPSTREAM_ERROR").await;
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 3);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 3);
     assert!(elapsed >= Duration::from_millis(4800), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(6500), "{elapsed:?}");
 }
@@ -148,8 +129,13 @@ async fn a_429_storm_costs_exactly_one_upstream_call_per_request() {
     for token in [ALICE, BOB, ADMIN] {
         assert_eq!(app.get_json("/api/user/me", Some(token)).await.0, 200);
     }
-    app.add_fault(json!({"path": "/api/2.1/unity-catalog/*", "status": 429, "retry_after": 3}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.1/unity-catalog/*")
+                .status(429)
+                .retry_after_secs(3),
+        )
+        .unwrap();
     let requests = 30;
 
     // Act: 30 concurrent requests, 10 per user.
@@ -168,11 +154,11 @@ async fn a_429_storm_costs_exactly_one_upstream_call_per_request() {
         assert_eq!(body["retry_after"], 3, "{body}");
     }
     assert_eq!(
-        upstream_count(&app, "/api/2.1/unity-catalog").await,
+        app.emulator.requests("/api/2.1/unity-catalog").len(),
         requests
     );
     assert_eq!(
-        upstream_count(&app, SCIM_ME).await,
+        app.emulator.requests(SCIM_ME).len(),
         3,
         "identities stayed cached"
     );
@@ -184,8 +170,9 @@ async fn a_call_slower_than_its_timeout_is_upstream_timeout_on_time() {
     // Arrange: a 300 ms per-call timeout; catalog calls take 5 s.
     let mut app = spawn_with_call_timeout(Duration::from_millis(300)).await;
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "latency_ms": 5000}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).latency(Duration::from_millis(5000)))
+        .unwrap();
 
     // Act
     let started = Instant::now();
@@ -197,7 +184,7 @@ async fn a_call_slower_than_its_timeout_is_upstream_timeout_on_time() {
     assert_error(response, 504, "UPSTREAM_TIMEOUT").await;
     // The emulator logs a request when it answers, which these never do: count the fault's
     // firings instead.
-    assert_eq!(fault_firings(&app).await, 4);
+    assert_eq!(fault_firings(&app), 4);
     assert!(elapsed >= Duration::from_millis(1800), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     // No stuck task: nothing is left in flight, so a graceful stop is immediate.
@@ -219,8 +206,9 @@ async fn the_request_deadline_cuts_a_slow_resource_call_and_the_server_keeps_ser
     })
     .await;
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "latency_ms": 4000}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).latency(Duration::from_millis(4000)))
+        .unwrap();
 
     // Act: five slow requests at once.
     let started = Instant::now();
@@ -247,24 +235,26 @@ async fn dropped_connections_are_retried_then_upstream_error() {
     // Arrange
     let app = spawn_app().await;
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "drop_connection": true, "count": 2}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).drop_connection().times(2))
+        .unwrap();
 
     // Act / Assert: two drops are absorbed by retries.
     let (status, body) = app.get_json(CATALOGS, Some(ALICE)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 3);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 3);
 
     // Arrange: every connection is dropped.
-    clear_log(&app).await;
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "drop_connection": true}))
-        .await;
+    app.emulator.clear_requests();
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).drop_connection())
+        .unwrap();
 
     // Act / Assert
     let started = Instant::now();
     let response = app.get(CATALOGS, Some(ALICE)).send().await.unwrap();
     assert_error(response, 502, "UPSTREAM_ERROR").await;
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 4);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 4);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -272,8 +262,9 @@ async fn dropped_connections_are_retried_then_upstream_error() {
 async fn scim_down_fails_identity_while_health_and_ready_stay_green() {
     // Arrange: SCIM drops every connection (the app's own M2M login still works).
     let app = spawn_app().await;
-    app.add_fault(json!({"path": SCIM_ME, "drop_connection": true}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new(SCIM_ME).drop_connection())
+        .unwrap();
 
     // Act
     let me = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
@@ -283,14 +274,13 @@ async fn scim_down_fails_identity_while_health_and_ready_stay_green() {
     // Assert: /ready checks the store and the app's credentials, not per-user SCIM lookups,
     // so a SCIM outage leaves it green; identity needs four attempts before failing.
     assert_error(me, 502, "AUTH_USER_IDENTITY_FAILED").await;
-    assert_eq!(upstream_count(&app, SCIM_ME).await, 4);
+    assert_eq!(app.emulator.requests(SCIM_ME).len(), 4);
     assert_eq!(health, 200, "{health_body}");
     assert_eq!(ready, 200, "{ready_body}");
     assert_eq!(ready_body["checks"]["credentials"], "ok");
 
     // And recovery is immediate once SCIM is back: no breaker, nothing negative cached.
-    app.control(reqwest::Method::DELETE, "faults", json!({}))
-        .await;
+    app.emulator.clear_faults();
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
 }
 
@@ -298,8 +288,12 @@ async fn scim_down_fails_identity_while_health_and_ready_stay_green() {
 async fn shutdown_under_load_finishes_every_in_flight_request() {
     // Arrange: twelve slow invocations from three users are in flight.
     let mut app = spawn_app().await;
-    app.add_fault(json!({"path": "/serving-endpoints/echo/invocations", "latency_ms": 600}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/serving-endpoints/echo/invocations")
+                .latency(Duration::from_millis(600)),
+        )
+        .unwrap();
     let in_flight: Vec<_> = (0..12)
         .map(|i| {
             let request = app
@@ -314,7 +308,7 @@ async fn shutdown_under_load_finishes_every_in_flight_request() {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while upstream_count(&app, "/serving-endpoints/echo").await < 12 && Instant::now() < deadline {
+    while app.emulator.requests("/serving-endpoints/echo").len() < 12 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 

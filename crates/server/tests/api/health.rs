@@ -1,3 +1,5 @@
+use dbapp_emulator::FaultRule;
+
 use crate::app::{ALICE, Options, assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -31,8 +33,9 @@ async fn ready_checks_the_store_and_the_app_credentials() {
 async fn ready_is_503_naming_the_failing_check() {
     // Arrange: the app's M2M token endpoint fails.
     let app = spawn_app().await;
-    app.add_fault(serde_json::json!({"path": "/oidc/v1/token", "status": 401}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new("/oidc/v1/token").status(401))
+        .unwrap();
 
     // Act
     let (status, body) = app.get_json("/ready", None).await;

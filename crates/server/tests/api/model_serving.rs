@@ -1,3 +1,4 @@
+use dbapp_emulator::FaultRule;
 use serde_json::json;
 
 use crate::app::{ALICE, BOB, assert_error, spawn_app};
@@ -20,8 +21,12 @@ async fn serving_endpoints_are_listed_as_the_user() {
     assert_eq!(echo["model_name"], "main.default.echo_model");
     let not_ready = items.iter().find(|e| e["name"] == "not-ready").unwrap();
     assert_eq!(not_ready["state"], "NOT_READY");
-    let calls = app.upstream_requests("/api/2.0/serving-endpoints").await;
-    assert!(calls.iter().all(|c| c["principal"] == "alice@example.com"));
+    let calls = app.emulator.requests("/api/2.0/serving-endpoints");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.principal.as_deref() == Some("alice@example.com"))
+    );
 }
 
 #[tokio::test]
@@ -98,8 +103,8 @@ async fn every_invocation_outcome_is_recorded_for_its_caller_only() {
     assert_error(missing, 404, "ENDPOINT_NOT_FOUND").await;
     assert_error(bad, 400, "INVALID_REQUEST").await;
     assert!(
-        app.upstream_requests("/serving-endpoints/not-ready/invocations")
-            .await
+        app.emulator
+            .requests("/serving-endpoints/not-ready/invocations")
             .is_empty()
     );
     let (_, logs) = app.get_json("/api/model-serving/logs", Some(ALICE)).await;
@@ -126,8 +131,12 @@ async fn every_invocation_outcome_is_recorded_for_its_caller_only() {
 #[tokio::test]
 async fn a_slow_model_is_model_timeout_and_recorded_as_timeout() {
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/serving-endpoints/echo/invocations", "latency_ms": 3000}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/serving-endpoints/echo/invocations")
+                .latency(std::time::Duration::from_millis(3000)),
+        )
+        .unwrap();
     let response = app
         .request(
             reqwest::Method::POST,

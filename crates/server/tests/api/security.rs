@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use dbapp_emulator::FaultRule;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -52,17 +53,6 @@ fn encode(raw: &str) -> String {
             }
         })
         .collect()
-}
-
-async fn mint(app: &TestApp, principal: &str, ttl_secs: u64) -> String {
-    let minted = app
-        .control(
-            Method::POST,
-            "tokens",
-            json!({"principal": principal, "ttl_secs": ttl_secs}),
-        )
-        .await;
-    minted["token"].as_str().expect("a minted token").to_owned()
 }
 
 #[tokio::test]
@@ -186,13 +176,20 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
 async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
     // Arrange: fixture tokens, minted ones (one later expired, one revoked), made-up ones.
     let app = spawn_app().await;
-    let minted = mint(&app, "alice@example.com", 600).await;
-    let expired = mint(&app, "bob@example.com", 600).await;
-    let revoked = mint(&app, "admin@example.com", 600).await;
-    app.control(Method::POST, "tokens/expire", json!({"token": expired}))
-        .await;
-    app.control(Method::POST, "tokens/revoke", json!({"token": revoked}))
-        .await;
+    let minted = app
+        .emulator
+        .mint_token("alice@example.com", Duration::from_secs(600))
+        .unwrap();
+    let expired = app
+        .emulator
+        .mint_token("bob@example.com", Duration::from_secs(600))
+        .unwrap();
+    let revoked = app
+        .emulator
+        .mint_token("admin@example.com", Duration::from_secs(600))
+        .unwrap();
+    app.emulator.expire_token(&expired).await.unwrap();
+    app.emulator.revoke_token(&revoked).await.unwrap();
     let secrets = [
         ALICE,
         BOB,
@@ -231,8 +228,13 @@ async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
         "/api/v1/metrics/performance",
         "/api/nope",
     ];
-    app.add_fault(json!({"path": "/api/2.0/serving-endpoints", "status": 503, "count": 10}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/serving-endpoints")
+                .status(503)
+                .times(10),
+        )
+        .unwrap();
     let mut outputs = Vec::new();
     let correlation = "secret-scan";
 
@@ -294,9 +296,11 @@ async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
 async fn metrics_and_admin_routes_refuse_missing_invalid_and_non_admin_tokens() {
     // Arrange
     let app = spawn_app().await;
-    let expired = mint(&app, "admin@example.com", 600).await;
-    app.control(Method::POST, "tokens/expire", json!({"token": expired}))
-        .await;
+    let expired = app
+        .emulator
+        .mint_token("admin@example.com", Duration::from_secs(600))
+        .unwrap();
+    app.emulator.expire_token(&expired).await.unwrap();
     let admin_routes = [
         "/api/v1/metrics/performance",
         "/api/v1/metrics/usage",
@@ -347,7 +351,12 @@ async fn the_identity_cache_never_serves_one_tokens_identity_for_another() {
     let mut cases: Vec<(String, Option<&str>)> = Vec::new();
     for (token, email) in USERS {
         cases.push((token.to_owned(), Some(email)));
-        cases.push((mint(&app, email, 600).await, Some(email)));
+        cases.push((
+            app.emulator
+                .mint_token(email, Duration::from_secs(600))
+                .unwrap(),
+            Some(email),
+        ));
     }
     for near in [
         "dev-token-alicf",
@@ -392,20 +401,22 @@ async fn the_identity_cache_honours_its_ttl_and_a_revoked_token_stops_within_it(
         ..Options::default()
     })
     .await;
-    let token = mint(&app, "bob@example.com", 600).await;
+    let token = app
+        .emulator
+        .mint_token("bob@example.com", Duration::from_secs(600))
+        .unwrap();
 
     // Act / Assert: three quick requests cost one lookup; after the TTL, one more.
     for _ in 0..3 {
         assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
     }
-    assert_eq!(app.upstream_requests(SCIM_ME).await.len(), 1);
+    assert_eq!(app.emulator.requests(SCIM_ME).len(), 1);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
-    assert_eq!(app.upstream_requests(SCIM_ME).await.len(), 2);
+    assert_eq!(app.emulator.requests(SCIM_ME).len(), 2);
 
     // Act: revoke it while its identity is cached, and poll.
-    app.control(Method::POST, "tokens/revoke", json!({"token": token}))
-        .await;
+    app.emulator.revoke_token(&token).await.unwrap();
     let revoked_at = Instant::now();
     let refused_after = loop {
         let response = app.get("/api/user/me", Some(&token)).send().await.unwrap();
@@ -439,8 +450,13 @@ async fn the_identity_cache_honours_its_ttl_and_a_revoked_token_stops_within_it(
 async fn one_users_failures_never_lock_out_the_others() {
     // Arrange: SCIM fails for bob only, and a flood of bad tokens arrives first.
     let app = spawn_app().await;
-    app.add_fault(json!({"path": SCIM_ME, "principal": "bob@example.com", "status": 503}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new(SCIM_ME)
+                .principal("bob@example.com")
+                .status(503),
+        )
+        .unwrap();
     for batch in 0..5 {
         let bad = futures_util::future::join_all((0..40).map(|i| {
             app.get("/api/user/me", Some(&format!("bad-token-{batch}-{i}")))
@@ -472,10 +488,10 @@ async fn one_users_failures_never_lock_out_the_others() {
     assert_eq!(admin, 200);
     assert!(started.elapsed() < Duration::from_secs(1));
     let alice_lookups = app
-        .upstream_requests(SCIM_ME)
-        .await
+        .emulator
+        .requests(SCIM_ME)
         .iter()
-        .filter(|r| r["principal"] == "alice@example.com")
+        .filter(|r| r.principal.as_deref() == Some("alice@example.com"))
         .count();
     assert_eq!(alice_lookups, 1);
 }
@@ -554,7 +570,7 @@ async fn oversized_tokens_and_headers_are_refused_without_an_upstream_call() {
         huge_headers.is_empty() || status.starts_with('4'),
         "{huge_headers:.300}"
     );
-    assert!(app.upstream_requests("/api/").await.is_empty());
+    assert!(app.emulator.requests("/api/").is_empty());
     assert_eq!(app.get_json("/health", None).await.0, 200);
 }
 
@@ -736,7 +752,7 @@ async fn injection_attempts_on_path_segments_are_refused_and_never_reach_sql() {
     // Arrange: alice's identity is cached, and the upstream log is then cleared.
     let app = spawn_app().await;
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.control(Method::DELETE, "requests", json!({})).await;
+    app.emulator.clear_requests();
     let corpus = injection_corpus();
     let mut refused = 0;
 
@@ -774,17 +790,9 @@ async fn injection_attempts_on_path_segments_are_refused_and_never_reach_sql() {
 
     // Assert: nothing at all reached SQL, Unity Catalog or the identity lookup.
     assert_eq!(refused, corpus.len() * 6 + 2);
-    assert!(
-        app.upstream_requests("/api/2.0/sql/statements")
-            .await
-            .is_empty()
-    );
-    assert!(
-        app.upstream_requests("/api/2.1/unity-catalog")
-            .await
-            .is_empty()
-    );
-    assert!(app.upstream_requests("/api/").await.is_empty());
+    assert!(app.emulator.requests("/api/2.0/sql/statements").is_empty());
+    assert!(app.emulator.requests("/api/2.1/unity-catalog").is_empty());
+    assert!(app.emulator.requests("/api/").is_empty());
 }
 
 #[tokio::test]
@@ -792,7 +800,7 @@ async fn injection_attempts_on_preference_keys_and_endpoint_names_are_refused() 
     // Arrange
     let app = spawn_app().await;
     assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.control(Method::DELETE, "requests", json!({})).await;
+    app.emulator.clear_requests();
     let mut corpus = injection_corpus();
     corpus.extend(["Theme", "1key", "_key", "key'", "k\u{0307}"].map(str::to_owned));
     corpus.push(format!("k{}", "a".repeat(100)));
@@ -850,7 +858,7 @@ async fn injection_attempts_on_preference_keys_and_endpoint_names_are_refused() 
     // Assert: no preference was written, nothing reached the workspace.
     let (_, list) = app.get_json("/api/preferences", Some(ALICE)).await;
     assert_eq!(list["items"], json!([]));
-    assert!(app.upstream_requests("/").await.is_empty());
+    assert!(app.emulator.requests("/").is_empty());
 }
 
 #[tokio::test]
@@ -896,7 +904,7 @@ async fn struct_bodies_written_as_arrays_are_refused() {
         let response = usage(body).await.unwrap();
         assert_error(response, 400, "INVALID_REQUEST").await;
     }
-    assert!(app.upstream_requests("/serving-endpoints").await.is_empty());
+    assert!(app.emulator.requests("/serving-endpoints").is_empty());
     let (_, count) = app
         .get_json("/api/v1/metrics/usage/count?time_range=24h", Some(ALICE))
         .await;

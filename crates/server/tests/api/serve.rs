@@ -1,3 +1,4 @@
+use dbapp_emulator::FaultRule;
 use serde_json::json;
 
 use crate::app::{ALICE, spawn_app};
@@ -23,8 +24,12 @@ async fn http2_cleartext_is_served_with_prior_knowledge() {
 async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     // Arrange: a model call that takes 500 ms upstream.
     let mut app = spawn_app().await;
-    app.add_fault(json!({"path": "/serving-endpoints/echo/invocations", "latency_ms": 500}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/serving-endpoints/echo/invocations")
+                .latency(std::time::Duration::from_millis(500)),
+        )
+        .unwrap();
     let in_flight = app
         .request(
             reqwest::Method::POST,
@@ -36,10 +41,7 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     let in_flight = tokio::spawn(in_flight);
     // The request has reached the emulator once the fault has fired.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while app
-        .upstream_requests("/serving-endpoints/echo")
-        .await
-        .is_empty()
+    while app.emulator.requests("/serving-endpoints/echo").is_empty()
         && std::time::Instant::now() < deadline
     {
         tokio::task::yield_now().await;

@@ -1,3 +1,4 @@
+use dbapp_emulator::FaultRule;
 use serde_json::json;
 
 use crate::app::{ADMIN, ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
@@ -102,31 +103,18 @@ async fn missing_empty_and_malformed_tokens_are_refused_before_any_call() {
         "AUTH_INVALID",
     )
     .await;
-    assert!(
-        app.upstream_requests("/api/2.0/preview/scim")
-            .await
-            .is_empty()
-    );
+    assert!(app.emulator.requests("/api/2.0/preview/scim").is_empty());
 }
 
 #[tokio::test]
 async fn an_unknown_token_is_auth_invalid_and_an_expired_one_auth_expired() {
     // Arrange
     let app = spawn_app().await;
-    let minted = app
-        .control(
-            reqwest::Method::POST,
-            "tokens",
-            json!({"principal": "alice@example.com", "ttl_secs": 600}),
-        )
-        .await;
-    let token = minted["token"].as_str().unwrap().to_owned();
-    app.control(
-        reqwest::Method::POST,
-        "tokens/expire",
-        json!({"token": token}),
-    )
-    .await;
+    let token = app
+        .emulator
+        .mint_token("alice@example.com", std::time::Duration::from_secs(600))
+        .unwrap();
+    app.emulator.expire_token(&token).await.unwrap();
 
     // Act / Assert
     assert_error(
@@ -155,29 +143,16 @@ async fn a_token_that_expires_mid_session_is_refused_and_the_next_works_at_once(
     })
     .await;
     let first = app
-        .control(
-            reqwest::Method::POST,
-            "tokens",
-            json!({"principal": "alice@example.com", "ttl_secs": 600}),
-        )
-        .await;
-    let first = first["token"].as_str().unwrap().to_owned();
+        .emulator
+        .mint_token("alice@example.com", std::time::Duration::from_secs(600))
+        .unwrap();
     let (status, _) = app.get_json("/api/user/me", Some(&first)).await;
     assert_eq!(status, 200);
-    app.control(
-        reqwest::Method::POST,
-        "tokens/expire",
-        json!({"token": first}),
-    )
-    .await;
+    app.emulator.expire_token(&first).await.unwrap();
     let second = app
-        .control(
-            reqwest::Method::POST,
-            "tokens",
-            json!({"principal": "alice@example.com", "ttl_secs": 600}),
-        )
-        .await;
-    let second = second["token"].as_str().unwrap().to_owned();
+        .emulator
+        .mint_token("alice@example.com", std::time::Duration::from_secs(600))
+        .unwrap();
 
     // Act / Assert
     assert_error(
@@ -214,8 +189,13 @@ async fn a_forwarded_email_must_match_the_identity() {
 async fn identity_lookups_are_retried_on_503_and_then_cached() {
     // Arrange: SCIM Me fails twice with 503.
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503, "count": 2}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me")
+                .status(503)
+                .times(2),
+        )
+        .unwrap();
 
     // Act
     let started = std::time::Instant::now();
@@ -226,7 +206,7 @@ async fn identity_lookups_are_retried_on_503_and_then_cached() {
     // Assert: three attempts (waits of ~100 and ~200 ms), then one cache hit.
     assert_eq!(status, 200, "{body}");
     assert_eq!(again, 200);
-    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    let calls = app.emulator.requests("/api/2.0/preview/scim/v2/Me");
     assert_eq!(calls.len(), 3, "{calls:?}");
     assert!(
         elapsed >= std::time::Duration::from_millis(300),
@@ -238,15 +218,16 @@ async fn identity_lookups_are_retried_on_503_and_then_cached() {
 #[tokio::test]
 async fn identity_lookups_that_keep_failing_are_auth_user_identity_failed() {
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new("/api/2.0/preview/scim/v2/Me").status(503))
+        .unwrap();
     assert_error(
         app.get("/api/user/me", Some(ALICE)).send().await.unwrap(),
         502,
         "AUTH_USER_IDENTITY_FAILED",
     )
     .await;
-    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    let calls = app.emulator.requests("/api/2.0/preview/scim/v2/Me");
     assert_eq!(calls.len(), 4, "one call and three retries");
 }
 
@@ -254,8 +235,13 @@ async fn identity_lookups_that_keep_failing_are_auth_user_identity_failed() {
 async fn a_rate_limited_identity_lookup_fails_at_once_with_retry_after() {
     // Arrange
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 429, "retry_after": 17}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me")
+                .status(429)
+                .retry_after_secs(17),
+        )
+        .unwrap();
 
     // Act
     let response = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
@@ -264,9 +250,7 @@ async fn a_rate_limited_identity_lookup_fails_at_once_with_retry_after() {
     let body = assert_error(response, 429, "AUTH_RATE_LIMITED").await;
     assert_eq!(body["retry_after"], 17);
     assert_eq!(
-        app.upstream_requests("/api/2.0/preview/scim/v2/Me")
-            .await
-            .len(),
+        app.emulator.requests("/api/2.0/preview/scim/v2/Me").len(),
         1
     );
 }
@@ -305,8 +289,13 @@ async fn concurrent_requests_retry_independently_with_distinct_correlation_ids()
         ..Options::default()
     })
     .await;
-    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503, "count": 2}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me")
+                .status(503)
+                .times(2),
+        )
+        .unwrap();
 
     // Act
     let (a, b) = tokio::join!(
@@ -321,10 +310,10 @@ async fn concurrent_requests_retry_independently_with_distinct_correlation_ids()
     // Assert
     assert_eq!(a.unwrap().status(), 200);
     assert_eq!(b.unwrap().status(), 200);
-    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    let calls = app.emulator.requests("/api/2.0/preview/scim/v2/Me");
     let ids: Vec<&str> = calls
         .iter()
-        .filter_map(|c| c["correlation_id"].as_str())
+        .filter_map(|c| c.correlation_id.as_deref())
         .collect();
     assert_eq!(calls.len(), 4, "{calls:?}");
     assert!(
