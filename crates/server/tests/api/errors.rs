@@ -48,7 +48,7 @@ async fn non_api_paths_serve_the_ui_placeholder() {
 #[tokio::test]
 async fn security_headers_are_set() {
     let app = spawn_app().await;
-    let response = app.get("/health", None).send().await.unwrap();
+    let response = app.health().send().await;
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert_eq!(response.headers()["x-frame-options"], "DENY");
 }
@@ -96,11 +96,7 @@ async fn an_unreadable_stored_row_is_internal_error_without_details() {
         .unwrap();
 
     // Act
-    let response = app
-        .get("/api/model-serving/logs", Some(ALICE))
-        .send()
-        .await
-        .unwrap();
+    let response = app.list_inference_logs(ALICE, "").send().await;
 
     // Assert
     let body = assert_error(response, 500, "INTERNAL_ERROR").await;
@@ -118,10 +114,7 @@ async fn a_workspace_denial_is_permission_denied() {
         )
         .unwrap();
     assert_error(
-        app.get("/api/unity-catalog/catalogs", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
+        app.list_catalogs(ALICE, "").send().await,
         403,
         "PERMISSION_DENIED",
     )
@@ -199,7 +192,7 @@ async fn the_request_deadline_answers_upstream_timeout() {
 
     // Act
     let started = std::time::Instant::now();
-    let response = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
+    let response = app.me(ALICE).send().await;
 
     // Assert
     assert_error(response, 504, "UPSTREAM_TIMEOUT").await;

@@ -49,7 +49,7 @@ fn fault_firings(app: &TestApp) -> u64 {
 async fn a_503_burst_within_the_retries_is_absorbed() {
     // Arrange: the identity is cached; the next two catalog calls answer 503.
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
     app.emulator
         .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).status(503).times(2))
         .unwrap();
@@ -71,7 +71,7 @@ async fn a_503_burst_within_the_retries_is_absorbed() {
 async fn a_503_that_persists_is_upstream_error_after_four_attempts() {
     // Arrange
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
     app.emulator
         .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).status(503))
         .unwrap();
@@ -100,7 +100,7 @@ async fn slow_503s_stop_at_the_retry_budget() {
     // Arrange: every catalog call takes 1.6 s and then answers 503. Attempts end at about
     // 1.6, 3.3 and 5.1 s; a fourth would start past the 5 s budget, so it never happens.
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
     app.emulator
         .inject_fault(
             FaultRule::new(UPSTREAM_CATALOGS)
@@ -127,7 +127,7 @@ async fn a_429_storm_costs_exactly_one_upstream_call_per_request() {
     // Arrange: three users with cached identities; every catalog call is rate-limited.
     let app = spawn_app().await;
     for token in [ALICE, BOB, ADMIN] {
-        assert_eq!(app.get_json("/api/user/me", Some(token)).await.0, 200);
+        assert_eq!(app.me(token).json().await.0, 200);
     }
     app.emulator
         .inject_fault(
@@ -169,7 +169,7 @@ async fn a_429_storm_costs_exactly_one_upstream_call_per_request() {
 async fn a_call_slower_than_its_timeout_is_upstream_timeout_on_time() {
     // Arrange: a 300 ms per-call timeout; catalog calls take 5 s.
     let mut app = spawn_with_call_timeout(Duration::from_millis(300)).await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
     app.emulator
         .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).latency(Duration::from_millis(5000)))
         .unwrap();
@@ -205,7 +205,7 @@ async fn the_request_deadline_cuts_a_slow_resource_call_and_the_server_keeps_ser
         ..Default::default()
     })
     .await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
     app.emulator
         .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).latency(Duration::from_millis(4000)))
         .unwrap();
@@ -224,7 +224,7 @@ async fn the_request_deadline_cuts_a_slow_resource_call_and_the_server_keeps_ser
         assert_error(response, 504, "UPSTREAM_TIMEOUT").await;
     }
     assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
-    assert_eq!(app.get_json("/api/user/me", Some(BOB)).await.0, 200);
+    assert_eq!(app.me(BOB).json().await.0, 200);
     let stopping = Instant::now();
     app.stop().await.unwrap();
     assert!(stopping.elapsed() < Duration::from_secs(2));
@@ -234,7 +234,7 @@ async fn the_request_deadline_cuts_a_slow_resource_call_and_the_server_keeps_ser
 async fn dropped_connections_are_retried_then_upstream_error() {
     // Arrange
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
     app.emulator
         .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).drop_connection().times(2))
         .unwrap();
@@ -267,9 +267,9 @@ async fn scim_down_fails_identity_while_health_and_ready_stay_green() {
         .unwrap();
 
     // Act
-    let me = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
-    let (health, health_body) = app.get_json("/health", None).await;
-    let (ready, ready_body) = app.get_json("/ready", None).await;
+    let me = app.me(ALICE).send().await;
+    let (health, health_body) = app.health().json().await;
+    let (ready, ready_body) = app.ready().json().await;
 
     // Assert: /ready checks the store and the app's credentials, not per-user SCIM lookups,
     // so a SCIM outage leaves it green; identity needs four attempts before failing.
@@ -281,7 +281,7 @@ async fn scim_down_fails_identity_while_health_and_ready_stay_green() {
 
     // And recovery is immediate once SCIM is back: no breaker, nothing negative cached.
     app.emulator.clear_faults();
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
 }
 
 #[tokio::test]
@@ -297,12 +297,11 @@ async fn shutdown_under_load_finishes_every_in_flight_request() {
     let in_flight: Vec<_> = (0..12)
         .map(|i| {
             let request = app
-                .request(
-                    reqwest::Method::POST,
-                    "/api/model-serving/endpoints/echo/invocations",
+                .invoke(
                     [ALICE, BOB, ADMIN][i % 3],
+                    "echo",
+                    &json!({"inputs": {"i": i}}),
                 )
-                .json(&json!({"inputs": {"i": i}}))
                 .send();
             tokio::spawn(request)
         })
@@ -317,7 +316,7 @@ async fn shutdown_under_load_finishes_every_in_flight_request() {
 
     // Assert: every accepted request completed with its own answer.
     for (i, handle) in in_flight.into_iter().enumerate() {
-        let response = handle.await.unwrap().unwrap();
+        let response = handle.await.unwrap();
         assert_eq!(response.status(), 200, "request {i}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["predictions"]["i"], i, "{body}");

@@ -42,17 +42,11 @@ async fn preferences_are_isolated_on_lakebase_reached_with_the_apps_identity() {
 
     // Act
     let put = app
-        .request(reqwest::Method::PUT, "/api/preferences/theme", ALICE)
-        .json(&json!("dark"))
+        .put_preference(ALICE, "theme", &json!("dark"))
         .send()
-        .await
-        .unwrap();
-    let bob = app
-        .get("/api/preferences/theme", Some(BOB))
-        .send()
-        .await
-        .unwrap();
-    let (_, alice) = app.get_json("/api/preferences/theme", Some(ALICE)).await;
+        .await;
+    let bob = app.get_preference(BOB, "theme").send().await;
+    let (_, alice) = app.get_preference(ALICE, "theme").json().await;
 
     // Assert
     assert_eq!(put.status(), 201);

@@ -70,16 +70,10 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
         let user = rng.below(USERS.len());
         let (token, email) = USERS[user];
         let key = keys[rng.below(keys.len())];
-        let path = format!("/api/preferences/{key}");
         match rng.below(6) {
             0 | 1 => {
                 let value = json!({"owner": email, "step": step});
-                let response = app
-                    .request(Method::PUT, &path, token)
-                    .json(&value)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = app.put_preference(token, key, &value).send().await;
                 let expected = if prefs.contains_key(&(user, key)) {
                     200
                 } else {
@@ -95,7 +89,7 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
                 prefs.insert((user, key), value);
             }
             2 => {
-                let response = app.get(&path, Some(token)).send().await.unwrap();
+                let response = app.get_preference(token, key).send().await;
                 match prefs.get(&(user, key)) {
                     Some(value) => {
                         assert_eq!(response.status(), 200, "step {step}");
@@ -108,11 +102,7 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
                 }
             }
             3 => {
-                let response = app
-                    .request(Method::DELETE, &path, token)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = app.delete_preference(token, key).send().await;
                 if prefs.remove(&(user, key)).is_some() {
                     assert_eq!(response.status(), 204, "step {step}");
                 } else {
@@ -121,21 +111,19 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
             }
             4 => {
                 let response = app
-                    .request(
-                        Method::POST,
-                        "/api/model-serving/endpoints/echo/invocations",
+                    .invoke(
                         token,
+                        "echo",
+                        &json!({"inputs": {"owner": email, "step": step}}),
                     )
-                    .json(&json!({"inputs": {"owner": email, "step": step}}))
                     .send()
-                    .await
-                    .unwrap();
+                    .await;
                 assert_eq!(response.status(), 200, "step {step}");
                 let body: Value = response.json().await.unwrap();
                 history[user].insert(body["request_id"].as_str().unwrap().to_owned());
             }
             _ => {
-                let (_, list) = app.get_json("/api/preferences", Some(token)).await;
+                let (_, list) = app.list_preferences(token).json().await;
                 let seen: BTreeMap<&str, &Value> = list["items"]
                     .as_array()
                     .unwrap()
@@ -148,9 +136,7 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
                     .map(|((_, k), v)| (*k, v))
                     .collect();
                 assert_eq!(seen, expected, "step {step}: list as {email}");
-                let (_, logs) = app
-                    .get_json("/api/model-serving/logs?limit=1000", Some(token))
-                    .await;
+                let (_, logs) = app.list_inference_logs(token, "?limit=1000").json().await;
                 let items = logs["items"].as_array().unwrap();
                 let ids: BTreeSet<String> = items
                     .iter()
@@ -164,7 +150,7 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
 
     // Assert: a final full comparison for everyone.
     for (user, (token, email)) in USERS.iter().enumerate() {
-        let (_, list) = app.get_json("/api/preferences", Some(token)).await;
+        let (_, list) = app.list_preferences(token).json().await;
         for item in list["items"].as_array().unwrap() {
             assert_eq!(item["value"]["owner"], *email, "{item}");
             assert!(prefs.contains_key(&(user, item["key"].as_str().unwrap())));
@@ -269,7 +255,7 @@ async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
             outputs.push(response.text().await.unwrap());
         }
     }
-    let metrics = app.get_text("/metrics", Some(ADMIN)).await;
+    let metrics = app.metrics(ADMIN).text().await;
 
     // Assert: the scan is not vacuous, and nothing anywhere holds a secret.
     let logs = captured_logs();
@@ -333,14 +319,7 @@ async fn metrics_and_admin_routes_refuse_missing_invalid_and_non_admin_tokens() 
         assert_eq!(app.get_json(path, Some(ADMIN)).await.0, 200, "{path}");
     }
     // `/metrics` needs an identity, not an admin (API.md).
-    assert_eq!(
-        app.get("/metrics", Some(BOB))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.metrics(BOB).send().await.status(), 200);
 }
 
 #[tokio::test]
@@ -408,18 +387,18 @@ async fn the_identity_cache_honours_its_ttl_and_a_revoked_token_stops_within_it(
 
     // Act / Assert: three quick requests cost one lookup; after the TTL, one more.
     for _ in 0..3 {
-        assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
+        assert_eq!(app.me(&token).json().await.0, 200);
     }
     assert_eq!(app.emulator.requests(SCIM_ME).len(), 1);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
+    assert_eq!(app.me(&token).json().await.0, 200);
     assert_eq!(app.emulator.requests(SCIM_ME).len(), 2);
 
     // Act: revoke it while its identity is cached, and poll.
     app.emulator.revoke_token(&token).await.unwrap();
     let revoked_at = Instant::now();
     let refused_after = loop {
-        let response = app.get("/api/user/me", Some(&token)).send().await.unwrap();
+        let response = app.me(&token).send().await;
         if response.status() == 401 {
             assert_error(response, 401, "AUTH_INVALID").await;
             break revoked_at.elapsed();
@@ -438,12 +417,7 @@ async fn the_identity_cache_honours_its_ttl_and_a_revoked_token_stops_within_it(
         refused_after <= Duration::from_millis(1500),
         "{refused_after:?}"
     );
-    assert_error(
-        app.get("/api/user/me", Some(&token)).send().await.unwrap(),
-        401,
-        "AUTH_INVALID",
-    )
-    .await;
+    assert_error(app.me(&token).send().await, 401, "AUTH_INVALID").await;
 }
 
 #[tokio::test]
@@ -468,20 +442,13 @@ async fn one_users_failures_never_lock_out_the_others() {
         }
     }
     for _ in 0..3 {
-        assert_error(
-            app.get("/api/user/me", Some(BOB)).send().await.unwrap(),
-            502,
-            "AUTH_USER_IDENTITY_FAILED",
-        )
-        .await;
+        assert_error(app.me(BOB).send().await, 502, "AUTH_USER_IDENTITY_FAILED").await;
     }
 
     // Act
     let started = Instant::now();
-    let (alice, body) = app.get_json("/api/user/me", Some(ALICE)).await;
-    let (admin, _) = app
-        .get_json("/api/unity-catalog/catalogs", Some(ADMIN))
-        .await;
+    let (alice, body) = app.me(ALICE).json().await;
+    let (admin, _) = app.list_catalogs(ADMIN, "").json().await;
 
     // Assert: served at once, with no retry of their own lookups.
     assert_eq!(alice, 200, "{body}");
@@ -537,7 +504,7 @@ async fn bodies_over_1_mib_are_refused_with_or_without_a_length() {
     assert_eq!(body["detail"]["limit_bytes"], 1024 * 1024);
     assert!(streamed.starts_with("HTTP/1.1 413"), "{streamed:.300}");
     assert!(streamed.contains("PAYLOAD_TOO_LARGE"), "{streamed:.600}");
-    assert_eq!(app.get_json("/health", None).await.0, 200);
+    assert_eq!(app.health().json().await.0, 200);
 }
 
 #[tokio::test]
@@ -547,11 +514,7 @@ async fn oversized_tokens_and_headers_are_refused_without_an_upstream_call() {
     let token = "t".repeat(64 * 1024);
 
     // Act
-    let long_token = app
-        .get("/api/unity-catalog/catalogs", Some(&token))
-        .send()
-        .await
-        .unwrap();
+    let long_token = app.list_catalogs(&token, "").send().await;
     let huge_headers = raw_request(
         &app,
         format!(
@@ -571,7 +534,7 @@ async fn oversized_tokens_and_headers_are_refused_without_an_upstream_call() {
         "{huge_headers:.300}"
     );
     assert!(app.emulator.requests("/api/").is_empty());
-    assert_eq!(app.get_json("/health", None).await.0, 200);
+    assert_eq!(app.health().json().await.0, 200);
 }
 
 #[tokio::test]
@@ -751,7 +714,7 @@ fn injection_corpus() -> Vec<String> {
 async fn injection_attempts_on_path_segments_are_refused_and_never_reach_sql() {
     // Arrange: alice's identity is cached, and the upstream log is then cleared.
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
     app.emulator.clear_requests();
     let corpus = injection_corpus();
     let mut refused = 0;
@@ -799,7 +762,7 @@ async fn injection_attempts_on_path_segments_are_refused_and_never_reach_sql() {
 async fn injection_attempts_on_preference_keys_and_endpoint_names_are_refused() {
     // Arrange
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    assert_eq!(app.me(ALICE).json().await.0, 200);
     app.emulator.clear_requests();
     let mut corpus = injection_corpus();
     corpus.extend(["Theme", "1key", "_key", "key'", "k\u{0307}"].map(str::to_owned));
@@ -856,7 +819,7 @@ async fn injection_attempts_on_preference_keys_and_endpoint_names_are_refused() 
     }
 
     // Assert: no preference was written, nothing reached the workspace.
-    let (_, list) = app.get_json("/api/preferences", Some(ALICE)).await;
+    let (_, list) = app.list_preferences(ALICE).json().await;
     assert_eq!(list["items"], json!([]));
     assert!(app.emulator.requests("/").is_empty());
 }
@@ -905,9 +868,7 @@ async fn struct_bodies_written_as_arrays_are_refused() {
         assert_error(response, 400, "INVALID_REQUEST").await;
     }
     assert!(app.emulator.requests("/serving-endpoints").is_empty());
-    let (_, count) = app
-        .get_json("/api/v1/metrics/usage/count?time_range=24h", Some(ALICE))
-        .await;
+    let (_, count) = app.usage_count(ALICE, "?time_range=24h").json().await;
     assert_eq!(count["count"], 0, "{count}");
     // The object forms still work.
     assert_eq!(invoke("{\"inputs\": [1]}").await.unwrap().status(), 200);

@@ -31,12 +31,7 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
         )
         .unwrap();
     let in_flight = app
-        .request(
-            reqwest::Method::POST,
-            "/api/model-serving/endpoints/echo/invocations",
-            ALICE,
-        )
-        .json(&json!({"inputs": {"x": 1}}))
+        .invoke(ALICE, "echo", &json!({"inputs": {"x": 1}}))
         .send();
     let in_flight = tokio::spawn(in_flight);
     // The request has reached the emulator once the fault has fired.
@@ -53,7 +48,7 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     let stopped_after = started.elapsed();
 
     // Assert
-    let response = in_flight.await.unwrap().unwrap();
+    let response = in_flight.await.unwrap();
     assert_eq!(response.status(), 200, "the in-flight request finished");
     assert!(stopped_after < std::time::Duration::from_secs(15));
     assert!(

@@ -17,10 +17,8 @@ async fn alice_and_bob_see_different_catalogs_and_schemas() {
     let app = spawn_app().await;
 
     // Act
-    let (_, alice) = app
-        .get_json("/api/unity-catalog/catalogs", Some(ALICE))
-        .await;
-    let (_, bob) = app.get_json("/api/unity-catalog/catalogs", Some(BOB)).await;
+    let (_, alice) = app.list_catalogs(ALICE, "").json().await;
+    let (_, bob) = app.list_catalogs(BOB, "").json().await;
     let (_, alice_schemas) = app
         .get_json("/api/unity-catalog/catalogs/main/schemas", Some(ALICE))
         .await;
@@ -59,9 +57,7 @@ async fn pages_follow_limit_and_tokens_across_empty_upstream_pages() {
             s.default_page_size = 1;
         })
         .unwrap();
-    let (_, everything) = app
-        .get_json("/api/unity-catalog/catalogs?limit=1000", Some(ALICE))
-        .await;
+    let (_, everything) = app.list_catalogs(ALICE, "?limit=1000").json().await;
     let all = names(&everything);
     assert!(all.len() >= 2, "{everything}");
 
@@ -78,9 +74,7 @@ async fn pages_follow_limit_and_tokens_across_empty_upstream_pages() {
             None => break,
         }
     }
-    let (_, skipped) = app
-        .get_json("/api/unity-catalog/catalogs?offset=1&limit=1", Some(ALICE))
-        .await;
+    let (_, skipped) = app.list_catalogs(ALICE, "?offset=1&limit=1").json().await;
 
     // Assert
     assert_eq!(seen, all);
@@ -286,7 +280,7 @@ async fn rows_without_a_warehouse_are_warehouse_not_configured() {
 async fn a_429_fails_at_once_after_exactly_one_upstream_call() {
     // Arrange
     let app = spawn_app().await;
-    app.get_json("/api/user/me", Some(ALICE)).await; // identity cached
+    app.me(ALICE).json().await; // identity cached
     app.emulator
         .inject_fault(
             FaultRule::new("/api/2.1/unity-catalog/*")
@@ -296,11 +290,7 @@ async fn a_429_fails_at_once_after_exactly_one_upstream_call() {
         .unwrap();
 
     // Act
-    let response = app
-        .get("/api/unity-catalog/catalogs", Some(ALICE))
-        .send()
-        .await
-        .unwrap();
+    let response = app.list_catalogs(ALICE, "").send().await;
 
     // Assert
     let body = assert_error(response, 429, "RATE_LIMITED").await;
@@ -315,10 +305,7 @@ async fn upstream_failures_and_timeouts_have_their_codes() {
         .inject_fault(FaultRule::new("/api/2.1/unity-catalog/catalogs").status(500))
         .unwrap();
     assert_error(
-        app.get("/api/unity-catalog/catalogs", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
+        app.list_catalogs(ALICE, "").send().await,
         502,
         "UPSTREAM_ERROR",
     )
@@ -328,10 +315,7 @@ async fn upstream_failures_and_timeouts_have_their_codes() {
         .inject_fault(FaultRule::new("/api/2.1/unity-catalog/catalogs").status(504))
         .unwrap();
     assert_error(
-        app.get("/api/unity-catalog/catalogs", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
+        app.list_catalogs(ALICE, "").send().await,
         504,
         "UPSTREAM_TIMEOUT",
     )
@@ -346,23 +330,15 @@ async fn an_expired_token_on_a_resource_call_is_auth_expired() {
         .emulator
         .mint_token("bob@example.com", std::time::Duration::from_secs(600))
         .unwrap();
-    assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
+    assert_eq!(app.me(&token).json().await.0, 200);
     app.emulator.expire_token(&token).await.unwrap();
 
     // Act / Assert: refused on the resource call, and at once on the next identity check.
     assert_error(
-        app.get("/api/unity-catalog/catalogs", Some(&token))
-            .send()
-            .await
-            .unwrap(),
+        app.list_catalogs(&token, "").send().await,
         401,
         "AUTH_EXPIRED",
     )
     .await;
-    assert_error(
-        app.get("/api/user/me", Some(&token)).send().await.unwrap(),
-        401,
-        "AUTH_EXPIRED",
-    )
-    .await;
+    assert_error(app.me(&token).send().await, 401, "AUTH_EXPIRED").await;
 }

@@ -9,7 +9,7 @@ async fn me_returns_the_caller_with_auth_method_obo() {
     let app = spawn_app().await;
 
     // Act
-    let (status, body) = app.get_json("/api/user/me", Some(ALICE)).await;
+    let (status, body) = app.me(ALICE).json().await;
 
     // Assert
     assert_eq!(status, 200, "{body}");
@@ -26,9 +26,9 @@ async fn me_returns_the_caller_with_auth_method_obo() {
 #[tokio::test]
 async fn admins_are_members_of_the_admin_groups() {
     let app = spawn_app().await;
-    let (_, admin) = app.get_json("/api/user/me", Some(ADMIN)).await;
+    let (_, admin) = app.me(ADMIN).json().await;
     assert_eq!(admin["is_admin"], true, "{admin}");
-    let (_, bob) = app.get_json("/api/user/me", Some(BOB)).await;
+    let (_, bob) = app.me(BOB).json().await;
     assert_eq!(bob["is_admin"], false);
 }
 
@@ -39,7 +39,7 @@ async fn admin_groups_are_configurable() {
         ..Options::default()
     })
     .await;
-    let (_, admin) = app.get_json("/api/user/me", Some(ADMIN)).await;
+    let (_, admin) = app.me(ADMIN).json().await;
     assert_eq!(admin["is_admin"], false);
 }
 
@@ -63,11 +63,11 @@ async fn auth_status_is_never_an_error() {
         none,
         json!({"authenticated": false, "auth_method": "obo", "has_user_identity": false, "user_id": null})
     );
-    let (status, bad) = app.get_json("/api/user/auth/status", Some("nope")).await;
+    let (status, bad) = app.auth_status("nope").json().await;
     assert_eq!(status, 200);
     assert_eq!(bad["authenticated"], false);
     assert_eq!(bad["has_user_identity"], true);
-    let (_, good) = app.get_json("/api/user/auth/status", Some(ALICE)).await;
+    let (_, good) = app.auth_status(ALICE).json().await;
     assert_eq!(good["authenticated"], true);
     assert_eq!(good["user_id"], "alice@example.com");
 }
@@ -84,25 +84,10 @@ async fn missing_empty_and_malformed_tokens_are_refused_before_any_call() {
         "AUTH_MISSING",
     )
     .await;
-    assert_error(
-        app.get("/api/user/me", Some("   ")).send().await.unwrap(),
-        401,
-        "AUTH_MISSING",
-    )
-    .await;
+    assert_error(app.me("   ").send().await, 401, "AUTH_MISSING").await;
     let long = "x".repeat(8 * 1024 + 1);
-    assert_error(
-        app.get("/api/user/me", Some(&long)).send().await.unwrap(),
-        401,
-        "AUTH_INVALID",
-    )
-    .await;
-    assert_error(
-        app.get("/api/user/me", Some("a\tb")).send().await.unwrap(),
-        401,
-        "AUTH_INVALID",
-    )
-    .await;
+    assert_error(app.me(&long).send().await, 401, "AUTH_INVALID").await;
+    assert_error(app.me("a\tb").send().await, 401, "AUTH_INVALID").await;
     assert!(app.emulator.requests("/api/2.0/preview/scim").is_empty());
 }
 
@@ -117,21 +102,8 @@ async fn an_unknown_token_is_auth_invalid_and_an_expired_one_auth_expired() {
     app.emulator.expire_token(&token).await.unwrap();
 
     // Act / Assert
-    assert_error(
-        app.get("/api/user/me", Some("unknown"))
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "AUTH_INVALID",
-    )
-    .await;
-    assert_error(
-        app.get("/api/user/me", Some(&token)).send().await.unwrap(),
-        401,
-        "AUTH_EXPIRED",
-    )
-    .await;
+    assert_error(app.me("unknown").send().await, 401, "AUTH_INVALID").await;
+    assert_error(app.me(&token).send().await, 401, "AUTH_EXPIRED").await;
 }
 
 #[tokio::test]
@@ -146,7 +118,7 @@ async fn a_token_that_expires_mid_session_is_refused_and_the_next_works_at_once(
         .emulator
         .mint_token("alice@example.com", std::time::Duration::from_secs(600))
         .unwrap();
-    let (status, _) = app.get_json("/api/user/me", Some(&first)).await;
+    let (status, _) = app.me(&first).json().await;
     assert_eq!(status, 200);
     app.emulator.expire_token(&first).await.unwrap();
     let second = app
@@ -155,13 +127,8 @@ async fn a_token_that_expires_mid_session_is_refused_and_the_next_works_at_once(
         .unwrap();
 
     // Act / Assert
-    assert_error(
-        app.get("/api/user/me", Some(&first)).send().await.unwrap(),
-        401,
-        "AUTH_EXPIRED",
-    )
-    .await;
-    let (status, body) = app.get_json("/api/user/me", Some(&second)).await;
+    assert_error(app.me(&first).send().await, 401, "AUTH_EXPIRED").await;
+    let (status, body) = app.me(&second).json().await;
     assert_eq!(status, 200);
     assert_eq!(body["user_id"], "alice@example.com");
 }
@@ -199,9 +166,9 @@ async fn identity_lookups_are_retried_on_503_and_then_cached() {
 
     // Act
     let started = std::time::Instant::now();
-    let (status, body) = app.get_json("/api/user/me", Some(ALICE)).await;
+    let (status, body) = app.me(ALICE).json().await;
     let elapsed = started.elapsed();
-    let (again, _) = app.get_json("/api/user/me", Some(ALICE)).await;
+    let (again, _) = app.me(ALICE).json().await;
 
     // Assert: three attempts (waits of ~100 and ~200 ms), then one cache hit.
     assert_eq!(status, 200, "{body}");
@@ -221,12 +188,7 @@ async fn identity_lookups_that_keep_failing_are_auth_user_identity_failed() {
     app.emulator
         .inject_fault(FaultRule::new("/api/2.0/preview/scim/v2/Me").status(503))
         .unwrap();
-    assert_error(
-        app.get("/api/user/me", Some(ALICE)).send().await.unwrap(),
-        502,
-        "AUTH_USER_IDENTITY_FAILED",
-    )
-    .await;
+    assert_error(app.me(ALICE).send().await, 502, "AUTH_USER_IDENTITY_FAILED").await;
     let calls = app.emulator.requests("/api/2.0/preview/scim/v2/Me");
     assert_eq!(calls.len(), 4, "one call and three retries");
 }
@@ -244,7 +206,7 @@ async fn a_rate_limited_identity_lookup_fails_at_once_with_retry_after() {
         .unwrap();
 
     // Act
-    let response = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
+    let response = app.me(ALICE).send().await;
 
     // Assert
     let body = assert_error(response, 429, "AUTH_RATE_LIMITED").await;
