@@ -1,3 +1,8 @@
+//! The HTTP edge: unknown routes and methods, security headers, correlation ids, CORS, and how
+//! workspace denials and the request deadline become error envelopes.
+
+use std::time::Duration;
+
 use crate::app::{ALICE, assert_error, spawn_app};
 use dbapp_emulator::FaultRule;
 use dbapp_server::ErrorCode;
@@ -185,8 +190,7 @@ async fn the_request_deadline_answers_upstream_timeout() {
     .await;
     app.emulator
         .inject_fault(
-            FaultRule::new("/api/2.0/preview/scim/v2/Me")
-                .latency(std::time::Duration::from_millis(3000)),
+            FaultRule::new("/api/2.0/preview/scim/v2/Me").latency(Duration::from_millis(3000)),
         )
         .unwrap();
 
@@ -196,5 +200,5 @@ async fn the_request_deadline_answers_upstream_timeout() {
 
     // Assert
     assert_error(response, 504, "UPSTREAM_TIMEOUT").await;
-    assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+    assert!(started.elapsed() < Duration::from_millis(2500));
 }

@@ -1,3 +1,6 @@
+//! `/health`, `/ready` and `/metrics`: what each reports, who may read the metrics, and the
+//! labels they carry.
+
 use dbapp_emulator::FaultRule;
 
 use crate::app::{ALICE, Options, assert_error, spawn_app, spawn_app_with};

@@ -1,3 +1,6 @@
+//! The preferences store on Lakebase: a private Postgres cluster whose logins are the
+//! emulator's minted credentials, reached with the app's identity.
+
 use dbapp_emulator::EmulatorConfig;
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
 use dbapp_server::app::client_for;

@@ -1,3 +1,5 @@
+//! The JSON log lines: flat, one per request, and never containing a token.
+
 use crate::app::{ADMIN, ALICE, BOB, captured_logs, spawn_app};
 
 #[tokio::test]

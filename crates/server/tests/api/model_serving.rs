@@ -1,3 +1,6 @@
+//! Model Serving: listing endpoints as the user, schemas, invocations and their inference log,
+//! timeouts, and envelope checks.
+
 use dbapp_emulator::FaultRule;
 use serde_json::json;
 

@@ -1,3 +1,6 @@
+//! Preferences: upsert, read, list and delete per user, validation, and a missing or
+//! unreachable store.
+
 use serde_json::json;
 
 use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};

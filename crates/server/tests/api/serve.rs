@@ -1,3 +1,5 @@
+//! The server loop: HTTP/2 cleartext, and graceful shutdown with requests in flight.
+
 use dbapp_emulator::FaultRule;
 use serde_json::json;
 

@@ -1,3 +1,6 @@
+//! Unity Catalog: catalogs, schemas and tables as the user, pagination, identifiers, table rows
+//! through the SQL warehouse, and upstream failures.
+
 use dbapp_emulator::FaultRule;
 
 use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};

@@ -1,3 +1,5 @@
+//! Usage events (JSON and beacon text), their validation, and the admin dashboards.
+
 use serde_json::json;
 
 use crate::app::{ADMIN, ALICE, BOB, assert_error, spawn_app};

@@ -1,3 +1,8 @@
+//! The caller's identity: `/api/user/me`, auth status, token checks, and SCIM lookups retried,
+//! cached and rate limited.
+
+use std::time::Duration;
+
 use dbapp_emulator::FaultRule;
 use serde_json::json;
 
@@ -97,7 +102,7 @@ async fn an_unknown_token_is_auth_invalid_and_an_expired_one_auth_expired() {
     let app = spawn_app().await;
     let token = app
         .emulator
-        .mint_token("alice@example.com", std::time::Duration::from_secs(600))
+        .mint_token("alice@example.com", Duration::from_secs(600))
         .unwrap();
     app.emulator.expire_token(&token).await.unwrap();
 
@@ -116,14 +121,14 @@ async fn a_token_that_expires_mid_session_is_refused_and_the_next_works_at_once(
     .await;
     let first = app
         .emulator
-        .mint_token("alice@example.com", std::time::Duration::from_secs(600))
+        .mint_token("alice@example.com", Duration::from_secs(600))
         .unwrap();
     let (status, _) = app.me(&first).json().await;
     assert_eq!(status, 200);
     app.emulator.expire_token(&first).await.unwrap();
     let second = app
         .emulator
-        .mint_token("alice@example.com", std::time::Duration::from_secs(600))
+        .mint_token("alice@example.com", Duration::from_secs(600))
         .unwrap();
 
     // Act / Assert
@@ -175,11 +180,8 @@ async fn identity_lookups_are_retried_on_503_and_then_cached() {
     assert_eq!(again, 200);
     let calls = app.emulator.requests("/api/2.0/preview/scim/v2/Me");
     assert_eq!(calls.len(), 3, "{calls:?}");
-    assert!(
-        elapsed >= std::time::Duration::from_millis(300),
-        "{elapsed:?}"
-    );
-    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
 
 #[tokio::test]
