@@ -1,32 +1,244 @@
-//! The `/_emulator/` control API, for tests and demos. It needs no token and is never subject to
-//! faults or logged. `docs/emulator.md` documents each route:
+//! The control surface tests use to steer a running emulator: inject faults, change run-time
+//! settings, mint, expire and revoke tokens, read the request log, reset.
 //!
-//! | route | what it does |
-//! |---|---|
-//! | `GET /_emulator/info` | base URL, workspace id, current settings |
-//! | `GET`/`PUT /_emulator/config` | read / patch the run-time [`Settings`] (a partial JSON object) |
-//! | `POST /_emulator/faults` | add a fault rule (see `faults`); returns its `id` |
-//! | `GET`/`DELETE /_emulator/faults` | list rules with how often each fired / remove all |
-//! | `DELETE /_emulator/faults/{id}` | remove one rule |
-//! | `POST /_emulator/tokens` | mint a JWT-shaped token for a principal: `{"principal", "ttl_secs"}` |
-//! | `POST /_emulator/tokens/expire` | `{"token"}`: the token is expired from now on (a Lakebase credential also stops logging in to Postgres) |
-//! | `POST /_emulator/tokens/revoke` | `{"token"}`: the token is unknown from now on (likewise) |
-//! | `GET`/`DELETE /_emulator/requests` | the request log (`?path_prefix=`, `?since=<seq>`) / clear it |
-//! | `POST /_emulator/reset` | tokens, statements, faults, settings and log as at start |
+//! Each operation is written once, as a method of the shared state, and reached two ways:
+//! in process through the typed methods of [`EmulatorHandle`] (what Rust tests call), and over
+//! HTTP under `/_emulator/` (for the Python SDK tests, demos and any other client). The HTTP
+//! routes need no token, are never subject to faults and are not logged. `docs/emulator.md`
+//! documents each route:
+//!
+//! | route | what it does | typed method |
+//! |---|---|---|
+//! | `GET /_emulator/info` | base URL, workspace id, current settings | [`EmulatorHandle::settings`] |
+//! | `GET`/`PUT /_emulator/config` | read / patch the run-time [`Settings`] (a partial JSON object) | [`EmulatorHandle::update_settings`] |
+//! | `POST /_emulator/faults` | add a [`FaultRule`]; returns its `id` | [`EmulatorHandle::inject_fault`] |
+//! | `GET`/`DELETE /_emulator/faults` | list rules with how often each fired / remove all | [`EmulatorHandle::faults`], [`EmulatorHandle::clear_faults`] |
+//! | `DELETE /_emulator/faults/{id}` | remove one rule | - |
+//! | `POST /_emulator/tokens` | mint a JWT-shaped token for a principal: `{"principal", "ttl_secs"}` | [`EmulatorHandle::mint_token`] |
+//! | `POST /_emulator/tokens/expire` | `{"token"}`: the token is expired from now on (a Lakebase credential also stops logging in to Postgres) | [`EmulatorHandle::expire_token`] |
+//! | `POST /_emulator/tokens/revoke` | `{"token"}`: the token is unknown from now on (likewise) | [`EmulatorHandle::revoke_token`] |
+//! | `GET`/`DELETE /_emulator/requests` | the request log (`?path_prefix=`, `?since=<seq>`) / clear it | [`EmulatorHandle::requests`], [`EmulatorHandle::clear_requests`] |
+//! | `POST /_emulator/reset` | tokens, statements, faults, settings and log as at start | [`EmulatorHandle::reset`] |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::EmulatorHandle;
 use crate::error::ApiError;
-use crate::faults::FaultSpec;
+use crate::faults::{ActiveFault, FaultRule};
 use crate::fixture::Settings;
+use crate::lakebase::LakebaseError;
 use crate::routes::{JsonBody, QueryParams};
-use crate::state::{Emulator, lock};
+use crate::state::{Emulator, LoggedRequest, lock};
+
+/// Why a control operation was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    /// The fault rule or settings are not valid (`400 INVALID_PARAMETER_VALUE` over HTTP).
+    #[error("{0}")]
+    Invalid(String),
+    /// The fixture has no such principal (`404` over HTTP).
+    #[error("no principal {0}")]
+    UnknownPrincipal(String),
+    /// The emulator never issued this token (`404` over HTTP).
+    #[error("no such token")]
+    UnknownToken,
+    /// No fault rule has this id (`404` over HTTP).
+    #[error("no fault rule {0}")]
+    UnknownFault(u64),
+    /// Postgres refused to change a Lakebase login (`500` over HTTP).
+    #[error(transparent)]
+    Lakebase(#[from] LakebaseError),
+}
+
+impl From<ControlError> for ApiError {
+    fn from(error: ControlError) -> Self {
+        match error {
+            ControlError::Invalid(message) => ApiError::bad_request(message),
+            ControlError::UnknownPrincipal(_)
+            | ControlError::UnknownToken
+            | ControlError::UnknownFault(_) => {
+                ApiError::not_found("RESOURCE_DOES_NOT_EXIST", error.to_string())
+            }
+            ControlError::Lakebase(error) => error.into(),
+        }
+    }
+}
+
+/// The operations themselves, shared by the typed methods and the HTTP routes.
+impl Emulator {
+    fn add_fault(&self, rule: FaultRule) -> Result<u64, ControlError> {
+        lock(&self.faults).add(rule)
+    }
+
+    fn faults(&self) -> Vec<ActiveFault> {
+        lock(&self.faults).list().to_vec()
+    }
+
+    fn clear_faults(&self) {
+        lock(&self.faults).clear();
+    }
+
+    /// Applies `edit` to a copy of the settings and keeps the result if it is valid.
+    fn update_settings(
+        &self,
+        edit: impl FnOnce(&mut Settings) -> Result<(), ControlError>,
+    ) -> Result<Settings, ControlError> {
+        let mut settings = lock(&self.settings);
+        let mut updated = settings.clone();
+        edit(&mut updated)?;
+        if updated.default_page_size == 0
+            || updated.max_page_size == 0
+            || updated.sql_chunk_rows == 0
+        {
+            return Err(ControlError::Invalid(
+                "page sizes and sql_chunk_rows must be at least 1".into(),
+            ));
+        }
+        *settings = updated.clone();
+        Ok(updated)
+    }
+
+    fn mint_for(
+        &self,
+        principal: &str,
+        ttl: Duration,
+    ) -> Result<(String, DateTime<Utc>), ControlError> {
+        let principal = self
+            .principals
+            .get(principal)
+            .ok_or_else(|| ControlError::UnknownPrincipal(principal.to_owned()))?;
+        Ok(self.mint_token(principal, ttl, "workspace"))
+    }
+
+    /// Expires (`revoke == false`) or revokes a token, and its Postgres login if it is one.
+    async fn change_token(&self, token: &str, revoke: bool) -> Result<(), ControlError> {
+        if !self.update_token(token, revoke) {
+            return Err(ControlError::UnknownToken);
+        }
+        // A Lakebase credential that is a role's password must stop opening Postgres sessions too.
+        if let Some(lakebase) = &self.lakebase {
+            lakebase.logins().await.expire(token).await?;
+        }
+        Ok(())
+    }
+
+    fn logged_requests(&self, path_prefix: Option<&str>, since: Option<u64>) -> Vec<LoggedRequest> {
+        lock(&self.log)
+            .entries()
+            .filter(|r| since.is_none_or(|s| r.seq > s))
+            .filter(|r| path_prefix.is_none_or(|p| r.path.starts_with(p)))
+            .cloned()
+            .collect()
+    }
+
+    fn clear_log(&self) {
+        lock(&self.log).clear();
+    }
+}
+
+/// Typed control methods: the `/_emulator/` API without HTTP, for tests in the same process.
+impl EmulatorHandle {
+    /// Adds a fault rule after the ones already in force and returns its id.
+    ///
+    /// # Errors
+    /// [`ControlError::Invalid`] when the probability is outside `0..=1` or the status is not a
+    /// valid final status (below 200 or above 999).
+    pub fn inject_fault(&self, rule: FaultRule) -> Result<u64, ControlError> {
+        self.emulator.add_fault(rule)
+    }
+
+    /// The rules in force, in the order they are tried, with how often each fired.
+    pub fn faults(&self) -> Vec<ActiveFault> {
+        self.emulator.faults()
+    }
+
+    /// Removes every fault rule.
+    pub fn clear_faults(&self) {
+        self.emulator.clear_faults();
+    }
+
+    /// A copy of the current run-time settings.
+    pub fn settings(&self) -> Settings {
+        self.emulator.settings()
+    }
+
+    /// Changes the run-time settings with `edit` and returns the result, e.g.
+    /// `handle.update_settings(|s| s.sql_chunk_rows = 10)`.
+    ///
+    /// # Errors
+    /// [`ControlError::Invalid`] when a page size or `sql_chunk_rows` would be 0; the settings
+    /// are then unchanged.
+    pub fn update_settings(
+        &self,
+        edit: impl FnOnce(&mut Settings),
+    ) -> Result<Settings, ControlError> {
+        self.emulator.update_settings(|settings| {
+            edit(settings);
+            Ok(())
+        })
+    }
+
+    /// Mints a JWT-shaped OAuth token for a principal (user name or application id) that
+    /// expires after `ttl`.
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownPrincipal`] when the fixture has no such principal;
+    /// [`ControlError::Invalid`] when `ttl` is too large to represent.
+    pub fn mint_token(
+        &self,
+        principal: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String, ControlError> {
+        let ttl = Duration::from_std(ttl)
+            .map_err(|_| ControlError::Invalid(format!("ttl {ttl:?} is out of range")))?;
+        let (token, _) = self.emulator.mint_for(principal, ttl)?;
+        Ok(token)
+    }
+
+    /// Makes a token expired from now on: the workspace APIs refuse it (an OAuth token with
+    /// "JWT has expired"), and a Lakebase credential stops opening Postgres sessions.
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownToken`] for a token the emulator never issued;
+    /// [`ControlError::Lakebase`] when Postgres refuses to drop the login.
+    pub async fn expire_token(&self, token: &str) -> Result<(), ControlError> {
+        self.emulator.change_token(token, false).await
+    }
+
+    /// Revokes a token: from now on it is refused as unknown ("Invalid access token.").
+    ///
+    /// # Errors
+    /// As [`EmulatorHandle::expire_token`].
+    pub async fn revoke_token(&self, token: &str) -> Result<(), ControlError> {
+        self.emulator.change_token(token, true).await
+    }
+
+    /// The logged workspace requests whose path starts with `path_prefix`, oldest first
+    /// (`"/"` for all). Control calls are never logged.
+    pub fn requests(&self, path_prefix: &str) -> Vec<LoggedRequest> {
+        self.emulator.logged_requests(Some(path_prefix), None)
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.emulator.clear_log();
+    }
+
+    /// Returns tokens, statements, faults, settings and the request log to their state at start.
+    ///
+    /// # Errors
+    /// [`ControlError::Lakebase`] when Postgres refuses to drop the logins of minted credentials.
+    pub async fn reset(&self) -> Result<(), ControlError> {
+        Ok(self.emulator.reset().await?)
+    }
+}
 
 pub(crate) fn router() -> Router<Emulator> {
     Router::new()
@@ -62,43 +274,38 @@ async fn put_config(
     State(emulator): State<Emulator>,
     JsonBody(patch): JsonBody<serde_json::Map<String, Value>>,
 ) -> Result<Json<Settings>, ApiError> {
-    let mut settings = lock(&emulator.settings);
-    let mut merged =
-        serde_json::to_value(&*settings).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let object = merged
-        .as_object_mut()
-        .ok_or_else(|| ApiError::bad_request("settings"))?;
-    for (key, value) in patch {
-        if !object.contains_key(&key) {
-            return Err(ApiError::bad_request(format!("unknown setting {key}")));
+    let invalid = |e: serde_json::Error| ControlError::Invalid(e.to_string());
+    let updated = emulator.update_settings(|settings| {
+        let mut merged = serde_json::to_value(&*settings).map_err(invalid)?;
+        let object = merged
+            .as_object_mut()
+            .ok_or_else(|| ControlError::Invalid("settings".into()))?;
+        for (key, value) in patch {
+            if !object.contains_key(&key) {
+                return Err(ControlError::Invalid(format!("unknown setting {key}")));
+            }
+            object.insert(key, value);
         }
-        object.insert(key, value);
-    }
-    let updated: Settings =
-        serde_json::from_value(merged).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    if updated.default_page_size == 0 || updated.max_page_size == 0 || updated.sql_chunk_rows == 0 {
-        return Err(ApiError::bad_request(
-            "page sizes and sql_chunk_rows must be at least 1",
-        ));
-    }
-    *settings = updated.clone();
+        *settings = serde_json::from_value(merged).map_err(invalid)?;
+        Ok(())
+    })?;
     Ok(Json(updated))
 }
 
 async fn add_fault(
     State(emulator): State<Emulator>,
-    JsonBody(spec): JsonBody<FaultSpec>,
+    JsonBody(rule): JsonBody<FaultRule>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let id = lock(&emulator.faults).add(spec)?;
+    let id = emulator.add_fault(rule)?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
 async fn list_faults(State(emulator): State<Emulator>) -> Json<Value> {
-    Json(json!({ "faults": lock(&emulator.faults).list() }))
+    Json(json!({ "faults": emulator.faults() }))
 }
 
 async fn clear_faults(State(emulator): State<Emulator>) -> StatusCode {
-    lock(&emulator.faults).clear();
+    emulator.clear_faults();
     StatusCode::NO_CONTENT
 }
 
@@ -109,10 +316,7 @@ async fn remove_fault(
     if lock(&emulator.faults).remove(id) {
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(
-            "RESOURCE_DOES_NOT_EXIST",
-            format!("no fault rule {id}"),
-        ))
+        Err(ControlError::UnknownFault(id).into())
     }
 }
 
@@ -132,18 +336,8 @@ async fn mint_token(
     State(emulator): State<Emulator>,
     JsonBody(request): JsonBody<MintRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let principal = emulator
-        .principals
-        .get(&request.principal)
-        .cloned()
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "RESOURCE_DOES_NOT_EXIST",
-                format!("no principal {}", request.principal),
-            )
-        })?;
     let (token, expires_at) =
-        emulator.mint_token(&principal, Duration::seconds(request.ttl_secs), "workspace");
+        emulator.mint_for(&request.principal, Duration::seconds(request.ttl_secs))?;
     Ok(Json(
         json!({ "token": token, "expires_at": expires_at.to_rfc3339() }),
     ))
@@ -159,31 +353,15 @@ async fn expire_token(
     State(emulator): State<Emulator>,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<StatusCode, ApiError> {
-    change_token(&emulator, &request.token, false).await
+    emulator.change_token(&request.token, false).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn revoke_token(
     State(emulator): State<Emulator>,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<StatusCode, ApiError> {
-    change_token(&emulator, &request.token, true).await
-}
-
-async fn change_token(
-    emulator: &Emulator,
-    token: &str,
-    revoke: bool,
-) -> Result<StatusCode, ApiError> {
-    if !emulator.update_token(token, revoke) {
-        return Err(ApiError::not_found(
-            "RESOURCE_DOES_NOT_EXIST",
-            "no such token",
-        ));
-    }
-    // A Lakebase credential that is a role's password must stop opening Postgres sessions too.
-    if let Some(lakebase) = &emulator.lakebase {
-        lakebase.logins().await.expire(token).await?;
-    }
+    emulator.change_token(&request.token, true).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -197,30 +375,16 @@ async fn list_requests(
     State(emulator): State<Emulator>,
     QueryParams(query): QueryParams<LogQuery>,
 ) -> Json<Value> {
-    let log = lock(&emulator.log);
-    let requests: Vec<_> = log
-        .entries()
-        .filter(|r| query.since.is_none_or(|s| r.seq > s))
-        .filter(|r| {
-            query
-                .path_prefix
-                .as_deref()
-                .is_none_or(|p| r.path.starts_with(p))
-        })
-        .collect();
+    let requests = emulator.logged_requests(query.path_prefix.as_deref(), query.since);
     Json(json!({ "requests": requests }))
 }
 
 async fn clear_requests(State(emulator): State<Emulator>) -> StatusCode {
-    lock(&emulator.log).clear();
+    emulator.clear_log();
     StatusCode::NO_CONTENT
 }
 
 async fn reset(State(emulator): State<Emulator>) -> Result<StatusCode, ApiError> {
-    emulator.reset();
-    // Minted tokens are unknown after a reset, so none may remain a Postgres password.
-    if let Some(lakebase) = &emulator.lakebase {
-        lakebase.logins().await.expire_all().await?;
-    }
+    emulator.reset().await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,9 @@
 //! with `status` (and a Databricks error body, or the raw `body` given), or — with neither —
 //! lets the request through. Rules are tried in the order they were added; the first that fires
 //! wins. `/_emulator/` itself is never subject to faults.
+//!
+//! A rule is a [`FaultRule`]: built with its methods by tests in process, or posted as JSON to
+//! `POST /_emulator/faults` (the field names are the wire names below).
 
 use std::time::Duration;
 
@@ -21,67 +24,192 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::{PrincipalSlot, bearer_token};
+use crate::control::ControlError;
 use crate::error::{ApiError, default_code};
 use crate::state::{Emulator, lock};
 
-/// A fault rule as posted to `POST /_emulator/faults`.
+/// A fault rule: what to match and what to do when it fires.
+///
+/// The same type is the body of `POST /_emulator/faults` and the argument of
+/// [`EmulatorHandle::inject_fault`](crate::EmulatorHandle::inject_fault), so both accept exactly
+/// the same rules. Build one with [`FaultRule::new`] and the methods below:
+///
+/// ```
+/// use dbapp_emulator::FaultRule;
+///
+/// // Two 503s on SCIM Me, then the real answer.
+/// let rule = FaultRule::new("/api/2.0/preview/scim/v2/Me").status(503).times(2);
+/// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct FaultSpec {
+pub struct FaultRule {
     /// Path pattern, e.g. `/api/2.1/unity-catalog/*`.
-    pub(crate) path: String,
+    path: String,
     /// Only this HTTP method (any when absent).
     #[serde(default)]
-    pub(crate) method: Option<String>,
+    method: Option<String>,
     /// Only requests whose token belongs to this principal (user name or application id).
     #[serde(default)]
-    pub(crate) principal: Option<String>,
+    principal: Option<String>,
     /// Fire this many times, then stop matching.
     #[serde(default)]
-    pub(crate) count: Option<u32>,
+    count: Option<u32>,
     /// Fire with this probability (0..=1) on each match.
     #[serde(default)]
-    pub(crate) probability: Option<f64>,
+    probability: Option<f64>,
     /// Answer with this status.
     #[serde(default)]
-    pub(crate) status: Option<u16>,
+    status: Option<u16>,
     /// `error_code` of the body; the usual code for the status when absent.
     #[serde(default)]
-    pub(crate) error_code: Option<String>,
+    error_code: Option<String>,
     /// `message` of the body.
     #[serde(default)]
-    pub(crate) message: Option<String>,
+    message: Option<String>,
     /// A raw body instead of the Databricks error body: a JSON string is sent as text (with
     /// `content_type`, default `text/plain`), anything else as JSON.
     #[serde(default)]
-    pub(crate) body: Option<Value>,
+    body: Option<Value>,
     /// Content type of a raw string `body`.
     #[serde(default)]
-    pub(crate) content_type: Option<String>,
+    content_type: Option<String>,
     /// `Retry-After` header, in seconds.
     #[serde(default)]
-    pub(crate) retry_after: Option<u32>,
+    retry_after: Option<u32>,
     /// Delay before answering (or before letting the request through).
     #[serde(default)]
-    pub(crate) latency_ms: u64,
+    latency_ms: u64,
     /// Close the connection without answering.
     #[serde(default)]
-    pub(crate) drop_connection: bool,
+    drop_connection: bool,
 }
 
-/// A rule with its id and the number of times it fired.
+impl FaultRule {
+    /// A rule for requests whose path matches `pattern` (`*` matches any run of characters,
+    /// `/` included). Alone it fires on every match and changes nothing; add an effect.
+    pub fn new(pattern: impl Into<String>) -> Self {
+        Self {
+            path: pattern.into(),
+            method: None,
+            principal: None,
+            count: None,
+            probability: None,
+            status: None,
+            error_code: None,
+            message: None,
+            body: None,
+            content_type: None,
+            retry_after: None,
+            latency_ms: 0,
+            drop_connection: false,
+        }
+    }
+
+    /// Matches only this HTTP method (compared case-insensitively).
+    #[must_use]
+    pub fn method(mut self, method: impl Into<String>) -> Self {
+        self.method = Some(method.into());
+        self
+    }
+
+    /// Matches only requests whose token belongs to this principal (a user name or a service
+    /// principal's application id).
+    #[must_use]
+    pub fn principal(mut self, principal: impl Into<String>) -> Self {
+        self.principal = Some(principal.into());
+        self
+    }
+
+    /// Fires `count` times, then stops matching (`count` on the wire).
+    #[must_use]
+    pub fn times(mut self, count: u32) -> Self {
+        self.count = Some(count);
+        self
+    }
+
+    /// Fires on each match with this probability, drawn from the fixture's seeded generator.
+    #[must_use]
+    pub fn probability(mut self, probability: f64) -> Self {
+        self.probability = Some(probability);
+        self
+    }
+
+    /// Answers with this status and a Databricks error body (the usual code for the status).
+    #[must_use]
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The `error_code` of the error body.
+    #[must_use]
+    pub fn error_code(mut self, code: impl Into<String>) -> Self {
+        self.error_code = Some(code.into());
+        self
+    }
+
+    /// The `message` of the error body.
+    #[must_use]
+    pub fn message(mut self, message: impl Into<String>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    /// Sends this JSON instead of the Databricks error body. A JSON string is sent as text, as
+    /// [`FaultRule::text_body`] does with `text/plain`.
+    #[must_use]
+    pub fn json_body(mut self, body: Value) -> Self {
+        self.body = Some(body);
+        self
+    }
+
+    /// Sends this text, with this content type, instead of the Databricks error body.
+    #[must_use]
+    pub fn text_body(mut self, body: impl Into<String>, content_type: impl Into<String>) -> Self {
+        self.body = Some(Value::String(body.into()));
+        self.content_type = Some(content_type.into());
+        self
+    }
+
+    /// Adds `Retry-After: <seconds>` to the answer.
+    #[must_use]
+    pub fn retry_after_secs(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Waits this long (whole milliseconds) before answering or letting the request through.
+    #[must_use]
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Closes the connection without answering.
+    #[must_use]
+    pub fn drop_connection(mut self) -> Self {
+        self.drop_connection = true;
+        self
+    }
+}
+
+/// A rule in force, with its id and the number of times it fired.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct FaultRule {
-    pub(crate) id: u64,
+#[non_exhaustive]
+pub struct ActiveFault {
+    /// The id `DELETE /_emulator/faults/{id}` takes.
+    pub id: u64,
+    /// The rule as added.
     #[serde(flatten)]
-    pub(crate) spec: FaultSpec,
-    pub(crate) fired: u64,
+    pub rule: FaultRule,
+    /// How many requests it has answered, delayed or dropped so far.
+    pub fired: u64,
 }
 
 /// The rules in force and the generator for probabilistic ones.
 #[derive(Debug)]
 pub(crate) struct FaultRules {
-    rules: Vec<FaultRule>,
+    rules: Vec<ActiveFault>,
     next_id: u64,
     rng: StdRng,
 }
@@ -95,24 +223,27 @@ impl FaultRules {
         }
     }
 
-    pub(crate) fn add(&mut self, spec: FaultSpec) -> Result<u64, ApiError> {
-        if spec.probability.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
-            return Err(ApiError::bad_request("probability must be between 0 and 1"));
+    /// Adds a rule after the others and returns its id.
+    pub(crate) fn add(&mut self, rule: FaultRule) -> Result<u64, ControlError> {
+        if rule.probability.is_some_and(|p| !(0.0..=1.0).contains(&p)) {
+            return Err(ControlError::Invalid(
+                "probability must be between 0 and 1".into(),
+            ));
         }
-        if let Some(status) = spec.status
+        if let Some(status) = rule.status
             && (StatusCode::from_u16(status).is_err() || status < 200)
         {
-            return Err(ApiError::bad_request(format!(
+            return Err(ControlError::Invalid(format!(
                 "status {status} is not valid"
             )));
         }
         let id = self.next_id;
         self.next_id += 1;
-        self.rules.push(FaultRule { id, spec, fired: 0 });
+        self.rules.push(ActiveFault { id, rule, fired: 0 });
         Ok(id)
     }
 
-    pub(crate) fn list(&self) -> &[FaultRule] {
+    pub(crate) fn list(&self) -> &[ActiveFault] {
         &self.rules
     }
 
@@ -127,24 +258,24 @@ impl FaultRules {
     }
 
     /// The first rule that fires for this request, counted as fired.
-    fn fire(&mut self, method: &str, path: &str, principal: Option<&str>) -> Option<FaultSpec> {
+    fn fire(&mut self, method: &str, path: &str, principal: Option<&str>) -> Option<FaultRule> {
         let Self { rules, rng, .. } = self;
-        let rule = rules.iter_mut().find(|rule| {
-            let spec = &rule.spec;
-            let matches = glob_match(&spec.path, path)
-                && spec
+        let active = rules.iter_mut().find(|active| {
+            let rule = &active.rule;
+            let matches = glob_match(&rule.path, path)
+                && rule
                     .method
                     .as_deref()
                     .is_none_or(|m| m.eq_ignore_ascii_case(method))
-                && spec
+                && rule
                     .principal
                     .as_deref()
                     .is_none_or(|p| Some(p) == principal)
-                && spec.count.is_none_or(|c| u64::from(c) > rule.fired);
-            matches && spec.probability.is_none_or(|p| rng.random::<f64>() < p)
+                && rule.count.is_none_or(|c| u64::from(c) > active.fired);
+            matches && rule.probability.is_none_or(|p| rng.random::<f64>() < p)
         })?;
-        rule.fired += 1;
-        Some(rule.spec.clone())
+        active.fired += 1;
+        Some(active.rule.clone())
     }
 }
 
@@ -198,7 +329,7 @@ pub(crate) async fn apply(
     response
 }
 
-fn fault_response(spec: &FaultSpec, status: u16) -> Response {
+fn fault_response(spec: &FaultRule, status: u16) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = match &spec.body {
         Some(Value::String(text)) => {
@@ -265,18 +396,13 @@ mod tests {
         assert!(glob_match("*", ""));
     }
 
-    fn spec(count: Option<u32>, probability: Option<f64>) -> FaultSpec {
-        serde_json::from_value(serde_json::json!({
-            "path": "/x", "status": 503, "count": count, "probability": probability
-        }))
-        .unwrap()
-    }
-
     #[test]
     fn counted_rules_stop_after_their_count() {
         // Arrange
         let mut rules = FaultRules::new(1);
-        rules.add(spec(Some(2), None)).unwrap();
+        rules
+            .add(FaultRule::new("/x").status(503).times(2))
+            .unwrap();
 
         // Act
         let fired: Vec<bool> = (0..4)
@@ -292,7 +418,9 @@ mod tests {
         // Arrange
         let run = |seed| {
             let mut rules = FaultRules::new(seed);
-            rules.add(spec(None, Some(0.5))).unwrap();
+            rules
+                .add(FaultRule::new("/x").status(503).probability(0.5))
+                .unwrap();
             (0..64)
                 .map(|_| rules.fire("GET", "/x", None).is_some())
                 .collect::<Vec<_>>()
@@ -310,9 +438,7 @@ mod tests {
     #[test]
     fn invalid_rules_are_refused() {
         let mut rules = FaultRules::new(1);
-        assert!(rules.add(spec(None, Some(1.5))).is_err());
-        let mut bad_status = spec(None, None);
-        bad_status.status = Some(99);
-        assert!(rules.add(bad_status).is_err());
+        assert!(rules.add(FaultRule::new("/x").probability(1.5)).is_err());
+        assert!(rules.add(FaultRule::new("/x").status(99)).is_err());
     }
 }

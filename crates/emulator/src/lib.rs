@@ -15,7 +15,8 @@
 //! - `auth`: Bearer authentication and token minting;
 //! - `error`: Databricks error bodies (`shared/UPSTREAM.md` §3.1);
 //! - `faults`: fault injection rules and the middleware that applies them;
-//! - `control`: the `/_emulator/` API tests use to inject faults, expire tokens and read the log;
+//! - `control`: what tests use to inject faults, expire tokens and read the log, as typed
+//!   methods of [`EmulatorHandle`] and as the `/_emulator/` HTTP API, one implementation for both;
 //! - `routes`: one module per Databricks service;
 //! - `lakebase`: turning minted database credentials into real Postgres logins;
 //! - [`postgres`]: starting a private Postgres cluster from the machine's binaries;
@@ -33,8 +34,11 @@ mod server;
 mod sql;
 mod state;
 
+pub use control::ControlError;
+pub use faults::{ActiveFault, FaultRule};
 pub use fixture::Fixture;
 pub use server::{EmulatorHandle, StartError};
+pub use state::LoggedRequest;
 
 /// How to start an emulator.
 #[derive(Debug, Clone, Default)]

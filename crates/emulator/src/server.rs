@@ -39,9 +39,15 @@ pub enum StartError {
 }
 
 /// A running emulator. Dropping the handle stops it.
+///
+/// Besides its address, the handle steers the emulator in process: the typed control methods
+/// (faults, tokens, settings, the request log) live in `control`, next to the HTTP routes that
+/// share their implementation.
 #[derive(Debug)]
 pub struct EmulatorHandle {
     base_url: String,
+    /// The state the server runs on, shared with it: control methods act on it directly.
+    pub(crate) emulator: Emulator,
     addr: SocketAddr,
     stop: watch::Sender<()>,
     task: JoinHandle<()>,
@@ -92,12 +98,13 @@ pub(crate) async fn start(
         None => None,
     };
     let emulator = Emulator::new(fixture, base_url.clone(), lakebase);
-    let app = crate::routes::router(emulator);
+    let app = crate::routes::router(emulator.clone());
     let (stop, stopped) = watch::channel(());
     let task = tokio::spawn(accept_loop(listener, app, stopped));
     tracing::info!(event = "emulator.started", url = %base_url);
     Ok(EmulatorHandle {
         base_url,
+        emulator,
         addr,
         stop,
         task,

@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::faults::FaultRules;
 use crate::fixture::{Fixture, Settings};
-use crate::lakebase::LakebaseAdmin;
+use crate::lakebase::{LakebaseAdmin, LakebaseError};
 use crate::sql::Statement;
 
 /// Most requests the log keeps; older ones are dropped first, so a benchmark cannot grow it.
@@ -90,21 +90,31 @@ pub(crate) struct TokenRecord {
     pub(crate) is_jwt: bool,
 }
 
-/// One served request, as `GET /_emulator/requests` reports it.
+/// One served request, as `GET /_emulator/requests` and
+/// [`EmulatorHandle::requests`](crate::EmulatorHandle::requests) report it.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct LoggedRequest {
-    pub(crate) seq: u64,
-    pub(crate) timestamp: DateTime<Utc>,
-    pub(crate) method: String,
-    pub(crate) path: String,
-    pub(crate) query: Option<String>,
-    pub(crate) principal: Option<String>,
-    pub(crate) status: u16,
+#[non_exhaustive]
+pub struct LoggedRequest {
+    /// Position in the log, from 1; never reused, even after the log is cleared.
+    pub seq: u64,
+    /// When the response was ready.
+    pub timestamp: DateTime<Utc>,
+    /// HTTP method, e.g. `GET`.
+    pub method: String,
+    /// Path without the query string.
+    pub path: String,
+    /// The query string, if any.
+    pub query: Option<String>,
+    /// The principal the token belonged to; `None` when the token was missing or refused.
+    pub principal: Option<String>,
+    /// Status of the response (for a dropped connection, the 500 that was never sent).
+    pub status: u16,
     /// Whether an injected fault produced or delayed the response.
-    pub(crate) fault: bool,
+    pub fault: bool,
     /// `X-Correlation-ID` (or `X-Request-Id`) as received, to check propagation.
-    pub(crate) correlation_id: Option<String>,
-    pub(crate) user_agent: Option<String>,
+    pub correlation_id: Option<String>,
+    /// `User-Agent` as received.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -166,12 +176,17 @@ impl Emulator {
     }
 
     /// Returns tokens, statements, faults, settings and the log to their state at start.
-    pub(crate) fn reset(&self) {
+    pub(crate) async fn reset(&self) -> Result<(), LakebaseError> {
         *lock(&self.tokens) = static_tokens(&self.fixture);
         *lock(&self.settings) = self.initial_settings.clone();
         lock(&self.statements).clear();
         *lock(&self.faults) = FaultRules::new(self.initial_settings.fault_seed);
         lock(&self.log).clear();
+        // Minted tokens are unknown after a reset, so none may remain a Postgres password.
+        if let Some(lakebase) = &self.lakebase {
+            lakebase.logins().await.expire_all().await?;
+        }
+        Ok(())
     }
 }
 

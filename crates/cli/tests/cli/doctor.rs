@@ -335,22 +335,10 @@ async fn a_missing_host_is_named_and_a_missing_warehouse_warns() {
 async fn a_refused_or_expired_user_token_is_diagnosed() {
     // Arrange
     let emulator = emulator().await;
-    let http = reqwest::Client::new();
-    let minted: Value = http
-        .post(format!("{}/_emulator/tokens", emulator.base_url()))
-        .json(&serde_json::json!({"principal": "alice@example.com", "ttl_secs": 600}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
+    let expired = emulator
+        .mint_token("alice@example.com", Duration::from_secs(600))
         .unwrap();
-    let expired = minted["token"].as_str().unwrap().to_owned();
-    http.post(format!("{}/_emulator/tokens/expire", emulator.base_url()))
-        .json(&serde_json::json!({"token": expired}))
-        .send()
-        .await
-        .unwrap();
+    emulator.expire_token(&expired).await.unwrap();
     let vars = app_vars(emulator.base_url());
 
     // Act

@@ -2,8 +2,8 @@
 
 use dbapp_databricks::ErrorKind;
 use dbapp_databricks::api::PageRequest;
+use dbapp_emulator::FaultRule;
 use futures_util::TryStreamExt;
-use serde_json::json;
 
 use crate::support::{TestWorkspace, user};
 
@@ -81,7 +81,10 @@ async fn pages_carry_tokens_until_the_end() {
 async fn streams_continue_over_empty_pages_that_carry_a_token() {
     // Arrange: the emulator starts lists with an empty page and ends them with one.
     let workspace = TestWorkspace::start().await;
-    workspace.set_config(json!({"empty_pages": true})).await;
+    workspace
+        .emulator
+        .update_settings(|s| s.empty_pages = true)
+        .unwrap();
     let client = workspace.client();
     let alice = user("dev-token-alice");
     let view = client.as_user(&alice);
@@ -97,7 +100,10 @@ async fn streams_continue_over_empty_pages_that_carry_a_token() {
     // Assert: 3 tables, one per page, plus the two empty pages.
     assert_eq!(tables.len(), 3);
     assert!(catalogs.len() >= 2);
-    let table_pages = workspace.count("/api/2.1/unity-catalog/tables").await;
+    let table_pages = workspace
+        .emulator
+        .requests("/api/2.1/unity-catalog/tables")
+        .len();
     assert_eq!(table_pages, 5);
     let first = view.list_catalogs(&PageRequest::first(0)).await.unwrap();
     assert!(first.items.is_empty() && first.next_page_token.is_some());
@@ -153,8 +159,9 @@ async fn missing_and_forbidden_objects_are_classified() {
 async fn list_pages_are_retried_on_503() {
     let workspace = TestWorkspace::start().await;
     workspace
-        .fault(json!({"path": CATALOGS, "status": 503, "count": 1}))
-        .await;
+        .emulator
+        .inject_fault(FaultRule::new(CATALOGS).status(503).times(1))
+        .unwrap();
     let client = workspace.client();
     let catalogs = client
         .as_user(&user("dev-token-alice"))
@@ -162,5 +169,5 @@ async fn list_pages_are_retried_on_503() {
         .await
         .unwrap();
     assert!(!catalogs.is_empty());
-    assert_eq!(workspace.count(CATALOGS).await, 2);
+    assert_eq!(workspace.emulator.requests(CATALOGS).len(), 2);
 }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use dbapp_databricks::credentials::CacheOptions;
 use dbapp_databricks::{AuthType, Client, Config, ConfigSettings, ErrorKind, SecretString};
+use dbapp_emulator::FaultRule;
 use secrecy::ExposeSecret;
-use serde_json::json;
 
 use crate::support::{TestWorkspace, no_env};
 
@@ -22,31 +22,43 @@ async fn m2m_discovers_the_token_endpoint_and_sends_basic_credentials() {
     let workspace = TestWorkspace::start().await;
     let client = workspace.client();
     client.as_app().me().await.unwrap();
-    assert_eq!(workspace.count("/.well-known/databricks-config").await, 1);
     assert_eq!(
         workspace
-            .count("/oidc/.well-known/oauth-authorization-server")
-            .await,
+            .emulator
+            .requests("/.well-known/databricks-config")
+            .len(),
         1
     );
-    let tokens = workspace.requests(TOKEN).await;
+    assert_eq!(
+        workspace
+            .emulator
+            .requests("/oidc/.well-known/oauth-authorization-server")
+            .len(),
+        1
+    );
+    let tokens = workspace.emulator.requests(TOKEN);
     assert_eq!(tokens.len(), 1);
-    assert_eq!(tokens[0]["status"], 200);
-    assert_eq!(workspace.requests(ME).await[0]["principal"], "dbapp-sp");
+    assert_eq!(tokens[0].status, 200);
+    assert_eq!(
+        workspace.emulator.requests(ME)[0].principal.as_deref(),
+        Some("dbapp-sp")
+    );
 }
 
 #[tokio::test]
 async fn m2m_falls_back_to_oidc_discovery_without_host_metadata() {
     let workspace = TestWorkspace::start().await;
     workspace
-        .fault(json!({"path": "/.well-known/databricks-config", "status": 404}))
-        .await;
+        .emulator
+        .inject_fault(FaultRule::new("/.well-known/databricks-config").status(404))
+        .unwrap();
     let me = workspace.client().as_app().me().await.unwrap();
     assert_eq!(me.user_name, "dbapp-sp");
     assert_eq!(
         workspace
-            .count("/oidc/.well-known/oauth-authorization-server")
-            .await,
+            .emulator
+            .requests("/oidc/.well-known/oauth-authorization-server")
+            .len(),
         1
     );
 }
@@ -57,8 +69,13 @@ async fn many_concurrent_callers_cause_one_token_request() {
     let workspace = TestWorkspace::start().await;
     // A slow token endpoint makes every caller arrive while the fetch is in flight.
     workspace
-        .fault(json!({"path": TOKEN, "latency_ms": 200, "count": 1}))
-        .await;
+        .emulator
+        .inject_fault(
+            FaultRule::new(TOKEN)
+                .latency(Duration::from_millis(200))
+                .times(1),
+        )
+        .unwrap();
     let client = workspace.client();
     let callers = 64;
 
@@ -71,10 +88,10 @@ async fn many_concurrent_callers_cause_one_token_request() {
 
     // Assert
     assert!(results.iter().all(Result::is_ok));
-    let token_requests = workspace.count(TOKEN).await;
+    let token_requests = workspace.emulator.requests(TOKEN).len();
     eprintln!("{callers} concurrent callers -> {token_requests} token request(s)");
     assert_eq!(token_requests, 1);
-    assert_eq!(workspace.count(ME).await, callers);
+    assert_eq!(workspace.emulator.requests(ME).len(), callers);
 }
 
 #[tokio::test]
@@ -82,8 +99,9 @@ async fn m2m_refreshes_ahead_of_expiry_without_blocking_callers() {
     // Arrange: 4 s tokens; with a 1 s skew the token is stale after 2 s, expired after 3 s.
     let workspace = TestWorkspace::start().await;
     workspace
-        .set_config(json!({"oauth_token_ttl_secs": 4}))
-        .await;
+        .emulator
+        .update_settings(|s| s.oauth_token_ttl_secs = 4)
+        .unwrap();
     let config = Config::resolve(workspace.m2m_settings(), &no_env).unwrap();
     let options = CacheOptions::default().expiry_skew(Duration::from_secs(1));
     let client = Client::with_app_credentials(config, |c| {
@@ -92,13 +110,18 @@ async fn m2m_refreshes_ahead_of_expiry_without_blocking_callers() {
     .unwrap();
     client.as_app().me().await.unwrap();
     let first = client.app_credentials().token().await.unwrap();
-    assert_eq!(workspace.count(TOKEN).await, 1);
+    assert_eq!(workspace.emulator.requests(TOKEN).len(), 1);
 
     // Act: once stale, a call returns at once although the token endpoint now takes 1 s.
     tokio::time::sleep(Duration::from_millis(2200)).await;
     workspace
-        .fault(json!({"path": TOKEN, "latency_ms": 1000, "count": 1}))
-        .await;
+        .emulator
+        .inject_fault(
+            FaultRule::new(TOKEN)
+                .latency(Duration::from_millis(1000))
+                .times(1),
+        )
+        .unwrap();
     let started = Instant::now();
     client.as_app().me().await.unwrap();
     let stale_call = started.elapsed();
@@ -108,15 +131,15 @@ async fn m2m_refreshes_ahead_of_expiry_without_blocking_callers() {
     // Assert
     eprintln!("call with a stale token took {stale_call:?} while the refresh took ~1 s");
     assert!(stale_call < Duration::from_millis(500), "{stale_call:?}");
-    assert_eq!(workspace.count(TOKEN).await, 2);
+    assert_eq!(workspace.emulator.requests(TOKEN).len(), 2);
     assert_ne!(first.expose_secret(), second.expose_secret());
     // Both calls used the service principal.
     assert!(
         workspace
+            .emulator
             .requests(ME)
-            .await
             .iter()
-            .all(|r| r["principal"] == "dbapp-sp")
+            .all(|r| r.principal.as_deref() == Some("dbapp-sp"))
     );
 }
 
@@ -127,8 +150,12 @@ async fn app_token_refused_by_the_workspace_is_refreshed_once() {
     let client = workspace.client();
     client.as_app().me().await.unwrap();
     let token = client.app_credentials().token().await.unwrap();
-    workspace.expire_token(token.expose_secret()).await;
-    workspace.clear_requests().await;
+    workspace
+        .emulator
+        .expire_token(token.expose_secret())
+        .await
+        .unwrap();
+    workspace.emulator.clear_requests();
 
     // Act
     let me = client.as_app().me().await.unwrap();
@@ -136,13 +163,13 @@ async fn app_token_refused_by_the_workspace_is_refreshed_once() {
     // Assert: 403 "JWT has expired", one new token, one successful retry.
     assert_eq!(me.user_name, "dbapp-sp");
     let statuses: Vec<_> = workspace
+        .emulator
         .requests(ME)
-        .await
         .iter()
-        .map(|r| r["status"].as_u64().unwrap())
+        .map(|r| r.status)
         .collect();
     assert_eq!(statuses, [403, 200]);
-    assert_eq!(workspace.count(TOKEN).await, 1);
+    assert_eq!(workspace.emulator.requests(TOKEN).len(), 1);
 }
 
 #[tokio::test]
@@ -160,7 +187,7 @@ async fn wrong_client_secret_is_a_credentials_error_without_the_secret() {
     assert_eq!(error.error_code(), Some("invalid_client"));
     let text = format!("{error} {error:?}");
     assert!(!text.contains("wrong-secret-value"), "{text}");
-    assert_eq!(workspace.count(ME).await, 0);
+    assert_eq!(workspace.emulator.requests(ME).len(), 0);
 }
 
 /// Writes a fake `databricks` that logs its arguments and prints `output`, and returns an
@@ -217,8 +244,9 @@ async fn databricks_cli_token_is_used_with_the_profile_and_cached() {
     assert_eq!(first.user_name, "alice@example.com");
     assert_eq!(second.user_name, "alice@example.com");
     assert_eq!(cli_calls(dir.path()), ["auth token --profile dev"]);
-    let agent = workspace.requests(ME).await[0]["user_agent"]
-        .as_str()
+    let agent = workspace.emulator.requests(ME)[0]
+        .user_agent
+        .as_deref()
         .unwrap()
         .to_owned();
     assert!(agent.ends_with("auth/databricks-cli"), "{agent}");
@@ -263,7 +291,7 @@ async fn databricks_cli_failure_is_a_credentials_error_with_a_hint() {
     let error = client.as_app().me().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Credentials);
     assert!(error.message().contains("databricks auth login"), "{error}");
-    assert_eq!(workspace.count(ME).await, 0);
+    assert_eq!(workspace.emulator.requests(ME).len(), 0);
 }
 
 #[tokio::test]
@@ -323,13 +351,16 @@ async fn pat_from_the_environment_is_used() {
 async fn unavailable_token_endpoint_is_retried_by_the_token_request_alone() {
     // Arrange: the token endpoint always answers 503.
     let workspace = TestWorkspace::start().await;
-    workspace.fault(json!({"path": TOKEN, "status": 503})).await;
+    workspace
+        .emulator
+        .inject_fault(FaultRule::new(TOKEN).status(503))
+        .unwrap();
 
     // Act
     let error = workspace.client().as_app().me().await.unwrap_err();
 
     // Assert: 1 + 3 token requests, not retries of retries; Me was never called.
     assert_eq!(error.kind(), ErrorKind::Unavailable);
-    assert_eq!(workspace.count(TOKEN).await, 4);
-    assert_eq!(workspace.count(ME).await, 0);
+    assert_eq!(workspace.emulator.requests(TOKEN).len(), 4);
+    assert_eq!(workspace.emulator.requests(ME).len(), 0);
 }

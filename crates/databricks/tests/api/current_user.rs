@@ -49,9 +49,9 @@ async fn user_view_never_uses_the_app_identity() {
     // Assert
     assert_eq!(me.user_name, "bob@example.com");
     assert_eq!(view.auth_type(), AuthType::Pat);
-    assert_eq!(workspace.count("/oidc").await, 0);
-    let logged = workspace.requests("/api/2.0/preview/scim/v2/Me").await;
-    assert_eq!(logged[0]["principal"], "bob@example.com");
+    assert_eq!(workspace.emulator.requests("/oidc").len(), 0);
+    let logged = workspace.emulator.requests("/api/2.0/preview/scim/v2/Me");
+    assert_eq!(logged[0].principal.as_deref(), Some("bob@example.com"));
 }
 
 #[tokio::test]
@@ -69,11 +69,11 @@ async fn correlation_id_and_user_agent_are_sent() {
         .unwrap();
     client.as_user(&alice).me().await.unwrap();
 
-    let logged = workspace.requests("/api/2.0/preview/scim/v2/Me").await;
-    assert_eq!(logged[0]["correlation_id"], "req-42.a:b");
+    let logged = workspace.emulator.requests("/api/2.0/preview/scim/v2/Me");
+    assert_eq!(logged[0].correlation_id.as_deref(), Some("req-42.a:b"));
     // No state is shared between calls: the next call has no correlation id.
-    assert!(logged[1]["correlation_id"].is_null());
-    let agent = logged[0]["user_agent"].as_str().unwrap();
+    assert!(logged[1].correlation_id.is_none());
+    let agent = logged[0].user_agent.as_deref().unwrap();
     assert!(
         agent.starts_with("dbapp/") && agent.ends_with("auth/pat"),
         "{agent}"

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use dbapp_databricks::{ErrorKind, Method, RetryPolicy};
+use dbapp_emulator::FaultRule;
 use serde_json::json;
 
 use crate::support::{Recorder, TestWorkspace, gaps_ms, user};
@@ -14,8 +15,9 @@ async fn two_503s_then_success_takes_three_attempts_with_100_and_200_ms_waits() 
     // Arrange
     let workspace = TestWorkspace::start().await;
     workspace
-        .fault(json!({"path": ME, "status": 503, "count": 2}))
-        .await;
+        .emulator
+        .inject_fault(FaultRule::new(ME).status(503).times(2))
+        .unwrap();
     let recorder = Recorder::new();
     let client = workspace.client();
     let alice = user("dev-token-alice");
@@ -32,11 +34,8 @@ async fn two_503s_then_success_takes_three_attempts_with_100_and_200_ms_waits() 
 
     // Assert
     assert_eq!(me.user_name, "alice@example.com");
-    let logged = workspace.requests(ME).await;
-    let statuses: Vec<_> = logged
-        .iter()
-        .map(|r| r["status"].as_u64().unwrap())
-        .collect();
+    let logged = workspace.emulator.requests(ME);
+    let statuses: Vec<_> = logged.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [503, 503, 200]);
     let recorded = recorder.recorded();
     assert_eq!(
@@ -68,7 +67,10 @@ async fn two_503s_then_success_takes_three_attempts_with_100_and_200_ms_waits() 
 #[tokio::test]
 async fn persistent_503_gives_four_attempts_then_unavailable() {
     let workspace = TestWorkspace::start().await;
-    workspace.fault(json!({"path": ME, "status": 503})).await;
+    workspace
+        .emulator
+        .inject_fault(FaultRule::new(ME).status(503))
+        .unwrap();
     let started = Instant::now();
     let error = workspace
         .client()
@@ -79,7 +81,7 @@ async fn persistent_503_gives_four_attempts_then_unavailable() {
     let elapsed = started.elapsed();
     assert_eq!(error.kind(), ErrorKind::Unavailable);
     assert_eq!(error.attempts(), 4);
-    let logged = workspace.requests(ME).await;
+    let logged = workspace.emulator.requests(ME);
     assert_eq!(logged.len(), 4);
     let gaps = gaps_ms(&logged);
     eprintln!("persistent 503: gaps between attempts {gaps:?} ms, total {elapsed:?}");
@@ -98,15 +100,16 @@ async fn bad_gateway_and_gateway_timeout_are_retried() {
     for status in [502u16, 504] {
         let workspace = TestWorkspace::start().await;
         workspace
-            .fault(json!({"path": ME, "status": status, "count": 1}))
-            .await;
+            .emulator
+            .inject_fault(FaultRule::new(ME).status(status).times(1))
+            .unwrap();
         workspace
             .client()
             .as_user(&user("dev-token-alice"))
             .me()
             .await
             .unwrap();
-        assert_eq!(workspace.count(ME).await, 2, "{status}");
+        assert_eq!(workspace.emulator.requests(ME).len(), 2, "{status}");
     }
 }
 
@@ -115,8 +118,14 @@ async fn rate_limit_500_and_other_4xx_are_never_retried() {
     for status in [429u16, 500, 400, 401, 403, 404, 409] {
         let workspace = TestWorkspace::start().await;
         workspace
-            .fault(json!({"path": ME, "status": status, "count": 3, "retry_after": 1}))
-            .await;
+            .emulator
+            .inject_fault(
+                FaultRule::new(ME)
+                    .status(status)
+                    .times(3)
+                    .retry_after_secs(1),
+            )
+            .unwrap();
         let error = workspace
             .client()
             .as_user(&user("dev-token-alice"))
@@ -125,7 +134,7 @@ async fn rate_limit_500_and_other_4xx_are_never_retried() {
             .unwrap_err();
         assert_eq!(error.status(), Some(status));
         assert_eq!(error.attempts(), 1, "{status}");
-        assert_eq!(workspace.count(ME).await, 1, "{status}");
+        assert_eq!(workspace.emulator.requests(ME).len(), 1, "{status}");
     }
 }
 
@@ -133,8 +142,9 @@ async fn rate_limit_500_and_other_4xx_are_never_retried() {
 async fn dropped_connection_is_retried() {
     let workspace = TestWorkspace::start().await;
     workspace
-        .fault(json!({"path": ME, "drop_connection": true, "count": 1}))
-        .await;
+        .emulator
+        .inject_fault(FaultRule::new(ME).drop_connection().times(1))
+        .unwrap();
     let recorder = Recorder::new();
     let me = workspace
         .client()
@@ -147,7 +157,7 @@ async fn dropped_connection_is_retried() {
     let recorded = recorder.recorded();
     assert_eq!(recorded.len(), 2);
     assert_eq!(recorded[0].status, None);
-    assert_eq!(workspace.count(ME).await, 2);
+    assert_eq!(workspace.emulator.requests(ME).len(), 2);
 }
 
 #[tokio::test]
@@ -155,8 +165,13 @@ async fn per_call_timeout_is_retried_and_then_reported_as_timeout() {
     // Arrange: the first answer takes 1.5 s, longer than the 300 ms timeout.
     let workspace = TestWorkspace::start().await;
     workspace
-        .fault(json!({"path": ME, "latency_ms": 1500, "count": 1}))
-        .await;
+        .emulator
+        .inject_fault(
+            FaultRule::new(ME)
+                .latency(Duration::from_millis(1500))
+                .times(1),
+        )
+        .unwrap();
     let client = workspace.client();
     let alice = user("dev-token-alice");
 
@@ -179,8 +194,9 @@ async fn per_call_timeout_is_retried_and_then_reported_as_timeout() {
 
     // And when every answer is slow, the error is a timeout.
     workspace
-        .fault(json!({"path": ME, "latency_ms": 1000}))
-        .await;
+        .emulator
+        .inject_fault(FaultRule::new(ME).latency(Duration::from_millis(1000)))
+        .unwrap();
     let error = client
         .as_user(&alice)
         .with_timeout(Duration::from_millis(200))
@@ -196,8 +212,9 @@ async fn non_idempotent_post_is_not_retried() {
     let workspace = TestWorkspace::start().await;
     let path = "/serving-endpoints/echo/invocations";
     workspace
-        .fault(json!({"path": path, "status": 503, "count": 1}))
-        .await;
+        .emulator
+        .inject_fault(FaultRule::new(path).status(503).times(1))
+        .unwrap();
     let error = workspace
         .client()
         .as_user(&user("dev-token-alice"))
@@ -205,14 +222,17 @@ async fn non_idempotent_post_is_not_retried() {
         .await
         .unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Unavailable);
-    assert_eq!(workspace.count(path).await, 1);
+    assert_eq!(workspace.emulator.requests(path).len(), 1);
 }
 
 #[tokio::test]
 async fn retries_stop_at_the_budget() {
     // Arrange: waits of 1 s then 2 s would end past a 2 s budget, so only one retry happens.
     let workspace = TestWorkspace::start().await;
-    workspace.fault(json!({"path": ME, "status": 503})).await;
+    workspace
+        .emulator
+        .inject_fault(FaultRule::new(ME).status(503))
+        .unwrap();
     let mut policy = RetryPolicy::default();
     policy.min_delay = Duration::from_secs(1);
     policy.budget = Duration::from_secs(2);
@@ -227,7 +247,7 @@ async fn retries_stop_at_the_budget() {
 
     // Assert
     assert_eq!(error.attempts(), 2);
-    assert_eq!(workspace.count(ME).await, 2);
+    assert_eq!(workspace.emulator.requests(ME).len(), 2);
 }
 
 #[tokio::test]
@@ -235,8 +255,14 @@ async fn concurrent_calls_keep_their_own_retries_and_correlation_ids() {
     let workspace = TestWorkspace::start().await;
     // Only bob's calls fail, once.
     workspace
-        .fault(json!({"path": ME, "status": 503, "count": 1, "principal": "bob@example.com"}))
-        .await;
+        .emulator
+        .inject_fault(
+            FaultRule::new(ME)
+                .status(503)
+                .times(1)
+                .principal("bob@example.com"),
+        )
+        .unwrap();
     let client = workspace.client();
     let (alice, bob) = (user("dev-token-alice"), user("dev-token-bob"));
     let (a, b) = (Recorder::new(), Recorder::new());
@@ -253,14 +279,14 @@ async fn concurrent_calls_keep_their_own_retries_and_correlation_ids() {
     assert_eq!(rb.unwrap().user_name, "bob@example.com");
     assert_eq!(a.recorded().len(), 1);
     assert_eq!(b.recorded().len(), 2);
-    let logged = workspace.requests(ME).await;
+    let logged = workspace.emulator.requests(ME);
     let bobs = logged
         .iter()
-        .filter(|r| r["correlation_id"] == "bob-1")
+        .filter(|r| r.correlation_id.as_deref() == Some("bob-1"))
         .count();
     let alices = logged
         .iter()
-        .filter(|r| r["correlation_id"] == "alice-1")
+        .filter(|r| r.correlation_id.as_deref() == Some("alice-1"))
         .count();
     assert_eq!((alices, bobs), (1, 2));
 }

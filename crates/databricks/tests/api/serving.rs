@@ -2,6 +2,7 @@
 
 use dbapp_databricks::ErrorKind;
 use dbapp_databricks::api::{ChatMessage, ChatRequest};
+use dbapp_emulator::FaultRule;
 use serde_json::json;
 
 use crate::support::{TestWorkspace, user};
@@ -78,26 +79,42 @@ async fn failing_and_unready_endpoints_are_errors_and_not_retried() {
         .unwrap_err();
     assert_eq!(not_ready.kind(), ErrorKind::BadRequest);
     workspace
-        .fault(json!({"path": "/serving-endpoints/echo/invocations", "status": 503, "count": 1}))
-        .await;
+        .emulator
+        .inject_fault(
+            FaultRule::new("/serving-endpoints/echo/invocations")
+                .status(503)
+                .times(1),
+        )
+        .unwrap();
     let unavailable = view
         .invoke_serving_endpoint("echo", json!({"inputs": [1]}))
         .await
         .unwrap_err();
     assert_eq!(unavailable.attempts(), 1);
     assert_eq!(
-        workspace.count("/serving-endpoints/echo/invocations").await,
+        workspace
+            .emulator
+            .requests("/serving-endpoints/echo/invocations")
+            .len(),
         1
     );
     // Marked idempotent, the same call is retried.
     workspace
-        .fault(json!({"path": "/serving-endpoints/echo/invocations", "status": 503, "count": 1}))
-        .await;
+        .emulator
+        .inject_fault(
+            FaultRule::new("/serving-endpoints/echo/invocations")
+                .status(503)
+                .times(1),
+        )
+        .unwrap();
     view.invoke_serving_endpoint_with("echo", json!({"inputs": [1]}), true)
         .await
         .unwrap();
     assert_eq!(
-        workspace.count("/serving-endpoints/echo/invocations").await,
+        workspace
+            .emulator
+            .requests("/serving-endpoints/echo/invocations")
+            .len(),
         3
     );
 }

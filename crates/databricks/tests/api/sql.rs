@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use dbapp_databricks::ErrorKind;
 use dbapp_databricks::api::ExecuteStatement;
-use serde_json::{Value, json};
 
 use crate::support::{TestWorkspace, user};
 
@@ -47,7 +46,10 @@ async fn select_returns_values_typed_from_the_manifest() {
 #[tokio::test]
 async fn multi_chunk_results_are_fetched_completely() {
     let workspace = TestWorkspace::start().await;
-    workspace.set_config(json!({"sql_chunk_rows": 10})).await;
+    workspace
+        .emulator
+        .update_settings(|s| s.sql_chunk_rows = 10)
+        .unwrap();
     let client = workspace.client();
     let alice = user("dev-token-alice");
     let request = ExecuteStatement::new("SELECT * FROM main.sales.orders", WAREHOUSE);
@@ -59,10 +61,10 @@ async fn multi_chunk_results_are_fetched_completely() {
     assert_eq!(result.rows.len(), 120);
     assert_eq!(result.chunks, 12);
     let chunk_fetches = workspace
+        .emulator
         .requests("/api/2.0/sql/statements/")
-        .await
         .iter()
-        .filter(|r| r["path"].as_str().unwrap().contains("/result/chunks/"))
+        .filter(|r| r.path.contains("/result/chunks/"))
         .count();
     assert_eq!(chunk_fetches, 11);
     let ids: Vec<i64> = result.rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
@@ -76,8 +78,12 @@ async fn slow_statement_is_polled_until_it_succeeds() {
     // Arrange: PENDING 300 ms, RUNNING 300 ms, and an asynchronous submit.
     let workspace = TestWorkspace::start().await;
     workspace
-        .set_config(json!({"sql_pending_ms": 300, "sql_running_ms": 300}))
-        .await;
+        .emulator
+        .update_settings(|s| {
+            s.sql_pending_ms = 300;
+            s.sql_running_ms = 300;
+        })
+        .unwrap();
     let client = workspace.client();
     let alice = user("dev-token-alice");
     let request = ExecuteStatement::new("SELECT * FROM main.default.regions", WAREHOUSE)
@@ -93,10 +99,10 @@ async fn slow_statement_is_polled_until_it_succeeds() {
     // Assert
     assert_eq!(result.rows.len(), 3);
     let polls = workspace
+        .emulator
         .requests("/api/2.0/sql/statements/")
-        .await
         .iter()
-        .filter(|r| r["method"] == "GET")
+        .filter(|r| r.method == "GET")
         .count();
     assert!(polls >= 2, "{polls} polls");
 }
@@ -105,7 +111,10 @@ async fn slow_statement_is_polled_until_it_succeeds() {
 async fn statement_past_its_deadline_is_cancelled() {
     // Arrange: the statement takes 5 s; the deadline is 700 ms.
     let workspace = TestWorkspace::start().await;
-    workspace.set_config(json!({"sql_pending_ms": 5000})).await;
+    workspace
+        .emulator
+        .update_settings(|s| s.sql_pending_ms = 5000)
+        .unwrap();
     let client = workspace.client();
     let alice = user("dev-token-alice");
     let request = ExecuteStatement::new("SELECT * FROM main.default.regions", WAREHOUSE)
@@ -127,14 +136,14 @@ async fn statement_past_its_deadline_is_cancelled() {
         elapsed >= Duration::from_millis(700) && elapsed < Duration::from_millis(2000),
         "{elapsed:?}"
     );
-    let cancels: Vec<Value> = workspace
+    let cancels: Vec<_> = workspace
+        .emulator
         .requests("/api/2.0/sql/statements/")
-        .await
         .into_iter()
-        .filter(|r| r["path"].as_str().unwrap().ends_with("/cancel"))
+        .filter(|r| r.path.ends_with("/cancel"))
         .collect();
     assert_eq!(cancels.len(), 1);
-    assert_eq!(cancels[0]["status"], 200);
+    assert_eq!(cancels[0].status, 200);
 }
 
 #[tokio::test]

@@ -1,5 +1,8 @@
 //! Discovery, OAuth M2M, Bearer authentication and SCIM Me.
 
+use std::time::Duration;
+
+use dbapp_emulator::ControlError;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -85,7 +88,9 @@ async fn m2m_refuses_wrong_secrets_and_grants_with_oauth_errors() {
 async fn m2m_tokens_expire_after_the_configured_ttl() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"oauth_token_ttl_secs": 0})).await;
+    te.handle
+        .update_settings(|s| s.oauth_token_ttl_secs = 0)
+        .expect("valid settings");
 
     // Act
     let (_, token) = client_credentials(&te, "dbapp-sp", "dev-secret").await;
@@ -181,16 +186,18 @@ async fn missing_credentials_get_401_and_bad_tokens_get_403_with_integer_code() 
 async fn expired_and_revoked_tokens_are_refused_until_reset() {
     // Arrange
     let te = spawn().await;
-    let short_lived = te.mint("bob@example.com", 3600).await;
+    let short_lived = te
+        .handle
+        .mint_token("bob@example.com", Duration::from_secs(3600))
+        .expect("bob exists");
 
     // Act
     let (before, _) = te.get("/api/2.0/preview/scim/v2/Me", &short_lived).await;
-    te.control("/tokens/expire", json!({"token": short_lived}))
-        .await;
-    te.control("/tokens/revoke", json!({"token": ALICE})).await;
+    te.handle.expire_token(&short_lived).await.expect("expired");
+    te.handle.revoke_token(ALICE).await.expect("revoked");
     let (expired, expired_body) = te.get("/api/2.0/preview/scim/v2/Me", &short_lived).await;
     let (revoked, revoked_body) = te.get("/api/2.0/preview/scim/v2/Me", ALICE).await;
-    te.control("/reset", json!({})).await;
+    te.handle.reset().await.expect("reset");
     let (after_reset, _) = te.get("/api/2.0/preview/scim/v2/Me", ALICE).await;
 
     // Assert
@@ -205,11 +212,13 @@ async fn expired_and_revoked_tokens_are_refused_until_reset() {
 #[tokio::test]
 async fn minting_for_an_unknown_principal_is_refused() {
     let te = spawn().await;
-    let (status, body) = te
-        .control("/tokens", json!({"principal": "mallory@example.com"}))
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    let refused = te
+        .handle
+        .mint_token("mallory@example.com", Duration::from_secs(3600));
+    assert!(
+        matches!(&refused, Err(ControlError::UnknownPrincipal(name)) if name == "mallory@example.com"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]

@@ -186,7 +186,9 @@ async fn pages_of_one_cover_every_table_once() {
 async fn empty_pages_that_carry_a_token_do_not_end_the_listing() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"empty_pages": true})).await;
+    te.handle
+        .update_settings(|s| s.empty_pages = true)
+        .expect("valid settings");
 
     // Act
     let (first_status, first) = te
@@ -207,7 +209,9 @@ async fn empty_pages_that_carry_a_token_do_not_end_the_listing() {
 async fn max_page_size_bounds_what_a_client_asks_for() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"max_page_size": 1})).await;
+    te.handle
+        .update_settings(|s| s.max_page_size = 1)
+        .expect("valid settings");
 
     // Act
     let (_, body) = te

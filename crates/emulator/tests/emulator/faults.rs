@@ -1,21 +1,28 @@
 //! Fault injection (status, Retry-After, latency, dropped connections, raw bodies, principal
-//! filters, counts and probabilities) and the request log.
+//! filters, counts and probabilities), the request log and reset, through the handle's typed
+//! control methods; then the same control API over HTTP (`/_emulator/`).
 
 use std::time::{Duration, Instant};
 
+use dbapp_emulator::fixture::Settings;
+use dbapp_emulator::{ControlError, FaultRule};
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::support::{ALICE, BOB, send, spawn};
+use crate::support::{ALICE, BOB, TestEmulator, send, spawn};
 
 const ME: &str = "/api/2.0/preview/scim/v2/Me";
+
+/// Adds a rule the emulator must accept, and returns its id.
+fn inject(te: &TestEmulator, rule: FaultRule) -> u64 {
+    te.handle.inject_fault(rule).expect("a valid fault rule")
+}
 
 #[tokio::test]
 async fn a_counted_503_burst_fails_then_recovers() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": ME, "status": 503, "count": 2}))
-        .await;
+    inject(&te, FaultRule::new(ME).status(503).times(2));
 
     // Act
     let mut statuses = Vec::new();
@@ -23,8 +30,7 @@ async fn a_counted_503_burst_fails_then_recovers() {
         statuses.push(te.get(ME, ALICE).await.0);
     }
     let (_, body) = {
-        te.inject(json!({"path": ME, "status": 503, "count": 1}))
-            .await;
+        inject(&te, FaultRule::new(ME).status(503).times(1));
         te.get(ME, ALICE).await
     };
 
@@ -44,8 +50,12 @@ async fn a_counted_503_burst_fails_then_recovers() {
 async fn a_429_carries_retry_after_and_its_code() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": "/api/2.1/unity-catalog/*", "status": 429, "retry_after": 7}))
-        .await;
+    inject(
+        &te,
+        FaultRule::new("/api/2.1/unity-catalog/*")
+            .status(429)
+            .retry_after_secs(7),
+    );
 
     // Act
     let response = te
@@ -65,8 +75,12 @@ async fn a_429_carries_retry_after_and_its_code() {
 async fn latency_delays_the_answer_without_changing_it() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": ME, "latency_ms": 300, "count": 1}))
-        .await;
+    inject(
+        &te,
+        FaultRule::new(ME)
+            .latency(Duration::from_millis(300))
+            .times(1),
+    );
 
     // Act
     let started = Instant::now();
@@ -83,7 +97,7 @@ async fn latency_delays_the_answer_without_changing_it() {
 async fn a_client_timeout_fires_before_a_slow_answer() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": ME, "latency_ms": 5000})).await;
+    inject(&te, FaultRule::new(ME).latency(Duration::from_secs(5)));
 
     // Act
     let result = te
@@ -100,8 +114,7 @@ async fn a_client_timeout_fires_before_a_slow_answer() {
 async fn a_dropped_connection_gets_no_answer_at_all() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": ME, "drop_connection": true, "count": 1}))
-        .await;
+    inject(&te, FaultRule::new(ME).drop_connection().times(1));
 
     // Act
     let dropped = te.request(Method::GET, ME, ALICE).send().await;
@@ -118,13 +131,27 @@ async fn a_dropped_connection_gets_no_answer_at_all() {
 async fn raw_bodies_reproduce_other_error_shapes() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": ME, "count": 1, "status": 403,
-        "body": {"error_code": 403, "message": "Invalid access token."}}))
-        .await;
-    te.inject(json!({"path": ME, "count": 1, "status": 502,
-        "body": "<html><head><title>502 Bad Gateway</title></head></html>", "content_type": "text/html"})).await;
-    te.inject(json!({"path": ME, "count": 1, "status": 500, "body": ""}))
-        .await;
+    inject(
+        &te,
+        FaultRule::new(ME)
+            .times(1)
+            .status(403)
+            .json_body(json!({"error_code": 403, "message": "Invalid access token."})),
+    );
+    inject(
+        &te,
+        FaultRule::new(ME).times(1).status(502).text_body(
+            "<html><head><title>502 Bad Gateway</title></head></html>",
+            "text/html",
+        ),
+    );
+    inject(
+        &te,
+        FaultRule::new(ME)
+            .times(1)
+            .status(500)
+            .text_body("", "text/plain"),
+    );
 
     // Act
     let (integer_status, integer) = te.get(ME, ALICE).await;
@@ -146,8 +173,13 @@ async fn raw_bodies_reproduce_other_error_shapes() {
 async fn faults_can_target_one_principal_and_one_method() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": ME, "principal": "bob@example.com", "method": "GET", "status": 503}))
-        .await;
+    inject(
+        &te,
+        FaultRule::new(ME)
+            .principal("bob@example.com")
+            .method("GET")
+            .status(503),
+    );
 
     // Act
     let (alice, _) = te.get(ME, ALICE).await;
@@ -162,8 +194,7 @@ async fn faults_can_target_one_principal_and_one_method() {
 async fn probabilistic_faults_fire_some_of_the_time() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": ME, "status": 503, "probability": 0.5}))
-        .await;
+    inject(&te, FaultRule::new(ME).status(503).probability(0.5));
 
     // Act
     let mut failures = 0;
@@ -178,58 +209,46 @@ async fn probabilistic_faults_fire_some_of_the_time() {
 }
 
 #[tokio::test]
-async fn faults_are_listed_with_their_counts_and_can_be_removed() {
+async fn faults_are_listed_with_their_counts_and_can_be_cleared() {
     // Arrange
     let te = spawn().await;
-    let id = te.inject(json!({"path": ME, "status": 500})).await;
+    let id = inject(&te, FaultRule::new(ME).status(500));
     te.get(ME, ALICE).await;
 
     // Act
-    let (_, listed) = send(te.http.get(te.url("/_emulator/faults"))).await;
-    let (removed, _) = send(te.http.delete(te.url(&format!("/_emulator/faults/{id}")))).await;
+    let listed = te.handle.faults();
+    te.handle.clear_faults();
     let (after, _) = te.get(ME, ALICE).await;
-    let (again, _) = send(te.http.delete(te.url(&format!("/_emulator/faults/{id}")))).await;
 
     // Assert
-    assert_eq!(listed["faults"][0]["fired"], 1);
-    assert_eq!(removed, StatusCode::NO_CONTENT);
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id, listed[0].fired), (id, 1));
+    assert!(te.handle.faults().is_empty());
     assert_eq!(after, StatusCode::OK);
-    assert_eq!(again, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
 async fn invalid_fault_rules_and_settings_are_refused() {
     let te = spawn().await;
-    let (probability, _) = te
-        .control("/faults", json!({"path": "/x", "probability": 2.0}))
-        .await;
-    let (unknown_field, _) = te
-        .control("/faults", json!({"path": "/x", "statuss": 500}))
-        .await;
-    let (unknown_setting, _) = send(
-        te.http
-            .put(te.url("/_emulator/config"))
-            .json(&json!({"nope": 1})),
-    )
-    .await;
-    let (zero_pages, _) = send(
-        te.http
-            .put(te.url("/_emulator/config"))
-            .json(&json!({"max_page_size": 0})),
-    )
-    .await;
-    assert_eq!(probability, StatusCode::BAD_REQUEST);
-    assert_eq!(unknown_field, StatusCode::BAD_REQUEST);
-    assert_eq!(unknown_setting, StatusCode::BAD_REQUEST);
-    assert_eq!(zero_pages, StatusCode::BAD_REQUEST);
+    let probability = te
+        .handle
+        .inject_fault(FaultRule::new("/x").probability(2.0));
+    let status = te.handle.inject_fault(FaultRule::new("/x").status(99));
+    let zero_pages = te.handle.update_settings(|s| s.max_page_size = 0);
+    assert!(matches!(probability, Err(ControlError::Invalid(_))));
+    assert!(matches!(status, Err(ControlError::Invalid(_))));
+    assert!(matches!(zero_pages, Err(ControlError::Invalid(_))));
+    assert_eq!(
+        te.handle.settings().max_page_size,
+        Settings::default().max_page_size
+    );
 }
 
 #[tokio::test]
 async fn the_request_log_records_principal_status_fault_and_correlation_id() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": ME, "status": 503, "count": 1}))
-        .await;
+    inject(&te, FaultRule::new(ME).status(503).times(1));
 
     // Act
     te.request(Method::GET, ME, ALICE)
@@ -239,39 +258,207 @@ async fn the_request_log_records_principal_status_fault_and_correlation_id() {
         .unwrap();
     te.get(ME, BOB).await;
     te.get("/api/2.1/unity-catalog/catalogs", "bad-token").await;
-    let scim = te.requests(ME).await;
-    let all = te.requests("/").await;
+    let scim = te.handle.requests(ME);
+    let all = te.handle.requests("/");
 
     // Assert
     assert_eq!(scim.len(), 2);
-    assert_eq!(scim[0]["principal"], "alice@example.com");
-    assert_eq!(scim[0]["status"], 503);
-    assert_eq!(scim[0]["fault"], true);
-    assert_eq!(scim[0]["correlation_id"], "corr-123");
-    assert_eq!(scim[1]["principal"], "bob@example.com");
-    assert_eq!(scim[1]["fault"], false);
-    assert_eq!(all.len(), 3, "control calls are not logged");
-    assert_eq!(all[2]["principal"], serde_json::Value::Null);
-    assert_eq!(all[2]["status"], 403);
+    assert_eq!(scim[0].principal.as_deref(), Some("alice@example.com"));
+    assert_eq!(scim[0].status, 503);
+    assert!(scim[0].fault);
+    assert_eq!(scim[0].correlation_id.as_deref(), Some("corr-123"));
+    assert_eq!(scim[1].principal.as_deref(), Some("bob@example.com"));
+    assert!(!scim[1].fault);
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].principal, None);
+    assert_eq!(all[2].status, 403);
 }
 
 #[tokio::test]
 async fn reset_clears_faults_settings_and_the_log() {
     // Arrange
     let te = spawn().await;
-    te.inject(json!({"path": "*", "status": 500})).await;
-    te.configure(json!({"empty_pages": true})).await;
+    inject(&te, FaultRule::new("*").status(500));
+    te.handle
+        .update_settings(|s| s.empty_pages = true)
+        .expect("valid settings");
     te.get(ME, ALICE).await;
 
     // Act
-    te.control("/reset", json!({})).await;
+    te.handle.reset().await.expect("reset");
     let (status, _) = te.get(ME, ALICE).await;
-    let (_, info) = send(te.http.get(te.url("/_emulator/info"))).await;
 
     // Assert
     assert_eq!(status, StatusCode::OK);
+    assert!(!te.handle.settings().empty_pages);
+    assert_eq!(te.handle.requests("/").len(), 1);
+}
+
+// The `/_emulator/` HTTP API, for clients outside the process (the Python SDK tests, demos): the
+// same operations as the typed methods above, so these tests pin the wire format and the status
+// codes, not the behaviour again.
+
+/// Calls the control API without a token.
+async fn control(
+    te: &TestEmulator,
+    method: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, Value) {
+    send(
+        te.http
+            .request(method, te.url(&format!("/_emulator{path}")))
+            .json(&body),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn http_fault_rules_use_the_wire_names_and_can_be_listed_and_removed() {
+    // Arrange
+    let te = spawn().await;
+    let (created, rule) = control(
+        &te,
+        Method::POST,
+        "/faults",
+        json!({"path": ME, "method": "GET", "principal": "alice@example.com", "count": 1,
+            "status": 502, "body": "<html>bad gateway</html>", "content_type": "text/html",
+            "retry_after": 3, "latency_ms": 1}),
+    )
+    .await;
+    let id = rule["id"].as_u64().expect("a rule id");
+
+    // Act
+    let faulted = te.request(Method::GET, ME, ALICE).send().await.unwrap();
+    let (_, listed) = control(&te, Method::GET, "/faults", Value::Null).await;
+    let (removed, _) = control(&te, Method::DELETE, &format!("/faults/{id}"), Value::Null).await;
+    let (again, _) = control(&te, Method::DELETE, &format!("/faults/{id}"), Value::Null).await;
+    control(
+        &te,
+        Method::POST,
+        "/faults",
+        json!({"path": ME, "status": 500}),
+    )
+    .await;
+    let (cleared, _) = control(&te, Method::DELETE, "/faults", Value::Null).await;
+
+    // Assert
+    assert_eq!(created, StatusCode::CREATED);
+    assert_eq!(faulted.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(faulted.headers()["retry-after"], "3");
+    assert_eq!(faulted.headers()["content-type"], "text/html");
+    assert_eq!(listed["faults"][0]["id"], id);
+    assert_eq!(listed["faults"][0]["path"], ME);
+    assert_eq!(listed["faults"][0]["fired"], 1);
+    assert_eq!(removed, StatusCode::NO_CONTENT);
+    assert_eq!(again, StatusCode::NOT_FOUND);
+    assert_eq!(cleared, StatusCode::NO_CONTENT);
+    assert!(te.handle.faults().is_empty());
+}
+
+#[tokio::test]
+async fn http_invalid_fault_rules_and_settings_are_refused() {
+    let te = spawn().await;
+    let (probability, _) = control(
+        &te,
+        Method::POST,
+        "/faults",
+        json!({"path": "/x", "probability": 2.0}),
+    )
+    .await;
+    let (unknown_field, _) = control(
+        &te,
+        Method::POST,
+        "/faults",
+        json!({"path": "/x", "statuss": 500}),
+    )
+    .await;
+    let (unknown_setting, _) = control(&te, Method::PUT, "/config", json!({"nope": 1})).await;
+    let (zero_pages, body) =
+        control(&te, Method::PUT, "/config", json!({"max_page_size": 0})).await;
+    let (unknown_principal, minted) = control(
+        &te,
+        Method::POST,
+        "/tokens",
+        json!({"principal": "mallory@example.com"}),
+    )
+    .await;
+    let (unknown_token, _) = control(
+        &te,
+        Method::POST,
+        "/tokens/expire",
+        json!({"token": "nope"}),
+    )
+    .await;
+    assert_eq!(probability, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown_field, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown_setting, StatusCode::BAD_REQUEST);
+    assert_eq!(zero_pages, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE");
+    assert_eq!(unknown_principal, StatusCode::NOT_FOUND);
+    assert_eq!(minted["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(unknown_token, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn http_tokens_settings_log_and_reset_drive_the_same_state() {
+    // Arrange
+    let te = spawn().await;
+
+    // Act: mint, expire and revoke tokens; patch a setting; read and clear the log; reset.
+    let (_, minted) = control(
+        &te,
+        Method::POST,
+        "/tokens",
+        json!({"principal": "bob@example.com", "ttl_secs": 600}),
+    )
+    .await;
+    let token = minted["token"].as_str().expect("a minted token").to_owned();
+    let (fresh, _) = te.get(ME, &token).await;
+    let (expired, _) = control(&te, Method::POST, "/tokens/expire", json!({"token": token})).await;
+    let (revoked, _) = control(&te, Method::POST, "/tokens/revoke", json!({"token": ALICE})).await;
+    let (_, expired_body) = te.get(ME, &token).await;
+    let (_, revoked_body) = te.get(ME, ALICE).await;
+    let (patched, settings) =
+        control(&te, Method::PUT, "/config", json!({"empty_pages": true})).await;
+    let (_, log) = control(
+        &te,
+        Method::GET,
+        &format!("/requests?path_prefix={ME}&since=1"),
+        Value::Null,
+    )
+    .await;
+    let (log_cleared, _) = control(&te, Method::DELETE, "/requests", Value::Null).await;
+    // Nothing after the clear: the DELETE itself, like every control call, is not logged.
+    let after_clear = te.handle.requests("/").len();
+    let (reset, _) = control(&te, Method::POST, "/reset", Value::Null).await;
+    let (_, info) = control(&te, Method::GET, "/info", Value::Null).await;
+    let (after_reset, _) = te.get(ME, ALICE).await;
+
+    // Assert
+    assert_eq!(fresh, StatusCode::OK);
+    assert!(minted["expires_at"].as_str().is_some(), "{minted}");
+    assert_eq!(
+        (expired, revoked),
+        (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT)
+    );
+    assert_eq!(expired_body["message"], "JWT has expired");
+    assert_eq!(revoked_body["message"], "Invalid access token.");
+    assert_eq!(patched, StatusCode::OK);
+    assert_eq!(settings["empty_pages"], true);
+    let logged: Vec<_> = log["requests"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|r| r["seq"].as_u64())
+        .collect();
+    assert_eq!(logged, [Some(2), Some(3)], "{log}");
+    assert_eq!(log["requests"][1]["principal"], serde_json::Value::Null);
+    assert_eq!(log_cleared, StatusCode::NO_CONTENT);
+    assert_eq!(after_clear, 0);
+    assert_eq!(reset, StatusCode::NO_CONTENT);
     assert_eq!(info["settings"]["empty_pages"], false);
-    assert_eq!(te.requests("/").await.len(), 1);
+    assert_eq!(after_reset, StatusCode::OK);
 }
 
 #[tokio::test]

@@ -479,7 +479,13 @@ async fn service_principal_logs_in_with_a_minted_credential_and_can_create_table
 async fn postgres_refuses_pats_plain_tcp_and_other_principals_credentials() {
     // Arrange
     let (te, cluster) = lakebase(|_| {}).await;
-    let credential = provisioned_credential(&te, &te.mint("dbapp-sp", 3600).await).await;
+    let credential = provisioned_credential(
+        &te,
+        &te.handle
+            .mint_token("dbapp-sp", std::time::Duration::from_secs(3600))
+            .unwrap(),
+    )
+    .await;
     let alices = provisioned_credential(&te, ALICE).await;
 
     // Act
@@ -502,20 +508,24 @@ async fn postgres_refuses_pats_plain_tcp_and_other_principals_credentials() {
 async fn an_expired_credential_is_refused_at_login_but_open_connections_keep_working() {
     // Arrange
     let (te, cluster) = lakebase(|_| {}).await;
-    let credential = provisioned_credential(&te, &te.mint("dbapp-sp", 3600).await).await;
+    let credential = provisioned_credential(
+        &te,
+        &te.handle
+            .mint_token("dbapp-sp", std::time::Duration::from_secs(3600))
+            .unwrap(),
+    )
+    .await;
     let mut open = login(&cluster, "dbapp-sp", &credential)
         .await
         .expect("login");
 
     // Act
-    let (status, body) = te
-        .control("/tokens/expire", json!({"token": credential}))
-        .await;
+    let expired = te.handle.expire_token(&credential).await;
     let new_login = login(&cluster, "dbapp-sp", &credential).await;
     let still_open = current_user(&mut open).await;
 
     // Assert
-    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(expired.is_ok(), "{expired:?}");
     assert_eq!(sql_state(new_login), INVALID_PASSWORD);
     assert_eq!(still_open, "dbapp-sp");
 }
@@ -524,7 +534,10 @@ async fn an_expired_credential_is_refused_at_login_but_open_connections_keep_wor
 async fn a_newer_credential_replaces_the_older_one_for_new_logins() {
     // Arrange: the documented divergence — Postgres keeps one password per role.
     let (te, cluster) = lakebase(|_| {}).await;
-    let sp = te.mint("dbapp-sp", 3600).await;
+    let sp = te
+        .handle
+        .mint_token("dbapp-sp", std::time::Duration::from_secs(3600))
+        .unwrap();
     let older = provisioned_credential(&te, &sp).await;
     let mut open = login(&cluster, "dbapp-sp", &older).await.expect("login");
 

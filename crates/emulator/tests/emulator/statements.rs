@@ -159,7 +159,9 @@ async fn count_star_returns_one_bigint_column_named_count_1() {
 async fn multi_chunk_results_link_every_chunk_and_deliver_each_row_once_in_order() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"sql_chunk_rows": 10})).await;
+    te.handle
+        .update_settings(|s| s.sql_chunk_rows = 10)
+        .expect("valid settings");
 
     // Act
     let body = execute(&te, ALICE, "SELECT * FROM main.sales.orders").await;
@@ -204,7 +206,9 @@ async fn multi_chunk_results_link_every_chunk_and_deliver_each_row_once_in_order
 async fn chunks_can_be_fetched_in_any_order_and_out_of_range_is_rejected() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"sql_chunk_rows": 7})).await;
+    te.handle
+        .update_settings(|s| s.sql_chunk_rows = 7)
+        .expect("valid settings");
     let body = execute(&te, ALICE, "SELECT * FROM main.default.customers").await;
     let id = statement_id(&body);
     let chunk = |n: &str| format!("{STATEMENTS}/{id}/result/chunks/{n}");
@@ -270,8 +274,12 @@ async fn row_limit_truncates_the_result_and_says_so() {
 async fn statements_go_pending_then_running_then_succeeded_when_polled() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"sql_pending_ms": 300, "sql_running_ms": 300}))
-        .await;
+    te.handle
+        .update_settings(|s| {
+            s.sql_pending_ms = 300;
+            s.sql_running_ms = 300;
+        })
+        .expect("valid settings");
 
     // Act
     let (status, submitted) = execute_with(
@@ -302,8 +310,12 @@ async fn statements_go_pending_then_running_then_succeeded_when_polled() {
 async fn execute_waits_for_a_statement_that_finishes_within_wait_timeout() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"sql_pending_ms": 100, "sql_running_ms": 100}))
-        .await;
+    te.handle
+        .update_settings(|s| {
+            s.sql_pending_ms = 100;
+            s.sql_running_ms = 100;
+        })
+        .expect("valid settings");
 
     // Act
     let (status, body) = execute_with(
@@ -324,7 +336,9 @@ async fn execute_waits_for_a_statement_that_finishes_within_wait_timeout() {
 async fn on_wait_timeout_cancel_cancels_a_statement_that_outlives_the_wait() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"sql_pending_ms": 60_000})).await;
+    te.handle
+        .update_settings(|s| s.sql_pending_ms = 60_000)
+        .expect("valid settings");
 
     // Act
     let (status, body) = execute_with(
@@ -350,7 +364,9 @@ async fn on_wait_timeout_cancel_cancels_a_statement_that_outlives_the_wait() {
 async fn cancel_makes_an_unfinished_statement_canceled_for_good() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"sql_pending_ms": 60_000})).await;
+    te.handle
+        .update_settings(|s| s.sql_pending_ms = 60_000)
+        .expect("valid settings");
     let (_, body) = execute_with(
         &te,
         ALICE,
@@ -450,8 +466,12 @@ async fn failed_statements_are_http_200_with_spark_error_classes() {
 async fn failures_surface_only_when_the_statement_finishes() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"sql_pending_ms": 100, "sql_running_ms": 100}))
-        .await;
+    te.handle
+        .update_settings(|s| {
+            s.sql_pending_ms = 100;
+            s.sql_running_ms = 100;
+        })
+        .expect("valid settings");
 
     // Act
     let (_, submitted) = execute_with(
@@ -549,7 +569,9 @@ async fn external_links_are_refused_with_a_message_naming_inline() {
 async fn another_user_can_neither_see_nor_cancel_a_statement() {
     // Arrange
     let te = spawn().await;
-    te.configure(json!({"sql_pending_ms": 60_000})).await;
+    te.handle
+        .update_settings(|s| s.sql_pending_ms = 60_000)
+        .expect("valid settings");
     let (_, body) = execute_with(
         &te,
         ALICE,

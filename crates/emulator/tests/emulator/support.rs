@@ -1,8 +1,9 @@
-//! Shared setup: start an emulator, and a small typed client for its APIs and control API.
+//! Shared setup: start an emulator, and a small client for its workspace APIs. Tests steer the
+//! emulator through the typed control methods of its [`EmulatorHandle`].
 
 use dbapp_emulator::{EmulatorConfig, EmulatorHandle, Fixture};
 use reqwest::{Method, RequestBuilder, StatusCode};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 pub(crate) const ALICE: &str = "dev-token-alice";
 pub(crate) const BOB: &str = "dev-token-bob";
@@ -59,67 +60,6 @@ impl TestEmulator {
     /// POST a JSON body as `token`.
     pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         send(self.request(Method::POST, path, token).json(&body)).await
-    }
-
-    /// POST to the control API (no token).
-    pub(crate) async fn control(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        send(
-            self.http
-                .post(self.url(&format!("/_emulator{path}")))
-                .json(&body),
-        )
-        .await
-    }
-
-    /// Adds a fault rule and returns its id.
-    pub(crate) async fn inject(&self, rule: Value) -> u64 {
-        let (status, body) = self.control("/faults", rule).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body["id"].as_u64().expect("fault id")
-    }
-
-    /// Patches the run-time settings.
-    pub(crate) async fn configure(&self, patch: Value) {
-        let response = self
-            .http
-            .put(self.url("/_emulator/config"))
-            .json(&patch)
-            .send()
-            .await
-            .expect("config");
-        assert_eq!(
-            response.status(),
-            StatusCode::OK,
-            "{}",
-            response.text().await.unwrap()
-        );
-    }
-
-    /// The request log, optionally only paths starting with `prefix`.
-    pub(crate) async fn requests(&self, prefix: &str) -> Vec<Value> {
-        let url = self.url(&format!("/_emulator/requests?path_prefix={prefix}"));
-        let body: Value = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        body["requests"].as_array().cloned().unwrap_or_default()
-    }
-
-    /// Mints a JWT-shaped token for a principal through the control API.
-    pub(crate) async fn mint(&self, principal: &str, ttl_secs: i64) -> String {
-        let (status, body) = self
-            .control(
-                "/tokens",
-                json!({"principal": principal, "ttl_secs": ttl_secs}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        body["token"].as_str().unwrap().to_owned()
     }
 }
 

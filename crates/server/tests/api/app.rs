@@ -154,6 +154,8 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// A raw GET, for requests the typed route methods below do not make (no token, odd paths,
+    /// extra headers on purpose).
     pub(crate) fn get(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
         let request = self.http.get(self.url(path));
         match token {
@@ -162,6 +164,7 @@ impl TestApp {
         }
     }
 
+    /// A raw request as `token`, for malformed bodies and unusual methods.
     pub(crate) fn request(
         &self,
         method: reqwest::Method,
@@ -175,56 +178,103 @@ impl TestApp {
 
     /// GET as `token`, returning the body as text.
     pub(crate) async fn get_text(&self, path: &str, token: Option<&str>) -> String {
-        let response = self.get(path, token).send().await.unwrap();
-        response.text().await.unwrap()
+        ApiCall(self.get(path, token)).text().await
     }
 
     /// GET as `token`, returning status and JSON body.
     pub(crate) async fn get_json(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let response = self.get(path, token).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        ApiCall(self.get(path, token)).json().await
     }
 
-    /// Calls the emulator's control API.
-    pub(crate) async fn control(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        self.http
-            .request(
-                method,
-                format!("{}/_emulator/{path}", self.emulator.base_url()),
-            )
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or(Value::Null)
+    fn call(&self, method: reqwest::Method, path: &str, token: &str) -> ApiCall {
+        ApiCall(self.request(method, path, token))
     }
 
-    pub(crate) async fn add_fault(&self, rule: Value) {
-        self.control(reqwest::Method::POST, "faults", rule).await;
+    // Typed routes, named after the handlers of `shared/API.md`. Each takes the caller's token
+    // (sent as `X-Forwarded-Access-Token`, as the Apps proxy does) and returns the call unsent.
+
+    /// `GET /health` (public).
+    pub(crate) fn health(&self) -> ApiCall {
+        ApiCall(self.get("/health", None))
     }
 
-    /// Upstream requests the emulator logged under `prefix`.
-    pub(crate) async fn upstream_requests(&self, prefix: &str) -> Vec<Value> {
-        let log = self
-            .http
-            .get(format!(
-                "{}/_emulator/requests?path_prefix={prefix}",
-                self.emulator.base_url()
-            ))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap();
-        log.get("requests")
-            .and_then(Value::as_array)
-            .or_else(|| log.as_array())
-            .cloned()
-            .unwrap_or_default()
+    /// `GET /ready` (public).
+    pub(crate) fn ready(&self) -> ApiCall {
+        ApiCall(self.get("/ready", None))
+    }
+
+    /// `GET /metrics`.
+    pub(crate) fn metrics(&self, token: &str) -> ApiCall {
+        self.call(reqwest::Method::GET, "/metrics", token)
+    }
+
+    /// `GET /api/user/me`.
+    pub(crate) fn me(&self, token: &str) -> ApiCall {
+        self.call(reqwest::Method::GET, "/api/user/me", token)
+    }
+
+    /// `GET /api/user/auth/status`.
+    pub(crate) fn auth_status(&self, token: &str) -> ApiCall {
+        self.call(reqwest::Method::GET, "/api/user/auth/status", token)
+    }
+
+    /// `GET /api/unity-catalog/catalogs` with a query string such as `"?limit=1"` (or `""`).
+    pub(crate) fn list_catalogs(&self, token: &str, query: &str) -> ApiCall {
+        let path = format!("/api/unity-catalog/catalogs{query}");
+        self.call(reqwest::Method::GET, &path, token)
+    }
+
+    /// `GET /api/preferences`.
+    pub(crate) fn list_preferences(&self, token: &str) -> ApiCall {
+        self.call(reqwest::Method::GET, "/api/preferences", token)
+    }
+
+    /// `GET /api/preferences/{key}`.
+    pub(crate) fn get_preference(&self, token: &str, key: &str) -> ApiCall {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/api/preferences/{key}"),
+            token,
+        )
+    }
+
+    /// `PUT /api/preferences/{key}` with `value` as the JSON body.
+    pub(crate) fn put_preference(&self, token: &str, key: &str, value: &Value) -> ApiCall {
+        let path = format!("/api/preferences/{key}");
+        ApiCall(self.request(reqwest::Method::PUT, &path, token).json(value))
+    }
+
+    /// `DELETE /api/preferences/{key}`.
+    pub(crate) fn delete_preference(&self, token: &str, key: &str) -> ApiCall {
+        self.call(
+            reqwest::Method::DELETE,
+            &format!("/api/preferences/{key}"),
+            token,
+        )
+    }
+
+    /// `POST /api/v1/metrics/usage-events` with `batch` as the JSON body.
+    pub(crate) fn post_usage(&self, token: &str, batch: &Value) -> ApiCall {
+        let path = "/api/v1/metrics/usage-events";
+        ApiCall(self.request(reqwest::Method::POST, path, token).json(batch))
+    }
+
+    /// `GET /api/v1/metrics/usage/count` with a query string (or `""`).
+    pub(crate) fn usage_count(&self, token: &str, query: &str) -> ApiCall {
+        let path = format!("/api/v1/metrics/usage/count{query}");
+        self.call(reqwest::Method::GET, &path, token)
+    }
+
+    /// `POST /api/model-serving/endpoints/{name}/invocations` with `body` as the JSON body.
+    pub(crate) fn invoke(&self, token: &str, endpoint: &str, body: &Value) -> ApiCall {
+        let path = format!("/api/model-serving/endpoints/{endpoint}/invocations");
+        ApiCall(self.request(reqwest::Method::POST, &path, token).json(body))
+    }
+
+    /// `GET /api/model-serving/logs` with a query string (or `""`).
+    pub(crate) fn list_inference_logs(&self, token: &str, query: &str) -> ApiCall {
+        let path = format!("/api/model-serving/logs{query}");
+        self.call(reqwest::Method::GET, &path, token)
     }
 
     /// Stops the server gracefully and waits for it.
@@ -236,6 +286,34 @@ impl TestApp {
             Some(handle) => handle.await.unwrap(),
             None => Ok(()),
         }
+    }
+}
+
+/// A request to the test app, built by a typed route method and not yet sent.
+#[must_use = "a call does nothing until sent"]
+pub(crate) struct ApiCall(reqwest::RequestBuilder);
+
+impl ApiCall {
+    /// Adds a header, e.g. `X-Correlation-ID`.
+    pub(crate) fn header(self, name: &str, value: &str) -> Self {
+        Self(self.0.header(name, value))
+    }
+
+    /// Sends the request; panics only when the app does not answer at all.
+    pub(crate) async fn send(self) -> reqwest::Response {
+        self.0.send().await.expect("the app answers")
+    }
+
+    /// Sends the request and returns status and JSON body (`Value::Null` when not JSON).
+    pub(crate) async fn json(self) -> (u16, Value) {
+        let response = self.send().await;
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Sends the request and returns the body as text.
+    pub(crate) async fn text(self) -> String {
+        self.send().await.text().await.expect("a text body")
     }
 }
 

@@ -1,4 +1,10 @@
+//! The HTTP edge: unknown routes and methods, security headers, correlation ids, CORS, and how
+//! workspace denials and the request deadline become error envelopes.
+
+use std::time::Duration;
+
 use crate::app::{ALICE, assert_error, spawn_app};
+use dbapp_emulator::FaultRule;
 use dbapp_server::ErrorCode;
 
 #[tokio::test]
@@ -47,7 +53,7 @@ async fn non_api_paths_serve_the_ui_placeholder() {
 #[tokio::test]
 async fn security_headers_are_set() {
     let app = spawn_app().await;
-    let response = app.get("/health", None).send().await.unwrap();
+    let response = app.health().send().await;
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
     assert_eq!(response.headers()["x-frame-options"], "DENY");
 }
@@ -95,11 +101,7 @@ async fn an_unreadable_stored_row_is_internal_error_without_details() {
         .unwrap();
 
     // Act
-    let response = app
-        .get("/api/model-serving/logs", Some(ALICE))
-        .send()
-        .await
-        .unwrap();
+    let response = app.list_inference_logs(ALICE, "").send().await;
 
     // Assert
     let body = assert_error(response, 500, "INTERNAL_ERROR").await;
@@ -109,12 +111,15 @@ async fn an_unreadable_stored_row_is_internal_error_without_details() {
 #[tokio::test]
 async fn a_workspace_denial_is_permission_denied() {
     let app = spawn_app().await;
-    app.add_fault(serde_json::json!({"path": "/api/2.1/unity-catalog/catalogs", "status": 403, "error_code": "PERMISSION_DENIED"})).await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.1/unity-catalog/catalogs")
+                .status(403)
+                .error_code("PERMISSION_DENIED"),
+        )
+        .unwrap();
     assert_error(
-        app.get("/api/unity-catalog/catalogs", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
+        app.list_catalogs(ALICE, "").send().await,
         403,
         "PERMISSION_DENIED",
     )
@@ -183,14 +188,17 @@ async fn the_request_deadline_answers_upstream_timeout() {
         ..Default::default()
     })
     .await;
-    app.add_fault(serde_json::json!({"path": "/api/2.0/preview/scim/v2/Me", "latency_ms": 3000}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me").latency(Duration::from_millis(3000)),
+        )
+        .unwrap();
 
     // Act
     let started = std::time::Instant::now();
-    let response = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
+    let response = app.me(ALICE).send().await;
 
     // Assert
     assert_error(response, 504, "UPSTREAM_TIMEOUT").await;
-    assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+    assert!(started.elapsed() < Duration::from_millis(2500));
 }

@@ -10,6 +10,7 @@
 use std::time::{Duration, Instant};
 
 use dbapp_databricks::{AuthType, ConfigSettings, RetryPolicy, SecretString};
+use dbapp_emulator::FaultRule;
 use serde_json::{Value, json};
 
 use crate::app::{ADMIN, ALICE, BOB, TestApp, assert_error, settings_for, spawn_app, start_server};
@@ -39,45 +40,19 @@ async fn spawn_with_call_timeout(timeout: Duration) -> TestApp {
     start_server(emulator, settings, Some(dir)).await
 }
 
-async fn clear_log(app: &TestApp) {
-    app.control(reqwest::Method::DELETE, "requests", json!({}))
-        .await;
-}
-
 /// How often each fault rule fired, summed.
-async fn fault_firings(app: &TestApp) -> u64 {
-    let rules = app
-        .http
-        .get(format!("{}/_emulator/faults", app.emulator.base_url()))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
-    let rules = rules
-        .get("faults")
-        .or_else(|| rules.get("rules"))
-        .unwrap_or(&rules);
-    rules
-        .as_array()
-        .expect("a list of rules")
-        .iter()
-        .map(|r| r["fired"].as_u64().unwrap_or(0))
-        .sum()
-}
-
-async fn upstream_count(app: &TestApp, prefix: &str) -> usize {
-    app.upstream_requests(prefix).await.len()
+fn fault_firings(app: &TestApp) -> u64 {
+    app.emulator.faults().iter().map(|f| f.fired).sum()
 }
 
 #[tokio::test]
 async fn a_503_burst_within_the_retries_is_absorbed() {
     // Arrange: the identity is cached; the next two catalog calls answer 503.
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "status": 503, "count": 2}))
-        .await;
+    assert_eq!(app.me(ALICE).json().await.0, 200);
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).status(503).times(2))
+        .unwrap();
 
     // Act
     let started = Instant::now();
@@ -87,7 +62,7 @@ async fn a_503_burst_within_the_retries_is_absorbed() {
     // Assert: two failures and one success upstream; waits of ~100 + ~200 ms.
     eprintln!("[figure] 503 x2 then 200: {elapsed:?}");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 3);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 3);
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
 }
@@ -96,9 +71,10 @@ async fn a_503_burst_within_the_retries_is_absorbed() {
 async fn a_503_that_persists_is_upstream_error_after_four_attempts() {
     // Arrange
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "status": 503}))
-        .await;
+    assert_eq!(app.me(ALICE).json().await.0, 200);
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).status(503))
+        .unwrap();
 
     // Act
     let started = Instant::now();
@@ -109,7 +85,7 @@ async fn a_503_that_persists_is_upstream_error_after_four_attempts() {
     eprintln!("[figure] 503 always: {elapsed:?}");
     let body = assert_error(response, 502, "UPSTREAM_ERROR").await;
     assert!(body.get("retry_after").is_none(), "{body}");
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 4);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 4);
     assert!(elapsed >= Duration::from_millis(700), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
     let text = body.to_string();
@@ -124,9 +100,14 @@ async fn slow_503s_stop_at_the_retry_budget() {
     // Arrange: every catalog call takes 1.6 s and then answers 503. Attempts end at about
     // 1.6, 3.3 and 5.1 s; a fourth would start past the 5 s budget, so it never happens.
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "status": 503, "latency_ms": 1600}))
-        .await;
+    assert_eq!(app.me(ALICE).json().await.0, 200);
+    app.emulator
+        .inject_fault(
+            FaultRule::new(UPSTREAM_CATALOGS)
+                .status(503)
+                .latency(Duration::from_millis(1600)),
+        )
+        .unwrap();
 
     // Act
     let started = Instant::now();
@@ -136,7 +117,7 @@ async fn slow_503s_stop_at_the_retry_budget() {
     // Assert
     eprintln!("[figure] slow 503 always: {elapsed:?}");
     assert_error(response, 502, "UPSTREAM_ERROR").await;
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 3);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 3);
     assert!(elapsed >= Duration::from_millis(4800), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(6500), "{elapsed:?}");
 }
@@ -146,10 +127,15 @@ async fn a_429_storm_costs_exactly_one_upstream_call_per_request() {
     // Arrange: three users with cached identities; every catalog call is rate-limited.
     let app = spawn_app().await;
     for token in [ALICE, BOB, ADMIN] {
-        assert_eq!(app.get_json("/api/user/me", Some(token)).await.0, 200);
+        assert_eq!(app.me(token).json().await.0, 200);
     }
-    app.add_fault(json!({"path": "/api/2.1/unity-catalog/*", "status": 429, "retry_after": 3}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.1/unity-catalog/*")
+                .status(429)
+                .retry_after_secs(3),
+        )
+        .unwrap();
     let requests = 30;
 
     // Act: 30 concurrent requests, 10 per user.
@@ -168,11 +154,11 @@ async fn a_429_storm_costs_exactly_one_upstream_call_per_request() {
         assert_eq!(body["retry_after"], 3, "{body}");
     }
     assert_eq!(
-        upstream_count(&app, "/api/2.1/unity-catalog").await,
+        app.emulator.requests("/api/2.1/unity-catalog").len(),
         requests
     );
     assert_eq!(
-        upstream_count(&app, SCIM_ME).await,
+        app.emulator.requests(SCIM_ME).len(),
         3,
         "identities stayed cached"
     );
@@ -183,9 +169,10 @@ async fn a_429_storm_costs_exactly_one_upstream_call_per_request() {
 async fn a_call_slower_than_its_timeout_is_upstream_timeout_on_time() {
     // Arrange: a 300 ms per-call timeout; catalog calls take 5 s.
     let mut app = spawn_with_call_timeout(Duration::from_millis(300)).await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "latency_ms": 5000}))
-        .await;
+    assert_eq!(app.me(ALICE).json().await.0, 200);
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).latency(Duration::from_millis(5000)))
+        .unwrap();
 
     // Act
     let started = Instant::now();
@@ -197,7 +184,7 @@ async fn a_call_slower_than_its_timeout_is_upstream_timeout_on_time() {
     assert_error(response, 504, "UPSTREAM_TIMEOUT").await;
     // The emulator logs a request when it answers, which these never do: count the fault's
     // firings instead.
-    assert_eq!(fault_firings(&app).await, 4);
+    assert_eq!(fault_firings(&app), 4);
     assert!(elapsed >= Duration::from_millis(1800), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(4), "{elapsed:?}");
     // No stuck task: nothing is left in flight, so a graceful stop is immediate.
@@ -218,9 +205,10 @@ async fn the_request_deadline_cuts_a_slow_resource_call_and_the_server_keeps_ser
         ..Default::default()
     })
     .await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "latency_ms": 4000}))
-        .await;
+    assert_eq!(app.me(ALICE).json().await.0, 200);
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).latency(Duration::from_millis(4000)))
+        .unwrap();
 
     // Act: five slow requests at once.
     let started = Instant::now();
@@ -236,7 +224,7 @@ async fn the_request_deadline_cuts_a_slow_resource_call_and_the_server_keeps_ser
         assert_error(response, 504, "UPSTREAM_TIMEOUT").await;
     }
     assert!(elapsed < Duration::from_millis(2500), "{elapsed:?}");
-    assert_eq!(app.get_json("/api/user/me", Some(BOB)).await.0, 200);
+    assert_eq!(app.me(BOB).json().await.0, 200);
     let stopping = Instant::now();
     app.stop().await.unwrap();
     assert!(stopping.elapsed() < Duration::from_secs(2));
@@ -246,25 +234,27 @@ async fn the_request_deadline_cuts_a_slow_resource_call_and_the_server_keeps_ser
 async fn dropped_connections_are_retried_then_upstream_error() {
     // Arrange
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "drop_connection": true, "count": 2}))
-        .await;
+    assert_eq!(app.me(ALICE).json().await.0, 200);
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).drop_connection().times(2))
+        .unwrap();
 
     // Act / Assert: two drops are absorbed by retries.
     let (status, body) = app.get_json(CATALOGS, Some(ALICE)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 3);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 3);
 
     // Arrange: every connection is dropped.
-    clear_log(&app).await;
-    app.add_fault(json!({"path": UPSTREAM_CATALOGS, "drop_connection": true}))
-        .await;
+    app.emulator.clear_requests();
+    app.emulator
+        .inject_fault(FaultRule::new(UPSTREAM_CATALOGS).drop_connection())
+        .unwrap();
 
     // Act / Assert
     let started = Instant::now();
     let response = app.get(CATALOGS, Some(ALICE)).send().await.unwrap();
     assert_error(response, 502, "UPSTREAM_ERROR").await;
-    assert_eq!(upstream_count(&app, UPSTREAM_CATALOGS).await, 4);
+    assert_eq!(app.emulator.requests(UPSTREAM_CATALOGS).len(), 4);
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
@@ -272,49 +262,52 @@ async fn dropped_connections_are_retried_then_upstream_error() {
 async fn scim_down_fails_identity_while_health_and_ready_stay_green() {
     // Arrange: SCIM drops every connection (the app's own M2M login still works).
     let app = spawn_app().await;
-    app.add_fault(json!({"path": SCIM_ME, "drop_connection": true}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new(SCIM_ME).drop_connection())
+        .unwrap();
 
     // Act
-    let me = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
-    let (health, health_body) = app.get_json("/health", None).await;
-    let (ready, ready_body) = app.get_json("/ready", None).await;
+    let me = app.me(ALICE).send().await;
+    let (health, health_body) = app.health().json().await;
+    let (ready, ready_body) = app.ready().json().await;
 
     // Assert: /ready checks the store and the app's credentials, not per-user SCIM lookups,
     // so a SCIM outage leaves it green; identity needs four attempts before failing.
     assert_error(me, 502, "AUTH_USER_IDENTITY_FAILED").await;
-    assert_eq!(upstream_count(&app, SCIM_ME).await, 4);
+    assert_eq!(app.emulator.requests(SCIM_ME).len(), 4);
     assert_eq!(health, 200, "{health_body}");
     assert_eq!(ready, 200, "{ready_body}");
     assert_eq!(ready_body["checks"]["credentials"], "ok");
 
     // And recovery is immediate once SCIM is back: no breaker, nothing negative cached.
-    app.control(reqwest::Method::DELETE, "faults", json!({}))
-        .await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
+    app.emulator.clear_faults();
+    assert_eq!(app.me(ALICE).json().await.0, 200);
 }
 
 #[tokio::test]
 async fn shutdown_under_load_finishes_every_in_flight_request() {
     // Arrange: twelve slow invocations from three users are in flight.
     let mut app = spawn_app().await;
-    app.add_fault(json!({"path": "/serving-endpoints/echo/invocations", "latency_ms": 600}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/serving-endpoints/echo/invocations")
+                .latency(Duration::from_millis(600)),
+        )
+        .unwrap();
     let in_flight: Vec<_> = (0..12)
         .map(|i| {
             let request = app
-                .request(
-                    reqwest::Method::POST,
-                    "/api/model-serving/endpoints/echo/invocations",
+                .invoke(
                     [ALICE, BOB, ADMIN][i % 3],
+                    "echo",
+                    &json!({"inputs": {"i": i}}),
                 )
-                .json(&json!({"inputs": {"i": i}}))
                 .send();
             tokio::spawn(request)
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while upstream_count(&app, "/serving-endpoints/echo").await < 12 && Instant::now() < deadline {
+    while app.emulator.requests("/serving-endpoints/echo").len() < 12 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
@@ -323,7 +316,7 @@ async fn shutdown_under_load_finishes_every_in_flight_request() {
 
     // Assert: every accepted request completed with its own answer.
     for (i, handle) in in_flight.into_iter().enumerate() {
-        let response = handle.await.unwrap().unwrap();
+        let response = handle.await.unwrap();
         assert_eq!(response.status(), 200, "request {i}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["predictions"]["i"], i, "{body}");

@@ -1,3 +1,8 @@
+//! `/health`, `/ready` and `/metrics`: what each reports, who may read the metrics, and the
+//! labels they carry.
+
+use dbapp_emulator::FaultRule;
+
 use crate::app::{ALICE, Options, assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
@@ -6,7 +11,7 @@ async fn health_is_public_and_reports_the_version() {
     let app = spawn_app().await;
 
     // Act
-    let (status, body) = app.get_json("/health", None).await;
+    let (status, body) = app.health().json().await;
     let (api_status, api_body) = app.get_json("/api/health", None).await;
 
     // Assert
@@ -20,7 +25,7 @@ async fn health_is_public_and_reports_the_version() {
 #[tokio::test]
 async fn ready_checks_the_store_and_the_app_credentials() {
     let app = spawn_app().await;
-    let (status, body) = app.get_json("/ready", None).await;
+    let (status, body) = app.ready().json().await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ready");
     assert_eq!(body["checks"]["store"], "ok");
@@ -31,11 +36,12 @@ async fn ready_checks_the_store_and_the_app_credentials() {
 async fn ready_is_503_naming_the_failing_check() {
     // Arrange: the app's M2M token endpoint fails.
     let app = spawn_app().await;
-    app.add_fault(serde_json::json!({"path": "/oidc/v1/token", "status": 401}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new("/oidc/v1/token").status(401))
+        .unwrap();
 
     // Act
-    let (status, body) = app.get_json("/ready", None).await;
+    let (status, body) = app.ready().json().await;
 
     // Assert
     assert_eq!(status, 503, "{body}");
@@ -56,7 +62,7 @@ async fn ready_without_a_store_says_not_configured() {
         ..Options::default()
     })
     .await;
-    let (status, body) = app.get_json("/ready", None).await;
+    let (status, body) = app.ready().json().await;
     assert_eq!(status, 200);
     assert_eq!(body["checks"]["store"], "not_configured");
 }
@@ -76,7 +82,7 @@ async fn invented_http_methods_share_one_metrics_label() {
     }
 
     // Act
-    let text = app.get_text("/metrics", Some(ALICE)).await;
+    let text = app.metrics(ALICE).text().await;
 
     // Assert
     let samples = parse_prometheus(&text);
@@ -96,15 +102,12 @@ async fn invented_http_methods_share_one_metrics_label() {
 async fn metrics_need_an_identity_and_use_route_templates() {
     // Arrange
     let app = spawn_app().await;
-    app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
-    app.get("/api/user/me", Some("unknown-token"))
-        .send()
-        .await
-        .unwrap();
+    app.me(ALICE).send().await;
+    app.me("unknown-token").send().await;
 
     // Act
     let anonymous = app.get("/metrics", None).send().await.unwrap();
-    let response = app.get("/metrics", Some(ALICE)).send().await.unwrap();
+    let response = app.metrics(ALICE).send().await;
 
     // Assert
     assert_error(anonymous, 401, "AUTH_MISSING").await;

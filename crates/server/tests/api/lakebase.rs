@@ -1,3 +1,6 @@
+//! The preferences store on Lakebase: a private Postgres cluster whose logins are the
+//! emulator's minted credentials, reached with the app's identity.
+
 use dbapp_emulator::EmulatorConfig;
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
 use serde_json::json;
@@ -34,26 +37,22 @@ async fn preferences_are_isolated_on_lakebase_reached_with_the_apps_identity() {
 
     // Act
     let put = app
-        .request(reqwest::Method::PUT, "/api/preferences/theme", ALICE)
-        .json(&json!("dark"))
+        .put_preference(ALICE, "theme", &json!("dark"))
         .send()
-        .await
-        .unwrap();
-    let bob = app
-        .get("/api/preferences/theme", Some(BOB))
-        .send()
-        .await
-        .unwrap();
-    let (_, alice) = app.get_json("/api/preferences/theme", Some(ALICE)).await;
+        .await;
+    let bob = app.get_preference(BOB, "theme").send().await;
+    let (_, alice) = app.get_preference(ALICE, "theme").json().await;
 
     // Assert
     assert_eq!(put.status(), 201);
     assert_error(bob, 404, "PREFERENCE_NOT_FOUND").await;
     assert_eq!(alice["value"], "dark");
-    let minted = app.upstream_requests("/api/2.0/database/credentials").await;
+    let minted = app.emulator.requests("/api/2.0/database/credentials");
     assert!(!minted.is_empty());
     assert!(
-        minted.iter().all(|r| r["principal"] == "dbapp-sp"),
+        minted
+            .iter()
+            .all(|r| r.principal.as_deref() == Some("dbapp-sp")),
         "{minted:?}"
     );
     drop(app);

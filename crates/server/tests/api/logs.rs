@@ -1,3 +1,5 @@
+//! The JSON log lines: flat, one per request, and never containing a token.
+
 use crate::app::{ADMIN, ALICE, BOB, captured_logs, spawn_app};
 
 #[tokio::test]
@@ -8,13 +10,12 @@ async fn log_lines_are_flat_json_and_never_contain_a_token() {
     // Act: a few requests with known tokens, good and bad.
     for token in [ALICE, BOB, ADMIN, "dev-token-not-real"] {
         let _ = app
-            .get("/api/user/me", Some(token))
+            .me(token)
             .header("X-Correlation-ID", "log-test-1")
             .send()
-            .await
-            .unwrap();
+            .await;
     }
-    let _ = app.get("/metrics", Some(ALICE)).send().await.unwrap();
+    let _ = app.metrics(ALICE).send().await;
 
     // Assert
     let logs = captured_logs();

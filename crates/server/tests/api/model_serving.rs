@@ -1,3 +1,7 @@
+//! Model Serving: listing endpoints as the user, schemas, invocations and their inference log,
+//! timeouts, and envelope checks.
+
+use dbapp_emulator::FaultRule;
 use serde_json::json;
 
 use crate::app::{ALICE, BOB, assert_error, spawn_app};
@@ -20,8 +24,12 @@ async fn serving_endpoints_are_listed_as_the_user() {
     assert_eq!(echo["model_name"], "main.default.echo_model");
     let not_ready = items.iter().find(|e| e["name"] == "not-ready").unwrap();
     assert_eq!(not_ready["state"], "NOT_READY");
-    let calls = app.upstream_requests("/api/2.0/serving-endpoints").await;
-    assert!(calls.iter().all(|c| c["principal"] == "alice@example.com"));
+    let calls = app.emulator.requests("/api/2.0/serving-endpoints");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.principal.as_deref() == Some("alice@example.com"))
+    );
 }
 
 #[tokio::test]
@@ -63,30 +71,16 @@ async fn an_endpoint_has_served_entities_and_a_schema_from_its_task() {
 async fn every_invocation_outcome_is_recorded_for_its_caller_only() {
     // Arrange
     let app = spawn_app().await;
-    let invoke = |name: &str, body: serde_json::Value| {
-        app.request(
-            reqwest::Method::POST,
-            &format!("/api/model-serving/endpoints/{name}/invocations"),
-            ALICE,
-        )
-        .json(&body)
-        .send()
-    };
+    let invoke = |name: &str, body: serde_json::Value| app.invoke(ALICE, name, &body).send();
 
     // Act
-    let ok = invoke("echo", json!({"inputs": {"text": "hi"}}))
-        .await
-        .unwrap();
+    let ok = invoke("echo", json!({"inputs": {"text": "hi"}})).await;
     assert_eq!(ok.status(), 200);
     let ok: serde_json::Value = ok.json().await.unwrap();
-    let broken = invoke("broken", json!({"inputs": {"x": 1}})).await.unwrap();
-    let not_ready = invoke("not-ready", json!({"inputs": {"x": 1}}))
-        .await
-        .unwrap();
-    let missing = invoke("nope", json!({"inputs": 1})).await.unwrap();
-    let bad = invoke("echo", json!({"inputs": 1, "timeout_seconds": 0}))
-        .await
-        .unwrap();
+    let broken = invoke("broken", json!({"inputs": {"x": 1}})).await;
+    let not_ready = invoke("not-ready", json!({"inputs": {"x": 1}})).await;
+    let missing = invoke("nope", json!({"inputs": 1})).await;
+    let bad = invoke("echo", json!({"inputs": 1, "timeout_seconds": 0})).await;
 
     // Assert
     assert_eq!(ok["predictions"], json!({"text": "hi"}));
@@ -98,20 +92,18 @@ async fn every_invocation_outcome_is_recorded_for_its_caller_only() {
     assert_error(missing, 404, "ENDPOINT_NOT_FOUND").await;
     assert_error(bad, 400, "INVALID_REQUEST").await;
     assert!(
-        app.upstream_requests("/serving-endpoints/not-ready/invocations")
-            .await
+        app.emulator
+            .requests("/serving-endpoints/not-ready/invocations")
             .is_empty()
     );
-    let (_, logs) = app.get_json("/api/model-serving/logs", Some(ALICE)).await;
+    let (_, logs) = app.list_inference_logs(ALICE, "").json().await;
     assert_eq!(logs["total_count"], 4, "{logs}");
     assert_eq!(logs["items"][3]["request_id"], ok["request_id"]);
     assert_eq!(logs["items"][3]["status"], "SUCCESS");
     assert_eq!(logs["items"][2]["status"], "ERROR");
-    let (_, bob_logs) = app.get_json("/api/model-serving/logs", Some(BOB)).await;
+    let (_, bob_logs) = app.list_inference_logs(BOB, "").json().await;
     assert_eq!(bob_logs["total_count"], 0);
-    let (_, page) = app
-        .get_json("/api/model-serving/logs?limit=3", Some(ALICE))
-        .await;
+    let (_, page) = app.list_inference_logs(ALICE, "?limit=3").json().await;
     let token = page["next_page_token"].as_str().unwrap();
     let (_, rest) = app
         .get_json(
@@ -126,20 +118,22 @@ async fn every_invocation_outcome_is_recorded_for_its_caller_only() {
 #[tokio::test]
 async fn a_slow_model_is_model_timeout_and_recorded_as_timeout() {
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/serving-endpoints/echo/invocations", "latency_ms": 3000}))
-        .await;
-    let response = app
-        .request(
-            reqwest::Method::POST,
-            "/api/model-serving/endpoints/echo/invocations",
-            ALICE,
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/serving-endpoints/echo/invocations")
+                .latency(std::time::Duration::from_millis(3000)),
         )
-        .json(&json!({"inputs": {"a": 1}, "timeout_seconds": 1}))
-        .send()
-        .await
         .unwrap();
+    let response = app
+        .invoke(
+            ALICE,
+            "echo",
+            &json!({"inputs": {"a": 1}, "timeout_seconds": 1}),
+        )
+        .send()
+        .await;
     assert_error(response, 504, "MODEL_TIMEOUT").await;
-    let (_, logs) = app.get_json("/api/model-serving/logs", Some(ALICE)).await;
+    let (_, logs) = app.list_inference_logs(ALICE, "").json().await;
     assert_eq!(logs["items"][0]["status"], "TIMEOUT");
 }
 

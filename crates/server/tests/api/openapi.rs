@@ -1,3 +1,5 @@
+//! The OpenAPI document (an insta snapshot) and the embedded API docs.
+
 use std::collections::BTreeSet;
 
 use serde_json::Value;

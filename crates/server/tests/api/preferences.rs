@@ -1,3 +1,6 @@
+//! Preferences: upsert, read, list and delete per user, validation, and a missing or
+//! unreachable store.
+
 use serde_json::json;
 
 use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
@@ -6,27 +9,20 @@ use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
 async fn preferences_are_upserted_read_listed_and_deleted() {
     // Arrange
     let app = spawn_app().await;
-    let put = |value: serde_json::Value| {
-        app.request(reqwest::Method::PUT, "/api/preferences/theme", ALICE)
-            .json(&value)
-            .send()
-    };
 
     // Act
-    let created = put(json!({"mode": "dark"})).await.unwrap();
-    let replaced = put(json!("light")).await.unwrap();
-    let (status, one) = app.get_json("/api/preferences/theme", Some(ALICE)).await;
-    let (_, list) = app.get_json("/api/preferences", Some(ALICE)).await;
-    let deleted = app
-        .request(reqwest::Method::DELETE, "/api/preferences/theme", ALICE)
+    let created = app
+        .put_preference(ALICE, "theme", &json!({"mode": "dark"}))
         .send()
-        .await
-        .unwrap();
-    let again = app
-        .request(reqwest::Method::DELETE, "/api/preferences/theme", ALICE)
+        .await;
+    let replaced = app
+        .put_preference(ALICE, "theme", &json!("light"))
         .send()
-        .await
-        .unwrap();
+        .await;
+    let (status, one) = app.get_preference(ALICE, "theme").json().await;
+    let (_, list) = app.list_preferences(ALICE).json().await;
+    let deleted = app.delete_preference(ALICE, "theme").send().await;
+    let again = app.delete_preference(ALICE, "theme").send().await;
 
     // Assert
     assert_eq!(created.status(), 201);
@@ -46,37 +42,20 @@ async fn preferences_are_upserted_read_listed_and_deleted() {
 async fn preferences_are_isolated_between_users() {
     // Arrange
     let app = spawn_app().await;
-    app.request(reqwest::Method::PUT, "/api/preferences/secret", ALICE)
-        .json(&json!(42))
-        .send()
-        .await
-        .unwrap();
+    app.put_preference(ALICE, "secret", &json!(42)).send().await;
 
     // Act
-    let read = app
-        .get("/api/preferences/secret", Some(BOB))
-        .send()
-        .await
-        .unwrap();
-    let (_, list) = app.get_json("/api/preferences", Some(BOB)).await;
-    let delete = app
-        .request(reqwest::Method::DELETE, "/api/preferences/secret", BOB)
-        .send()
-        .await
-        .unwrap();
-    let overwrite = app
-        .request(reqwest::Method::PUT, "/api/preferences/secret", BOB)
-        .json(&json!(0))
-        .send()
-        .await
-        .unwrap();
+    let read = app.get_preference(BOB, "secret").send().await;
+    let (_, list) = app.list_preferences(BOB).json().await;
+    let delete = app.delete_preference(BOB, "secret").send().await;
+    let overwrite = app.put_preference(BOB, "secret", &json!(0)).send().await;
 
     // Assert
     assert_error(read, 404, "PREFERENCE_NOT_FOUND").await;
     assert_eq!(list["items"], json!([]));
     assert_error(delete, 404, "PREFERENCE_NOT_FOUND").await;
     assert_eq!(overwrite.status(), 201, "bob gets his own key");
-    let (_, alice) = app.get_json("/api/preferences/secret", Some(ALICE)).await;
+    let (_, alice) = app.get_preference(ALICE, "secret").json().await;
     assert_eq!(alice["value"], 42);
 }
 
@@ -84,11 +63,7 @@ async fn preferences_are_isolated_between_users() {
 async fn keys_and_values_are_validated() {
     let app = spawn_app().await;
     let body = assert_error(
-        app.request(reqwest::Method::PUT, "/api/preferences/Bad", ALICE)
-            .json(&json!(1))
-            .send()
-            .await
-            .unwrap(),
+        app.put_preference(ALICE, "Bad", &json!(1)).send().await,
         400,
         "INVALID_REQUEST",
     )
@@ -96,11 +71,7 @@ async fn keys_and_values_are_validated() {
     assert_eq!(body["detail"]["field"], "key");
     let big = json!("x".repeat(100 * 1024));
     let body = assert_error(
-        app.request(reqwest::Method::PUT, "/api/preferences/big", ALICE)
-            .json(&big)
-            .send()
-            .await
-            .unwrap(),
+        app.put_preference(ALICE, "big", &big).send().await,
         413,
         "PAYLOAD_TOO_LARGE",
     )
@@ -138,10 +109,7 @@ async fn without_a_store_preferences_are_storage_not_configured() {
     })
     .await;
     assert_error(
-        app.get("/api/preferences", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
+        app.list_preferences(ALICE).send().await,
         503,
         "STORAGE_NOT_CONFIGURED",
     )

@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use dbapp_emulator::FaultRule;
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -54,17 +55,6 @@ fn encode(raw: &str) -> String {
         .collect()
 }
 
-async fn mint(app: &TestApp, principal: &str, ttl_secs: u64) -> String {
-    let minted = app
-        .control(
-            Method::POST,
-            "tokens",
-            json!({"principal": principal, "ttl_secs": ttl_secs}),
-        )
-        .await;
-    minted["token"].as_str().expect("a minted token").to_owned()
-}
-
 #[tokio::test]
 async fn a_random_sequence_of_three_users_never_crosses_between_them() {
     // Arrange: a model of what each user owns; keys are drawn from one small shared pool so
@@ -80,16 +70,10 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
         let user = rng.below(USERS.len());
         let (token, email) = USERS[user];
         let key = keys[rng.below(keys.len())];
-        let path = format!("/api/preferences/{key}");
         match rng.below(6) {
             0 | 1 => {
                 let value = json!({"owner": email, "step": step});
-                let response = app
-                    .request(Method::PUT, &path, token)
-                    .json(&value)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = app.put_preference(token, key, &value).send().await;
                 let expected = if prefs.contains_key(&(user, key)) {
                     200
                 } else {
@@ -105,7 +89,7 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
                 prefs.insert((user, key), value);
             }
             2 => {
-                let response = app.get(&path, Some(token)).send().await.unwrap();
+                let response = app.get_preference(token, key).send().await;
                 match prefs.get(&(user, key)) {
                     Some(value) => {
                         assert_eq!(response.status(), 200, "step {step}");
@@ -118,11 +102,7 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
                 }
             }
             3 => {
-                let response = app
-                    .request(Method::DELETE, &path, token)
-                    .send()
-                    .await
-                    .unwrap();
+                let response = app.delete_preference(token, key).send().await;
                 if prefs.remove(&(user, key)).is_some() {
                     assert_eq!(response.status(), 204, "step {step}");
                 } else {
@@ -131,21 +111,19 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
             }
             4 => {
                 let response = app
-                    .request(
-                        Method::POST,
-                        "/api/model-serving/endpoints/echo/invocations",
+                    .invoke(
                         token,
+                        "echo",
+                        &json!({"inputs": {"owner": email, "step": step}}),
                     )
-                    .json(&json!({"inputs": {"owner": email, "step": step}}))
                     .send()
-                    .await
-                    .unwrap();
+                    .await;
                 assert_eq!(response.status(), 200, "step {step}");
                 let body: Value = response.json().await.unwrap();
                 history[user].insert(body["request_id"].as_str().unwrap().to_owned());
             }
             _ => {
-                let (_, list) = app.get_json("/api/preferences", Some(token)).await;
+                let (_, list) = app.list_preferences(token).json().await;
                 let seen: BTreeMap<&str, &Value> = list["items"]
                     .as_array()
                     .unwrap()
@@ -158,9 +136,7 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
                     .map(|((_, k), v)| (*k, v))
                     .collect();
                 assert_eq!(seen, expected, "step {step}: list as {email}");
-                let (_, logs) = app
-                    .get_json("/api/model-serving/logs?limit=1000", Some(token))
-                    .await;
+                let (_, logs) = app.list_inference_logs(token, "?limit=1000").json().await;
                 let items = logs["items"].as_array().unwrap();
                 let ids: BTreeSet<String> = items
                     .iter()
@@ -174,7 +150,7 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
 
     // Assert: a final full comparison for everyone.
     for (user, (token, email)) in USERS.iter().enumerate() {
-        let (_, list) = app.get_json("/api/preferences", Some(token)).await;
+        let (_, list) = app.list_preferences(token).json().await;
         for item in list["items"].as_array().unwrap() {
             assert_eq!(item["value"]["owner"], *email, "{item}");
             assert!(prefs.contains_key(&(user, item["key"].as_str().unwrap())));
@@ -186,13 +162,20 @@ async fn a_random_sequence_of_three_users_never_crosses_between_them() {
 async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
     // Arrange: fixture tokens, minted ones (one later expired, one revoked), made-up ones.
     let app = spawn_app().await;
-    let minted = mint(&app, "alice@example.com", 600).await;
-    let expired = mint(&app, "bob@example.com", 600).await;
-    let revoked = mint(&app, "admin@example.com", 600).await;
-    app.control(Method::POST, "tokens/expire", json!({"token": expired}))
-        .await;
-    app.control(Method::POST, "tokens/revoke", json!({"token": revoked}))
-        .await;
+    let minted = app
+        .emulator
+        .mint_token("alice@example.com", Duration::from_secs(600))
+        .unwrap();
+    let expired = app
+        .emulator
+        .mint_token("bob@example.com", Duration::from_secs(600))
+        .unwrap();
+    let revoked = app
+        .emulator
+        .mint_token("admin@example.com", Duration::from_secs(600))
+        .unwrap();
+    app.emulator.expire_token(&expired).await.unwrap();
+    app.emulator.revoke_token(&revoked).await.unwrap();
     let secrets = [
         ALICE,
         BOB,
@@ -231,8 +214,13 @@ async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
         "/api/v1/metrics/performance",
         "/api/nope",
     ];
-    app.add_fault(json!({"path": "/api/2.0/serving-endpoints", "status": 503, "count": 10}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/serving-endpoints")
+                .status(503)
+                .times(10),
+        )
+        .unwrap();
     let mut outputs = Vec::new();
     let correlation = "secret-scan";
 
@@ -267,7 +255,7 @@ async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
             outputs.push(response.text().await.unwrap());
         }
     }
-    let metrics = app.get_text("/metrics", Some(ADMIN)).await;
+    let metrics = app.metrics(ADMIN).text().await;
 
     // Assert: the scan is not vacuous, and nothing anywhere holds a secret.
     let logs = captured_logs();
@@ -294,9 +282,11 @@ async fn no_token_or_secret_appears_in_logs_bodies_headers_or_metrics() {
 async fn metrics_and_admin_routes_refuse_missing_invalid_and_non_admin_tokens() {
     // Arrange
     let app = spawn_app().await;
-    let expired = mint(&app, "admin@example.com", 600).await;
-    app.control(Method::POST, "tokens/expire", json!({"token": expired}))
-        .await;
+    let expired = app
+        .emulator
+        .mint_token("admin@example.com", Duration::from_secs(600))
+        .unwrap();
+    app.emulator.expire_token(&expired).await.unwrap();
     let admin_routes = [
         "/api/v1/metrics/performance",
         "/api/v1/metrics/usage",
@@ -329,14 +319,7 @@ async fn metrics_and_admin_routes_refuse_missing_invalid_and_non_admin_tokens() 
         assert_eq!(app.get_json(path, Some(ADMIN)).await.0, 200, "{path}");
     }
     // `/metrics` needs an identity, not an admin (API.md).
-    assert_eq!(
-        app.get("/metrics", Some(BOB))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.metrics(BOB).send().await.status(), 200);
 }
 
 #[tokio::test]
@@ -347,7 +330,12 @@ async fn the_identity_cache_never_serves_one_tokens_identity_for_another() {
     let mut cases: Vec<(String, Option<&str>)> = Vec::new();
     for (token, email) in USERS {
         cases.push((token.to_owned(), Some(email)));
-        cases.push((mint(&app, email, 600).await, Some(email)));
+        cases.push((
+            app.emulator
+                .mint_token(email, Duration::from_secs(600))
+                .unwrap(),
+            Some(email),
+        ));
     }
     for near in [
         "dev-token-alicf",
@@ -392,23 +380,25 @@ async fn the_identity_cache_honours_its_ttl_and_a_revoked_token_stops_within_it(
         ..Options::default()
     })
     .await;
-    let token = mint(&app, "bob@example.com", 600).await;
+    let token = app
+        .emulator
+        .mint_token("bob@example.com", Duration::from_secs(600))
+        .unwrap();
 
     // Act / Assert: three quick requests cost one lookup; after the TTL, one more.
     for _ in 0..3 {
-        assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
+        assert_eq!(app.me(&token).json().await.0, 200);
     }
-    assert_eq!(app.upstream_requests(SCIM_ME).await.len(), 1);
+    assert_eq!(app.emulator.requests(SCIM_ME).len(), 1);
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
-    assert_eq!(app.upstream_requests(SCIM_ME).await.len(), 2);
+    assert_eq!(app.me(&token).json().await.0, 200);
+    assert_eq!(app.emulator.requests(SCIM_ME).len(), 2);
 
     // Act: revoke it while its identity is cached, and poll.
-    app.control(Method::POST, "tokens/revoke", json!({"token": token}))
-        .await;
+    app.emulator.revoke_token(&token).await.unwrap();
     let revoked_at = Instant::now();
     let refused_after = loop {
-        let response = app.get("/api/user/me", Some(&token)).send().await.unwrap();
+        let response = app.me(&token).send().await;
         if response.status() == 401 {
             assert_error(response, 401, "AUTH_INVALID").await;
             break revoked_at.elapsed();
@@ -427,20 +417,20 @@ async fn the_identity_cache_honours_its_ttl_and_a_revoked_token_stops_within_it(
         refused_after <= Duration::from_millis(1500),
         "{refused_after:?}"
     );
-    assert_error(
-        app.get("/api/user/me", Some(&token)).send().await.unwrap(),
-        401,
-        "AUTH_INVALID",
-    )
-    .await;
+    assert_error(app.me(&token).send().await, 401, "AUTH_INVALID").await;
 }
 
 #[tokio::test]
 async fn one_users_failures_never_lock_out_the_others() {
     // Arrange: SCIM fails for bob only, and a flood of bad tokens arrives first.
     let app = spawn_app().await;
-    app.add_fault(json!({"path": SCIM_ME, "principal": "bob@example.com", "status": 503}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new(SCIM_ME)
+                .principal("bob@example.com")
+                .status(503),
+        )
+        .unwrap();
     for batch in 0..5 {
         let bad = futures_util::future::join_all((0..40).map(|i| {
             app.get("/api/user/me", Some(&format!("bad-token-{batch}-{i}")))
@@ -452,30 +442,23 @@ async fn one_users_failures_never_lock_out_the_others() {
         }
     }
     for _ in 0..3 {
-        assert_error(
-            app.get("/api/user/me", Some(BOB)).send().await.unwrap(),
-            502,
-            "AUTH_USER_IDENTITY_FAILED",
-        )
-        .await;
+        assert_error(app.me(BOB).send().await, 502, "AUTH_USER_IDENTITY_FAILED").await;
     }
 
     // Act
     let started = Instant::now();
-    let (alice, body) = app.get_json("/api/user/me", Some(ALICE)).await;
-    let (admin, _) = app
-        .get_json("/api/unity-catalog/catalogs", Some(ADMIN))
-        .await;
+    let (alice, body) = app.me(ALICE).json().await;
+    let (admin, _) = app.list_catalogs(ADMIN, "").json().await;
 
     // Assert: served at once, with no retry of their own lookups.
     assert_eq!(alice, 200, "{body}");
     assert_eq!(admin, 200);
     assert!(started.elapsed() < Duration::from_secs(1));
     let alice_lookups = app
-        .upstream_requests(SCIM_ME)
-        .await
+        .emulator
+        .requests(SCIM_ME)
         .iter()
-        .filter(|r| r["principal"] == "alice@example.com")
+        .filter(|r| r.principal.as_deref() == Some("alice@example.com"))
         .count();
     assert_eq!(alice_lookups, 1);
 }
@@ -521,7 +504,7 @@ async fn bodies_over_1_mib_are_refused_with_or_without_a_length() {
     assert_eq!(body["detail"]["limit_bytes"], 1024 * 1024);
     assert!(streamed.starts_with("HTTP/1.1 413"), "{streamed:.300}");
     assert!(streamed.contains("PAYLOAD_TOO_LARGE"), "{streamed:.600}");
-    assert_eq!(app.get_json("/health", None).await.0, 200);
+    assert_eq!(app.health().json().await.0, 200);
 }
 
 #[tokio::test]
@@ -531,11 +514,7 @@ async fn oversized_tokens_and_headers_are_refused_without_an_upstream_call() {
     let token = "t".repeat(64 * 1024);
 
     // Act
-    let long_token = app
-        .get("/api/unity-catalog/catalogs", Some(&token))
-        .send()
-        .await
-        .unwrap();
+    let long_token = app.list_catalogs(&token, "").send().await;
     let huge_headers = raw_request(
         &app,
         format!(
@@ -554,8 +533,8 @@ async fn oversized_tokens_and_headers_are_refused_without_an_upstream_call() {
         huge_headers.is_empty() || status.starts_with('4'),
         "{huge_headers:.300}"
     );
-    assert!(app.upstream_requests("/api/").await.is_empty());
-    assert_eq!(app.get_json("/health", None).await.0, 200);
+    assert!(app.emulator.requests("/api/").is_empty());
+    assert_eq!(app.health().json().await.0, 200);
 }
 
 #[tokio::test]
@@ -735,8 +714,8 @@ fn injection_corpus() -> Vec<String> {
 async fn injection_attempts_on_path_segments_are_refused_and_never_reach_sql() {
     // Arrange: alice's identity is cached, and the upstream log is then cleared.
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.control(Method::DELETE, "requests", json!({})).await;
+    assert_eq!(app.me(ALICE).json().await.0, 200);
+    app.emulator.clear_requests();
     let corpus = injection_corpus();
     let mut refused = 0;
 
@@ -774,25 +753,17 @@ async fn injection_attempts_on_path_segments_are_refused_and_never_reach_sql() {
 
     // Assert: nothing at all reached SQL, Unity Catalog or the identity lookup.
     assert_eq!(refused, corpus.len() * 6 + 2);
-    assert!(
-        app.upstream_requests("/api/2.0/sql/statements")
-            .await
-            .is_empty()
-    );
-    assert!(
-        app.upstream_requests("/api/2.1/unity-catalog")
-            .await
-            .is_empty()
-    );
-    assert!(app.upstream_requests("/api/").await.is_empty());
+    assert!(app.emulator.requests("/api/2.0/sql/statements").is_empty());
+    assert!(app.emulator.requests("/api/2.1/unity-catalog").is_empty());
+    assert!(app.emulator.requests("/api/").is_empty());
 }
 
 #[tokio::test]
 async fn injection_attempts_on_preference_keys_and_endpoint_names_are_refused() {
     // Arrange
     let app = spawn_app().await;
-    assert_eq!(app.get_json("/api/user/me", Some(ALICE)).await.0, 200);
-    app.control(Method::DELETE, "requests", json!({})).await;
+    assert_eq!(app.me(ALICE).json().await.0, 200);
+    app.emulator.clear_requests();
     let mut corpus = injection_corpus();
     corpus.extend(["Theme", "1key", "_key", "key'", "k\u{0307}"].map(str::to_owned));
     corpus.push(format!("k{}", "a".repeat(100)));
@@ -848,9 +819,9 @@ async fn injection_attempts_on_preference_keys_and_endpoint_names_are_refused() 
     }
 
     // Assert: no preference was written, nothing reached the workspace.
-    let (_, list) = app.get_json("/api/preferences", Some(ALICE)).await;
+    let (_, list) = app.list_preferences(ALICE).json().await;
     assert_eq!(list["items"], json!([]));
-    assert!(app.upstream_requests("/").await.is_empty());
+    assert!(app.emulator.requests("/").is_empty());
 }
 
 #[tokio::test]
@@ -896,10 +867,8 @@ async fn struct_bodies_written_as_arrays_are_refused() {
         let response = usage(body).await.unwrap();
         assert_error(response, 400, "INVALID_REQUEST").await;
     }
-    assert!(app.upstream_requests("/serving-endpoints").await.is_empty());
-    let (_, count) = app
-        .get_json("/api/v1/metrics/usage/count?time_range=24h", Some(ALICE))
-        .await;
+    assert!(app.emulator.requests("/serving-endpoints").is_empty());
+    let (_, count) = app.usage_count(ALICE, "?time_range=24h").json().await;
     assert_eq!(count["count"], 0, "{count}");
     // The object forms still work.
     assert_eq!(invoke("{\"inputs\": [1]}").await.unwrap().status(), 200);

@@ -1,3 +1,6 @@
+//! The server loop: HTTP/2 cleartext, and graceful shutdown with requests in flight.
+
+use dbapp_emulator::FaultRule;
 use serde_json::json;
 
 use crate::app::{ALICE, spawn_app};
@@ -23,23 +26,19 @@ async fn http2_cleartext_is_served_with_prior_knowledge() {
 async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     // Arrange: a model call that takes 500 ms upstream.
     let mut app = spawn_app().await;
-    app.add_fault(json!({"path": "/serving-endpoints/echo/invocations", "latency_ms": 500}))
-        .await;
-    let in_flight = app
-        .request(
-            reqwest::Method::POST,
-            "/api/model-serving/endpoints/echo/invocations",
-            ALICE,
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/serving-endpoints/echo/invocations")
+                .latency(std::time::Duration::from_millis(500)),
         )
-        .json(&json!({"inputs": {"x": 1}}))
+        .unwrap();
+    let in_flight = app
+        .invoke(ALICE, "echo", &json!({"inputs": {"x": 1}}))
         .send();
     let in_flight = tokio::spawn(in_flight);
     // The request has reached the emulator once the fault has fired.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while app
-        .upstream_requests("/serving-endpoints/echo")
-        .await
-        .is_empty()
+    while app.emulator.requests("/serving-endpoints/echo").is_empty()
         && std::time::Instant::now() < deadline
     {
         tokio::task::yield_now().await;
@@ -51,7 +50,7 @@ async fn shutdown_lets_in_flight_requests_finish_then_stops_accepting() {
     let stopped_after = started.elapsed();
 
     // Assert
-    let response = in_flight.await.unwrap().unwrap();
+    let response = in_flight.await.unwrap();
     assert_eq!(response.status(), 200, "the in-flight request finished");
     assert!(stopped_after < std::time::Duration::from_secs(15));
     assert!(

@@ -1,4 +1,7 @@
-use serde_json::json;
+//! Unity Catalog: catalogs, schemas and tables as the user, pagination, identifiers, table rows
+//! through the SQL warehouse, and upstream failures.
+
+use dbapp_emulator::FaultRule;
 
 use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
 
@@ -17,10 +20,8 @@ async fn alice_and_bob_see_different_catalogs_and_schemas() {
     let app = spawn_app().await;
 
     // Act
-    let (_, alice) = app
-        .get_json("/api/unity-catalog/catalogs", Some(ALICE))
-        .await;
-    let (_, bob) = app.get_json("/api/unity-catalog/catalogs", Some(BOB)).await;
+    let (_, alice) = app.list_catalogs(ALICE, "").json().await;
+    let (_, bob) = app.list_catalogs(BOB, "").json().await;
     let (_, alice_schemas) = app
         .get_json("/api/unity-catalog/catalogs/main/schemas", Some(ALICE))
         .await;
@@ -53,15 +54,13 @@ async fn alice_and_bob_see_different_catalogs_and_schemas() {
 async fn pages_follow_limit_and_tokens_across_empty_upstream_pages() {
     // Arrange: the emulator begins lists with empty pages that carry tokens.
     let app = spawn_app().await;
-    app.control(
-        reqwest::Method::PUT,
-        "config",
-        json!({"empty_pages": true, "default_page_size": 1}),
-    )
-    .await;
-    let (_, everything) = app
-        .get_json("/api/unity-catalog/catalogs?limit=1000", Some(ALICE))
-        .await;
+    app.emulator
+        .update_settings(|s| {
+            s.empty_pages = true;
+            s.default_page_size = 1;
+        })
+        .unwrap();
+    let (_, everything) = app.list_catalogs(ALICE, "?limit=1000").json().await;
     let all = names(&everything);
     assert!(all.len() >= 2, "{everything}");
 
@@ -78,9 +77,7 @@ async fn pages_follow_limit_and_tokens_across_empty_upstream_pages() {
             None => break,
         }
     }
-    let (_, skipped) = app
-        .get_json("/api/unity-catalog/catalogs?offset=1&limit=1", Some(ALICE))
-        .await;
+    let (_, skipped) = app.list_catalogs(ALICE, "?offset=1&limit=1").json().await;
 
     // Assert
     assert_eq!(seen, all);
@@ -249,11 +246,11 @@ async fn rows_are_typed_paged_and_read_as_the_user() {
     assert!(first["statement_id"].is_string());
     assert!(first["execution_time_ms"].is_u64());
     assert!(!first["columns"].as_array().unwrap().is_empty());
-    let statements = app.upstream_requests("/api/2.0/sql/statements").await;
+    let statements = app.emulator.requests("/api/2.0/sql/statements");
     assert!(
         statements
             .iter()
-            .all(|s| s["principal"] == "alice@example.com"),
+            .all(|s| s.principal.as_deref() == Some("alice@example.com")),
         "{statements:?}"
     );
     let (_, offset) = app
@@ -286,49 +283,42 @@ async fn rows_without_a_warehouse_are_warehouse_not_configured() {
 async fn a_429_fails_at_once_after_exactly_one_upstream_call() {
     // Arrange
     let app = spawn_app().await;
-    app.get_json("/api/user/me", Some(ALICE)).await; // identity cached
-    app.add_fault(json!({"path": "/api/2.1/unity-catalog/*", "status": 429, "retry_after": 9}))
-        .await;
+    app.me(ALICE).json().await; // identity cached
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.1/unity-catalog/*")
+                .status(429)
+                .retry_after_secs(9),
+        )
+        .unwrap();
 
     // Act
-    let response = app
-        .get("/api/unity-catalog/catalogs", Some(ALICE))
-        .send()
-        .await
-        .unwrap();
+    let response = app.list_catalogs(ALICE, "").send().await;
 
     // Assert
     let body = assert_error(response, 429, "RATE_LIMITED").await;
     assert_eq!(body["retry_after"], 9);
-    assert_eq!(
-        app.upstream_requests("/api/2.1/unity-catalog").await.len(),
-        1
-    );
+    assert_eq!(app.emulator.requests("/api/2.1/unity-catalog").len(), 1);
 }
 
 #[tokio::test]
 async fn upstream_failures_and_timeouts_have_their_codes() {
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/api/2.1/unity-catalog/catalogs", "status": 500}))
-        .await;
+    app.emulator
+        .inject_fault(FaultRule::new("/api/2.1/unity-catalog/catalogs").status(500))
+        .unwrap();
     assert_error(
-        app.get("/api/unity-catalog/catalogs", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
+        app.list_catalogs(ALICE, "").send().await,
         502,
         "UPSTREAM_ERROR",
     )
     .await;
-    app.control(reqwest::Method::DELETE, "faults", json!({}))
-        .await;
-    app.add_fault(json!({"path": "/api/2.1/unity-catalog/catalogs", "status": 504}))
-        .await;
+    app.emulator.clear_faults();
+    app.emulator
+        .inject_fault(FaultRule::new("/api/2.1/unity-catalog/catalogs").status(504))
+        .unwrap();
     assert_error(
-        app.get("/api/unity-catalog/catalogs", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
+        app.list_catalogs(ALICE, "").send().await,
         504,
         "UPSTREAM_TIMEOUT",
     )
@@ -339,36 +329,19 @@ async fn upstream_failures_and_timeouts_have_their_codes() {
 async fn an_expired_token_on_a_resource_call_is_auth_expired() {
     // Arrange: the identity is cached, then the token expires.
     let app = spawn_app().await;
-    let minted = app
-        .control(
-            reqwest::Method::POST,
-            "tokens",
-            json!({"principal": "bob@example.com", "ttl_secs": 600}),
-        )
-        .await;
-    let token = minted["token"].as_str().unwrap().to_owned();
-    assert_eq!(app.get_json("/api/user/me", Some(&token)).await.0, 200);
-    app.control(
-        reqwest::Method::POST,
-        "tokens/expire",
-        json!({"token": token}),
-    )
-    .await;
+    let token = app
+        .emulator
+        .mint_token("bob@example.com", std::time::Duration::from_secs(600))
+        .unwrap();
+    assert_eq!(app.me(&token).json().await.0, 200);
+    app.emulator.expire_token(&token).await.unwrap();
 
     // Act / Assert: refused on the resource call, and at once on the next identity check.
     assert_error(
-        app.get("/api/unity-catalog/catalogs", Some(&token))
-            .send()
-            .await
-            .unwrap(),
+        app.list_catalogs(&token, "").send().await,
         401,
         "AUTH_EXPIRED",
     )
     .await;
-    assert_error(
-        app.get("/api/user/me", Some(&token)).send().await.unwrap(),
-        401,
-        "AUTH_EXPIRED",
-    )
-    .await;
+    assert_error(app.me(&token).send().await, 401, "AUTH_EXPIRED").await;
 }

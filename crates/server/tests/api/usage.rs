@@ -1,3 +1,5 @@
+//! Usage events (JSON and beacon text), their validation, and the admin dashboards.
+
 use serde_json::json;
 
 use crate::app::{ADMIN, ALICE, BOB, assert_error, spawn_app};
@@ -13,12 +15,7 @@ async fn usage_events_are_accepted_as_json_and_as_beacon_text() {
     let app = spawn_app().await;
 
     // Act
-    let json_post = app
-        .request(reqwest::Method::POST, "/api/v1/metrics/usage-events", ALICE)
-        .json(&events(3))
-        .send()
-        .await
-        .unwrap();
+    let json_post = app.post_usage(ALICE, &events(3)).send().await;
     let beacon = app
         .request(reqwest::Method::POST, "/api/v1/metrics/usage-events", ALICE)
         .header("content-type", "text/plain;charset=UTF-8")
@@ -26,10 +23,8 @@ async fn usage_events_are_accepted_as_json_and_as_beacon_text() {
         .send()
         .await
         .unwrap();
-    let (_, alice) = app
-        .get_json("/api/v1/metrics/usage/count?time_range=24h", Some(ALICE))
-        .await;
-    let (_, bob) = app.get_json("/api/v1/metrics/usage/count", Some(BOB)).await;
+    let (_, alice) = app.usage_count(ALICE, "?time_range=24h").json().await;
+    let (_, bob) = app.usage_count(BOB, "").json().await;
 
     // Assert
     assert_eq!(json_post.status(), 202);
@@ -47,26 +42,17 @@ async fn usage_events_are_accepted_as_json_and_as_beacon_text() {
 #[tokio::test]
 async fn usage_batches_are_validated() {
     let app = spawn_app().await;
-    let post = |body: serde_json::Value| {
-        app.request(reqwest::Method::POST, "/api/v1/metrics/usage-events", ALICE)
-            .json(&body)
-            .send()
-    };
-    assert_error(post(events(0)).await.unwrap(), 400, "INVALID_REQUEST").await;
-    assert_error(post(events(1001)).await.unwrap(), 400, "INVALID_REQUEST").await;
+    let post = |batch: serde_json::Value| app.post_usage(ALICE, &batch).send();
+    assert_error(post(events(0)).await, 400, "INVALID_REQUEST").await;
+    assert_error(post(events(1001)).await, 400, "INVALID_REQUEST").await;
     assert_error(
-        post(json!({"events": [{"event_type": "x"}]}))
-            .await
-            .unwrap(),
+        post(json!({"events": [{"event_type": "x"}]})).await,
         400,
         "INVALID_REQUEST",
     )
     .await;
     assert_error(
-        app.get("/api/v1/metrics/usage/count?time_range=1y", Some(ALICE))
-            .send()
-            .await
-            .unwrap(),
+        app.usage_count(ALICE, "?time_range=1y").send().await,
         400,
         "INVALID_REQUEST",
     )
@@ -94,16 +80,8 @@ async fn admin_dashboards_need_an_admin() {
 async fn admin_dashboards_report_usage_and_request_performance_by_route_template() {
     // Arrange
     let app = spawn_app().await;
-    app.request(reqwest::Method::POST, "/api/v1/metrics/usage-events", ALICE)
-        .json(&events(4))
-        .send()
-        .await
-        .unwrap();
-    app.request(reqwest::Method::POST, "/api/v1/metrics/usage-events", BOB)
-        .json(&events(1))
-        .send()
-        .await
-        .unwrap();
+    app.post_usage(ALICE, &events(4)).send().await;
+    app.post_usage(BOB, &events(1)).send().await;
     for key in ["a", "b", "c"] {
         app.get(&format!("/api/preferences/{key}"), Some(ALICE))
             .send()

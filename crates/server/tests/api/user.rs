@@ -1,3 +1,9 @@
+//! The caller's identity: `/api/user/me`, auth status, token checks, and SCIM lookups retried,
+//! cached and rate limited.
+
+use std::time::Duration;
+
+use dbapp_emulator::FaultRule;
 use serde_json::json;
 
 use crate::app::{ADMIN, ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
@@ -8,7 +14,7 @@ async fn me_returns_the_caller_with_auth_method_obo() {
     let app = spawn_app().await;
 
     // Act
-    let (status, body) = app.get_json("/api/user/me", Some(ALICE)).await;
+    let (status, body) = app.me(ALICE).json().await;
 
     // Assert
     assert_eq!(status, 200, "{body}");
@@ -25,9 +31,9 @@ async fn me_returns_the_caller_with_auth_method_obo() {
 #[tokio::test]
 async fn admins_are_members_of_the_admin_groups() {
     let app = spawn_app().await;
-    let (_, admin) = app.get_json("/api/user/me", Some(ADMIN)).await;
+    let (_, admin) = app.me(ADMIN).json().await;
     assert_eq!(admin["is_admin"], true, "{admin}");
-    let (_, bob) = app.get_json("/api/user/me", Some(BOB)).await;
+    let (_, bob) = app.me(BOB).json().await;
     assert_eq!(bob["is_admin"], false);
 }
 
@@ -38,7 +44,7 @@ async fn admin_groups_are_configurable() {
         ..Options::default()
     })
     .await;
-    let (_, admin) = app.get_json("/api/user/me", Some(ADMIN)).await;
+    let (_, admin) = app.me(ADMIN).json().await;
     assert_eq!(admin["is_admin"], false);
 }
 
@@ -62,11 +68,11 @@ async fn auth_status_is_never_an_error() {
         none,
         json!({"authenticated": false, "auth_method": "obo", "has_user_identity": false, "user_id": null})
     );
-    let (status, bad) = app.get_json("/api/user/auth/status", Some("nope")).await;
+    let (status, bad) = app.auth_status("nope").json().await;
     assert_eq!(status, 200);
     assert_eq!(bad["authenticated"], false);
     assert_eq!(bad["has_user_identity"], true);
-    let (_, good) = app.get_json("/api/user/auth/status", Some(ALICE)).await;
+    let (_, good) = app.auth_status(ALICE).json().await;
     assert_eq!(good["authenticated"], true);
     assert_eq!(good["user_id"], "alice@example.com");
 }
@@ -83,67 +89,26 @@ async fn missing_empty_and_malformed_tokens_are_refused_before_any_call() {
         "AUTH_MISSING",
     )
     .await;
-    assert_error(
-        app.get("/api/user/me", Some("   ")).send().await.unwrap(),
-        401,
-        "AUTH_MISSING",
-    )
-    .await;
+    assert_error(app.me("   ").send().await, 401, "AUTH_MISSING").await;
     let long = "x".repeat(8 * 1024 + 1);
-    assert_error(
-        app.get("/api/user/me", Some(&long)).send().await.unwrap(),
-        401,
-        "AUTH_INVALID",
-    )
-    .await;
-    assert_error(
-        app.get("/api/user/me", Some("a\tb")).send().await.unwrap(),
-        401,
-        "AUTH_INVALID",
-    )
-    .await;
-    assert!(
-        app.upstream_requests("/api/2.0/preview/scim")
-            .await
-            .is_empty()
-    );
+    assert_error(app.me(&long).send().await, 401, "AUTH_INVALID").await;
+    assert_error(app.me("a\tb").send().await, 401, "AUTH_INVALID").await;
+    assert!(app.emulator.requests("/api/2.0/preview/scim").is_empty());
 }
 
 #[tokio::test]
 async fn an_unknown_token_is_auth_invalid_and_an_expired_one_auth_expired() {
     // Arrange
     let app = spawn_app().await;
-    let minted = app
-        .control(
-            reqwest::Method::POST,
-            "tokens",
-            json!({"principal": "alice@example.com", "ttl_secs": 600}),
-        )
-        .await;
-    let token = minted["token"].as_str().unwrap().to_owned();
-    app.control(
-        reqwest::Method::POST,
-        "tokens/expire",
-        json!({"token": token}),
-    )
-    .await;
+    let token = app
+        .emulator
+        .mint_token("alice@example.com", Duration::from_secs(600))
+        .unwrap();
+    app.emulator.expire_token(&token).await.unwrap();
 
     // Act / Assert
-    assert_error(
-        app.get("/api/user/me", Some("unknown"))
-            .send()
-            .await
-            .unwrap(),
-        401,
-        "AUTH_INVALID",
-    )
-    .await;
-    assert_error(
-        app.get("/api/user/me", Some(&token)).send().await.unwrap(),
-        401,
-        "AUTH_EXPIRED",
-    )
-    .await;
+    assert_error(app.me("unknown").send().await, 401, "AUTH_INVALID").await;
+    assert_error(app.me(&token).send().await, 401, "AUTH_EXPIRED").await;
 }
 
 #[tokio::test]
@@ -155,38 +120,20 @@ async fn a_token_that_expires_mid_session_is_refused_and_the_next_works_at_once(
     })
     .await;
     let first = app
-        .control(
-            reqwest::Method::POST,
-            "tokens",
-            json!({"principal": "alice@example.com", "ttl_secs": 600}),
-        )
-        .await;
-    let first = first["token"].as_str().unwrap().to_owned();
-    let (status, _) = app.get_json("/api/user/me", Some(&first)).await;
+        .emulator
+        .mint_token("alice@example.com", Duration::from_secs(600))
+        .unwrap();
+    let (status, _) = app.me(&first).json().await;
     assert_eq!(status, 200);
-    app.control(
-        reqwest::Method::POST,
-        "tokens/expire",
-        json!({"token": first}),
-    )
-    .await;
+    app.emulator.expire_token(&first).await.unwrap();
     let second = app
-        .control(
-            reqwest::Method::POST,
-            "tokens",
-            json!({"principal": "alice@example.com", "ttl_secs": 600}),
-        )
-        .await;
-    let second = second["token"].as_str().unwrap().to_owned();
+        .emulator
+        .mint_token("alice@example.com", Duration::from_secs(600))
+        .unwrap();
 
     // Act / Assert
-    assert_error(
-        app.get("/api/user/me", Some(&first)).send().await.unwrap(),
-        401,
-        "AUTH_EXPIRED",
-    )
-    .await;
-    let (status, body) = app.get_json("/api/user/me", Some(&second)).await;
+    assert_error(app.me(&first).send().await, 401, "AUTH_EXPIRED").await;
+    let (status, body) = app.me(&second).json().await;
     assert_eq!(status, 200);
     assert_eq!(body["user_id"], "alice@example.com");
 }
@@ -214,39 +161,37 @@ async fn a_forwarded_email_must_match_the_identity() {
 async fn identity_lookups_are_retried_on_503_and_then_cached() {
     // Arrange: SCIM Me fails twice with 503.
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503, "count": 2}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me")
+                .status(503)
+                .times(2),
+        )
+        .unwrap();
 
     // Act
     let started = std::time::Instant::now();
-    let (status, body) = app.get_json("/api/user/me", Some(ALICE)).await;
+    let (status, body) = app.me(ALICE).json().await;
     let elapsed = started.elapsed();
-    let (again, _) = app.get_json("/api/user/me", Some(ALICE)).await;
+    let (again, _) = app.me(ALICE).json().await;
 
     // Assert: three attempts (waits of ~100 and ~200 ms), then one cache hit.
     assert_eq!(status, 200, "{body}");
     assert_eq!(again, 200);
-    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    let calls = app.emulator.requests("/api/2.0/preview/scim/v2/Me");
     assert_eq!(calls.len(), 3, "{calls:?}");
-    assert!(
-        elapsed >= std::time::Duration::from_millis(300),
-        "{elapsed:?}"
-    );
-    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
 }
 
 #[tokio::test]
 async fn identity_lookups_that_keep_failing_are_auth_user_identity_failed() {
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503}))
-        .await;
-    assert_error(
-        app.get("/api/user/me", Some(ALICE)).send().await.unwrap(),
-        502,
-        "AUTH_USER_IDENTITY_FAILED",
-    )
-    .await;
-    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    app.emulator
+        .inject_fault(FaultRule::new("/api/2.0/preview/scim/v2/Me").status(503))
+        .unwrap();
+    assert_error(app.me(ALICE).send().await, 502, "AUTH_USER_IDENTITY_FAILED").await;
+    let calls = app.emulator.requests("/api/2.0/preview/scim/v2/Me");
     assert_eq!(calls.len(), 4, "one call and three retries");
 }
 
@@ -254,19 +199,22 @@ async fn identity_lookups_that_keep_failing_are_auth_user_identity_failed() {
 async fn a_rate_limited_identity_lookup_fails_at_once_with_retry_after() {
     // Arrange
     let app = spawn_app().await;
-    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 429, "retry_after": 17}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me")
+                .status(429)
+                .retry_after_secs(17),
+        )
+        .unwrap();
 
     // Act
-    let response = app.get("/api/user/me", Some(ALICE)).send().await.unwrap();
+    let response = app.me(ALICE).send().await;
 
     // Assert
     let body = assert_error(response, 429, "AUTH_RATE_LIMITED").await;
     assert_eq!(body["retry_after"], 17);
     assert_eq!(
-        app.upstream_requests("/api/2.0/preview/scim/v2/Me")
-            .await
-            .len(),
+        app.emulator.requests("/api/2.0/preview/scim/v2/Me").len(),
         1
     );
 }
@@ -305,8 +253,13 @@ async fn concurrent_requests_retry_independently_with_distinct_correlation_ids()
         ..Options::default()
     })
     .await;
-    app.add_fault(json!({"path": "/api/2.0/preview/scim/v2/Me", "status": 503, "count": 2}))
-        .await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me")
+                .status(503)
+                .times(2),
+        )
+        .unwrap();
 
     // Act
     let (a, b) = tokio::join!(
@@ -321,10 +274,10 @@ async fn concurrent_requests_retry_independently_with_distinct_correlation_ids()
     // Assert
     assert_eq!(a.unwrap().status(), 200);
     assert_eq!(b.unwrap().status(), 200);
-    let calls = app.upstream_requests("/api/2.0/preview/scim/v2/Me").await;
+    let calls = app.emulator.requests("/api/2.0/preview/scim/v2/Me");
     let ids: Vec<&str> = calls
         .iter()
-        .filter_map(|c| c["correlation_id"].as_str())
+        .filter_map(|c| c.correlation_id.as_deref())
         .collect();
     assert_eq!(calls.len(), 4, "{calls:?}");
     assert!(
