@@ -22,6 +22,7 @@ pub mod auth;
 pub mod config;
 pub mod correlation;
 pub mod error;
+pub mod extract;
 pub mod http_metrics;
 pub mod json_log;
 pub mod limits;
