@@ -1,8 +1,8 @@
 //! Prometheus metrics (`API.md` "Metrics"): the metric names and labels, the recorder
 //! ([`Metrics`]) with its cache of series handles, the upstream [`AttemptObserver`], and the
-//! upkeep task. Writing them is left to their places: the HTTP layer in
-//! [`crate::http_metrics`], the identity lookups in `auth`, the request records in
-//! [`crate::records`].
+//! upkeep task. A leaf: the modules that write metrics import this one (the HTTP layer in
+//! `http_metrics`, the identity lookups in `auth`, the dropped-record count in `records`), never
+//! the reverse.
 //!
 //! Each [`Metrics`] owns its own `PrometheusRecorder`, so several servers in one process (tests)
 //! never mix their counts; `dbapp serve` also installs it as the global recorder
@@ -12,7 +12,7 @@
 //! count under `user_id="_other"`. The `api` and `operation` labels of upstream calls are the
 //! names each `dbapp_databricks::api` method gives its call, never a path.
 //!
-//! Series handles are cached ([`Series`]): after a series' first use, counting it costs one hash
+//! Series handles are cached (`Series`): after a series' first use, counting it costs one hash
 //! lookup of borrowed label values and an atomic update, with no allocation, so metrics stay off
 //! the profile of the hottest routes.
 
