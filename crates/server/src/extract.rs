@@ -16,6 +16,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
+use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use serde::Deserialize;
@@ -185,7 +186,13 @@ impl<K: NameKind, S: Send + Sync> FromRequestParts<S> for Name<K> {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let params = RawPathParams::from_request_parts(parts, state)
             .await
-            .map_err(|rejection| ApiError::invalid("path", rejection.body_text()))?;
+            .map_err(|rejection| match rejection {
+                // Worded as axum's `Path` words it, which these extractors replaced.
+                RawPathParamsRejection::InvalidUtf8InPathParam(e) => {
+                    ApiError::invalid("path", format!("Invalid URL: {}", e.body_text()))
+                }
+                other => ApiError::internal(other.body_text()),
+            })?;
         let value = params
             .iter()
             .find_map(|(name, value)| (name == K::PARAM).then_some(value))

@@ -183,6 +183,20 @@ async fn checks_run_in_a_fixed_order_authentication_first() {
     )
     .await;
     assert_eq!(body["detail"]["field"], "offset");
+    // A name that is not UTF-8 once decoded is refused with the wording it always had.
+    let body = assert_error(
+        app.get("/api/unity-catalog/catalogs/%FF/schemas", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(
+        body["message"],
+        "Invalid request: path: Invalid URL: Invalid UTF-8 in `catalog`"
+    );
 }
 
 #[tokio::test]
