@@ -47,14 +47,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::IdentityCache;
 use crate::config::ServerSettings;
-use crate::metrics::{Metrics, RequestRecorder, TrackHttpLayer};
+use crate::http_metrics::TrackHttpLayer;
+use crate::limits::{BODY_LIMIT_BYTES, SHUTDOWN_GRACE};
+use crate::metrics::Metrics;
+use crate::records::RequestRecorder;
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
-
-/// Largest request body accepted (`DESIGN.md` "Limits").
-pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
-/// How long in-flight requests may finish after a shutdown signal: Databricks Apps sends
-/// SIGKILL 15 s after SIGTERM, so we stop waiting a second before that.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(14);
 
 /// Shared state: one `Arc` clone per request.
 #[derive(Clone, Debug)]
@@ -143,7 +140,10 @@ pub fn build_app(
         .merge(crate::openapi::docs_router(Arc::clone(&openapi)))
         .merge(crate::routes::fallback_router())
         .fallback(crate::assets::spa)
-        .layer(TrackHttpLayer::new(state.clone()))
+        .layer(TrackHttpLayer::new(
+            state.metrics.clone(),
+            state.records.clone(),
+        ))
         .with_state(state.clone());
     let cors = (!state.settings.dbapp.cors_origins.is_empty()).then(|| {
         let origins: Vec<HeaderValue> = state

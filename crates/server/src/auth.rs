@@ -310,7 +310,7 @@ impl FromRequestParts<AppState> for Caller {
 async fn authenticate(parts: &Parts, app: &AppState, route: &str) -> Result<Caller, ApiError> {
     let token = token_from(parts)?;
     let key = token_hash(&token);
-    let correlation_id = crate::telemetry::current_correlation_id();
+    let correlation_id = crate::correlation::current_correlation_id();
     let identity = if let Some(identity) = app.identities.get(&key) {
         app.metrics.count(IDENTITY_CACHE_HITS_TOTAL, &[], 1);
         identity
