@@ -24,9 +24,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Limit, Offset};
+use crate::state::AppState;
 
 /// Deserializes a body that the contract says is a JSON object. serde's derived `Deserialize`
 /// also accepts a struct written as an array of its field values (`[null, 30]`), a shape the

@@ -26,10 +26,10 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{CountedPage, Cursor, ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, Endpoint, Name};
+use crate::state::AppState;
 
 /// Endpoint state as the API reports it.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]

@@ -15,11 +15,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{Name, PreferenceKey};
 use crate::limits::PREFERENCE_VALUE_BYTES;
+use crate::state::AppState;
 
 /// One preference.
 #[derive(Debug, Serialize, ToSchema)]

@@ -15,10 +15,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms};
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{Catalog, Limit, Name, Offset, Schema, Table};
+use crate::state::AppState;
 
 /// A catalog.
 #[derive(Debug, Serialize, ToSchema)]

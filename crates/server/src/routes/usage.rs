@@ -13,11 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::limits::USAGE_BATCH_EVENTS;
+use crate::state::AppState;
 
 /// One usage event.
 #[derive(Debug, Deserialize, ToSchema)]
