@@ -360,7 +360,9 @@ impl Refusal {
 }
 
 /// Answers `403 PERMISSION_DENIED` to what [`BrowserPolicy`] refuses. It sits outside the app's
-/// own middleware, so it writes the envelope itself, with the caller's correlation id.
+/// own middleware, so it writes the envelope, the correlation id and the security headers
+/// itself. `ErrorBody` rather than `ApiError`: no `ApiError` variant is a 403 with a message of
+/// our own, and the developer needs to read why.
 async fn guard_browser(
     State(policy): State<Arc<BrowserPolicy>>,
     request: Request,
@@ -386,8 +388,17 @@ async fn guard_browser(
         correlation_id: correlation_id.as_str().to_owned(),
     };
     let mut response = (StatusCode::FORBIDDEN, Json(body)).into_response();
+    let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
-        response.headers_mut().insert(CORRELATION_HEADER, value);
+        headers.insert(CORRELATION_HEADER, value);
+    }
+    // The app's security headers, which its own layers (inside this guard) would have added.
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
     }
     response
 }
