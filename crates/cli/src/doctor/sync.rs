@@ -100,7 +100,8 @@ impl Patterns {
         })
     }
 
-    /// The patterns of the file at `path` (shown as `shown`), or `None` when it does not exist.
+    /// The patterns of the file at `path` (shown as `shown`), or `None` when it cannot be read
+    /// (usually: it does not exist).
     fn from_file(root: &Path, path: &Path, shown: String) -> Result<Option<Self>, String> {
         let Ok(text) = std::fs::read_to_string(path) else {
             return Ok(None);
@@ -272,24 +273,18 @@ impl SyncRules {
         if let Some(rule) = self.exclude.as_ref().and_then(|e| e.covers(path)) {
             return Verdict::Excluded(rule);
         }
-        // The walk starts at the bundle root and prunes ignored directories, so the first
-        // ignored directory on the way down (the bundle root included) decides.
+        // The walk prunes ignored directories, so the first ignored directory on the way down
+        // decides. The CLI also asks about the bundle root itself, and its patterns match a
+        // directory's descendants, so the directories above the bundle root count as well.
         let full = self.target.join(path);
         let mut ignored = None;
-        let mut dir = self.target.clone();
-        if !dir.as_os_str().is_empty() {
+        let mut dir = PathBuf::new();
+        for part in full.parent().into_iter().flat_map(Path::iter) {
+            dir.push(part);
             ignored = self.ignore_rule(&dir, true);
-        }
-        let parents: Vec<PathBuf> = path
-            .parent()
-            .map(|p| p.iter().map(PathBuf::from).collect())
-            .unwrap_or_default();
-        for part in parents {
             if ignored.is_some() {
                 break;
             }
-            dir.push(part);
-            ignored = self.ignore_rule(&dir, true);
         }
         let ignored = ignored.or_else(|| self.ignore_rule(&full, false));
         match ignored {
@@ -339,12 +334,17 @@ impl SyncRules {
 /// arguments that are relative paths (`./dbapp`, `bin/run`), look like file names (`dbapp.gz`,
 /// `app.py`) or name a file that is there. A `sh -c`/`bash -c` script is split into words first.
 pub(crate) fn start_files(command: &Value, app_dir: &Path) -> Vec<PathBuf> {
-    let args: Vec<&str> = command
+    let mut args: Vec<&str> = command
         .as_array()
         .map(|items| items.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    let base = |arg: &str| arg.rsplit('/').next().unwrap_or(arg).to_owned();
+    // `env bash -c …` runs the same script.
+    if args.first().is_some_and(|a| base(a) == "env") {
+        args.remove(0);
+    }
     let shell = matches!(
-        args.first().map(|a| a.rsplit('/').next().unwrap_or(a)),
+        args.first().map(|a| base(a)).as_deref(),
         Some("sh" | "bash" | "dash")
     ) && args.get(1) == Some(&"-c");
     let words: Vec<String> = if shell {
@@ -365,6 +365,7 @@ pub(crate) fn start_files(command: &Value, app_dir: &Path) -> Vec<PathBuf> {
         if word.is_empty()
             || word.starts_with(['-', '/', '~'])
             || word.contains(['$', '=', ':', '*', '?'])
+            || word.contains(char::is_whitespace)
         {
             continue;
         }
@@ -420,7 +421,7 @@ pub(crate) fn check(bundle_dir: &Path, bundle: &Value, app: &Value, command: &Va
             return Check::fail(
                 ID,
                 e,
-                "write sync.include/sync.exclude as lists of gitignore patterns",
+                "correct the pattern named (gitignore syntax); the CLI cannot sync with it either",
             );
         }
     };
@@ -640,6 +641,23 @@ mod tests {
             Verdict::Ignored(_)
         ));
         assert_eq!(verdict(&bundle_dir, "", "app/app.yaml"), Verdict::Uploaded);
+
+        // A bundle inside an ignored directory uploads nothing that is not included.
+        let nested = tree(&[
+            (".git/HEAD", ""),
+            (
+                ".gitignore",
+                "ops/
+",
+            ),
+        ]);
+        let bundle_dir = nested.path().join("ops/deploy");
+        std::fs::create_dir_all(&bundle_dir).unwrap();
+        let ignored = verdict(&bundle_dir, "", "app/app.yaml");
+        assert!(
+            rule(&ignored).ends_with("/.gitignore line 1: ops/"),
+            "{ignored:?}"
+        );
     }
 
     #[test]
@@ -680,7 +698,7 @@ mod tests {
             ["app.py"]
         );
         assert_eq!(
-            found(r#"["bash", "-c", "exec 'bin/start.sh' 2>&1"]"#),
+            found(r#"["/usr/bin/env", "bash", "-c", "exec 'bin/start.sh' 2>&1"]"#),
             ["bin/start.sh"]
         );
         // A file that is there counts even without a slash or an extension.
