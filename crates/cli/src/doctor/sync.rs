@@ -6,16 +6,20 @@
 //! - uploaded = (a walk of the bundle root that honours ignore rules) ∪ `sync.include` −
 //!   `sync.exclude`; symbolic links and other non-regular files are never uploaded;
 //! - ignore rules come from the git worktree root, or the bundle root when there is no `.git` (the
-//!   rules apply outside a repository too): `core.excludesFile`, `.git`, `.git/info/exclude`, the
-//!   root `.gitignore`, `.databricks`, and the `.gitignore` of every directory on a path, whose
-//!   patterns are relative to that directory. A path is ignored when any one file's patterns
-//!   match it (a deeper file's `!pattern` does not re-include what a shallower file ignores), and
-//!   ignored directories are not descended into;
+//!   rules apply outside a repository too): `core.excludesFile`, `.git`, `.git/info/exclude`
+//!   (and `excludes`, see below), the root `.gitignore`, `.databricks`, and the `.gitignore` of
+//!   every directory on a path, whose patterns are relative to that directory. A path is ignored
+//!   when any one file's patterns match it (a deeper file's `!pattern` does not re-include what a
+//!   shallower file ignores), and ignored directories are not descended into;
 //! - `sync.include` and `sync.exclude` are gitignore-syntax globs relative to the bundle root; an
 //!   include reaches into ignored directories, and an exclude wins over everything.
 //!
-//! Not modelled: `sync.paths` (the default, the bundle root, is assumed), per-target `sync`
-//! overrides, and the bundle's internal state directory.
+//! Approximations: the ignore crate's gitignore matching stands in for go-gitignore, which the CLI
+//! uses; `core.excludesFile` is found the ignore crate's way (which also reads `GIT_CONFIG_GLOBAL`
+//! and the system configuration, and not the repository's `.git/config`); both
+//! `.git/info/exclude` and `.git/info/excludes` are read. Not modelled: `sync.paths` (the
+//! default, the bundle root, is assumed), per-target `sync` overrides, and the bundle's internal
+//! state directory.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -194,7 +198,9 @@ impl SyncRules {
             &[".git"],
             false,
         )?);
-        for file in [".git/info/exclude", ".gitignore"] {
+        // §4.3 and git name `.git/info/exclude`; the CLI's source (libs/git/repository.go) opens
+        // `.git/info/excludes`. Both are read, so doctor errs towards reporting a file as left out.
+        for file in [".git/info/exclude", ".git/info/excludes", ".gitignore"] {
             let shown = rules.show(Path::new(file));
             if let Some(p) = Patterns::from_file(&root, &root.join(file), shown)? {
                 rules.root_rules.push(p);
