@@ -460,6 +460,13 @@ pub(crate) fn check(bundle_dir: &Path, bundle: &Value, app: &Value, command: &Va
                     "narrow sync.exclude in databricks.yml so it no longer matches {shown}"
                 ));
             }
+            _ if bundle_dir.join(&rel).is_symlink() => {
+                problems.push(format!(
+                    "{shown}, which app.yaml's command needs, is a symbolic link: the CLI uploads \
+                     regular files only"
+                ));
+                fixes.push(format!("replace the link {shown} with the file itself"));
+            }
             verdict => {
                 if !bundle_dir.join(&rel).is_file() {
                     missing.push(shown.clone());
@@ -740,6 +747,17 @@ mod tests {
         assert_eq!(check.status, Status::Fail, "{}", check.message);
         assert!(
             check.message.contains("app/dbapp (10485761 bytes)"),
+            "{}",
+            check.message
+        );
+
+        let linked = tree(&[("build/dbapp", "")]);
+        std::fs::create_dir(linked.path().join("app")).unwrap();
+        std::os::unix::fs::symlink("../build/dbapp", linked.path().join("app/dbapp")).unwrap();
+        let check = super::check(linked.path(), &Value::Null, &app, &command);
+        assert_eq!(check.status, Status::Fail, "{}", check.message);
+        assert!(
+            check.message.contains("is a symbolic link"),
             "{}",
             check.message
         );
