@@ -161,8 +161,14 @@ pub(crate) struct SyncRules {
 }
 
 impl SyncRules {
-    /// The rules for the bundle in `bundle_dir`, with `sync` from its databricks.yml.
-    pub(crate) fn new(bundle_dir: &Path, bundle: &Value) -> Result<Self, String> {
+    /// The rules for the bundle in `bundle_dir`, with `sync` from its databricks.yml and the
+    /// machine's `core.excludesFile` (`global_excludes`; tests pass `None` so that the
+    /// developer's own git configuration cannot change their outcome).
+    pub(crate) fn new(
+        bundle_dir: &Path,
+        bundle: &Value,
+        global_excludes: Option<&Path>,
+    ) -> Result<Self, String> {
         let bundle_root = std::fs::canonicalize(bundle_dir)
             .map_err(|e| format!("cannot resolve {}: {e}", bundle_dir.display()))?;
         // A `.git` file counts as well as a directory: a linked worktree has a file.
@@ -186,9 +192,8 @@ impl SyncRules {
             exclude: None,
         };
         let root = rules.worktree_root.clone();
-        // The machine's global excludes: this process's git configuration, as the CLI reads it.
-        if let Some(path) = gitconfig_excludes_path()
-            && let Some(p) = Patterns::from_file(&root, &path, path.display().to_string())?
+        if let Some(path) = global_excludes
+            && let Some(p) = Patterns::from_file(&root, path, path.display().to_string())?
         {
             rules.root_rules.push(p);
         }
@@ -406,6 +411,19 @@ fn normalize(path: &Path) -> Option<PathBuf> {
 /// `deploy.sync`: `bundle deploy` uploads every file the start command names, and no uploaded
 /// file of the app is over the Apps size limit.
 pub(crate) fn check(bundle_dir: &Path, bundle: &Value, app: &Value, command: &Value) -> Check {
+    // The machine's global excludes: this process's git configuration, as the CLI reads it.
+    let global_excludes = gitconfig_excludes_path();
+    check_with(bundle_dir, bundle, app, command, global_excludes.as_deref())
+}
+
+/// [`check`] with the global excludes file given.
+fn check_with(
+    bundle_dir: &Path,
+    bundle: &Value,
+    app: &Value,
+    command: &Value,
+    global_excludes: Option<&Path>,
+) -> Check {
     let Some(source) = app["source_code_path"].as_str() else {
         return Check::skip(ID, "the app has no source_code_path (see manifest.bundle)");
     };
@@ -421,7 +439,7 @@ pub(crate) fn check(bundle_dir: &Path, bundle: &Value, app: &Value, command: &Va
             format!("source_code_path {source} is outside the bundle directory: not modelled"),
         );
     };
-    let mut rules = match SyncRules::new(bundle_dir, bundle) {
+    let mut rules = match SyncRules::new(bundle_dir, bundle, global_excludes) {
         Ok(rules) => rules,
         Err(e) => {
             return Check::fail(
@@ -546,7 +564,7 @@ mod tests {
     }
 
     fn verdict(root: &Path, sync: &str, path: &str) -> Verdict {
-        SyncRules::new(root, &bundle(sync))
+        SyncRules::new(root, &bundle(sync), None)
             .unwrap()
             .verdict(Path::new(path))
     }
@@ -674,6 +692,18 @@ mod tests {
     }
 
     #[test]
+    fn the_machines_core_excludes_file_applies() {
+        let home = tree(&[("git/ignore", "*.env\n")]);
+        let excludes = home.path().join("git/ignore");
+        let dir = tree(&[]);
+        let mut rules = SyncRules::new(dir.path(), &Value::Null, Some(&excludes)).unwrap();
+        assert_eq!(
+            rule(&rules.verdict(Path::new("app/local.env"))),
+            format!("{} line 1: *.env", excludes.display())
+        );
+    }
+
+    #[test]
     fn the_walk_lists_uploaded_regular_files_only() {
         let dir = tree(&[
             (".gitignore", "target/\n"),
@@ -682,7 +712,7 @@ mod tests {
             ("app/dbapp.gz", ""),
         ]);
         std::os::unix::fs::symlink("app.yaml", dir.path().join("app/link.yaml")).unwrap();
-        let mut rules = SyncRules::new(dir.path(), &Value::Null).unwrap();
+        let mut rules = SyncRules::new(dir.path(), &Value::Null, None).unwrap();
         let files: Vec<PathBuf> = rules.uploaded().into_iter().map(|(p, _)| p).collect();
         assert_eq!(
             files,
@@ -728,7 +758,7 @@ mod tests {
         let app = bundle("source_code_path: ./app\n");
         let command = serde_json::json!(["./dbapp", "serve"]);
         let ignored = tree(&[("app/.gitignore", "dbapp\n"), ("app/dbapp", "")]);
-        let check = super::check(ignored.path(), &Value::Null, &app, &command);
+        let check = check_with(ignored.path(), &Value::Null, &app, &command, None);
         assert_eq!(check.status, Status::Fail, "{}", check.message);
         assert!(
             check.message.contains("app/.gitignore line 1: dbapp"),
@@ -743,7 +773,7 @@ mod tests {
             .open(big.path().join("app/dbapp"))
             .unwrap();
         file.set_len(MAX_FILE_BYTES + 1).unwrap();
-        let check = super::check(big.path(), &Value::Null, &app, &command);
+        let check = check_with(big.path(), &Value::Null, &app, &command, None);
         assert_eq!(check.status, Status::Fail, "{}", check.message);
         assert!(
             check.message.contains("app/dbapp (10485761 bytes)"),
@@ -754,7 +784,7 @@ mod tests {
         let linked = tree(&[("build/dbapp", "")]);
         std::fs::create_dir(linked.path().join("app")).unwrap();
         std::os::unix::fs::symlink("../build/dbapp", linked.path().join("app/dbapp")).unwrap();
-        let check = super::check(linked.path(), &Value::Null, &app, &command);
+        let check = check_with(linked.path(), &Value::Null, &app, &command, None);
         assert_eq!(check.status, Status::Fail, "{}", check.message);
         assert!(
             check.message.contains("is a symbolic link"),
