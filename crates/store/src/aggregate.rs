@@ -154,6 +154,18 @@ pub(crate) fn check_json(field: &str, value: &Value) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Refuses an instant outside the years 1 to 9999, which one backend could not store and the
+/// other could not read back in order.
+pub(crate) fn check_timestamp(field: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+    let secs = at.timestamp();
+    if !(crate::EARLIEST_TIMESTAMP_SECS..=crate::LATEST_TIMESTAMP_SECS).contains(&secs) {
+        return Err(StoreError::InvalidInput(format!(
+            "{field} must be between the years 1 and 9999"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     if key.is_empty() {
         return Err(StoreError::InvalidInput(
@@ -194,6 +206,7 @@ pub(crate) fn check_usage_events(events: &[NewUsageEvent]) -> Result<(), StoreEr
         )));
     }
     for event in events {
+        check_timestamp("timestamp", event.timestamp)?;
         check_text("event_type", &event.event_type)?;
         for text in [&event.page_name, &event.element_id].into_iter().flatten() {
             check_text("usage event", text)?;

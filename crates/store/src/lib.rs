@@ -63,6 +63,13 @@ pub const MAX_PAGE_LIMIT: u32 = 1_000;
 pub const MAX_PREFERENCE_KEY_BYTES: usize = 255;
 /// How many pages [`Store::admin_usage_summary`] reports in `top_pages`.
 pub const TOP_PAGES: usize = 10;
+/// The earliest instant the store keeps: 0001-01-01T00:00:00Z. Postgres' `timestamptz` goes back
+/// to 4713 BC and SQLite keeps any text, but RFC 3339 (what the API and the SQLite rows write)
+/// has four-digit years, so both backends keep years 1 to 9999 and refuse the rest alike.
+pub const EARLIEST_TIMESTAMP_SECS: i64 = -62_135_596_800;
+/// The latest instant the store keeps: 9999-12-31T23:59:59.999999Z (see
+/// [`EARLIEST_TIMESTAMP_SECS`]).
+pub const LATEST_TIMESTAMP_SECS: i64 = 253_402_300_799;
 /// The smallest HTTP status counted as an error in performance aggregates: server errors only,
 /// since 4xx answers (a missing preference, a bad request) are the API working as specified.
 pub const ERROR_STATUS_MIN: u16 = 500;
@@ -530,8 +537,11 @@ impl TimeWindow {
     /// The window `[start, end)`.
     ///
     /// # Errors
-    /// [`StoreError::InvalidInput`] when `end` is before `start`.
+    /// [`StoreError::InvalidInput`] when `end` is before `start`, or either is outside the years
+    /// 1 to 9999 ([`EARLIEST_TIMESTAMP_SECS`], [`LATEST_TIMESTAMP_SECS`]).
     pub fn new(start: DateTime<Utc>, end: DateTime<Utc>) -> Result<Self, StoreError> {
+        aggregate::check_timestamp("start_time", start)?;
+        aggregate::check_timestamp("end_time", end)?;
         if end < start {
             return Err(StoreError::InvalidInput(
                 "a time window cannot end before it starts".into(),
@@ -627,8 +637,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Stores up to [`MAX_USAGE_BATCH`] events of the user in one transaction; returns how many.
     ///
     /// # Errors
-    /// [`StoreError::InvalidInput`] for more than [`MAX_USAGE_BATCH`] events (none is stored) or
-    /// NUL characters.
+    /// [`StoreError::InvalidInput`] for more than [`MAX_USAGE_BATCH`] events (none is stored),
+    /// NUL characters, or a timestamp outside the years 1 to 9999.
     async fn insert_usage_events(
         &self,
         user: &UserId,

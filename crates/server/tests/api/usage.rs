@@ -160,3 +160,22 @@ async fn admin_dashboards_report_usage_and_request_performance_by_route_template
     );
     assert!(p50 <= p95 && p95 <= p99, "{busy}");
 }
+
+#[tokio::test]
+async fn an_event_timestamp_outside_the_years_1_to_9999_is_invalid_request() {
+    // Arrange
+    let app = spawn_app().await;
+
+    for timestamp in [
+        "-5000-01-01T00:00:00Z",
+        "+10000-01-01T00:00:00Z",
+        "0000-12-31T23:59:59Z",
+    ] {
+        // Act
+        let batch = json!({"events": [{"event_type": "view", "timestamp": timestamp}]});
+        let response = app.post_usage(ALICE, &batch).send().await;
+
+        // Assert
+        assert_error(response, 400, "INVALID_REQUEST").await;
+    }
+}

@@ -140,3 +140,53 @@ async fn an_empty_window_summary_is_all_zeros(db: &TestDb) {
     assert_eq!(summary, Default::default());
 }
 conformance!(an_empty_window_summary_is_all_zeros);
+
+async fn timestamps_outside_the_years_1_to_9999_are_refused_alike(db: &TestDb) {
+    // Arrange: Postgres alone would take 4713 BC, and fail at 4714 BC with a database error.
+    let alice = user("alice@example.com");
+    let earliest =
+        chrono::DateTime::from_timestamp(dbapp_store::EARLIEST_TIMESTAMP_SECS, 0).unwrap();
+    let latest = chrono::DateTime::from_timestamp(dbapp_store::LATEST_TIMESTAMP_SECS, 0).unwrap();
+    let mut edges = vec![event("view", None, "2026-11-01T00:00:00Z"); 2];
+    edges[0].timestamp = earliest;
+    edges[1].timestamp = latest;
+
+    for outside in [
+        earliest - Duration::seconds(1),
+        latest + Duration::seconds(1),
+        chrono::DateTime::from_timestamp(-210_000_000_000, 0).unwrap(),
+    ] {
+        // Act
+        let mut batch = vec![event("view", None, "2026-11-01T00:00:00Z")];
+        batch.push(NewUsageEvent {
+            timestamp: outside,
+            ..event("view", None, "2026-11-01T00:00:00Z")
+        });
+        let refused = db.store.insert_usage_events(&alice, &batch).await;
+        let window = TimeWindow::new(outside.min(earliest), outside.max(latest));
+
+        // Assert: refused as input, nothing of the batch stored.
+        assert!(
+            matches!(refused, Err(StoreError::InvalidInput(_))),
+            "{outside}: {refused:?}"
+        );
+        assert!(
+            matches!(window, Err(StoreError::InvalidInput(_))),
+            "{outside}"
+        );
+    }
+    let window = TimeWindow::new(earliest, latest).unwrap();
+    assert_eq!(
+        db.store.count_usage_events(&alice, window).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        db.store.insert_usage_events(&alice, &edges).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        db.store.count_usage_events(&alice, window).await.unwrap(),
+        1
+    );
+}
+conformance!(timestamps_outside_the_years_1_to_9999_are_refused_alike);
