@@ -83,6 +83,9 @@ pub enum ErrorCode {
     RateLimited,
     /// 502: the workspace answered 5xx after retries, or an unparseable body.
     UpstreamError,
+    /// 400: the model endpoint refused the inputs (its 4xx); `message` is the model's own,
+    /// `detail.status` its HTTP status.
+    ModelInputInvalid,
     /// 502: the model endpoint returned an error; `detail.status` is its HTTP status.
     ModelError,
     /// 504: an upstream call exceeded its timeout.
@@ -101,7 +104,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of `API.md`'s table.
-    pub const ALL: [Self; 29] = [
+    pub const ALL: [Self; 30] = [
         Self::AuthMissing,
         Self::AuthInvalid,
         Self::AuthExpired,
@@ -124,6 +127,7 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::RateLimited,
         Self::UpstreamError,
+        Self::ModelInputInvalid,
         Self::ModelError,
         Self::UpstreamTimeout,
         Self::ModelTimeout,
@@ -152,7 +156,9 @@ impl ErrorCode {
             | Self::EndpointNotFound
             | Self::PreferenceNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::InvalidRequest | Self::InvalidIdentifier => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest | Self::InvalidIdentifier | Self::ModelInputInvalid => {
+                StatusCode::BAD_REQUEST
+            }
             Self::EndpointNotReady => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -190,6 +196,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::RateLimited => "RATE_LIMITED",
             Self::UpstreamError => "UPSTREAM_ERROR",
+            Self::ModelInputInvalid => "MODEL_INPUT_INVALID",
             Self::ModelError => "MODEL_ERROR",
             Self::UpstreamTimeout => "UPSTREAM_TIMEOUT",
             Self::ModelTimeout => "MODEL_TIMEOUT",
@@ -317,6 +324,18 @@ pub enum ApiError {
     /// `502 UPSTREAM_ERROR`: the workspace answered 5xx after retries, or an unreadable body.
     #[error("The Databricks workspace did not answer as expected.")]
     Upstream(#[source] DatabricksError),
+    /// `400 MODEL_INPUT_INVALID`: the model endpoint refused the inputs with a 4xx; the
+    /// message is the model's own (it describes the caller's input, not a secret).
+    #[error("The model endpoint refused the inputs: {message}")]
+    ModelInputInvalid {
+        /// The endpoint's HTTP status.
+        status: u16,
+        /// The model's message.
+        message: String,
+        /// Its answer.
+        #[source]
+        source: DatabricksError,
+    },
     /// `502 MODEL_ERROR`: the model endpoint returned an error.
     #[error("The model endpoint returned an error (HTTP {status}).")]
     ModelError {
@@ -374,6 +393,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Upstream(_) => ErrorCode::UpstreamError,
+            Self::ModelInputInvalid { .. } => ErrorCode::ModelInputInvalid,
             Self::ModelError { .. } => ErrorCode::ModelError,
             Self::UpstreamTimeout(_) => ErrorCode::UpstreamTimeout,
             Self::ModelTimeout { .. } => ErrorCode::ModelTimeout,
@@ -426,7 +446,9 @@ impl ApiError {
             Self::EndpointNotReady { state, .. } => Some(json!({"state": state})),
             Self::PayloadTooLarge { limit_bytes } => Some(json!({"limit_bytes": limit_bytes})),
             Self::UnsupportedMediaType { expected } => Some(json!({"expected": expected})),
-            Self::ModelError { status, .. } => Some(json!({"status": status})),
+            Self::ModelError { status, .. } | Self::ModelInputInvalid { status, .. } => {
+                Some(json!({"status": status}))
+            }
             Self::ModelTimeout { timeout_seconds } => {
                 Some(json!({"timeout_seconds": timeout_seconds}))
             }

@@ -108,6 +108,8 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Endpoint not ready";
     case "UPSTREAM_ERROR":
       return "Workspace error";
+    case "MODEL_INPUT_INVALID":
+      return "The model refused the inputs";
     case "MODEL_ERROR":
       return "Model error";
     case "UPSTREAM_TIMEOUT":

@@ -586,7 +586,7 @@ export interface components {
          * @description Every machine-readable error code of `API.md`, as sent in `error_code`.
          * @enum {string}
          */
-        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
         /** @description Liveness answer. */
         Health: {
             /**
@@ -1286,7 +1286,7 @@ export interface operations {
                     "application/json": components["schemas"]["InvocationResponse"];
                 };
             };
-            /** @description INVALID_REQUEST */
+            /** @description INVALID_REQUEST, MODEL_INPUT_INVALID (detail.status) */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -3,8 +3,10 @@
 //!
 //! An invocation first reads the endpoint (as the user): unknown → `ENDPOINT_NOT_FOUND`, not
 //! ready → `ENDPOINT_NOT_READY` without invoking. The call is not retried (a model call is not
-//! known to be idempotent) and is bounded by `timeout_seconds` (`MODEL_TIMEOUT`); an error
-//! answer of the endpoint is `MODEL_ERROR` with `detail.status`.
+//! known to be idempotent) and is bounded by `timeout_seconds` (`MODEL_TIMEOUT`). The endpoint
+//! refusing the inputs (its 4xx other than 403/404/429) is `400 MODEL_INPUT_INVALID` with the
+//! model's own message (at most [`MODEL_MESSAGE_CHARS`] characters), since the caller must change
+//! the inputs; any other error answer is `502 MODEL_ERROR`; both carry `detail.status`.
 //!
 //! The request body sent to the endpoint: `inputs` as is when it is an object already in one of
 //! the serving formats (`messages`, `prompt`, `input`, `inputs`, `instances`,
@@ -384,7 +386,7 @@ fn request_body(inputs: &Value) -> Value {
     security(("user_token" = [])), params(("name" = String, Path)), request_body = InvocationRequest,
     responses(
     (status = 200, body = InvocationResponse),
-    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST, MODEL_INPUT_INVALID (detail.status)"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "ENDPOINT_NOT_FOUND"),
     (status = 409, body = ErrorBody, description = "ENDPOINT_NOT_READY"),
@@ -492,6 +494,9 @@ async fn invoke(
     })
 }
 
+/// Longest model message a `MODEL_INPUT_INVALID` answer repeats.
+pub const MODEL_MESSAGE_CHARS: usize = 1000;
+
 fn model_error(
     app: &AppState,
     caller: &Caller,
@@ -516,6 +521,11 @@ fn model_error(
                 state: "NOT_READY".to_owned(),
             }
         }
+        (_, Some(status)) if (400..500).contains(&status) => ApiError::ModelInputInvalid {
+            status,
+            message: error.message().chars().take(MODEL_MESSAGE_CHARS).collect(),
+            source: error,
+        },
         (_, Some(status)) => ApiError::ModelError {
             status,
             source: error,

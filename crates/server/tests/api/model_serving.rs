@@ -168,3 +168,28 @@ async fn invocation_bodies_are_checked_by_the_framework_in_the_envelope() {
     let body = assert_error(too_big, 413, "PAYLOAD_TOO_LARGE").await;
     assert_eq!(body["detail"]["limit_bytes"], 1024 * 1024);
 }
+
+#[tokio::test]
+async fn inputs_the_model_refuses_are_model_input_invalid_with_its_message_and_recorded() {
+    // Arrange: the chat endpoint answers 400 to an empty message list.
+    let app = spawn_app().await;
+
+    // Act
+    let refused = app
+        .invoke(ALICE, "chat", &json!({"inputs": {"messages": []}}))
+        .send()
+        .await;
+
+    // Assert: the caller's to fix (400), with the model's words, and still in the history.
+    let body = assert_error(refused, 400, "MODEL_INPUT_INVALID").await;
+    assert_eq!(body["detail"]["status"], 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("'messages' must be a non-empty array."),
+        "{body}"
+    );
+    let (_, logs) = app.list_inference_logs(ALICE, "").json().await;
+    assert_eq!(logs["total_count"], 1, "{logs}");
+}
