@@ -8,6 +8,7 @@
 //! - [`telemetry`]: correlation ids, the request span, the access log, the log subscriber;
 //! - [`json_log`]: the flat JSON log-line layer;
 //! - [`metrics`]: Prometheus names and labels, `TrackHttpLayer`, the request-record writer;
+//! - [`serve`]: the connection loop — hyper, timeouts, the connection cap, graceful shutdown;
 //! - [`startup`]: [`Application`], the one builder `serve`, `dev` and the tests use;
 //! - [`storage`]: which store to open (Lakebase, Postgres, SQLite, or none);
 //! - [`openapi`]: the generated OpenAPI document and Swagger UI;
@@ -26,6 +27,7 @@ pub mod json_log;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;
