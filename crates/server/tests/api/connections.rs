@@ -14,12 +14,16 @@ use crate::app::{ALICE, Options, TestApp, spawn_app, spawn_app_with};
 /// waits this long was not going to be closed by the server.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-/// A server whose connection timeouts are 1 s, and whose cap is `max_connections`.
-async fn spawn_with_short_timeouts(max_connections: &'static str) -> TestApp {
+/// A server with these connection settings (in seconds, and connections).
+async fn spawn_with(
+    header_read_timeout: &'static str,
+    idle_timeout: &'static str,
+    max_connections: &'static str,
+) -> TestApp {
     spawn_app_with(Options {
         env: vec![
-            ("DBAPP_HEADER_READ_TIMEOUT_SECS", "1"),
-            ("DBAPP_IDLE_TIMEOUT_SECS", "1"),
+            ("DBAPP_HEADER_READ_TIMEOUT_SECS", header_read_timeout),
+            ("DBAPP_IDLE_TIMEOUT_SECS", idle_timeout),
             ("DBAPP_MAX_CONNECTIONS", max_connections),
         ],
         ..Options::default()
@@ -87,8 +91,8 @@ const HEALTH: &[u8] = b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n";
 
 #[tokio::test]
 async fn silent_and_half_sent_connections_are_closed_after_the_header_timeout() {
-    // Arrange
-    let app = spawn_with_short_timeouts("16").await;
+    // Arrange: the header timeout alone is short.
+    let app = spawn_with("1", "60", "16").await;
     let mut silent = connect(&app).await;
     let mut half_sent = connect(&app).await;
 
@@ -115,8 +119,8 @@ async fn silent_and_half_sent_connections_are_closed_after_the_header_timeout() 
 
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
-    // Arrange
-    let app = spawn_with_short_timeouts("16").await;
+    // Arrange: the idle timeout alone is short.
+    let app = spawn_with("60", "1", "16").await;
     let mut stream = connect(&app).await;
 
     // Act: one whole request; the connection stays open (HTTP/1.1 keep-alive) and idle.
@@ -133,6 +137,44 @@ async fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
         "closed without another byte"
     );
     assert!(idle_since.elapsed() >= Duration::from_millis(900));
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_outlives_the_header_timeout() {
+    // Arrange: the header timeout is short, the idle timeout is not.
+    let app = spawn_with("1", "60", "16").await;
+    let mut stream = connect(&app).await;
+    stream.write_all(HEALTH).await.unwrap();
+    read_health_response(&mut stream, PATIENCE).await.unwrap();
+
+    // Act: idle for longer than the header timeout, then a second request.
+    let mut buffer = [0_u8; 1];
+    let idle = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await;
+    stream.write_all(HEALTH).await.unwrap();
+
+    // Assert
+    assert!(
+        idle.is_err(),
+        "the server closed or wrote to an idle connection"
+    );
+    let response = read_health_response(&mut stream, PATIENCE).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_after_the_idle_timeout() {
+    // Arrange
+    let app = spawn_with("60", "1", "16").await;
+    let mut stream = connect(&app).await;
+
+    // Act: the HTTP/2 preface and an empty SETTINGS frame, then no stream.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+
+    // Assert: the server's SETTINGS (and GOAWAY), then the end.
+    assert!(read_until_closed(&mut stream).await.is_some(), "closed");
 }
 
 #[tokio::test]
@@ -173,7 +215,7 @@ async fn past_the_connection_cap_a_new_connection_waits_for_a_free_slot() {
 #[tokio::test]
 async fn idle_connections_holding_every_slot_time_out_and_health_is_answered() {
     // Arrange: a cap of 4 taken by 4 connections that never send a byte.
-    let app = spawn_with_short_timeouts("4").await;
+    let app = spawn_with("1", "1", "4").await;
     let mut held = Vec::new();
     for _ in 0..4 {
         held.push(connect(&app).await);
