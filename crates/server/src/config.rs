@@ -498,6 +498,22 @@ mod tests {
     }
 
     #[test]
+    fn connection_limits_default_and_refuse_zero() {
+        let limits = load(&[]).unwrap().server.connection_limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(75));
+        assert_eq!(limits.max_connections, 512);
+        for variable in [
+            "DBAPP_HEADER_READ_TIMEOUT_SECS",
+            "DBAPP_IDLE_TIMEOUT_SECS",
+            "DBAPP_MAX_CONNECTIONS",
+        ] {
+            let error = load(&[(variable, "0")]).unwrap_err();
+            assert_eq!(error.variables, [variable]);
+        }
+    }
+
+    #[test]
     fn a_pat_as_postgres_password_is_refused() {
         let error = load(&[
             ("PGHOST", "instance.database.example.com"),
