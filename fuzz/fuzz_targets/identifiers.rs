@@ -10,9 +10,8 @@
 #![no_main]
 
 use dbapp_server::ErrorCode;
+use dbapp_server::extract::{validate_identifier, validate_key};
 use dbapp_server::routes::Cursor;
-use dbapp_server::routes::preferences::validate_key;
-use dbapp_server::routes::validate_identifier;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {

@@ -12,7 +12,9 @@ use serde::de::DeserializeOwned;
 use crate::config::{AuthType, Config};
 use crate::credentials::{self, CredentialsProvider, UserToken};
 use crate::error::DatabricksError;
-use crate::http::{AttemptObserver, Auth, Call, CallOptions, CorrelationId, Http, Response};
+use crate::http::{
+    AttemptObserver, Auth, Call, CallOptions, CorrelationId, Http, Operation, Response,
+};
 
 /// A client for one workspace. Cheap to clone; clones share the connection pool and the app's
 /// token cache.
@@ -183,7 +185,8 @@ impl<'a> Workspace<'a> {
     }
 
     /// Sends any workspace API call and returns the JSON answer, for APIs without a typed
-    /// method. GET, PUT and DELETE are retried as the policy says; POST is not.
+    /// method. GET, PUT and DELETE are retried as the policy says; POST is not. Its attempts are
+    /// reported as api and operation `other`: only typed methods name what they do.
     ///
     /// # Errors
     /// [`DatabricksError`] for any failure.
@@ -194,19 +197,20 @@ impl<'a> Workspace<'a> {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, DatabricksError> {
-        let mut call = self.call(method, path);
+        let mut call = self.call(Operation::new("other", "other"), method, path);
         if let Some(body) = body {
             call = call.json(body);
         }
         self.send(call).await?.json(path)
     }
 
-    pub(crate) fn call(&self, method: Method, path: &str) -> Call<'_> {
+    pub(crate) fn call(&self, operation: Operation, method: Method, path: &str) -> Call<'_> {
         let auth = match self.identity {
             Identity::User(token) => Auth::Token(token.secret()),
             Identity::App => Auth::Provider(self.client.inner.app.as_ref()),
         };
         Call::new(
+            operation,
             method,
             self.client.inner.http.host().join(path),
             auth,

@@ -138,12 +138,35 @@ impl fmt::Display for CorrelationId {
     }
 }
 
+/// What a call does, named by the method of [`crate::api`] that makes it: the `api` and
+/// `operation` labels of the server's `upstream_requests_total`. Named at the call, never parsed
+/// back out of the URL, whose path holds catalog names and statement ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Operation {
+    /// The service, e.g. `unity_catalog`.
+    pub(crate) api: &'static str,
+    /// The operation, e.g. `list_catalogs`.
+    pub(crate) name: &'static str,
+}
+
+impl Operation {
+    pub(crate) const fn new(api: &'static str, name: &'static str) -> Self {
+        Self { api, name }
+    }
+}
+
 /// One HTTP attempt, as reported to an [`AttemptObserver`].
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Attempt<'a> {
     /// 1 for the first attempt.
     pub number: u32,
+    /// The service called, e.g. `unity_catalog`, `scim`, `serving`, `sql`; `other` for
+    /// [`crate::Workspace::call_json`].
+    pub api: &'static str,
+    /// The operation, e.g. `list_catalogs`, `me`, `query`; a fixed vocabulary, safe as a metric
+    /// label.
+    pub operation: &'static str,
     /// HTTP method.
     pub method: &'a str,
     /// The URL path (no query, no host).
@@ -233,6 +256,7 @@ pub(crate) enum Body {
 
 /// One call: everything [`Http::send`] needs.
 pub(crate) struct Call<'a> {
+    pub(crate) operation: Operation,
     pub(crate) method: Method,
     pub(crate) url: String,
     pub(crate) query: Vec<(String, String)>,
@@ -246,6 +270,7 @@ pub(crate) struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub(crate) fn new(
+        operation: Operation,
         method: Method,
         url: String,
         auth: Auth<'a>,
@@ -256,6 +281,7 @@ impl<'a> Call<'a> {
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
         );
         Self {
+            operation,
             method,
             url,
             query: Vec::new(),
@@ -418,6 +444,8 @@ impl Http {
             if let Some(observer) = &call.options.observer {
                 observer.on_attempt(&Attempt {
                     number: attempt,
+                    api: call.operation.api,
+                    operation: call.operation.name,
                     method: call.method.as_str(),
                     path: &path,
                     status: match &result {

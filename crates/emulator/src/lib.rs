@@ -20,13 +20,16 @@
 //! - `routes`: one module per Databricks service;
 //! - `lakebase`: turning minted database credentials into real Postgres logins;
 //! - [`postgres`]: starting a private Postgres cluster from the machine's binaries;
-//! - `server`: the accept loop (HTTP/1.1 and h2c), connection dropping and shutdown.
+//! - `server`: the accept loop (HTTP/1.1 and h2c), connection dropping and shutdown;
+//! - [`host`]: the Host rule (on loopback, only requests addressed to a loopback name), which
+//!   `dbapp dev` applies to its own port too.
 
 mod auth;
 mod control;
 mod error;
 mod faults;
 pub mod fixture;
+pub mod host;
 mod lakebase;
 pub mod postgres;
 mod routes;

@@ -98,7 +98,12 @@ pub(crate) async fn start(
         None => None,
     };
     let emulator = Emulator::new(fixture, base_url.clone(), lakebase);
-    let app = crate::routes::router(emulator.clone());
+    let mut app = crate::routes::router(emulator.clone());
+    // On loopback only local clients are meant to reach us, so a request naming another host
+    // is a DNS-rebound web page (`host`); bound elsewhere, other names are the point.
+    if addr.ip().to_canonical().is_loopback() {
+        app = app.layer(axum::middleware::from_fn(crate::host::refuse_foreign_host));
+    }
     let (stop, stopped) = watch::channel(());
     let task = tokio::spawn(accept_loop(listener, app, stopped));
     tracing::info!(event = "emulator.started", url = %base_url);

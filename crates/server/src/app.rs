@@ -1,5 +1,5 @@
-//! The application: [`AppState`], [`build_app`] with its middleware stack, and [`serve`] (the
-//! connection loop itself is [`crate::serve`]).
+//! The application: [`build_app`] with its middleware stack (over the routes and the shared
+//! [`AppState`]), and [`serve`] (the connection loop itself is [`crate::serve`]).
 //!
 //! Middleware, outer to inner. All but the last wrap the routed application once, as one tower
 //! stack, rather than each route (`Router::layer` would box and clone every layer per request);
@@ -25,7 +25,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,8 +32,6 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
-use dbapp_databricks::Client;
-use dbapp_store::Store;
 use tokio::net::TcpListener;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -46,84 +43,11 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::auth::IdentityCache;
-use crate::config::ServerSettings;
-use crate::metrics::{Metrics, RequestRecorder, TrackHttpLayer};
+use crate::http_metrics::TrackHttpLayer;
+use crate::limits::BODY_LIMIT_BYTES;
 use crate::serve::serve_app;
+use crate::state::AppState;
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
-
-/// Largest request body accepted (`DESIGN.md` "Limits").
-pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
-
-/// Shared state: one `Arc` clone per request.
-#[derive(Clone, Debug)]
-pub struct AppState(Arc<AppInner>);
-
-/// What the handlers share.
-#[derive(Debug)]
-pub struct AppInner {
-    /// The server's validated settings (the workspace and the store were built from the rest).
-    pub settings: ServerSettings,
-    /// The store: Lakebase, Postgres or SQLite; `None` inside Databricks Apps without a
-    /// database (storage routes answer `STORAGE_NOT_CONFIGURED`).
-    pub store: Option<Arc<dyn Store>>,
-    /// The workspace client; handlers use it only through `Caller::workspace`.
-    pub databricks: Client,
-    /// Token SHA-256 → identity.
-    pub identities: IdentityCache,
-    /// The Prometheus recorder.
-    pub metrics: Metrics,
-    /// The request-record channel of the batch writer.
-    pub records: RequestRecorder,
-}
-
-impl Deref for AppState {
-    type Target = AppInner;
-
-    fn deref(&self) -> &AppInner {
-        &self.0
-    }
-}
-
-impl AppState {
-    /// Assembles the state and starts the request-record writer when there is a store. Needs a
-    /// tokio runtime.
-    #[must_use]
-    pub fn new(
-        settings: ServerSettings,
-        databricks: Client,
-        store: Option<Arc<dyn Store>>,
-        metrics: Metrics,
-    ) -> Self {
-        let identities = IdentityCache::new(
-            settings.identity_cache_ttl(),
-            settings.dbapp.identity_cache_capacity,
-        );
-        let records = match &store {
-            Some(store) => RequestRecorder::spawn(Arc::clone(store), metrics.clone()).0,
-            None => RequestRecorder::disabled(),
-        };
-        Self(Arc::new(AppInner {
-            settings,
-            store,
-            databricks,
-            identities,
-            metrics,
-            records,
-        }))
-    }
-
-    /// The store, or `STORAGE_NOT_CONFIGURED`.
-    ///
-    /// # Errors
-    /// [`crate::ApiError::StorageNotConfigured`].
-    pub fn store(&self) -> Result<&Arc<dyn Store>, crate::ApiError> {
-        self.0
-            .store
-            .as_ref()
-            .ok_or(crate::ApiError::StorageNotConfigured)
-    }
-}
 
 /// The whole application, routes inside their middleware (see the module header), as one
 /// tower service: served as it is, with no router around it that would box the stack's future
@@ -142,7 +66,10 @@ pub fn build_app(
         .merge(crate::openapi::docs_router(Arc::clone(&openapi)))
         .merge(crate::routes::fallback_router())
         .fallback(crate::assets::spa)
-        .layer(TrackHttpLayer::new(state.clone()))
+        .layer(TrackHttpLayer::new(
+            state.metrics.clone(),
+            state.records.clone(),
+        ))
         .with_state(state.clone());
     let cors = (!state.settings.dbapp.cors_origins.is_empty()).then(|| {
         let origins: Vec<HeaderValue> = state

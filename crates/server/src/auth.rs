@@ -1,4 +1,5 @@
-//! Who is calling: the [`Caller`] and [`Admin`] extractors and the [`IdentityCache`].
+//! Who is calling: the [`Caller`] and [`Admin`] extractors, over the
+//! [`crate::identity::IdentityCache`].
 //!
 //! `Caller` is the only code that reads `X-Forwarded-Access-Token`. It
 //! 1. refuses a missing or empty token (`AUTH_MISSING`) and a malformed one — control
@@ -17,24 +18,20 @@
 //! string, so no handler can build one from request input). Nothing here is kept between requests except the
 //! identity cache, so two tabs of one user are independent and replicas need no shared state.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
-use dbapp_databricks::api::CurrentUser;
 use dbapp_databricks::{CorrelationId, UserToken, Workspace};
 use dbapp_store::UserId;
-use sha2::{Digest, Sha256};
-use tokio::time::Instant;
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::identity::{Identity, token_hash};
 use crate::metrics::{
     AUTH_FAILURE_TOTAL, AUTH_REQUEST_DURATION_SECONDS, AUTH_SUCCESS_TOTAL,
     IDENTITY_CACHE_HITS_TOTAL, IDENTITY_CACHE_MISSES_TOTAL,
 };
+use crate::state::AppState;
 
 /// The header the Apps proxy forwards the user's token in.
 pub const ACCESS_TOKEN_HEADER: &str = "x-forwarded-access-token";
@@ -42,132 +39,6 @@ pub const ACCESS_TOKEN_HEADER: &str = "x-forwarded-access-token";
 pub const EMAIL_HEADER: &str = "x-forwarded-email";
 /// The only authentication method of the API: on-behalf-of the user.
 pub const AUTH_METHOD: &str = "obo";
-
-/// A user's identity as SCIM Me gave it; no token inside.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// SCIM `userName`: an e-mail for people, an application id for service principals.
-    pub user_name: String,
-    /// The store's key for this identity's rows (its `user_name`), made here because only the
-    /// SCIM answer can make one; cached with the rest, so a cache hit needs no new answer.
-    pub user_id: UserId,
-    /// Primary e-mail, when there is one.
-    pub email: Option<String>,
-    /// Display name.
-    pub display_name: Option<String>,
-    /// Whether the principal is active.
-    pub active: bool,
-    /// Group names.
-    pub groups: Vec<String>,
-    /// The workspace id, from `X-Databricks-Org-Id`.
-    pub workspace_id: Option<String>,
-}
-
-impl From<CurrentUser> for Identity {
-    fn from(user: CurrentUser) -> Self {
-        Self {
-            user_id: UserId::from_authenticated_identity(&user),
-            email: user.email().map(str::to_owned),
-            display_name: user.display_name.clone(),
-            active: user.active,
-            groups: user.groups.iter().map(|g| g.display.clone()).collect(),
-            workspace_id: user.workspace_id.clone(),
-            user_name: user.user_name,
-        }
-    }
-}
-
-/// SHA-256 of a token: the cache key, and what logs may show to correlate a token.
-#[must_use]
-pub fn token_hash(token: &UserToken) -> [u8; 32] {
-    Sha256::digest(token.expose().as_bytes()).into()
-}
-
-/// Cached entries: token SHA-256 → (expiry, identity).
-type Entries = HashMap<[u8; 32], (Instant, Arc<Identity>)>;
-
-/// Identities by token hash, with a TTL and a bound. Cheap to clone (shared).
-#[derive(Debug, Clone)]
-pub struct IdentityCache {
-    inner: Arc<Mutex<Entries>>,
-    ttl: Duration,
-    capacity: usize,
-}
-
-impl IdentityCache {
-    /// A cache of at most `capacity` entries living `ttl` each; a zero of either disables it.
-    #[must_use]
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self {
-            inner: Arc::default(),
-            ttl,
-            capacity,
-        }
-    }
-
-    fn enabled(&self) -> bool {
-        !self.ttl.is_zero() && self.capacity > 0
-    }
-
-    /// The identity cached for this hash, unless expired.
-    #[must_use]
-    pub fn get(&self, key: &[u8; 32]) -> Option<Arc<Identity>> {
-        if !self.enabled() {
-            return None;
-        }
-        // A std mutex: the critical sections are short and never cross an await.
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match map.get(key) {
-            Some((expires, identity)) if *expires > Instant::now() => Some(Arc::clone(identity)),
-            Some(_) => {
-                map.remove(key);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Caches an identity; at capacity, expired entries go first, then the oldest.
-    pub fn insert(&self, key: [u8; 32], identity: Arc<Identity>) {
-        if !self.enabled() {
-            return;
-        }
-        let now = Instant::now();
-        let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= self.capacity && !map.contains_key(&key) {
-            map.retain(|_, (expires, _)| *expires > now);
-            if map.len() >= self.capacity
-                && let Some(oldest) = map
-                    .iter()
-                    .min_by_key(|(_, (expires, _))| *expires)
-                    .map(|(k, _)| *k)
-            {
-                map.remove(&oldest);
-            }
-        }
-        map.insert(key, (now + self.ttl, identity));
-    }
-
-    /// Forgets a token, e.g. after the workspace refused it on a resource call.
-    pub fn remove(&self, key: &[u8; 32]) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
-    }
-
-    /// Entries held (expired ones included until touched).
-    #[must_use]
-    pub fn len(&self) -> usize {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Whether the cache is empty.
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// The authenticated caller of a request. Shared: the request's extensions keep a copy for
 /// any later extractor of the same request.
@@ -310,7 +181,7 @@ impl FromRequestParts<AppState> for Caller {
 async fn authenticate(parts: &Parts, app: &AppState, route: &str) -> Result<Caller, ApiError> {
     let token = token_from(parts)?;
     let key = token_hash(&token);
-    let correlation_id = crate::telemetry::current_correlation_id();
+    let correlation_id = crate::correlation::current_correlation_id();
     let identity = if let Some(identity) = app.identities.get(&key) {
         app.metrics.count(IDENTITY_CACHE_HITS_TOTAL, &[], 1);
         identity
@@ -362,58 +233,5 @@ impl FromRequestParts<AppState> for Admin {
         } else {
             Err(ApiError::AdminRequired)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn identity(name: &str) -> Arc<Identity> {
-        // As the workspace would answer SCIM Me: the one way to an `Identity` (and its `UserId`).
-        let me: CurrentUser = serde_json::from_value(serde_json::json!({ "userName": name }))
-            .expect("a SCIM Me answer");
-        Arc::new(Identity::from(me))
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn entries_expire_after_the_ttl() {
-        // Arrange
-        let cache = IdentityCache::new(Duration::from_secs(60), 10);
-        cache.insert([1; 32], identity("a"));
-
-        // Act / Assert
-        tokio::time::advance(Duration::from_secs(59)).await;
-        assert!(cache.get(&[1; 32]).is_some());
-        tokio::time::advance(Duration::from_secs(2)).await;
-        assert!(cache.get(&[1; 32]).is_none());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_cache_is_bounded_and_evicts_the_oldest() {
-        let cache = IdentityCache::new(Duration::from_secs(60), 2);
-        cache.insert([1; 32], identity("a"));
-        tokio::time::advance(Duration::from_secs(1)).await;
-        cache.insert([2; 32], identity("b"));
-        cache.insert([3; 32], identity("c"));
-        assert_eq!(cache.len(), 2);
-        assert!(cache.get(&[1; 32]).is_none());
-        assert!(cache.get(&[3; 32]).is_some());
-    }
-
-    #[test]
-    fn a_zero_ttl_disables_the_cache() {
-        let cache = IdentityCache::new(Duration::ZERO, 10);
-        cache.insert([1; 32], identity("a"));
-        assert!(cache.get(&[1; 32]).is_none());
-        assert!(cache.is_empty());
-    }
-
-    #[test]
-    fn the_key_is_the_sha256_not_the_token() {
-        let token = UserToken::parse("dev-token-alice").unwrap();
-        let key = token_hash(&token);
-        assert_ne!(&key[..], b"dev-token-alice");
-        assert_eq!(key, <[u8; 32]>::from(Sha256::digest(b"dev-token-alice")));
     }
 }

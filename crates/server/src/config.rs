@@ -37,7 +37,7 @@
 //! | `DBAPP_IDLE_TIMEOUT_SECS` | `75` | a connection with no request in flight is closed after it; above the usual 60 s proxy idle timeout |
 //! | `DBAPP_MAX_CONNECTIONS` | `512` | connections open at once; more wait in the listen backlog (half of a 1 024 descriptor limit) |
 //! | `DBAPP_METRICS_MAX_USERS` | `1000` | distinct `user_id` labels of `auth_requests_by_user` before `_other` |
-//! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see [`crate::startup`]) |
+//! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
 //! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
 
@@ -50,7 +50,18 @@ use figment::providers::Serialized;
 use figment::value::Value as FigmentValue;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::serve::ConnectionLimits;
+/// The bounds on connections (`DBAPP_HEADER_READ_TIMEOUT_SECS`, `DBAPP_IDLE_TIMEOUT_SECS`,
+/// `DBAPP_MAX_CONNECTIONS`; see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// The time a new connection has to send its first request head, and any later request
+    /// head from its first byte.
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

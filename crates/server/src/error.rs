@@ -13,7 +13,7 @@
 //!   chain once, under the correlation id (5xx at `error`, 4xx at `debug`). `into_response` has
 //!   no side effect: it stores an `Arc<ApiError>` in the response extensions for that middleware.
 //! - The correlation id in the body comes from the task-local that the correlation middleware
-//!   sets around every request ([`crate::telemetry::current_correlation_id`]).
+//!   sets around every request ([`current_correlation_id`]).
 //! - Responses that the framework or a tower layer produced without an `ApiError` (unknown
 //!   route, wrong method, body limit, timeout, panic) are rewritten into the envelope by
 //!   [`envelope_for_status`], called from the correlation middleware.
@@ -25,10 +25,13 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dbapp_databricks::{DatabricksError, ErrorKind};
-use dbapp_store::StoreError;
+use dbapp_store::{Resource, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
+
+use crate::correlation::current_correlation_id;
+use crate::limits::{BODY_LIMIT_BYTES, IDENTIFIER_PATTERN};
 
 /// Every machine-readable error code of `API.md`, as sent in `error_code`.
 #[derive(
@@ -418,7 +421,7 @@ impl ApiError {
             }
             Self::InvalidIdentifier { field } => Some(json!({
                 "field": field,
-                "reason": format!("must match {}", crate::routes::IDENTIFIER_PATTERN),
+                "reason": format!("must match {IDENTIFIER_PATTERN}"),
             })),
             Self::EndpointNotReady { state, .. } => Some(json!({"state": state})),
             Self::PayloadTooLarge { limit_bytes } => Some(json!({"limit_bytes": limit_bytes})),
@@ -512,13 +515,21 @@ impl From<StoreError> for ApiError {
             return Self::DatabaseUnavailable(error);
         }
         match error {
-            StoreError::NotFound(what) => Self::not_found(
-                ErrorCode::PreferenceNotFound,
-                format!("The {what} was not found."),
+            StoreError::NotFound(resource) => Self::not_found(
+                not_found_code(resource),
+                format!("The {resource} was not found."),
             ),
             StoreError::InvalidInput(reason) => Self::invalid("body", reason),
             other => Self::internal(other),
         }
+    }
+}
+
+/// The `*_NOT_FOUND` code of a resource the store did not find. An exhaustive match: a new
+/// [`Resource`] must choose its code here rather than borrow another resource's.
+fn not_found_code(resource: Resource) -> ErrorCode {
+    match resource {
+        Resource::Preference => ErrorCode::PreferenceNotFound,
     }
 }
 
@@ -543,7 +554,7 @@ impl From<axum::extract::rejection::BytesRejection> for ApiError {
 fn bytes_rejection(status: StatusCode) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge {
-            limit_bytes: crate::app::BODY_LIMIT_BYTES,
+            limit_bytes: BODY_LIMIT_BYTES,
         }
     } else {
         ApiError::invalid("body", "the request body could not be read")
@@ -574,9 +585,7 @@ impl IntoResponse for ApiError {
             message: self.to_string(),
             detail: self.detail(),
             retry_after: self.retry_after(),
-            correlation_id: crate::telemetry::current_correlation_id()
-                .as_str()
-                .to_owned(),
+            correlation_id: current_correlation_id().as_str().to_owned(),
         };
         let mut response = (code.status(), Json(&body)).into_response();
         if let Some(seconds) = body.retry_after {
@@ -600,7 +609,7 @@ pub fn envelope_for_status(status: StatusCode, is_api: bool) -> Option<ApiError>
         StatusCode::NOT_FOUND => return None,
         StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
-            limit_bytes: crate::app::BODY_LIMIT_BYTES,
+            limit_bytes: BODY_LIMIT_BYTES,
         },
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType {
             expected: "application/json",
@@ -617,8 +626,8 @@ pub fn envelope_for_status(status: StatusCode, is_api: bool) -> Option<ApiError>
 }
 
 /// Logs the error behind a response once, with its whole cause chain: 5xx at `error` (they are
-/// ours to fix), 4xx at `debug` (the client's to fix). Called by [`crate::metrics::TrackHttpLayer`],
-/// inside the request span, so the line carries the correlation id.
+/// ours to fix), 4xx at `debug` (the client's to fix). Called by the HTTP metrics layer
+/// (`TrackHttpLayer`), inside the request span, so the line carries the correlation id.
 pub fn log_error(response: &Response) {
     if let Some(LoggedError(error)) = response.extensions().get::<LoggedError>() {
         let chain = cause_chain(error.as_ref());
@@ -730,6 +739,17 @@ mod tests {
             ApiError::from_upstream(parse(500, ""), ErrorCode::CatalogNotFound).code(),
             ErrorCode::UpstreamError
         );
+    }
+
+    #[test]
+    fn a_store_not_found_names_its_resource() {
+        // Act
+        let error = ApiError::from(StoreError::NotFound(Resource::Preference));
+
+        // Assert
+        assert_eq!(error.code(), ErrorCode::PreferenceNotFound);
+        assert_eq!(error.code().status(), StatusCode::NOT_FOUND);
+        assert_eq!(error.to_string(), "The preference was not found.");
     }
 
     #[test]

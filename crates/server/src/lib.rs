@@ -1,19 +1,26 @@
 //! `dbapp-server`: the dbapp HTTP API as a library (the `dbapp` binary in `crates/cli` runs it).
 //!
-//! Map of the crate:
-//! - [`app`]: [`AppState`], [`build_app`] with the middleware stack, [`serve`];
-//! - [`config`]: [`Settings`], parsed once from an environment snapshot (every variable listed there);
-//! - [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope;
-//! - [`auth`]: the `Caller` and `Admin` extractors and the identity cache;
-//! - [`telemetry`]: correlation ids, the request span, the access log, the log subscriber;
-//! - [`json_log`]: the flat JSON log-line layer;
-//! - [`metrics`]: Prometheus names and labels, `TrackHttpLayer`, the request-record writer;
-//! - [`serve`]: the connection loop — hyper, timeouts, the connection cap, graceful shutdown;
-//! - [`startup`]: [`Application`], the one builder `serve`, `dev` and the tests use;
-//! - [`storage`]: which store to open (Lakebase, Postgres, SQLite, or none);
-//! - [`openapi`]: the generated OpenAPI document and Swagger UI;
-//! - [`assets`]: the embedded web UI;
-//! - [`routes`]: one module per resource of `shared/API.md`.
+//! Map of the crate, in layers: a module imports only modules of the layers above it in this
+//! list, never one below, so each can be read knowing only what precedes it.
+//! 1. Leaves, importing nothing of the crate: [`limits`] (the contract's numbers and patterns),
+//!    [`config`] ([`Settings`], parsed once from an environment snapshot; every variable listed
+//!    there), [`correlation`] (the request's correlation id), [`json_log`] (the flat JSON
+//!    log-line layer).
+//! 2. [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope.
+//! 3. Telemetry and infrastructure: [`metrics`] (Prometheus names, the recorder, the upstream
+//!    observer), [`records`] (the request-record writer), [`http_metrics`] (the
+//!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
+//!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
+//!    open), [`identity`] (the identity cache), [`serve`] (the connection loop: hyper, the
+//!    timeouts, the connection cap, graceful shutdown), and [`state`] ([`AppState`], what
+//!    handlers share).
+//! 4. [`auth`]: the `Caller` and `Admin` extractors.
+//! 5. [`extract`]: the other extractors — typed `Limit`, `Offset` and path `Name`s, and
+//!    `ApiQuery`/`ApiJson` with envelope rejections.
+//! 6. [`routes`]: one module per resource of `shared/API.md`.
+//! 7. [`openapi`]: the generated OpenAPI document and Swagger UI.
+//! 8. [`app`]: [`build_app`] with the middleware stack, [`serve`].
+//! 9. [`startup`]: [`Application`], the one builder `serve`, `dev` and the tests use.
 //!
 //! It never calls Databricks with the app's identity on behalf of a user: handlers reach the
 //! workspace only through `Caller::workspace`, and the store only with the `Caller`'s `UserId`.
@@ -22,17 +29,25 @@ pub mod app;
 pub mod assets;
 pub mod auth;
 pub mod config;
+pub mod correlation;
 pub mod error;
+pub mod extract;
+pub mod http_metrics;
+pub mod identity;
 pub mod json_log;
+pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod records;
 pub mod routes;
 pub mod serve;
 pub mod startup;
+pub mod state;
 pub mod storage;
 pub mod telemetry;
 
-pub use app::{AppState, build_app, serve};
+pub use app::{build_app, serve};
 pub use config::Settings;
 pub use error::{ApiError, ErrorBody, ErrorCode};
 pub use startup::{Application, StartupError};
+pub use state::AppState;

@@ -1,45 +1,30 @@
-//! Prometheus metrics (`API.md` "Metrics"): the names and labels, the recorder, the
-//! [`TrackHttpLayer`] middleware, the upstream [`AttemptObserver`] and the request-record writer.
+//! Prometheus metrics (`API.md` "Metrics"): the metric names and labels, the recorder
+//! ([`Metrics`]) with its cache of series handles, the upstream [`AttemptObserver`], and the
+//! upkeep task. A leaf: the modules that write metrics import this one (the HTTP layer in
+//! `http_metrics`, the identity lookups in `auth`, the dropped-record count in `records`), never
+//! the reverse.
 //!
 //! Each [`Metrics`] owns its own `PrometheusRecorder`, so several servers in one process (tests)
 //! never mix their counts; `dbapp serve` also installs it as the global recorder
 //! ([`Metrics::install_global`]) so the store's `lakebase_*` and `db_pool_connections` series
 //! land in the same exposition. Labels are route templates (`MatchedPath`), never raw paths;
 //! `auth_requests_by_user` is bounded: past `DBAPP_METRICS_MAX_USERS` distinct users, new ones
-//! count under `user_id="_other"`.
+//! count under `user_id="_other"`. The `api` and `operation` labels of upstream calls are the
+//! names each `dbapp_databricks::api` method gives its call, never a path.
 //!
-//! Series handles are cached ([`Series`]): after a series' first use, counting it costs one hash
+//! Series handles are cached (`Series`): after a series' first use, counting it costs one hash
 //! lookup of borrowed label values and an atomic update, with no allocation, so metrics stay off
 //! the profile of the hottest routes.
-//!
-//! Request performance records for the admin dashboard go through a bounded channel to one
-//! batch writer task ([`RequestRecorder`]), so no request waits on the database for them; when
-//! the channel is full a record is dropped and counted rather than blocking. The writer gathers
-//! records for up to [`RECORD_FLUSH_INTERVAL`] (or [`RECORD_BATCH`] of them) per insert, so a
-//! busy server spends one statement a second on them, not one per request.
 
 use std::collections::HashSet;
-use std::convert::Infallible;
-use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
-use axum::response::Response;
 use dbapp_databricks::{Attempt, AttemptObserver};
-use dbapp_store::{NewRequestRecord, Store};
 use hashbrown::{Equivalent, HashMap};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use pin_project_lite::pin_project;
-use tokio::sync::mpsc;
-use tower::{Layer, Service};
-
-use crate::app::AppState;
 
 /// `auth_success_total{route, auth_method}`.
 pub const AUTH_SUCCESS_TOTAL: &str = "auth_success_total";
@@ -320,7 +305,6 @@ struct UpstreamObserver {
 
 impl AttemptObserver for UpstreamObserver {
     fn on_attempt(&self, attempt: &Attempt<'_>) {
-        let (api, operation) = operation_of(attempt.method, attempt.path);
         let code;
         let status = match (attempt.status, attempt.error) {
             (Some(status), _) => {
@@ -332,14 +316,18 @@ impl AttemptObserver for UpstreamObserver {
             }
             _ => "error",
         };
-        let labels = [("api", api), ("operation", operation), ("status", status)];
+        let labels = [
+            ("api", attempt.api),
+            ("operation", attempt.operation),
+            ("status", status),
+        ];
         self.metrics.count(UPSTREAM_REQUESTS_TOTAL, &labels, 1);
         self.metrics.observe(
             UPSTREAM_REQUEST_DURATION_SECONDS,
             &labels,
             attempt.elapsed.as_secs_f64(),
         );
-        if api == "scim" && attempt.retry_in.is_some() {
+        if attempt.api == "scim" && attempt.retry_in.is_some() {
             self.metrics.count(
                 AUTH_RETRY_TOTAL,
                 &[
@@ -358,254 +346,6 @@ impl AttemptObserver for UpstreamObserver {
     }
 }
 
-/// The `api` and `operation` labels of an upstream call: a fixed vocabulary, never a raw path
-/// (which would hold catalog names and statement ids).
-#[must_use]
-pub fn operation_of(method: &str, path: &str) -> (&'static str, &'static str) {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["api", _, "preview", "scim", "v2", "Me"] => ("scim", "me"),
-        ["api", _, "unity-catalog", "catalogs"] => ("unity_catalog", "list_catalogs"),
-        ["api", _, "unity-catalog", "catalogs", _] => ("unity_catalog", "get_catalog"),
-        ["api", _, "unity-catalog", "schemas"] => ("unity_catalog", "list_schemas"),
-        ["api", _, "unity-catalog", "schemas", _] => ("unity_catalog", "get_schema"),
-        ["api", _, "unity-catalog", "tables"] => ("unity_catalog", "list_tables"),
-        ["api", _, "unity-catalog", "tables", _] => ("unity_catalog", "get_table"),
-        ["api", _, "serving-endpoints"] => ("serving", "list_serving_endpoints"),
-        ["api", _, "serving-endpoints", _] => ("serving", "get_serving_endpoint"),
-        ["api", _, "serving-endpoints", _, "openapi"] => ("serving", "get_open_api"),
-        ["serving-endpoints", _, "invocations"] => ("serving", "query"),
-        ["api", _, "sql", "statements"] if method == "POST" => ("sql", "execute_statement"),
-        ["api", _, "sql", "statements", _] => ("sql", "get_statement"),
-        ["api", _, "sql", "statements", _, "cancel"] => ("sql", "cancel_statement"),
-        ["api", _, "sql", "statements", _, "result", "chunks", _] => {
-            ("sql", "get_statement_result_chunk")
-        }
-        ["api", _, "database", "credentials"] => ("database", "generate_database_credential"),
-        ["api", _, "postgres", "credentials"] => ("postgres", "generate_postgres_credential"),
-        ["oidc", ..] => ("oauth", "token"),
-        _ => ("other", "other"),
-    }
-}
-
-/// The `method` label: the standard methods by name, anything else as `OTHER`, so that a client
-/// inventing methods cannot grow the series without bound.
-fn method_label(method: &Method) -> &'static str {
-    const STANDARD: [Method; 9] = [
-        Method::GET,
-        Method::HEAD,
-        Method::POST,
-        Method::PUT,
-        Method::DELETE,
-        Method::PATCH,
-        Method::OPTIONS,
-        Method::CONNECT,
-        Method::TRACE,
-    ];
-    STANDARD
-        .iter()
-        .find(|m| *m == method)
-        .map_or("OTHER", Method::as_str)
-}
-
-/// The innermost middleware, applied after routing (`Router::layer`) where the route template
-/// (`MatchedPath`) is known: records it on the request span, counts `http_requests_total` and
-/// `http_request_duration_seconds`, hands a performance record to the batch writer, and logs the
-/// response's error once ([`crate::error::log_error`]). A plain tower layer rather than
-/// `from_fn`, which would clone the route and box a future per request on top of the router's own.
-#[derive(Debug, Clone)]
-pub struct TrackHttpLayer {
-    app: AppState,
-}
-
-impl TrackHttpLayer {
-    /// The layer for `app`.
-    #[must_use]
-    pub fn new(app: AppState) -> Self {
-        Self { app }
-    }
-}
-
-impl<S> Layer<S> for TrackHttpLayer {
-    type Service = TrackHttp<S>;
-
-    fn layer(&self, inner: S) -> TrackHttp<S> {
-        TrackHttp {
-            inner,
-            app: self.app.clone(),
-        }
-    }
-}
-
-/// The service of [`TrackHttpLayer`].
-#[derive(Debug, Clone)]
-pub struct TrackHttp<S> {
-    inner: S,
-    app: AppState,
-}
-
-impl<S> Service<Request> for TrackHttp<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = TrackHttpFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
-        let started = Instant::now();
-        let matched = request.extensions().get::<MatchedPath>().cloned();
-        tracing::Span::current().record(
-            "route",
-            matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
-        );
-        let method = method_label(request.method());
-        TrackHttpFuture {
-            inner: self.inner.call(request),
-            app: self.app.clone(),
-            matched,
-            method,
-            started,
-        }
-    }
-}
-
-/// The `route` label of a request no route matched.
-const UNMATCHED: &str = "unmatched";
-
-pin_project! {
-    /// The response future of [`TrackHttp`].
-    pub struct TrackHttpFuture<F> {
-        #[pin]
-        inner: F,
-        app: AppState,
-        matched: Option<MatchedPath>,
-        method: &'static str,
-        started: Instant,
-    }
-}
-
-impl<F> Future for TrackHttpFuture<F>
-where
-    F: Future<Output = Result<Response, Infallible>>,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Ok(response) = ready!(this.inner.poll(cx));
-        let elapsed = this.started.elapsed();
-        let route = this.matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-        let method = *this.method;
-        crate::error::log_error(&response);
-        let status = response.status();
-        let metrics = &this.app.metrics;
-        metrics.count(
-            HTTP_REQUESTS_TOTAL,
-            &[
-                ("route", route),
-                ("method", method),
-                ("status", status.as_str()),
-            ],
-            1,
-        );
-        metrics.observe(
-            HTTP_REQUEST_DURATION_SECONDS,
-            &[("route", route), ("method", method)],
-            elapsed.as_secs_f64(),
-        );
-        if route.starts_with("/api/") {
-            this.app.records.record(NewRequestRecord {
-                route: route.to_owned(),
-                method: method.to_owned(),
-                status: status.as_u16(),
-                duration_ms: elapsed.as_secs_f64() * 1000.0,
-                recorded_at: chrono::Utc::now()
-                    - chrono::TimeDelta::from_std(elapsed).unwrap_or_default(),
-            });
-        }
-        Poll::Ready(Ok(response))
-    }
-}
-
-/// The sending side of the request-record channel; cheap to clone.
-#[derive(Debug, Clone)]
-pub struct RequestRecorder {
-    sender: Option<mpsc::Sender<NewRequestRecord>>,
-    metrics: Option<Metrics>,
-}
-
-/// Records buffered before new ones are dropped.
-pub const RECORD_CHANNEL_CAPACITY: usize = 10_000;
-/// Most records written in one batch.
-pub const RECORD_BATCH: usize = 500;
-/// Longest a record waits for others to share its insert.
-pub const RECORD_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
-
-impl RequestRecorder {
-    /// A recorder that records nothing (no store configured).
-    #[must_use]
-    pub fn disabled() -> Self {
-        Self {
-            sender: None,
-            metrics: None,
-        }
-    }
-
-    /// Starts the batch writer on the current runtime. It ends, after writing what is queued,
-    /// when every clone of the returned recorder has been dropped.
-    #[must_use]
-    pub fn spawn(store: Arc<dyn Store>, metrics: Metrics) -> (Self, tokio::task::JoinHandle<()>) {
-        let (sender, mut receiver) = mpsc::channel::<NewRequestRecord>(RECORD_CHANNEL_CAPACITY);
-        let handle = tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(RECORD_BATCH);
-            // Wait for a first record; the loop ends once every sender is gone and the queue
-            // is drained.
-            while receiver.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-                let deadline = tokio::time::Instant::now() + RECORD_FLUSH_INTERVAL;
-                while batch.len() < RECORD_BATCH {
-                    let room = RECORD_BATCH - batch.len();
-                    match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room))
-                        .await
-                    {
-                        Ok(0) | Err(_) => break,
-                        Ok(_) => {}
-                    }
-                }
-                if let Err(error) = store.insert_request_records(&batch).await {
-                    tracing::warn!(
-                        event = "metrics.request_records_failed",
-                        records = batch.len(),
-                        error = %crate::error::cause_chain(&error),
-                    );
-                }
-                batch.clear();
-            }
-        });
-        (
-            Self {
-                sender: Some(sender),
-                metrics: Some(metrics),
-            },
-            handle,
-        )
-    }
-
-    /// Queues one record without waiting; drops (and counts) it when the queue is full.
-    pub fn record(&self, record: NewRequestRecord) {
-        let Some(sender) = &self.sender else { return };
-        if sender.try_send(record).is_err()
-            && let Some(metrics) = &self.metrics
-        {
-            metrics.count(REQUEST_RECORDS_DROPPED_TOTAL, &[], 1);
-        }
-    }
-}
-
 /// Runs [`Metrics::run_upkeep`] every `period` until the process ends.
 pub fn spawn_upkeep(metrics: Metrics, period: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -620,63 +360,6 @@ pub fn spawn_upkeep(metrics: Metrics, period: Duration) -> tokio::task::JoinHand
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upstream_paths_map_to_a_fixed_vocabulary() {
-        assert_eq!(
-            operation_of("GET", "/api/2.0/preview/scim/v2/Me"),
-            ("scim", "me")
-        );
-        assert_eq!(
-            operation_of("GET", "/api/2.1/unity-catalog/tables/main.sales.orders"),
-            ("unity_catalog", "get_table")
-        );
-        assert_eq!(
-            operation_of("POST", "/serving-endpoints/echo/invocations"),
-            ("serving", "query")
-        );
-        assert_eq!(
-            operation_of("GET", "/api/2.0/sql/statements/abc/result/chunks/3"),
-            ("sql", "get_statement_result_chunk")
-        );
-        assert_eq!(operation_of("GET", "/weird/path"), ("other", "other"));
-    }
-
-    #[tokio::test]
-    async fn the_record_writer_flushes_everything_queued_when_the_server_stops() {
-        // Arrange: a real SQLite store.
-        let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = Arc::new(dbapp_store::sqlite::SqliteStore::open(
-            &dir.path().join("records.db"),
-            &dbapp_store::PoolSettings::default(),
-        ));
-        store.migrate().await.unwrap();
-        let (recorder, writer) = RequestRecorder::spawn(Arc::clone(&store), Metrics::new(10));
-        let now = chrono::Utc::now();
-
-        // Act: fewer records than a batch, then every sender goes away.
-        for status in [200, 201, 500] {
-            recorder.record(NewRequestRecord {
-                route: "/api/preferences".to_owned(),
-                method: "GET".to_owned(),
-                status,
-                duration_ms: 1.5,
-                recorded_at: now,
-            });
-        }
-        drop(recorder);
-        writer.await.unwrap();
-
-        // Assert: written at once, without waiting out the flush interval.
-        let window = dbapp_store::TimeWindow::new(
-            now - chrono::TimeDelta::minutes(1),
-            now + chrono::TimeDelta::minutes(1),
-        )
-        .unwrap();
-        let report = store.admin_performance_report(window, None).await.unwrap();
-        assert_eq!(report.summary.requests, 3);
-        assert_eq!(report.summary.errors, 1);
-    }
 
     #[test]
     fn users_past_the_bound_count_as_other() {

@@ -11,9 +11,9 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::app::AppState;
 use crate::error::{ErrorBody, ErrorCode};
 use crate::routes;
+use crate::state::AppState;
 
 /// The security scheme name of the forwarded user token.
 pub const USER_TOKEN: &str = "user_token";

@@ -44,9 +44,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::Service;
 
-/// How long in-flight requests may finish after a shutdown signal: Databricks Apps sends
-/// SIGKILL 15 s after SIGTERM, so we stop waiting a second before that.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(14);
+use crate::config::ConnectionLimits;
+use crate::limits::SHUTDOWN_GRACE;
 
 /// HTTP/2: how often an idle connection is pinged, so a peer that vanished without a FIN is
 /// noticed; and how long the answer may take before the connection is closed.
@@ -62,18 +61,6 @@ const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
 /// Pause after an `accept` error that is not about one connection (e.g. `EMFILE`), so a
 /// persistent one does not spin a core.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
-
-/// The bounds on connections (`DBAPP_HEADER_READ_TIMEOUT_SECS`, `DBAPP_IDLE_TIMEOUT_SECS`,
-/// `DBAPP_MAX_CONNECTIONS`; see [`crate::config`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// Once the first byte of a request head has arrived, the time the rest may take.
-    pub header_read_timeout: Duration,
-    /// How long a connection may stay open with no request in flight.
-    pub idle_timeout: Duration,
-    /// Connections open at once; more wait in the listen backlog.
-    pub max_connections: usize,
-}
 
 /// Serves `app` on `listener` (HTTP/1.1 and HTTP/2 cleartext) within `limits` until `shutdown`
 /// resolves; then stops accepting, closes idle and half-sent connections, lets in-flight

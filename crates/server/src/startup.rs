@@ -30,10 +30,11 @@ use dbapp_store::Store;
 use tokio::net::TcpListener;
 use tower::Service;
 
-use crate::app::{AppState, build_app};
+use crate::app::build_app;
 use crate::config::{ConfigError, Settings};
 use crate::metrics::{Metrics, spawn_upkeep};
 use crate::serve::serve_app;
+use crate::state::AppState;
 use crate::storage::{StorageError, open_store};
 
 /// How often the Prometheus recorder's upkeep runs.

@@ -2,18 +2,19 @@
 //!
 //! - [`CorrelateLayer`] is the outermost middleware: it takes `X-Correlation-ID`, else
 //!   `X-Request-Id`, when it is 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`), else makes a
-//!   UUID v4; keeps it in a task-local around the request ([`current_correlation_id`]: the
-//!   request span, the error body and the upstream calls read it there), echoes it on every
-//!   response, and rewrites the framework's own non-2xx answers (unknown route, wrong method,
-//!   body limit, timeout, panic) into the error envelope.
+//!   UUID v4 ([`correlation_id_from`]); keeps it in the task-local of [`crate::correlation`]
+//!   around the request ([`current_correlation_id`]: the request span, the error body and the
+//!   upstream calls read it there), echoes it on every response, and rewrites the framework's
+//!   own non-2xx answers (unknown route, wrong method, body limit, timeout, panic) into the error
+//!   envelope.
 //!   tower-http's request-id layers read one header and do not validate it, hence this layer. It
 //!   is a plain tower layer, not `from_fn`, because it wraps the whole stack: `from_fn` would
 //!   clone that stack and box its future on every request.
 //! - [`make_request_span`] opens the span every log line of a request is written in, with
 //!   `correlation_id`, `method`, and `route` (the template, never the raw path; recorded by
-//!   `TrackHttpLayer` once routing has matched), `user_id` and `auth_method` (recorded by `Caller`)
-//!   left empty. Health checks get `debug` spans so that load-balancer polling does not drown the
-//!   logs.
+//!   `http_metrics::TrackHttpLayer` once routing has matched), `user_id` and `auth_method`
+//!   (recorded by `Caller`) left empty. Health checks get `debug` spans so that load-balancer
+//!   polling does not drown the logs.
 //! - [`on_response`] writes the one `http.request` access-log line per request.
 //! - [`init`] installs the subscriber: flat JSON lines on stdout ([`crate::json_log`], span
 //!   fields flattened to the top level so `correlation_id` and `user_id` are on every line), or
@@ -40,34 +41,11 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
+use crate::correlation::CORRELATION_ID;
+pub use crate::correlation::{
+    CORRELATION_HEADER, REQUEST_ID_HEADER, correlation_id_from, current_correlation_id,
+};
 use crate::error::{LoggedError, envelope_for_status};
-
-/// The response (and request) header carrying the correlation id.
-pub const CORRELATION_HEADER: &str = "x-correlation-id";
-/// The Apps proxy's per-request id, used when no correlation id was sent.
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
-
-tokio::task_local! {
-    static CORRELATION_ID: CorrelationId;
-}
-
-/// The correlation id of the request being served, or a fresh one outside any request.
-#[must_use]
-pub fn current_correlation_id() -> CorrelationId {
-    CORRELATION_ID
-        .try_with(CorrelationId::clone)
-        .unwrap_or_else(|_| CorrelationId::new_random())
-}
-
-/// The correlation id for a request's headers (`API.md` "Correlation").
-#[must_use]
-pub fn correlation_id_from(headers: &HeaderMap) -> CorrelationId {
-    [CORRELATION_HEADER, REQUEST_ID_HEADER]
-        .iter()
-        .filter_map(|name| headers.get(*name)?.to_str().ok())
-        .find_map(CorrelationId::parse)
-        .unwrap_or_else(CorrelationId::new_random)
-}
 
 /// Copies the headers of a framework or layer response onto its envelope (`Allow`, the
 /// security headers, CORS), except those that describe the replaced body.
@@ -414,18 +392,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
-
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.insert(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        map
-    }
 
     /// A writer that records each call it gets.
     #[derive(Default)]
@@ -479,56 +445,5 @@ mod tests {
 
         // Assert: returned at once (the test would hang otherwise), one line queued.
         assert!(writer.queue.try_send(Vec::new()).is_err(), "still full");
-    }
-
-    #[test]
-    fn correlation_header_wins_over_request_id() {
-        let id = correlation_id_from(&headers(&[
-            ("x-correlation-id", "abc-1"),
-            ("x-request-id", "req-2"),
-        ]));
-        assert_eq!(id.as_str(), "abc-1");
-    }
-
-    #[test]
-    fn a_bad_correlation_header_falls_back_to_request_id() {
-        let id = correlation_id_from(&headers(&[
-            ("x-correlation-id", "has space"),
-            ("x-request-id", "req-2"),
-        ]));
-        assert_eq!(id.as_str(), "req-2");
-    }
-
-    #[test]
-    fn no_usable_header_gives_a_uuid_v4() {
-        let id = correlation_id_from(&headers(&[("x-request-id", &"a".repeat(129))]));
-        let uuid = uuid::Uuid::parse_str(id.as_str()).unwrap();
-        assert_eq!(uuid.get_version_num(), 4);
-    }
-
-    proptest! {
-        #[test]
-        fn sane_ids_are_kept_verbatim(id in "[A-Za-z0-9._:-]{1,128}") {
-            let got = correlation_id_from(&headers(&[("x-correlation-id", &id)]));
-            prop_assert_eq!(got.as_str(), id.as_str());
-        }
-
-        #[test]
-        fn ids_with_other_characters_are_replaced(
-            prefix in "[A-Za-z0-9]{0,10}",
-            bad in "[ !\"#$%&'()*+,/;<=>?@\\[\\]^`{|}~]",
-            suffix in "[A-Za-z0-9]{0,10}",
-        ) {
-            let id = format!("{prefix}{bad}{suffix}");
-            let got = correlation_id_from(&headers(&[("x-correlation-id", &id)]));
-            prop_assert_ne!(got.as_str(), id.as_str());
-            prop_assert!(uuid::Uuid::parse_str(got.as_str()).is_ok());
-        }
-
-        #[test]
-        fn too_long_ids_are_replaced(id in "[a-z]{129,300}") {
-            let got = correlation_id_from(&headers(&[("x-correlation-id", &id)]));
-            prop_assert!(uuid::Uuid::parse_str(got.as_str()).is_ok());
-        }
     }
 }

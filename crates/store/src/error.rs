@@ -1,15 +1,40 @@
 //! [`StoreError`], and the one place that decides which database failures mean "unavailable".
 //!
-//! The server maps the variants to its error codes: `NotFound` to the resource's `*_NOT_FOUND`,
-//! `Conflict` to a 409, `InvalidInput` to `INVALID_REQUEST`, `Unavailable` to
+//! The server maps the variants to its error codes: `NotFound` to the `*_NOT_FOUND` of its
+//! [`Resource`], `Conflict` to a 409, `InvalidInput` to `INVALID_REQUEST`, `Unavailable` to
 //! `DATABASE_UNAVAILABLE` (503, `retry_after` 5), everything else to `INTERNAL_ERROR`.
+
+/// What a [`StoreError::NotFound`] did not find. Deliberately not `#[non_exhaustive]`: the
+/// server matches on it to choose the `*_NOT_FOUND` code, so a new resource does not compile
+/// until it has one, rather than being reported as some other resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    /// One of a user's preferences, by key.
+    Preference,
+}
+
+impl Resource {
+    /// The resource in words, e.g. `preference`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preference => "preference",
+        }
+    }
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a store operation failed. Messages never contain SQL, values or credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The named row does not exist for this user (the server answers `*_NOT_FOUND`).
     #[error("{0} not found")]
-    NotFound(&'static str),
+    NotFound(Resource),
     /// A row with the same unique key exists (e.g. an inference log's `request_id`).
     #[error("{0} already exists")]
     Conflict(&'static str),

@@ -50,7 +50,7 @@ pub mod sqlite;
 pub mod workspace;
 
 pub use config::StoreConfig;
-pub use error::StoreError;
+pub use error::{Resource, StoreError};
 
 /// Most usage events one [`Store::insert_usage_events`] call accepts (`DESIGN.md`'s batch limit).
 pub const MAX_USAGE_BATCH: usize = 1_000;

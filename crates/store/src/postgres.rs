@@ -26,9 +26,9 @@ use crate::aggregate::{self, RequestBucket, UsageBucket};
 use crate::lakebase::{RefreshTask, TokenRefresher};
 use crate::{
     Bucket, ERROR_STATUS_MIN, InferenceLog, NewRequestRecord, NewUsageEvent, Page, PageRequest,
-    PageViews, PerformanceReport, PerformanceStats, PoolSettings, Preference, RoutePerformance,
-    Store, StoreError, TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
-    micros,
+    PageViews, PerformanceReport, PerformanceStats, PoolSettings, Preference, Resource,
+    RoutePerformance, Store, StoreError, TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted,
+    UsageSummary, UserId, micros,
 };
 
 /// The Postgres migrations, embedded at build time.
@@ -314,7 +314,7 @@ impl Store for PgStore {
             .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(PreferenceRow::into_preference)
-            .ok_or(StoreError::NotFound("preference"))
+            .ok_or(StoreError::NotFound(Resource::Preference))
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]

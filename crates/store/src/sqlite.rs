@@ -26,8 +26,8 @@ use uuid::Uuid;
 use crate::aggregate::{self, RequestBucket, UsageBucket};
 use crate::{
     Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, Page, PageRequest, PageViews,
-    PerformanceReport, PoolSettings, Preference, RoutePerformance, Store, StoreError, TOP_PAGES,
-    TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
+    PerformanceReport, PoolSettings, Preference, Resource, RoutePerformance, Store, StoreError,
+    TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
 };
 
 /// The SQLite migrations, embedded at build time.
@@ -238,7 +238,7 @@ impl Store for SqliteStore {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        row.ok_or(StoreError::NotFound("preference"))?
+        row.ok_or(StoreError::NotFound(Resource::Preference))?
             .into_preference()
     }
 

@@ -10,7 +10,11 @@
 //!   `X-Forwarded-Email`, `X-Forwarded-User` and `X-Forwarded-Preferred-Username` for the demo
 //!   user chosen by the `dbapp_dev_user` cookie (alice by default), which `POST /_dev/user
 //!   {"user": "bob"}` sets; `GET /_dev/user` lists the users. Against a real workspace the one
-//!   user is whoever `DATABRICKS_USER_TOKEN` (or the Databricks CLI's token) belongs to.
+//!   user is whoever `DATABRICKS_USER_TOKEN` (or the Databricks CLI's token) belongs to;
+//! - in front of that, a guard for what a browser can be made to send ([`BrowserPolicy`]): since
+//!   every request acts as a signed-in user, it answers `403 PERMISSION_DENIED` to requests not
+//!   addressed to a loopback name (a web page whose DNS name was rebound to 127.0.0.1) and to
+//!   state-changing requests from another site (a cross-site form or `text/plain` POST).
 //!
 //! It refuses to run when `DATABRICKS_APP_NAME` is set: an identity-injecting proxy must never
 //! run inside Databricks Apps. Its first line on stdout is `dbapp dev: serving on <url>`.
@@ -23,16 +27,17 @@ use anyhow::{Context, bail};
 use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use dbapp_databricks::{AuthType, Client, Config, ConfigSettings, Environment, UserToken};
 use dbapp_emulator::EmulatorConfig;
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
-use dbapp_server::Application;
 use dbapp_server::config::{LogFormat, Settings};
 use dbapp_server::startup::{WrapApp, workspace_client};
+use dbapp_server::telemetry::{CORRELATION_HEADER, correlation_id_from};
+use dbapp_server::{Application, ErrorBody, ErrorCode};
 use dbapp_store::StoreConfig;
 use dbapp_store::lakebase::{DatabaseConfig, LakebaseSettings, SslMode};
 use dbapp_store::workspace::CredentialTarget;
@@ -69,7 +74,8 @@ pub(crate) struct DevArgs {
 #[derive(Debug, Clone)]
 struct DevUser {
     name: String,
-    token: String,
+    /// With `--workspace`, the developer's real token: a secret, so `Debug` never shows it.
+    token: SecretString,
     email: Option<String>,
 }
 
@@ -158,7 +164,7 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
                 .iter()
                 .map(|name| DevUser {
                     name: (*name).to_owned(),
-                    token: format!("dev-token-{name}"),
+                    token: SecretString::from(format!("dev-token-{name}")),
                     email: Some(format!("{name}@example.com")),
                 })
                 .collect()
@@ -176,11 +182,14 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
             vec![DevUser {
                 name: "me".to_owned(),
                 email: me.email().map(str::to_owned),
-                token,
+                token: SecretString::from(token),
             }]
         }
     };
 
+    let policy = Arc::new(BrowserPolicy {
+        cors_origins: settings.server.dbapp.cors_origins.clone(),
+    });
     let app = Application::build(settings, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await
         .context("cannot start the server")?;
@@ -201,7 +210,7 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
         },
         users.0[0].name,
     );
-    app.run_until_stopped_with(DevIdentity(users), shutdown_signal())
+    app.run_until_stopped_with(DevIdentity { users, policy }, shutdown_signal())
         .await?;
     if let Some(emulator) = emulator {
         emulator.shutdown().await;
@@ -228,8 +237,11 @@ async fn user_token(host: &str, env: &Environment) -> anyhow::Result<String> {
     Ok(token.expose_secret().to_owned())
 }
 
-/// `dbapp dev`'s identity layer, as the application's outermost wrapper.
-struct DevIdentity(Arc<DevUsers>);
+/// `dbapp dev`'s identity layer and its guard, as the application's outermost wrapper.
+struct DevIdentity {
+    users: Arc<DevUsers>,
+    policy: Arc<BrowserPolicy>,
+}
 
 impl WrapApp for DevIdentity {
     fn wrap<S>(self, app: S) -> Router
@@ -241,12 +253,12 @@ impl WrapApp for DevIdentity {
             + 'static,
         S::Future: Send + 'static,
     {
-        dev_router(app, self.0)
+        dev_router(app, self.users, self.policy)
     }
 }
 
-/// The app's router behind the identity layer, with `/_dev/user`.
-fn dev_router<S>(app: S, users: Arc<DevUsers>) -> Router
+/// The app's router behind the identity layer, with `/_dev/user`, all behind the guard.
+fn dev_router<S>(app: S, users: Arc<DevUsers>, policy: Arc<BrowserPolicy>) -> Router
 where
     S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
         + Clone
@@ -260,6 +272,135 @@ where
         .with_state(Arc::clone(&users))
         .fallback_service(app)
         .layer(from_fn_with_state(users, inject_identity))
+        // Outermost, so nothing refused ever carries an identity or sets the user cookie.
+        .layer(from_fn_with_state(policy, guard_browser))
+}
+
+/// What a browser may ask of `dbapp dev`, which answers every request as a signed-in user.
+///
+/// - Every request must be addressed to a loopback name (`dbapp_emulator::host`: `localhost`,
+///   127.0.0.0/8 or `[::1]`, any port, in `Host` and in an HTTP/2 `:authority`); a page whose
+///   DNS name was rebound to 127.0.0.1 still names its own host. The port is not checked, so a
+///   dev UI proxying to us with its own `Host` (`npm run dev`) keeps working.
+/// - A state-changing request (any method but GET, HEAD and OPTIONS) must not come from another
+///   site: its `Origin`, when sent, must be the origin it was sent to (`http://` + its Host) or
+///   one listed in `DBAPP_CORS_ORIGINS` (the developer's explicit choice for a dev UI, which
+///   also exempts it from the next check), and its `Sec-Fetch-Site`, when sent, must not be
+///   `cross-site`. Browsers send `Origin` on every cross-origin POST, including the
+///   `text/plain` ones that need no CORS preflight; a request with neither header is not from
+///   a web page (curl, tests) and passes.
+#[derive(Debug)]
+struct BrowserPolicy {
+    /// `DBAPP_CORS_ORIGINS`, exact as configured: the CORS layer compares them the same way.
+    cors_origins: Vec<String>,
+}
+
+/// Why the guard refused a request; each names the header that decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Host,
+    Origin,
+    FetchSite,
+}
+
+impl BrowserPolicy {
+    fn refusal(&self, request: &Request) -> Option<Refusal> {
+        let Some(authority) = dbapp_emulator::host::loopback_authority(request) else {
+            return Some(Refusal::Host);
+        };
+        if matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS
+        ) {
+            return None;
+        }
+        let headers = request.headers();
+        let own_origin = format!("http://{authority}");
+        for origin in headers.get_all(header::ORIGIN) {
+            let Ok(origin) = origin.to_str() else {
+                return Some(Refusal::Origin);
+            };
+            if self.cors_origins.iter().any(|allowed| allowed == origin) {
+                return None;
+            }
+            if !origin.eq_ignore_ascii_case(&own_origin) {
+                return Some(Refusal::Origin);
+            }
+        }
+        let cross_site = headers
+            .get_all("sec-fetch-site")
+            .iter()
+            .any(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+        cross_site.then_some(Refusal::FetchSite)
+    }
+}
+
+impl Refusal {
+    fn header(self) -> &'static str {
+        match self {
+            Self::Host => "Host",
+            Self::Origin => "Origin",
+            Self::FetchSite => "Sec-Fetch-Site",
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Host => {
+                "dbapp dev only answers requests addressed to localhost, 127.0.0.1 or [::1]: it \
+                 acts as a signed-in user, so a web page that points its own name at this \
+                 machine (DNS rebinding) must not reach it."
+            }
+            Self::Origin | Self::FetchSite => {
+                "dbapp dev refuses state-changing requests from other sites (cross-site request \
+                 forgery); to allow a dev UI's origin, list it in DBAPP_CORS_ORIGINS."
+            }
+        }
+    }
+}
+
+/// Answers `403 PERMISSION_DENIED` to what [`BrowserPolicy`] refuses. It sits outside the app's
+/// own middleware, so it writes the envelope, the correlation id and the security headers
+/// itself. `ErrorBody` rather than `ApiError`: no `ApiError` variant is a 403 with a message of
+/// our own, and the developer needs to read why.
+async fn guard_browser(
+    State(policy): State<Arc<BrowserPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(refusal) = policy.refusal(&request) else {
+        return next.run(request).await;
+    };
+    let correlation_id = correlation_id_from(request.headers());
+    // The developer sees why in the log; Debug escapes whatever the client put in the header.
+    tracing::warn!(
+        event = "dev.refused",
+        header = refusal.header(),
+        value = ?request.headers().get(refusal.header()),
+        method = %request.method(),
+        correlation_id = correlation_id.as_str(),
+    );
+    let body = ErrorBody {
+        error_code: ErrorCode::PermissionDenied,
+        message: refusal.message().to_owned(),
+        detail: Some(json!({"header": refusal.header()})),
+        retry_after: None,
+        correlation_id: correlation_id.as_str().to_owned(),
+    };
+    let mut response = (StatusCode::FORBIDDEN, Json(body)).into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
+        headers.insert(CORRELATION_HEADER, value);
+    }
+    // The app's security headers, which its own layers (inside this guard) would have added.
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// Acts like the Apps proxy: drops what a browser could forge, adds the chosen user's headers.
@@ -286,7 +427,7 @@ async fn inject_identity(
                 headers.insert(HeaderName::from_static(name), value);
             }
         };
-        set("x-forwarded-access-token", &user.token);
+        set("x-forwarded-access-token", user.token.expose_secret());
         set("x-forwarded-user", &user.name);
         if let Some(email) = &user.email {
             set("x-forwarded-email", email);
@@ -316,7 +457,7 @@ async fn choose_user(State(users): State<Arc<DevUsers>>, Json(choice): Json<Choi
             .into_response();
     }
     let cookie = format!(
-        "{USER_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
+        "{USER_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
         choice.user
     );
     (
@@ -324,4 +465,111 @@ async fn choose_user(State(users): State<Arc<DevUsers>>, Json(choice): Json<Choi
         Json(json!({"user": choice.user})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    #[test]
+    fn a_dev_user_debug_never_shows_the_token() {
+        let user = DevUser {
+            name: "me".to_owned(),
+            token: SecretString::from("dapi-real-token-of-the-developer".to_owned()),
+            email: Some("me@example.com".to_owned()),
+        };
+
+        let printed = format!("{user:?} {:?}", DevUsers(vec![user.clone()]));
+
+        assert!(!printed.contains("dapi-real-token"), "{printed}");
+        assert!(printed.contains("me@example.com"), "{printed}");
+    }
+
+    fn refusal(method: &str, headers: &[(&str, &str)]) -> Option<Refusal> {
+        let policy = BrowserPolicy {
+            cors_origins: vec!["http://localhost:5173".to_owned()],
+        };
+        let mut request = Request::builder().method(method).uri("/api/usage");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        policy.refusal(&request.body(Body::empty()).unwrap())
+    }
+
+    #[test]
+    fn hosts_are_checked_for_every_method() {
+        assert_eq!(
+            refusal("GET", &[("host", "evil.example:8000")]),
+            Some(Refusal::Host)
+        );
+        assert_eq!(
+            refusal("OPTIONS", &[("host", "evil.example")]),
+            Some(Refusal::Host)
+        );
+        assert_eq!(refusal("GET", &[]), Some(Refusal::Host));
+        assert_eq!(refusal("GET", &[("host", "LOCALHOST:8000")]), None);
+    }
+
+    #[test]
+    fn state_changing_requests_must_come_from_their_own_origin() {
+        let host = ("host", "127.0.0.1:8000");
+        // Safe methods may come from anywhere: the Host check is what protects them.
+        assert_eq!(
+            refusal("GET", &[host, ("origin", "http://evil.example")]),
+            None
+        );
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            assert_eq!(
+                refusal(method, &[host, ("origin", "http://evil.example")]),
+                Some(Refusal::Origin)
+            );
+        }
+        for origin in [
+            "null",
+            "http://localhost:8000",
+            "https://127.0.0.1:8000",
+            "http://127.0.0.1:3000",
+        ] {
+            assert_eq!(
+                refusal("POST", &[host, ("origin", origin)]),
+                Some(Refusal::Origin),
+                "{origin}"
+            );
+        }
+        assert_eq!(
+            refusal("POST", &[host, ("origin", "http://127.0.0.1:8000")]),
+            None
+        );
+        assert_eq!(refusal("POST", &[host]), None);
+        assert_eq!(
+            refusal("POST", &[host, ("sec-fetch-site", "cross-site")]),
+            Some(Refusal::FetchSite)
+        );
+        assert_eq!(
+            refusal("POST", &[host, ("sec-fetch-site", "same-site")]),
+            None
+        );
+    }
+
+    #[test]
+    fn an_origin_listed_in_cors_origins_may_change_state() {
+        let allowed = ("origin", "http://localhost:5173");
+        assert_eq!(
+            refusal(
+                "POST",
+                &[
+                    ("host", "127.0.0.1:8000"),
+                    allowed,
+                    ("sec-fetch-site", "cross-site")
+                ]
+            ),
+            None
+        );
+        assert_eq!(
+            refusal("POST", &[("host", "evil.example"), allowed]),
+            Some(Refusal::Host)
+        );
+    }
 }

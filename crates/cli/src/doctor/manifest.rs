@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use super::Check;
+use super::{Check, sync};
 
 /// Which scope which routes need. `sql` is needed only when table previews are on (a warehouse
 /// is configured).
@@ -100,7 +100,7 @@ fn load(path: &Path) -> Result<Value, String> {
     Ok(docs.first().map_or(Value::Null, to_json))
 }
 
-fn to_json(yaml: &Yaml) -> Value {
+pub(crate) fn to_json(yaml: &Yaml) -> Value {
     match yaml {
         Yaml::Real(s) | Yaml::String(s) => Value::String(s.clone()),
         Yaml::Integer(i) => Value::from(*i),
@@ -243,8 +243,15 @@ pub(crate) fn checks(dir: &Path) -> Vec<Check> {
             format!("{} declares no app under resources.apps", path.display()),
             "declare the app: resources.apps.dbapp with name, source_code_path, resources and user_api_scopes",
         )),
-        (Some((_, doc)), Some((key, app))) => {
+        (Some((path, doc)), Some((key, app))) => {
             out.push(bundle_shape(doc, key, app));
+            let command = app_yaml.as_ref().map_or(&Value::Null, |(_, d)| &d["command"]);
+            out.push(sync::check(
+                path.parent().unwrap_or(Path::new(".")),
+                doc,
+                app,
+                command,
+            ));
             out.push(database(app, &kinds, &env_vars));
             out.push(warehouse(&kinds, &env_vars));
             out.push(scopes(key, app, env_vars.contains_key("DATABRICKS_WAREHOUSE_ID")));
@@ -336,7 +343,7 @@ fn command(doc: &Value) -> Check {
 }
 
 /// Databricks Apps refuses to deploy a file over 10 MiB (`File is larger than 10485760 bytes`).
-const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
 /// `manifest.files`: no file of the app's directory is over the deploy limit.
 fn file_sizes(dir: &Path) -> Check {

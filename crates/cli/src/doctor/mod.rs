@@ -9,7 +9,9 @@
 //! - `lakebase`: the `PG*`/`LAKEBASE_*` settings, credential minting, the role name, the token's
 //!   lifetime and a real Postgres login;
 //! - `manifest`: `app.yaml` and `databricks.yml` against what the server's routes need (the scope
-//!   table lives there).
+//!   table lives there);
+//! - `sync`: which files `databricks bundle deploy` would upload (the CLI's `.gitignore` and
+//!   `sync` rules), checked against the files app.yaml's start command needs.
 //!
 //! The JSON shape (`--json`) is stable: `version` (1), `context`, `config[]`, `checks[]` (each with
 //! a stable `id`), `summary` and `ok`. Adding checks is compatible; renaming an id is not. Network
@@ -18,6 +20,7 @@
 
 pub(crate) mod lakebase;
 pub(crate) mod manifest;
+pub(crate) mod sync;
 pub(crate) mod workspace;
 
 use std::fmt::Write as _;

@@ -147,6 +147,12 @@ async fn a_healthy_configuration_passes_every_check_and_exits_zero() {
     assert_eq!(run.report["ok"], true);
     assert_eq!(run.report["context"]["kind"], "local");
     for check in run.report["checks"].as_array().unwrap() {
+        // deploy.sync warns until deploy/build.sh has built the binary the command unpacks.
+        if check["id"] == "deploy.sync" && !deploy_dir().join("app/dbapp.gz").is_file() {
+            assert_eq!(check["status"], "warn", "{check:#}");
+            assert!(check["message"].as_str().unwrap().contains("not built yet"));
+            continue;
+        }
         assert_eq!(check["status"], "pass", "{check:#}");
     }
     run.assert(

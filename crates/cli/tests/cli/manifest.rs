@@ -1,5 +1,5 @@
 //! `dbapp doctor`'s checks of `app.yaml` and `databricks.yml`: the committed `deploy/` files,
-//! each broken in one way.
+//! each broken in one way, and `deploy.sync`'s model of what `databricks bundle deploy` uploads.
 
 use std::path::Path;
 
@@ -207,4 +207,138 @@ async fn a_file_over_the_deploy_limit_fails() {
         &["File is larger than 10485760 bytes", "dbapp.gz"],
         &["gzip"],
     );
+}
+
+/// The `sync` block of the committed databricks.yml, which uploads the gitignored binary.
+const SYNC_INCLUDE: &str = "sync:\n  include:\n    - app/dbapp.gz\n";
+
+/// A copy of all of `deploy/` (its .gitignore files included, its build outputs not) in a
+/// directory outside any git repository, with `(file, from, to)` replacements and a fake
+/// `app/dbapp.gz` of `binary_len` bytes.
+fn deploy_copy(edits: &[(&str, &str, &str)], binary_len: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = deploy_dir();
+    let mut stack = vec![std::path::PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        std::fs::create_dir_all(dir.path().join(&rel)).unwrap();
+        for entry in std::fs::read_dir(source.join(&rel)).unwrap() {
+            let entry = entry.unwrap();
+            let path = rel.join(entry.file_name());
+            let name = path.to_str().unwrap().to_owned();
+            if entry.file_type().unwrap().is_dir() {
+                stack.push(path);
+            } else if name != "app/dbapp" && name != "app/dbapp.gz" {
+                let mut text = std::fs::read_to_string(entry.path()).unwrap();
+                for (target, from, to) in edits {
+                    if *target == name {
+                        assert!(text.contains(from), "{name} has no {from:?}");
+                        text = text.replace(from, to);
+                    }
+                }
+                std::fs::write(dir.path().join(&path), text).unwrap();
+            }
+        }
+    }
+    let binary = std::fs::File::create(dir.path().join("app/dbapp.gz")).unwrap();
+    binary.set_len(binary_len).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn the_committed_deploy_files_upload_the_binary_the_command_unpacks() {
+    // Arrange: the binary is a build output, so a stand-in takes its place.
+    let dir = deploy_copy(&[], 1024);
+
+    // Act
+    let run = doctor(&[], &[], Some(dir.path())).await;
+
+    // Assert
+    run.assert(
+        "deploy.sync",
+        "pass",
+        &[
+            "app/dbapp.gz (ignored by",
+            "app/.gitignore line 4: dbapp.gz; uploaded by sync.include)",
+        ],
+        &[],
+    );
+}
+
+#[tokio::test]
+async fn a_gitignored_binary_without_sync_include_is_never_uploaded() {
+    // Arrange: deploy/ as it was before sync.include: app/.gitignore lists the binary.
+    let dir = deploy_copy(
+        &[
+            ("databricks.yml", SYNC_INCLUDE, ""),
+            (
+                "app/.gitignore",
+                "# Build outputs stay out of git. dbapp.gz is uploaded all the same: databricks.yml lists it\n\
+                 # under sync.include, which wins over this file when `databricks bundle deploy` syncs.\n",
+                "",
+            ),
+        ],
+        1024,
+    );
+
+    // Act
+    let run = doctor(&[], &[], Some(dir.path())).await;
+
+    // Assert
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    run.assert(
+        "deploy.sync",
+        "fail",
+        &[
+            "app/dbapp.gz, which app.yaml's command needs, would not be uploaded",
+            "app/.gitignore line 2: dbapp.gz",
+        ],
+        &["sync: {include: [app/dbapp.gz]}", "stay out of git"],
+    );
+}
+
+#[tokio::test]
+async fn a_start_file_removed_by_sync_exclude_fails() {
+    // Arrange
+    let dir = deploy_copy(
+        &[(
+            "databricks.yml",
+            SYNC_INCLUDE,
+            "sync:\n  include:\n    - app/dbapp.gz\n  exclude:\n    - \"*.gz\"\n",
+        )],
+        1024,
+    );
+
+    // Act
+    let run = doctor(&[], &[], Some(dir.path())).await;
+
+    // Assert
+    run.assert(
+        "deploy.sync",
+        "fail",
+        &["app/dbapp.gz", "databricks.yml sync.exclude: *.gz"],
+        &["narrow sync.exclude"],
+    );
+}
+
+#[tokio::test]
+async fn an_uploaded_file_over_the_apps_limit_fails_and_an_ignored_one_does_not() {
+    // Arrange: an oversized binary that is uploaded, and an oversized raw build that
+    // app/.gitignore keeps out of the upload.
+    let big = deploy_copy(&[], 10 * 1024 * 1024 + 1);
+    let ignored = deploy_copy(&[], 1024);
+    let raw = std::fs::File::create(ignored.path().join("app/dbapp")).unwrap();
+    raw.set_len(20 * 1024 * 1024).unwrap();
+
+    // Act
+    let big_run = doctor(&[], &[], Some(big.path())).await;
+    let ignored_run = doctor(&[], &[], Some(ignored.path())).await;
+
+    // Assert
+    big_run.assert(
+        "deploy.sync",
+        "fail",
+        &["10485760-byte limit", "app/dbapp.gz (10485761 bytes)"],
+        &["compress the binary"],
+    );
+    ignored_run.assert("deploy.sync", "pass", &["app/dbapp.gz"], &[]);
 }

@@ -16,6 +16,13 @@ use serde_json::Value;
 use super::{Page, PageRequest, encode_segment, paginate};
 use crate::client::Workspace;
 use crate::error::DatabricksError;
+use crate::http::Operation;
+
+// The `api`/`operation` names of this module's calls (see [`Operation`]).
+const LIST_CATALOGS: Operation = Operation::new("unity_catalog", "list_catalogs");
+const LIST_SCHEMAS: Operation = Operation::new("unity_catalog", "list_schemas");
+const LIST_TABLES: Operation = Operation::new("unity_catalog", "list_tables");
+const GET_TABLE: Operation = Operation::new("unity_catalog", "get_table");
 
 /// A catalog (`CatalogInfo`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -172,7 +179,11 @@ impl Workspace<'_> {
         page: &PageRequest,
     ) -> Result<Page<CatalogInfo>, DatabricksError> {
         let call = paged(
-            self.call(Method::GET, "/api/2.1/unity-catalog/catalogs"),
+            self.call(
+                LIST_CATALOGS,
+                Method::GET,
+                "/api/2.1/unity-catalog/catalogs",
+            ),
             page,
         );
         let body: Catalogs = self.get_json(call, "catalogs list").await?;
@@ -194,7 +205,7 @@ impl Workspace<'_> {
         page: &PageRequest,
     ) -> Result<Page<SchemaInfo>, DatabricksError> {
         let call = paged(
-            self.call(Method::GET, "/api/2.1/unity-catalog/schemas"),
+            self.call(LIST_SCHEMAS, Method::GET, "/api/2.1/unity-catalog/schemas"),
             page,
         )
         .query("catalog_name", catalog);
@@ -217,7 +228,7 @@ impl Workspace<'_> {
         page: &PageRequest,
     ) -> Result<Page<TableInfo>, DatabricksError> {
         let call = paged(
-            self.call(Method::GET, "/api/2.1/unity-catalog/tables"),
+            self.call(LIST_TABLES, Method::GET, "/api/2.1/unity-catalog/tables"),
             page,
         )
         .query("catalog_name", catalog)
@@ -316,7 +327,8 @@ impl Workspace<'_> {
             "/api/2.1/unity-catalog/tables/{}",
             encode_segment(full_name)
         );
-        self.get_json(self.call(Method::GET, &path), "table").await
+        self.get_json(self.call(GET_TABLE, Method::GET, &path), "table")
+            .await
     }
 }
 

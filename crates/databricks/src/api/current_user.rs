@@ -5,6 +5,10 @@ use serde::Deserialize;
 
 use crate::client::Workspace;
 use crate::error::DatabricksError;
+use crate::http::Operation;
+
+// The `api`/`operation` names of this module's calls (see [`Operation`]).
+const ME: Operation = Operation::new("scim", "me");
 
 /// The principal a token belongs to (user or service principal).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -111,7 +115,7 @@ impl Workspace<'_> {
     /// after retries.
     #[tracing::instrument(skip_all, fields(auth_type = %self.auth_type()))]
     pub async fn me(&self) -> Result<CurrentUser, DatabricksError> {
-        let call = self.call(Method::GET, "/api/2.0/preview/scim/v2/Me");
+        let call = self.call(ME, Method::GET, "/api/2.0/preview/scim/v2/Me");
         let response = self.send(call).await?;
         let mut user: CurrentUser = response.json("SCIM Me")?;
         user.workspace_id = response

@@ -15,6 +15,15 @@ use serde_json::{Value, json};
 use super::encode_segment;
 use crate::client::Workspace;
 use crate::error::{DatabricksError, ErrorKind};
+use crate::http::Operation;
+
+// The `api`/`operation` names of this module's calls (see [`Operation`]).
+const GENERATE_DATABASE_CREDENTIAL: Operation =
+    Operation::new("database", "generate_database_credential");
+const GET_DATABASE_INSTANCE: Operation = Operation::new("database", "get_database_instance");
+const GENERATE_POSTGRES_CREDENTIAL: Operation =
+    Operation::new("postgres", "generate_postgres_credential");
+const GET_POSTGRES_ENDPOINT: Operation = Operation::new("postgres", "get_postgres_endpoint");
 
 /// A database credential: the token to use as the Postgres password, and its expiry.
 #[derive(Clone)]
@@ -166,7 +175,11 @@ impl Workspace<'_> {
         });
         // The request id makes a repeat harmless, and a fresh credential is harmless anyway.
         let call = self
-            .call(Method::POST, "/api/2.0/database/credentials")
+            .call(
+                GENERATE_DATABASE_CREDENTIAL,
+                Method::POST,
+                "/api/2.0/database/credentials",
+            )
             .json(body)
             .idempotent(true);
         let body: ProvisionedCredential = self.get_json(call, "database credential").await?;
@@ -193,7 +206,11 @@ impl Workspace<'_> {
             body["ttl"] = json!(format!("{ttl}s"));
         }
         let call = self
-            .call(Method::POST, "/api/2.0/postgres/credentials")
+            .call(
+                GENERATE_POSTGRES_CREDENTIAL,
+                Method::POST,
+                "/api/2.0/postgres/credentials",
+            )
             .json(body)
             .idempotent(true);
         let body: AutoscalingCredential = self.get_json(call, "postgres credential").await?;
@@ -213,8 +230,11 @@ impl Workspace<'_> {
         name: &str,
     ) -> Result<DatabaseInstance, DatabricksError> {
         let path = format!("/api/2.0/database/instances/{}", encode_segment(name));
-        self.get_json(self.call(Method::GET, &path), "database instance")
-            .await
+        self.get_json(
+            self.call(GET_DATABASE_INSTANCE, Method::GET, &path),
+            "database instance",
+        )
+        .await
     }
 
     /// An Autoscaling endpoint by name (`projects/{p}/branches/{b}/endpoints/{e}`).
@@ -248,8 +268,11 @@ impl Workspace<'_> {
                 .collect::<Vec<_>>()
                 .join("/")
         );
-        self.get_json(self.call(Method::GET, &path), "postgres endpoint")
-            .await
+        self.get_json(
+            self.call(GET_POSTGRES_ENDPOINT, Method::GET, &path),
+            "postgres endpoint",
+        )
+        .await
     }
 }
 

@@ -14,6 +14,13 @@ use serde_json::Value;
 use super::encode_segment;
 use crate::client::Workspace;
 use crate::error::DatabricksError;
+use crate::http::Operation;
+
+// The `api`/`operation` names of this module's calls (see [`Operation`]).
+const LIST_SERVING_ENDPOINTS: Operation = Operation::new("serving", "list_serving_endpoints");
+const GET_SERVING_ENDPOINT: Operation = Operation::new("serving", "get_serving_endpoint");
+const GET_OPEN_API: Operation = Operation::new("serving", "get_open_api");
+const QUERY: Operation = Operation::new("serving", "query");
 
 /// A serving endpoint.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -241,7 +248,11 @@ impl Workspace<'_> {
     pub async fn list_serving_endpoints(&self) -> Result<Vec<ServingEndpoint>, DatabricksError> {
         let body: Endpoints = self
             .get_json(
-                self.call(Method::GET, "/api/2.0/serving-endpoints"),
+                self.call(
+                    LIST_SERVING_ENDPOINTS,
+                    Method::GET,
+                    "/api/2.0/serving-endpoints",
+                ),
                 "serving endpoints",
             )
             .await?;
@@ -258,8 +269,30 @@ impl Workspace<'_> {
         name: &str,
     ) -> Result<ServingEndpoint, DatabricksError> {
         let path = format!("/api/2.0/serving-endpoints/{}", encode_segment(name));
-        self.get_json(self.call(Method::GET, &path), "serving endpoint")
-            .await
+        self.get_json(
+            self.call(GET_SERVING_ENDPOINT, Method::GET, &path),
+            "serving endpoint",
+        )
+        .await
+    }
+
+    /// The endpoint's own OpenAPI description (`GET /api/2.0/serving-endpoints/{name}/openapi`),
+    /// as JSON.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::NotFound`] (also for endpoints without a description), auth,
+    /// transport and 5xx kinds.
+    #[tracing::instrument(skip_all, fields(endpoint = %name))]
+    pub async fn get_open_api(&self, name: &str) -> Result<Value, DatabricksError> {
+        let path = format!(
+            "/api/2.0/serving-endpoints/{}/openapi",
+            encode_segment(name)
+        );
+        self.get_json(
+            self.call(GET_OPEN_API, Method::GET, &path),
+            "endpoint OpenAPI",
+        )
+        .await
     }
 
     /// Invokes an endpoint with any JSON body and returns its JSON answer. Not retried.
@@ -289,7 +322,7 @@ impl Workspace<'_> {
     ) -> Result<Invocation, DatabricksError> {
         let path = format!("/serving-endpoints/{}/invocations", encode_segment(name));
         let call = self
-            .call(Method::POST, &path)
+            .call(QUERY, Method::POST, &path)
             .json(input)
             .idempotent(idempotent);
         let response = self.send(call).await?;

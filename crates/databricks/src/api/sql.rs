@@ -24,6 +24,13 @@ use tokio::time::Instant;
 use super::encode_segment;
 use crate::client::Workspace;
 use crate::error::{DatabricksError, ErrorKind};
+use crate::http::Operation;
+
+// The `api`/`operation` names of this module's calls (see [`Operation`]).
+const EXECUTE_STATEMENT: Operation = Operation::new("sql", "execute_statement");
+const GET_STATEMENT: Operation = Operation::new("sql", "get_statement");
+const GET_STATEMENT_RESULT_CHUNK: Operation = Operation::new("sql", "get_statement_result_chunk");
+const CANCEL_STATEMENT: Operation = Operation::new("sql", "cancel_statement");
 
 /// A statement to run and how long to wait for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -309,7 +316,7 @@ impl Workspace<'_> {
         }
         // Running a statement twice is not harmless: the execute call is not retried.
         let call = self
-            .call(Method::POST, "/api/2.0/sql/statements")
+            .call(EXECUTE_STATEMENT, Method::POST, "/api/2.0/sql/statements")
             .json(body)
             .timeout(wait + Duration::from_secs(30));
         self.get_json(call, "statement").await
@@ -325,7 +332,7 @@ impl Workspace<'_> {
         statement_id: &str,
     ) -> Result<StatementResponse, DatabricksError> {
         let path = format!("/api/2.0/sql/statements/{}", encode_segment(statement_id));
-        self.get_json(self.call(Method::GET, &path), "statement")
+        self.get_json(self.call(GET_STATEMENT, Method::GET, &path), "statement")
             .await
     }
 
@@ -343,8 +350,11 @@ impl Workspace<'_> {
             "/api/2.0/sql/statements/{}/result/chunks/{chunk_index}",
             encode_segment(statement_id)
         );
-        self.get_json(self.call(Method::GET, &path), "result chunk")
-            .await
+        self.get_json(
+            self.call(GET_STATEMENT_RESULT_CHUNK, Method::GET, &path),
+            "result chunk",
+        )
+        .await
     }
 
     /// Cancels a statement (cancelling twice is harmless, so this is retried).
@@ -357,7 +367,9 @@ impl Workspace<'_> {
             "/api/2.0/sql/statements/{}/cancel",
             encode_segment(statement_id)
         );
-        let call = self.call(Method::POST, &path).idempotent(true);
+        let call = self
+            .call(CANCEL_STATEMENT, Method::POST, &path)
+            .idempotent(true);
         self.send(call).await.map(|_| ())
     }
 

@@ -21,7 +21,14 @@ use super::CredentialsProvider;
 use super::cache::{CacheOptions, Token, TokenCache, TokenSource};
 use crate::config::AuthType;
 use crate::error::{DatabricksError, ErrorKind};
-use crate::http::{Auth, Call, CallOptions, Http};
+use crate::http::{Auth, Call, CallOptions, Http, Operation};
+
+/// `GET /.well-known/databricks-config`.
+const OAUTH_METADATA: Operation = Operation::new("oauth", "host_metadata");
+/// `GET` of the OIDC discovery document.
+const OAUTH_DISCOVERY: Operation = Operation::new("oauth", "discovery");
+/// `POST <token_endpoint>`.
+const OAUTH_TOKEN: Operation = Operation::new("oauth", "token");
 
 /// OAuth machine-to-machine credentials of a service principal.
 #[derive(Debug, Clone)]
@@ -119,6 +126,7 @@ impl M2mSource {
         let options = CallOptions::default();
         let host = self.http.host();
         let metadata = Call::new(
+            OAUTH_METADATA,
             Method::GET,
             host.join("/.well-known/databricks-config"),
             Auth::None,
@@ -146,7 +154,13 @@ impl M2mSource {
         };
         let discovery_url = from_metadata
             .unwrap_or_else(|| host.join("/oidc/.well-known/oauth-authorization-server"));
-        let discovery = Call::new(Method::GET, discovery_url.clone(), Auth::None, &options);
+        let discovery = Call::new(
+            OAUTH_DISCOVERY,
+            Method::GET,
+            discovery_url.clone(),
+            Auth::None,
+            &options,
+        );
         let response = self.http.send(discovery).await.map_err(|e| {
             credentials_error(e, &format!("oauth-m2m: discovery at {discovery_url}"))
         })?;
@@ -165,6 +179,7 @@ impl TokenSource for M2mSource {
         let options = CallOptions::default();
         let started = Instant::now();
         let call = Call::new(
+            OAUTH_TOKEN,
             Method::POST,
             endpoint.to_owned(),
             Auth::Basic(&self.client_id, &self.client_secret),

@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ErrorBody;
+use crate::state::AppState;
 
 /// Liveness answer.
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,5 +1,6 @@
 //! The routes of `API.md`, one module per resource, each with its `router()`; and what they
-//! share: identifier validation, pagination, and the JSON fallback for unknown `/api` paths.
+//! share: pagination ([`PageSpec`], an extractor, and [`page_upstream`]), and the JSON fallback
+//! for unknown `/api` paths. Input checks live in the extractors of [`crate::extract`].
 //!
 //! Response types send every field, `null` included, so each `Option` field of one says
 //! `#[schema(required)]`: utoipa would otherwise document it as optional and the UI's generated
@@ -15,30 +16,17 @@ pub mod usage;
 pub mod user;
 
 use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::routing::any;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::error::ApiError;
-
-/// `Query<T>` whose rejection is the error envelope (`INVALID_REQUEST`).
-#[derive(Debug, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
-pub struct ApiQuery<T>(pub T);
-
-/// `Path<T>` whose rejection is the error envelope (`INVALID_REQUEST`).
-#[derive(Debug, axum::extract::FromRequestParts)]
-#[from_request(via(axum::extract::Path), rejection(ApiError))]
-pub struct ApiPath<T>(pub T);
-
-/// `Json<T>` whose rejections are the error envelope: `UNSUPPORTED_MEDIA_TYPE` without a JSON
-/// content type, `PAYLOAD_TOO_LARGE` over the body limit, `INVALID_REQUEST` for bad JSON.
-#[derive(Debug, axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct ApiJson<T>(pub T);
+use crate::extract::{ApiQuery, Limit, Offset};
+use crate::state::AppState;
 
 /// Deserializes a body that the contract says is a JSON object. serde's derived `Deserialize`
 /// also accepts a struct written as an array of its field values (`[null, 30]`), a shape the
@@ -61,27 +49,6 @@ pub fn from_json_object<T: serde::de::DeserializeOwned>(
 pub fn rfc3339_ms(ms: Option<i64>) -> Option<String> {
     ms.and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
-}
-
-/// Names in Unity Catalog paths (`API.md`).
-pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,254}$";
-
-/// Checks a catalog, schema or table name against [`IDENTIFIER_PATTERN`].
-///
-/// # Errors
-/// `INVALID_IDENTIFIER` naming the field.
-pub fn validate_identifier(field: &'static str, value: &str) -> Result<(), ApiError> {
-    let bytes = value.as_bytes();
-    let valid = (1..=255).contains(&bytes.len())
-        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
-        && bytes[1..]
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::InvalidIdentifier { field })
-    }
 }
 
 /// Pagination query parameters of list routes.
@@ -124,7 +91,8 @@ impl Cursor {
     }
 }
 
-/// Validated pagination: the page size and where to start.
+/// Validated pagination: the page size and where to start. An extractor, reading
+/// [`Pagination`] from the query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageSpec {
     /// 1–1000.
@@ -139,11 +107,7 @@ impl Pagination {
     /// # Errors
     /// `INVALID_REQUEST` naming `limit`, `offset` or `page_token`.
     pub fn spec(&self) -> Result<PageSpec, ApiError> {
-        let limit = match self.limit {
-            None => 100,
-            Some(n) if (1..=1000).contains(&n) => u32::try_from(n).unwrap_or(100),
-            Some(_) => return Err(ApiError::invalid("limit", "must be between 1 and 1000")),
-        };
+        let limit = Limit::new(self.limit)?.get();
         let cursor = match (&self.page_token, self.offset) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(
@@ -153,14 +117,21 @@ impl Pagination {
             }
             (Some(token), None) => Cursor::decode(token)
                 .ok_or_else(|| ApiError::invalid("page_token", "is not a token this API issued"))?,
-            (None, Some(offset)) if offset >= 0 => Cursor {
+            (None, offset) => Cursor {
                 upstream: None,
-                skip: offset.unsigned_abs(),
+                skip: Offset::new(offset)?.get(),
             },
-            (None, Some(_)) => return Err(ApiError::invalid("offset", "must be 0 or more")),
-            (None, None) => Cursor::default(),
         };
         Ok(PageSpec { limit, cursor })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PageSpec {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let ApiQuery(pagination) = ApiQuery::<Pagination>::from_request_parts(parts, state).await?;
+        pagination.spec()
     }
 }
 
@@ -262,25 +233,6 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
-    fn identifiers_follow_the_documented_pattern() {
-        for good in ["main", "_x", "a-b_c", "9lives", &"a".repeat(255)] {
-            assert!(validate_identifier("catalog", good).is_ok(), "{good}");
-        }
-        for bad in [
-            "",
-            "-a",
-            "a.b",
-            "a b",
-            "a`b",
-            "ä",
-            &"a".repeat(256),
-            "a;drop",
-        ] {
-            assert!(validate_identifier("catalog", bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn pagination_bounds_are_checked() {
         let spec = |limit, offset, token: Option<&str>| {
             Pagination {
@@ -342,20 +294,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn identifier_validation_matches_the_pattern(value in "\\PC{0,20}") {
-            let by_hand = {
-                let mut chars = value.chars();
-                match chars.next() {
-                    Some(c) if c.is_ascii_alphanumeric() || c == '_' => {
-                        chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                    }
-                    _ => false,
-                }
-            };
-            prop_assert_eq!(validate_identifier("table", &value).is_ok(), by_hand);
-        }
-
         #[test]
         fn page_tokens_round_trip(upstream in proptest::option::of("\\PC{0,40}"), skip in 0u64..1_000_000) {
             let cursor = Cursor { upstream, skip };

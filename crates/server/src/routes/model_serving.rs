@@ -25,13 +25,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{
-    ApiJson, ApiPath, ApiQuery, CountedPage, Cursor, ItemsPage, Pagination, page_upstream,
-    rfc3339_ms,
-};
-use crate::app::AppState;
+use super::{CountedPage, Cursor, ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::{ApiJson, Endpoint, Name};
+use crate::state::AppState;
 
 /// Endpoint state as the API reports it.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema, PartialEq, Eq)]
@@ -213,22 +211,6 @@ fn endpoint_item(endpoint: &ServingEndpoint) -> EndpointItem {
     }
 }
 
-fn validate_name(name: &str) -> Result<(), ApiError> {
-    let valid = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "name",
-            "an endpoint name has letters, digits, '-', '_' and '.' only",
-        ))
-    }
-}
-
 /// The serving endpoints the user can see.
 #[utoipa::path(get, path = "/api/model-serving/endpoints", tag = "model-serving",
     security(("user_token" = [])), params(Pagination), responses(
@@ -239,9 +221,8 @@ fn validate_name(name: &str) -> Result<(), ApiError> {
 async fn list_endpoints(
     State(app): State<AppState>,
     caller: Caller,
-    ApiQuery(pagination): ApiQuery<Pagination>,
+    spec: PageSpec,
 ) -> Result<Json<ItemsPage<EndpointItem>>, ApiError> {
-    let spec = pagination.spec()?;
     if spec.cursor.upstream.is_some() {
         return Err(ApiError::invalid(
             "page_token",
@@ -268,9 +249,8 @@ async fn list_endpoints(
 async fn fetch_endpoint(
     app: &AppState,
     caller: &Caller,
-    name: &str,
+    name: &Name<Endpoint>,
 ) -> Result<ServingEndpoint, ApiError> {
-    validate_name(name)?;
     caller
         .workspace(app)
         .get_serving_endpoint(name)
@@ -289,8 +269,8 @@ async fn fetch_endpoint(
 ))]
 async fn get_endpoint(
     State(app): State<AppState>,
-    ApiPath(name): ApiPath<String>,
     caller: Caller,
+    name: Name<Endpoint>,
 ) -> Result<Json<EndpointDetail>, ApiError> {
     let endpoint = fetch_endpoint(&app, &caller, &name).await?;
     let item = endpoint_item(&endpoint);
@@ -346,22 +326,14 @@ fn default_example(kind: EndpointKind) -> Value {
 ))]
 async fn get_endpoint_schema(
     State(app): State<AppState>,
-    ApiPath(name): ApiPath<String>,
     caller: Caller,
+    name: Name<Endpoint>,
 ) -> Result<Json<EndpointSchema>, ApiError> {
     let endpoint = fetch_endpoint(&app, &caller, &name).await?;
     let kind = kind_of(&endpoint);
     // The endpoint's own OpenAPI description, where the workspace has one; its absence is not
     // an error (older endpoints have none).
-    let openapi = caller
-        .workspace(&app)
-        .call_json(
-            dbapp_databricks::Method::GET,
-            &format!("/api/2.0/serving-endpoints/{name}/openapi"),
-            None,
-        )
-        .await
-        .ok();
+    let openapi = caller.workspace(&app).get_open_api(&name).await.ok();
     let body = openapi.as_ref().and_then(|doc| {
         doc.get("paths")?
             .as_object()?
@@ -423,8 +395,8 @@ fn request_body(inputs: &Value) -> Value {
 ))]
 async fn invoke_endpoint(
     State(app): State<AppState>,
-    ApiPath(name): ApiPath<String>,
     caller: Caller,
+    name: Name<Endpoint>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<InvocationResponse>, ApiError> {
     let request: InvocationRequest = super::from_json_object("body", body)?;
@@ -438,7 +410,6 @@ async fn invoke_endpoint(
             ));
         }
     };
-    validate_name(&name)?;
     let request_id = Uuid::new_v4();
     let created_at = Utc::now();
     let started = Instant::now();
@@ -455,7 +426,7 @@ async fn invoke_endpoint(
     };
     let log = InferenceLog {
         request_id,
-        endpoint_name: name.clone(),
+        endpoint_name: name.to_string(),
         status,
         inputs: request.inputs,
         predictions,
@@ -478,7 +449,7 @@ async fn invoke_endpoint(
     let predictions = outcome?;
     Ok(Json(InvocationResponse {
         request_id,
-        endpoint_name: name,
+        endpoint_name: name.to_string(),
         predictions,
         execution_time_ms,
     }))
@@ -487,7 +458,7 @@ async fn invoke_endpoint(
 async fn invoke(
     app: &AppState,
     caller: &Caller,
-    name: &str,
+    name: &Name<Endpoint>,
     inputs: &Value,
     timeout_seconds: u64,
 ) -> Result<Value, ApiError> {
@@ -498,7 +469,7 @@ async fn invoke(
         EndpointStateName::Ready | EndpointStateName::Updating
     ) {
         return Err(ApiError::EndpointNotReady {
-            name: name.to_owned(),
+            name: name.to_string(),
             state: serde_json::to_value(state)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -563,9 +534,8 @@ fn model_error(
 async fn list_inference_logs(
     State(app): State<AppState>,
     caller: Caller,
-    ApiQuery(pagination): ApiQuery<Pagination>,
+    spec: PageSpec,
 ) -> Result<Json<CountedPage<InferenceLogItem>>, ApiError> {
-    let spec = pagination.spec()?;
     let store = app.store()?;
     let page = store
         .list_inference_logs(

@@ -1,6 +1,6 @@
 //! The caller's preferences, in the store under their `UserId`: no request can reach another
-//! user's keys, whatever it sends. Keys match `^[a-z][a-z0-9_.-]{0,99}$`; values are any JSON
-//! up to 100 KiB. `PUT` is an atomic upsert: 201 when created, 200 when replaced.
+//! user's keys, whatever it sends. Keys match `^[a-z][a-z0-9_.-]{0,99}$` (a [`Name`] of
+//! [`PreferenceKey`]); values are any JSON up to 100 KiB. `PUT` is an atomic upsert: 201 when created, 200 when replaced.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -15,15 +15,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ApiPath;
-use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-
-/// Largest preference value, in bytes of JSON.
-pub const MAX_VALUE_BYTES: usize = 100 * 1024;
-/// The key pattern of `API.md`.
-pub const KEY_PATTERN: &str = "^[a-z][a-z0-9_.-]{0,99}$";
+use crate::extract::{Name, PreferenceKey};
+use crate::limits::PREFERENCE_VALUE_BYTES;
+use crate::state::AppState;
 
 /// One preference.
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,27 +58,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_preference, put_preference, delete_preference))
 }
 
-/// Checks a key against [`KEY_PATTERN`].
-///
-/// # Errors
-/// `INVALID_REQUEST` on `key`.
-pub fn validate_key(key: &str) -> Result<(), ApiError> {
-    let bytes = key.as_bytes();
-    let valid = (1..=100).contains(&bytes.len())
-        && bytes[0].is_ascii_lowercase()
-        && bytes[1..].iter().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
-        });
-    if valid {
-        Ok(())
-    } else {
-        Err(ApiError::invalid(
-            "key",
-            format!("must match {KEY_PATTERN}"),
-        ))
-    }
-}
-
 fn not_found(key: &str) -> ApiError {
     ApiError::not_found(
         ErrorCode::PreferenceNotFound,
@@ -116,10 +91,9 @@ async fn list_preferences(
 ))]
 async fn get_preference(
     State(app): State<AppState>,
-    ApiPath(key): ApiPath<String>,
     caller: Caller,
+    key: Name<PreferenceKey>,
 ) -> Result<Json<PreferenceItem>, ApiError> {
-    validate_key(&key)?;
     match app.store()?.get_preference(caller.user_id(), &key).await {
         Ok(p) => Ok(Json(p.into())),
         Err(dbapp_store::StoreError::NotFound(_)) => Err(not_found(&key)),
@@ -139,12 +113,11 @@ async fn get_preference(
 ))]
 async fn put_preference(
     State(app): State<AppState>,
-    ApiPath(key): ApiPath<String>,
     caller: Caller,
+    key: Name<PreferenceKey>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<Response, ApiError> {
-    validate_key(&key)?;
     let body = body?;
     let is_json = headers
         .get(header::CONTENT_TYPE)
@@ -155,9 +128,9 @@ async fn put_preference(
             expected: "application/json",
         });
     }
-    if body.len() > MAX_VALUE_BYTES {
+    if body.len() > PREFERENCE_VALUE_BYTES {
         return Err(ApiError::PayloadTooLarge {
-            limit_bytes: MAX_VALUE_BYTES,
+            limit_bytes: PREFERENCE_VALUE_BYTES,
         });
     }
     let value: Value = serde_json::from_slice(&body)
@@ -184,10 +157,9 @@ async fn put_preference(
 ))]
 async fn delete_preference(
     State(app): State<AppState>,
-    ApiPath(key): ApiPath<String>,
     caller: Caller,
+    key: Name<PreferenceKey>,
 ) -> Result<StatusCode, ApiError> {
-    validate_key(&key)?;
     if app
         .store()?
         .delete_preference(caller.user_id(), &key)
@@ -196,24 +168,5 @@ async fn delete_preference(
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(&key))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #[test]
-        fn keys_match_the_documented_pattern(key in "\\PC{0,110}") {
-            let by_hand = {
-                let mut chars = key.chars();
-                matches!(chars.next(), Some('a'..='z'))
-                    && key.chars().count() <= 100
-                    && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_' | '.' | '-'))
-            };
-            prop_assert_eq!(validate_key(&key).is_ok(), by_hand);
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! Unity Catalog, as the user: catalogs, schemas, tables, one table with its columns, and a
 //! preview of a table's rows through the SQL Statement Execution API on
-//! `DATABRICKS_WAREHOUSE_ID`. Every name in a path is checked against the identifier pattern
-//! (`INVALID_IDENTIFIER`) before any call, and quoted with backticks in SQL.
+//! `DATABRICKS_WAREHOUSE_ID`. Every name in a path is a [`Name`], checked against the identifier
+//! pattern (`INVALID_IDENTIFIER`) before the handler runs, and quoted with backticks in SQL.
 
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{
-    ApiPath, ApiQuery, ItemsPage, Pagination, page_upstream, rfc3339_ms, validate_identifier,
-};
-use crate::app::AppState;
+use super::{ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::extract::{Catalog, Limit, Name, Offset, Schema, Table};
+use crate::state::AppState;
 
 /// A catalog.
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,9 +176,8 @@ fn page_request(token: Option<String>, limit: u32) -> PageRequest {
 async fn list_catalogs(
     State(app): State<AppState>,
     caller: Caller,
-    ApiQuery(pagination): ApiQuery<Pagination>,
+    spec: PageSpec,
 ) -> Result<Json<ItemsPage<CatalogItem>>, ApiError> {
-    let spec = pagination.spec()?;
     let workspace = caller.workspace(&app);
     let (items, next) = page_upstream(&spec, |token, limit| {
         let workspace = &workspace;
@@ -217,12 +215,10 @@ async fn list_catalogs(
 ))]
 async fn list_schemas(
     State(app): State<AppState>,
-    ApiPath(catalog): ApiPath<String>,
     caller: Caller,
-    ApiQuery(pagination): ApiQuery<Pagination>,
+    catalog: Name<Catalog>,
+    spec: PageSpec,
 ) -> Result<Json<ItemsPage<SchemaItem>>, ApiError> {
-    validate_identifier("catalog", &catalog)?;
-    let spec = pagination.spec()?;
     let workspace = caller.workspace(&app);
     let (items, next) = page_upstream(&spec, |token, limit| {
         let (workspace, catalog) = (&workspace, &catalog);
@@ -279,13 +275,11 @@ fn table_item(t: &TableInfo, catalog: &str, schema: &str) -> TableItem {
 ))]
 async fn list_tables(
     State(app): State<AppState>,
-    ApiPath((catalog, schema)): ApiPath<(String, String)>,
     caller: Caller,
-    ApiQuery(pagination): ApiQuery<Pagination>,
+    catalog: Name<Catalog>,
+    schema: Name<Schema>,
+    spec: PageSpec,
 ) -> Result<Json<ItemsPage<TableItem>>, ApiError> {
-    validate_identifier("catalog", &catalog)?;
-    validate_identifier("schema", &schema)?;
-    let spec = pagination.spec()?;
     let workspace = caller.workspace(&app);
     let (items, next) = page_upstream(&spec, |token, limit| {
         let (workspace, catalog, schema) = (&workspace, &catalog, &schema);
@@ -310,13 +304,10 @@ async fn list_tables(
 async fn fetch_table(
     app: &AppState,
     caller: &Caller,
-    catalog: &str,
-    schema: &str,
-    table: &str,
+    catalog: &Name<Catalog>,
+    schema: &Name<Schema>,
+    table: &Name<Table>,
 ) -> Result<TableInfo, ApiError> {
-    validate_identifier("catalog", catalog)?;
-    validate_identifier("schema", schema)?;
-    validate_identifier("table", table)?;
     caller
         .workspace(app)
         .get_table(&format!("{catalog}.{schema}.{table}"))
@@ -337,8 +328,10 @@ async fn fetch_table(
 ))]
 async fn get_table(
     State(app): State<AppState>,
-    ApiPath((catalog, schema, table)): ApiPath<(String, String, String)>,
     caller: Caller,
+    catalog: Name<Catalog>,
+    schema: Name<Schema>,
+    table: Name<Table>,
 ) -> Result<Json<TableDetail>, ApiError> {
     let info = fetch_table(&app, &caller, &catalog, &schema, &table).await?;
     Ok(Json(TableDetail {
@@ -379,23 +372,14 @@ fn quote(identifier: &str) -> String {
 ))]
 async fn preview_rows(
     State(app): State<AppState>,
-    ApiPath((catalog, schema, table)): ApiPath<(String, String, String)>,
     caller: Caller,
-    ApiQuery(query): ApiQuery<RowsQuery>,
+    limit: Limit,
+    offset: Offset,
+    catalog: Name<Catalog>,
+    schema: Name<Schema>,
+    table: Name<Table>,
 ) -> Result<Json<TableRows>, ApiError> {
-    let limit = match query.limit {
-        None => 100,
-        Some(n) if (1..=1000).contains(&n) => n,
-        Some(_) => return Err(ApiError::invalid("limit", "must be between 1 and 1000")),
-    };
-    let offset = match query.offset {
-        None => 0,
-        Some(n) if n >= 0 => n,
-        Some(_) => return Err(ApiError::invalid("offset", "must be 0 or more")),
-    };
-    validate_identifier("catalog", &catalog)?;
-    validate_identifier("schema", &schema)?;
-    validate_identifier("table", &table)?;
+    let (limit, offset) = (limit.get(), offset.get());
     let Some(warehouse) = app.settings.databricks_warehouse_id.clone() else {
         return Err(ApiError::WarehouseNotConfigured);
     };
@@ -421,7 +405,7 @@ async fn preview_rows(
         .map_err(|e| caller.upstream_error(&app, e, ErrorCode::TableNotFound))?;
     let execution_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let mut rows = result.rows;
-    let limit = usize::try_from(limit).unwrap_or(100);
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let has_more = rows.len() > limit;
     rows.truncate(limit);
     Ok(Json(TableRows {

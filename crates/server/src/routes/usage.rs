@@ -13,13 +13,11 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::ApiQuery;
-use crate::app::AppState;
 use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ErrorBody};
-
-/// Most events in one batch.
-pub const MAX_EVENTS: usize = dbapp_store::MAX_USAGE_BATCH;
+use crate::extract::ApiQuery;
+use crate::limits::USAGE_BATCH_EVENTS;
+use crate::state::AppState;
 
 /// One usage event.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -275,10 +273,10 @@ async fn post_usage_events(
         ));
     }
     let batch: UsageEventBatch = super::from_json_object("events", value)?;
-    if batch.events.is_empty() || batch.events.len() > MAX_EVENTS {
+    if batch.events.is_empty() || batch.events.len() > USAGE_BATCH_EVENTS {
         return Err(ApiError::invalid(
             "events",
-            format!("must hold 1 to {MAX_EVENTS} events"),
+            format!("must hold 1 to {USAGE_BATCH_EVENTS} events"),
         ));
     }
     if let Some(index) = batch

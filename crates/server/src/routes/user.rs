@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::auth::{AUTH_METHOD, Caller};
 use crate::error::ErrorBody;
+use crate::state::AppState;
 
 /// Whether the request carries a working user token.
 #[derive(Debug, Serialize, ToSchema)]

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use dbapp_databricks::Environment;
 use dbapp_emulator::{EmulatorConfig, EmulatorHandle};
+use dbapp_server::AppState;
 use dbapp_server::Application;
-use dbapp_server::app::AppState;
 use dbapp_server::config::{LogFormat, Settings};
 use serde_json::Value;
 use tempfile::TempDir;

@@ -168,6 +168,54 @@ async fn metrics_need_an_identity_and_use_route_templates() {
     assert!(!text.contains("dev-token"), "no token in metrics");
 }
 
+#[tokio::test]
+async fn upstream_calls_are_counted_under_their_operation_names() {
+    // Arrange: calls to three services, one of them answered 404 upstream.
+    let app = spawn_app().await;
+    for path in [
+        "/api/unity-catalog/catalogs",
+        "/api/unity-catalog/catalogs/main/schemas/default/tables/customers",
+        "/api/unity-catalog/catalogs/nope/schemas",
+        "/api/model-serving/endpoints/echo",
+    ] {
+        app.get(path, Some(ALICE)).send().await.unwrap();
+    }
+
+    // Act
+    let text = app.get_text("/metrics", Some(ALICE)).await;
+
+    // Assert: the names each call gives itself, never a path with a catalog in it.
+    let samples = parse_prometheus(&text);
+    let count = |api: &str, operation: &str, status: &str| {
+        samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == "upstream_requests_total"
+                    && l["api"] == api
+                    && l["operation"] == operation
+                    && l["status"] == status
+            })
+            .map(|(_, _, v)| *v)
+            .sum::<f64>()
+    };
+    assert_eq!(
+        count("unity_catalog", "list_catalogs", "200"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(count("unity_catalog", "get_table", "200"), 1.0, "{text}");
+    assert_eq!(count("unity_catalog", "list_schemas", "404"), 1.0, "{text}");
+    assert_eq!(
+        count("serving", "get_serving_endpoint", "200"),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        !text.contains("customers") && !text.contains("nope"),
+        "{text}"
+    );
+}
+
 /// A small parser of the Prometheus text format: every sample line is `name{labels} value`,
 /// `# TYPE`/`# HELP` lines name known types. Panics on a malformed line.
 pub(crate) fn parse_prometheus(

@@ -137,6 +137,66 @@ async fn bad_pagination_and_identifiers_are_refused() {
 }
 
 #[tokio::test]
+async fn checks_run_in_a_fixed_order_authentication_first() {
+    // Arrange: requests wrong in several ways at once.
+    let app = spawn_app().await;
+    let schemas = "/api/unity-catalog/catalogs/a.b/schemas?limit=0";
+    let rows = "/api/unity-catalog/catalogs/a.b/schemas/s/tables/t/rows?limit=0&offset=-1";
+
+    // Act / Assert: no token beats any malformed input.
+    assert_error(
+        app.get(schemas, None).send().await.unwrap(),
+        401,
+        "AUTH_MISSING",
+    )
+    .await;
+    assert_error(
+        app.get(rows, None).send().await.unwrap(),
+        401,
+        "AUTH_MISSING",
+    )
+    .await;
+    // Then a list checks the path's names before its paging...
+    let body = assert_error(
+        app.get(schemas, Some(ALICE)).send().await.unwrap(),
+        400,
+        "INVALID_IDENTIFIER",
+    )
+    .await;
+    assert_eq!(body["detail"]["field"], "catalog");
+    // ...while a preview checks `limit`, then `offset`, then the names.
+    let body = assert_error(
+        app.get(rows, Some(ALICE)).send().await.unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(body["detail"]["field"], "limit");
+    let rows = "/api/unity-catalog/catalogs/a.b/schemas/s/tables/t/rows?offset=-1";
+    let body = assert_error(
+        app.get(rows, Some(ALICE)).send().await.unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(body["detail"]["field"], "offset");
+    // A name that is not UTF-8 once decoded is refused with the wording it always had.
+    let body = assert_error(
+        app.get("/api/unity-catalog/catalogs/%FF/schemas", Some(ALICE))
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    assert_eq!(
+        body["message"],
+        "Invalid request: path: Invalid URL: Invalid UTF-8 in `catalog`"
+    );
+}
+
+#[tokio::test]
 async fn missing_and_forbidden_resources_have_their_codes() {
     let app = spawn_app().await;
     assert_error(

@@ -1,0 +1,236 @@
+//! `dbapp dev` against what a browser can be made to send: it answers every request as a
+//! signed-in user, so it refuses requests addressed to other names (DNS rebinding) and
+//! state-changing requests from other sites, and never exposes the emulator's control API.
+
+use std::io::{Read, Write};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::start_dev;
+
+/// A fresh directory for one `dbapp dev`, removed when the test ends.
+fn dev_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("dbapp-dev-guard-")
+        .tempdir()
+        .unwrap()
+}
+
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test]
+async fn a_request_addressed_to_another_host_is_refused_without_an_identity() {
+    // Arrange
+    let dir = dev_dir();
+    let (_running, url) = start_dev(dir.path());
+    let port = port_of(&url);
+    let http = reqwest::Client::new();
+    let get = |path: &str, host: String| http.get(format!("{url}{path}")).header("Host", host);
+
+    // Act: a page at evil.example, its name rebound to 127.0.0.1, names itself in Host.
+    let mut refused = Vec::new();
+    for (path, host) in [
+        ("/api/user/me", "evil.example".to_owned()),
+        ("/api/user/me", format!("evil.example:{port}")),
+        ("/api/user/me", format!("localhost.evil.example:{port}")),
+        ("/_dev/user", format!("evil.example:{port}")),
+        ("/", format!("evil.example:{port}")),
+    ] {
+        refused.push((
+            host.clone(),
+            json_of(get(path, host).send().await.unwrap()).await,
+        ));
+    }
+    // HTTP/1.0 without Host: no browser sends it, and whom it is for cannot be told.
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /api/user/me HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut without_host = String::new();
+    stream.read_to_string(&mut without_host).unwrap();
+
+    // Assert
+    for (host, (status, body)) in refused {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{host}: {body}");
+        assert_eq!(body["error_code"], "PERMISSION_DENIED", "{host}: {body}");
+        assert_eq!(body["detail"]["header"], "Host", "{body}");
+        assert!(!body.to_string().contains("alice"), "{body}");
+    }
+    assert!(without_host.starts_with("HTTP/1.0 403"), "{without_host}");
+    assert!(!without_host.contains("alice"), "{without_host}");
+}
+
+#[tokio::test]
+async fn loopback_hosts_are_served_over_http1_and_http2() {
+    // Arrange
+    let dir = dev_dir();
+    let (_running, url) = start_dev(dir.path());
+    let port = port_of(&url);
+    let http = reqwest::Client::new();
+    // h2c sends no Host header: the name is in `:authority`.
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+
+    // Act
+    let mut answers = Vec::new();
+    for host in [
+        format!("localhost:{port}"),
+        format!("LocalHost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "localhost".to_owned(),
+    ] {
+        let response = http
+            .get(format!("{url}/api/user/me"))
+            .header("Host", &host)
+            .send()
+            .await
+            .unwrap();
+        answers.push((host, json_of(response).await));
+    }
+    let over_h2 = h2
+        .get(format!("http://localhost:{port}/api/user/me"))
+        .send()
+        .await
+        .unwrap();
+    let version = over_h2.version();
+    answers.push((format!("h2 {version:?}"), json_of(over_h2).await));
+
+    // Assert
+    assert_eq!(version, reqwest::Version::HTTP_2);
+    for (host, (status, body)) in answers {
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
+        assert_eq!(body["user_id"], "alice@example.com", "{host}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn cross_site_state_changes_are_refused_and_store_nothing() {
+    // Arrange
+    let dir = dev_dir();
+    let (_running, url) = start_dev(dir.path());
+    let http = reqwest::Client::new();
+    // A text/plain POST needs no CORS preflight, so a cross-site page can send it blind.
+    let beacon = || {
+        http.post(format!("{url}/api/v1/metrics/usage-events"))
+            .header("Content-Type", "text/plain")
+            .body(
+                json!({"events": [{"event_type": "click", "timestamp": chrono::Utc::now()}]})
+                    .to_string(),
+            )
+    };
+    let count = || async {
+        let response = http
+            .get(format!("{url}/api/v1/metrics/usage/count?time_range=30d"))
+            .send()
+            .await
+            .unwrap();
+        json_of(response).await.1["count"].clone()
+    };
+
+    // Act
+    let cross_origin = json_of(
+        beacon()
+            .header("Origin", "http://evil.example")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let cross_site = json_of(
+        beacon()
+            .header("Sec-Fetch-Site", "cross-site")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let switch_user = http
+        .post(format!("{url}/_dev/user"))
+        .header("Origin", "http://evil.example")
+        .json(&json!({"user": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    let switch_status = switch_user.status();
+    let switch_cookie = switch_user.headers().get("set-cookie").cloned();
+    let count_after_refusals = count().await;
+    let same_origin = beacon()
+        .header("Origin", url.clone())
+        .header("Sec-Fetch-Site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    let same_origin_status = same_origin.status();
+    let count_after_same_origin = count().await;
+    let own_switch = http
+        .post(format!("{url}/_dev/user"))
+        .header("Origin", url.clone())
+        .json(&json!({"user": "bob"}))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    for (status, body) in [cross_origin, cross_site] {
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        assert_eq!(body["error_code"], "PERMISSION_DENIED", "{body}");
+    }
+    assert_eq!(switch_status, StatusCode::FORBIDDEN);
+    assert!(switch_cookie.is_none(), "{switch_cookie:?}");
+    assert_eq!(count_after_refusals, 0);
+    assert_eq!(same_origin_status, StatusCode::ACCEPTED);
+    assert_eq!(count_after_same_origin, 1);
+    assert_eq!(own_switch.status(), StatusCode::OK);
+    let cookie = own_switch.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+}
+
+#[tokio::test]
+async fn the_emulator_control_api_is_not_reachable_through_the_app() {
+    // Arrange
+    let dir = dev_dir();
+    let (_running, url) = start_dev(dir.path());
+    let http = reqwest::Client::new();
+
+    // Act
+    let info = http
+        .get(format!("{url}/_emulator/info"))
+        .send()
+        .await
+        .unwrap();
+    let info_type = info.headers().get("content-type").cloned();
+    let info_body = info.text().await.unwrap();
+    let mint = http
+        .post(format!("{url}/_emulator/tokens"))
+        .json(&json!({"user_name": "admin@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    let mint_status = mint.status();
+    let mint_body = mint.text().await.unwrap();
+
+    // Assert: the SPA's page at most, never the emulator's answer.
+    assert!(!info_body.contains("workspace_id"), "{info_body}");
+    assert!(
+        info_type
+            .as_ref()
+            .is_none_or(|t| t.to_str().unwrap().starts_with("text/html")),
+        "{info_type:?}"
+    );
+    assert!(mint_status.is_client_error(), "{mint_status}: {mint_body}");
+    assert!(!mint_body.contains("access_token"), "{mint_body}");
+}

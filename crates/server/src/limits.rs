@@ -1,0 +1,34 @@
+//! The numbers and patterns of the HTTP contract (`API.md`, `DESIGN.md` "Limits"), in one leaf
+//! module that imports nothing from the crate, so the error type, the extractors, the routes and
+//! the middleware can all name them without importing each other.
+
+use std::time::Duration;
+
+/// Largest request body accepted (`DESIGN.md` "Limits"); `PAYLOAD_TOO_LARGE` names it in
+/// `detail.limit_bytes`.
+pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
+
+/// How long in-flight requests may finish after a shutdown signal: Databricks Apps sends
+/// SIGKILL 15 s after SIGTERM, so we stop waiting a second before that.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(14);
+
+/// Catalog, schema and table names in Unity Catalog paths (`API.md`); anything else is
+/// `INVALID_IDENTIFIER`, before any upstream call, so a name can be quoted into SQL safely.
+pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,254}$";
+
+/// Preference keys (`API.md`).
+pub const PREFERENCE_KEY_PATTERN: &str = "^[a-z][a-z0-9_.-]{0,99}$";
+
+/// Largest preference value, in bytes of JSON.
+pub const PREFERENCE_VALUE_BYTES: usize = 100 * 1024;
+
+/// Most usage events in one batch: the store's own bound, so the API never accepts a batch the
+/// store would refuse.
+pub const USAGE_BATCH_EVENTS: usize = dbapp_store::MAX_USAGE_BATCH;
+
+/// Items per page of a list, and rows of a table preview: at least this many…
+pub const PAGE_LIMIT_MIN: u32 = 1;
+/// …at most this many…
+pub const PAGE_LIMIT_MAX: u32 = 1000;
+/// …and this many when the client does not say.
+pub const PAGE_LIMIT_DEFAULT: u32 = 100;

@@ -1,0 +1,84 @@
+//! [`AppState`]: what every handler shares (one `Arc` clone per request): the server's settings,
+//! the store, the workspace client, the identity cache, the metrics recorder and the
+//! request-record writer. Per-request data never lives here; it arrives through extractors.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use dbapp_databricks::Client;
+use dbapp_store::Store;
+
+use crate::config::ServerSettings;
+use crate::identity::IdentityCache;
+use crate::metrics::Metrics;
+use crate::records::RequestRecorder;
+
+/// Shared state: one `Arc` clone per request.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<AppInner>);
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppInner {
+    /// The server's validated settings (the workspace and the store were built from the rest).
+    pub settings: ServerSettings,
+    /// The store: Lakebase, Postgres or SQLite; `None` inside Databricks Apps without a
+    /// database (storage routes answer `STORAGE_NOT_CONFIGURED`).
+    pub store: Option<Arc<dyn Store>>,
+    /// The workspace client; handlers use it only through `Caller::workspace`.
+    pub databricks: Client,
+    /// Token SHA-256 → identity.
+    pub identities: IdentityCache,
+    /// The Prometheus recorder.
+    pub metrics: Metrics,
+    /// The request-record channel of the batch writer.
+    pub records: RequestRecorder,
+}
+
+impl Deref for AppState {
+    type Target = AppInner;
+
+    fn deref(&self) -> &AppInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Assembles the state and starts the request-record writer when there is a store. Needs a
+    /// tokio runtime.
+    #[must_use]
+    pub fn new(
+        settings: ServerSettings,
+        databricks: Client,
+        store: Option<Arc<dyn Store>>,
+        metrics: Metrics,
+    ) -> Self {
+        let identities = IdentityCache::new(
+            settings.identity_cache_ttl(),
+            settings.dbapp.identity_cache_capacity,
+        );
+        let records = match &store {
+            Some(store) => RequestRecorder::spawn(Arc::clone(store), metrics.clone()).0,
+            None => RequestRecorder::disabled(),
+        };
+        Self(Arc::new(AppInner {
+            settings,
+            store,
+            databricks,
+            identities,
+            metrics,
+            records,
+        }))
+    }
+
+    /// The store, or `STORAGE_NOT_CONFIGURED`.
+    ///
+    /// # Errors
+    /// [`crate::ApiError::StorageNotConfigured`].
+    pub fn store(&self) -> Result<&Arc<dyn Store>, crate::ApiError> {
+        self.0
+            .store
+            .as_ref()
+            .ok_or(crate::ApiError::StorageNotConfigured)
+    }
+}
