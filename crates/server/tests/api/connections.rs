@@ -283,3 +283,63 @@ async fn shutdown_closes_half_sent_connections_at_once_and_finishes_in_flight_re
         "the half-sent request was closed unanswered"
     );
 }
+
+/// An HTTP/2 frame: type, flags, stream id, payload.
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut frame = vec![length[1], length[2], length[3], kind, flags];
+    frame.extend_from_slice(&stream.to_be_bytes());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Every frame the server sends until it closes the connection, as (type, stream, payload).
+async fn h2_frames_until_closed(stream: &mut TcpStream) -> Vec<(u8, u32, Vec<u8>)> {
+    let bytes = read_until_closed(stream).await.expect("the server closes");
+    let mut frames = Vec::new();
+    let mut rest = &bytes[..];
+    while rest.len() >= 9 {
+        let length = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        let id = u32::from_be_bytes([rest[5], rest[6], rest[7], rest[8]]) & 0x7fff_ffff;
+        frames.push((rest[3], id, rest[9..9 + length].to_vec()));
+        rest = &rest[9 + length..];
+    }
+    frames
+}
+
+#[tokio::test]
+async fn http2_advertises_its_stream_limit_and_ends_a_rapid_reset_flood() {
+    // Arrange
+    let app = spawn_app().await;
+    let mut stream = connect(&app).await;
+    let mut flood = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    flood.extend(h2_frame(0x4, 0, 0, &[]));
+    // Each stream: HEADERS (GET http /, HPACK static indexes) then at once RST_STREAM CANCEL.
+    for id in (1..400_u32).step_by(2) {
+        flood.extend(h2_frame(0x1, 0x5, id, &[0x82, 0x86, 0x84]));
+        flood.extend(h2_frame(0x3, 0, id, &8_u32.to_be_bytes()));
+    }
+
+    // Act
+    stream.write_all(&flood).await.unwrap();
+    let frames = h2_frames_until_closed(&mut stream).await;
+
+    // Assert: SETTINGS_MAX_CONCURRENT_STREAMS (0x3) is 100…
+    let (_, _, settings) = frames.iter().find(|(kind, _, _)| *kind == 0x4).unwrap();
+    let advertised: Vec<(u16, u32)> = settings
+        .chunks(6)
+        .map(|s| {
+            (
+                u16::from_be_bytes([s[0], s[1]]),
+                u32::from_be_bytes([s[2], s[3], s[4], s[5]]),
+            )
+        })
+        .collect();
+    assert!(advertised.contains(&(0x3, 100)), "{advertised:?}");
+    // …and the flood ends in GOAWAY ENHANCE_YOUR_CALM (0xb), then the close.
+    let (_, _, goaway) = frames
+        .iter()
+        .find(|(kind, _, _)| *kind == 0x7)
+        .expect("GOAWAY");
+    assert_eq!(u32::from_be_bytes(goaway[4..8].try_into().unwrap()), 0xb);
+}
