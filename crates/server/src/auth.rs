@@ -5,7 +5,8 @@
 //! 1. refuses a missing or empty token (`AUTH_MISSING`) and a malformed one — control
 //!    characters, whitespace, over 8 KiB — (`AUTH_INVALID`) before any call;
 //! 2. resolves the token to an identity with SCIM Me *as the user*, through a cache keyed by the
-//!    token's SHA-256 (60 s TTL, 10 000 entries, `0` disables it). The cache never holds the token,
+//!    token's SHA-256 (60 s TTL, capped by a JWT's own `exp`; 10 000 entries, `0` disables it). A
+//!    revoked token keeps working until its entry's TTL ends. The cache never holds the token,
 //!    only its hash, so a heap dump or a log of the cache reveals no credential;
 //! 3. maps a failed lookup to an `AUTH_*` code (`ApiError::from_identity`), counting retries,
 //!    failures and latency per route;
@@ -196,11 +197,16 @@ async fn authenticate(parts: &Parts, app: &AppState, route: &str) -> Result<Call
             .await
             .map_err(ApiError::from_identity)?;
         let identity = Arc::new(Identity::from(me));
-        app.identities.insert(key, Arc::clone(&identity));
+        app.identities
+            .insert(key, Arc::clone(&identity), token.claimed_expiry());
         identity
     };
     if let Some(forwarded) = parts.headers.get(EMAIL_HEADER) {
-        let forwarded = forwarded.to_str().unwrap_or_default().trim();
+        // A header that is not readable text cannot be compared, so it cannot match.
+        let forwarded = forwarded
+            .to_str()
+            .map_err(|_| ApiError::IdentityMismatch)?
+            .trim();
         let matches =
             |candidate: Option<&str>| candidate.is_some_and(|c| c.eq_ignore_ascii_case(forwarded));
         if !forwarded.is_empty()

@@ -241,7 +241,9 @@ pub fn validate_key(key: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Checks a serving endpoint name: 1–255 letters, digits, `-`, `_` and `.`.
+/// Checks a serving endpoint name: 1–255 letters, digits, `-`, `_` and `.`, and not made of
+/// dots alone: `.` and `..` would name another upstream path once put into the URL
+/// (`/serving-endpoints/../…`).
 ///
 /// # Errors
 /// `INVALID_REQUEST` on `name`.
@@ -250,13 +252,14 @@ pub fn validate_endpoint_name(name: &str) -> Result<(), ApiError> {
         && name.len() <= 255
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !name.bytes().all(|b| b == b'.');
     if valid {
         Ok(())
     } else {
         Err(ApiError::invalid(
             "name",
-            "an endpoint name has letters, digits, '-', '_' and '.' only",
+            "an endpoint name has letters, digits, '-', '_' and '.' only, and not dots alone",
         ))
     }
 }

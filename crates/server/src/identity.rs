@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use dbapp_databricks::UserToken;
 use dbapp_databricks::api::CurrentUser;
@@ -97,11 +97,23 @@ impl IdentityCache {
         }
     }
 
-    /// Caches an identity; at capacity, expired entries go first, then the oldest.
-    pub fn insert(&self, key: [u8; 32], identity: Arc<Identity>) {
+    /// Caches an identity until the TTL ends or, sooner, until `not_after` (the token's own
+    /// claimed expiry, [`dbapp_databricks::UserToken::claimed_expiry`]): a token must not keep
+    /// working from the cache after it expired. A revoked token is still served until the TTL
+    /// ends; the TTL is the bound for that. At capacity, expired entries go first, then the
+    /// oldest.
+    pub fn insert(&self, key: [u8; 32], identity: Arc<Identity>, not_after: Option<SystemTime>) {
         if !self.enabled() {
             return;
         }
+        let lifetime = match not_after {
+            Some(at) => match at.duration_since(SystemTime::now()) {
+                Ok(left) => left.min(self.ttl),
+                // Expired already: nothing to cache.
+                Err(_) => return,
+            },
+            None => self.ttl,
+        };
         let now = Instant::now();
         let mut map = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= self.capacity && !map.contains_key(&key) {
@@ -115,7 +127,7 @@ impl IdentityCache {
                 map.remove(&oldest);
             }
         }
-        map.insert(key, (now + self.ttl, identity));
+        map.insert(key, (now + lifetime, identity));
     }
 
     /// Forgets a token, e.g. after the workspace refused it on a resource call.
@@ -154,7 +166,7 @@ mod tests {
     async fn entries_expire_after_the_ttl() {
         // Arrange
         let cache = IdentityCache::new(Duration::from_secs(60), 10);
-        cache.insert([1; 32], identity("a"));
+        cache.insert([1; 32], identity("a"), None);
 
         // Act / Assert
         tokio::time::advance(Duration::from_secs(59)).await;
@@ -166,19 +178,36 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_cache_is_bounded_and_evicts_the_oldest() {
         let cache = IdentityCache::new(Duration::from_secs(60), 2);
-        cache.insert([1; 32], identity("a"));
+        cache.insert([1; 32], identity("a"), None);
         tokio::time::advance(Duration::from_secs(1)).await;
-        cache.insert([2; 32], identity("b"));
-        cache.insert([3; 32], identity("c"));
+        cache.insert([2; 32], identity("b"), None);
+        cache.insert([3; 32], identity("c"), None);
         assert_eq!(cache.len(), 2);
         assert!(cache.get(&[1; 32]).is_none());
         assert!(cache.get(&[3; 32]).is_some());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_ends_with_its_tokens_claimed_expiry() {
+        // Arrange: a 60 s TTL, a token that says it expires in 5 s, and one already expired.
+        let cache = IdentityCache::new(Duration::from_secs(60), 10);
+        let soon = SystemTime::now() + Duration::from_secs(5);
+        let past = SystemTime::now() - Duration::from_secs(1);
+        cache.insert([1; 32], identity("a"), Some(soon));
+        cache.insert([2; 32], identity("b"), Some(past));
+
+        // Act / Assert
+        assert!(cache.get(&[2; 32]).is_none());
+        tokio::time::advance(Duration::from_secs(4)).await;
+        assert!(cache.get(&[1; 32]).is_some());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(cache.get(&[1; 32]).is_none());
+    }
+
     #[test]
     fn a_zero_ttl_disables_the_cache() {
         let cache = IdentityCache::new(Duration::ZERO, 10);
-        cache.insert([1; 32], identity("a"));
+        cache.insert([1; 32], identity("a"), None);
         assert!(cache.get(&[1; 32]).is_none());
         assert!(cache.is_empty());
     }

@@ -43,8 +43,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgSslMode};
@@ -364,10 +362,7 @@ pub trait TokenSource: Send + Sync + fmt::Debug {
 /// The `sub` claim of a JWT-shaped token, read without verifying the signature (the server
 /// verifies the token at login; this only names the role to log in as).
 pub fn token_subject(token: &str) -> Option<String> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims
+    dbapp_databricks::credentials::unverified_jwt_claims(token)?
         .get("sub")?
         .as_str()
         .filter(|s| !s.is_empty())
@@ -654,6 +649,9 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     use super::*;
 

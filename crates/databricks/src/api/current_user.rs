@@ -4,7 +4,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use crate::client::Workspace;
-use crate::error::DatabricksError;
+use crate::error::{DatabricksError, ErrorKind};
 use crate::http::Operation;
 
 // The `api`/`operation` names of this module's calls (see [`Operation`]).
@@ -118,6 +118,14 @@ impl Workspace<'_> {
         let call = self.call(ME, Method::GET, "/api/2.0/preview/scim/v2/Me");
         let response = self.send(call).await?;
         let mut user: CurrentUser = response.json("SCIM Me")?;
+        // The user name is the identity everything else keys on; an answer without one names
+        // nobody, and must not become an identity.
+        if user.user_name.trim().is_empty() {
+            return Err(DatabricksError::new(
+                ErrorKind::Decode,
+                "SCIM Me answered without a userName",
+            ));
+        }
         user.workspace_id = response
             .headers
             .get("x-databricks-org-id")

@@ -30,7 +30,7 @@ pub use cli::DatabricksCli;
 pub use model_serving::ModelServing;
 pub use oauth_m2m::OAuthM2m;
 pub use pat::Pat;
-pub use user::{UserToken, UserTokenError};
+pub use user::{UserToken, UserTokenError, unverified_jwt_claims};
 
 use crate::config::{AuthType, Config};
 use crate::error::DatabricksError;

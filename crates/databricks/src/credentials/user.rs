@@ -6,7 +6,10 @@
 //! refreshed (a user whose token expired must sign in again).
 
 use std::fmt;
+use std::time::{Duration, SystemTime};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 
 /// Longest token accepted (8 KiB), as `API.md`'s `AUTH_INVALID` rule says.
@@ -62,6 +65,29 @@ impl UserToken {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
+
+    /// When a JWT-shaped token says it expires (its `exp` claim), read **without** verifying
+    /// the signature; `None` for an opaque token (a PAT). Good only for shortening what is
+    /// derived from the token, e.g. how long an identity stays cached; never for trusting it.
+    #[must_use]
+    pub fn claimed_expiry(&self) -> Option<SystemTime> {
+        let exp = unverified_jwt_claims(self.expose())?.get("exp")?.as_u64()?;
+        SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(exp))
+    }
+}
+
+/// The claims of a JWT-shaped token (`header.payload.signature`), decoded **without** checking
+/// the signature; `None` when the token is not one. Callers may use a claim to decide something
+/// about the token's holder's own convenience (a cache lifetime, a role name to try), never to
+/// decide who the holder is: only the workspace can say that.
+#[must_use]
+pub fn unverified_jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(claims) => Some(claims),
+        _ => None,
+    }
 }
 
 impl fmt::Debug for UserToken {
@@ -73,6 +99,19 @@ impl fmt::Debug for UserToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_claimed_expiry_comes_from_a_jwt_and_never_from_an_opaque_token() {
+        let payload = URL_SAFE_NO_PAD.encode(br#"{"sub":"alice","exp":2000000000}"#);
+        let jwt = UserToken::parse(&format!("eyJhbGciOiJub25lIn0.{payload}.sig")).unwrap();
+        assert_eq!(
+            jwt.claimed_expiry(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000))
+        );
+        for opaque in ["dapi0123456789", "a.!!!.c", "a.bm90LWpzb24.c"] {
+            assert_eq!(UserToken::parse(opaque).unwrap().claimed_expiry(), None);
+        }
+    }
 
     #[test]
     fn shapes_are_checked() {

@@ -873,3 +873,51 @@ async fn struct_bodies_written_as_arrays_are_refused() {
     // The object forms still work.
     assert_eq!(invoke("{\"inputs\": [1]}").await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn endpoint_names_made_of_dots_are_refused_on_every_route_that_takes_one() {
+    // Arrange: `.` and `..` sent percent-encoded, as an HTTP client that does not normalise
+    // dot segments would; decoded, they would name another upstream path.
+    let app = spawn_app().await;
+    app.emulator.clear_requests();
+    let routes = [
+        ("GET", "/api/model-serving/endpoints/{}", ""),
+        ("GET", "/api/model-serving/endpoints/{}/schema", ""),
+        (
+            "POST",
+            "/api/model-serving/endpoints/{}/invocations",
+            r#"{"inputs": {"x": 1}}"#,
+        ),
+    ];
+
+    for name in ["%2E", "%2E%2E", "%2e%2e", ".%2E"] {
+        for (method, template, body) in routes {
+            // Act
+            let path = template.replace("{}", name);
+            let request = format!(
+                "{method} {path} HTTP/1.1\r\nHost: x\r\nX-Forwarded-Access-Token: {ALICE}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let response = raw_request(&app, request.as_bytes()).await;
+
+            // Assert
+            assert!(
+                response.starts_with("HTTP/1.1 400"),
+                "{method} {path}: {response}"
+            );
+            assert!(
+                response.contains("INVALID_REQUEST"),
+                "{method} {path}: {response}"
+            );
+        }
+    }
+    let upstream: Vec<_> = app
+        .emulator
+        .requests("/")
+        .into_iter()
+        .filter(|r| !r.path.contains("/scim/") && !r.path.starts_with("/oidc"))
+        .map(|r| r.path)
+        .collect();
+    assert!(upstream.is_empty(), "reached the workspace: {upstream:?}");
+}

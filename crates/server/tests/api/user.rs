@@ -286,3 +286,55 @@ async fn concurrent_requests_retry_independently_with_distinct_correlation_ids()
     );
     assert!(ids.contains(&"req-a") && ids.contains(&"req-b"));
 }
+
+#[tokio::test]
+async fn a_cached_identity_ends_when_the_token_says_it_expires() {
+    // Arrange: a 60 s identity cache and a JWT that lives 2 s (exp has 1 s resolution).
+    let app = spawn_app().await;
+    let token = app
+        .emulator
+        .mint_token("alice@example.com", Duration::from_secs(2))
+        .unwrap();
+    let (status, _) = app.me(&token).json().await;
+    assert_eq!(status, 200);
+
+    // Act: wait out the token's own lifetime (time is the signal here).
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let after = app.me(&token).send().await;
+
+    // Assert: refused by the workspace, not served from the cache.
+    assert_error(after, 401, "AUTH_EXPIRED").await;
+    assert_eq!(
+        app.emulator.requests("/api/2.0/preview/scim/v2/Me").len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn an_unreadable_forwarded_email_is_a_mismatch() {
+    let app = spawn_app().await;
+    let value = axum::http::HeaderValue::from_bytes(b"alice\xff@example.com").unwrap();
+    let response = app
+        .get("/api/user/me", Some(ALICE))
+        .header("X-Forwarded-Email", value)
+        .send()
+        .await
+        .unwrap();
+    assert_error(response, 401, "IDENTITY_MISMATCH").await;
+}
+
+#[tokio::test]
+async fn a_scim_answer_without_a_user_name_is_no_identity() {
+    // Arrange
+    let app = spawn_app().await;
+    app.emulator
+        .inject_fault(
+            FaultRule::new("/api/2.0/preview/scim/v2/Me")
+                .status(200)
+                .json_body(json!({"userName": "", "active": true})),
+        )
+        .unwrap();
+
+    // Act / Assert
+    assert_error(app.me(ALICE).send().await, 502, "AUTH_USER_IDENTITY_FAILED").await;
+}
