@@ -1,5 +1,5 @@
 //! The application: [`build_app`] with its middleware stack (over the routes and the shared
-//! [`AppState`]), and [`serve`].
+//! [`AppState`]), and [`serve`] (the connection loop itself is [`crate::serve`]).
 //!
 //! Middleware, outer to inner. All but the last wrap the routed application once, as one tower
 //! stack, rather than each route (`Router::layer` would box and clone every layer per request);
@@ -44,7 +44,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::http_metrics::TrackHttpLayer;
-use crate::limits::{BODY_LIMIT_BYTES, SHUTDOWN_GRACE};
+use crate::limits::BODY_LIMIT_BYTES;
+use crate::serve::serve_app;
 use crate::state::AppState;
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
 
@@ -125,9 +126,8 @@ pub fn build_app(
         .service(routed)
 }
 
-/// Serves `state`'s router on `listener` (HTTP/1.1 and HTTP/2 cleartext) until `shutdown`
-/// resolves; then stops accepting, lets in-flight requests finish, and returns at the latest
-/// [`SHUTDOWN_GRACE`] after the signal.
+/// Serves `state`'s router on `listener` (HTTP/1.1 and HTTP/2 cleartext) within the
+/// settings' connection limits until `shutdown` resolves (see [`serve_app`]).
 ///
 /// # Errors
 /// An I/O error of the listener.
@@ -137,44 +137,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let metrics = state.metrics.clone();
+    let limits = state.settings.connection_limits();
     let upkeep = crate::metrics::spawn_upkeep(metrics, Duration::from_secs(5));
-    let result = serve_app(listener, build_app(state), shutdown).await;
+    let result = serve_app(listener, build_app(state), limits, shutdown).await;
     upkeep.abort();
-    result
-}
-
-/// As [`serve`], for an app already built (e.g. `dbapp dev` wraps [`build_app`] in its
-/// identity layer).
-///
-/// # Errors
-/// An I/O error of the listener.
-pub async fn serve_app<S>(
-    listener: TcpListener,
-    app: S,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
-    let make_service = axum::ServiceExt::<Request>::into_make_service(app);
-    let server = axum::serve(listener, make_service).with_graceful_shutdown(async move {
-        shutdown.await;
-        tracing::info!(event = "server.shutdown_started");
-        let _ = signalled_tx.send(true);
-    });
-    let deadline = async move {
-        let _ = signalled_rx.wait_for(|s| *s).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    let result = tokio::select! {
-        result = server => result,
-        () = deadline => {
-            tracing::warn!(event = "server.shutdown_forced", grace_secs = SHUTDOWN_GRACE.as_secs());
-            Ok(())
-        }
-    };
-    tracing::info!(event = "server.stopped");
     result
 }

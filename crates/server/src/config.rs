@@ -33,6 +33,9 @@
 //! | `DBAPP_ADMIN_GROUPS` | `admins` | comma-separated workspace groups whose members are admins |
 //! | `DBAPP_CORS_ORIGINS` | – | comma-separated origins allowed by CORS (dev UIs only); none = no CORS |
 //! | `DBAPP_REQUEST_TIMEOUT_SECS` | `110` | whole-request deadline, below the Apps proxy's ~120 s |
+//! | `DBAPP_HEADER_READ_TIMEOUT_SECS` | `10` | a new connection's first request head, and any request head once begun, must arrive within it (see [`crate::serve`]) |
+//! | `DBAPP_IDLE_TIMEOUT_SECS` | `75` | a connection with no request in flight is closed after it; above the usual 60 s proxy idle timeout |
+//! | `DBAPP_MAX_CONNECTIONS` | `512` | connections open at once; more wait in the listen backlog (half of a 1 024 descriptor limit) |
 //! | `DBAPP_METRICS_MAX_USERS` | `1000` | distinct `user_id` labels of `auth_requests_by_user` before `_other` |
 //! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
@@ -46,6 +49,19 @@ use figment::Figment;
 use figment::providers::Serialized;
 use figment::value::Value as FigmentValue;
 use serde::{Deserialize, Deserializer, Serialize};
+
+/// The bounds on connections (`DBAPP_HEADER_READ_TIMEOUT_SECS`, `DBAPP_IDLE_TIMEOUT_SECS`,
+/// `DBAPP_MAX_CONNECTIONS`; see the module header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// The time a new connection has to send its first request head, and any later request
+    /// head from its first byte.
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -124,6 +140,12 @@ pub struct DbappSettings {
     pub cors_origins: Vec<String>,
     /// `DBAPP_REQUEST_TIMEOUT_SECS`.
     pub request_timeout_secs: u64,
+    /// `DBAPP_HEADER_READ_TIMEOUT_SECS`.
+    pub header_read_timeout_secs: u64,
+    /// `DBAPP_IDLE_TIMEOUT_SECS`.
+    pub idle_timeout_secs: u64,
+    /// `DBAPP_MAX_CONNECTIONS`.
+    pub max_connections: usize,
     /// `DBAPP_METRICS_MAX_USERS`.
     pub metrics_max_users: usize,
     /// `DBAPP_MIGRATE_ON_START`.
@@ -143,6 +165,9 @@ impl Default for DbappSettings {
             admin_groups: vec!["admins".to_owned()],
             cors_origins: Vec::new(),
             request_timeout_secs: 110,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 75,
+            max_connections: 512,
             metrics_max_users: 1_000,
             migrate_on_start: true,
             sqlite_path: ".dbapp/dbapp.db".to_owned(),
@@ -289,6 +314,23 @@ impl ServerSettings {
                 "must be at least 1",
             ));
         }
+        for (variable, value) in [
+            (
+                "DBAPP_HEADER_READ_TIMEOUT_SECS",
+                self.dbapp.header_read_timeout_secs,
+            ),
+            ("DBAPP_IDLE_TIMEOUT_SECS", self.dbapp.idle_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(variable, "must be at least 1"));
+            }
+        }
+        if self.dbapp.max_connections == 0 {
+            return Err(ConfigError::new(
+                "DBAPP_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
         if self.dbapp.statement_timeout_secs == 0 {
             return Err(ConfigError::new(
                 "DBAPP_STATEMENT_TIMEOUT_SECS",
@@ -308,6 +350,16 @@ impl ServerSettings {
     #[must_use]
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.dbapp.request_timeout_secs)
+    }
+
+    /// The bounds on connections of [`crate::serve::serve_app`].
+    #[must_use]
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.dbapp.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.dbapp.idle_timeout_secs),
+            max_connections: self.dbapp.max_connections,
+        }
     }
 
     /// The identity cache TTL (zero: disabled).
@@ -454,6 +506,22 @@ mod tests {
         assert_eq!(error.variables, ["DBAPP_IDENTITY_CACHE_TTL_SECS"]);
         let error = load(&[("DBAPP_LOG_FORMAT", "xml")]).unwrap_err();
         assert_eq!(error.variables, ["DBAPP_LOG_FORMAT"]);
+    }
+
+    #[test]
+    fn connection_limits_default_and_refuse_zero() {
+        let limits = load(&[]).unwrap().server.connection_limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(75));
+        assert_eq!(limits.max_connections, 512);
+        for variable in [
+            "DBAPP_HEADER_READ_TIMEOUT_SECS",
+            "DBAPP_IDLE_TIMEOUT_SECS",
+            "DBAPP_MAX_CONNECTIONS",
+        ] {
+            let error = load(&[(variable, "0")]).unwrap_err();
+            assert_eq!(error.variables, [variable]);
+        }
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //!    observer), [`records`] (the request-record writer), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
-//!    open), [`identity`] (the identity cache), and [`state`] ([`AppState`], what handlers share).
+//!    open), [`identity`] (the identity cache), [`serve`] (the connection loop: hyper, the
+//!    timeouts, the connection cap, graceful shutdown), and [`state`] ([`AppState`], what
+//!    handlers share).
 //! 4. [`auth`]: the `Caller` and `Admin` extractors.
 //! 5. [`extract`]: the other extractors — typed `Limit`, `Offset` and path `Name`s, and
 //!    `ApiQuery`/`ApiJson` with envelope rejections.
@@ -38,6 +40,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod records;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod storage;

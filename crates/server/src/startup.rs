@@ -30,9 +30,10 @@ use dbapp_store::Store;
 use tokio::net::TcpListener;
 use tower::Service;
 
-use crate::app::{build_app, serve_app};
+use crate::app::build_app;
 use crate::config::{ConfigError, Settings};
 use crate::metrics::{Metrics, spawn_upkeep};
+use crate::serve::serve_app;
 use crate::state::AppState;
 use crate::storage::{StorageError, open_store};
 
@@ -143,7 +144,7 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then drains (see [`crate::app::serve_app`]).
+    /// Serves until `shutdown` resolves, then drains (see [`crate::serve::serve_app`]).
     ///
     /// # Errors
     /// An I/O error of the listener.
@@ -152,7 +153,8 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let upkeep = spawn_upkeep(self.state.metrics.clone(), UPKEEP_PERIOD);
-        let result = serve_app(self.listener, build_app(self.state), shutdown).await;
+        let limits = self.state.settings.connection_limits();
+        let result = serve_app(self.listener, build_app(self.state), limits, shutdown).await;
         upkeep.abort();
         result
     }
@@ -167,8 +169,9 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let upkeep = spawn_upkeep(self.state.metrics.clone(), UPKEEP_PERIOD);
+        let limits = self.state.settings.connection_limits();
         let app = wrap.wrap(build_app(self.state));
-        let result = serve_app(self.listener, app, shutdown).await;
+        let result = serve_app(self.listener, app, limits, shutdown).await;
         upkeep.abort();
         result
     }

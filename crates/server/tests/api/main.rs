@@ -2,6 +2,7 @@
 //! emulator over HTTP, and a temporary SQLite store.
 
 mod app;
+mod connections;
 mod errors;
 mod faults;
 mod health;
