@@ -36,6 +36,8 @@ use crate::report::{Report, Row, Side};
 
 /// The fixture user every dbapp request acts as.
 const TOKEN: &str = "dev-token-alice";
+/// The `/metrics` scrape token the benchmarked servers are given (`DBAPP_METRICS_TOKEN`).
+const SCRAPE_TOKEN: &str = "bench-scrape-token-0123456789";
 /// Lifetime of the Lakebase tokens in the rotation scenario: the server refreshes at half-life.
 const ROTATION_TTL_SECS: u64 = 3;
 const EMULATOR_ANNOUNCE: &str = "dbapp emulator listening on ";
@@ -198,6 +200,10 @@ fn request(
         Auth::None => builder,
         Auth::Forwarded => builder.header("x-forwarded-access-token", TOKEN),
         Auth::Bearer => builder.header(hyper::header::AUTHORIZATION, format!("Bearer {TOKEN}")),
+        Auth::Scrape => builder.header(
+            hyper::header::AUTHORIZATION,
+            format!("Bearer {SCRAPE_TOKEN}"),
+        ),
     };
     let body = match body {
         Some(body) => {
@@ -217,6 +223,8 @@ enum Auth {
     Forwarded,
     /// `Authorization: Bearer`, as dbapp sends it to the workspace.
     Bearer,
+    /// `Authorization: Bearer` with the `/metrics` scrape token, as Prometheus sends it.
+    Scrape,
 }
 
 fn get(addr: SocketAddr, path: &'static str, auth: Auth) -> MakeRequest {
@@ -777,6 +785,7 @@ impl Bench<'_> {
             .env("DATABRICKS_CLIENT_ID", "dbapp-sp")
             .env("DATABRICKS_CLIENT_SECRET", "dev-secret")
             .env("LAKEBASE_INSTANCE_NAME", "dev-lakebase")
+            .env("DBAPP_METRICS_TOKEN", SCRAPE_TOKEN)
             .env("PGHOST", cluster.host())
             .env("PGPORT", cluster.port().to_string())
             .env("PGDATABASE", "databricks_postgres")
@@ -982,7 +991,7 @@ async fn one_request(addr: SocketAddr, request: Request<Full<Bytes>>) -> anyhow:
 async fn refreshes(addr: SocketAddr) -> anyhow::Result<(u64, u64)> {
     let body = one_request(
         addr,
-        request(addr, Method::GET, "/metrics", Auth::Forwarded, None),
+        request(addr, Method::GET, "/metrics", Auth::Scrape, None),
     )
     .await?;
     let text = String::from_utf8_lossy(&body);

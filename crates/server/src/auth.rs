@@ -21,6 +21,10 @@
 
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
 use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::request::Parts;
 use dbapp_databricks::{CorrelationId, UserToken, Workspace};
@@ -223,6 +227,38 @@ async fn authenticate(parts: &Parts, app: &AppState, route: &str) -> Result<Call
         correlation_id,
         route: route.to_owned(),
     })))
+}
+
+/// Who may read `/metrics`: a scraper presenting `DBAPP_METRICS_TOKEN` as
+/// `Authorization: Bearer …` (compared in constant time, over SHA-256 digests so the length does
+/// not show either), or else an [`Admin`]. A wrong scrape token is `AUTH_INVALID`; a signed-in
+/// user who is not an admin is `ADMIN_REQUIRED`.
+#[derive(Debug, Clone)]
+pub struct MetricsReader;
+
+impl FromRequestParts<AppState> for MetricsReader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let bearer = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if let (Some(expected), Some(given)) = (&app.settings.dbapp.metrics_token, bearer) {
+            let expected = Sha256::digest(expected.expose_secret().as_bytes());
+            let given = Sha256::digest(given.trim().as_bytes());
+            return if bool::from(expected.ct_eq(&given)) {
+                Ok(Self)
+            } else {
+                Err(ApiError::AuthInvalid {
+                    reason: "it is not the metrics scrape token",
+                    source: None,
+                })
+            };
+        }
+        Admin::from_request_parts(parts, app).await.map(|_| Self)
+    }
 }
 
 /// A caller in one of `DBAPP_ADMIN_GROUPS`; others get `ADMIN_REQUIRED`.

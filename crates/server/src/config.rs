@@ -37,6 +37,8 @@
 //! | `DBAPP_IDLE_TIMEOUT_SECS` | `75` | a connection with no request in flight is closed after it; above the usual 60 s proxy idle timeout |
 //! | `DBAPP_MAX_CONNECTIONS` | `512` | connections open at once; more wait in the listen backlog (half of a 1 024 descriptor limit) |
 //! | `DBAPP_METRICS_MAX_USERS` | `1000` | distinct `user_id` labels of `auth_requests_by_user` before `_other` |
+//! | `DBAPP_METRICS_USER_LABELS` | `hash` | `hash` (a short salted hash, random salt per process) or `email`: how `auth_requests_by_user` names users |
+//! | `DBAPP_METRICS_TOKEN` | – | a scrape token (at least 24 characters) that reads `/metrics` as `Authorization: Bearer …`; otherwise `/metrics` is for admins |
 //! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
 //! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
@@ -48,6 +50,7 @@ use dbapp_store::StoreConfig;
 use figment::Figment;
 use figment::providers::Serialized;
 use figment::value::Value as FigmentValue;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// The bounds on connections (`DBAPP_HEADER_READ_TIMEOUT_SECS`, `DBAPP_IDLE_TIMEOUT_SECS`,
@@ -74,6 +77,18 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// How `auth_requests_by_user` names users (`DBAPP_METRICS_USER_LABELS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UserLabels {
+    /// A short salted hash of the user id: counts per user without e-mail addresses in the
+    /// metrics store. The salt is random per process, so a label is stable for a process's life.
+    #[default]
+    Hash,
+    /// The user id itself (an e-mail for people).
+    Email,
+}
+
 /// The server's own variables that Databricks defines, read under their own names.
 const RAW_VARIABLES: &[&str] = &[
     "DATABRICKS_APP_NAME",
@@ -84,6 +99,7 @@ const RAW_VARIABLES: &[&str] = &[
 /// Variables whose values are text whatever they look like: figment would read a warehouse id
 /// `0123` as the number 123.
 const TEXT_VARIABLES: &[&str] = &[
+    "DBAPP_METRICS_TOKEN",
     "DATABRICKS_APP_NAME",
     "DATABRICKS_WAREHOUSE_ID",
     "DBAPP_SQLITE_PATH",
@@ -154,6 +170,11 @@ pub struct DbappSettings {
     pub sqlite_path: String,
     /// `DBAPP_STATEMENT_TIMEOUT_SECS`.
     pub statement_timeout_secs: u64,
+    /// `DBAPP_METRICS_TOKEN`: a scrape token that reads `/metrics` as `Authorization: Bearer`.
+    #[serde(skip_serializing, deserialize_with = "secret")]
+    pub metrics_token: Option<SecretString>,
+    /// `DBAPP_METRICS_USER_LABELS`.
+    pub metrics_user_labels: UserLabels,
 }
 
 impl Default for DbappSettings {
@@ -172,6 +193,8 @@ impl Default for DbappSettings {
             migrate_on_start: true,
             sqlite_path: ".dbapp/dbapp.db".to_owned(),
             statement_timeout_secs: 30,
+            metrics_token: None,
+            metrics_user_labels: UserLabels::Hash,
         }
     }
 }
@@ -179,6 +202,9 @@ impl Default for DbappSettings {
 fn default_port() -> u16 {
     8000
 }
+
+/// Shortest scrape token accepted: it is a password.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 24;
 
 /// A configuration that cannot be used; the message names the variables and the fix.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -337,6 +363,16 @@ impl ServerSettings {
                 "must be at least 1",
             ));
         }
+        if let Some(token) = &self.dbapp.metrics_token
+            && token.expose_secret().chars().count() < MIN_METRICS_TOKEN_CHARS
+        {
+            return Err(ConfigError::new(
+                "DBAPP_METRICS_TOKEN",
+                format!(
+                    "use at least {MIN_METRICS_TOKEN_CHARS} characters (e.g. `openssl rand -hex 24`)"
+                ),
+            ));
+        }
         if self.dbapp.admin_groups.is_empty() {
             return Err(ConfigError::new(
                 "DBAPP_ADMIN_GROUPS",
@@ -401,6 +437,10 @@ fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
     Ok(value
         .map(|v| v.into_string())
         .filter(|s| !s.trim().is_empty()))
+}
+
+fn secret<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<SecretString>, D::Error> {
+    Ok(non_empty(deserializer)?.map(SecretString::from))
 }
 
 fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -592,6 +632,23 @@ mod tests {
         assert_eq!(
             settings.workspace_config().unwrap().warehouse_id(),
             Some("w1")
+        );
+    }
+
+    #[test]
+    fn a_short_metrics_token_is_refused_and_a_long_one_kept_secret() {
+        let short = load(&[("DBAPP_METRICS_TOKEN", "0123456789")]).unwrap_err();
+        let long = load(&[("DBAPP_METRICS_TOKEN", "0123456789abcdef0123456789")]).unwrap();
+        assert_eq!(short.variables, ["DBAPP_METRICS_TOKEN"]);
+        assert!(!short.to_string().contains("0123456789"), "{short}");
+        assert!(!format!("{long:?}").contains("0123456789abcdef"));
+        let labels = load(&[("DBAPP_METRICS_USER_LABELS", "email")]).unwrap();
+        assert_eq!(labels.server.dbapp.metrics_user_labels, UserLabels::Email);
+        assert_eq!(
+            load(&[("DBAPP_METRICS_USER_LABELS", "sha")])
+                .unwrap_err()
+                .variables,
+            ["DBAPP_METRICS_USER_LABELS"]
         );
     }
 

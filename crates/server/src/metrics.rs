@@ -1,15 +1,16 @@
 //! Prometheus metrics (`API.md` "Metrics"): the metric names and labels, the recorder
 //! ([`Metrics`]) with its cache of series handles, the upstream [`AttemptObserver`], and the
-//! upkeep task. A leaf: the modules that write metrics import this one (the HTTP layer in
-//! `http_metrics`, the identity lookups in `auth`, the dropped-record count in `records`), never
-//! the reverse.
+//! upkeep task. It imports only `config` (for [`UserLabels`]): the modules that write metrics
+//! import this one (the HTTP layer in `http_metrics`, the identity lookups in `auth`, the
+//! dropped-record count in `records`), never the reverse.
 //!
 //! Each [`Metrics`] owns its own `PrometheusRecorder`, so several servers in one process (tests)
 //! never mix their counts; `dbapp serve` also installs it as the global recorder
 //! ([`Metrics::install_global`]) so the store's `lakebase_*` and `db_pool_connections` series
 //! land in the same exposition. Labels are route templates (`MatchedPath`), never raw paths;
-//! `auth_requests_by_user` is bounded: past `DBAPP_METRICS_MAX_USERS` distinct users, new ones
-//! count under `user_id="_other"`. The `api` and `operation` labels of upstream calls are the
+//! `auth_requests_by_user` names users by a short salted hash (or, with
+//! `DBAPP_METRICS_USER_LABELS=email`, their id) and is bounded: past `DBAPP_METRICS_MAX_USERS`
+//! distinct users, new ones count under `user_id="_other"`. The `api` and `operation` labels of upstream calls are the
 //! names each `dbapp_databricks::api` method gives its call, never a path.
 //!
 //! Series handles are cached (`Series`): after a series' first use, counting it costs one hash
@@ -17,6 +18,7 @@
 //! the profile of the hottest routes.
 
 use std::collections::HashSet;
+use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -25,6 +27,9 @@ use dbapp_databricks::{Attempt, AttemptObserver};
 use hashbrown::{Equivalent, HashMap};
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use sha2::{Digest, Sha256};
+
+use crate::config::UserLabels;
 
 /// `auth_success_total{route, auth_method}`.
 pub const AUTH_SUCCESS_TOTAL: &str = "auth_success_total";
@@ -165,6 +170,9 @@ pub struct Metrics {
     gauges: Arc<Series<Gauge>>,
     users: Arc<Mutex<HashSet<String>>>,
     max_users: usize,
+    user_labels: UserLabels,
+    /// Random per process: a hashed label cannot be looked up from a list of e-mail addresses.
+    salt: [u8; 16],
 }
 
 impl std::fmt::Debug for Metrics {
@@ -176,9 +184,10 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// A recorder with histogram buckets; `max_users` bounds `auth_requests_by_user`.
+    /// A recorder with histogram buckets; `max_users` bounds `auth_requests_by_user`, whose
+    /// users are named as `user_labels` says.
     #[must_use]
-    pub fn new(max_users: usize) -> Self {
+    pub fn new(max_users: usize, user_labels: UserLabels) -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets(BUCKETS)
             .expect("the bucket list is not empty")
@@ -192,6 +201,8 @@ impl Metrics {
             gauges: Arc::new(Series::new()),
             users: Arc::new(Mutex::new(HashSet::new())),
             max_users,
+            user_labels,
+            salt: *uuid::Uuid::new_v4().as_bytes(),
         };
         metrics.describe();
         metrics
@@ -279,12 +290,35 @@ impl Metrics {
             users.contains(user_id)
                 || (users.len() < self.max_users && users.insert(user_id.to_owned()))
         };
-        let label = if known { user_id } else { OTHER_USERS };
+        let hashed;
+        let label = match (known, self.user_labels) {
+            (false, _) => OTHER_USERS,
+            (true, UserLabels::Email) => user_id,
+            (true, UserLabels::Hash) => {
+                hashed = self.user_label(user_id);
+                &hashed
+            }
+        };
         self.count(
             AUTH_REQUESTS_BY_USER,
             &[("user_id", label), ("route", route)],
             1,
         );
+    }
+
+    /// The hashed label of a user: `u` and 12 hex digits of SHA-256(salt, user id).
+    #[must_use]
+    pub fn user_label(&self, user_id: &str) -> String {
+        let digest = Sha256::new()
+            .chain_update(self.salt)
+            .chain_update(user_id.as_bytes())
+            .finalize();
+        let mut label = String::with_capacity(13);
+        label.push('u');
+        for byte in &digest[..6] {
+            let _ = write!(label, "{byte:02x}");
+        }
+        label
     }
 
     /// An observer recording `upstream_requests_total` and `upstream_request_duration_seconds`
@@ -364,7 +398,7 @@ mod tests {
     #[test]
     fn users_past_the_bound_count_as_other() {
         // Arrange
-        let metrics = Metrics::new(2);
+        let metrics = Metrics::new(2, UserLabels::Email);
 
         // Act
         for user in ["a@x", "b@x", "c@x", "a@x", "d@x"] {
@@ -377,5 +411,29 @@ mod tests {
         assert!(text.contains(r#"user_id="b@x""#));
         assert!(!text.contains(r#"user_id="c@x""#));
         assert!(text.contains(r#"auth_requests_by_user{user_id="_other",route="/api/user/me"} 2"#));
+    }
+
+    #[test]
+    fn hashed_user_labels_hide_the_address_and_stay_stable() {
+        // Arrange
+        let metrics = Metrics::new(10, UserLabels::Hash);
+        let other = Metrics::new(10, UserLabels::Hash);
+
+        // Act
+        metrics.count_user("alice@example.com", "/api/user/me");
+        metrics.count_user("alice@example.com", "/api/user/me");
+        let text = metrics.render();
+
+        // Assert: one series, no address, and another process's salt gives another label.
+        let label = metrics.user_label("alice@example.com");
+        assert!(label.starts_with('u') && label.len() == 13, "{label}");
+        assert!(!text.contains("alice"), "{text}");
+        assert!(
+            text.contains(&format!(
+                r#"auth_requests_by_user{{user_id="{label}",route="/api/user/me"}} 2"#
+            )),
+            "{text}"
+        );
+        assert_ne!(other.user_label("alice@example.com"), label);
     }
 }

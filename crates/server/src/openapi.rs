@@ -17,6 +17,8 @@ use crate::state::AppState;
 
 /// The security scheme name of the forwarded user token.
 pub const USER_TOKEN: &str = "user_token";
+/// The security scheme name of the `/metrics` scrape token.
+pub const METRICS_TOKEN: &str = "metrics_token";
 
 /// The document's fixed parts; paths come from the routers.
 #[derive(Debug, OpenApi)]
@@ -54,6 +56,15 @@ impl Modify for UserTokenScheme {
                 "X-Forwarded-Access-Token",
                 "The user's access token, as the Databricks Apps proxy forwards it",
             ))),
+        );
+        components.add_security_scheme(
+            METRICS_TOKEN,
+            SecurityScheme::Http(
+                utoipa::openapi::security::HttpBuilder::new()
+                    .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                    .description(Some("`DBAPP_METRICS_TOKEN`, for a Prometheus scraper"))
+                    .build(),
+            ),
         );
     }
 }

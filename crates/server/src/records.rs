@@ -103,7 +103,10 @@ mod tests {
             &dbapp_store::PoolSettings::default(),
         ));
         store.migrate().await.unwrap();
-        let (recorder, writer) = RequestRecorder::spawn(Arc::clone(&store), Metrics::new(10));
+        let (recorder, writer) = RequestRecorder::spawn(
+            Arc::clone(&store),
+            Metrics::new(10, crate::config::UserLabels::Hash),
+        );
         let now = chrono::Utc::now();
 
         // Act: fewer records than a batch, then every sender goes away.

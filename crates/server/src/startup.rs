@@ -94,7 +94,10 @@ impl Application {
     /// [`StartupError`]: an invalid configuration naming its variables, a store that cannot be
     /// opened, or an address that cannot be bound.
     pub async fn build(settings: Settings, address: SocketAddr) -> Result<Self, StartupError> {
-        let metrics = Metrics::new(settings.server.dbapp.metrics_max_users);
+        let metrics = Metrics::new(
+            settings.server.dbapp.metrics_max_users,
+            settings.server.dbapp.metrics_user_labels,
+        );
         Self::build_with_metrics(settings, address, metrics).await
     }
 

@@ -391,8 +391,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Prometheus text exposition of the server's metrics; needs a token that resolves to an
-         *     identity.
+         * Prometheus text exposition of the server's metrics: for admins, or a scraper presenting
+         *     `DBAPP_METRICS_TOKEN` as `Authorization: Bearer …`.
          */
         get: operations["get_metrics"];
         put?: never;
@@ -2539,7 +2539,17 @@ export interface operations {
                     "text/plain; version=0.0.4": string;
                 };
             };
+            /** @description AUTH_MISSING, AUTH_INVALID (also a wrong scrape token) */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description ADMIN_REQUIRED */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

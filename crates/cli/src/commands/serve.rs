@@ -24,7 +24,10 @@ pub(crate) async fn run(_args: ServeArgs, env: &Environment) -> anyhow::Result<(
         env.get("RUST_LOG").as_deref(),
     )
     .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
-    let metrics = Metrics::new(settings.server.dbapp.metrics_max_users);
+    let metrics = Metrics::new(
+        settings.server.dbapp.metrics_max_users,
+        settings.server.dbapp.metrics_user_labels,
+    );
     metrics
         .install_global()
         .map_err(|e| anyhow::anyhow!("{e}"))?;

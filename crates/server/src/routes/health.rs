@@ -1,5 +1,6 @@
 //! Operations: `/health` and `/api/health` (liveness, no I/O), `/ready` (store and app
-//! credentials), `/metrics` (Prometheus text, behind `Caller`).
+//! credentials), `/metrics` (Prometheus text, for admins or a scraper with
+//! `DBAPP_METRICS_TOKEN`).
 
 use std::collections::BTreeMap;
 
@@ -12,7 +13,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::Caller;
+use crate::auth::MetricsReader;
 use crate::error::ErrorBody;
 use crate::state::AppState;
 
@@ -95,13 +96,14 @@ async fn get_ready(State(app): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Prometheus text exposition of the server's metrics; needs a token that resolves to an
-/// identity.
-#[utoipa::path(get, path = "/metrics", tag = "health", security(("user_token" = [])), responses(
+/// Prometheus text exposition of the server's metrics: for admins, or a scraper presenting
+/// `DBAPP_METRICS_TOKEN` as `Authorization: Bearer …`.
+#[utoipa::path(get, path = "/metrics", tag = "health", security(("user_token" = []), ("metrics_token" = [])), responses(
     (status = 200, content_type = "text/plain; version=0.0.4", body = String),
-    (status = 401, body = ErrorBody),
+    (status = 401, body = ErrorBody, description = "AUTH_MISSING, AUTH_INVALID (also a wrong scrape token)"),
+    (status = 403, body = ErrorBody, description = "ADMIN_REQUIRED"),
 ))]
-async fn get_metrics(State(app): State<AppState>, _caller: Caller) -> Response {
+async fn get_metrics(State(app): State<AppState>, _reader: MetricsReader) -> Response {
     (
         [(
             header::CONTENT_TYPE,

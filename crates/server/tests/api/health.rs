@@ -3,7 +3,7 @@
 
 use dbapp_emulator::FaultRule;
 
-use crate::app::{ALICE, Options, assert_error, spawn_app, spawn_app_with};
+use crate::app::{ADMIN, ALICE, Options, assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_is_public_and_reports_the_version() {
@@ -82,7 +82,7 @@ async fn invented_http_methods_share_one_metrics_label() {
     }
 
     // Act
-    let text = app.metrics(ALICE).text().await;
+    let text = app.metrics(ADMIN).text().await;
 
     // Assert
     let samples = parse_prometheus(&text);
@@ -99,15 +99,20 @@ async fn invented_http_methods_share_one_metrics_label() {
 }
 
 #[tokio::test]
-async fn metrics_need_an_identity_and_use_route_templates() {
-    // Arrange
-    let app = spawn_app().await;
+async fn metrics_are_for_admins_and_use_route_templates() {
+    // Arrange: user labels as e-mails, so the test can name alice's series.
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_METRICS_USER_LABELS", "email")],
+        ..Options::default()
+    })
+    .await;
+    app.me(ALICE).send().await;
     app.me(ALICE).send().await;
     app.me("unknown-token").send().await;
 
     // Act
     let anonymous = app.get("/metrics", None).send().await.unwrap();
-    let response = app.metrics(ALICE).send().await;
+    let response = app.metrics(ADMIN).send().await;
 
     // Assert
     assert_error(anonymous, 401, "AUTH_MISSING").await;
@@ -169,6 +174,26 @@ async fn metrics_need_an_identity_and_use_route_templates() {
 }
 
 #[tokio::test]
+async fn user_labels_are_salted_hashes_by_default() {
+    // Arrange
+    let app = spawn_app().await;
+    app.me(ALICE).send().await;
+
+    // Act
+    let text = app.metrics(ADMIN).text().await;
+
+    // Assert: alice's series exists under her hash; no address appears anywhere.
+    let label = app.state.metrics.user_label("alice@example.com");
+    assert!(
+        text.contains(&format!(
+            r#"auth_requests_by_user{{user_id="{label}",route="/api/user/me"}} 1"#
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("@example.com"), "{text}");
+}
+
+#[tokio::test]
 async fn upstream_calls_are_counted_under_their_operation_names() {
     // Arrange: calls to three services, one of them answered 404 upstream.
     let app = spawn_app().await;
@@ -182,7 +207,7 @@ async fn upstream_calls_are_counted_under_their_operation_names() {
     }
 
     // Act
-    let text = app.get_text("/metrics", Some(ALICE)).await;
+    let text = app.metrics(ADMIN).text().await;
 
     // Assert: the names each call gives itself, never a path with a catalog in it.
     let samples = parse_prometheus(&text);

@@ -307,7 +307,7 @@ async fn metrics_and_admin_routes_refuse_missing_invalid_and_non_admin_tokens() 
             assert!(!body.to_string().contains("http_requests_total"), "{path}");
         }
     }
-    for path in admin_routes {
+    for path in std::iter::once("/metrics").chain(admin_routes) {
         for token in [ALICE, BOB] {
             assert_error(
                 app.get(path, Some(token)).send().await.unwrap(),
@@ -316,10 +316,41 @@ async fn metrics_and_admin_routes_refuse_missing_invalid_and_non_admin_tokens() 
             )
             .await;
         }
-        assert_eq!(app.get_json(path, Some(ADMIN)).await.0, 200, "{path}");
+        let status = app.get(path, Some(ADMIN)).send().await.unwrap().status();
+        assert_eq!(status, 200, "{path}");
     }
-    // `/metrics` needs an identity, not an admin (API.md).
-    assert_eq!(app.metrics(BOB).send().await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_configured_scrape_token_reads_metrics_and_a_wrong_one_does_not() {
+    // Arrange
+    const SCRAPE: &str = "scrape-token-0123456789abcdef";
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_METRICS_TOKEN", SCRAPE)],
+        ..Options::default()
+    })
+    .await;
+    let scrape = |token: &str| {
+        app.http
+            .get(app.url("/metrics"))
+            .header("Authorization", format!("Bearer {token}"))
+            .send()
+    };
+
+    app.me(ALICE).send().await;
+
+    // Act
+    let right = scrape(SCRAPE).await.unwrap();
+    let wrong = scrape("scrape-token-0123456789abcdeX").await.unwrap();
+    let short = scrape("s").await.unwrap();
+
+    // Assert
+    assert_eq!(right.status(), 200);
+    assert!(right.text().await.unwrap().contains("http_requests_total"));
+    assert_error(wrong, 401, "AUTH_INVALID").await;
+    assert_error(short, 401, "AUTH_INVALID").await;
+    let logs = captured_logs();
+    assert!(!logs.contains(SCRAPE), "the scrape token is never logged");
 }
 
 #[tokio::test]
