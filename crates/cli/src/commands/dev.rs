@@ -253,27 +253,16 @@ impl WrapApp for DevIdentity {
             + 'static,
         S::Future: Send + 'static,
     {
-        dev_router(app, self.users, self.policy)
+        // The app behind the identity layer, with `/_dev/user`, all behind the guard.
+        let Self { users, policy } = self;
+        Router::new()
+            .route("/_dev/user", get(current_user).post(choose_user))
+            .with_state(Arc::clone(&users))
+            .fallback_service(app)
+            .layer(from_fn_with_state(users, inject_identity))
+            // Outermost, so nothing refused ever carries an identity or sets the user cookie.
+            .layer(from_fn_with_state(policy, guard_browser))
     }
-}
-
-/// The app's router behind the identity layer, with `/_dev/user`, all behind the guard.
-fn dev_router<S>(app: S, users: Arc<DevUsers>, policy: Arc<BrowserPolicy>) -> Router
-where
-    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    S::Future: Send + 'static,
-{
-    Router::new()
-        .route("/_dev/user", get(current_user).post(choose_user))
-        .with_state(Arc::clone(&users))
-        .fallback_service(app)
-        .layer(from_fn_with_state(users, inject_identity))
-        // Outermost, so nothing refused ever carries an identity or sets the user cookie.
-        .layer(from_fn_with_state(policy, guard_browser))
 }
 
 /// What a browser may ask of `dbapp dev`, which answers every request as a signed-in user.
