@@ -33,7 +33,7 @@
 //! | `DBAPP_ADMIN_GROUPS` | `admins` | comma-separated workspace groups whose members are admins |
 //! | `DBAPP_CORS_ORIGINS` | – | comma-separated origins allowed by CORS (dev UIs only); none = no CORS |
 //! | `DBAPP_REQUEST_TIMEOUT_SECS` | `110` | whole-request deadline, below the Apps proxy's ~120 s |
-//! | `DBAPP_HEADER_READ_TIMEOUT_SECS` | `10` | a new connection's first request head, and any request head once begun, must arrive within it (see [`crate::serve`]) |
+//! | `DBAPP_HEADER_READ_TIMEOUT_SECS` | `10` | a new connection's first request head, and any request head once begun, must arrive within it (see the `serve` module) |
 //! | `DBAPP_IDLE_TIMEOUT_SECS` | `75` | a connection with no request in flight is closed after it; above the usual 60 s proxy idle timeout |
 //! | `DBAPP_MAX_CONNECTIONS` | `512` | connections open at once; more wait in the listen backlog (half of a 1 024 descriptor limit) |
 //! | `DBAPP_METRICS_MAX_USERS` | `1000` | distinct `user_id` labels of `auth_requests_by_user` before `_other` |
@@ -388,7 +388,7 @@ impl ServerSettings {
         Duration::from_secs(self.dbapp.request_timeout_secs)
     }
 
-    /// The bounds on connections of [`crate::serve::serve_app`].
+    /// The bounds on connections of the `serve` module's `serve_app`.
     #[must_use]
     pub fn connection_limits(&self) -> ConnectionLimits {
         ConnectionLimits {
