@@ -1,5 +1,5 @@
 //! The application: [`build_app`] with its middleware stack (over the routes and the shared
-//! [`AppState`]), and [`serve`] (the connection loop itself is [`crate::serve`]).
+//! [`AppState`]), and [`serve`] (the connection loop itself is [`mod@crate::serve`]).
 //!
 //! Middleware, outer to inner. All but the last wrap the routed application once, as one tower
 //! stack, rather than each route (`Router::layer` would box and clone every layer per request);

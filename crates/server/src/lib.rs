@@ -11,7 +11,7 @@
 //!    observer), [`records`] (the request-record writer), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
-//!    open), [`identity`] (the identity cache), [`serve`] (the connection loop: hyper, the
+//!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
 //!    timeouts, the connection cap, graceful shutdown), and [`state`] ([`AppState`], what
 //!    handlers share).
 //! 4. [`auth`]: the `Caller` and `Admin` extractors.
@@ -19,7 +19,7 @@
 //!    `ApiQuery`/`ApiJson` with envelope rejections.
 //! 6. [`routes`]: one module per resource of `shared/API.md`.
 //! 7. [`openapi`]: the generated OpenAPI document and Swagger UI.
-//! 8. [`app`]: [`build_app`] with the middleware stack, [`serve`].
+//! 8. [`app`]: [`build_app`] with the middleware stack, [`fn@serve`].
 //! 9. [`startup`]: [`Application`], the one builder `serve`, `dev` and the tests use.
 //!
 //! It never calls Databricks with the app's identity on behalf of a user: handlers reach the

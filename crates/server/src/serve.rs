@@ -20,7 +20,7 @@
 //! soon as a response is written, so it would bound the keep-alive idle time too (and could not
 //! be longer than the header timeout), and it never runs before hyper-util has told HTTP/1 from
 //! HTTP/2, nor for HTTP/2 at all. Each connection therefore tracks its requests in flight and
-//! the bytes it reads ([`Activity`]), and its task closes it when a deadline passes.
+//! the bytes it reads (`Activity`), and its task closes it when a deadline passes.
 
 use std::convert::Infallible;
 use std::future::{Future, poll_fn};
