@@ -17,7 +17,6 @@
 //! lookup of borrowed label values and an atomic update, with no allocation, so metrics stay off
 //! the profile of the hottest routes.
 
-use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, RwLock};
@@ -168,7 +167,8 @@ pub struct Metrics {
     counters: Arc<Series<Counter>>,
     histograms: Arc<Series<Histogram>>,
     gauges: Arc<Series<Gauge>>,
-    users: Arc<Mutex<HashSet<String>>>,
+    /// User id → its label (the id itself, or its hash, computed once per user).
+    users: Arc<Mutex<HashMap<String, Arc<str>>>>,
     max_users: usize,
     user_labels: UserLabels,
     /// Random per process: a hashed label cannot be looked up from a list of e-mail addresses.
@@ -199,7 +199,7 @@ impl Metrics {
             counters: Arc::new(Series::new()),
             histograms: Arc::new(Series::new()),
             gauges: Arc::new(Series::new()),
-            users: Arc::new(Mutex::new(HashSet::new())),
+            users: Arc::new(Mutex::new(HashMap::new())),
             max_users,
             user_labels,
             salt: *uuid::Uuid::new_v4().as_bytes(),
@@ -285,20 +285,22 @@ impl Metrics {
 
     /// Counts one authenticated request of `user_id`, under `_other` past the bound.
     pub fn count_user(&self, user_id: &str, route: &str) {
-        let known = {
+        let known: Option<Arc<str>> = {
             let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-            users.contains(user_id)
-                || (users.len() < self.max_users && users.insert(user_id.to_owned()))
-        };
-        let hashed;
-        let label = match (known, self.user_labels) {
-            (false, _) => OTHER_USERS,
-            (true, UserLabels::Email) => user_id,
-            (true, UserLabels::Hash) => {
-                hashed = self.user_label(user_id);
-                &hashed
+            match users.get(user_id) {
+                Some(label) => Some(Arc::clone(label)),
+                None if users.len() < self.max_users => {
+                    let label: Arc<str> = match self.user_labels {
+                        UserLabels::Email => user_id.into(),
+                        UserLabels::Hash => self.user_label(user_id).into(),
+                    };
+                    users.insert(user_id.to_owned(), Arc::clone(&label));
+                    Some(label)
+                }
+                None => None,
             }
         };
+        let label = known.as_deref().unwrap_or(OTHER_USERS);
         self.count(
             AUTH_REQUESTS_BY_USER,
             &[("user_id", label), ("route", route)],

@@ -27,7 +27,7 @@ use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -207,7 +207,7 @@ async fn serve_connection<S>(
                 return Poll::Ready(());
             }
             // After polling hyper, so a request it has just read counts as in flight.
-            let now = activity.observe(cx.waker());
+            let now = activity.observe();
             if let Some(since) = closing_since {
                 // Nothing in flight and nothing unwritten: closing loses nothing (an idle
                 // connection, or a request head that never completed).
@@ -224,9 +224,15 @@ async fn serve_connection<S>(
                 return Poll::Pending;
             }
             let stopped = stopping.as_mut().poll(cx).is_ready();
-            let timed_out = now
-                .deadline(&limits)
-                .is_some_and(|deadline| expired(timer.as_mut(), deadline, cx));
+            let timed_out = match now.deadline(&limits) {
+                Some(deadline) => expired(timer.as_mut(), deadline, cx),
+                // Requests in flight: no deadline, but a re-check within an idle timeout, since
+                // a request ending on another task (an HTTP/2 stream) does not wake this one.
+                None => {
+                    expired(timer.as_mut(), Instant::now() + limits.idle_timeout, cx);
+                    false
+                }
+            };
             if !stopped && !timed_out {
                 return Poll::Pending;
             }
@@ -243,15 +249,27 @@ async fn serve_connection<S>(
     .await;
 }
 
-/// Whether `deadline` has passed, arming `timer` to wake the task at it otherwise.
+/// Whether `deadline` has passed, arming `timer` to wake the task by then otherwise.
+///
+/// The timer is moved only *earlier* as the deadline changes: a busy connection pushes its
+/// deadline later on every request, and re-arming the timer each time would cost a timer-wheel
+/// update per request. A timer that fires before the (since postponed) deadline is re-armed
+/// then, once.
 fn expired(
     mut timer: Pin<&mut tokio::time::Sleep>,
     deadline: Instant,
     cx: &mut Context<'_>,
 ) -> bool {
-    if timer.deadline() != deadline {
+    if deadline < timer.deadline() {
         timer.as_mut().reset(deadline);
     }
+    if timer.as_mut().poll(cx).is_pending() {
+        return false;
+    }
+    if Instant::now() >= deadline {
+        return true;
+    }
+    timer.as_mut().reset(deadline);
     timer.poll(cx).is_ready()
 }
 
@@ -261,7 +279,7 @@ struct Activity {
     state: Mutex<ActivityState>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct ActivityState {
     /// Requests whose response body hyper has not yet taken whole (or dropped).
     in_flight: usize,
@@ -275,11 +293,18 @@ struct ActivityState {
     /// The connection began with the HTTP/2 preface (`None` before its first byte). Bytes
     /// read on an idle HTTP/2 connection are pings and settings, not a request head.
     http2: Option<bool>,
-    /// The connection's task, woken when a request ends (possibly on an HTTP/2 stream task).
-    waker: Option<Waker>,
 }
 
-impl ActivityState {
+/// What the connection task reads of an [`ActivityState`] (a copy: no waker clone per poll).
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    in_flight: usize,
+    quiet_since: Instant,
+    head_started: Option<Instant>,
+    write_blocked: bool,
+}
+
+impl Snapshot {
     /// When the connection is to be closed, if nothing happens first; `None` while a request
     /// is in flight (the request deadline bounds those).
     fn deadline(&self, limits: &ConnectionLimits) -> Option<Instant> {
@@ -304,7 +329,6 @@ impl Activity {
                 head_started: Some(accepted),
                 write_blocked: false,
                 http2: None,
-                waker: None,
             }),
         }
     }
@@ -314,13 +338,18 @@ impl Activity {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A snapshot for the connection task, which is woken with `waker` when a request ends.
-    fn observe(&self, waker: &Waker) -> ActivityState {
-        let mut state = self.lock();
-        if !state.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            state.waker = Some(waker.clone());
+    /// A snapshot for the connection task. Nothing wakes the task when a request ends: an
+    /// HTTP/1 response body is dropped inside the task's own poll, which then re-checks, and
+    /// while requests are in flight the task re-checks at least every idle timeout anyway
+    /// (see [`serve_connection`]); a wake per request would cost a poll per request.
+    fn observe(&self) -> Snapshot {
+        let state = self.lock();
+        Snapshot {
+            in_flight: state.in_flight,
+            quiet_since: state.quiet_since,
+            head_started: state.head_started,
+            write_blocked: state.write_blocked,
         }
-        state.clone()
     }
 
     fn begin_request(self: &Arc<Self>) -> RequestGuard {
@@ -336,9 +365,6 @@ impl Activity {
         if state.in_flight == 0 {
             state.quiet_since = Instant::now();
             state.head_started = None;
-            if let Some(waker) = &state.waker {
-                waker.wake_by_ref();
-            }
         }
     }
 
