@@ -84,14 +84,6 @@ impl Environment {
             .filter(|(_, v)| !v.is_empty())
     }
 
-    /// A copy with `name` set to `value` (`dbapp dev` points the server at its emulator so).
-    #[must_use]
-    pub fn with(&self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let mut vars = (*self.0).clone();
-        vars.insert(name.into(), value.into());
-        Self(Arc::new(vars))
-    }
-
     /// A copy without the variables named.
     #[must_use]
     pub fn without(&self, names: &[&str]) -> Self {
@@ -132,10 +124,10 @@ mod tests {
     }
 
     #[test]
-    fn with_and_without_copy_and_leave_the_original_alone() {
+    fn without_copies_and_leaves_the_original_alone() {
         let env = Environment::from_pairs([("A", "1"), ("B", "2")]);
-        let changed = env.with("A", "3").without(&["B"]);
-        assert_eq!(changed.get("A").as_deref(), Some("3"));
+        let changed = env.without(&["B"]);
+        assert_eq!(changed.get("A").as_deref(), Some("1"));
         assert_eq!(changed.get("B"), None);
         assert_eq!(env.get("A").as_deref(), Some("1"));
         assert_eq!(env.get("B").as_deref(), Some("2"));
