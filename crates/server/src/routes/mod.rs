@@ -157,12 +157,22 @@ pub struct CountedPage<T: ToSchema> {
     pub total_count: i64,
 }
 
-/// Most upstream pages read for one API page (a guard against endless empty pages).
-const MAX_UPSTREAM_PAGES: usize = 1_000;
+/// Most upstream calls one API page makes. Skipping a deep `offset`, or crossing empty upstream
+/// pages, stops there: the page is answered with what it holds so far (possibly nothing) and a
+/// `next_page_token` that resumes exactly where the calls stopped, so one request costs the
+/// workspace a bounded number of calls and "no more items" is said only by the upstream list.
+pub const MAX_UPSTREAM_CALLS: usize = 10;
+
+/// Largest upstream page asked for (Unity Catalog caps pages at its own size below this). Pages
+/// are asked for as large as the items still to skip and to collect need, so skipping 1 000 items
+/// costs one call, not 1 000.
+pub const MAX_UPSTREAM_PAGE: u32 = 1_000;
 
 /// Reads one API page from a paginated upstream list, starting at `spec.cursor`: skips
-/// `cursor.skip` items (across pages), collects `spec.limit`, and returns the cursor of what
-/// follows.
+/// `cursor.skip` items (across pages), collects up to `spec.limit`, and returns the cursor of
+/// what follows. At most [`MAX_UPSTREAM_CALLS`] calls are made; when they are spent before the
+/// page is full, the page is shorter than `spec.limit` and the cursor resumes the walk. The cursor
+/// is `None` only when the upstream list has ended.
 ///
 /// # Errors
 /// The upstream error.
@@ -174,11 +184,15 @@ where
     F: FnMut(Option<String>, u32) -> Fut,
     Fut: Future<Output = Result<(Vec<T>, Option<String>), E>>,
 {
+    let limit = spec.limit as usize;
     let mut items = Vec::new();
     let mut token = spec.cursor.upstream.clone();
     let mut skip = spec.cursor.skip;
-    for _ in 0..MAX_UPSTREAM_PAGES {
-        let (page, next) = fetch(token.clone(), spec.limit).await?;
+    for _ in 0..MAX_UPSTREAM_CALLS {
+        let wanted = ((limit - items.len()) as u64).saturating_add(skip);
+        let size =
+            u32::try_from(wanted.min(u64::from(MAX_UPSTREAM_PAGE))).unwrap_or(MAX_UPSTREAM_PAGE);
+        let (page, next) = fetch(token.clone(), size).await?;
         let next = next.filter(|t| !t.is_empty());
         let len = page.len() as u64;
         if len <= skip {
@@ -186,7 +200,7 @@ where
         } else {
             let start = usize::try_from(skip).unwrap_or(usize::MAX);
             for (taken, item) in (skip..).zip(page.into_iter().skip(start)) {
-                if items.len() == spec.limit as usize {
+                if items.len() == limit {
                     return Ok((
                         items,
                         Some(Cursor {
@@ -201,19 +215,20 @@ where
         }
         match next {
             None => return Ok((items, None)),
-            Some(next) if items.len() == spec.limit as usize => {
-                return Ok((
-                    items,
-                    Some(Cursor {
-                        upstream: Some(next),
-                        skip: 0,
-                    }),
-                ));
-            }
             Some(next) => token = Some(next),
         }
+        if items.len() == limit {
+            break;
+        }
     }
-    Ok((items, None))
+    // The page is full, or the call budget is spent: the rest starts at the last upstream token.
+    Ok((
+        items,
+        Some(Cursor {
+            upstream: token,
+            skip,
+        }),
+    ))
 }
 
 async fn api_route_not_found() -> ApiError {
@@ -291,6 +306,108 @@ mod tests {
 
         // Assert
         assert_eq!(seen, [2, 3, 4, 5, 6, 7]);
+    }
+
+    /// An upstream list of `total` numbers served `cap` at a time, counting its calls.
+    fn numbers(
+        total: u64,
+        cap: u32,
+        calls: &std::cell::Cell<usize>,
+    ) -> impl FnMut(Option<String>, u32) -> std::future::Ready<Result<(Vec<u64>, Option<String>), ()>> + '_
+    {
+        move |token, size| {
+            calls.set(calls.get() + 1);
+            let start: u64 = token.map_or(0, |t| t.parse().unwrap());
+            let end = (start + u64::from(size.min(cap))).min(total);
+            let next = (end < total).then(|| end.to_string());
+            std::future::ready(Ok(((start..end).collect(), next)))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deep_offset_costs_a_bounded_number_of_calls_and_still_resumes() {
+        // Arrange: 100 000 items, one per upstream page; skip 99 998 of them.
+        let calls = std::cell::Cell::new(0);
+        let mut spec = PageSpec {
+            limit: 1,
+            cursor: Cursor {
+                upstream: None,
+                skip: 99_998,
+            },
+        };
+
+        // Act: follow the tokens until an item arrives, as a client would.
+        let mut requests = 0;
+        let (item, rest) = loop {
+            requests += 1;
+            calls.set(0);
+            let (items, next) = page_upstream(&spec, numbers(100_000, 1, &calls))
+                .await
+                .unwrap();
+            assert!(calls.get() <= MAX_UPSTREAM_CALLS, "{} calls", calls.get());
+            if let Some(first) = items.first() {
+                break (*first, next);
+            }
+            spec.cursor = next.expect("an empty page before the end carries a token");
+            if requests > 20_000 {
+                panic!("no progress");
+            }
+        };
+
+        // Assert: the right item, and the list goes on.
+        assert_eq!(item, 99_998);
+        assert!(rest.is_some());
+        assert_eq!(requests, 99_998 / MAX_UPSTREAM_CALLS + 1);
+    }
+
+    #[tokio::test]
+    async fn an_offset_within_a_few_upstream_pages_costs_a_few_calls() {
+        // Arrange: 1 500 items, upstream pages of up to 1 000.
+        let calls = std::cell::Cell::new(0);
+        let spec = PageSpec {
+            limit: 1,
+            cursor: Cursor {
+                upstream: None,
+                skip: 1_400,
+            },
+        };
+
+        // Act
+        let (items, next) = page_upstream(&spec, numbers(1_500, 1_000, &calls))
+            .await
+            .unwrap();
+
+        // Assert: item 1 400 exists and is answered, with the rest behind a token.
+        assert_eq!(items, [1_400]);
+        assert!(next.is_some());
+        assert_eq!(calls.get(), 2);
+    }
+
+    #[tokio::test]
+    async fn only_the_upstream_end_ends_the_list() {
+        // Arrange: endless empty pages that always promise more.
+        let calls = std::cell::Cell::new(0);
+        let fetch = |token: Option<String>, _size: u32| {
+            calls.set(calls.get() + 1);
+            let next = token.map_or(1, |t| t.parse::<u64>().unwrap() + 1);
+            std::future::ready(Ok::<_, ()>((Vec::<u64>::new(), Some(next.to_string()))))
+        };
+
+        // Act
+        let (items, next) = page_upstream(
+            &PageSpec {
+                limit: 5,
+                cursor: Cursor::default(),
+            },
+            fetch,
+        )
+        .await
+        .unwrap();
+
+        // Assert
+        assert!(items.is_empty());
+        assert_eq!(calls.get(), MAX_UPSTREAM_CALLS);
+        assert_eq!(next.unwrap().upstream.as_deref(), Some("10"));
     }
 
     proptest! {

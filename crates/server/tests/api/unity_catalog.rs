@@ -405,3 +405,84 @@ async fn an_expired_token_on_a_resource_call_is_auth_expired() {
     .await;
     assert_error(app.me(&token).send().await, 401, "AUTH_EXPIRED").await;
 }
+
+/// A server whose workspace's `main.default` schema holds `count` tables (`t0000`, `t0001`, …),
+/// served by Unity Catalog in pages of at most `page_size`.
+async fn app_with_tables(count: usize, page_size: usize) -> crate::app::TestApp {
+    let mut fixture = dbapp_emulator::Fixture::default();
+    fixture.settings.max_page_size = page_size;
+    let schema = fixture
+        .catalogs
+        .iter_mut()
+        .find(|c| c.name == "main")
+        .and_then(|c| c.schemas.iter_mut().find(|s| s.name == "default"))
+        .expect("the default fixture has main.default");
+    let template = schema.tables[0].clone();
+    schema.tables = (0..count)
+        .map(|i| dbapp_emulator::fixture::Table {
+            name: format!("t{i:04}"),
+            ..template.clone()
+        })
+        .collect();
+    let emulator = dbapp_emulator::start_local(dbapp_emulator::EmulatorConfig {
+        fixture,
+        ..Default::default()
+    })
+    .await
+    .expect("emulator starts");
+    let settings = crate::app::settings_for(&emulator, Vec::new());
+    crate::app::start_server(emulator, settings, None).await
+}
+
+const TABLES: &str = "/api/unity-catalog/catalogs/main/schemas/default/tables";
+
+#[tokio::test]
+async fn a_deep_offset_finds_the_item_that_exists() {
+    // Arrange: 1 500 tables; Unity Catalog pages hold 1 000.
+    let app = app_with_tables(1_500, 1_000).await;
+
+    // Act
+    let (status, page) = app
+        .get_json(&format!("{TABLES}?limit=1&offset=1400"), Some(ALICE))
+        .await;
+
+    // Assert: the 1 401st table, and more behind it.
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(names(&page), ["t1400"]);
+    assert!(page["next_page_token"].is_string(), "{page}");
+    assert!(app.emulator.requests("/api/2.1/unity-catalog/tables").len() <= 2);
+}
+
+#[tokio::test]
+async fn one_request_makes_a_bounded_number_of_upstream_calls_and_never_loses_the_rest() {
+    // Arrange: Unity Catalog answers one table per page.
+    let app = app_with_tables(40, 1).await;
+    app.emulator.clear_requests();
+
+    // Act: skip 25 tables, then follow the tokens.
+    let (status, first) = app
+        .get_json(&format!("{TABLES}?limit=1&offset=25"), Some(ALICE))
+        .await;
+    let calls = app.emulator.requests("/api/2.1/unity-catalog/tables").len();
+    let mut page = first.clone();
+    let mut seen = names(&first);
+    while seen.is_empty() {
+        let token = page["next_page_token"]
+            .as_str()
+            .expect("more to come")
+            .to_owned();
+        page = app
+            .get_json(&format!("{TABLES}?limit=1&page_token={token}"), Some(ALICE))
+            .await
+            .1;
+        seen.extend(names(&page));
+    }
+
+    // Assert: the first answer stopped at the call budget without claiming the end, and the
+    // walk reached table 25.
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(calls, 10, "the call budget per request");
+    assert!(names(&first).is_empty());
+    assert!(first["next_page_token"].is_string(), "{first}");
+    assert_eq!(seen, ["t0025"]);
+}
