@@ -172,12 +172,6 @@ impl History {
         })
     }
 
-    /// Records waiting in the outbox.
-    #[must_use]
-    pub fn waiting(&self) -> usize {
-        self.0.as_ref().map_or(0, |shared| *shared.waiting.borrow())
-    }
-
     /// Waits until the outbox is empty or `deadline` passes; returns whether it is empty.
     pub async fn flushed(&self, deadline: Instant) -> bool {
         let Some(shared) = &self.0 else { return true };

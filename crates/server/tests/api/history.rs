@@ -115,7 +115,8 @@ async fn a_graceful_stop_waits_for_the_outbox_to_reach_the_store() {
         .json()
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(app.state.history.waiting(), 1);
+    let metrics = app.metrics(ADMIN).text().await;
+    assert_eq!(series(&metrics, "inference_history_outbox_records"), 1.0);
 
     // Act: stop the server, and let the store come back while it stops.
     let path = app.db_path.clone().unwrap();
