@@ -34,7 +34,7 @@
 //! | `DBAPP_CORS_ORIGINS` | – | comma-separated origins allowed by CORS (dev UIs only); none = no CORS |
 //! | `DBAPP_REQUEST_TIMEOUT_SECS` | `110` | whole-request deadline, below the Apps proxy's ~120 s; a model invocation's `timeout_seconds` may be at most this minus [`MODEL_TIMEOUT_MARGIN_SECS`] (100 by default, see [`ServerSettings::model_timeout_max_secs`]) |
 //! | `DBAPP_HISTORY_INPUT_MAX_BYTES` | `65536` | serialized inputs longer than this are stored in the inference history cut to this many bytes, flagged `inputs_truncated` |
-//! | `DBAPP_HISTORY_OUTBOX_CAPACITY` | `10000` | inference-history records that may wait for the store (invocations in flight included); past it invocations are refused with `DATABASE_UNAVAILABLE` (see the `history` module) |
+//! | `DBAPP_HISTORY_OUTBOX_CAPACITY` | `10000` | 1 to 1 000 000 inference-history records that may wait for the store (invocations in flight included); past it invocations are refused with `DATABASE_UNAVAILABLE` (see the `history` module) |
 //! | `DBAPP_HEADER_READ_TIMEOUT_SECS` | `10` | a new connection's first request head, and any request head once begun, must arrive within it (see the `serve` module) |
 //! | `DBAPP_IDLE_TIMEOUT_SECS` | `75` | a connection with no request in flight is closed after it; above the usual 60 s proxy idle timeout |
 //! | `DBAPP_MAX_CONNECTIONS` | `512` | connections open at once; more wait in the listen backlog (half of a 1 024 descriptor limit) |
@@ -217,6 +217,10 @@ fn default_port() -> u16 {
 /// A deadline under 20 s keeps half of itself instead.
 pub const MODEL_TIMEOUT_MARGIN_SECS: u64 = 10;
 
+/// Largest `DBAPP_HISTORY_OUTBOX_CAPACITY`: far above any useful setting (a million records of
+/// up to 64 KiB of inputs each), and well within what the outbox's semaphore can count.
+pub const MAX_HISTORY_OUTBOX_CAPACITY: usize = 1_000_000;
+
 /// Shortest scrape token accepted: it is a password.
 pub const MIN_METRICS_TOKEN_CHARS: usize = 24;
 
@@ -371,19 +375,17 @@ impl ServerSettings {
                 "must be at least 1",
             ));
         }
-        for (variable, value) in [
-            (
+        if self.dbapp.history_input_max_bytes == 0 {
+            return Err(ConfigError::new(
                 "DBAPP_HISTORY_INPUT_MAX_BYTES",
-                self.dbapp.history_input_max_bytes,
-            ),
-            (
+                "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_HISTORY_OUTBOX_CAPACITY).contains(&self.dbapp.history_outbox_capacity) {
+            return Err(ConfigError::new(
                 "DBAPP_HISTORY_OUTBOX_CAPACITY",
-                self.dbapp.history_outbox_capacity,
-            ),
-        ] {
-            if value == 0 {
-                return Err(ConfigError::new(variable, "must be at least 1"));
-            }
+                format!("must be from 1 to {MAX_HISTORY_OUTBOX_CAPACITY}"),
+            ));
         }
         if self.dbapp.statement_timeout_secs == 0 {
             return Err(ConfigError::new(
@@ -621,18 +623,19 @@ mod tests {
     }
 
     #[test]
-    fn history_limits_default_and_refuse_zero() {
+    fn history_limits_default_and_refuse_zero_and_a_huge_outbox() {
         // Arrange / Act
         let settings = load(&[]).unwrap();
 
         // Assert
         assert_eq!(settings.server.dbapp.history_input_max_bytes, 65_536);
         assert_eq!(settings.server.dbapp.history_outbox_capacity, 10_000);
-        for variable in [
-            "DBAPP_HISTORY_INPUT_MAX_BYTES",
-            "DBAPP_HISTORY_OUTBOX_CAPACITY",
+        for (variable, value) in [
+            ("DBAPP_HISTORY_INPUT_MAX_BYTES", "0"),
+            ("DBAPP_HISTORY_OUTBOX_CAPACITY", "0"),
+            ("DBAPP_HISTORY_OUTBOX_CAPACITY", "1000001"),
         ] {
-            let error = load(&[(variable, "0")]).unwrap_err();
+            let error = load(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variables, [variable]);
         }
     }

@@ -115,15 +115,16 @@ impl History {
             stop,
             writer: Mutex::new(None),
         });
-        // The writer holds the shared state but not the only sender's owner: it ends when told
-        // to stop, not when the channel closes.
+        // The writer holds the shared state, and with it the sender: it ends when `close` tells
+        // it to stop, not when the channel closes.
         let writer = tokio::spawn(write_outbox(Arc::clone(&shared), queue, stopped));
         *shared.writer.lock().unwrap_or_else(PoisonError::into_inner) = Some(writer);
         Self(Some(shared))
     }
 
     /// Takes a slot for one invocation, before the model is called, and prepares its record
-    /// (inputs sanitized and capped). `deadline` is when the request deadline passes.
+    /// (inputs sanitized and capped). `deadline` is when the request deadline passes (`None`:
+    /// too far away to name).
     ///
     /// # Errors
     /// [`ApiError::HistoryBacklogFull`] when every slot is taken.
@@ -133,7 +134,7 @@ impl History {
         request_id: Uuid,
         endpoint_name: &str,
         inputs: &Value,
-        deadline: Instant,
+        deadline: Option<Instant>,
     ) -> Result<PendingRecord, ApiError> {
         let Some(shared) = &self.0 else {
             return Ok(PendingRecord {
@@ -330,7 +331,7 @@ pub struct PendingRecord {
     /// Whether `log` holds the invocation's outcome yet.
     answered: bool,
     started: Instant,
-    deadline: Instant,
+    deadline: Option<Instant>,
 }
 
 impl PendingRecord {
@@ -381,7 +382,7 @@ impl Drop for PendingRecord {
         if !self.answered {
             // The handler ended before the model answered: the request deadline, or the
             // client went away.
-            let (status, why) = if Instant::now() >= self.deadline {
+            let (status, why) = if self.deadline.is_some_and(|d| Instant::now() >= d) {
                 (
                     InferenceStatus::Timeout,
                     "the request deadline passed before the model answered",
@@ -468,12 +469,12 @@ mod tests {
         // Act: both handlers end without recording (a closed connection, the deadline).
         drop(
             history
-                .reserve(user.clone(), gone, "echo", &inputs, later)
+                .reserve(user.clone(), gone, "echo", &inputs, Some(later))
                 .unwrap(),
         );
         drop(
             history
-                .reserve(user.clone(), cut, "echo", &inputs, Instant::now())
+                .reserve(user.clone(), cut, "echo", &inputs, Some(Instant::now()))
                 .unwrap(),
         );
         let flushed = history.flushed(later).await;

@@ -429,7 +429,7 @@ async fn invoke_endpoint(
         }
     };
     let request_id = Uuid::new_v4();
-    let deadline = tokio::time::Instant::now() + app.settings.request_timeout();
+    let deadline = tokio::time::Instant::now().checked_add(app.settings.request_timeout());
     let pending = app.history.reserve(
         caller.user_id().clone(),
         request_id,
