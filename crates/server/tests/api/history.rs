@@ -76,7 +76,7 @@ async fn with_the_store_down_invocations_are_answered_and_recorded_once_it_is_ba
     eprintln!("[figure] invocations with the store down: {first_took:?} then {second_took:?}");
     assert_eq!(first, 200, "{one}");
     assert_eq!(second, 200, "{two}");
-    assert!(second_took < Duration::from_secs(2), "{second_took:?}");
+    assert!(second_took < Duration::from_secs(5), "{second_took:?}");
     let body = assert_error(refused, 503, "DATABASE_UNAVAILABLE").await;
     assert_eq!(body["retry_after"], 5);
     assert_eq!(app.emulator.requests(ECHO_CALLS).len(), 2);
