@@ -357,6 +357,16 @@ pub enum ApiError {
     /// `503 DATABASE_UNAVAILABLE`: the store cannot be reached; `retry_after` 5.
     #[error("The database is unavailable; please retry shortly.")]
     DatabaseUnavailable(#[source] StoreError),
+    /// `503 DATABASE_UNAVAILABLE`: the inference-history outbox is full (the store has refused
+    /// records for a while), so a model invocation is refused before the model is called: an
+    /// invocation that could not be recorded is not made. `retry_after` 5.
+    #[error(
+        "The inference history cannot record more invocations right now; please retry shortly."
+    )]
+    HistoryBacklogFull {
+        /// The outbox's capacity (`DBAPP_HISTORY_OUTBOX_CAPACITY`).
+        capacity: usize,
+    },
     /// `503 STORAGE_NOT_CONFIGURED`: no store is configured.
     #[error("No database is configured for this app, so this feature is unavailable.")]
     StorageNotConfigured,
@@ -397,7 +407,9 @@ impl ApiError {
             Self::ModelError { .. } => ErrorCode::ModelError,
             Self::UpstreamTimeout(_) => ErrorCode::UpstreamTimeout,
             Self::ModelTimeout { .. } => ErrorCode::ModelTimeout,
-            Self::DatabaseUnavailable(_) => ErrorCode::DatabaseUnavailable,
+            Self::DatabaseUnavailable(_) | Self::HistoryBacklogFull { .. } => {
+                ErrorCode::DatabaseUnavailable
+            }
             Self::StorageNotConfigured => ErrorCode::StorageNotConfigured,
             Self::WarehouseNotConfigured => ErrorCode::WarehouseNotConfigured,
             Self::Internal(_) => ErrorCode::InternalError,
@@ -429,7 +441,9 @@ impl ApiError {
         match self {
             Self::AuthRateLimited { retry_after, .. } => Some(*retry_after),
             Self::RateLimited { retry_after, .. } => *retry_after,
-            Self::DatabaseUnavailable(_) => Some(DATABASE_RETRY_AFTER_SECS),
+            Self::DatabaseUnavailable(_) | Self::HistoryBacklogFull { .. } => {
+                Some(DATABASE_RETRY_AFTER_SECS)
+            }
             _ => None,
         }
     }
@@ -451,6 +465,9 @@ impl ApiError {
             }
             Self::ModelTimeout { timeout_seconds } => {
                 Some(json!({"timeout_seconds": timeout_seconds}))
+            }
+            Self::HistoryBacklogFull { capacity } => {
+                Some(json!({"history_outbox_capacity": capacity}))
             }
             _ => None,
         }

@@ -8,7 +8,8 @@
 //!    log-line layer).
 //! 2. [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope.
 //! 3. Telemetry and infrastructure: [`metrics`] (Prometheus names, the recorder, the upstream
-//!    observer), [`records`] (the request-record writer), [`http_metrics`] (the
+//!    observer), [`records`] (the request-record writer), [`history`] (the inference history's
+//!    writer and outbox), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
 //!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
@@ -32,6 +33,7 @@ pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod http_metrics;
 pub mod identity;
 pub mod json_log;

@@ -60,6 +60,15 @@ pub const LAKEBASE_TOKEN_EXPIRY_SECONDS: &str = "lakebase_token_expiry_seconds";
 pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
 /// Request records dropped because the writer's channel was full.
 pub const REQUEST_RECORDS_DROPPED_TOTAL: &str = "request_records_dropped_total";
+/// `inference_history_outbox_records`: inference-history records waiting for the store.
+pub const INFERENCE_HISTORY_OUTBOX_RECORDS: &str = "inference_history_outbox_records";
+/// `inference_history_delayed_total`: records that went to the outbox instead of the store.
+pub const INFERENCE_HISTORY_DELAYED_TOTAL: &str = "inference_history_delayed_total";
+/// `inference_history_written_late_total`: records the outbox writer stored.
+pub const INFERENCE_HISTORY_WRITTEN_LATE_TOTAL: &str = "inference_history_written_late_total";
+/// `inference_history_dropped_total{reason}`: records never stored (`invalid`: the store
+/// refused them; `shutdown`: still waiting when the shutdown grace ended).
+pub const INFERENCE_HISTORY_DROPPED_TOTAL: &str = "inference_history_dropped_total";
 
 /// Log lines dropped because the log writer's queue was full.
 pub const LOG_LINES_DROPPED_TOTAL: &str = "log_lines_dropped_total";

@@ -215,8 +215,12 @@ pub struct InferenceLog {
     pub endpoint_name: String,
     /// How the invocation ended.
     pub status: InferenceStatus,
-    /// The request's `inputs`.
+    /// The request's `inputs`; when [`InferenceLog::inputs_truncated`], a JSON string holding
+    /// the first bytes of their serialized form instead.
     pub inputs: Value,
+    /// Whether the inputs were larger than the server's history cap and `inputs` holds only the
+    /// beginning of their serialized form.
+    pub inputs_truncated: bool,
     /// The endpoint's predictions, on success.
     pub predictions: Option<Value>,
     /// Why it failed, for errors and timeouts.

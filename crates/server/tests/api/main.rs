@@ -6,6 +6,7 @@ mod connections;
 mod errors;
 mod faults;
 mod health;
+mod history;
 mod lakebase;
 mod logs;
 mod model_serving;
