@@ -1,8 +1,14 @@
 //! The HTTP metrics layer, [`TrackHttpLayer`]: the innermost middleware, applied after routing
 //! (`Router::layer`) where the route template (`MatchedPath`) is known. For each request it
 //! records the template on the request span, counts `http_requests_total` and
-//! `http_request_duration_seconds`, hands a performance record to the batch writer
-//! ([`RequestRecorder`]), and logs the response's error once ([`log_error`]).
+//! `http_request_duration_seconds`, hands a performance record of each `/api` request to the
+//! batch writer ([`RequestRecorder`]), and logs the response's error once ([`log_error`]).
+//!
+//! Requests refused before any handler worked for an identified caller (unauthenticated, or no
+//! route or method: [`crate::error::ErrorCode::is_refused_before_handling`]) are counted here but get no
+//! performance record: anyone can send them, so a database row each would let an anonymous
+//! flood fill the database. The signal is typed: the [`LoggedError`] the response carries, which
+//! the `Caller` extractor's and the fallbacks' `ApiError` put there.
 //!
 //! A plain tower layer rather than `from_fn`, which would clone the route and box a future per
 //! request on top of the router's own. It holds only what it writes to (the [`Metrics`] and the
@@ -21,7 +27,7 @@ use dbapp_store::NewRequestRecord;
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::error::log_error;
+use crate::error::{LoggedError, log_error};
 use crate::metrics::{HTTP_REQUEST_DURATION_SECONDS, HTTP_REQUESTS_TOTAL, Metrics};
 use crate::records::RequestRecorder;
 
@@ -152,7 +158,11 @@ where
             &[("route", route), ("method", method)],
             elapsed.as_secs_f64(),
         );
-        if route.starts_with("/api/") {
+        let refused = response
+            .extensions()
+            .get::<LoggedError>()
+            .is_some_and(|LoggedError(error)| error.code().is_refused_before_handling());
+        if route.starts_with("/api/") && !refused {
             this.layer.records.record(NewRequestRecord {
                 route: route.to_owned(),
                 method: method.to_owned(),

@@ -179,3 +179,71 @@ async fn an_event_timestamp_outside_the_years_1_to_9999_is_invalid_request() {
         assert_error(response, 400, "INVALID_REQUEST").await;
     }
 }
+
+#[tokio::test]
+async fn unauthenticated_and_unrouted_requests_write_no_performance_record() {
+    // Arrange
+    let app = spawn_app().await;
+    let store = app.state.store.clone().expect("a store");
+    let started = chrono::Utc::now();
+
+    // Act: refused requests of every kind, then one authenticated routed request, whose record
+    // comes after theirs through the one writer's queue.
+    for i in 0..20 {
+        let unauthenticated = app.get("/api/preferences", None).send().await.unwrap();
+        let bad_token = app
+            .get("/api/user/me", Some("bad token"))
+            .send()
+            .await
+            .unwrap();
+        let unknown = app
+            .get(&format!("/api/no-such-route-{i}"), Some(ALICE))
+            .send()
+            .await
+            .unwrap();
+        let wrong_method = app
+            .request(reqwest::Method::PATCH, "/api/preferences", ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unauthenticated.status(), 401);
+        assert_eq!(bad_token.status(), 401);
+        assert_eq!(unknown.status(), 404);
+        assert_eq!(wrong_method.status(), 405);
+    }
+    app.list_preferences(ALICE).send().await;
+    let window = dbapp_store::TimeWindow::new(
+        started - chrono::TimeDelta::minutes(1),
+        chrono::Utc::now() + chrono::TimeDelta::minutes(1),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let report = loop {
+        let report = store.admin_performance_report(window, None).await.unwrap();
+        if report.summary.requests > 0 || std::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::task::yield_now().await;
+    };
+
+    let metrics = app.metrics(ADMIN).text().await;
+
+    // Assert: only the authenticated routed request was recorded; the others are counted in
+    // Prometheus under their route template, never the raw path.
+    let routes: Vec<_> = report
+        .routes
+        .iter()
+        .map(|r| (r.route.as_str(), r.method.as_str(), r.stats.requests))
+        .collect();
+    assert_eq!(routes, [("/api/preferences", "GET", 1)]);
+    assert_eq!(report.summary.requests, 1);
+    for series in [
+        r#"http_requests_total{route="/api/preferences",method="GET",status="401"} 20"#,
+        r#"http_requests_total{route="/api/user/me",method="GET",status="401"} 20"#,
+        r#"http_requests_total{route="/api/{*rest}",method="GET",status="404"} 20"#,
+        r#"http_requests_total{route="/api/preferences",method="PATCH",status="405"} 20"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+    assert!(!metrics.contains("no-such-route"));
+}
