@@ -42,6 +42,8 @@
 //! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
 //! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
+//! | `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE` | `1200` | usage events per user per minute, also the burst (see the `quota` module); `0`: no quota |
+//! | `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE` | `120` | model invocations per user per minute, also the burst; `0`: no quota |
 
 use std::time::Duration;
 
@@ -175,6 +177,10 @@ pub struct DbappSettings {
     pub metrics_token: Option<SecretString>,
     /// `DBAPP_METRICS_USER_LABELS`.
     pub metrics_user_labels: UserLabels,
+    /// `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE`; 0: no quota.
+    pub quota_usage_events_per_minute: u32,
+    /// `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE`; 0: no quota.
+    pub quota_invocations_per_minute: u32,
 }
 
 impl Default for DbappSettings {
@@ -195,6 +201,8 @@ impl Default for DbappSettings {
             statement_timeout_secs: 30,
             metrics_token: None,
             metrics_user_labels: UserLabels::Hash,
+            quota_usage_events_per_minute: 1_200,
+            quota_invocations_per_minute: 120,
         }
     }
 }
@@ -562,6 +570,29 @@ mod tests {
             let error = load(&[(variable, "0")]).unwrap_err();
             assert_eq!(error.variables, [variable]);
         }
+    }
+
+    #[test]
+    fn quotas_default_and_read_their_variables() {
+        // Arrange
+        let defaults = load(&[]).unwrap().server.dbapp;
+
+        // Act
+        let set = load(&[
+            ("DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE", "0"),
+            ("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "7"),
+        ])
+        .unwrap()
+        .server
+        .dbapp;
+        let negative = load(&[("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "-1")]).unwrap_err();
+
+        // Assert
+        assert_eq!(defaults.quota_usage_events_per_minute, 1_200);
+        assert_eq!(defaults.quota_invocations_per_minute, 120);
+        assert_eq!(set.quota_usage_events_per_minute, 0);
+        assert_eq!(set.quota_invocations_per_minute, 7);
+        assert_eq!(negative.variables, ["DBAPP_QUOTA_INVOCATIONS_PER_MINUTE"]);
     }
 
     #[test]

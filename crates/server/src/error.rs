@@ -79,7 +79,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: the body's content type is not accepted.
     UnsupportedMediaType,
-    /// 429: the workspace rate-limits a resource call (never retried by the server).
+    /// 429: the workspace rate-limits a resource call (never retried by the server), or the
+    /// caller is over a per-user quota (`detail.quota` names it); `Retry-After` always set.
     RateLimited,
     /// 502: the workspace answered 5xx after retries, or an unparseable body.
     UpstreamError,
@@ -342,6 +343,19 @@ pub enum ApiError {
         #[source]
         source: DatabricksError,
     },
+    /// `429 RATE_LIMITED`: the caller is over one of their per-user quotas; `detail.quota`
+    /// names it, `retry_after` says when the request would fit.
+    #[error(
+        "You are over your quota of {per_minute} {quota} per minute; please retry in {retry_after} s."
+    )]
+    QuotaExceeded {
+        /// `usage_events` or `invocations` (the `quota` module's `QuotaName`).
+        quota: &'static str,
+        /// The quota.
+        per_minute: u32,
+        /// Whole seconds until the request would fit (at least 1).
+        retry_after: u64,
+    },
     /// `502 UPSTREAM_ERROR`: the workspace answered 5xx after retries, or an unreadable body.
     #[error("The Databricks workspace did not answer as expected.")]
     Upstream(#[source] DatabricksError),
@@ -412,7 +426,7 @@ impl ApiError {
             Self::EndpointNotReady { .. } => ErrorCode::EndpointNotReady,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => ErrorCode::RateLimited,
             Self::Upstream(_) => ErrorCode::UpstreamError,
             Self::ModelInputInvalid { .. } => ErrorCode::ModelInputInvalid,
             Self::ModelError { .. } => ErrorCode::ModelError,
@@ -450,6 +464,7 @@ impl ApiError {
         match self {
             Self::AuthRateLimited { retry_after, .. } => Some(*retry_after),
             Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::QuotaExceeded { retry_after, .. } => Some(*retry_after),
             Self::DatabaseUnavailable(_) => Some(DATABASE_RETRY_AFTER_SECS),
             _ => None,
         }
@@ -466,6 +481,9 @@ impl ApiError {
             })),
             Self::EndpointNotReady { state, .. } => Some(json!({"state": state})),
             Self::PayloadTooLarge { limit_bytes } => Some(json!({"limit_bytes": limit_bytes})),
+            Self::QuotaExceeded {
+                quota, per_minute, ..
+            } => Some(json!({"quota": quota, "per_minute": per_minute})),
             Self::UnsupportedMediaType { expected } => Some(json!({"expected": expected})),
             Self::ModelError { status, .. } | Self::ModelInputInvalid { status, .. } => {
                 Some(json!({"status": status}))

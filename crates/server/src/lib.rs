@@ -12,7 +12,8 @@
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
 //!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
-//!    timeouts, the connection cap, graceful shutdown), and [`state`] ([`AppState`], what
+//!    timeouts, the connection cap, graceful shutdown), [`quota`] (the per-user quotas), and
+//!    [`state`] ([`AppState`], what
 //!    handlers share).
 //! 4. [`auth`]: the `Caller` and `Admin` extractors.
 //! 5. [`extract`]: the other extractors — typed `Limit`, `Offset` and path `Name`s, and
@@ -38,6 +39,7 @@ pub mod json_log;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 pub mod records;
 pub mod routes;
 pub mod serve;

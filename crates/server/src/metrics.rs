@@ -58,6 +58,8 @@ pub const LAKEBASE_TOKEN_REFRESH_TOTAL: &str = "lakebase_token_refresh_total";
 pub const LAKEBASE_TOKEN_EXPIRY_SECONDS: &str = "lakebase_token_expiry_seconds";
 /// `db_pool_connections{state}`.
 pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+/// `quota_rejections_total{quota}`: requests refused for a per-user quota.
+pub const QUOTA_REJECTIONS_TOTAL: &str = "quota_rejections_total";
 /// Request records dropped because the writer's channel was full.
 pub const REQUEST_RECORDS_DROPPED_TOTAL: &str = "request_records_dropped_total";
 
@@ -244,6 +246,11 @@ impl Metrics {
             AUTH_FAILURE_TOTAL,
             Unit::Count,
             "Requests refused while establishing identity, by AUTH_* reason",
+        );
+        d(
+            QUOTA_REJECTIONS_TOTAL,
+            Unit::Count,
+            "Requests refused with 429 for a per-user quota, by quota",
         );
         d(
             HTTP_REQUESTS_TOTAL,

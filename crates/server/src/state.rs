@@ -1,6 +1,6 @@
 //! [`AppState`]: what every handler shares (one `Arc` clone per request): the server's settings,
-//! the store, the workspace client, the identity cache, the metrics recorder and the
-//! request-record writer. Per-request data never lives here; it arrives through extractors.
+//! the store, the workspace client, the identity cache, the metrics recorder, the
+//! request-record writer and the per-user quotas. Per-request data never lives here; it arrives through extractors.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use dbapp_store::Store;
 use crate::config::ServerSettings;
 use crate::identity::IdentityCache;
 use crate::metrics::Metrics;
+use crate::quota::Quotas;
 use crate::records::RequestRecorder;
 
 /// Shared state: one `Arc` clone per request.
@@ -33,6 +34,8 @@ pub struct AppInner {
     pub metrics: Metrics,
     /// The request-record channel of the batch writer.
     pub records: RequestRecorder,
+    /// The per-user quotas of usage events and invocations.
+    pub quotas: Quotas,
 }
 
 impl Deref for AppState {
@@ -61,6 +64,11 @@ impl AppState {
             Some(store) => RequestRecorder::spawn(Arc::clone(store), metrics.clone()).0,
             None => RequestRecorder::disabled(),
         };
+        let quotas = Quotas::new(
+            settings.dbapp.quota_usage_events_per_minute,
+            settings.dbapp.quota_invocations_per_minute,
+            metrics.clone(),
+        );
         Self(Arc::new(AppInner {
             settings,
             store,
@@ -68,6 +76,7 @@ impl AppState {
             identities,
             metrics,
             records,
+            quotas,
         }))
     }
 

@@ -1,7 +1,9 @@
 //! Model Serving, as the user: endpoints, one endpoint, its input schema, invocations (each one
 //! recorded in the caller's inference history, whatever its outcome), and that history.
 //!
-//! An invocation first reads the endpoint (as the user): unknown → `ENDPOINT_NOT_FOUND`, not
+//! An invocation first uses one of the caller's invocation quota (`crate::quota`; over it:
+//! `429 RATE_LIMITED`, no upstream call and no history record), then reads the endpoint (as the
+//! user): unknown → `ENDPOINT_NOT_FOUND`, not
 //! ready → `ENDPOINT_NOT_READY` without invoking. The call is not retried (a model call is not
 //! known to be idempotent) and is bounded by `timeout_seconds` (`MODEL_TIMEOUT`). The endpoint
 //! refusing the inputs (its 4xx other than 403/404/429) is `400 MODEL_INPUT_INVALID` with the
@@ -31,6 +33,7 @@ use super::{CountedPage, Cursor, ItemsPage, PageSpec, Pagination, page_upstream,
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, Endpoint, Name};
+use crate::quota::QuotaName;
 use crate::state::AppState;
 
 /// Endpoint state as the API reports it.
@@ -382,6 +385,9 @@ fn request_body(inputs: &Value) -> Value {
 }
 
 /// Invokes the endpoint as the user; every outcome is recorded in the caller's history.
+///
+/// Each invocation uses one of the caller's invocation quota; over it (429), nothing is called
+/// or recorded.
 #[utoipa::path(post, path = "/api/model-serving/endpoints/{name}/invocations", tag = "model-serving",
     security(("user_token" = [])), params(("name" = String, Path)), request_body = InvocationRequest,
     responses(
@@ -391,7 +397,7 @@ fn request_body(inputs: &Value) -> Value {
     (status = 404, body = ErrorBody, description = "ENDPOINT_NOT_FOUND"),
     (status = 409, body = ErrorBody, description = "ENDPOINT_NOT_READY"),
     (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-    (status = 429, body = ErrorBody, description = "RATE_LIMITED"),
+    (status = 429, body = ErrorBody, description = "RATE_LIMITED: the workspace's, or the caller's invocation quota (detail.quota = invocations); Retry-After set"),
     (status = 502, body = ErrorBody, description = "MODEL_ERROR (detail.status), UPSTREAM_ERROR"),
     (status = 504, body = ErrorBody, description = "MODEL_TIMEOUT"),
 ))]
@@ -412,6 +418,12 @@ async fn invoke_endpoint(
             ));
         }
     };
+    app.quotas.check(
+        QuotaName::Invocations,
+        caller.user_id(),
+        std::num::NonZeroU32::MIN,
+        "body",
+    )?;
     let request_id = Uuid::new_v4();
     let created_at = Utc::now();
     let started = Instant::now();

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::app::{ADMIN, ALICE, BOB, assert_error, spawn_app};
+use crate::app::{ADMIN, ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
 
 fn events(n: usize) -> serde_json::Value {
     let now = chrono::Utc::now().to_rfc3339();
@@ -246,4 +246,53 @@ async fn unauthenticated_and_unrouted_requests_write_no_performance_record() {
         assert!(metrics.contains(series), "{series} in {metrics}");
     }
     assert!(!metrics.contains("no-such-route"));
+}
+
+#[tokio::test]
+async fn a_batch_over_the_usage_quota_is_refused_whole_and_stores_nothing() {
+    // Arrange: the default quota, 1 200 events a minute, of which a first batch uses 1 000.
+    let app = spawn_app().await;
+    assert_eq!(
+        app.post_usage(ALICE, &events(1000)).send().await.status(),
+        202
+    );
+
+    // Act
+    let over = app.post_usage(ALICE, &events(1000)).send().await;
+    let bob = app.post_usage(BOB, &events(1000)).send().await;
+
+    // Assert: 800 events short at 20 a second: 40 s; nothing of the batch stored.
+    let refused = assert_error(over, 429, "RATE_LIMITED").await;
+    assert_eq!(refused["detail"]["quota"], "usage_events", "{refused}");
+    let retry_after = refused["retry_after"].as_u64().unwrap();
+    assert!((39..=40).contains(&retry_after), "{refused}");
+    assert_eq!(bob.status(), 202);
+    let (_, alice) = app.usage_count(ALICE, "").json().await;
+    assert_eq!(alice["count"], 1000, "{alice}");
+    let (_, bob) = app.usage_count(BOB, "").json().await;
+    assert_eq!(bob["count"], 1000, "{bob}");
+    let metrics = app.metrics(ADMIN).text().await;
+    assert!(
+        metrics.contains(r#"quota_rejections_total{quota="usage_events"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_the_usage_quota_is_invalid_request_not_a_retry() {
+    // Arrange
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE", "10")],
+        ..Options::default()
+    })
+    .await;
+
+    // Act
+    let too_big = app.post_usage(ALICE, &events(11)).send().await;
+    let fits = app.post_usage(ALICE, &events(10)).send().await;
+
+    // Assert
+    let refused = assert_error(too_big, 400, "INVALID_REQUEST").await;
+    assert_eq!(refused["detail"]["field"], "events", "{refused}");
+    assert_eq!(fits.status(), 202);
 }
