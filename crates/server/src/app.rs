@@ -20,8 +20,8 @@
 //! 8. `CompressionLayer` — gzip for clients that ask;
 //! 9. CORS (only for configured dev origins);
 //! 10. `TrackHttpLayer`, after routing (`Router::layer`), where `MatchedPath` is known: records the
-//!     route template on the span, metrics and performance records by route (none for requests
-//!     refused as unauthenticated or unrouted), and logs each `ApiError` once with its cause
+//!     route template on the span, metrics and performance records by route (only for `/api`
+//!     requests whose caller was identified), and logs each `ApiError` once with its cause
 //!     chain.
 
 use std::convert::Infallible;
@@ -67,9 +67,6 @@ pub fn build_app(
         .merge(crate::openapi::docs_router(Arc::clone(&openapi)))
         .merge(crate::routes::fallback_router())
         .fallback(crate::assets::spa)
-        // After every route is added (it applies to the routes present), and inside the
-        // metrics layer, so a wrong method is an `ApiError` that layer can see.
-        .method_not_allowed_fallback(crate::routes::method_not_allowed)
         .layer(TrackHttpLayer::new(
             state.metrics.clone(),
             state.records.clone(),

@@ -171,27 +171,6 @@ impl ErrorCode {
         }
     }
 
-    /// Whether a request answered with this code was refused before any handler worked for an
-    /// identified caller: no identity (`AUTH_*`, `IDENTITY_MISMATCH`) or no route
-    /// (`ROUTE_NOT_FOUND`, `METHOD_NOT_ALLOWED`). Such requests cost no database write: they get
-    /// no performance record, only the Prometheus counts (`http_requests_total` under the route
-    /// template or `/api/{*rest}`, and `auth_failure_total{reason}`), so a flood of them cannot
-    /// grow the database.
-    #[must_use]
-    pub fn is_refused_before_handling(self) -> bool {
-        matches!(
-            self,
-            Self::AuthMissing
-                | Self::AuthInvalid
-                | Self::AuthExpired
-                | Self::AuthRateLimited
-                | Self::AuthUserIdentityFailed
-                | Self::IdentityMismatch
-                | Self::RouteNotFound
-                | Self::MethodNotAllowed
-        )
-    }
-
     /// The wire spelling, e.g. `AUTH_MISSING`.
     #[must_use]
     pub fn as_str(self) -> &'static str {

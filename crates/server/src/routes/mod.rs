@@ -220,11 +220,6 @@ async fn api_route_not_found() -> ApiError {
     ApiError::RouteNotFound
 }
 
-/// A known route with a method it does not take: `METHOD_NOT_ALLOWED` (axum adds `Allow`).
-pub(crate) async fn method_not_allowed() -> ApiError {
-    ApiError::MethodNotAllowed
-}
-
 /// Unknown `/api` paths answer `ROUTE_NOT_FOUND`, never the UI.
 pub fn fallback_router() -> Router<AppState> {
     Router::new()

@@ -181,13 +181,13 @@ async fn an_event_timestamp_outside_the_years_1_to_9999_is_invalid_request() {
 }
 
 #[tokio::test]
-async fn unauthenticated_and_unrouted_requests_write_no_performance_record() {
+async fn only_requests_of_identified_callers_write_a_performance_record() {
     // Arrange
     let app = spawn_app().await;
     let store = app.state.store.clone().expect("a store");
     let started = chrono::Utc::now();
 
-    // Act: refused requests of every kind, then one authenticated routed request, whose record
+    // Act: refused and public requests of every kind, then one authenticated routed request, whose record
     // comes after theirs through the one writer's queue.
     for i in 0..20 {
         let unauthenticated = app.get("/api/preferences", None).send().await.unwrap();
@@ -206,7 +206,9 @@ async fn unauthenticated_and_unrouted_requests_write_no_performance_record() {
             .send()
             .await
             .unwrap();
+        let public = app.get("/api/health", None).send().await.unwrap();
         assert_eq!(unauthenticated.status(), 401);
+        assert_eq!(public.status(), 200);
         assert_eq!(bad_token.status(), 401);
         assert_eq!(unknown.status(), 404);
         assert_eq!(wrong_method.status(), 405);
@@ -228,7 +230,7 @@ async fn unauthenticated_and_unrouted_requests_write_no_performance_record() {
 
     let metrics = app.metrics(ADMIN).text().await;
 
-    // Assert: only the authenticated routed request was recorded; the others are counted in
+    // Assert: only the identified caller's request was recorded; the others are counted in
     // Prometheus under their route template, never the raw path.
     let routes: Vec<_> = report
         .routes
@@ -242,6 +244,7 @@ async fn unauthenticated_and_unrouted_requests_write_no_performance_record() {
         r#"http_requests_total{route="/api/user/me",method="GET",status="401"} 20"#,
         r#"http_requests_total{route="/api/{*rest}",method="GET",status="404"} 20"#,
         r#"http_requests_total{route="/api/preferences",method="PATCH",status="405"} 20"#,
+        r#"http_requests_total{route="/api/health",method="GET",status="200"} 20"#,
     ] {
         assert!(metrics.contains(series), "{series} in {metrics}");
     }
