@@ -8,7 +8,8 @@
 //!    log-line layer).
 //! 2. [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope.
 //! 3. Telemetry and infrastructure: [`metrics`] (Prometheus names, the recorder, the upstream
-//!    observer), [`records`] (the request-record writer), [`http_metrics`] (the
+//!    observer), [`records`] (the request-record writer), [`request_head`] (the request-head
+//!    limits layer), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
 //!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
@@ -41,6 +42,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod quota;
 pub mod records;
+pub mod request_head;
 pub mod routes;
 pub mod serve;
 pub mod startup;
