@@ -12,7 +12,8 @@
 //! request would fit; counted in `quota_rejections_total{quota}`. A batch larger than the
 //! quota's burst could never fit, so it is `400 INVALID_REQUEST` instead of a 429 a client would
 //! retry forever. Quotas are per server process: with several replicas a user gets that much
-//! per replica.
+//! per replica. A request that fails after the check (the database down, the model failing)
+//! has still used its share: the quota bounds attempts, not successes.
 //!
 //! | variable | default | meaning |
 //! |---|---|---|

@@ -24,7 +24,7 @@ use futures_util::future::{Either, Ready, ready};
 use tower::{Layer, Service};
 
 use crate::error::ApiError;
-pub use crate::limits::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
+use crate::limits::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
 
 /// The layer (see the module header).
 #[derive(Debug, Clone, Copy, Default)]
