@@ -261,6 +261,24 @@ fn decimal(number: &str) -> Option<(bool, String, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_text_is_scanned_without_panicking(text in "\\PC{0,80}") {
+            let _ = inexact_number(text.as_bytes());
+        }
+
+        #[test]
+        fn every_double_and_64_bit_integer_is_exact(
+            double in any::<f64>().prop_filter("finite", |d| d.is_finite()),
+            signed in any::<i64>(),
+            unsigned in any::<u64>(),
+        ) {
+            let body = serde_json::json!([double, signed, unsigned]).to_string();
+            prop_assert_eq!(inexact_number(body.as_bytes()), None);
+        }
+    }
 
     #[test]
     fn numbers_a_double_or_a_64_bit_integer_holds_are_exact() {
