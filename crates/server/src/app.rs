@@ -20,9 +20,13 @@
 //! 7. `RequestBodyLimitLayer` — 1 MiB, before any handler buffers a body;
 //! 8. `CompressionLayer` — gzip for clients that ask;
 //! 9. CORS (only for configured dev origins);
-//! 10. `TrackHttpLayer`, after routing (`Router::layer`), where `MatchedPath` is known: records the
-//!     route template on the span, metrics and performance records by route, and logs each
-//!     `ApiError` once with its cause chain.
+//! 10. `RequestHeadLayer` — the request-target and header limits (414, 431): inside the
+//!     envelope, the security headers and the access log, and before routing and every
+//!     extractor; last of the stack because it answers with the router's own body type;
+//! 11. `TrackHttpLayer`, after routing (`Router::layer`), where `MatchedPath` is known: records the
+//!     route template on the span, metrics and performance records by route (only for `/api`
+//!     requests whose caller was identified), and logs each `ApiError` once with its cause
+//!     chain.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -48,6 +52,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::http_metrics::TrackHttpLayer;
 use crate::limits::{BODY_LIMIT_BYTES, SHUTDOWN_GRACE};
+use crate::request_head::RequestHeadLayer;
 use crate::serve::serve_app;
 use crate::state::AppState;
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
@@ -126,6 +131,7 @@ pub fn build_app(
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(CompressionLayer::new())
         .option_layer(cors)
+        .layer(RequestHeadLayer)
         .service(routed)
 }
 

@@ -44,6 +44,8 @@
 //! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
 //! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
+//! | `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE` | `1200` | usage events per user per minute, also the burst (see the `quota` module); `0`: no quota |
+//! | `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE` | `120` | model invocations per user per minute, also the burst; `0`: no quota |
 
 use std::time::Duration;
 
@@ -181,6 +183,10 @@ pub struct DbappSettings {
     pub history_input_max_bytes: usize,
     /// `DBAPP_HISTORY_OUTBOX_CAPACITY`.
     pub history_outbox_capacity: usize,
+    /// `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE`; 0: no quota.
+    pub quota_usage_events_per_minute: u32,
+    /// `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE`; 0: no quota.
+    pub quota_invocations_per_minute: u32,
 }
 
 impl Default for DbappSettings {
@@ -203,6 +209,8 @@ impl Default for DbappSettings {
             metrics_user_labels: UserLabels::Hash,
             history_input_max_bytes: 64 * 1024,
             history_outbox_capacity: 10_000,
+            quota_usage_events_per_minute: 1_200,
+            quota_invocations_per_minute: 120,
         }
     }
 }
@@ -638,6 +646,29 @@ mod tests {
             let error = load(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variables, [variable]);
         }
+    }
+
+    #[test]
+    fn quotas_default_and_read_their_variables() {
+        // Arrange
+        let defaults = load(&[]).unwrap().server.dbapp;
+
+        // Act
+        let set = load(&[
+            ("DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE", "0"),
+            ("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "7"),
+        ])
+        .unwrap()
+        .server
+        .dbapp;
+        let negative = load(&[("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "-1")]).unwrap_err();
+
+        // Assert
+        assert_eq!(defaults.quota_usage_events_per_minute, 1_200);
+        assert_eq!(defaults.quota_invocations_per_minute, 120);
+        assert_eq!(set.quota_usage_events_per_minute, 0);
+        assert_eq!(set.quota_invocations_per_minute, 7);
+        assert_eq!(negative.variables, ["DBAPP_QUOTA_INVOCATIONS_PER_MINUTE"]);
     }
 
     #[test]

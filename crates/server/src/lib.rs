@@ -9,11 +9,12 @@
 //! 2. [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope.
 //! 3. Telemetry and infrastructure: [`metrics`] (Prometheus names, the recorder, the upstream
 //!    observer), [`records`] (the request-record writer), [`history`] (the inference history's
-//!    writer and outbox), [`http_metrics`] (the
+//!    writer and outbox), [`request_head`] (the request-head limits layer), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
 //!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
-//!    timeouts, the connection cap, graceful shutdown), and [`state`] ([`AppState`], what
+//!    timeouts, the connection cap, graceful shutdown), [`quota`] (the per-user quotas), and
+//!    [`state`] ([`AppState`], what
 //!    handlers share).
 //! 4. [`auth`]: the `Caller` and `Admin` extractors.
 //! 5. [`extract`]: the other extractors — typed `Limit`, `Offset` and path `Name`s, and
@@ -40,7 +41,9 @@ pub mod json_log;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 pub mod records;
+pub mod request_head;
 pub mod routes;
 pub mod serve;
 pub mod startup;

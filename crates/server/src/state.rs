@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler shares (one `Arc` clone per request): the server's settings,
 //! the store, the workspace client, the identity cache, the metrics recorder, the request-record
-//! writer and the inference history's writer. Per-request data never lives here; it arrives through extractors.
+//! writer, the inference history's writer and the per-user quotas. Per-request data never lives
+//! here; it arrives through extractors.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::config::ServerSettings;
 use crate::history::History;
 use crate::identity::IdentityCache;
 use crate::metrics::Metrics;
+use crate::quota::Quotas;
 use crate::records::RequestRecorder;
 
 /// Shared state: one `Arc` clone per request.
@@ -36,6 +38,8 @@ pub struct AppInner {
     pub records: RequestRecorder,
     /// The inference history's writer and outbox.
     pub history: History,
+    /// The per-user quotas of usage events and invocations.
+    pub quotas: Quotas,
 }
 
 impl Deref for AppState {
@@ -72,6 +76,11 @@ impl AppState {
             ),
             None => (RequestRecorder::disabled(), History::disabled()),
         };
+        let quotas = Quotas::new(
+            settings.dbapp.quota_usage_events_per_minute,
+            settings.dbapp.quota_invocations_per_minute,
+            metrics.clone(),
+        );
         Self(Arc::new(AppInner {
             settings,
             store,
@@ -80,6 +89,7 @@ impl AppState {
             metrics,
             records,
             history,
+            quotas,
         }))
     }
 

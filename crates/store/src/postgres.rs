@@ -295,6 +295,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn pool_connections(&self) -> crate::PoolConnections {
+        crate::PoolConnections::of(self.pool.size(), self.pool.num_idle())
+    }
+
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;

@@ -227,6 +227,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn pool_connections(&self) -> crate::PoolConnections {
+        crate::PoolConnections::of(self.pool.size(), self.pool.num_idle())
+    }
+
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;

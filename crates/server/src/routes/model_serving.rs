@@ -1,14 +1,15 @@
 //! Model Serving, as the user: endpoints, one endpoint, its input schema, invocations (each one
 //! recorded in the caller's inference history, whatever its outcome), and that history.
 //!
-//! An invocation first takes a slot in the history's outbox (none free: `503
-//! DATABASE_UNAVAILABLE`, nothing invoked; see the `history` module, which stores the records),
-//! then reads the endpoint (as the user): unknown → `ENDPOINT_NOT_FOUND`, not ready →
-//! `ENDPOINT_NOT_READY` without invoking. The call is not retried (a model call is not known to
-//! be idempotent) and is bounded by `timeout_seconds` (`MODEL_TIMEOUT`, recorded as `TIMEOUT`).
-//! One deadline policy: `timeout_seconds` is 1 to the request deadline minus its margin
-//! (`ServerSettings::model_timeout_max_secs`, 100 by default), default
-//! [`DEFAULT_TIMEOUT_SECONDS`] (or that maximum when lower), so that a model timeout is
+//! An invocation first uses one of the caller's invocation quota (`crate::quota`; over it:
+//! `429 RATE_LIMITED`, no upstream call and no history record), then takes a slot in the
+//! history's outbox (none free: `503 DATABASE_UNAVAILABLE`, nothing invoked; see the `history`
+//! module, which stores the records), then reads the endpoint (as the user): unknown →
+//! `ENDPOINT_NOT_FOUND`, not ready → `ENDPOINT_NOT_READY` without invoking. The call is not
+//! retried (a model call is not known to be idempotent) and is bounded by `timeout_seconds`
+//! (`MODEL_TIMEOUT`, recorded as `TIMEOUT`). One deadline policy: `timeout_seconds` is 1 to the
+//! request deadline minus its margin (`ServerSettings::model_timeout_max_secs`, 100 by default),
+//! default [`DEFAULT_TIMEOUT_SECONDS`] (or that maximum when lower), so that a model timeout is
 //! answered and recorded before the request deadline could cut the handler. The endpoint
 //! refusing the inputs (its 4xx other than 403/404/429) is `400 MODEL_INPUT_INVALID` with the
 //! model's own message (at most [`MODEL_MESSAGE_CHARS`] characters), since the caller must change
@@ -38,6 +39,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, Endpoint, Name};
 use crate::history::Outcome;
+use crate::quota::QuotaName;
 use crate::state::AppState;
 
 /// Endpoint state as the API reports it.
@@ -393,6 +395,9 @@ fn request_body(inputs: &Value) -> Value {
 }
 
 /// Invokes the endpoint as the user; every outcome is recorded in the caller's history.
+///
+/// Each invocation uses one of the caller's invocation quota; over it (429), nothing is called
+/// or recorded.
 #[utoipa::path(post, path = "/api/model-serving/endpoints/{name}/invocations", tag = "model-serving",
     security(("user_token" = [])), params(("name" = String, Path)), request_body = InvocationRequest,
     responses(
@@ -402,7 +407,7 @@ fn request_body(inputs: &Value) -> Value {
     (status = 404, body = ErrorBody, description = "ENDPOINT_NOT_FOUND"),
     (status = 409, body = ErrorBody, description = "ENDPOINT_NOT_READY"),
     (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-    (status = 429, body = ErrorBody, description = "RATE_LIMITED"),
+    (status = 429, body = ErrorBody, description = "RATE_LIMITED: the workspace's, or the caller's invocation quota (detail.quota = invocations); Retry-After set"),
     (status = 502, body = ErrorBody, description = "MODEL_ERROR (detail.status), UPSTREAM_ERROR"),
     (status = 503, body = ErrorBody, description = "DATABASE_UNAVAILABLE: the history cannot record more invocations; nothing was invoked"),
     (status = 504, body = ErrorBody, description = "MODEL_TIMEOUT"),
@@ -428,6 +433,12 @@ async fn invoke_endpoint(
             ));
         }
     };
+    app.quotas.check(
+        QuotaName::Invocations,
+        caller.user_id(),
+        std::num::NonZeroU32::MIN,
+        "body",
+    )?;
     let request_id = Uuid::new_v4();
     let deadline = tokio::time::Instant::now().checked_add(app.settings.request_timeout());
     let pending = app.history.reserve(

@@ -5,7 +5,7 @@
 use dbapp_emulator::FaultRule;
 use serde_json::json;
 
-use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
+use crate::app::{ADMIN, ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn serving_endpoints_are_listed_as_the_user() {
@@ -297,5 +297,47 @@ async fn a_timeout_past_the_request_deadline_minus_its_margin_is_refused_unrecor
             .requests("/serving-endpoints/echo/invocations")
             .len(),
         1
+    );
+}
+
+#[tokio::test]
+async fn invocations_over_the_quota_are_rate_limited_and_never_reach_the_model() {
+    // Arrange: two invocations a minute per user.
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "2")],
+        ..Options::default()
+    })
+    .await;
+    let body = json!({"inputs": {"text": "hi"}});
+    for _ in 0..2 {
+        assert_eq!(app.invoke(ALICE, "echo", &body).send().await.status(), 200);
+    }
+
+    // Act
+    let over = app.invoke(ALICE, "echo", &body).send().await;
+    let bob = app.invoke(BOB, "echo", &body).send().await;
+
+    // Assert: refused before any upstream call, and not recorded; another user unaffected.
+    let refused = assert_error(over, 429, "RATE_LIMITED").await;
+    assert_eq!(refused["detail"]["quota"], "invocations", "{refused}");
+    assert_eq!(refused["detail"]["per_minute"], 2);
+    let retry_after = refused["retry_after"].as_u64().unwrap();
+    assert!((1..=30).contains(&retry_after), "{refused}");
+    assert_eq!(bob.status(), 200);
+    let alice_calls = |path: &str| {
+        app.emulator
+            .requests(path)
+            .iter()
+            .filter(|c| c.principal.as_deref() == Some("alice@example.com"))
+            .count()
+    };
+    assert_eq!(alice_calls("/serving-endpoints/echo/invocations"), 2);
+    assert_eq!(alice_calls("/api/2.0/serving-endpoints/echo"), 2);
+    let (_, logs) = app.list_inference_logs(ALICE, "").json().await;
+    assert_eq!(logs["total_count"], 2, "{logs}");
+    let metrics = app.metrics(ADMIN).text().await;
+    assert!(
+        metrics.contains(r#"quota_rejections_total{quota="invocations"} 1"#),
+        "{metrics}"
     );
 }
