@@ -3,15 +3,14 @@
 //!
 //! Storage choices, all invisible through the trait: timestamps are `INTEGER` microseconds since
 //! the Unix epoch (UTC), so comparisons and bucketing are exact integer arithmetic; JSON values
-//! are text. SQLite has no `percentile_cont`, so the percentiles are computed in Rust from the
-//! selected durations with Postgres' formula (see `aggregate`); text sorts by bytes (`BINARY`),
-//! as the Postgres store's `COLLATE "C"` does.
+//! are text. Request aggregates sum the per-minute rollups in SQL, as the Postgres store does,
+//! and the percentiles come from that histogram (see `aggregate`): no query loads one row per
+//! request. Text sorts by bytes (`BINARY`), as the Postgres store's `COLLATE "C"` does.
 //!
 //! The database runs in WAL mode with a busy timeout: readers never block the one writer, and
 //! concurrent writers wait for each other instead of failing. Multi-statement writes start with
 //! `BEGIN IMMEDIATE`, which takes the write lock up front, so they never fail half way on a lock.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,10 +22,10 @@ use sqlx::sqlite::{
 };
 use uuid::Uuid;
 
-use crate::aggregate::{self, RequestBucket, UsageBucket};
+use crate::aggregate;
 use crate::{
-    Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, Page, PageRequest, PageViews,
-    PerformanceReport, PoolSettings, Preference, Resource, RoutePerformance, Store, StoreError,
+    Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, PURGE_BATCH, Page, PageRequest,
+    PageViews, PerformanceReport, PoolSettings, Preference, Resource, Retained, Store, StoreError,
     TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
 };
 
@@ -197,21 +196,53 @@ const INSERT_REQUEST_RECORD: &str = "INSERT INTO performance_metrics \
          (route, method, status_code, duration_ms, recorded_at) \
      VALUES (?1, ?2, ?3, ?4, ?5)";
 
-const SELECT_REQUESTS: &str = "SELECT route, method, status_code, duration_ms \
-     FROM performance_metrics \
-     WHERE recorded_at >= ?1 AND recorded_at < ?2 AND (?3 IS NULL OR route = ?3) \
-     ORDER BY duration_ms";
+// Rollup rows of a batch, added to what earlier batches wrote for the same key. In
+// `DO UPDATE SET`, bare column names are the existing row's.
+const UPSERT_ROLLUP: &str = "INSERT INTO performance_rollups \
+         (minute, route, method, bucket, requests, errors) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (minute, route, method, bucket) DO UPDATE SET \
+         requests = requests + excluded.requests, errors = errors + excluded.errors";
+
+// At most routes × methods × LATENCY_BUCKETS rows, whatever the number of requests.
+const PERFORMANCE_HISTOGRAMS: &str = "SELECT route, method, bucket, sum(requests), sum(errors) \
+     FROM performance_rollups \
+     WHERE minute >= ?1 AND minute < ?2 AND (?3 IS NULL OR route = ?3) \
+     GROUP BY route, method, bucket";
 
 // Floor division (also right for instants before 1970, where `/` would round towards zero).
+// At most points × LATENCY_BUCKETS rows.
 const REQUEST_BUCKETS: &str = "SELECT \
-         (recorded_at - ((recorded_at % ?3) + ?3) % ?3) / ?3 AS bucket, status_code, duration_ms \
-     FROM performance_metrics WHERE recorded_at >= ?1 AND recorded_at < ?2 \
-     ORDER BY bucket, duration_ms";
+         (minute - ((minute % ?3) + ?3) % ?3) / ?3 AS slot, bucket, sum(requests), sum(errors) \
+     FROM performance_rollups WHERE minute >= ?1 AND minute < ?2 GROUP BY slot, bucket";
 
 const USAGE_BUCKETS: &str = "SELECT bucket, count(*), count(DISTINCT user_id) FROM ( \
          SELECT (occurred_at - ((occurred_at % ?3) + ?3) % ?3) / ?3 AS bucket, user_id \
          FROM usage_events WHERE occurred_at >= ?1 AND occurred_at < ?2) \
      GROUP BY bucket";
+
+/// One bounded purge statement per retained table: `?1` the cutoff, `?2` the batch size.
+fn purge_statement(table: Retained) -> &'static str {
+    match table {
+        Retained::UsageEvents => {
+            "DELETE FROM usage_events WHERE id IN \
+             (SELECT id FROM usage_events WHERE received_at < ?1 LIMIT ?2)"
+        }
+        Retained::InferenceLogs => {
+            "DELETE FROM model_inference_logs WHERE id IN \
+             (SELECT id FROM model_inference_logs WHERE created_at < ?1 LIMIT ?2)"
+        }
+        Retained::RequestRecords => {
+            "DELETE FROM performance_metrics WHERE id IN \
+             (SELECT id FROM performance_metrics WHERE recorded_at < ?1 LIMIT ?2)"
+        }
+        Retained::Rollups => {
+            "DELETE FROM performance_rollups WHERE (minute, route, method, bucket) IN \
+             (SELECT minute, route, method, bucket FROM performance_rollups \
+              WHERE minute < ?1 LIMIT ?2)"
+        }
+    }
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -418,6 +449,7 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(0);
         }
+        let rollups = aggregate::rollups(records);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for record in records {
             sqlx::query(INSERT_REQUEST_RECORD)
@@ -426,6 +458,17 @@ impl Store for SqliteStore {
                 .bind(i64::from(record.status))
                 .bind(record.duration_ms)
                 .bind(to_us(record.recorded_at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        for rollup in &rollups {
+            sqlx::query(UPSERT_ROLLUP)
+                .bind(to_us(rollup.minute))
+                .bind(rollup.route)
+                .bind(rollup.method)
+                .bind(rollup.bucket)
+                .bind(rollup.requests)
+                .bind(rollup.errors)
                 .execute(&mut *tx)
                 .await?;
         }
@@ -439,38 +482,13 @@ impl Store for SqliteStore {
         window: TimeWindow,
         route: Option<&str>,
     ) -> Result<PerformanceReport, StoreError> {
-        let rows: Vec<(String, String, i64, f64)> = sqlx::query_as(SELECT_REQUESTS)
+        let rows: Vec<aggregate::RouteBucketRow> = sqlx::query_as(PERFORMANCE_HISTOGRAMS)
             .bind(to_us(window.start))
             .bind(to_us(window.end))
             .bind(route)
             .fetch_all(&self.pool)
             .await?;
-        // Rows arrive sorted by duration, so every group's durations are sorted too.
-        let mut all = Vec::with_capacity(rows.len());
-        let mut all_errors = 0;
-        let mut groups: BTreeMap<(String, String), (Vec<f64>, i64)> = BTreeMap::new();
-        for (route, method, status, duration) in rows {
-            let error = i64::from(aggregate::is_error(status));
-            all.push(duration);
-            all_errors += error;
-            let group = groups.entry((route, method)).or_default();
-            group.0.push(duration);
-            group.1 += error;
-        }
-        let mut routes: Vec<RoutePerformance> = groups
-            .into_iter()
-            .map(|((route, method), (durations, errors))| RoutePerformance {
-                route,
-                method,
-                stats: aggregate::stats(&durations, errors),
-            })
-            .collect();
-        // Stable: equal counts keep the (route, method) byte order of the map.
-        routes.sort_by_key(|r| std::cmp::Reverse(r.stats.requests));
-        Ok(PerformanceReport {
-            summary: aggregate::stats(&all, all_errors),
-            routes,
-        })
+        Ok(aggregate::report(rows))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = bucket.as_str()))]
@@ -482,7 +500,7 @@ impl Store for SqliteStore {
         let range = aggregate::bucket_range(window, bucket)?;
         let width_us = bucket.seconds() * 1_000_000;
         let (start, end) = (to_us(window.start), to_us(window.end));
-        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(REQUEST_BUCKETS)
+        let requests: Vec<aggregate::TimeBucketRow> = sqlx::query_as(REQUEST_BUCKETS)
             .bind(start)
             .bind(end)
             .bind(width_us)
@@ -494,35 +512,29 @@ impl Store for SqliteStore {
             .bind(width_us)
             .fetch_all(&self.pool)
             .await?;
-        let mut durations: BTreeMap<i64, (Vec<f64>, i64)> = BTreeMap::new();
-        for (index, status, duration) in rows {
-            let entry = durations.entry(index).or_default();
-            entry.0.push(duration);
-            entry.1 += i64::from(aggregate::is_error(status));
-        }
-        let requests: BTreeMap<i64, RequestBucket> = durations
-            .into_iter()
-            .map(|(index, (sorted, errors))| {
-                let figures = RequestBucket {
-                    requests: sorted.len() as i64,
-                    errors,
-                    p50_ms: aggregate::percentile_cont(&sorted, 0.5),
-                    p95_ms: aggregate::percentile_cont(&sorted, 0.95),
-                    p99_ms: aggregate::percentile_cont(&sorted, 0.99),
-                };
-                (index, figures)
-            })
-            .collect();
-        let usage: BTreeMap<i64, UsageBucket> = usage
-            .into_iter()
-            .map(|(index, events, unique_users)| {
-                let figures = UsageBucket {
-                    events,
-                    unique_users,
-                };
-                (index, figures)
-            })
-            .collect();
+        let requests = aggregate::request_buckets(requests);
+        let usage = aggregate::usage_buckets(usage);
         Ok(aggregate::dense_series(range, bucket, &requests, &usage))
+    }
+
+    #[tracing::instrument(skip_all, fields(table = table.as_str()))]
+    async fn purge_older_than(
+        &self,
+        table: Retained,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        aggregate::check_timestamp("cutoff", cutoff)?;
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(purge_statement(table))
+                .bind(to_us(cutoff))
+                .bind(i64::from(PURGE_BATCH))
+                .execute(&self.pool)
+                .await?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < u64::from(PURGE_BATCH) {
+                return Ok(deleted);
+            }
+        }
     }
 }
