@@ -8,7 +8,8 @@
 //!    log-line layer).
 //! 2. [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope.
 //! 3. Telemetry and infrastructure: [`metrics`] (Prometheus names, the recorder, the upstream
-//!    observer), [`records`] (the request-record writer), [`http_metrics`] (the
+//!    observer), [`records`] (the request-record writer), [`retention`] (the task that purges
+//!    old rows), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
 //!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
@@ -39,6 +40,7 @@ pub mod limits;
 pub mod metrics;
 pub mod openapi;
 pub mod records;
+pub mod retention;
 pub mod routes;
 pub mod serve;
 pub mod startup;

@@ -16,11 +16,14 @@
 //! 4. binds the listener and assembles the state; the router and middleware are [`build_app`].
 //!
 //! [`Application::run_until_stopped`] serves it until the shutdown future resolves;
-//! [`Application::run_until_stopped_with`] first wraps it (`dbapp dev`'s identity layer).
+//! [`Application::run_until_stopped_with`] first wraps it (`dbapp dev`'s identity layer). While
+//! it serves, two background tasks run beside it and stop with it: the metrics upkeep and, when
+//! there is a store, the retention task ([`crate::retention`]).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
@@ -33,6 +36,7 @@ use tower::Service;
 use crate::app::build_app;
 use crate::config::{ConfigError, Settings};
 use crate::metrics::{Metrics, spawn_upkeep};
+use crate::retention::{RetentionPolicy, spawn_retention};
 use crate::serve::serve_app;
 use crate::state::AppState;
 use crate::storage::{StorageError, open_store};
@@ -155,10 +159,10 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let upkeep = spawn_upkeep(self.state.metrics.clone(), UPKEEP_PERIOD);
+        let tasks = BackgroundTasks::spawn(&self.state);
         let limits = self.state.settings.connection_limits();
         let result = serve_app(self.listener, build_app(self.state), limits, shutdown).await;
-        upkeep.abort();
+        tasks.stop();
         result
     }
 
@@ -171,12 +175,35 @@ impl Application {
         wrap: impl WrapApp,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let upkeep = spawn_upkeep(self.state.metrics.clone(), UPKEEP_PERIOD);
+        let tasks = BackgroundTasks::spawn(&self.state);
         let limits = self.state.settings.connection_limits();
         let app = wrap.wrap(build_app(self.state));
         let result = serve_app(self.listener, app, limits, shutdown).await;
-        upkeep.abort();
+        tasks.stop();
         result
+    }
+}
+
+/// The tasks that run while the server serves, stopped when it has drained.
+struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl BackgroundTasks {
+    fn spawn(state: &AppState) -> Self {
+        let mut tasks = vec![spawn_upkeep(state.metrics.clone(), UPKEEP_PERIOD)];
+        if let Some(store) = &state.store {
+            tasks.push(spawn_retention(
+                Arc::clone(store),
+                RetentionPolicy::from_settings(&state.settings),
+                state.metrics.clone(),
+            ));
+        }
+        Self(tasks)
+    }
+
+    fn stop(self) {
+        for task in self.0 {
+            task.abort();
+        }
     }
 }
 

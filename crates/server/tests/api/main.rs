@@ -11,6 +11,7 @@ mod logs;
 mod model_serving;
 mod openapi;
 mod preferences;
+mod retention;
 mod security;
 mod serve;
 mod unity_catalog;
