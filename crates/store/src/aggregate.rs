@@ -36,7 +36,9 @@ pub(crate) const LAST_BUCKET: i16 = 24 * LATENCY_BUCKETS_PER_DOUBLING as i16 - 1
 /// The bucket of durations below [`LATENCY_MIN_MS`], zero included.
 pub(crate) const ZERO_BUCKET: i16 = FIRST_BUCKET - 1;
 /// One minute, the rollups' resolution.
-const MINUTE_US: i64 = 60_000_000;
+pub(crate) const MINUTE_US: i64 = 60_000_000;
+/// One hour, the coarser rollups' period.
+pub(crate) const HOUR_US: i64 = 3_600_000_000;
 
 /// The lower bound of `bucket`, in ms.
 fn lower_bound(bucket: i16) -> f64 {
@@ -68,16 +70,57 @@ pub(crate) fn latency_bucket(duration_ms: f64) -> i16 {
     }
 }
 
-/// The start of the minute holding `at`.
-pub(crate) fn minute_of(at: DateTime<Utc>) -> DateTime<Utc> {
-    let us = at.timestamp_micros().div_euclid(MINUTE_US) * MINUTE_US;
+/// The start of the period of `period_us` holding `at`.
+fn floor_to(at: DateTime<Utc>, period_us: i64) -> DateTime<Utc> {
+    let us = at.timestamp_micros().div_euclid(period_us) * period_us;
     DateTime::from_timestamp_micros(us).unwrap_or(at)
 }
 
-/// One row of `performance_rollups`, as a batch adds it.
+/// The end of the period of `period_us` holding the instant just before `at` (`at` itself when
+/// it starts a period).
+fn ceil_to(at: DateTime<Utc>, period_us: i64) -> DateTime<Utc> {
+    let floor = floor_to(at, period_us);
+    if floor == at {
+        at
+    } else {
+        DateTime::from_timestamp_micros(floor.timestamp_micros() + period_us).unwrap_or(at)
+    }
+}
+
+/// How a window's minutes are read: `[start, hours.start)` and `[hours.end, end)` from the
+/// minute rollups, the whole hours `hours` from the hourly ones. The union is the window's
+/// minutes exactly, so the result is the one the minute rows alone would give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RollupSplit {
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) hours_start: DateTime<Utc>,
+    pub(crate) hours_end: DateTime<Utc>,
+    pub(crate) end: DateTime<Utc>,
+}
+
+/// The split of `window`; `use_hours` false reads it all from the minute rows (the 5-minute
+/// time series, whose buckets an hour row would straddle).
+pub(crate) fn split(window: TimeWindow, use_hours: bool) -> RollupSplit {
+    let (start, end) = (window.start, window.end);
+    let hours_start = if use_hours {
+        ceil_to(start, HOUR_US).min(end)
+    } else {
+        end
+    };
+    let hours_end = floor_to(end, HOUR_US).max(hours_start);
+    RollupSplit {
+        start,
+        hours_start,
+        hours_end,
+        end,
+    }
+}
+
+/// One row of `performance_rollups` (or `_hourly`), as a batch adds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Rollup<'a> {
-    pub(crate) minute: DateTime<Utc>,
+    /// The start of its minute (or hour).
+    pub(crate) period: DateTime<Utc>,
     pub(crate) route: &'a str,
     pub(crate) method: &'a str,
     pub(crate) bucket: i16,
@@ -85,14 +128,15 @@ pub(crate) struct Rollup<'a> {
     pub(crate) errors: i64,
 }
 
-/// The rollup rows of a batch: one per minute, route, method and bucket, in key order (so
-/// concurrent writers lock rows in the same order and cannot deadlock each other).
-pub(crate) fn rollups(records: &[NewRequestRecord]) -> Vec<Rollup<'_>> {
+/// The rollup rows of a batch: one per period of `period_us` (a minute or an hour), route,
+/// method and bucket, in key order (so concurrent writers lock rows in the same order and
+/// cannot deadlock each other).
+pub(crate) fn rollups(records: &[NewRequestRecord], period_us: i64) -> Vec<Rollup<'_>> {
     type Key<'a> = (DateTime<Utc>, &'a str, &'a str, i16);
     let mut sums: BTreeMap<Key<'_>, (i64, i64)> = BTreeMap::new();
     for record in records {
         let key = (
-            minute_of(record.recorded_at),
+            floor_to(record.recorded_at, period_us),
             record.route.as_str(),
             record.method.as_str(),
             latency_bucket(record.duration_ms),
@@ -103,8 +147,8 @@ pub(crate) fn rollups(records: &[NewRequestRecord]) -> Vec<Rollup<'_>> {
     }
     sums.into_iter()
         .map(
-            |((minute, route, method, bucket), (requests, errors))| Rollup {
-                minute,
+            |((period, route, method, bucket), (requests, errors))| Rollup {
+                period,
                 route,
                 method,
                 bucket,
@@ -525,13 +569,25 @@ mod tests {
         ];
 
         // Act
-        let rows = rollups(&records);
+        let rows = rollups(&records, MINUTE_US);
+        let hours = rollups(&records, HOUR_US);
 
         // Assert
         let summary: Vec<(String, i64, i64)> = rows
             .iter()
-            .map(|r| (r.minute.to_rfc3339(), r.requests, r.errors))
+            .map(|r| (r.period.to_rfc3339(), r.requests, r.errors))
             .collect();
+        let hourly: Vec<(String, i64, i64)> = hours
+            .iter()
+            .map(|r| (r.period.to_rfc3339(), r.requests, r.errors))
+            .collect();
+        assert_eq!(
+            hourly,
+            [
+                ("2026-01-01T00:00:00+00:00".to_owned(), 3, 1),
+                ("2026-01-01T00:00:00+00:00".to_owned(), 1, 0),
+            ]
+        );
         assert_eq!(
             summary,
             [
@@ -557,6 +613,34 @@ mod tests {
 
         // Assert: 00:00 and 00:05; the bucket starting at 00:10 is outside
         assert_eq!(range.end - range.start, 2);
+    }
+
+    #[test]
+    fn a_split_covers_the_window_with_whole_hours_between_its_partial_ends() {
+        // Arrange
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let window = |start, end| TimeWindow {
+            start: at(start),
+            end: at(end),
+        };
+        let text = |s: RollupSplit| {
+            [s.start, s.hours_start, s.hours_end, s.end].map(|t| t.format("%H:%M").to_string())
+        };
+
+        // Act
+        let wide = split(window("2026-01-01T10:30:00Z", "2026-01-01T13:15:00Z"), true);
+        let aligned = split(window("2026-01-01T10:00:00Z", "2026-01-01T12:00:00Z"), true);
+        let inside = split(window("2026-01-01T10:10:00Z", "2026-01-01T10:50:00Z"), true);
+        let minutes = split(
+            window("2026-01-01T10:30:00Z", "2026-01-01T13:15:00Z"),
+            false,
+        );
+
+        // Assert
+        assert_eq!(text(wide), ["10:30", "11:00", "13:00", "13:15"]);
+        assert_eq!(text(aligned), ["10:00", "10:00", "12:00", "12:00"]);
+        assert_eq!(text(inside), ["10:10", "10:50", "10:50", "10:50"]);
+        assert_eq!(text(minutes), ["10:30", "13:15", "13:15", "13:15"]);
     }
 
     #[test]

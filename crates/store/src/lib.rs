@@ -28,12 +28,15 @@
 //! values are truncated to whole microseconds before they are written, so both backends give
 //! back exactly what they were given. Time windows are half-open: `start <= t < end`.
 //!
-//! Request performance is kept twice: raw rows (`performance_metrics`) and per-minute rollups
-//! (`performance_rollups`: request and error counts per minute, route, method and latency
-//! histogram bucket), written in one transaction by [`Store::insert_request_records`]. The
-//! admin report and time series read only the rollups, so their cost and memory depend on
-//! minutes × routes × [`LATENCY_BUCKETS`], never on the number of raw rows; the price is a
-//! one-minute window resolution and percentiles within [`PERCENTILE_MAX_RELATIVE_ERROR`].
+//! Request performance is kept three times: raw rows (`performance_metrics`), per-minute
+//! rollups (`performance_rollups`: request and error counts per minute, route, method and
+//! latency histogram bucket) and the same per hour (`performance_rollups_hourly`), all written
+//! in one transaction by [`Store::insert_request_records`]. The admin report and time series
+//! read only the rollups — a window's whole hours from the hourly rows, its partial hours at
+//! each end from the minute rows (the 5-minute time series: minute rows only) — so their cost
+//! and memory depend on hours (plus up to two hours of minutes) × routes × [`LATENCY_BUCKETS`],
+//! never on the number of raw rows; the price is a one-minute window resolution and
+//! percentiles within [`PERCENTILE_MAX_RELATIVE_ERROR`].
 //!
 //! Retention: every append-only table (usage events, inference history, raw request records,
 //! rollups) can be purged of rows older than a cutoff ([`Store::purge_older_than`]), in
@@ -570,7 +573,8 @@ pub enum Retained {
     InferenceLogs,
     /// `performance_metrics` (raw request records), by `recorded_at` (the server's clock).
     RequestRecords,
-    /// `performance_rollups`, by the start of the rollup's minute.
+    /// `performance_rollups` and `performance_rollups_hourly`, by the start of the rollup's
+    /// minute or hour.
     Rollups,
 }
 

@@ -20,7 +20,7 @@ use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
-use sqlx::{Connection, Postgres};
+use sqlx::{AssertSqlSafe, Connection, Postgres};
 use uuid::Uuid;
 
 use crate::aggregate;
@@ -222,54 +222,71 @@ const INSERT_REQUEST_RECORDS: &str = "INSERT INTO performance_metrics \
          (route, method, status_code, duration_ms, recorded_at) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::float8[], $5::timestamptz[])";
 
-// Rollup rows of a batch, added to what earlier batches wrote for the same key.
-const UPSERT_ROLLUPS: &str = "INSERT INTO performance_rollups AS r \
+// Rollup rows of a batch, added to what earlier batches wrote for the same key: per minute,
+// then per hour.
+const UPSERT_MINUTE_ROLLUPS: &str = "INSERT INTO performance_rollups AS r \
          (minute, route, method, bucket, requests, errors) \
      SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::int2[], $5::int8[], \
          $6::int8[]) \
      ON CONFLICT (minute, route, method, bucket) DO UPDATE SET \
          requests = r.requests + EXCLUDED.requests, errors = r.errors + EXCLUDED.errors";
+const UPSERT_HOUR_ROLLUPS: &str = "INSERT INTO performance_rollups_hourly AS r \
+         (hour, route, method, bucket, requests, errors) \
+     SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::int2[], $5::int8[], \
+         $6::int8[]) \
+     ON CONFLICT (hour, route, method, bucket) DO UPDATE SET \
+         requests = r.requests + EXCLUDED.requests, errors = r.errors + EXCLUDED.errors";
+
+// The rollup rows of a window (`aggregate::split`): whole hours `[$2, $3)` from the hourly
+// rows, the partial hours `[$1, $2)` and `[$3, $4)` from the minute rows.
+const WINDOW_ROLLUPS: &str = "SELECT hour AS period, route, method, bucket, requests, errors \
+         FROM performance_rollups_hourly WHERE hour >= $2 AND hour < $3 \
+     UNION ALL \
+     SELECT minute, route, method, bucket, requests, errors FROM performance_rollups \
+         WHERE (minute >= $1 AND minute < $2) OR (minute >= $3 AND minute < $4)";
 
 // At most routes × methods × LATENCY_BUCKETS rows, whatever the number of requests.
-const PERFORMANCE_HISTOGRAMS: &str = "SELECT route, method, bucket, \
-         sum(requests)::int8, sum(errors)::int8 \
-     FROM performance_rollups \
-     WHERE minute >= $1 AND minute < $2 AND ($3::text IS NULL OR route = $3) \
-     GROUP BY route, method, bucket";
+fn performance_histograms() -> String {
+    format!(
+        "SELECT route, method, bucket, sum(requests)::int8, sum(errors)::int8 \
+         FROM ({WINDOW_ROLLUPS}) r WHERE $5::text IS NULL OR route = $5 \
+         GROUP BY route, method, bucket"
+    )
+}
 
 // Buckets are numbered by whole widths since the epoch; `extract(epoch …)` is numeric, so the
 // division is exact and agrees with SQLite's integer division of microseconds. At most
 // points × LATENCY_BUCKETS rows.
-const REQUEST_BUCKETS: &str = "SELECT \
-         floor(extract(epoch FROM minute) * 1000000 / $3::bigint)::bigint AS slot, bucket, \
-         sum(requests)::int8, sum(errors)::int8 \
-     FROM performance_rollups WHERE minute >= $1 AND minute < $2 GROUP BY 1, 2";
+fn request_buckets() -> String {
+    format!(
+        "SELECT floor(extract(epoch FROM period) * 1000000 / $5::bigint)::bigint AS slot, \
+             bucket, sum(requests)::int8, sum(errors)::int8 \
+         FROM ({WINDOW_ROLLUPS}) r GROUP BY 1, 2"
+    )
+}
 
 const USAGE_BUCKETS: &str = "SELECT \
          floor(extract(epoch FROM occurred_at) * 1000000 / $3::bigint)::bigint AS bucket, \
          count(*) AS events, count(DISTINCT user_id) AS users \
      FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1";
 
-/// One bounded purge statement per retained table: `$1` the cutoff, `$2` the batch size.
-fn purge_statement(table: Retained) -> &'static str {
+/// The bounded purge statements of a retained table: `$1` the cutoff, `$2` the batch size.
+fn purge_statements(table: Retained) -> &'static [&'static str] {
     match table {
-        Retained::UsageEvents => {
-            "DELETE FROM usage_events WHERE id IN \
-             (SELECT id FROM usage_events WHERE received_at < $1 LIMIT $2)"
-        }
-        Retained::InferenceLogs => {
-            "DELETE FROM model_inference_logs WHERE id IN \
-             (SELECT id FROM model_inference_logs WHERE created_at < $1 LIMIT $2)"
-        }
-        Retained::RequestRecords => {
-            "DELETE FROM performance_metrics WHERE id IN \
-             (SELECT id FROM performance_metrics WHERE recorded_at < $1 LIMIT $2)"
-        }
-        Retained::Rollups => {
+        Retained::UsageEvents => &["DELETE FROM usage_events WHERE id IN \
+             (SELECT id FROM usage_events WHERE received_at < $1 LIMIT $2)"],
+        Retained::InferenceLogs => &["DELETE FROM model_inference_logs WHERE id IN \
+             (SELECT id FROM model_inference_logs WHERE created_at < $1 LIMIT $2)"],
+        Retained::RequestRecords => &["DELETE FROM performance_metrics WHERE id IN \
+             (SELECT id FROM performance_metrics WHERE recorded_at < $1 LIMIT $2)"],
+        Retained::Rollups => &[
             "DELETE FROM performance_rollups WHERE (minute, route, method, bucket) IN \
              (SELECT minute, route, method, bucket FROM performance_rollups \
-              WHERE minute < $1 LIMIT $2)"
-        }
+              WHERE minute < $1 LIMIT $2)",
+            "DELETE FROM performance_rollups_hourly WHERE (hour, route, method, bucket) IN \
+             (SELECT hour, route, method, bucket FROM performance_rollups_hourly \
+              WHERE hour < $1 LIMIT $2)",
+        ],
     }
 }
 
@@ -500,7 +517,6 @@ impl Store for PgStore {
         if records.is_empty() {
             return Ok(0);
         }
-        let rollups = aggregate::rollups(records);
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
         let done = sqlx::query(INSERT_REQUEST_RECORDS)
@@ -521,15 +537,21 @@ impl Store for PgStore {
             )
             .execute(&mut *tx)
             .await?;
-        sqlx::query(UPSERT_ROLLUPS)
-            .bind(rollups.iter().map(|r| r.minute).collect::<Vec<_>>())
-            .bind(rollups.iter().map(|r| r.route).collect::<Vec<_>>())
-            .bind(rollups.iter().map(|r| r.method).collect::<Vec<_>>())
-            .bind(rollups.iter().map(|r| r.bucket).collect::<Vec<_>>())
-            .bind(rollups.iter().map(|r| r.requests).collect::<Vec<_>>())
-            .bind(rollups.iter().map(|r| r.errors).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
+        for (statement, period_us) in [
+            (UPSERT_MINUTE_ROLLUPS, aggregate::MINUTE_US),
+            (UPSERT_HOUR_ROLLUPS, aggregate::HOUR_US),
+        ] {
+            let rollups = aggregate::rollups(records, period_us);
+            sqlx::query(statement)
+                .bind(rollups.iter().map(|r| r.period).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.route).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.method).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.bucket).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.requests).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.errors).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected())
     }
@@ -540,13 +562,16 @@ impl Store for PgStore {
         window: TimeWindow,
         route: Option<&str>,
     ) -> Result<PerformanceReport, StoreError> {
-        let window = window.truncated();
-        let rows: Vec<aggregate::RouteBucketRow> = sqlx::query_as(PERFORMANCE_HISTOGRAMS)
-            .bind(window.start)
-            .bind(window.end)
-            .bind(route)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
+        let split = aggregate::split(window.truncated(), true);
+        let rows: Vec<aggregate::RouteBucketRow> =
+            sqlx::query_as(AssertSqlSafe(performance_histograms()))
+                .bind(split.start)
+                .bind(split.hours_start)
+                .bind(split.hours_end)
+                .bind(split.end)
+                .bind(route)
+                .fetch_all(&mut *self.conn().await?)
+                .await?;
         Ok(aggregate::report(rows))
     }
 
@@ -559,12 +584,16 @@ impl Store for PgStore {
         let window = window.truncated();
         let range = aggregate::bucket_range(window, bucket)?;
         let width_us = bucket.seconds() * 1_000_000;
-        let requests: Vec<aggregate::TimeBucketRow> = sqlx::query_as(REQUEST_BUCKETS)
-            .bind(window.start)
-            .bind(window.end)
-            .bind(width_us)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
+        let split = aggregate::split(window, bucket.seconds() % 3_600 == 0);
+        let requests: Vec<aggregate::TimeBucketRow> =
+            sqlx::query_as(AssertSqlSafe(request_buckets()))
+                .bind(split.start)
+                .bind(split.hours_start)
+                .bind(split.hours_end)
+                .bind(split.end)
+                .bind(width_us)
+                .fetch_all(&mut *self.conn().await?)
+                .await?;
         let usage: Vec<(i64, i64, i64)> = sqlx::query_as(USAGE_BUCKETS)
             .bind(window.start)
             .bind(window.end)
@@ -584,16 +613,19 @@ impl Store for PgStore {
     ) -> Result<u64, StoreError> {
         aggregate::check_timestamp("cutoff", cutoff)?;
         let mut deleted = 0;
-        loop {
-            let done = sqlx::query(purge_statement(table))
-                .bind(micros(cutoff))
-                .bind(i64::from(PURGE_BATCH))
-                .execute(&mut *self.conn().await?)
-                .await?;
-            deleted += done.rows_affected();
-            if done.rows_affected() < u64::from(PURGE_BATCH) {
-                return Ok(deleted);
+        for &statement in purge_statements(table) {
+            loop {
+                let done = sqlx::query(statement)
+                    .bind(micros(cutoff))
+                    .bind(i64::from(PURGE_BATCH))
+                    .execute(&mut *self.conn().await?)
+                    .await?;
+                deleted += done.rows_affected();
+                if done.rows_affected() < u64::from(PURGE_BATCH) {
+                    break;
+                }
             }
         }
+        Ok(deleted)
     }
 }

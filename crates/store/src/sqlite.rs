@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -196,51 +197,68 @@ const INSERT_REQUEST_RECORD: &str = "INSERT INTO performance_metrics \
          (route, method, status_code, duration_ms, recorded_at) \
      VALUES (?1, ?2, ?3, ?4, ?5)";
 
-// Rollup rows of a batch, added to what earlier batches wrote for the same key. In
-// `DO UPDATE SET`, bare column names are the existing row's.
-const UPSERT_ROLLUP: &str = "INSERT INTO performance_rollups \
+// Rollup rows of a batch, added to what earlier batches wrote for the same key: per minute,
+// then per hour. In `DO UPDATE SET`, bare column names are the existing row's.
+const UPSERT_MINUTE_ROLLUP: &str = "INSERT INTO performance_rollups \
          (minute, route, method, bucket, requests, errors) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
      ON CONFLICT (minute, route, method, bucket) DO UPDATE SET \
          requests = requests + excluded.requests, errors = errors + excluded.errors";
+const UPSERT_HOUR_ROLLUP: &str = "INSERT INTO performance_rollups_hourly \
+         (hour, route, method, bucket, requests, errors) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (hour, route, method, bucket) DO UPDATE SET \
+         requests = requests + excluded.requests, errors = errors + excluded.errors";
+
+// The rollup rows of a window (`aggregate::split`): whole hours `[?2, ?3)` from the hourly
+// rows, the partial hours `[?1, ?2)` and `[?3, ?4)` from the minute rows.
+const WINDOW_ROLLUPS: &str = "SELECT hour AS period, route, method, bucket, requests, errors \
+         FROM performance_rollups_hourly WHERE hour >= ?2 AND hour < ?3 \
+     UNION ALL \
+     SELECT minute, route, method, bucket, requests, errors FROM performance_rollups \
+         WHERE (minute >= ?1 AND minute < ?2) OR (minute >= ?3 AND minute < ?4)";
 
 // At most routes × methods × LATENCY_BUCKETS rows, whatever the number of requests.
-const PERFORMANCE_HISTOGRAMS: &str = "SELECT route, method, bucket, sum(requests), sum(errors) \
-     FROM performance_rollups \
-     WHERE minute >= ?1 AND minute < ?2 AND (?3 IS NULL OR route = ?3) \
-     GROUP BY route, method, bucket";
+fn performance_histograms() -> String {
+    format!(
+        "SELECT route, method, bucket, sum(requests), sum(errors) \
+         FROM ({WINDOW_ROLLUPS}) WHERE ?5 IS NULL OR route = ?5 \
+         GROUP BY route, method, bucket"
+    )
+}
 
 // Floor division (also right for instants before 1970, where `/` would round towards zero).
 // At most points × LATENCY_BUCKETS rows.
-const REQUEST_BUCKETS: &str = "SELECT \
-         (minute - ((minute % ?3) + ?3) % ?3) / ?3 AS slot, bucket, sum(requests), sum(errors) \
-     FROM performance_rollups WHERE minute >= ?1 AND minute < ?2 GROUP BY slot, bucket";
+fn request_buckets() -> String {
+    format!(
+        "SELECT (period - ((period % ?5) + ?5) % ?5) / ?5 AS slot, bucket, \
+             sum(requests), sum(errors) \
+         FROM ({WINDOW_ROLLUPS}) GROUP BY slot, bucket"
+    )
+}
 
 const USAGE_BUCKETS: &str = "SELECT bucket, count(*), count(DISTINCT user_id) FROM ( \
          SELECT (occurred_at - ((occurred_at % ?3) + ?3) % ?3) / ?3 AS bucket, user_id \
          FROM usage_events WHERE occurred_at >= ?1 AND occurred_at < ?2) \
      GROUP BY bucket";
 
-/// One bounded purge statement per retained table: `?1` the cutoff, `?2` the batch size.
-fn purge_statement(table: Retained) -> &'static str {
+/// The bounded purge statements of a retained table: `?1` the cutoff, `?2` the batch size.
+fn purge_statements(table: Retained) -> &'static [&'static str] {
     match table {
-        Retained::UsageEvents => {
-            "DELETE FROM usage_events WHERE id IN \
-             (SELECT id FROM usage_events WHERE received_at < ?1 LIMIT ?2)"
-        }
-        Retained::InferenceLogs => {
-            "DELETE FROM model_inference_logs WHERE id IN \
-             (SELECT id FROM model_inference_logs WHERE created_at < ?1 LIMIT ?2)"
-        }
-        Retained::RequestRecords => {
-            "DELETE FROM performance_metrics WHERE id IN \
-             (SELECT id FROM performance_metrics WHERE recorded_at < ?1 LIMIT ?2)"
-        }
-        Retained::Rollups => {
+        Retained::UsageEvents => &["DELETE FROM usage_events WHERE id IN \
+             (SELECT id FROM usage_events WHERE received_at < ?1 LIMIT ?2)"],
+        Retained::InferenceLogs => &["DELETE FROM model_inference_logs WHERE id IN \
+             (SELECT id FROM model_inference_logs WHERE created_at < ?1 LIMIT ?2)"],
+        Retained::RequestRecords => &["DELETE FROM performance_metrics WHERE id IN \
+             (SELECT id FROM performance_metrics WHERE recorded_at < ?1 LIMIT ?2)"],
+        Retained::Rollups => &[
             "DELETE FROM performance_rollups WHERE (minute, route, method, bucket) IN \
              (SELECT minute, route, method, bucket FROM performance_rollups \
-              WHERE minute < ?1 LIMIT ?2)"
-        }
+              WHERE minute < ?1 LIMIT ?2)",
+            "DELETE FROM performance_rollups_hourly WHERE (hour, route, method, bucket) IN \
+             (SELECT hour, route, method, bucket FROM performance_rollups_hourly \
+              WHERE hour < ?1 LIMIT ?2)",
+        ],
     }
 }
 
@@ -449,7 +467,6 @@ impl Store for SqliteStore {
         if records.is_empty() {
             return Ok(0);
         }
-        let rollups = aggregate::rollups(records);
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         for record in records {
             sqlx::query(INSERT_REQUEST_RECORD)
@@ -461,16 +478,21 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        for rollup in &rollups {
-            sqlx::query(UPSERT_ROLLUP)
-                .bind(to_us(rollup.minute))
-                .bind(rollup.route)
-                .bind(rollup.method)
-                .bind(rollup.bucket)
-                .bind(rollup.requests)
-                .bind(rollup.errors)
-                .execute(&mut *tx)
-                .await?;
+        for (statement, period_us) in [
+            (UPSERT_MINUTE_ROLLUP, aggregate::MINUTE_US),
+            (UPSERT_HOUR_ROLLUP, aggregate::HOUR_US),
+        ] {
+            for rollup in aggregate::rollups(records, period_us) {
+                sqlx::query(statement)
+                    .bind(to_us(rollup.period))
+                    .bind(rollup.route)
+                    .bind(rollup.method)
+                    .bind(rollup.bucket)
+                    .bind(rollup.requests)
+                    .bind(rollup.errors)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(records.len() as u64)
@@ -482,12 +504,16 @@ impl Store for SqliteStore {
         window: TimeWindow,
         route: Option<&str>,
     ) -> Result<PerformanceReport, StoreError> {
-        let rows: Vec<aggregate::RouteBucketRow> = sqlx::query_as(PERFORMANCE_HISTOGRAMS)
-            .bind(to_us(window.start))
-            .bind(to_us(window.end))
-            .bind(route)
-            .fetch_all(&self.pool)
-            .await?;
+        let split = aggregate::split(window, true);
+        let rows: Vec<aggregate::RouteBucketRow> =
+            sqlx::query_as(AssertSqlSafe(performance_histograms()))
+                .bind(to_us(split.start))
+                .bind(to_us(split.hours_start))
+                .bind(to_us(split.hours_end))
+                .bind(to_us(split.end))
+                .bind(route)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(aggregate::report(rows))
     }
 
@@ -500,12 +526,16 @@ impl Store for SqliteStore {
         let range = aggregate::bucket_range(window, bucket)?;
         let width_us = bucket.seconds() * 1_000_000;
         let (start, end) = (to_us(window.start), to_us(window.end));
-        let requests: Vec<aggregate::TimeBucketRow> = sqlx::query_as(REQUEST_BUCKETS)
-            .bind(start)
-            .bind(end)
-            .bind(width_us)
-            .fetch_all(&self.pool)
-            .await?;
+        let split = aggregate::split(window, bucket.seconds() % 3_600 == 0);
+        let requests: Vec<aggregate::TimeBucketRow> =
+            sqlx::query_as(AssertSqlSafe(request_buckets()))
+                .bind(to_us(split.start))
+                .bind(to_us(split.hours_start))
+                .bind(to_us(split.hours_end))
+                .bind(to_us(split.end))
+                .bind(width_us)
+                .fetch_all(&self.pool)
+                .await?;
         let usage: Vec<(i64, i64, i64)> = sqlx::query_as(USAGE_BUCKETS)
             .bind(start)
             .bind(end)
@@ -525,16 +555,19 @@ impl Store for SqliteStore {
     ) -> Result<u64, StoreError> {
         aggregate::check_timestamp("cutoff", cutoff)?;
         let mut deleted = 0;
-        loop {
-            let done = sqlx::query(purge_statement(table))
-                .bind(to_us(cutoff))
-                .bind(i64::from(PURGE_BATCH))
-                .execute(&self.pool)
-                .await?;
-            deleted += done.rows_affected();
-            if done.rows_affected() < u64::from(PURGE_BATCH) {
-                return Ok(deleted);
+        for &statement in purge_statements(table) {
+            loop {
+                let done = sqlx::query(statement)
+                    .bind(to_us(cutoff))
+                    .bind(i64::from(PURGE_BATCH))
+                    .execute(&self.pool)
+                    .await?;
+                deleted += done.rows_affected();
+                if done.rows_affected() < u64::from(PURGE_BATCH) {
+                    break;
+                }
             }
         }
+        Ok(deleted)
     }
 }

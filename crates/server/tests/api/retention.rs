@@ -129,7 +129,11 @@ async fn the_retention_task_purges_old_rows_at_start_and_keeps_younger_ones() {
             .unwrap()
     };
     assert_eq!(count("performance_metrics"), 2.0, "{deleted:?}");
-    assert_eq!(count("performance_rollups"), 1.0, "{deleted:?}");
+    assert_eq!(
+        count("performance_rollups"),
+        2.0,
+        "one minute row, one hour row"
+    );
     assert_eq!(count("model_inference_logs"), 1.0, "{deleted:?}");
     assert_eq!(count("usage_events"), 1.0, "{deleted:?}");
     let raw: i64 = sqlx::query_scalar("SELECT count(*) FROM performance_metrics")

@@ -524,12 +524,14 @@ async fn a_refused_batch_writes_neither_raw_rows_nor_rollups(db: &TestDb) {
         count_rows(&db.raw, "performance_metrics").await,
         written as i64
     );
-    let sql = "SELECT CAST(sum(requests) AS BIGINT) FROM performance_rollups";
-    let rolled_up: i64 = match &db.raw {
-        RawPool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-        RawPool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-    };
-    assert_eq!(rolled_up, written as i64);
+    for table in ["performance_rollups", "performance_rollups_hourly"] {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT CAST(sum(requests) AS BIGINT) FROM {table}"));
+        let rolled_up: i64 = match &db.raw {
+            RawPool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            RawPool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        };
+        assert_eq!(rolled_up, written as i64, "{table}");
+    }
 }
 conformance!(a_refused_batch_writes_neither_raw_rows_nor_rollups);
 
@@ -560,3 +562,45 @@ async fn batches_of_the_same_minute_add_up_in_the_rollups(db: &TestDb) {
     assert!(close(report.summary.p99_ms, 3.0));
 }
 conformance!(batches_of_the_same_minute_add_up_in_the_rollups);
+
+async fn whole_hours_and_partial_ends_count_as_the_minutes_alone_would(db: &TestDb) {
+    // Arrange: a window from 10:30 to 13:15 reads 11:00–13:00 from the hourly rollups and its
+    // ends from the minute rollups
+    let records: Vec<NewRequestRecord> = [
+        "2026-11-10T10:29:59Z",
+        "2026-11-10T10:30:00Z",
+        "2026-11-10T11:15:00Z",
+        "2026-11-10T12:59:59Z",
+        "2026-11-10T13:14:59Z",
+        "2026-11-10T13:15:00Z",
+    ]
+    .into_iter()
+    .map(|t| record("/r", "GET", 200, 4.0, at(t)))
+    .collect();
+    db.store.insert_request_records(&records).await.unwrap();
+    let window = TimeWindow::new(at("2026-11-10T10:30:00Z"), at("2026-11-10T13:15:00Z")).unwrap();
+
+    // Act
+    let report = db
+        .store
+        .admin_performance_report(window, Some("/r"))
+        .await
+        .unwrap();
+    let hours = db
+        .store
+        .admin_time_series(window, Bucket::OneHour)
+        .await
+        .unwrap();
+    let fives = db
+        .store
+        .admin_time_series(window, Bucket::FiveMinutes)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(report.summary.requests, 4);
+    let per_hour: Vec<i64> = hours.iter().map(|p| p.requests).collect();
+    assert_eq!(per_hour, [1, 1, 1, 1]);
+    assert_eq!(fives.iter().map(|p| p.requests).sum::<i64>(), 4);
+}
+conformance!(whole_hours_and_partial_ends_count_as_the_minutes_alone_would);

@@ -75,8 +75,8 @@ async fn purges_delete_rows_older_than_the_cutoff_and_keep_the_rest(db: &TestDb)
         .await
         .unwrap();
 
-    // Assert: the minutes 23:59 and 3 days earlier are gone, the cutoff's minute is kept
-    assert_eq!((raw, rollups, history, again), (2, 2, 1, 0));
+    // Assert: the minutes (and hours) 23:59 and 3 days earlier are gone, the cutoff's are kept
+    assert_eq!((raw, rollups, history, again), (2, 4, 1, 0));
     let report = db
         .store
         .admin_performance_report(
