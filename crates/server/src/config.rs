@@ -42,7 +42,7 @@
 //! | `DBAPP_RETENTION_USAGE_DAYS` | `90` | usage events are deleted this many days after they arrived (server clock); `0` keeps them forever |
 //! | `DBAPP_RETENTION_HISTORY_DAYS` | `90` | inference history is deleted this many days after the invocation started; `0` keeps it forever |
 //! | `DBAPP_RETENTION_REQUEST_RECORDS_DAYS` | `7` | raw request records (`performance_metrics`) are deleted after this many days; the dashboards read the rollups, not these; `0` keeps them forever |
-//! | `DBAPP_RETENTION_ROLLUP_DAYS` | `90` | per-minute request rollups are deleted after this many days; below 90 the 90-day dashboard loses its oldest days; `0` keeps them forever |
+//! | `DBAPP_RETENTION_ROLLUP_DAYS` | `90` | per-minute and hourly request rollups are deleted after this many days; below 90 the 90-day dashboard loses its oldest days; `0` keeps them forever |
 //! | `DBAPP_RETENTION_INTERVAL_SECS` | `3600` | the retention task purges at start and then this often (at least 1; see the `retention` module) |
 //! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
