@@ -100,9 +100,12 @@ async fn measure(cli: &Cli, options: PgConnectOptions) -> anyhow::Result<Row> {
     let started = Instant::now();
     load(&store, records, window.start).await?;
     let load_secs = started.elapsed().as_secs_f64();
-    let rollup_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM performance_rollups")
-        .fetch_one(store.pool())
-        .await?;
+    let (minute_rows, hour_rows): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM performance_rollups), \
+                (SELECT count(*) FROM performance_rollups_hourly)",
+    )
+    .fetch_one(store.pool())
+    .await?;
     sqlx::query("VACUUM ANALYZE").execute(store.pool()).await?;
 
     let (report_runs, raw_runs) = if cli.smoke {
@@ -170,7 +173,7 @@ async fn measure(cli: &Cli, options: PgConnectOptions) -> anyhow::Result<Row> {
         notes: vec![
             format!(
                 "{records} raw records loaded through the store in {load_secs:.0} s \
-                 ({rollup_rows} rollup rows)"
+                 ({minute_rows} minute and {hour_rows} hourly rollup rows)"
             ),
             "RSS MB = growth of this process's VmRSS while reporting".into(),
             format!(
