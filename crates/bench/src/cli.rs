@@ -43,6 +43,9 @@ pub(crate) struct Cli {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub(crate) postgres_url: String,
+    /// Raw request records the admin-report scenario loads (`--smoke`: 20 000).
+    #[arg(long, default_value_t = 10_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub(crate) report_records: u64,
     /// CI smoke: 2-second loads, short warm-ups, two start-up samples. Fails only on crashes,
     /// set-up failures and rotation errors, like every run.
     #[arg(long)]
@@ -74,6 +77,15 @@ impl Cli {
         }
     }
 
+    /// The raw records of the admin-report scenario, after `--smoke`.
+    pub(crate) fn report_records(&self) -> u64 {
+        if self.smoke {
+            SMOKE_REPORT_RECORDS.min(self.report_records)
+        } else {
+            self.report_records
+        }
+    }
+
     /// The scenarios to run: those named, else all, without repeats.
     pub(crate) fn selected(&self) -> Vec<Scenario> {
         let named = if self.scenarios.is_empty() {
@@ -90,6 +102,9 @@ impl Cli {
         out
     }
 }
+
+/// Raw records of the admin-report scenario in a smoke run: enough for a few rollup batches.
+const SMOKE_REPORT_RECORDS: u64 = 20_000;
 
 /// One benchmark scenario and the baseline it is paired with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -113,6 +128,9 @@ pub(crate) enum Scenario {
     Startup,
     /// Server RSS idle and under a mixed load, vs the hello-world server.
     Rss,
+    /// The admin performance report (24 h) from the rollups of `--report-records` raw records
+    /// on Postgres, vs `percentile_cont` over the raw rows.
+    AdminReport,
 }
 
 impl Scenario {
@@ -128,6 +146,7 @@ impl Scenario {
             Self::Rotation => "rotation",
             Self::Startup => "startup",
             Self::Rss => "rss",
+            Self::AdminReport => "admin-report",
         }
     }
 }
@@ -189,8 +208,11 @@ mod tests {
         let cli = Cli::parse_from(["dbapp-bench", "--smoke", "--duration", "30s"]);
         assert_eq!(cli.load_duration(), Duration::from_secs(2));
         assert_eq!(cli.warmup(), Duration::from_millis(300));
+        assert_eq!(cli.report_records(), 20_000);
         let cli = Cli::parse_from(["dbapp-bench", "--connections", "8"]);
         assert_eq!(cli.connections, 8);
         assert_eq!(cli.warmup(), Duration::from_secs(2));
+        assert_eq!(cli.report_records(), 10_000_000);
+        assert!(Cli::try_parse_from(["dbapp-bench", "--report-records", "0"]).is_err());
     }
 }

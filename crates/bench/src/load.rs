@@ -109,6 +109,20 @@ impl Recording {
         self.elapsed += other.elapsed;
     }
 
+    /// A recording of timed operations other than HTTP requests, none failed: one latency per
+    /// operation, `elapsed` in all.
+    pub(crate) fn of_timings(latencies: &[Duration], elapsed: Duration) -> Self {
+        Self {
+            latencies_us: latencies
+                .iter()
+                .map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX))
+                .collect(),
+            errors: 0,
+            samples: Vec::new(),
+            elapsed,
+        }
+    }
+
     /// Throughput and latency percentiles over everything recorded.
     pub(crate) fn result(mut self) -> LoadResult {
         let latencies = &mut self.latencies_us;

@@ -5,12 +5,14 @@
 //! - `cli`: arguments. `scenarios`: what each scenario starts, loads and compares. `load`: the
 //!   closed-loop HTTP load generator. `procs`: child processes, readiness, `/proc` memory.
 //!   `baseline`: the hello-world and raw-sqlx server the harness runs as its own process
-//!   (`--baseline-server`). `report`: the Markdown table and the JSON document.
+//!   (`--baseline-server`). `report`: the Markdown table and the JSON document. `admin_report`:
+//!   the in-process scenario of the admin performance report over many raw records.
 //!
 //! Exit status: 0 when every process survived, every scenario could be set up and the rotation
 //! scenario saw no error; 1 otherwise. Missed speed targets never fail a run: on a shared
 //! two-core machine they are figures for the report, not a gate.
 
+mod admin_report;
 mod baseline;
 mod cli;
 mod load;

@@ -28,6 +28,7 @@ use hyper_util::rt::TokioIo;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 
+use crate::admin_report;
 use crate::baseline;
 use crate::cli::{Cli, Scenario};
 use crate::load::{self, LoadResult, LoadSpec, MakeRequest};
@@ -181,7 +182,7 @@ struct Specs {
     measured: LoadSpec,
 }
 
-fn mb(kb: u64) -> f64 {
+pub(crate) fn mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
@@ -358,6 +359,7 @@ impl Bench<'_> {
             Scenario::Rotation => self.rotation().await.map(|row| vec![row]),
             Scenario::Startup => self.startup().await.map(|row| vec![row]),
             Scenario::Rss => self.rss().await.map(|row| vec![row]),
+            Scenario::AdminReport => admin_report::run(self.cli).await.map(|row| vec![row]),
         }
     }
 

@@ -41,6 +41,11 @@
 //! | `DBAPP_METRICS_MAX_USERS` | `1000` | distinct `user_id` labels of `auth_requests_by_user` before `_other` |
 //! | `DBAPP_METRICS_USER_LABELS` | `hash` | `hash` (a short salted hash, random salt per process) or `email`: how `auth_requests_by_user` names users |
 //! | `DBAPP_METRICS_TOKEN` | – | a scrape token (at least 24 characters) that reads `/metrics` as `Authorization: Bearer …`; otherwise `/metrics` is for admins |
+//! | `DBAPP_RETENTION_USAGE_DAYS` | `90` | usage events are deleted this many days after they arrived (server clock); `0` keeps them forever |
+//! | `DBAPP_RETENTION_HISTORY_DAYS` | `90` | inference history is deleted this many days after the invocation started; `0` keeps it forever |
+//! | `DBAPP_RETENTION_REQUEST_RECORDS_DAYS` | `7` | raw request records (`performance_metrics`) are deleted after this many days; the dashboards read the rollups, not these; `0` keeps them forever |
+//! | `DBAPP_RETENTION_ROLLUP_DAYS` | `90` | per-minute and hourly request rollups are deleted after this many days; below 90 the 90-day dashboard loses its oldest days; `0` keeps them forever |
+//! | `DBAPP_RETENTION_INTERVAL_SECS` | `3600` | the retention task purges at start and then this often (at least 1; see the `retention` module) |
 //! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
 //! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
@@ -50,7 +55,7 @@
 use std::time::Duration;
 
 use dbapp_databricks::{Config, ConfigSettings, Environment};
-use dbapp_store::StoreConfig;
+use dbapp_store::{Retained, StoreConfig};
 use figment::Figment;
 use figment::providers::Serialized;
 use figment::value::Value as FigmentValue;
@@ -187,6 +192,16 @@ pub struct DbappSettings {
     pub quota_usage_events_per_minute: u32,
     /// `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE`; 0: no quota.
     pub quota_invocations_per_minute: u32,
+    /// `DBAPP_RETENTION_USAGE_DAYS`; 0 keeps usage events forever.
+    pub retention_usage_days: u32,
+    /// `DBAPP_RETENTION_HISTORY_DAYS`; 0 keeps the inference history forever.
+    pub retention_history_days: u32,
+    /// `DBAPP_RETENTION_REQUEST_RECORDS_DAYS`; 0 keeps raw request records forever.
+    pub retention_request_records_days: u32,
+    /// `DBAPP_RETENTION_ROLLUP_DAYS`; 0 keeps the request rollups forever.
+    pub retention_rollup_days: u32,
+    /// `DBAPP_RETENTION_INTERVAL_SECS`.
+    pub retention_interval_secs: u64,
 }
 
 impl Default for DbappSettings {
@@ -211,6 +226,11 @@ impl Default for DbappSettings {
             history_outbox_capacity: 10_000,
             quota_usage_events_per_minute: 1_200,
             quota_invocations_per_minute: 120,
+            retention_usage_days: 90,
+            retention_history_days: 90,
+            retention_request_records_days: 7,
+            retention_rollup_days: 90,
+            retention_interval_secs: 3_600,
         }
     }
 }
@@ -395,6 +415,12 @@ impl ServerSettings {
                 format!("must be from 1 to {MAX_HISTORY_OUTBOX_CAPACITY}"),
             ));
         }
+        if self.dbapp.retention_interval_secs == 0 {
+            return Err(ConfigError::new(
+                "DBAPP_RETENTION_INTERVAL_SECS",
+                "must be at least 1",
+            ));
+        }
         if self.dbapp.statement_timeout_secs == 0 {
             return Err(ConfigError::new(
                 "DBAPP_STATEMENT_TIMEOUT_SECS",
@@ -443,6 +469,24 @@ impl ServerSettings {
             idle_timeout: Duration::from_secs(self.dbapp.idle_timeout_secs),
             max_connections: self.dbapp.max_connections,
         }
+    }
+
+    /// How long each retained table keeps its rows; `None` keeps them forever (0 days).
+    #[must_use]
+    pub fn retention(&self, table: Retained) -> Option<Duration> {
+        let days = match table {
+            Retained::UsageEvents => self.dbapp.retention_usage_days,
+            Retained::InferenceLogs => self.dbapp.retention_history_days,
+            Retained::RequestRecords => self.dbapp.retention_request_records_days,
+            Retained::Rollups => self.dbapp.retention_rollup_days,
+        };
+        (days > 0).then(|| Duration::from_secs(u64::from(days) * 86_400))
+    }
+
+    /// How often the retention task purges.
+    #[must_use]
+    pub fn retention_interval(&self) -> Duration {
+        Duration::from_secs(self.dbapp.retention_interval_secs)
     }
 
     /// The identity cache TTL (zero: disabled).
@@ -645,6 +689,42 @@ mod tests {
         ] {
             let error = load(&[(variable, value)]).unwrap_err();
             assert_eq!(error.variables, [variable]);
+        }
+    }
+
+    #[test]
+    fn retention_defaults_keep_90_days_of_dashboards_and_zero_keeps_forever() {
+        // Arrange
+        let defaults = load(&[]).unwrap().server;
+        let custom = load(&[
+            ("DBAPP_RETENTION_USAGE_DAYS", "0"),
+            ("DBAPP_RETENTION_REQUEST_RECORDS_DAYS", "2"),
+            ("DBAPP_RETENTION_INTERVAL_SECS", "60"),
+        ])
+        .unwrap()
+        .server;
+
+        // Act
+        let days =
+            |server: &ServerSettings, table| server.retention(table).map(|d| d.as_secs() / 86_400);
+
+        // Assert
+        assert_eq!(days(&defaults, Retained::Rollups), Some(90));
+        assert_eq!(days(&defaults, Retained::UsageEvents), Some(90));
+        assert_eq!(days(&defaults, Retained::InferenceLogs), Some(90));
+        assert_eq!(days(&defaults, Retained::RequestRecords), Some(7));
+        assert_eq!(defaults.retention_interval(), Duration::from_secs(3_600));
+        assert_eq!(days(&custom, Retained::UsageEvents), None);
+        assert_eq!(days(&custom, Retained::RequestRecords), Some(2));
+        assert_eq!(custom.retention_interval(), Duration::from_secs(60));
+        for (variable, value) in [
+            ("DBAPP_RETENTION_INTERVAL_SECS", "0"),
+            ("DBAPP_RETENTION_ROLLUP_DAYS", "-1"),
+        ] {
+            assert_eq!(
+                load(&[(variable, value)]).unwrap_err().variables,
+                [variable]
+            );
         }
     }
 

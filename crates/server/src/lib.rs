@@ -9,7 +9,8 @@
 //! 2. [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope.
 //! 3. Telemetry and infrastructure: [`metrics`] (Prometheus names, the recorder, the upstream
 //!    observer), [`records`] (the request-record writer), [`history`] (the inference history's
-//!    writer and outbox), [`request_head`] (the request-head limits layer), [`http_metrics`] (the
+//!    writer and outbox), [`request_head`] (the request-head limits layer), [`retention`] (the
+//!    task that purges old rows), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
 //!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
@@ -44,6 +45,7 @@ pub mod openapi;
 pub mod quota;
 pub mod records;
 pub mod request_head;
+pub mod retention;
 pub mod routes;
 pub mod serve;
 pub mod startup;

@@ -2,7 +2,7 @@
 //! ([`Metrics`]) with its cache of series handles, the upstream [`AttemptObserver`], and the
 //! upkeep task. It imports only `config` (for [`UserLabels`]): the modules that write metrics
 //! import this one (the HTTP layer in `http_metrics`, the identity lookups in `auth`, the
-//! dropped-record count in `records`), never the reverse.
+//! dropped-record count in `records`, the deleted-row count in `retention`), never the reverse.
 //!
 //! Each [`Metrics`] owns its own `PrometheusRecorder`, so several servers in one process (tests)
 //! never mix their counts; `dbapp serve` also installs it as the global recorder
@@ -71,6 +71,8 @@ pub const INFERENCE_HISTORY_WRITTEN_LATE_TOTAL: &str = "inference_history_writte
 /// `inference_history_dropped_total{reason}`: records never stored (`invalid`: the store
 /// refused them; `shutdown`: still waiting when the shutdown grace ended).
 pub const INFERENCE_HISTORY_DROPPED_TOTAL: &str = "inference_history_dropped_total";
+/// `retention_deleted_rows_total{table}`: rows the retention task deleted.
+pub const RETENTION_DELETED_ROWS_TOTAL: &str = "retention_deleted_rows_total";
 
 /// Log lines dropped because the log writer's queue was full.
 pub const LOG_LINES_DROPPED_TOTAL: &str = "log_lines_dropped_total";
@@ -265,6 +267,11 @@ impl Metrics {
             HTTP_REQUESTS_TOTAL,
             Unit::Count,
             "HTTP requests served, by route template",
+        );
+        d(
+            RETENTION_DELETED_ROWS_TOTAL,
+            Unit::Count,
+            "Rows deleted by the retention task, by table",
         );
     }
 

@@ -16,11 +16,14 @@
 //! 4. binds the listener and assembles the state; the router and middleware are [`build_app`].
 //!
 //! [`Application::run_until_stopped`] serves it until the shutdown future resolves;
-//! [`Application::run_until_stopped_with`] first wraps it (`dbapp dev`'s identity layer).
+//! [`Application::run_until_stopped_with`] first wraps it (`dbapp dev`'s identity layer). While
+//! it serves, two background tasks run beside it and stop with it: the metrics upkeep and, when
+//! there is a store, the retention task ([`crate::retention`]).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -32,6 +35,7 @@ use tower::Service;
 use crate::app::{build_app, serve_service};
 use crate::config::{ConfigError, Settings};
 use crate::metrics::Metrics;
+use crate::retention::{RetentionPolicy, spawn_retention};
 use crate::state::AppState;
 use crate::storage::{StorageError, open_store};
 
@@ -151,8 +155,11 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let tasks = BackgroundTasks::spawn(&self.state);
         let app = build_app(self.state.clone());
-        serve_service(self.listener, app, &self.state, shutdown).await
+        let result = serve_service(self.listener, app, &self.state, shutdown).await;
+        tasks.stop();
+        result
     }
 
     /// As [`Application::run_until_stopped`], with the application wrapped by `wrap`.
@@ -164,8 +171,34 @@ impl Application {
         wrap: impl WrapApp,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let tasks = BackgroundTasks::spawn(&self.state);
         let app = wrap.wrap(build_app(self.state.clone()));
-        serve_service(self.listener, app, &self.state, shutdown).await
+        let result = serve_service(self.listener, app, &self.state, shutdown).await;
+        tasks.stop();
+        result
+    }
+}
+
+/// The tasks that run while the server serves, stopped when it has drained.
+struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl BackgroundTasks {
+    fn spawn(state: &AppState) -> Self {
+        let mut tasks = Vec::new();
+        if let Some(store) = &state.store {
+            tasks.push(spawn_retention(
+                Arc::clone(store),
+                RetentionPolicy::from_settings(&state.settings),
+                state.metrics.clone(),
+            ));
+        }
+        Self(tasks)
+    }
+
+    fn stop(self) {
+        for task in self.0 {
+            task.abort();
+        }
     }
 }
 

@@ -27,6 +27,20 @@
 //! Time: every timestamp is UTC with microsecond precision (Postgres' `timestamptz` precision);
 //! values are truncated to whole microseconds before they are written, so both backends give
 //! back exactly what they were given. Time windows are half-open: `start <= t < end`.
+//!
+//! Request performance is kept three times: raw rows (`performance_metrics`), per-minute
+//! rollups (`performance_rollups`: request and error counts per minute, route, method and
+//! latency histogram bucket) and the same per hour (`performance_rollups_hourly`), all written
+//! in one transaction by [`Store::insert_request_records`]. The admin report and time series
+//! read only the rollups — a window's whole hours from the hourly rows, its partial hours at
+//! each end from the minute rows (the 5-minute time series: minute rows only) — so their cost
+//! and memory depend on hours (plus up to two hours of minutes) × routes × [`LATENCY_BUCKETS`],
+//! never on the number of raw rows; the price is a one-minute window resolution and
+//! percentiles within [`PERCENTILE_MAX_RELATIVE_ERROR`].
+//!
+//! Retention: every append-only table (usage events, inference history, raw request records,
+//! rollups) can be purged of rows older than a cutoff ([`Store::purge_older_than`]), in
+//! statements of at most [`PURGE_BATCH`] rows so that a purge never holds a long lock.
 
 #![warn(missing_docs)]
 
@@ -73,6 +87,26 @@ pub const LATEST_TIMESTAMP_SECS: i64 = 253_402_300_799;
 /// The smallest HTTP status counted as an error in performance aggregates: server errors only,
 /// since 4xx answers (a missing preference, a bad request) are the API working as specified.
 pub const ERROR_STATUS_MIN: u16 = 500;
+
+/// Histogram buckets per doubling of latency: bucket `i` holds durations in
+/// `[2^(i/16), 2^((i+1)/16))` ms, so a bucket is 2^(1/16) ≈ 4.43 % wide.
+pub const LATENCY_BUCKETS_PER_DOUBLING: u32 = 16;
+/// Durations below this (2^-10 ms, about one microsecond), zero included, share one bucket
+/// `[0, LATENCY_MIN_MS)`.
+pub const LATENCY_MIN_MS: f64 = 1.0 / 1024.0;
+/// Durations of this (2^24 ms, about 4.7 hours) or more count in the last bucket, just below
+/// it: far above any request deadline (`DBAPP_REQUEST_TIMEOUT_SECS`).
+pub const LATENCY_MAX_MS: f64 = 16_777_216.0;
+/// How many latency buckets there are: one below [`LATENCY_MIN_MS`], then 16 per doubling up to
+/// [`LATENCY_MAX_MS`] (34 doublings). The most rows a report reads per route and method.
+pub const LATENCY_BUCKETS: usize = 1 + 34 * 16;
+/// The most a reported percentile differs from Postgres' exact `percentile_cont` over the raw
+/// durations, relative to the exact value: one bucket width, 2^(1/16) − 1 = 0.044274 (rounded
+/// up). Below [`LATENCY_MIN_MS`] the error is at most [`LATENCY_MIN_MS`] absolute instead, and
+/// durations of [`LATENCY_MAX_MS`] or more are reported below it.
+pub const PERCENTILE_MAX_RELATIVE_ERROR: f64 = 0.044_274;
+/// Most rows one statement of [`Store::purge_older_than`] deletes.
+pub const PURGE_BATCH: u32 = 10_000;
 
 /// Sizes and timeouts of a connection pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,8 +389,11 @@ pub struct NewRequestRecord {
 
 /// Request counts and latency percentiles of a set of requests.
 ///
-/// Percentiles are continuous (`percentile_cont`: linear interpolation between the two nearest
-/// ranks), computed in SQL on Postgres and in Rust on SQLite with the same formula.
+/// Counts and error rates are exact. Percentiles are continuous (`percentile_cont`: linear
+/// interpolation between the two nearest ranks) over the latency histogram of the rollups, each
+/// rank's duration interpolated inside its bucket, so they are within
+/// [`PERCENTILE_MAX_RELATIVE_ERROR`] of the exact figure; both backends compute them with the
+/// same Rust code from the same integer counts, so they agree to the last bit.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct PerformanceStats {
     /// Requests in the set.
@@ -528,6 +565,43 @@ impl Bucket {
     }
 }
 
+/// The append-only tables that retention purges ([`Store::purge_older_than`]), each by the
+/// time column named here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Retained {
+    /// `usage_events`, by the server's arrival time (`received_at`), not the client's
+    /// `timestamp`: a client clock set years back would otherwise have its events purged on
+    /// arrival, and one set ahead would keep them forever.
+    UsageEvents,
+    /// `model_inference_logs`, by the invocation's start (`created_at`, the server's clock).
+    InferenceLogs,
+    /// `performance_metrics` (raw request records), by `recorded_at` (the server's clock).
+    RequestRecords,
+    /// `performance_rollups` and `performance_rollups_hourly`, by the start of the rollup's
+    /// minute or hour.
+    Rollups,
+}
+
+impl Retained {
+    /// Every retained table.
+    pub const ALL: [Self; 4] = [
+        Self::UsageEvents,
+        Self::InferenceLogs,
+        Self::RequestRecords,
+        Self::Rollups,
+    ];
+
+    /// The table's name, as logs and metric labels show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UsageEvents => "usage_events",
+            Self::InferenceLogs => "model_inference_logs",
+            Self::RequestRecords => "performance_metrics",
+            Self::Rollups => "performance_rollups",
+        }
+    }
+}
+
 /// A half-open time window: `start <= t < end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeWindow {
@@ -690,15 +764,18 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// [`StoreError::Unavailable`], [`StoreError::Database`].
     async fn admin_usage_summary(&self, window: TimeWindow) -> Result<UsageSummary, StoreError>;
 
-    /// Stores up to [`MAX_REQUEST_RECORD_BATCH`] request records in one transaction.
+    /// Stores up to [`MAX_REQUEST_RECORD_BATCH`] request records, and adds them to the
+    /// per-minute rollups, in one transaction: both or neither are written.
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] for a larger batch (none is stored), a negative or non-finite
-    /// duration, or NUL characters.
+    /// duration, NUL characters, or a time outside the years 1 to 9999.
     async fn insert_request_records(&self, records: &[NewRequestRecord])
     -> Result<u64, StoreError>;
 
-    /// Request performance in the window, of one route or of all (admin only).
+    /// Request performance in the window, of one route or of all (admin only), from the
+    /// rollups: a request counts when the minute it was recorded in starts inside the window
+    /// (one-minute resolution), and percentiles are within [`PERCENTILE_MAX_RELATIVE_ERROR`].
     ///
     /// # Errors
     /// [`StoreError::Unavailable`], [`StoreError::Database`].
@@ -709,7 +786,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<PerformanceReport, StoreError>;
 
     /// One point per bucket overlapping the window, oldest first, empty buckets included, with
-    /// request and usage figures merged (admin only).
+    /// request and usage figures merged (admin only). Request figures come from the rollups,
+    /// with the resolution and error of [`Store::admin_performance_report`]; usage figures count
+    /// events by their `timestamp`, exactly.
     ///
     /// # Errors
     /// [`StoreError::InvalidInput`] when the window would need more than 100 000 buckets.
@@ -718,6 +797,19 @@ pub trait Store: Send + Sync + fmt::Debug {
         window: TimeWindow,
         bucket: Bucket,
     ) -> Result<Vec<TimeSeriesPoint>, StoreError>;
+
+    /// Deletes the rows of `table` older than `cutoff` (by the column [`Retained`] names), in
+    /// statements of at most [`PURGE_BATCH`] rows, each its own transaction, until none is
+    /// left; returns how many were deleted.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidInput`] for a cutoff outside the years 1 to 9999; a failure after
+    /// some statements leaves their deletions in place.
+    async fn purge_older_than(
+        &self,
+        table: Retained,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError>;
 }
 
 /// `at` truncated to whole microseconds, the precision both backends store.

@@ -2,33 +2,33 @@
 //! Postgres dialect.
 //!
 //! Every statement that reads or writes user data binds `user_id` as its first parameter and
-//! filters or writes it. Percentiles are computed in SQL with `percentile_cont`; sorting of text
+//! filters or writes it. Request aggregates sum the per-minute rollups in SQL (one row per
+//! route, method and latency bucket, or per time bucket and latency bucket) and compute the
+//! percentiles from that histogram in `aggregate`, as the SQLite store does; sorting of text
 //! uses `COLLATE "C"` (byte order), so results do not depend on the database's collation and
 //! match the SQLite store's. Timestamps are `timestamptz`.
 //!
 //! The pool is built by the caller: [`PgStore::connect_lazy`] for a static URL, or
 //! [`crate::lakebase`] for Lakebase, which keeps rotating the pool's password.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Connection, Postgres};
 use uuid::Uuid;
 
-use crate::aggregate::{self, RequestBucket, UsageBucket};
+use crate::aggregate;
 use crate::lakebase::{RefreshTask, TokenRefresher};
 use crate::{
-    Bucket, ERROR_STATUS_MIN, InferenceLog, NewRequestRecord, NewUsageEvent, Page, PageRequest,
-    PageViews, PerformanceReport, PerformanceStats, PoolSettings, Preference, Resource,
-    RoutePerformance, Store, StoreError, TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted,
-    UsageSummary, UserId, micros,
+    Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, PURGE_BATCH, Page, PageRequest,
+    PageViews, PerformanceReport, PoolSettings, Preference, Resource, Retained, Store, StoreError,
+    TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId, micros,
 };
 
 /// The Postgres migrations, embedded at build time.
@@ -166,36 +166,6 @@ impl InferenceRow {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct StatsRow {
-    requests: i64,
-    errors: i64,
-    p50: Option<f64>,
-    p95: Option<f64>,
-    p99: Option<f64>,
-}
-
-impl StatsRow {
-    fn into_stats(self) -> PerformanceStats {
-        PerformanceStats {
-            requests: self.requests,
-            errors: self.errors,
-            error_rate: aggregate::error_rate(self.errors, self.requests),
-            p50_ms: self.p50,
-            p95_ms: self.p95,
-            p99_ms: self.p99,
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct RouteStatsRow {
-    route: String,
-    method: String,
-    #[sqlx(flatten)]
-    stats: StatsRow,
-}
-
 const SELECT_PREFERENCE: &str = "SELECT key, value, revision, created_at, updated_at \
      FROM user_preferences WHERE user_id = $1 AND key = $2";
 
@@ -255,39 +225,73 @@ const INSERT_REQUEST_RECORDS: &str = "INSERT INTO performance_metrics \
          (route, method, status_code, duration_ms, recorded_at) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::int4[], $4::float8[], $5::timestamptz[])";
 
-const PERFORMANCE_SUMMARY: &str = "SELECT count(*) AS requests, \
-         count(*) FILTER (WHERE status_code >= $3) AS errors, \
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50, \
-         percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95, \
-         percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS p99 \
-     FROM performance_metrics \
-     WHERE recorded_at >= $1 AND recorded_at < $2 AND ($4::text IS NULL OR route = $4)";
+// Rollup rows of a batch, added to what earlier batches wrote for the same key: per minute,
+// then per hour.
+const UPSERT_MINUTE_ROLLUPS: &str = "INSERT INTO performance_rollups AS r \
+         (minute, route, method, bucket, requests, errors) \
+     SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::int2[], $5::int8[], \
+         $6::int8[]) \
+     ON CONFLICT (minute, route, method, bucket) DO UPDATE SET \
+         requests = r.requests + EXCLUDED.requests, errors = r.errors + EXCLUDED.errors";
+const UPSERT_HOUR_ROLLUPS: &str = "INSERT INTO performance_rollups_hourly AS r \
+         (hour, route, method, bucket, requests, errors) \
+     SELECT * FROM UNNEST($1::timestamptz[], $2::text[], $3::text[], $4::int2[], $5::int8[], \
+         $6::int8[]) \
+     ON CONFLICT (hour, route, method, bucket) DO UPDATE SET \
+         requests = r.requests + EXCLUDED.requests, errors = r.errors + EXCLUDED.errors";
 
-const PERFORMANCE_BY_ROUTE: &str = "SELECT route, method, count(*) AS requests, \
-         count(*) FILTER (WHERE status_code >= $3) AS errors, \
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50, \
-         percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95, \
-         percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS p99 \
-     FROM performance_metrics \
-     WHERE recorded_at >= $1 AND recorded_at < $2 AND ($4::text IS NULL OR route = $4) \
-     GROUP BY route, method \
-     ORDER BY requests DESC, route COLLATE \"C\", method COLLATE \"C\"";
+// The rollup rows of a window (`aggregate::split`): whole hours `[$2, $3)` from the hourly
+// rows, the partial hours `[$1, $2)` and `[$3, $4)` from the minute rows.
+const WINDOW_ROLLUPS: &str = "SELECT hour AS period, route, method, bucket, requests, errors \
+         FROM performance_rollups_hourly WHERE hour >= $2 AND hour < $3 \
+     UNION ALL \
+     SELECT minute, route, method, bucket, requests, errors FROM performance_rollups \
+         WHERE (minute >= $1 AND minute < $2) OR (minute >= $3 AND minute < $4)";
+
+// At most routes × methods × LATENCY_BUCKETS rows, whatever the number of requests.
+fn performance_histograms() -> String {
+    format!(
+        "SELECT route, method, bucket, sum(requests)::int8, sum(errors)::int8 \
+         FROM ({WINDOW_ROLLUPS}) r WHERE $5::text IS NULL OR route = $5 \
+         GROUP BY route, method, bucket"
+    )
+}
 
 // Buckets are numbered by whole widths since the epoch; `extract(epoch …)` is numeric, so the
-// division is exact and agrees with SQLite's integer division of microseconds.
-const REQUEST_BUCKETS: &str = "SELECT \
-         floor(extract(epoch FROM recorded_at) * 1000000 / $3::bigint)::bigint AS bucket, \
-         count(*) AS requests, \
-         count(*) FILTER (WHERE status_code >= $4) AS errors, \
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50, \
-         percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95, \
-         percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS p99 \
-     FROM performance_metrics WHERE recorded_at >= $1 AND recorded_at < $2 GROUP BY 1";
+// division is exact and agrees with SQLite's integer division of microseconds. At most
+// points × LATENCY_BUCKETS rows.
+fn request_buckets() -> String {
+    format!(
+        "SELECT floor(extract(epoch FROM period) * 1000000 / $5::bigint)::bigint AS slot, \
+             bucket, sum(requests)::int8, sum(errors)::int8 \
+         FROM ({WINDOW_ROLLUPS}) r GROUP BY 1, 2"
+    )
+}
 
 const USAGE_BUCKETS: &str = "SELECT \
          floor(extract(epoch FROM occurred_at) * 1000000 / $3::bigint)::bigint AS bucket, \
          count(*) AS events, count(DISTINCT user_id) AS users \
      FROM usage_events WHERE occurred_at >= $1 AND occurred_at < $2 GROUP BY 1";
+
+/// The bounded purge statements of a retained table: `$1` the cutoff, `$2` the batch size.
+fn purge_statements(table: Retained) -> &'static [&'static str] {
+    match table {
+        Retained::UsageEvents => &["DELETE FROM usage_events WHERE id IN \
+             (SELECT id FROM usage_events WHERE received_at < $1 LIMIT $2)"],
+        Retained::InferenceLogs => &["DELETE FROM model_inference_logs WHERE id IN \
+             (SELECT id FROM model_inference_logs WHERE created_at < $1 LIMIT $2)"],
+        Retained::RequestRecords => &["DELETE FROM performance_metrics WHERE id IN \
+             (SELECT id FROM performance_metrics WHERE recorded_at < $1 LIMIT $2)"],
+        Retained::Rollups => &[
+            "DELETE FROM performance_rollups WHERE (minute, route, method, bucket) IN \
+             (SELECT minute, route, method, bucket FROM performance_rollups \
+              WHERE minute < $1 LIMIT $2)",
+            "DELETE FROM performance_rollups_hourly WHERE (hour, route, method, bucket) IN \
+             (SELECT hour, route, method, bucket FROM performance_rollups_hourly \
+              WHERE hour < $1 LIMIT $2)",
+        ],
+    }
+}
 
 #[async_trait]
 impl Store for PgStore {
@@ -521,6 +525,8 @@ impl Store for PgStore {
         if records.is_empty() {
             return Ok(0);
         }
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(INSERT_REQUEST_RECORDS)
             .bind(records.iter().map(|r| r.route.clone()).collect::<Vec<_>>())
             .bind(records.iter().map(|r| r.method.clone()).collect::<Vec<_>>())
@@ -537,8 +543,24 @@ impl Store for PgStore {
                     .map(|r| micros(r.recorded_at))
                     .collect::<Vec<_>>(),
             )
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *tx)
             .await?;
+        for (statement, period_us) in [
+            (UPSERT_MINUTE_ROLLUPS, aggregate::MINUTE_US),
+            (UPSERT_HOUR_ROLLUPS, aggregate::HOUR_US),
+        ] {
+            let rollups = aggregate::rollups(records, period_us);
+            sqlx::query(statement)
+                .bind(rollups.iter().map(|r| r.period).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.route).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.method).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.bucket).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.requests).collect::<Vec<_>>())
+                .bind(rollups.iter().map(|r| r.errors).collect::<Vec<_>>())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -548,32 +570,17 @@ impl Store for PgStore {
         window: TimeWindow,
         route: Option<&str>,
     ) -> Result<PerformanceReport, StoreError> {
-        let window = window.truncated();
-        let summary: StatsRow = sqlx::query_as(PERFORMANCE_SUMMARY)
-            .bind(window.start)
-            .bind(window.end)
-            .bind(i32::from(ERROR_STATUS_MIN))
-            .bind(route)
-            .fetch_one(&mut *self.conn().await?)
-            .await?;
-        let routes: Vec<RouteStatsRow> = sqlx::query_as(PERFORMANCE_BY_ROUTE)
-            .bind(window.start)
-            .bind(window.end)
-            .bind(i32::from(ERROR_STATUS_MIN))
-            .bind(route)
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
-        Ok(PerformanceReport {
-            summary: summary.into_stats(),
-            routes: routes
-                .into_iter()
-                .map(|r| RoutePerformance {
-                    route: r.route,
-                    method: r.method,
-                    stats: r.stats.into_stats(),
-                })
-                .collect(),
-        })
+        let split = aggregate::split(window.truncated(), true);
+        let rows: Vec<aggregate::RouteBucketRow> =
+            sqlx::query_as(AssertSqlSafe(performance_histograms()))
+                .bind(split.start)
+                .bind(split.hours_start)
+                .bind(split.hours_end)
+                .bind(split.end)
+                .bind(route)
+                .fetch_all(&mut *self.conn().await?)
+                .await?;
+        Ok(aggregate::report(rows))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = bucket.as_str()))]
@@ -585,43 +592,48 @@ impl Store for PgStore {
         let window = window.truncated();
         let range = aggregate::bucket_range(window, bucket)?;
         let width_us = bucket.seconds() * 1_000_000;
-        type Row = (i64, i64, i64, Option<f64>, Option<f64>, Option<f64>);
-        let requests: Vec<Row> = sqlx::query_as(REQUEST_BUCKETS)
-            .bind(window.start)
-            .bind(window.end)
-            .bind(width_us)
-            .bind(i32::from(ERROR_STATUS_MIN))
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
+        let split = aggregate::split(window, bucket.seconds() % 3_600 == 0);
+        let requests: Vec<aggregate::TimeBucketRow> =
+            sqlx::query_as(AssertSqlSafe(request_buckets()))
+                .bind(split.start)
+                .bind(split.hours_start)
+                .bind(split.hours_end)
+                .bind(split.end)
+                .bind(width_us)
+                .fetch_all(&mut *self.conn().await?)
+                .await?;
         let usage: Vec<(i64, i64, i64)> = sqlx::query_as(USAGE_BUCKETS)
             .bind(window.start)
             .bind(window.end)
             .bind(width_us)
             .fetch_all(&mut *self.conn().await?)
             .await?;
-        let requests: BTreeMap<i64, RequestBucket> = requests
-            .into_iter()
-            .map(|(index, requests, errors, p50_ms, p95_ms, p99_ms)| {
-                let figures = RequestBucket {
-                    requests,
-                    errors,
-                    p50_ms,
-                    p95_ms,
-                    p99_ms,
-                };
-                (index, figures)
-            })
-            .collect();
-        let usage: BTreeMap<i64, UsageBucket> = usage
-            .into_iter()
-            .map(|(index, events, unique_users)| {
-                let figures = UsageBucket {
-                    events,
-                    unique_users,
-                };
-                (index, figures)
-            })
-            .collect();
+        let requests = aggregate::request_buckets(requests);
+        let usage = aggregate::usage_buckets(usage);
         Ok(aggregate::dense_series(range, bucket, &requests, &usage))
+    }
+
+    #[tracing::instrument(skip_all, fields(table = table.as_str()))]
+    async fn purge_older_than(
+        &self,
+        table: Retained,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        aggregate::check_timestamp("cutoff", cutoff)?;
+        let mut deleted = 0;
+        for &statement in purge_statements(table) {
+            loop {
+                let done = sqlx::query(statement)
+                    .bind(micros(cutoff))
+                    .bind(i64::from(PURGE_BATCH))
+                    .execute(&mut *self.conn().await?)
+                    .await?;
+                deleted += done.rows_affected();
+                if done.rows_affected() < u64::from(PURGE_BATCH) {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
     }
 }

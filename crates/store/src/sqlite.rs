@@ -3,30 +3,30 @@
 //!
 //! Storage choices, all invisible through the trait: timestamps are `INTEGER` microseconds since
 //! the Unix epoch (UTC), so comparisons and bucketing are exact integer arithmetic; JSON values
-//! are text. SQLite has no `percentile_cont`, so the percentiles are computed in Rust from the
-//! selected durations with Postgres' formula (see `aggregate`); text sorts by bytes (`BINARY`),
-//! as the Postgres store's `COLLATE "C"` does.
+//! are text. Request aggregates sum the per-minute rollups in SQL, as the Postgres store does,
+//! and the percentiles come from that histogram (see `aggregate`): no query loads one row per
+//! request. Text sorts by bytes (`BINARY`), as the Postgres store's `COLLATE "C"` does.
 //!
 //! The database runs in WAL mode with a busy timeout: readers never block the one writer, and
 //! concurrent writers wait for each other instead of failing. Multi-statement writes start with
 //! `BEGIN IMMEDIATE`, which takes the write lock up front, so they never fail half way on a lock.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sqlx::AssertSqlSafe;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use uuid::Uuid;
 
-use crate::aggregate::{self, RequestBucket, UsageBucket};
+use crate::aggregate;
 use crate::{
-    Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, Page, PageRequest, PageViews,
-    PerformanceReport, PoolSettings, Preference, Resource, RoutePerformance, Store, StoreError,
+    Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, PURGE_BATCH, Page, PageRequest,
+    PageViews, PerformanceReport, PoolSettings, Preference, Resource, Retained, Store, StoreError,
     TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
 };
 
@@ -205,21 +205,70 @@ const INSERT_REQUEST_RECORD: &str = "INSERT INTO performance_metrics \
          (route, method, status_code, duration_ms, recorded_at) \
      VALUES (?1, ?2, ?3, ?4, ?5)";
 
-const SELECT_REQUESTS: &str = "SELECT route, method, status_code, duration_ms \
-     FROM performance_metrics \
-     WHERE recorded_at >= ?1 AND recorded_at < ?2 AND (?3 IS NULL OR route = ?3) \
-     ORDER BY duration_ms";
+// Rollup rows of a batch, added to what earlier batches wrote for the same key: per minute,
+// then per hour. In `DO UPDATE SET`, bare column names are the existing row's.
+const UPSERT_MINUTE_ROLLUP: &str = "INSERT INTO performance_rollups \
+         (minute, route, method, bucket, requests, errors) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (minute, route, method, bucket) DO UPDATE SET \
+         requests = requests + excluded.requests, errors = errors + excluded.errors";
+const UPSERT_HOUR_ROLLUP: &str = "INSERT INTO performance_rollups_hourly \
+         (hour, route, method, bucket, requests, errors) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (hour, route, method, bucket) DO UPDATE SET \
+         requests = requests + excluded.requests, errors = errors + excluded.errors";
+
+// The rollup rows of a window (`aggregate::split`): whole hours `[?2, ?3)` from the hourly
+// rows, the partial hours `[?1, ?2)` and `[?3, ?4)` from the minute rows.
+const WINDOW_ROLLUPS: &str = "SELECT hour AS period, route, method, bucket, requests, errors \
+         FROM performance_rollups_hourly WHERE hour >= ?2 AND hour < ?3 \
+     UNION ALL \
+     SELECT minute, route, method, bucket, requests, errors FROM performance_rollups \
+         WHERE (minute >= ?1 AND minute < ?2) OR (minute >= ?3 AND minute < ?4)";
+
+// At most routes × methods × LATENCY_BUCKETS rows, whatever the number of requests.
+fn performance_histograms() -> String {
+    format!(
+        "SELECT route, method, bucket, sum(requests), sum(errors) \
+         FROM ({WINDOW_ROLLUPS}) WHERE ?5 IS NULL OR route = ?5 \
+         GROUP BY route, method, bucket"
+    )
+}
 
 // Floor division (also right for instants before 1970, where `/` would round towards zero).
-const REQUEST_BUCKETS: &str = "SELECT \
-         (recorded_at - ((recorded_at % ?3) + ?3) % ?3) / ?3 AS bucket, status_code, duration_ms \
-     FROM performance_metrics WHERE recorded_at >= ?1 AND recorded_at < ?2 \
-     ORDER BY bucket, duration_ms";
+// At most points × LATENCY_BUCKETS rows.
+fn request_buckets() -> String {
+    format!(
+        "SELECT (period - ((period % ?5) + ?5) % ?5) / ?5 AS slot, bucket, \
+             sum(requests), sum(errors) \
+         FROM ({WINDOW_ROLLUPS}) GROUP BY slot, bucket"
+    )
+}
 
 const USAGE_BUCKETS: &str = "SELECT bucket, count(*), count(DISTINCT user_id) FROM ( \
          SELECT (occurred_at - ((occurred_at % ?3) + ?3) % ?3) / ?3 AS bucket, user_id \
          FROM usage_events WHERE occurred_at >= ?1 AND occurred_at < ?2) \
      GROUP BY bucket";
+
+/// The bounded purge statements of a retained table: `?1` the cutoff, `?2` the batch size.
+fn purge_statements(table: Retained) -> &'static [&'static str] {
+    match table {
+        Retained::UsageEvents => &["DELETE FROM usage_events WHERE id IN \
+             (SELECT id FROM usage_events WHERE received_at < ?1 LIMIT ?2)"],
+        Retained::InferenceLogs => &["DELETE FROM model_inference_logs WHERE id IN \
+             (SELECT id FROM model_inference_logs WHERE created_at < ?1 LIMIT ?2)"],
+        Retained::RequestRecords => &["DELETE FROM performance_metrics WHERE id IN \
+             (SELECT id FROM performance_metrics WHERE recorded_at < ?1 LIMIT ?2)"],
+        Retained::Rollups => &[
+            "DELETE FROM performance_rollups WHERE (minute, route, method, bucket) IN \
+             (SELECT minute, route, method, bucket FROM performance_rollups \
+              WHERE minute < ?1 LIMIT ?2)",
+            "DELETE FROM performance_rollups_hourly WHERE (hour, route, method, bucket) IN \
+             (SELECT hour, route, method, bucket FROM performance_rollups_hourly \
+              WHERE hour < ?1 LIMIT ?2)",
+        ],
+    }
+}
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -451,6 +500,22 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
+        for (statement, period_us) in [
+            (UPSERT_MINUTE_ROLLUP, aggregate::MINUTE_US),
+            (UPSERT_HOUR_ROLLUP, aggregate::HOUR_US),
+        ] {
+            for rollup in aggregate::rollups(records, period_us) {
+                sqlx::query(statement)
+                    .bind(to_us(rollup.period))
+                    .bind(rollup.route)
+                    .bind(rollup.method)
+                    .bind(rollup.bucket)
+                    .bind(rollup.requests)
+                    .bind(rollup.errors)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
         tx.commit().await?;
         Ok(records.len() as u64)
     }
@@ -461,38 +526,17 @@ impl Store for SqliteStore {
         window: TimeWindow,
         route: Option<&str>,
     ) -> Result<PerformanceReport, StoreError> {
-        let rows: Vec<(String, String, i64, f64)> = sqlx::query_as(SELECT_REQUESTS)
-            .bind(to_us(window.start))
-            .bind(to_us(window.end))
-            .bind(route)
-            .fetch_all(&self.pool)
-            .await?;
-        // Rows arrive sorted by duration, so every group's durations are sorted too.
-        let mut all = Vec::with_capacity(rows.len());
-        let mut all_errors = 0;
-        let mut groups: BTreeMap<(String, String), (Vec<f64>, i64)> = BTreeMap::new();
-        for (route, method, status, duration) in rows {
-            let error = i64::from(aggregate::is_error(status));
-            all.push(duration);
-            all_errors += error;
-            let group = groups.entry((route, method)).or_default();
-            group.0.push(duration);
-            group.1 += error;
-        }
-        let mut routes: Vec<RoutePerformance> = groups
-            .into_iter()
-            .map(|((route, method), (durations, errors))| RoutePerformance {
-                route,
-                method,
-                stats: aggregate::stats(&durations, errors),
-            })
-            .collect();
-        // Stable: equal counts keep the (route, method) byte order of the map.
-        routes.sort_by_key(|r| std::cmp::Reverse(r.stats.requests));
-        Ok(PerformanceReport {
-            summary: aggregate::stats(&all, all_errors),
-            routes,
-        })
+        let split = aggregate::split(window, true);
+        let rows: Vec<aggregate::RouteBucketRow> =
+            sqlx::query_as(AssertSqlSafe(performance_histograms()))
+                .bind(to_us(split.start))
+                .bind(to_us(split.hours_start))
+                .bind(to_us(split.hours_end))
+                .bind(to_us(split.end))
+                .bind(route)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(aggregate::report(rows))
     }
 
     #[tracing::instrument(skip_all, fields(bucket = bucket.as_str()))]
@@ -504,47 +548,48 @@ impl Store for SqliteStore {
         let range = aggregate::bucket_range(window, bucket)?;
         let width_us = bucket.seconds() * 1_000_000;
         let (start, end) = (to_us(window.start), to_us(window.end));
-        let rows: Vec<(i64, i64, f64)> = sqlx::query_as(REQUEST_BUCKETS)
-            .bind(start)
-            .bind(end)
-            .bind(width_us)
-            .fetch_all(&self.pool)
-            .await?;
+        let split = aggregate::split(window, bucket.seconds() % 3_600 == 0);
+        let requests: Vec<aggregate::TimeBucketRow> =
+            sqlx::query_as(AssertSqlSafe(request_buckets()))
+                .bind(to_us(split.start))
+                .bind(to_us(split.hours_start))
+                .bind(to_us(split.hours_end))
+                .bind(to_us(split.end))
+                .bind(width_us)
+                .fetch_all(&self.pool)
+                .await?;
         let usage: Vec<(i64, i64, i64)> = sqlx::query_as(USAGE_BUCKETS)
             .bind(start)
             .bind(end)
             .bind(width_us)
             .fetch_all(&self.pool)
             .await?;
-        let mut durations: BTreeMap<i64, (Vec<f64>, i64)> = BTreeMap::new();
-        for (index, status, duration) in rows {
-            let entry = durations.entry(index).or_default();
-            entry.0.push(duration);
-            entry.1 += i64::from(aggregate::is_error(status));
-        }
-        let requests: BTreeMap<i64, RequestBucket> = durations
-            .into_iter()
-            .map(|(index, (sorted, errors))| {
-                let figures = RequestBucket {
-                    requests: sorted.len() as i64,
-                    errors,
-                    p50_ms: aggregate::percentile_cont(&sorted, 0.5),
-                    p95_ms: aggregate::percentile_cont(&sorted, 0.95),
-                    p99_ms: aggregate::percentile_cont(&sorted, 0.99),
-                };
-                (index, figures)
-            })
-            .collect();
-        let usage: BTreeMap<i64, UsageBucket> = usage
-            .into_iter()
-            .map(|(index, events, unique_users)| {
-                let figures = UsageBucket {
-                    events,
-                    unique_users,
-                };
-                (index, figures)
-            })
-            .collect();
+        let requests = aggregate::request_buckets(requests);
+        let usage = aggregate::usage_buckets(usage);
         Ok(aggregate::dense_series(range, bucket, &requests, &usage))
+    }
+
+    #[tracing::instrument(skip_all, fields(table = table.as_str()))]
+    async fn purge_older_than(
+        &self,
+        table: Retained,
+        cutoff: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        aggregate::check_timestamp("cutoff", cutoff)?;
+        let mut deleted = 0;
+        for &statement in purge_statements(table) {
+            loop {
+                let done = sqlx::query(statement)
+                    .bind(to_us(cutoff))
+                    .bind(i64::from(PURGE_BATCH))
+                    .execute(&self.pool)
+                    .await?;
+                deleted += done.rows_affected();
+                if done.rows_affected() < u64::from(PURGE_BATCH) {
+                    break;
+                }
+            }
+        }
+        Ok(deleted)
     }
 }

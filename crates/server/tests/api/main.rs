@@ -12,6 +12,7 @@ mod logs;
 mod model_serving;
 mod openapi;
 mod preferences;
+mod retention;
 mod security;
 mod serve;
 mod unity_catalog;

@@ -15,4 +15,5 @@ mod migrations;
 mod outage;
 mod performance;
 mod preferences;
+mod retention;
 mod usage;
