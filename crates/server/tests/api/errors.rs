@@ -95,7 +95,9 @@ async fn an_unreadable_stored_row_is_internal_error_without_details() {
     ))
     .await
     .unwrap();
-    sqlx::query("INSERT INTO model_inference_logs (request_id, user_id, endpoint_name, status, inputs, execution_time_ms, created_at) VALUES ('r1', 'alice@example.com', 'echo', 'SUCCESS', '{not json', 1, 1)")
+    // Written now, so that the retention task (90 days of history) leaves it alone.
+    sqlx::query("INSERT INTO model_inference_logs (request_id, user_id, endpoint_name, status, inputs, execution_time_ms, created_at) VALUES ('r1', 'alice@example.com', 'echo', 'SUCCESS', '{not json', 1, ?)")
+        .bind(chrono::Utc::now().timestamp_micros())
         .execute(&pool)
         .await
         .unwrap();
