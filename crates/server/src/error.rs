@@ -345,6 +345,12 @@ pub enum ApiError {
         #[source]
         source: DatabricksError,
     },
+    /// `502 MODEL_ERROR` mid-stream: the endpoint ended its stream with an error event.
+    #[error("The model endpoint failed while streaming: {message}")]
+    ModelStreamFailed {
+        /// The endpoint's message, at most 1 000 characters.
+        message: String,
+    },
     /// `504 UPSTREAM_TIMEOUT`: an upstream call (or the request) exceeded its timeout.
     #[error("The Databricks workspace did not answer in time.")]
     UpstreamTimeout(#[source] Option<DatabricksError>),
@@ -394,13 +400,26 @@ impl ApiError {
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Upstream(_) => ErrorCode::UpstreamError,
             Self::ModelInputInvalid { .. } => ErrorCode::ModelInputInvalid,
-            Self::ModelError { .. } => ErrorCode::ModelError,
+            Self::ModelError { .. } | Self::ModelStreamFailed { .. } => ErrorCode::ModelError,
             Self::UpstreamTimeout(_) => ErrorCode::UpstreamTimeout,
             Self::ModelTimeout { .. } => ErrorCode::ModelTimeout,
             Self::DatabaseUnavailable(_) => ErrorCode::DatabaseUnavailable,
             Self::StorageNotConfigured => ErrorCode::StorageNotConfigured,
             Self::WarehouseNotConfigured => ErrorCode::WarehouseNotConfigured,
             Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// The error envelope of this error for the request with `correlation_id` (for answers made
+    /// outside the request's task, e.g. an error event at the end of a stream).
+    #[must_use]
+    pub fn envelope(&self, correlation_id: &str) -> ErrorBody {
+        ErrorBody {
+            error_code: self.code(),
+            message: self.to_string(),
+            detail: self.detail(),
+            retry_after: self.retry_after(),
+            correlation_id: correlation_id.to_owned(),
         }
     }
 
@@ -602,13 +621,7 @@ pub struct LoggedError(pub Arc<ApiError>);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        let body = ErrorBody {
-            error_code: code,
-            message: self.to_string(),
-            detail: self.detail(),
-            retry_after: self.retry_after(),
-            correlation_id: current_correlation_id().as_str().to_owned(),
-        };
+        let body = self.envelope(current_correlation_id().as_str());
         let mut response = (code.status(), Json(&body)).into_response();
         if let Some(seconds) = body.retry_after {
             response

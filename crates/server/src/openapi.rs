@@ -76,6 +76,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::user::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::model_serving::router())
+        .merge(routes::chat::router())
         .merge(routes::preferences::router())
         .merge(routes::usage::router())
 }

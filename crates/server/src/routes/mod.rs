@@ -8,6 +8,7 @@
 //! (`skip_serializing_if = "Option::is_none"`) stays optional; `tests/api/openapi.rs` lists those
 //! and fails on any other optional response property.
 
+pub mod chat;
 pub mod health;
 pub mod model_serving;
 pub mod preferences;

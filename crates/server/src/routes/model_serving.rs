@@ -464,20 +464,7 @@ async fn invoke(
     inputs: &Value,
     timeout_seconds: u64,
 ) -> Result<Value, ApiError> {
-    let endpoint = fetch_endpoint(app, caller, name).await?;
-    let state = state_of(&endpoint);
-    if !matches!(
-        state,
-        EndpointStateName::Ready | EndpointStateName::Updating
-    ) {
-        return Err(ApiError::EndpointNotReady {
-            name: name.to_string(),
-            state: serde_json::to_value(state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-        });
-    }
+    ready_endpoint(app, caller, name).await?;
     let timeout = Duration::from_secs(timeout_seconds);
     let workspace = caller.workspace(app).with_timeout(timeout);
     let call = workspace.invoke_serving_endpoint(name, request_body(inputs));
@@ -494,10 +481,37 @@ async fn invoke(
     })
 }
 
+/// Reads the endpoint as the user and checks that it serves.
+///
+/// # Errors
+/// `ENDPOINT_NOT_FOUND` and the other upstream errors of the read, `ENDPOINT_NOT_READY`.
+pub(super) async fn ready_endpoint(
+    app: &AppState,
+    caller: &Caller,
+    name: &Name<Endpoint>,
+) -> Result<(), ApiError> {
+    let endpoint = fetch_endpoint(app, caller, name).await?;
+    let state = state_of(&endpoint);
+    if matches!(
+        state,
+        EndpointStateName::Ready | EndpointStateName::Updating
+    ) {
+        return Ok(());
+    }
+    Err(ApiError::EndpointNotReady {
+        name: name.to_string(),
+        state: serde_json::to_value(state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    })
+}
+
 /// Longest model message a `MODEL_INPUT_INVALID` answer repeats.
 pub const MODEL_MESSAGE_CHARS: usize = 1000;
 
-fn model_error(
+/// The API error for an invocation the endpoint refused or failed.
+pub(super) fn model_error(
     app: &AppState,
     caller: &Caller,
     name: &str,
