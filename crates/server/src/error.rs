@@ -67,6 +67,8 @@ pub enum ErrorCode {
     EndpointNotFound,
     /// 404: no such preference of the caller.
     PreferenceNotFound,
+    /// 404: no such conversation of the caller (another user's included).
+    ConversationNotFound,
     /// 405: the route exists, not with this method.
     MethodNotAllowed,
     /// 400: bad query, path or body; `detail` says which field and why.
@@ -104,7 +106,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of `API.md`'s table.
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 31] = [
         Self::AuthMissing,
         Self::AuthInvalid,
         Self::AuthExpired,
@@ -119,6 +121,7 @@ impl ErrorCode {
         Self::TableNotFound,
         Self::EndpointNotFound,
         Self::PreferenceNotFound,
+        Self::ConversationNotFound,
         Self::MethodNotAllowed,
         Self::InvalidRequest,
         Self::InvalidIdentifier,
@@ -154,7 +157,8 @@ impl ErrorCode {
             | Self::SchemaNotFound
             | Self::TableNotFound
             | Self::EndpointNotFound
-            | Self::PreferenceNotFound => StatusCode::NOT_FOUND,
+            | Self::PreferenceNotFound
+            | Self::ConversationNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidRequest | Self::InvalidIdentifier | Self::ModelInputInvalid => {
                 StatusCode::BAD_REQUEST
@@ -188,6 +192,7 @@ impl ErrorCode {
             Self::TableNotFound => "TABLE_NOT_FOUND",
             Self::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             Self::PreferenceNotFound => "PREFERENCE_NOT_FOUND",
+            Self::ConversationNotFound => "CONVERSATION_NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::InvalidRequest => "INVALID_REQUEST",
             Self::InvalidIdentifier => "INVALID_IDENTIFIER",
@@ -571,6 +576,7 @@ impl From<StoreError> for ApiError {
 fn not_found_code(resource: Resource) -> ErrorCode {
     match resource {
         Resource::Preference => ErrorCode::PreferenceNotFound,
+        Resource::Conversation => ErrorCode::ConversationNotFound,
     }
 }
 
@@ -785,6 +791,9 @@ mod tests {
         assert_eq!(error.code(), ErrorCode::PreferenceNotFound);
         assert_eq!(error.code().status(), StatusCode::NOT_FOUND);
         assert_eq!(error.to_string(), "The preference was not found.");
+        let conversation = ApiError::from(StoreError::NotFound(Resource::Conversation));
+        assert_eq!(conversation.code(), ErrorCode::ConversationNotFound);
+        assert_eq!(conversation.to_string(), "The conversation was not found.");
     }
 
     #[test]

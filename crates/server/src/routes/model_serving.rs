@@ -19,7 +19,7 @@ use axum::extract::State;
 use chrono::Utc;
 use dbapp_databricks::api::ServingEndpoint;
 use dbapp_databricks::{DatabricksError, ErrorKind};
-use dbapp_store::{InferenceLog, InferenceStatus, PageRequest};
+use dbapp_store::{InferenceLog, InferenceStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -560,39 +560,21 @@ async fn list_inference_logs(
     caller: Caller,
     spec: PageSpec,
 ) -> Result<Json<CountedPage<InferenceLogItem>>, ApiError> {
-    let store = app.store()?;
-    let page = store
-        .list_inference_logs(
-            caller.user_id(),
-            PageRequest::new(spec.limit, spec.cursor.skip)?,
-        )
+    let page = app
+        .store()?
+        .list_inference_logs(caller.user_id(), spec.store_page()?)
         .await?;
-    let next_offset = spec.cursor.skip + page.items.len() as u64;
-    let more =
-        i64::try_from(next_offset).unwrap_or(i64::MAX) < page.total_count && !page.items.is_empty();
-    Ok(Json(CountedPage {
-        items: page
-            .items
-            .into_iter()
-            .map(|l| InferenceLogItem {
-                request_id: l.request_id,
-                endpoint_name: l.endpoint_name,
-                status: l.status,
-                inputs: l.inputs,
-                predictions: l.predictions,
-                error_message: l.error_message,
-                execution_time_ms: l.execution_time_ms,
-                created_at: l.created_at,
-                completed_at: l.completed_at,
-            })
-            .collect(),
-        next_page_token: more.then(|| {
-            Cursor {
-                upstream: None,
-                skip: next_offset,
-            }
-            .encode()
-        }),
-        total_count: page.total_count,
-    }))
+    Ok(Json(CountedPage::from_store(&spec, page, |l| {
+        InferenceLogItem {
+            request_id: l.request_id,
+            endpoint_name: l.endpoint_name,
+            status: l.status,
+            inputs: l.inputs,
+            predictions: l.predictions,
+            error_message: l.error_message,
+            execution_time_ms: l.execution_time_ms,
+            created_at: l.created_at,
+            completed_at: l.completed_at,
+        }
+    })))
 }

@@ -277,6 +277,33 @@ impl TestApp {
         self.call(reqwest::Method::GET, &path, token)
     }
 
+    /// `GET /api/conversations` with a query string (or `""`).
+    pub(crate) fn list_conversations(&self, token: &str, query: &str) -> ApiCall {
+        let path = format!("/api/conversations{query}");
+        self.call(reqwest::Method::GET, &path, token)
+    }
+
+    /// `GET /api/conversations/{id}`.
+    pub(crate) fn get_conversation(&self, token: &str, id: &str) -> ApiCall {
+        let path = format!("/api/conversations/{id}");
+        self.call(reqwest::Method::GET, &path, token)
+    }
+
+    /// `PATCH /api/conversations/{id}` with `body` as the JSON body.
+    pub(crate) fn rename_conversation(&self, token: &str, id: &str, body: &Value) -> ApiCall {
+        let path = format!("/api/conversations/{id}");
+        ApiCall(
+            self.request(reqwest::Method::PATCH, &path, token)
+                .json(body),
+        )
+    }
+
+    /// `DELETE /api/conversations/{id}`.
+    pub(crate) fn delete_conversation(&self, token: &str, id: &str) -> ApiCall {
+        let path = format!("/api/conversations/{id}");
+        self.call(reqwest::Method::DELETE, &path, token)
+    }
+
     /// Stops the server gracefully and waits for it.
     pub(crate) async fn stop(&mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {

@@ -3,6 +3,7 @@
 
 mod app;
 mod connections;
+mod conversations;
 mod errors;
 mod faults;
 mod health;
