@@ -42,7 +42,7 @@ use crate::auth::Caller;
 use dbapp_databricks::CorrelationId;
 
 use crate::correlation::current_correlation_id;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, Endpoint, Name};
 use crate::metrics::{
     CHAT_STREAMS_TOTAL, CHAT_TIME_TO_FIRST_TOKEN_SECONDS, CHAT_TOKENS_PER_SECOND,
@@ -118,7 +118,8 @@ async fn chat(
         correlation_id: current_correlation_id(),
         started,
         first_token: None,
-        completion_tokens: None,
+        answer: Answer::default(),
+        error: None,
         outcome: Outcome::Cancelled,
     };
     let heartbeat = Duration::from_secs(app.settings.dbapp.chat_heartbeat_secs);
@@ -155,7 +156,7 @@ fn upstream_body(request: ChatRequest) -> Result<Value, ApiError> {
     }
     for (index, message) in request.messages.iter().enumerate() {
         check_message(message)
-            .map_err(|reason| ApiError::invalid(&format!("messages[{index}]"), reason))?;
+            .map_err(|reason| ApiError::invalid(format!("messages[{index}]"), reason))?;
     }
     if let Some(t) = request.temperature
         && !(0.0..=2.0).contains(&t)
@@ -250,6 +251,109 @@ impl Outcome {
     }
 }
 
+/// Most bytes of an answer's text kept for its record; the rest is cut (and the record says so).
+pub const MAX_RECORDED_ANSWER_BYTES: usize = 256 * 1024;
+
+/// The assistant message of a streamed turn, put together from its chunks' deltas
+/// (UPSTREAM-2 §2.3, §2.4): the text, the tool calls by `index` (id, name, arguments appended),
+/// the finish reason and the usage.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Answer {
+    content: String,
+    content_truncated: bool,
+    tool_calls: Vec<Value>,
+    finish_reason: Option<String>,
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+impl Answer {
+    /// Adds one chunk; returns whether it carried generated output (text or a tool call).
+    fn add(&mut self, chunk: &Value) -> bool {
+        if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.prompt_tokens = usage.get("prompt_tokens").and_then(Value::as_u64);
+            self.completion_tokens = usage.get("completion_tokens").and_then(Value::as_u64);
+        }
+        let mut output = false;
+        let choices = chunk.get("choices").and_then(Value::as_array);
+        for choice in choices.into_iter().flatten() {
+            if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
+                continue;
+            }
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.finish_reason = Some(reason.to_owned());
+            }
+            let Some(delta) = choice.get("delta") else {
+                continue;
+            };
+            if let Some(text) = delta.get("content").and_then(Value::as_str)
+                && !text.is_empty()
+            {
+                output = true;
+                self.push_text(text);
+            }
+            for call in delta
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                output = true;
+                self.add_tool_call(call);
+            }
+        }
+        output
+    }
+
+    fn push_text(&mut self, text: &str) {
+        let room = MAX_RECORDED_ANSWER_BYTES - self.content.len();
+        if text.len() <= room {
+            self.content.push_str(text);
+            return;
+        }
+        let mut cut = room;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        self.content.push_str(&text[..cut]);
+        self.content_truncated = true;
+    }
+
+    fn add_tool_call(&mut self, delta: &Value) {
+        let index = delta.get("index").and_then(Value::as_u64).unwrap_or(0);
+        let Ok(index) = usize::try_from(index) else {
+            return;
+        };
+        // A call's first delta opens it; indexes are small and dense in practice, and a gap is
+        // bounded by the number of deltas received.
+        if index > self.tool_calls.len() + 64 {
+            return;
+        }
+        while self.tool_calls.len() <= index {
+            self.tool_calls.push(json!({
+                "id": null, "type": "function", "function": {"name": "", "arguments": ""}
+            }));
+        }
+        let call = &mut self.tool_calls[index];
+        if let Some(id) = delta.get("id").and_then(Value::as_str) {
+            call["id"] = Value::String(id.to_owned());
+        }
+        if let Some(kind) = delta.get("type").and_then(Value::as_str) {
+            call["type"] = Value::String(kind.to_owned());
+        }
+        for field in ["name", "arguments"] {
+            if let Some(part) = delta
+                .pointer(&format!("/function/{field}"))
+                .and_then(Value::as_str)
+            {
+                let slot = &mut call["function"][field];
+                let joined = format!("{}{part}", slot.as_str().unwrap_or_default());
+                *slot = Value::String(joined);
+            }
+        }
+    }
+}
+
 /// What one streamed turn did, measured and logged when it ends (also when dropped).
 struct Turn {
     app: AppState,
@@ -257,24 +361,19 @@ struct Turn {
     correlation_id: CorrelationId,
     started: Instant,
     first_token: Option<Duration>,
-    completion_tokens: Option<u64>,
+    answer: Answer,
+    error: Option<(ErrorCode, String)>,
     outcome: Outcome,
 }
 
 impl Turn {
-    /// Notes what an event of the endpoint says: the first content, and the usage.
+    /// Notes what an event of the endpoint says.
     fn observe(&mut self, data: &str) {
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {
             return;
         };
-        if self.first_token.is_none() && carries_output(&chunk) {
+        if self.answer.add(&chunk) && self.first_token.is_none() {
             self.first_token = Some(self.started.elapsed());
-        }
-        if let Some(tokens) = chunk
-            .pointer("/usage/completion_tokens")
-            .and_then(Value::as_u64)
-        {
-            self.completion_tokens = Some(tokens);
         }
     }
 }
@@ -291,7 +390,7 @@ impl Drop for Turn {
                 first.as_secs_f64(),
             );
             let generating = elapsed.saturating_sub(first).as_secs_f64();
-            if let Some(tokens) = self.completion_tokens
+            if let Some(tokens) = self.answer.completion_tokens
                 && generating > 0.0
             {
                 self.app.metrics.observe(
@@ -316,24 +415,9 @@ impl Drop for Turn {
             correlation_id = %self.correlation_id,
             elapsed_ms = elapsed.as_millis() as u64,
             first_token_ms = self.first_token.map(|d| d.as_millis() as u64),
-            completion_tokens = self.completion_tokens,
+            completion_tokens = self.answer.completion_tokens,
         );
     }
-}
-
-/// Whether a chunk carries generated output (text or a tool call).
-fn carries_output(chunk: &Value) -> bool {
-    chunk
-        .get("choices")
-        .and_then(Value::as_array)
-        .is_some_and(|choices| {
-            choices.iter().any(|c| {
-                c.pointer("/delta/content")
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty())
-                    || c.pointer("/delta/tool_calls").is_some_and(Value::is_array)
-            })
-        })
 }
 
 /// The relay from the endpoint's stream to the client's.
@@ -389,6 +473,7 @@ impl Relay {
             error = %crate::error::cause_chain(&error),
         );
         let envelope = error.envelope(self.turn.correlation_id.as_str());
+        self.turn.error = Some((envelope.error_code, envelope.message.clone()));
         let event = json!({ "error": envelope });
         Bytes::from(format!("data: {event}\n\n"))
     }
@@ -475,6 +560,54 @@ mod tests {
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert_eq!(body["max_tokens"], 64);
         assert!(body.get("temperature").is_none());
+    }
+
+    #[test]
+    fn an_answer_is_put_together_from_text_and_tool_call_deltas() {
+        // Arrange: the chunk sequence of UPSTREAM-2 §2.3 and §2.4.
+        let chunks = [
+            json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null}], "usage": null}),
+            json!({"choices": [{"index": 0, "delta": {"content": "Let me "}, "finish_reason": null}]}),
+            json!({"choices": [{"index": 0, "delta": {"content": "check."}, "finish_reason": null}]}),
+            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "weather", "arguments": ""}}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\""}}]}}]}),
+            json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": ": \"Oslo\"}"}}]}, "finish_reason": "tool_calls"}]}),
+            json!({"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21}}),
+        ];
+        let mut answer = Answer::default();
+
+        // Act
+        let outputs: Vec<bool> = chunks.iter().map(|c| answer.add(c)).collect();
+
+        // Assert
+        assert_eq!(outputs, [false, true, true, true, true, true, false]);
+        assert_eq!(answer.content, "Let me check.");
+        assert_eq!(answer.tool_calls[0]["id"], "call_1");
+        assert_eq!(answer.tool_calls[0]["function"]["name"], "weather");
+        assert_eq!(
+            answer.tool_calls[0]["function"]["arguments"],
+            "{\"city\": \"Oslo\"}"
+        );
+        assert_eq!(answer.finish_reason.as_deref(), Some("tool_calls"));
+        assert_eq!(
+            (answer.prompt_tokens, answer.completion_tokens),
+            (Some(12), Some(9))
+        );
+    }
+
+    #[test]
+    fn a_long_answer_is_cut_at_a_character_boundary_and_says_so() {
+        // Arrange
+        let mut answer = Answer::default();
+        let text = "é".repeat(MAX_RECORDED_ANSWER_BYTES);
+
+        // Act
+        answer.add(&json!({"choices": [{"index": 0, "delta": {"content": text}}]}));
+
+        // Assert
+        assert!(answer.content_truncated);
+        assert!(answer.content.len() <= MAX_RECORDED_ANSWER_BYTES);
+        assert!(answer.content.chars().all(|c| c == 'é'));
     }
 
     #[test]

@@ -343,13 +343,15 @@ mod tests {
         assert_eq!(seen, [2, 3, 4, 5, 6, 7]);
     }
 
+    /// One upstream page of numbers, as `page_upstream` expects it.
+    type NumberPage = std::future::Ready<Result<(Vec<u64>, Option<String>), ()>>;
+
     /// An upstream list of `total` numbers served `cap` at a time, counting its calls.
     fn numbers(
         total: u64,
         cap: u32,
         calls: &std::cell::Cell<usize>,
-    ) -> impl FnMut(Option<String>, u32) -> std::future::Ready<Result<(Vec<u64>, Option<String>), ()>> + '_
-    {
+    ) -> impl FnMut(Option<String>, u32) -> NumberPage + '_ {
         move |token, size| {
             calls.set(calls.get() + 1);
             let start: u64 = token.map_or(0, |t| t.parse().unwrap());

@@ -271,6 +271,12 @@ impl TestApp {
         ApiCall(self.request(reqwest::Method::POST, &path, token).json(body))
     }
 
+    /// `POST /api/model-serving/endpoints/{name}/chat` with `body` as the JSON body.
+    pub(crate) fn chat(&self, token: &str, endpoint: &str, body: &Value) -> ApiCall {
+        let path = format!("/api/model-serving/endpoints/{endpoint}/chat");
+        ApiCall(self.request(reqwest::Method::POST, &path, token).json(body))
+    }
+
     /// `GET /api/model-serving/logs` with a query string (or `""`).
     pub(crate) fn list_inference_logs(&self, token: &str, query: &str) -> ApiCall {
         let path = format!("/api/model-serving/logs{query}");

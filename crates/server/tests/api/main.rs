@@ -2,6 +2,7 @@
 //! emulator over HTTP, and a temporary SQLite store.
 
 mod app;
+mod chat;
 mod connections;
 mod conversations;
 mod errors;
