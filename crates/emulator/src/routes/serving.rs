@@ -265,10 +265,7 @@ async fn answer(
     if settings.serving_latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(settings.serving_latency_ms)).await;
     }
-    let model = endpoint
-        .served_entities
-        .first()
-        .map_or(endpoint.name.as_str(), |e| e.entity_name.as_str());
+    let model = model_name(endpoint);
     let protocol = protocol_of(endpoint, &body, route)?;
     let stream = match body.get("stream") {
         None | Some(Value::Null) => false,
@@ -346,14 +343,13 @@ fn protocol_of(
         Behavior::Completions => &[Protocol::Completions],
         Behavior::Embeddings => &[Protocol::Embeddings],
         Behavior::Error => {
-            let model = endpoint
-                .served_entities
-                .first()
-                .map_or(endpoint.name.as_str(), |e| e.entity_name.as_str());
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
-                format!("Model '{model}' failed to process the request."),
+                format!(
+                    "Model '{}' failed to process the request.",
+                    model_name(endpoint)
+                ),
             ));
         }
     };
@@ -372,6 +368,14 @@ fn protocol_of(
         }
         None => Ok(served[0]),
     }
+}
+
+/// The model an endpoint serves (its first entity), as answers name it in `model`.
+fn model_name(endpoint: &ServingEndpoint) -> &str {
+    endpoint
+        .served_entities
+        .first()
+        .map_or(endpoint.name.as_str(), |e| e.entity_name.as_str())
 }
 
 const CUSTOM_INPUTS: [&str; 4] = [
