@@ -8,7 +8,7 @@
 //! `responses`) take the endpoint from the body's `model`, as OpenAI clients with base URL
 //! `{host}/serving-endpoints` send it, and refuse an endpoint whose behaviour does not serve
 //! their protocol. `stream: true` turns a chat, completions or Responses answer into server-sent
-//! events (`stream.rs`); embeddings have no stream form and ignore it.
+//! events (`stream.rs`); embeddings and custom models have no stream form and ignore it.
 //!
 //! Invocations of an endpoint whose state is not `READY` are refused with
 //! `400 INVALID_STATE` (the real service's exact answer is unconfirmed).
@@ -473,9 +473,14 @@ fn default_example(behavior: Behavior) -> Value {
 fn request_schema(behavior: Behavior) -> Value {
     match behavior {
         Behavior::Chat => json!({"type": "object", "required": ["messages"], "properties": {
-            "messages": {"type": "array", "items": {"type": "object", "required": ["role", "content"],
-                "properties": {"role": {"type": "string", "enum": ["system", "user", "assistant"]},
-                               "content": {"type": "string"}}}},
+            "messages": {"type": "array", "items": {"type": "object", "required": ["role"],
+                "properties": {
+                    "role": {"type": "string",
+                             "enum": ["system", "developer", "user", "assistant", "tool"]},
+                    "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array",
+                        "items": {"type": "object", "required": ["type", "text"]}}]},
+                    "tool_calls": {"type": "array"}, "tool_call_id": {"type": "string"}}}},
+            "tools": {"type": "array"}, "stream": {"type": "boolean"},
             "max_tokens": {"type": "integer"}, "temperature": {"type": "number"}}}),
         Behavior::Completions => json!({"type": "object", "required": ["prompt"], "properties": {
             "prompt": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
