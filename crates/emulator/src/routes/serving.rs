@@ -8,7 +8,7 @@
 //! `responses`) take the endpoint from the body's `model`, as OpenAI clients with base URL
 //! `{host}/serving-endpoints` send it, and refuse an endpoint whose behaviour does not serve
 //! their protocol. `stream: true` turns a chat, completions or Responses answer into server-sent
-//! events (`stream.rs`); embeddings have no stream form and ignore it.
+//! events (`stream.rs`); embeddings and custom models have no stream form and ignore it.
 //!
 //! Invocations of an endpoint whose state is not `READY` are refused with
 //! `400 INVALID_STATE` (the real service's exact answer is unconfirmed).
@@ -265,10 +265,7 @@ async fn answer(
     if settings.serving_latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(settings.serving_latency_ms)).await;
     }
-    let model = endpoint
-        .served_entities
-        .first()
-        .map_or(endpoint.name.as_str(), |e| e.entity_name.as_str());
+    let model = model_name(endpoint);
     let protocol = protocol_of(endpoint, &body, route)?;
     let stream = match body.get("stream") {
         None | Some(Value::Null) => false,
@@ -346,14 +343,13 @@ fn protocol_of(
         Behavior::Completions => &[Protocol::Completions],
         Behavior::Embeddings => &[Protocol::Embeddings],
         Behavior::Error => {
-            let model = endpoint
-                .served_entities
-                .first()
-                .map_or(endpoint.name.as_str(), |e| e.entity_name.as_str());
             return Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
-                format!("Model '{model}' failed to process the request."),
+                format!(
+                    "Model '{}' failed to process the request.",
+                    model_name(endpoint)
+                ),
             ));
         }
     };
@@ -372,6 +368,14 @@ fn protocol_of(
         }
         None => Ok(served[0]),
     }
+}
+
+/// The model an endpoint serves (its first entity), as answers name it in `model`.
+fn model_name(endpoint: &ServingEndpoint) -> &str {
+    endpoint
+        .served_entities
+        .first()
+        .map_or(endpoint.name.as_str(), |e| e.entity_name.as_str())
 }
 
 const CUSTOM_INPUTS: [&str; 4] = [
@@ -469,9 +473,14 @@ fn default_example(behavior: Behavior) -> Value {
 fn request_schema(behavior: Behavior) -> Value {
     match behavior {
         Behavior::Chat => json!({"type": "object", "required": ["messages"], "properties": {
-            "messages": {"type": "array", "items": {"type": "object", "required": ["role", "content"],
-                "properties": {"role": {"type": "string", "enum": ["system", "user", "assistant"]},
-                               "content": {"type": "string"}}}},
+            "messages": {"type": "array", "items": {"type": "object", "required": ["role"],
+                "properties": {
+                    "role": {"type": "string",
+                             "enum": ["system", "developer", "user", "assistant", "tool"]},
+                    "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array",
+                        "items": {"type": "object", "required": ["type", "text"]}}]},
+                    "tool_calls": {"type": "array"}, "tool_call_id": {"type": "string"}}}},
+            "tools": {"type": "array"}, "stream": {"type": "boolean"},
             "max_tokens": {"type": "integer"}, "temperature": {"type": "number"}}}),
         Behavior::Completions => json!({"type": "object", "required": ["prompt"], "properties": {
             "prompt": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},

@@ -18,7 +18,7 @@ use crate::fixture::ChatRule;
 use crate::state::group_id;
 
 /// What the scripted model needs to know about a conversation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Conversation {
     /// The text of the last `user` message.
     last_user: String,
