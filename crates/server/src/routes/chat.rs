@@ -23,6 +23,7 @@
 //! (`chat_*` metrics), with the outcome in the log line `chat.stream_ended`.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -31,11 +32,13 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dbapp_databricks::ErrorKind;
 use dbapp_databricks::api::ServingStream;
+use dbapp_store::{MessageOutcome, NewConversation, NewMessage, Store, UserId};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use super::model_serving::{model_error, ready_endpoint};
 use crate::auth::Caller;
@@ -59,7 +62,12 @@ const ROLES: [&str; 5] = ["system", "developer", "user", "assistant", "tool"];
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
-    /// The conversation so far, OpenAI chat messages: `{"role", "content"}` with `content` a
+    /// The caller's conversation to continue (`GET /api/conversations`): `messages` are then the
+    /// new messages only, sent after the stored ones. Without it a new conversation is started
+    /// with `messages` (when a store is configured).
+    pub conversation_id: Option<Uuid>,
+    /// The conversation so far (or, with `conversation_id`, the new messages), OpenAI chat
+    /// messages: `{"role", "content"}` with `content` a
     /// string or a list of parts (`{"type": "text", "text"}`); an assistant message may have
     /// `content: null` with `tool_calls`; a `tool` message needs `tool_call_id`. 1 to 500.
     #[schema(value_type = Vec<Object>)]
@@ -103,16 +111,13 @@ async fn chat(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let request: ChatRequest = super::from_json_object("body", body)?;
-    let upstream_body = upstream_body(request)?;
+    check_request(&request)?;
     ready_endpoint(&app, &caller, &name).await?;
+    let (recorder, messages) = Recorder::open(&app, &caller, &name, &request).await?;
+    let upstream_body = upstream_body(messages, request);
     let timeout = Duration::from_secs(app.settings.dbapp.chat_timeout_secs);
     let started = Instant::now();
-    let upstream = caller
-        .workspace(&app)
-        .stream_serving_endpoint(&name, upstream_body, timeout)
-        .await
-        .map_err(|e| model_error(&app, &caller, &name, e, timeout.as_secs()))?;
-    let turn = Turn {
+    let mut turn = Turn {
         app: app.clone(),
         endpoint: name.to_string(),
         correlation_id: current_correlation_id(),
@@ -120,8 +125,22 @@ async fn chat(
         first_token: None,
         answer: Answer::default(),
         error: None,
-        outcome: Outcome::Cancelled,
+        outcome: MessageOutcome::Cancelled,
+        recorder,
     };
+    let upstream = match caller
+        .workspace(&app)
+        .stream_serving_endpoint(&name, upstream_body, timeout)
+        .await
+    {
+        Ok(upstream) => upstream,
+        Err(error) => {
+            let error = model_error(&app, &caller, &name, error, timeout.as_secs());
+            turn.failed(&error);
+            return Err(error);
+        }
+    };
+    let conversation_id = turn.recorder.as_ref().map(|r| r.conversation_id);
     let heartbeat = Duration::from_secs(app.settings.dbapp.chat_heartbeat_secs);
     let events = futures_util::stream::unfold(
         Relay {
@@ -141,13 +160,20 @@ async fn chat(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // nginx-style proxies otherwise buffer the whole answer.
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some(id) = conversation_id
+        && let Ok(value) = HeaderValue::from_str(&id.to_string())
+    {
+        headers.insert(CONVERSATION_ID_HEADER, value);
+    }
     *response.status_mut() = StatusCode::OK;
     Ok(response)
 }
 
-/// Checks the request and builds the endpoint's body: the OpenAI chat request with
-/// `stream: true` and usage in the last chunk.
-fn upstream_body(request: ChatRequest) -> Result<Value, ApiError> {
+/// The response header naming the conversation a stream is recorded in.
+pub const CONVERSATION_ID_HEADER: &str = "x-conversation-id";
+
+/// Checks the request's messages and options.
+fn check_request(request: &ChatRequest) -> Result<(), ApiError> {
     if request.messages.is_empty() || request.messages.len() > MAX_CHAT_MESSAGES {
         return Err(ApiError::invalid(
             "messages",
@@ -166,8 +192,14 @@ fn upstream_body(request: ChatRequest) -> Result<Value, ApiError> {
     if request.max_tokens == Some(0) {
         return Err(ApiError::invalid("max_tokens", "must be at least 1"));
     }
+    Ok(())
+}
+
+/// The endpoint's body: the OpenAI chat request over `messages` (the stored conversation and
+/// the new messages) with `stream: true` and usage in the last chunk.
+fn upstream_body(messages: Vec<Value>, request: ChatRequest) -> Value {
     let mut body = Map::new();
-    body.insert("messages".into(), Value::Array(request.messages));
+    body.insert("messages".into(), Value::Array(messages));
     if let Some(n) = request.max_tokens {
         body.insert("max_tokens".into(), n.into());
     }
@@ -182,7 +214,7 @@ fn upstream_body(request: ChatRequest) -> Result<Value, ApiError> {
     }
     body.insert("stream".into(), Value::Bool(true));
     body.insert("stream_options".into(), json!({"include_usage": true}));
-    Ok(Value::Object(body))
+    Value::Object(body)
 }
 
 /// Why a message is not one the chat contract allows (UPSTREAM-2 §2.4).
@@ -228,27 +260,6 @@ fn check_message(message: &Value) -> Result<(), String> {
         return Err("a tool message needs tool_call_id".into());
     }
     Ok(())
-}
-
-/// How a streamed turn ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// `[DONE]`, or the end of the endpoint's stream.
-    Completed,
-    /// An error event ended it.
-    Failed,
-    /// The client went away first.
-    Cancelled,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
 }
 
 /// Most bytes of an answer's text kept for its record; the rest is cut (and the record says so).
@@ -363,10 +374,48 @@ struct Turn {
     first_token: Option<Duration>,
     answer: Answer,
     error: Option<(ErrorCode, String)>,
-    outcome: Outcome,
+    outcome: MessageOutcome,
+    /// Where the turn is recorded; `None` without a store.
+    recorder: Option<Recorder>,
 }
 
 impl Turn {
+    /// Notes that the turn failed with `error`, before or during the stream.
+    fn failed(&mut self, error: &ApiError) {
+        self.outcome = MessageOutcome::Failed;
+        self.error = Some((error.code(), error.to_string()));
+    }
+
+    /// The assistant message this turn leaves in the conversation.
+    fn message(&self) -> NewMessage {
+        let answer = &self.answer;
+        let millis = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let tokens = |n: Option<u64>| n.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let (tool_calls, calls_cut) = recorded_tool_calls(&answer.tool_calls);
+        let content = if answer.content.is_empty() && tool_calls.is_some() {
+            Value::Null
+        } else {
+            Value::String(answer.content.clone())
+        };
+        NewMessage {
+            tool_calls,
+            endpoint_name: Some(self.endpoint.clone()),
+            finish_reason: answer.finish_reason.clone(),
+            outcome: Some(self.outcome),
+            prompt_tokens: tokens(answer.prompt_tokens),
+            completion_tokens: tokens(answer.completion_tokens),
+            latency_ms: Some(millis(self.started.elapsed())),
+            first_token_ms: self.first_token.map(millis),
+            error_code: self
+                .error
+                .as_ref()
+                .map(|(code, _)| code.as_str().to_owned()),
+            error_message: self.error.as_ref().map(|(_, message)| message.clone()),
+            content_truncated: answer.content_truncated || calls_cut,
+            ..NewMessage::new("assistant", content)
+        }
+    }
+
     /// Notes what an event of the endpoint says.
     fn observe(&mut self, data: &str) {
         let Ok(chunk) = serde_json::from_str::<Value>(data) else {
@@ -408,6 +457,9 @@ impl Drop for Turn {
             ],
             1,
         );
+        if let Some(recorder) = self.recorder.take() {
+            recorder.record(self.message());
+        }
         tracing::info!(
             event = "chat.stream_ended",
             endpoint = %self.endpoint,
@@ -418,6 +470,184 @@ impl Drop for Turn {
             completion_tokens = self.answer.completion_tokens,
         );
     }
+}
+
+/// Most tool calls of one answer kept in its record, and the most bytes of each call's
+/// arguments: with [`MAX_RECORDED_ANSWER_BYTES`] of text, a record stays well within the store's
+/// `MAX_MESSAGE_BYTES`.
+pub const MAX_RECORDED_TOOL_CALLS: usize = 32;
+/// See [`MAX_RECORDED_TOOL_CALLS`].
+pub const MAX_RECORDED_ARGUMENT_BYTES: usize = 16 * 1024;
+
+/// The tool calls as recorded (`None` without any), and whether any was cut.
+fn recorded_tool_calls(calls: &[Value]) -> (Option<Value>, bool) {
+    if calls.is_empty() {
+        return (None, false);
+    }
+    let mut cut = calls.len() > MAX_RECORDED_TOOL_CALLS;
+    let kept = calls
+        .iter()
+        .take(MAX_RECORDED_TOOL_CALLS)
+        .map(|call| {
+            let mut call = call.clone();
+            if let Some(Value::String(arguments)) = call.pointer_mut("/function/arguments")
+                && arguments.len() > MAX_RECORDED_ARGUMENT_BYTES
+            {
+                let mut end = MAX_RECORDED_ARGUMENT_BYTES;
+                while !arguments.is_char_boundary(end) {
+                    end -= 1;
+                }
+                arguments.truncate(end);
+                cut = true;
+            }
+            call
+        })
+        .collect();
+    (Some(Value::Array(kept)), cut)
+}
+
+/// Where a turn is recorded: the caller's conversation in the store.
+struct Recorder {
+    store: Arc<dyn Store>,
+    user: UserId,
+    conversation_id: Uuid,
+}
+
+impl Recorder {
+    /// Opens the conversation the request continues (`conversation_id`) or starts a new one,
+    /// stores the request's messages in it, and returns the recorder with every message to send
+    /// the endpoint. Without a store nothing is recorded, and continuing a conversation is
+    /// `STORAGE_NOT_CONFIGURED`.
+    async fn open(
+        app: &AppState,
+        caller: &Caller,
+        endpoint: &str,
+        request: &ChatRequest,
+    ) -> Result<(Option<Self>, Vec<Value>), ApiError> {
+        let store = match (&app.store, request.conversation_id) {
+            (None, None) => return Ok((None, request.messages.clone())),
+            (None, Some(_)) => return Err(ApiError::StorageNotConfigured),
+            (Some(store), _) => Arc::clone(store),
+        };
+        let user = caller.user_id().clone();
+        let mut messages = Vec::new();
+        let conversation_id = match request.conversation_id {
+            Some(id) => {
+                let stored = store.get_conversation(&user, id).await?;
+                messages.extend(
+                    stored
+                        .messages
+                        .iter()
+                        .filter_map(|m| wire_message(&m.message)),
+                );
+                id
+            }
+            None => {
+                let conversation = NewConversation {
+                    id: Uuid::new_v4(),
+                    title: title_of(&request.messages),
+                    endpoint_name: endpoint.to_owned(),
+                };
+                store.create_conversation(&user, &conversation).await?.id
+            }
+        };
+        let new: Vec<NewMessage> = request.messages.iter().map(stored_message).collect();
+        if let Err(error) = store.append_messages(&user, conversation_id, &new).await {
+            // A conversation this request created holds nothing yet: take it back, so a refused
+            // request leaves nothing behind.
+            if request.conversation_id.is_none() {
+                let _ = store.delete_conversation(&user, conversation_id).await;
+            }
+            return Err(error.into());
+        }
+        messages.extend(request.messages.iter().cloned());
+        Ok((
+            Some(Self {
+                store,
+                user,
+                conversation_id,
+            }),
+            messages,
+        ))
+    }
+
+    /// Appends the turn's answer, off the request (the stream may already be gone).
+    fn record(self, message: NewMessage) {
+        tokio::spawn(async move {
+            if let Err(error) = self
+                .store
+                .append_messages(&self.user, self.conversation_id, &[message])
+                .await
+            {
+                tracing::warn!(
+                    event = "chat.record_failed",
+                    conversation_id = %self.conversation_id,
+                    error = %crate::error::cause_chain(&error),
+                );
+            }
+        });
+    }
+}
+
+/// Longest title taken from the first user message of a new conversation, in characters.
+pub const TITLE_CHARS: usize = 80;
+
+/// A new conversation's title: the start of its first user message's text.
+fn title_of(messages: &[Value]) -> String {
+    let text = messages
+        .iter()
+        .filter(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .find_map(|m| match m.get("content") {
+            Some(Value::String(text)) => Some(text.clone()),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .find_map(|p| p.get("text").and_then(Value::as_str).map(str::to_owned)),
+            _ => None,
+        })
+        .unwrap_or_default();
+    let title: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let title: String = title.chars().take(TITLE_CHARS).collect();
+    if title.is_empty() {
+        "New conversation".to_owned()
+    } else {
+        title
+    }
+}
+
+/// A request message as stored (checked by [`check_message`] already).
+fn stored_message(message: &Value) -> NewMessage {
+    let text = |key: &str| message.get(key).and_then(Value::as_str).map(str::to_owned);
+    NewMessage {
+        tool_calls: message.get("tool_calls").filter(|c| c.is_array()).cloned(),
+        tool_call_id: text("tool_call_id"),
+        ..NewMessage::new(
+            text("role").unwrap_or_default(),
+            message.get("content").cloned().unwrap_or(Value::Null),
+        )
+    }
+}
+
+/// A stored message as the endpoint is sent it; `None` for an answer that holds nothing to send
+/// (a failed turn without text or tool calls).
+fn wire_message(message: &NewMessage) -> Option<Value> {
+    let empty = match &message.content {
+        Value::Null => true,
+        Value::String(text) => text.is_empty(),
+        _ => false,
+    };
+    if empty && message.tool_calls.is_none() {
+        return None;
+    }
+    let mut wire = Map::new();
+    wire.insert("role".into(), Value::String(message.role.clone()));
+    wire.insert("content".into(), message.content.clone());
+    if let Some(calls) = &message.tool_calls {
+        wire.insert("tool_calls".into(), calls.clone());
+    }
+    if let Some(id) = &message.tool_call_id {
+        wire.insert("tool_call_id".into(), Value::String(id.clone()));
+    }
+    Some(Value::Object(wire))
 }
 
 /// The relay from the endpoint's stream to the client's.
@@ -447,7 +677,7 @@ impl Relay {
             }
             Ok(Ok(None)) => {
                 self.finished = true;
-                self.turn.outcome = Outcome::Completed;
+                self.turn.outcome = MessageOutcome::Completed;
                 Bytes::from_static(b"data: [DONE]\n\n")
             }
             Ok(Err(error)) => {
@@ -466,14 +696,13 @@ impl Relay {
     /// The last event: the error in the API's envelope.
     fn fail(&mut self, error: ApiError) -> Bytes {
         self.finished = true;
-        self.turn.outcome = Outcome::Failed;
+        self.turn.failed(&error);
         tracing::warn!(
             event = "chat.stream_failed",
             endpoint = %self.turn.endpoint,
             error = %crate::error::cause_chain(&error),
         );
         let envelope = error.envelope(self.turn.correlation_id.as_str());
-        self.turn.error = Some((envelope.error_code, envelope.message.clone()));
         let event = json!({ "error": envelope });
         Bytes::from(format!("data: {event}\n\n"))
     }
@@ -545,6 +774,7 @@ mod tests {
     fn the_endpoint_is_asked_to_stream_with_usage() {
         // Arrange
         let request = ChatRequest {
+            conversation_id: None,
             messages: vec![json!({"role": "user", "content": "hi"})],
             max_tokens: Some(64),
             temperature: None,
@@ -553,7 +783,7 @@ mod tests {
         };
 
         // Act
-        let body = upstream_body(request).unwrap();
+        let body = upstream_body(request.messages.clone(), request);
 
         // Assert
         assert_eq!(body["stream"], true);

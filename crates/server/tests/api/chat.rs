@@ -329,3 +329,233 @@ async fn errors_before_the_stream_are_ordinary_json_answers() {
     assert_eq!(body["detail"]["field"], "messages[0]");
     assert!(app.emulator.requests(CHAT_UPSTREAM).is_empty());
 }
+
+/// The caller's conversation `id` once it holds `messages` messages (the answer is recorded
+/// when its stream ends, off the request), for at most 5 s.
+async fn conversation_with(
+    app: &crate::app::TestApp,
+    token: &str,
+    id: &str,
+    messages: usize,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = app
+            .get_json(&format!("/api/conversations/{id}"), Some(token))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        if body["messages"].as_array().unwrap().len() >= messages || Instant::now() > deadline {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_new_conversation_records_the_question_and_the_streamed_answer() {
+    // Arrange
+    let app = spawn_app().await;
+
+    // Act
+    let response = app
+        .chat(ALICE, "chat", &user("  tell me   something nice "))
+        .send()
+        .await;
+    let id = response.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (received, _) = read_events(response, |_| false).await;
+    let streamed = text_of(&data(&received));
+    let conversation = conversation_with(&app, ALICE, &id, 2).await;
+
+    // Assert
+    assert_eq!(conversation["title"], "tell me something nice");
+    assert_eq!(conversation["endpoint_name"], "chat");
+    let messages = conversation["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 2, "{conversation}");
+    assert_eq!(messages[0]["role"], "user");
+    let answer = &messages[1];
+    assert_eq!(answer["role"], "assistant");
+    assert_eq!(answer["content"], streamed.as_str());
+    assert_eq!(answer["outcome"], "completed");
+    assert_eq!(answer["finish_reason"], "stop");
+    assert!(
+        answer["completion_tokens"].as_i64().unwrap() > 0,
+        "{answer}"
+    );
+    assert!(answer["first_token_ms"].as_i64().unwrap() <= answer["latency_ms"].as_i64().unwrap());
+    assert_eq!(answer["endpoint_name"], "chat");
+}
+
+#[tokio::test]
+async fn continuing_a_conversation_sends_its_stored_messages_first() {
+    // Arrange: a first turn in which the model calls the weather tool.
+    let app = spawn_app().await;
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    let first = app
+        .chat(
+            ALICE,
+            "chat",
+            &json!({"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": tools}),
+        )
+        .send()
+        .await;
+    let id = first.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    read_events(first, |_| false).await;
+    let recorded = conversation_with(&app, ALICE, &id, 2).await;
+    let call = recorded["messages"][1]["tool_calls"][0].clone();
+
+    // Act: only the tool's result is sent; the question and the call come from the store.
+    let follow_up = json!({"conversation_id": id, "tools": tools, "messages": [
+        {"role": "tool", "tool_call_id": call["id"], "content": "21 °C"}
+    ]});
+    let response = app.chat(ALICE, "chat", &follow_up).send().await;
+    let same_id = response.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (received, _) = read_events(response, |_| false).await;
+    let conversation = conversation_with(&app, ALICE, &id, 4).await;
+
+    // Assert
+    assert_eq!(recorded["messages"][1]["content"], Value::Null);
+    assert_eq!(recorded["messages"][1]["finish_reason"], "tool_calls");
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(same_id, id);
+    assert!(text_of(&data(&received)).contains("21 °C"), "{received:?}");
+    let roles: Vec<&str> = conversation["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "assistant"]);
+}
+
+#[tokio::test]
+async fn failed_and_cancelled_turns_are_recorded_with_their_outcome() {
+    // Arrange
+    let app = spawn_app().await;
+    app.emulator
+        .inject_fault(FaultRule::new(CHAT_UPSTREAM).error_after_chunks(2).times(1))
+        .unwrap();
+
+    // Act 1: a stream that fails after two chunks.
+    let failed = app.chat(ALICE, "chat", &user("a b c d e")).send().await;
+    let failed_id = failed.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    read_events(failed, |_| false).await;
+    let failed = conversation_with(&app, ALICE, &failed_id, 2).await;
+
+    // Act 2: a stream the client abandons after its second event.
+    app.emulator
+        .inject_fault(FaultRule::new(CHAT_UPSTREAM).chunk_latency(Duration::from_millis(200)))
+        .unwrap();
+    let cancelled = app
+        .chat(ALICE, "chat", &user(&vec!["w"; 40].join(" ")))
+        .send()
+        .await;
+    let cancelled_id = cancelled.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, response) = read_events(cancelled, |r| data(r).len() >= 2).await;
+    drop(response);
+    let cancelled = conversation_with(&app, ALICE, &cancelled_id, 2).await;
+
+    // Assert
+    let answer = &failed["messages"][1];
+    assert_eq!(answer["outcome"], "failed", "{failed}");
+    assert_eq!(answer["error_code"], "MODEL_ERROR");
+    let answer = &cancelled["messages"][1];
+    assert_eq!(answer["outcome"], "cancelled", "{cancelled}");
+    assert!(!answer["content"].as_str().unwrap().is_empty(), "{answer}");
+}
+
+#[tokio::test]
+async fn a_failure_before_the_stream_is_recorded_and_a_refused_request_leaves_nothing() {
+    // Arrange: the endpoint refuses the stream outright.
+    let app = spawn_app().await;
+    app.emulator
+        .inject_fault(FaultRule::new(CHAT_UPSTREAM).status(500).times(1))
+        .unwrap();
+
+    // Act
+    let refused = app.chat(ALICE, "chat", &user("hello")).send().await;
+    let (_, listed) = app.get_json("/api/conversations", Some(ALICE)).await;
+    let nul = app.chat(ALICE, "chat", &user("a\u{0}b")).send().await;
+    let (_, after) = app.get_json("/api/conversations", Some(ALICE)).await;
+
+    // Assert: the 502 turn is in its conversation; the refused NUL left no conversation.
+    assert_error(refused, 502, "MODEL_ERROR").await;
+    assert_eq!(listed["total_count"], 1, "{listed}");
+    let id = listed["items"][0]["id"].as_str().unwrap().to_owned();
+    let conversation = conversation_with(&app, ALICE, &id, 2).await;
+    assert_eq!(conversation["messages"][1]["outcome"], "failed");
+    assert_eq!(conversation["messages"][1]["error_code"], "MODEL_ERROR");
+    assert_error(nul, 400, "INVALID_REQUEST").await;
+    assert_eq!(after["total_count"], 1, "{after}");
+}
+
+#[tokio::test]
+async fn another_users_conversation_cannot_be_continued() {
+    // Arrange
+    let app = spawn_app().await;
+    let mine = app.chat(ALICE, "chat", &user("secret plans")).send().await;
+    let id = mine.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    read_events(mine, |_| false).await;
+    conversation_with(&app, ALICE, &id, 2).await;
+
+    // Act
+    let theirs = app
+        .chat(
+            crate::app::BOB,
+            "chat",
+            &json!({"conversation_id": id, "messages": [{"role": "user", "content": "and?"}]}),
+        )
+        .send()
+        .await;
+
+    // Assert: not found for bob, and alice's conversation unchanged.
+    assert_error(theirs, 404, "CONVERSATION_NOT_FOUND").await;
+    let conversation = conversation_with(&app, ALICE, &id, 2).await;
+    assert_eq!(conversation["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(app.emulator.requests(CHAT_UPSTREAM).len(), 1);
+}
+
+#[tokio::test]
+async fn without_a_store_chat_streams_unrecorded_and_cannot_continue() {
+    // Arrange
+    let app = spawn_app_with(Options {
+        store: false,
+        ..Options::default()
+    })
+    .await;
+
+    // Act
+    let response = app.chat(ALICE, "chat", &user("hi")).send().await;
+    let header = response.headers().get("x-conversation-id").cloned();
+    let (received, _) = read_events(response, |_| false).await;
+    let continued = app
+        .chat(
+            ALICE,
+            "chat",
+            &json!({"conversation_id": "6f1c0d1e-0000-4000-8000-000000000000", "messages": [{"role": "user", "content": "x"}]}),
+        )
+        .send()
+        .await;
+
+    // Assert
+    assert!(header.is_none());
+    assert_eq!(data(&received).last(), Some(&"[DONE]"));
+    assert_error(continued, 503, "STORAGE_NOT_CONFIGURED").await;
+}
