@@ -1,5 +1,6 @@
 //! The application: [`build_app`] with its middleware stack (over the routes and the shared
-//! [`AppState`]), and [`serve`] (the connection loop itself is [`mod@crate::serve`]).
+//! [`AppState`]), and [`serve`] (the connection loop itself is [`mod@crate::serve`]); after
+//! the last request, serving drains the inference history's outbox within the shutdown grace.
 //!
 //! Middleware, outer to inner. All but the last wrap the routed application once, as one tower
 //! stack, rather than each route (`Router::layer` would box and clone every layer per request);
@@ -19,9 +20,13 @@
 //! 7. `RequestBodyLimitLayer` — 1 MiB, before any handler buffers a body;
 //! 8. `CompressionLayer` — gzip for clients that ask;
 //! 9. CORS (only for configured dev origins);
-//! 10. `TrackHttpLayer`, after routing (`Router::layer`), where `MatchedPath` is known: records the
-//!     route template on the span, metrics and performance records by route, and logs each
-//!     `ApiError` once with its cause chain.
+//! 10. `RequestHeadLayer` — the request-target and header limits (414, 431): inside the
+//!     envelope, the security headers and the access log, and before routing and every
+//!     extractor; last of the stack because it answers with the router's own body type;
+//! 11. `TrackHttpLayer`, after routing (`Router::layer`), where `MatchedPath` is known: records the
+//!     route template on the span, metrics and performance records by route (only for `/api`
+//!     requests whose caller was identified), and logs each `ApiError` once with its cause
+//!     chain.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -33,6 +38,8 @@ use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::Response;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -44,7 +51,8 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::http_metrics::TrackHttpLayer;
-use crate::limits::BODY_LIMIT_BYTES;
+use crate::limits::{BODY_LIMIT_BYTES, SHUTDOWN_GRACE};
+use crate::request_head::RequestHeadLayer;
 use crate::serve::serve_app;
 use crate::state::AppState;
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
@@ -123,6 +131,7 @@ pub fn build_app(
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
         .layer(CompressionLayer::new())
         .option_layer(cors)
+        .layer(RequestHeadLayer)
         .service(routed)
 }
 
@@ -136,10 +145,37 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let metrics = state.metrics.clone();
-    let limits = state.settings.connection_limits();
-    let upkeep = crate::metrics::spawn_upkeep(metrics, Duration::from_secs(5));
-    let result = serve_app(listener, build_app(state), limits, shutdown).await;
+    serve_service(listener, build_app(state.clone()), &state, shutdown).await
+}
+
+/// How often the Prometheus recorder's upkeep runs.
+const UPKEEP_PERIOD: Duration = Duration::from_secs(5);
+
+/// Serves `app` (built from `state`, perhaps wrapped) until `shutdown` resolves, with the
+/// metrics upkeep running; then gives the inference history's outbox what is left of the
+/// shutdown grace ([`SHUTDOWN_GRACE`] from the signal) to reach the store.
+///
+/// # Errors
+/// An I/O error of the listener.
+pub(crate) async fn serve_service<S>(
+    listener: TcpListener,
+    app: S,
+    state: &AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let upkeep = crate::metrics::spawn_upkeep(state.metrics.clone(), UPKEEP_PERIOD);
+    let (signalled_tx, signalled) = oneshot::channel();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled_tx.send(Instant::now());
+    };
+    let result = serve_app(listener, app, state.settings.connection_limits(), shutdown).await;
+    let signalled = signalled.await.unwrap_or_else(|_| Instant::now());
+    state.history.close(signalled + SHUTDOWN_GRACE).await;
     upkeep.abort();
     result
 }

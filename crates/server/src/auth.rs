@@ -11,7 +11,8 @@
 //! 3. maps a failed lookup to an `AUTH_*` code (`ApiError::from_identity`), counting retries,
 //!    failures and latency per route;
 //! 4. compares a forwarded `X-Forwarded-Email` with the identity (`IDENTITY_MISMATCH`);
-//! 5. records `user_id` and `auth_method` in the request span.
+//! 5. records `user_id` and `auth_method` in the request span, and marks the request as
+//!    identified for the HTTP metrics layer (only such requests get a performance record).
 //!
 //! Handlers then call `caller.workspace(&app)`: a borrowed view of the client carrying the user's
 //! token, so no call can fall back to the app's identity, and `caller.user_id()`: the store's
@@ -31,6 +32,7 @@ use dbapp_databricks::{CorrelationId, UserToken, Workspace};
 use dbapp_store::UserId;
 
 use crate::error::ApiError;
+use crate::http_metrics::IdentifiedSlot;
 use crate::identity::{Identity, token_hash};
 use crate::metrics::{
     AUTH_FAILURE_TOTAL, AUTH_REQUEST_DURATION_SECONDS, AUTH_SUCCESS_TOTAL,
@@ -164,6 +166,9 @@ impl FromRequestParts<AppState> for Caller {
                 app.metrics.count_user(caller.user_id().as_str(), route);
                 tracing::debug!(event = "auth.user_id_extracted", user_id = %caller.user_id());
                 parts.extensions.insert(caller.clone());
+                if let Some(slot) = parts.extensions.get::<IdentifiedSlot>() {
+                    slot.mark();
+                }
             }
             Err(error) => {
                 let reason = error.code().as_str();

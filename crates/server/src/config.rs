@@ -32,7 +32,9 @@
 //! | `DBAPP_IDENTITY_CACHE_CAPACITY` | `10000` | identity cache entries |
 //! | `DBAPP_ADMIN_GROUPS` | `admins` | comma-separated workspace groups whose members are admins |
 //! | `DBAPP_CORS_ORIGINS` | – | comma-separated origins allowed by CORS (dev UIs only); none = no CORS |
-//! | `DBAPP_REQUEST_TIMEOUT_SECS` | `110` | whole-request deadline, below the Apps proxy's ~120 s |
+//! | `DBAPP_REQUEST_TIMEOUT_SECS` | `110` | whole-request deadline, below the Apps proxy's ~120 s; a model invocation's `timeout_seconds` may be at most this minus [`MODEL_TIMEOUT_MARGIN_SECS`] (100 by default, see [`ServerSettings::model_timeout_max_secs`]) |
+//! | `DBAPP_HISTORY_INPUT_MAX_BYTES` | `65536` | serialized inputs longer than this are stored in the inference history cut to this many bytes, flagged `inputs_truncated` |
+//! | `DBAPP_HISTORY_OUTBOX_CAPACITY` | `10000` | 1 to 1 000 000 inference-history records that may wait for the store (invocations in flight included); past it invocations are refused with `DATABASE_UNAVAILABLE` (see the `history` module) |
 //! | `DBAPP_HEADER_READ_TIMEOUT_SECS` | `10` | a new connection's first request head, and any request head once begun, must arrive within it (see the `serve` module) |
 //! | `DBAPP_IDLE_TIMEOUT_SECS` | `75` | a connection with no request in flight is closed after it; above the usual 60 s proxy idle timeout |
 //! | `DBAPP_MAX_CONNECTIONS` | `512` | connections open at once; more wait in the listen backlog (half of a 1 024 descriptor limit) |
@@ -44,6 +46,8 @@
 //! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
 //! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
+//! | `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE` | `1200` | usage events per user per minute, also the burst (see the `quota` module); `0`: no quota |
+//! | `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE` | `120` | model invocations per user per minute, also the burst; `0`: no quota |
 
 use std::time::Duration;
 
@@ -181,6 +185,14 @@ pub struct DbappSettings {
     pub chat_timeout_secs: u64,
     /// `DBAPP_CHAT_HEARTBEAT_SECS`: the keep-alive comment's period while an endpoint is silent.
     pub chat_heartbeat_secs: u64,
+    /// `DBAPP_HISTORY_INPUT_MAX_BYTES`.
+    pub history_input_max_bytes: usize,
+    /// `DBAPP_HISTORY_OUTBOX_CAPACITY`.
+    pub history_outbox_capacity: usize,
+    /// `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE`; 0: no quota.
+    pub quota_usage_events_per_minute: u32,
+    /// `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE`; 0: no quota.
+    pub quota_invocations_per_minute: u32,
 }
 
 impl Default for DbappSettings {
@@ -203,6 +215,10 @@ impl Default for DbappSettings {
             metrics_user_labels: UserLabels::Hash,
             chat_timeout_secs: 300,
             chat_heartbeat_secs: 15,
+            history_input_max_bytes: 64 * 1024,
+            history_outbox_capacity: 10_000,
+            quota_usage_events_per_minute: 1_200,
+            quota_invocations_per_minute: 120,
         }
     }
 }
@@ -210,6 +226,16 @@ impl Default for DbappSettings {
 fn default_port() -> u16 {
     8000
 }
+
+/// What a model invocation's `timeout_seconds` leaves of the request deadline, at most: time to
+/// establish the caller's identity, read the endpoint and record the invocation, so that a
+/// model timeout is answered `MODEL_TIMEOUT` and recorded rather than cut by the deadline.
+/// A deadline under 20 s keeps half of itself instead.
+pub const MODEL_TIMEOUT_MARGIN_SECS: u64 = 10;
+
+/// Largest `DBAPP_HISTORY_OUTBOX_CAPACITY`: far above any useful setting (a million records of
+/// up to 64 KiB of inputs each), and well within what the outbox's semaphore can count.
+pub const MAX_HISTORY_OUTBOX_CAPACITY: usize = 1_000_000;
 
 /// Shortest scrape token accepted: it is a password.
 pub const MIN_METRICS_TOKEN_CHARS: usize = 24;
@@ -367,6 +393,18 @@ impl ServerSettings {
                 "must be at least 1",
             ));
         }
+        if self.dbapp.history_input_max_bytes == 0 {
+            return Err(ConfigError::new(
+                "DBAPP_HISTORY_INPUT_MAX_BYTES",
+                "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_HISTORY_OUTBOX_CAPACITY).contains(&self.dbapp.history_outbox_capacity) {
+            return Err(ConfigError::new(
+                "DBAPP_HISTORY_OUTBOX_CAPACITY",
+                format!("must be from 1 to {MAX_HISTORY_OUTBOX_CAPACITY}"),
+            ));
+        }
         if self.dbapp.statement_timeout_secs == 0 {
             return Err(ConfigError::new(
                 "DBAPP_STATEMENT_TIMEOUT_SECS",
@@ -396,6 +434,15 @@ impl ServerSettings {
     #[must_use]
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.dbapp.request_timeout_secs)
+    }
+
+    /// The largest `timeout_seconds` a model invocation may ask for: the request deadline minus
+    /// [`MODEL_TIMEOUT_MARGIN_SECS`], or minus half of it when it is under 20 s (at least 1).
+    #[must_use]
+    pub fn model_timeout_max_secs(&self) -> u64 {
+        let deadline = self.dbapp.request_timeout_secs;
+        let margin = MODEL_TIMEOUT_MARGIN_SECS.min(deadline / 2);
+        (deadline - margin).max(1)
     }
 
     /// The bounds on connections of the `serve` module's `serve_app`.
@@ -572,6 +619,66 @@ mod tests {
             let error = load(&[(variable, "0")]).unwrap_err();
             assert_eq!(error.variables, [variable]);
         }
+    }
+
+    #[test]
+    fn the_model_timeout_fits_inside_the_request_deadline_with_its_margin() {
+        // Arrange
+        let deadline = |secs: &'static str| {
+            load(&[("DBAPP_REQUEST_TIMEOUT_SECS", secs)])
+                .unwrap()
+                .server
+                .model_timeout_max_secs()
+        };
+
+        // Act / Assert: 10 s of margin, half of short deadlines, never below 1.
+        assert_eq!(load(&[]).unwrap().server.model_timeout_max_secs(), 100);
+        assert_eq!(deadline("300"), 290);
+        assert_eq!(deadline("20"), 10);
+        assert_eq!(deadline("12"), 6);
+        assert_eq!(deadline("3"), 2);
+        assert_eq!(deadline("1"), 1);
+    }
+
+    #[test]
+    fn history_limits_default_and_refuse_zero_and_a_huge_outbox() {
+        // Arrange / Act
+        let settings = load(&[]).unwrap();
+
+        // Assert
+        assert_eq!(settings.server.dbapp.history_input_max_bytes, 65_536);
+        assert_eq!(settings.server.dbapp.history_outbox_capacity, 10_000);
+        for (variable, value) in [
+            ("DBAPP_HISTORY_INPUT_MAX_BYTES", "0"),
+            ("DBAPP_HISTORY_OUTBOX_CAPACITY", "0"),
+            ("DBAPP_HISTORY_OUTBOX_CAPACITY", "1000001"),
+        ] {
+            let error = load(&[(variable, value)]).unwrap_err();
+            assert_eq!(error.variables, [variable]);
+        }
+    }
+
+    #[test]
+    fn quotas_default_and_read_their_variables() {
+        // Arrange
+        let defaults = load(&[]).unwrap().server.dbapp;
+
+        // Act
+        let set = load(&[
+            ("DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE", "0"),
+            ("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "7"),
+        ])
+        .unwrap()
+        .server
+        .dbapp;
+        let negative = load(&[("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "-1")]).unwrap_err();
+
+        // Assert
+        assert_eq!(defaults.quota_usage_events_per_minute, 1_200);
+        assert_eq!(defaults.quota_invocations_per_minute, 120);
+        assert_eq!(set.quota_usage_events_per_minute, 0);
+        assert_eq!(set.quota_invocations_per_minute, 7);
+        assert_eq!(negative.variables, ["DBAPP_QUOTA_INVOCATIONS_PER_MINUTE"]);
     }
 
     #[test]

@@ -81,7 +81,12 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// 415: the body's content type is not accepted.
     UnsupportedMediaType,
-    /// 429: the workspace rate-limits a resource call (never retried by the server).
+    /// 414: the request target is too long; `detail.limit_bytes` has the limit.
+    UriTooLong,
+    /// 431: too many header fields, or too many bytes of them; `detail` has both limits.
+    HeadersTooLarge,
+    /// 429: the workspace rate-limits a resource call (never retried by the server), or the
+    /// caller is over a per-user quota (`detail.quota` names it); `Retry-After` always set.
     RateLimited,
     /// 502: the workspace answered 5xx after retries, or an unparseable body.
     UpstreamError,
@@ -106,7 +111,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of `API.md`'s table.
-    pub const ALL: [Self; 31] = [
+    pub const ALL: [Self; 33] = [
         Self::AuthMissing,
         Self::AuthInvalid,
         Self::AuthExpired,
@@ -128,6 +133,8 @@ impl ErrorCode {
         Self::EndpointNotReady,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
+        Self::UriTooLong,
+        Self::HeadersTooLarge,
         Self::RateLimited,
         Self::UpstreamError,
         Self::ModelInputInvalid,
@@ -166,6 +173,8 @@ impl ErrorCode {
             Self::EndpointNotReady => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpstreamTimeout | Self::ModelTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::DatabaseUnavailable
             | Self::StorageNotConfigured
@@ -199,6 +208,8 @@ impl ErrorCode {
             Self::EndpointNotReady => "ENDPOINT_NOT_READY",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            Self::UriTooLong => "URI_TOO_LONG",
+            Self::HeadersTooLarge => "HEADERS_TOO_LARGE",
             Self::RateLimited => "RATE_LIMITED",
             Self::UpstreamError => "UPSTREAM_ERROR",
             Self::ModelInputInvalid => "MODEL_INPUT_INVALID",
@@ -317,6 +328,23 @@ pub enum ApiError {
         /// What is accepted instead.
         expected: &'static str,
     },
+    /// `414 URI_TOO_LONG`: the request target is longer than `detail.limit_bytes`.
+    #[error("The request target is longer than {limit_bytes} bytes.")]
+    UriTooLong {
+        /// The limit that was exceeded.
+        limit_bytes: usize,
+    },
+    /// `431 HEADERS_TOO_LARGE`: more header fields than `detail.limit_headers`, or more bytes
+    /// of them than `detail.limit_bytes`.
+    #[error(
+        "The request has more than {limit_headers} header fields or more than {limit_bytes} bytes of them."
+    )]
+    HeadersTooLarge {
+        /// Most header fields.
+        limit_headers: usize,
+        /// Most bytes of header fields.
+        limit_bytes: usize,
+    },
     /// `429 RATE_LIMITED`: the workspace rate-limits a resource call; not retried.
     #[error("The Databricks workspace is rate limiting requests; please retry later.")]
     RateLimited {
@@ -325,6 +353,19 @@ pub enum ApiError {
         /// The workspace's answer.
         #[source]
         source: DatabricksError,
+    },
+    /// `429 RATE_LIMITED`: the caller is over one of their per-user quotas; `detail.quota`
+    /// names it, `retry_after` says when the request would fit.
+    #[error(
+        "You are over your quota of {per_minute} {quota} per minute; please retry in {retry_after} s."
+    )]
+    QuotaExceeded {
+        /// `usage_events` or `invocations` (the `quota` module's `QuotaName`).
+        quota: &'static str,
+        /// The quota.
+        per_minute: u32,
+        /// Whole seconds until the request would fit (at least 1).
+        retry_after: u64,
     },
     /// `502 UPSTREAM_ERROR`: the workspace answered 5xx after retries, or an unreadable body.
     #[error("The Databricks workspace did not answer as expected.")]
@@ -368,6 +409,16 @@ pub enum ApiError {
     /// `503 DATABASE_UNAVAILABLE`: the store cannot be reached; `retry_after` 5.
     #[error("The database is unavailable; please retry shortly.")]
     DatabaseUnavailable(#[source] StoreError),
+    /// `503 DATABASE_UNAVAILABLE`: the inference-history outbox is full (the store has refused
+    /// records for a while), so a model invocation is refused before the model is called: an
+    /// invocation that could not be recorded is not made. `retry_after` 5.
+    #[error(
+        "The inference history cannot record more invocations right now; please retry shortly."
+    )]
+    HistoryBacklogFull {
+        /// The outbox's capacity (`DBAPP_HISTORY_OUTBOX_CAPACITY`).
+        capacity: usize,
+    },
     /// `503 STORAGE_NOT_CONFIGURED`: no store is configured.
     #[error("No database is configured for this app, so this feature is unavailable.")]
     StorageNotConfigured,
@@ -402,13 +453,17 @@ impl ApiError {
             Self::EndpointNotReady { .. } => ErrorCode::EndpointNotReady,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
-            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::UriTooLong { .. } => ErrorCode::UriTooLong,
+            Self::HeadersTooLarge { .. } => ErrorCode::HeadersTooLarge,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => ErrorCode::RateLimited,
             Self::Upstream(_) => ErrorCode::UpstreamError,
             Self::ModelInputInvalid { .. } => ErrorCode::ModelInputInvalid,
             Self::ModelError { .. } | Self::ModelStreamFailed { .. } => ErrorCode::ModelError,
             Self::UpstreamTimeout(_) => ErrorCode::UpstreamTimeout,
             Self::ModelTimeout { .. } => ErrorCode::ModelTimeout,
-            Self::DatabaseUnavailable(_) => ErrorCode::DatabaseUnavailable,
+            Self::DatabaseUnavailable(_) | Self::HistoryBacklogFull { .. } => {
+                ErrorCode::DatabaseUnavailable
+            }
             Self::StorageNotConfigured => ErrorCode::StorageNotConfigured,
             Self::WarehouseNotConfigured => ErrorCode::WarehouseNotConfigured,
             Self::Internal(_) => ErrorCode::InternalError,
@@ -453,7 +508,10 @@ impl ApiError {
         match self {
             Self::AuthRateLimited { retry_after, .. } => Some(*retry_after),
             Self::RateLimited { retry_after, .. } => *retry_after,
-            Self::DatabaseUnavailable(_) => Some(DATABASE_RETRY_AFTER_SECS),
+            Self::QuotaExceeded { retry_after, .. } => Some(*retry_after),
+            Self::DatabaseUnavailable(_) | Self::HistoryBacklogFull { .. } => {
+                Some(DATABASE_RETRY_AFTER_SECS)
+            }
             _ => None,
         }
     }
@@ -468,13 +526,25 @@ impl ApiError {
                 "reason": format!("must match {IDENTIFIER_PATTERN}"),
             })),
             Self::EndpointNotReady { state, .. } => Some(json!({"state": state})),
-            Self::PayloadTooLarge { limit_bytes } => Some(json!({"limit_bytes": limit_bytes})),
+            Self::PayloadTooLarge { limit_bytes } | Self::UriTooLong { limit_bytes } => {
+                Some(json!({"limit_bytes": limit_bytes}))
+            }
+            Self::HeadersTooLarge {
+                limit_headers,
+                limit_bytes,
+            } => Some(json!({"limit_headers": limit_headers, "limit_bytes": limit_bytes})),
+            Self::QuotaExceeded {
+                quota, per_minute, ..
+            } => Some(json!({"quota": quota, "per_minute": per_minute})),
             Self::UnsupportedMediaType { expected } => Some(json!({"expected": expected})),
             Self::ModelError { status, .. } | Self::ModelInputInvalid { status, .. } => {
                 Some(json!({"status": status}))
             }
             Self::ModelTimeout { timeout_seconds } => {
                 Some(json!({"timeout_seconds": timeout_seconds}))
+            }
+            Self::HistoryBacklogFull { capacity } => {
+                Some(json!({"history_outbox_capacity": capacity}))
             }
             _ => None,
         }

@@ -1,8 +1,15 @@
 //! The HTTP metrics layer, [`TrackHttpLayer`]: the innermost middleware, applied after routing
 //! (`Router::layer`) where the route template (`MatchedPath`) is known. For each request it
 //! records the template on the request span, counts `http_requests_total` and
-//! `http_request_duration_seconds`, hands a performance record to the batch writer
-//! ([`RequestRecorder`]), and logs the response's error once ([`log_error`]).
+//! `http_request_duration_seconds`, hands a performance record of each `/api` request to the
+//! batch writer ([`RequestRecorder`]), and logs the response's error once ([`log_error`]).
+//!
+//! Only requests whose caller was identified get a performance record: a request refused as
+//! unauthenticated (`AUTH_*`, `IDENTITY_MISMATCH`), an unknown `/api` path, a wrong method or
+//! the public `/api/health` is counted here but writes no row, because anyone can send those,
+//! and a row each would let an anonymous flood fill the database. The signal is typed: for
+//! `/api` routes this layer puts an [`IdentifiedSlot`] in the request's extensions, and the
+//! `Caller` extractor marks it once it has established who is calling.
 //!
 //! A plain tower layer rather than `from_fn`, which would clone the route and box a future per
 //! request on top of the router's own. It holds only what it writes to (the [`Metrics`] and the
@@ -11,6 +18,8 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -43,6 +52,22 @@ fn method_label(method: &Method) -> &'static str {
         .iter()
         .find(|m| *m == method)
         .map_or("OTHER", Method::as_str)
+}
+
+/// Whether a request's caller was identified (see the module header): shared between this
+/// layer, which reads it once the response is ready, and the `Caller` extractor, which marks it.
+#[derive(Debug, Clone, Default)]
+pub struct IdentifiedSlot(Arc<AtomicBool>);
+
+impl IdentifiedSlot {
+    /// Records that the request's caller was identified.
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// The innermost middleware (see the module header).
@@ -90,18 +115,21 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request) -> Self::Future {
+    fn call(&mut self, mut request: Request) -> Self::Future {
         let started = Instant::now();
         let matched = request.extensions().get::<MatchedPath>().cloned();
-        tracing::Span::current().record(
-            "route",
-            matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str),
-        );
+        let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+        tracing::Span::current().record("route", route);
+        let identified = route.starts_with("/api/").then(IdentifiedSlot::default);
+        if let Some(slot) = &identified {
+            request.extensions_mut().insert(slot.clone());
+        }
         let method = method_label(request.method());
         TrackHttpFuture {
             inner: self.inner.call(request),
             layer: self.layer.clone(),
             matched,
+            identified,
             method,
             started,
         }
@@ -118,6 +146,8 @@ pin_project! {
         inner: F,
         layer: TrackHttpLayer,
         matched: Option<MatchedPath>,
+        // `Some` for `/api` routes: marked when the caller was identified.
+        identified: Option<IdentifiedSlot>,
         method: &'static str,
         started: Instant,
     }
@@ -152,7 +182,11 @@ where
             &[("route", route), ("method", method)],
             elapsed.as_secs_f64(),
         );
-        if route.starts_with("/api/") {
+        if this
+            .identified
+            .as_ref()
+            .is_some_and(IdentifiedSlot::is_marked)
+        {
             this.layer.records.record(NewRequestRecord {
                 route: route.to_owned(),
                 method: method.to_owned(),

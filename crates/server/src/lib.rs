@@ -8,11 +8,13 @@
 //!    log-line layer).
 //! 2. [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope.
 //! 3. Telemetry and infrastructure: [`metrics`] (Prometheus names, the recorder, the upstream
-//!    observer), [`records`] (the request-record writer), [`http_metrics`] (the
+//!    observer), [`records`] (the request-record writer), [`history`] (the inference history's
+//!    writer and outbox), [`request_head`] (the request-head limits layer), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
 //!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
-//!    timeouts, the connection cap, graceful shutdown), and [`state`] ([`AppState`], what
+//!    timeouts, the connection cap, graceful shutdown), [`quota`] (the per-user quotas), and
+//!    [`state`] ([`AppState`], what
 //!    handlers share).
 //! 4. [`auth`]: the `Caller` and `Admin` extractors.
 //! 5. [`extract`]: the other extractors — typed `Limit`, `Offset`, path `Name`s and the
@@ -33,13 +35,16 @@ pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod history;
 pub mod http_metrics;
 pub mod identity;
 pub mod json_log;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod quota;
 pub mod records;
+pub mod request_head;
 pub mod routes;
 pub mod serve;
 pub mod startup;

@@ -8,6 +8,17 @@ use std::time::Duration;
 /// `detail.limit_bytes`.
 pub const BODY_LIMIT_BYTES: usize = 1024 * 1024;
 
+/// Longest request target (path and query, and the authority of an absolute-form target) in
+/// bytes; longer is `414 URI_TOO_LONG` (the `request_head` module).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// Most header fields in one request; more is `431 HEADERS_TOO_LARGE`.
+pub const MAX_HEADERS: usize = 100;
+
+/// Most bytes of header fields in one request (each counted as name + value + 32, as HTTP/2
+/// does); more is `431 HEADERS_TOO_LARGE`. A forwarded user token is at most 8 KiB.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
 /// How long in-flight requests may finish after a shutdown signal: Databricks Apps sends
 /// SIGKILL 15 s after SIGTERM, so we stop waiting a second before that.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(14);

@@ -6,7 +6,7 @@
 //!
 //! Each [`Metrics`] owns its own `PrometheusRecorder`, so several servers in one process (tests)
 //! never mix their counts; `dbapp serve` also installs it as the global recorder
-//! ([`Metrics::install_global`]) so the store's `lakebase_*` and `db_pool_connections` series
+//! ([`Metrics::install_global`]) so the store's `lakebase_*` series
 //! land in the same exposition. Labels are route templates (`MatchedPath`), never raw paths;
 //! `auth_requests_by_user` names users by a short salted hash (or, with
 //! `DBAPP_METRICS_USER_LABELS=email`, their id) and is bounded: past `DBAPP_METRICS_MAX_USERS`
@@ -56,10 +56,21 @@ pub const IDENTITY_CACHE_MISSES_TOTAL: &str = "identity_cache_misses_total";
 pub const LAKEBASE_TOKEN_REFRESH_TOTAL: &str = "lakebase_token_refresh_total";
 /// `lakebase_token_expiry_seconds` (written by dbapp-store).
 pub const LAKEBASE_TOKEN_EXPIRY_SECONDS: &str = "lakebase_token_expiry_seconds";
-/// `db_pool_connections{state}`.
+/// `db_pool_connections{state="idle"|"in_use"}`: the store's pool, read at each scrape.
 pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+/// `quota_rejections_total{quota}`: requests refused for a per-user quota.
+pub const QUOTA_REJECTIONS_TOTAL: &str = "quota_rejections_total";
 /// Request records dropped because the writer's channel was full.
 pub const REQUEST_RECORDS_DROPPED_TOTAL: &str = "request_records_dropped_total";
+/// `inference_history_outbox_records`: inference-history records waiting for the store.
+pub const INFERENCE_HISTORY_OUTBOX_RECORDS: &str = "inference_history_outbox_records";
+/// `inference_history_delayed_total`: records that went to the outbox instead of the store.
+pub const INFERENCE_HISTORY_DELAYED_TOTAL: &str = "inference_history_delayed_total";
+/// `inference_history_written_late_total`: records the outbox writer stored.
+pub const INFERENCE_HISTORY_WRITTEN_LATE_TOTAL: &str = "inference_history_written_late_total";
+/// `inference_history_dropped_total{reason}`: records never stored (`invalid`: the store
+/// refused them; `shutdown`: still waiting when the shutdown grace ended).
+pub const INFERENCE_HISTORY_DROPPED_TOTAL: &str = "inference_history_dropped_total";
 
 /// Log lines dropped because the log writer's queue was full.
 pub const LOG_LINES_DROPPED_TOTAL: &str = "log_lines_dropped_total";
@@ -299,6 +310,11 @@ impl Metrics {
             AUTH_FAILURE_TOTAL,
             Unit::Count,
             "Requests refused while establishing identity, by AUTH_* reason",
+        );
+        d(
+            QUOTA_REJECTIONS_TOTAL,
+            Unit::Count,
+            "Requests refused with 429 for a per-user quota, by quota",
         );
         d(
             HTTP_REQUESTS_TOTAL,

@@ -58,6 +58,9 @@ const H2_MAX_CONCURRENT_STREAMS: u32 = 100;
 const H2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 /// HTTP/2: streams we may reset for the client's protocol errors before ending the connection.
 const H2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
+/// HTTP/1: header fields hyper parses before it answers `431` itself: twice ours, so that our
+/// own limit (`request_head`), which answers in the envelope, is the one clients meet.
+const H1_MAX_HEADERS: usize = 2 * crate::limits::MAX_HEADERS;
 /// Pause after an `accept` error that is not about one connection (e.g. `EMFILE`), so a
 /// persistent one does not spin a core.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
@@ -127,7 +130,10 @@ where
 fn http_builder() -> Builder<TokioExecutor> {
     let mut builder = Builder::new(TokioExecutor::new());
     // Explicitly off: the connection task keeps both timeouts (module header).
-    builder.http1().header_read_timeout(None);
+    builder
+        .http1()
+        .header_read_timeout(None)
+        .max_headers(H1_MAX_HEADERS);
     builder
         .http2()
         .timer(TokioTimer::new())

@@ -21,7 +21,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -30,15 +29,11 @@ use dbapp_store::Store;
 use tokio::net::TcpListener;
 use tower::Service;
 
-use crate::app::build_app;
+use crate::app::{build_app, serve_service};
 use crate::config::{ConfigError, Settings};
-use crate::metrics::{Metrics, spawn_upkeep};
-use crate::serve::serve_app;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::storage::{StorageError, open_store};
-
-/// How often the Prometheus recorder's upkeep runs.
-const UPKEEP_PERIOD: Duration = Duration::from_secs(5);
 
 /// Why the application could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +142,8 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` resolves, then drains (see [`crate::serve::serve_app`]).
+    /// Serves until `shutdown` resolves, then drains the requests in flight (see
+    /// [`crate::serve::serve_app`]) and the inference history's outbox.
     ///
     /// # Errors
     /// An I/O error of the listener.
@@ -155,11 +151,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let upkeep = spawn_upkeep(self.state.metrics.clone(), UPKEEP_PERIOD);
-        let limits = self.state.settings.connection_limits();
-        let result = serve_app(self.listener, build_app(self.state), limits, shutdown).await;
-        upkeep.abort();
-        result
+        let app = build_app(self.state.clone());
+        serve_service(self.listener, app, &self.state, shutdown).await
     }
 
     /// As [`Application::run_until_stopped`], with the application wrapped by `wrap`.
@@ -171,12 +164,8 @@ impl Application {
         wrap: impl WrapApp,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let upkeep = spawn_upkeep(self.state.metrics.clone(), UPKEEP_PERIOD);
-        let limits = self.state.settings.connection_limits();
-        let app = wrap.wrap(build_app(self.state));
-        let result = serve_app(self.listener, app, limits, shutdown).await;
-        upkeep.abort();
-        result
+        let app = wrap.wrap(build_app(self.state.clone()));
+        serve_service(self.listener, app, &self.state, shutdown).await
     }
 }
 

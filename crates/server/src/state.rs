@@ -1,6 +1,7 @@
 //! [`AppState`]: what every handler shares (one `Arc` clone per request): the server's settings,
-//! the store, the workspace client, the identity cache, the metrics recorder and the
-//! request-record writer. Per-request data never lives here; it arrives through extractors.
+//! the store, the workspace client, the identity cache, the metrics recorder, the request-record
+//! writer, the inference history's writer and the per-user quotas. Per-request data never lives
+//! here; it arrives through extractors.
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -9,8 +10,10 @@ use dbapp_databricks::Client;
 use dbapp_store::Store;
 
 use crate::config::ServerSettings;
+use crate::history::History;
 use crate::identity::IdentityCache;
 use crate::metrics::Metrics;
+use crate::quota::Quotas;
 use crate::records::RequestRecorder;
 
 /// Shared state: one `Arc` clone per request.
@@ -33,6 +36,10 @@ pub struct AppInner {
     pub metrics: Metrics,
     /// The request-record channel of the batch writer.
     pub records: RequestRecorder,
+    /// The inference history's writer and outbox.
+    pub history: History,
+    /// The per-user quotas of usage events and invocations.
+    pub quotas: Quotas,
 }
 
 impl Deref for AppState {
@@ -44,8 +51,8 @@ impl Deref for AppState {
 }
 
 impl AppState {
-    /// Assembles the state and starts the request-record writer when there is a store. Needs a
-    /// tokio runtime.
+    /// Assembles the state and starts the request-record and inference-history writers when
+    /// there is a store. Needs a tokio runtime.
     #[must_use]
     pub fn new(
         settings: ServerSettings,
@@ -57,10 +64,23 @@ impl AppState {
             settings.identity_cache_ttl(),
             settings.dbapp.identity_cache_capacity,
         );
-        let records = match &store {
-            Some(store) => RequestRecorder::spawn(Arc::clone(store), metrics.clone()).0,
-            None => RequestRecorder::disabled(),
+        let (records, history) = match &store {
+            Some(store) => (
+                RequestRecorder::spawn(Arc::clone(store), metrics.clone()).0,
+                History::spawn(
+                    Arc::clone(store),
+                    metrics.clone(),
+                    settings.dbapp.history_input_max_bytes,
+                    settings.dbapp.history_outbox_capacity,
+                ),
+            ),
+            None => (RequestRecorder::disabled(), History::disabled()),
         };
+        let quotas = Quotas::new(
+            settings.dbapp.quota_usage_events_per_minute,
+            settings.dbapp.quota_invocations_per_minute,
+            metrics.clone(),
+        );
         Self(Arc::new(AppInner {
             settings,
             store,
@@ -68,6 +88,8 @@ impl AppState {
             identities,
             metrics,
             records,
+            history,
+            quotas,
         }))
     }
 

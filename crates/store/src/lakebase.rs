@@ -30,7 +30,8 @@
 //!
 //! Metrics (the `metrics` facade; the server installs the recorder):
 //! `lakebase_token_refresh_total{outcome="success"|"failure"}`, `lakebase_token_expiry_seconds`
-//! (seconds until the current token expires) and `db_pool_connections{state="idle"|"in_use"}`.
+//! (seconds until the current token expires). `db_pool_connections` is not written here: every
+//! store reports its pool through `Store::pool_connections`, which the server reads.
 //!
 //! What this module leaves to others: minting tokens (a [`TokenSource`]; `crate::workspace`
 //! provides the one that calls the credential API as the app's identity) and the queries
@@ -486,7 +487,7 @@ impl TokenRefresher {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 metrics::counter!("lakebase_token_refresh_total", "outcome" => "success")
                     .increment(1);
-                self.record_gauges();
+                self.record_expiry();
                 Ok(true)
             }
             Err(error) => {
@@ -505,20 +506,15 @@ impl TokenRefresher {
         }
     }
 
-    fn record_gauges(&self) {
+    fn record_expiry(&self) {
         let left = (self.expires_at() - Utc::now()).num_milliseconds() as f64 / 1000.0;
         metrics::gauge!("lakebase_token_expiry_seconds").set(left);
-        let size = self.pool.size();
-        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(size);
-        metrics::gauge!("db_pool_connections", "state" => "idle").set(f64::from(idle));
-        metrics::gauge!("db_pool_connections", "state" => "in_use")
-            .set(f64::from(size.saturating_sub(idle)));
     }
 
-    /// The background loop: refresh when due, retry after failures, update the gauges.
+    /// The background loop: refresh when due, retry after failures, update the expiry gauge.
     async fn run(self: Arc<Self>) {
         loop {
-            self.record_gauges();
+            self.record_expiry();
             if self.pool.is_closed() {
                 return;
             }

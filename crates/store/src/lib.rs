@@ -231,8 +231,12 @@ pub struct InferenceLog {
     pub endpoint_name: String,
     /// How the invocation ended.
     pub status: InferenceStatus,
-    /// The request's `inputs`.
+    /// The request's `inputs`; when [`InferenceLog::inputs_truncated`], a JSON string holding
+    /// the first bytes of their serialized form instead.
     pub inputs: Value,
+    /// Whether the inputs were larger than the server's history cap and `inputs` holds only the
+    /// beginning of their serialized form.
+    pub inputs_truncated: bool,
     /// The endpoint's predictions, on success.
     pub predictions: Option<Value>,
     /// Why it failed, for errors and timeouts.
@@ -718,6 +722,27 @@ impl TimeWindow {
     }
 }
 
+/// The connections of a store's pool at one instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConnections {
+    /// Open and waiting to be used.
+    pub idle: u32,
+    /// Lent to a query.
+    pub in_use: u32,
+}
+
+impl PoolConnections {
+    /// From a pool's `size()` (open connections) and `num_idle()`.
+    #[must_use]
+    pub fn of(size: u32, idle: usize) -> Self {
+        let idle = u32::try_from(idle).unwrap_or(size).min(size);
+        Self {
+            idle,
+            in_use: size - idle,
+        }
+    }
+}
+
 /// The user-scoped persistence of dbapp. Use it as `Arc<dyn Store>`.
 ///
 /// Every method that touches user data takes the [`UserId`] whose rows it may read or write and
@@ -729,6 +754,10 @@ impl TimeWindow {
 pub trait Store: Send + Sync + fmt::Debug {
     /// The backend's name, `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
+
+    /// The connections of the store's pool now, for the `db_pool_connections` gauge: every
+    /// backend has one (Lakebase, any Postgres, SQLite).
+    fn pool_connections(&self) -> PoolConnections;
 
     /// Applies the migrations not yet applied; a no-op when all are.
     ///

@@ -141,6 +141,7 @@ struct InferenceRow {
     endpoint_name: String,
     status: String,
     inputs: Json<Value>,
+    inputs_truncated: bool,
     predictions: Option<Json<Value>>,
     error_message: Option<String>,
     execution_time_ms: i64,
@@ -155,6 +156,7 @@ impl InferenceRow {
             endpoint_name: self.endpoint_name,
             status: self.status.parse()?,
             inputs: self.inputs.0,
+            inputs_truncated: self.inputs_truncated,
             predictions: self.predictions.map(|p| p.0),
             error_message: self.error_message,
             execution_time_ms: self.execution_time_ms,
@@ -286,11 +288,12 @@ const DELETE_PREFERENCE: &str = "DELETE FROM user_preferences WHERE user_id = $1
 
 const INSERT_INFERENCE_LOG: &str = "INSERT INTO model_inference_logs \
          (user_id, request_id, endpoint_name, status, inputs, predictions, error_message, \
-          execution_time_ms, created_at, completed_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+          execution_time_ms, created_at, completed_at, inputs_truncated) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 
 const LIST_INFERENCE_LOGS: &str = "SELECT request_id, endpoint_name, status, inputs, \
-         predictions, error_message, execution_time_ms, created_at, completed_at \
+         inputs_truncated, predictions, error_message, execution_time_ms, created_at, \
+         completed_at \
      FROM model_inference_logs WHERE user_id = $1 \
      ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3";
 
@@ -416,6 +419,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn pool_connections(&self) -> crate::PoolConnections {
+        crate::PoolConnections::of(self.pool.size(), self.pool.num_idle())
+    }
+
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
@@ -504,6 +511,7 @@ impl Store for PgStore {
             .bind(log.execution_time_ms)
             .bind(micros(log.created_at))
             .bind(log.completed_at.map(micros))
+            .bind(log.inputs_truncated)
             .execute(&mut *self.conn().await?)
             .await
             .map_err(|e| match StoreError::from(e) {

@@ -119,6 +119,7 @@ struct InferenceRow {
     endpoint_name: String,
     status: String,
     inputs: String,
+    inputs_truncated: bool,
     predictions: Option<String>,
     error_message: Option<String>,
     execution_time_ms: i64,
@@ -134,6 +135,7 @@ impl InferenceRow {
             endpoint_name: self.endpoint_name,
             status: self.status.parse()?,
             inputs: parse_json("inputs", &self.inputs)?,
+            inputs_truncated: self.inputs_truncated,
             predictions: self
                 .predictions
                 .map(|p| parse_json("predictions", &p))
@@ -251,10 +253,16 @@ const INSERT_INFERENCE_LOG: &str = "INSERT INTO model_inference_logs \
           execution_time_ms, created_at, completed_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
+// The truncation flag lives in a table of its own (see migration 0006).
 const LIST_INFERENCE_LOGS: &str = "SELECT request_id, endpoint_name, status, inputs, \
+         EXISTS (SELECT 1 FROM model_inference_truncated_inputs t \
+             WHERE t.request_id = model_inference_logs.request_id) AS inputs_truncated, \
          predictions, error_message, execution_time_ms, created_at, completed_at \
      FROM model_inference_logs WHERE user_id = ?1 \
      ORDER BY created_at DESC, id DESC LIMIT ?2 OFFSET ?3";
+
+const INSERT_TRUNCATED_INPUTS: &str =
+    "INSERT INTO model_inference_truncated_inputs (request_id) VALUES (?1)";
 
 const COUNT_INFERENCE_LOGS: &str = "SELECT count(*) FROM model_inference_logs WHERE user_id = ?1";
 
@@ -344,6 +352,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn pool_connections(&self) -> crate::PoolConnections {
+        crate::PoolConnections::of(self.pool.size(), self.pool.num_idle())
+    }
+
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
         MIGRATOR.run(&self.pool).await?;
@@ -418,9 +430,12 @@ impl Store for SqliteStore {
         log: &InferenceLog,
     ) -> Result<(), StoreError> {
         aggregate::check_inference_log(log)?;
+        let request_id = log.request_id.to_string();
+        // The log and its truncation flag are one write (the flag has a table of its own).
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(INSERT_INFERENCE_LOG)
             .bind(user.as_str())
-            .bind(log.request_id.to_string())
+            .bind(&request_id)
             .bind(&log.endpoint_name)
             .bind(log.status.as_str())
             .bind(log.inputs.to_string())
@@ -429,12 +444,19 @@ impl Store for SqliteStore {
             .bind(log.execution_time_ms)
             .bind(to_us(log.created_at))
             .bind(log.completed_at.map(to_us))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict("inference log"),
                 other => other,
             })?;
+        if log.inputs_truncated {
+            sqlx::query(INSERT_TRUNCATED_INPUTS)
+                .bind(&request_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -31,3 +31,7 @@ export type Performance = ResponseOf<"/api/v1/metrics/performance", "get">;
 export type UsageSummary = ResponseOf<"/api/v1/metrics/usage", "get">;
 export type TimeSeries = ResponseOf<"/api/v1/metrics/time-series", "get">;
 export type UsageEvent = RequestBodyOf<"/api/v1/metrics/usage-events", "post">["events"][number];
+
+/** The largest `timeout_seconds` of an invocation with the server's default request deadline
+ * (110 s, less its 10 s margin); the server refuses more with `INVALID_REQUEST`. */
+export const MAX_TIMEOUT_SECONDS = 100;

@@ -1,6 +1,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
 import { api } from "../api/client";
+import { MAX_TIMEOUT_SECONDS } from "../api/types";
 import { formatMs } from "../format";
 import { ErrorPanel } from "./ErrorPanel";
 import { Loading } from "./Loading";
@@ -93,9 +94,9 @@ export function ChatView({ name }: { name: string }) {
           <input
             type="number"
             min={1}
-            max={300}
+            max={MAX_TIMEOUT_SECONDS}
             value={timeout}
-            onChange={(e) => setTimeoutSeconds(Math.min(300, Math.max(1, Number(e.target.value) || 30)))}
+            onChange={(e) => setTimeoutSeconds(Math.min(MAX_TIMEOUT_SECONDS, Math.max(1, Number(e.target.value) || 30)))}
             className="narrow-input"
           />
           s

@@ -1,7 +1,7 @@
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useId, useState, type FormEvent } from "react";
 import { api } from "../api/client";
-import type { EndpointSchema } from "../api/types";
+import { MAX_TIMEOUT_SECONDS, type EndpointSchema } from "../api/types";
 import { parseJson, prettyJson } from "../format";
 import { JsonEditor } from "./JsonEditor";
 import { ResponsePanel } from "./ResponsePanel";
@@ -33,7 +33,7 @@ export function InvokeForm({
   const [roundTrip, setRoundTrip] = useState<number | undefined>(undefined);
   const parsed = parseJson(text);
   const timeoutNum = Number(timeout);
-  const timeoutOk = Number.isInteger(timeoutNum) && timeoutNum >= 1 && timeoutNum <= 300;
+  const timeoutOk = Number.isInteger(timeoutNum) && timeoutNum >= 1 && timeoutNum <= MAX_TIMEOUT_SECONDS;
 
   const invoke = useMutation({
     mutationFn: (vars: { inputs: unknown; timeout_seconds: number }) =>
@@ -71,12 +71,12 @@ export function InvokeForm({
               id={timeoutId}
               type="number"
               min={1}
-              max={300}
+              max={MAX_TIMEOUT_SECONDS}
               value={timeout}
               onChange={(e) => setTimeoutSeconds(e.target.value)}
               aria-invalid={!timeoutOk}
             />
-            {!timeoutOk && <div className="field-hint bad">Between 1 and 300.</div>}
+            {!timeoutOk && <div className="field-hint bad">Between 1 and {MAX_TIMEOUT_SECONDS}.</div>}
           </div>
           <button
             type="submit"

@@ -19,6 +19,12 @@
 //! - when the client goes away (disconnect, cancel), the body is dropped, and with it the
 //!   connection to the endpoint: the generation is abandoned at once.
 //!
+//! A turn uses one of the caller's invocation quota (`DBAPP_QUOTA_INVOCATIONS_PER_MINUTE`; over
+//! it: `429 RATE_LIMITED`, nothing called or recorded). With a store, every turn is recorded in
+//! the caller's conversation: the request's messages before the endpoint is called, the answer
+//! (put together from the stream, text cut at [`MAX_RECORDED_ANSWER_BYTES`]) when the stream
+//! ends, completed, failed or cancelled; a request refused before that leaves nothing.
+//!
 //! Every outcome is measured: time to first token and tokens per second per endpoint
 //! (`chat_*` metrics), with the outcome in the log line `chat.stream_ended`.
 
@@ -50,6 +56,7 @@ use crate::extract::{ApiJson, Endpoint, Name};
 use crate::metrics::{
     CHAT_STREAMS_TOTAL, CHAT_TIME_TO_FIRST_TOKEN_SECONDS, CHAT_TOKENS_PER_SECOND,
 };
+use crate::quota::QuotaName;
 use crate::state::AppState;
 
 /// Most messages one chat request may carry.
@@ -100,7 +107,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     (status = 404, body = ErrorBody, description = "ENDPOINT_NOT_FOUND"),
     (status = 409, body = ErrorBody, description = "ENDPOINT_NOT_READY"),
     (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-    (status = 429, body = ErrorBody, description = "RATE_LIMITED"),
+    (status = 429, body = ErrorBody, description = "RATE_LIMITED: the workspace's, or the caller's invocation quota (a chat turn is an invocation; detail.quota = invocations); Retry-After set"),
     (status = 502, body = ErrorBody, description = "MODEL_ERROR (detail.status), UPSTREAM_ERROR"),
     (status = 504, body = ErrorBody, description = "MODEL_TIMEOUT"),
 ))]
@@ -112,6 +119,12 @@ async fn chat(
 ) -> Result<Response, ApiError> {
     let request: ChatRequest = super::from_json_object("body", body)?;
     check_request(&request)?;
+    app.quotas.check(
+        QuotaName::Invocations,
+        caller.user_id(),
+        std::num::NonZeroU32::MIN,
+        "body",
+    )?;
     ready_endpoint(&app, &caller, &name).await?;
     let (recorder, messages) = Recorder::open(&app, &caller, &name, &request).await?;
     let upstream_body = upstream_body(messages, request);

@@ -1,6 +1,6 @@
 //! Operations: `/health` and `/api/health` (liveness, no I/O), `/ready` (store and app
 //! credentials), `/metrics` (Prometheus text, for admins or a scraper with
-//! `DBAPP_METRICS_TOKEN`).
+//! `DBAPP_METRICS_TOKEN`; the store's `db_pool_connections` are read at each scrape).
 
 use std::collections::BTreeMap;
 
@@ -15,6 +15,7 @@ use utoipa_axum::routes;
 
 use crate::auth::MetricsReader;
 use crate::error::ErrorBody;
+use crate::metrics::DB_POOL_CONNECTIONS;
 use crate::state::AppState;
 
 /// Liveness answer.
@@ -104,6 +105,17 @@ async fn get_ready(State(app): State<AppState>) -> Response {
     (status = 403, body = ErrorBody, description = "ADMIN_REQUIRED"),
 ))]
 async fn get_metrics(State(app): State<AppState>, _reader: MetricsReader) -> Response {
+    // Read at scrape time, so the gauge is as fresh as the scrape for every kind of store.
+    if let Some(store) = &app.store {
+        let pool = store.pool_connections();
+        for (state, connections) in [("idle", pool.idle), ("in_use", pool.in_use)] {
+            app.metrics.gauge(
+                DB_POOL_CONNECTIONS,
+                &[("state", state)],
+                f64::from(connections),
+            );
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

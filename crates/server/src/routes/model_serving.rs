@@ -1,9 +1,16 @@
 //! Model Serving, as the user: endpoints, one endpoint, its input schema, invocations (each one
 //! recorded in the caller's inference history, whatever its outcome), and that history.
 //!
-//! An invocation first reads the endpoint (as the user): unknown → `ENDPOINT_NOT_FOUND`, not
-//! ready → `ENDPOINT_NOT_READY` without invoking. The call is not retried (a model call is not
-//! known to be idempotent) and is bounded by `timeout_seconds` (`MODEL_TIMEOUT`). The endpoint
+//! An invocation first uses one of the caller's invocation quota (`crate::quota`; over it:
+//! `429 RATE_LIMITED`, no upstream call and no history record), then takes a slot in the
+//! history's outbox (none free: `503 DATABASE_UNAVAILABLE`, nothing invoked; see the `history`
+//! module, which stores the records), then reads the endpoint (as the user): unknown →
+//! `ENDPOINT_NOT_FOUND`, not ready → `ENDPOINT_NOT_READY` without invoking. The call is not
+//! retried (a model call is not known to be idempotent) and is bounded by `timeout_seconds`
+//! (`MODEL_TIMEOUT`, recorded as `TIMEOUT`). One deadline policy: `timeout_seconds` is 1 to the
+//! request deadline minus its margin (`ServerSettings::model_timeout_max_secs`, 100 by default),
+//! default [`DEFAULT_TIMEOUT_SECONDS`] (or that maximum when lower), so that a model timeout is
+//! answered and recorded before the request deadline could cut the handler. The endpoint
 //! refusing the inputs (its 4xx other than 403/404/429) is `400 MODEL_INPUT_INVALID` with the
 //! model's own message (at most [`MODEL_MESSAGE_CHARS`] characters), since the caller must change
 //! the inputs; any other error answer is `502 MODEL_ERROR`; both carry `detail.status`.
@@ -19,7 +26,7 @@ use axum::extract::State;
 use chrono::Utc;
 use dbapp_databricks::api::ServingEndpoint;
 use dbapp_databricks::{DatabricksError, ErrorKind};
-use dbapp_store::{InferenceLog, InferenceStatus};
+use dbapp_store::InferenceStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -31,6 +38,8 @@ use super::{CountedPage, Cursor, ItemsPage, PageSpec, Pagination, page_upstream,
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, Endpoint, Name};
+use crate::history::Outcome;
+use crate::quota::QuotaName;
 use crate::state::AppState;
 
 /// Endpoint state as the API reports it.
@@ -134,8 +143,9 @@ pub struct EndpointSchema {
 pub struct InvocationRequest {
     /// The model input (any JSON).
     pub inputs: Value,
-    /// 1–300 seconds (default 30).
-    #[schema(minimum = 1, maximum = 300)]
+    /// 1 to the request deadline minus its margin: 100 s by default
+    /// (`DBAPP_REQUEST_TIMEOUT_SECS` − 10); default 30.
+    #[schema(minimum = 1, maximum = 100)]
     pub timeout_seconds: Option<i64>,
 }
 
@@ -162,9 +172,12 @@ pub struct InferenceLogItem {
     /// `SUCCESS`, `ERROR` or `TIMEOUT`.
     #[schema(value_type = String, example = "SUCCESS")]
     pub status: InferenceStatus,
-    /// The inputs.
+    /// The inputs, with NUL characters replaced by U+FFFD; when `inputs_truncated`, a string
+    /// holding the first `DBAPP_HISTORY_INPUT_MAX_BYTES` bytes of their JSON.
     pub inputs: Value,
-    /// The predictions, on success.
+    /// Whether the inputs were larger than the history keeps (64 KiB of JSON by default).
+    pub inputs_truncated: bool,
+    /// The predictions, on success (NUL characters replaced by U+FFFD).
     #[schema(required)]
     pub predictions: Option<Value>,
     /// Why it failed.
@@ -382,6 +395,9 @@ fn request_body(inputs: &Value) -> Value {
 }
 
 /// Invokes the endpoint as the user; every outcome is recorded in the caller's history.
+///
+/// Each invocation uses one of the caller's invocation quota; over it (429), nothing is called
+/// or recorded.
 #[utoipa::path(post, path = "/api/model-serving/endpoints/{name}/invocations", tag = "model-serving",
     security(("user_token" = [])), params(("name" = String, Path)), request_body = InvocationRequest,
     responses(
@@ -391,8 +407,9 @@ fn request_body(inputs: &Value) -> Value {
     (status = 404, body = ErrorBody, description = "ENDPOINT_NOT_FOUND"),
     (status = 409, body = ErrorBody, description = "ENDPOINT_NOT_READY"),
     (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-    (status = 429, body = ErrorBody, description = "RATE_LIMITED"),
+    (status = 429, body = ErrorBody, description = "RATE_LIMITED: the workspace's, or the caller's invocation quota (detail.quota = invocations); Retry-After set"),
     (status = 502, body = ErrorBody, description = "MODEL_ERROR (detail.status), UPSTREAM_ERROR"),
+    (status = 503, body = ErrorBody, description = "DATABASE_UNAVAILABLE: the history cannot record more invocations; nothing was invoked"),
     (status = 504, body = ErrorBody, description = "MODEL_TIMEOUT"),
 ))]
 async fn invoke_endpoint(
@@ -402,18 +419,35 @@ async fn invoke_endpoint(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<InvocationResponse>, ApiError> {
     let request: InvocationRequest = super::from_json_object("body", body)?;
+    let max = app.settings.model_timeout_max_secs();
     let timeout_seconds = match request.timeout_seconds {
-        None => 30,
-        Some(n) if (1..=300).contains(&n) => n.unsigned_abs(),
+        None => DEFAULT_TIMEOUT_SECONDS.min(max),
+        Some(n) if n >= 1 && n.unsigned_abs() <= max => n.unsigned_abs(),
         Some(_) => {
             return Err(ApiError::invalid(
                 "timeout_seconds",
-                "must be between 1 and 300",
+                format!(
+                    "must be between 1 and {max} (the request deadline of {} s minus its margin)",
+                    app.settings.dbapp.request_timeout_secs
+                ),
             ));
         }
     };
+    app.quotas.check(
+        QuotaName::Invocations,
+        caller.user_id(),
+        std::num::NonZeroU32::MIN,
+        "body",
+    )?;
     let request_id = Uuid::new_v4();
-    let created_at = Utc::now();
+    let deadline = tokio::time::Instant::now().checked_add(app.settings.request_timeout());
+    let pending = app.history.reserve(
+        caller.user_id().clone(),
+        request_id,
+        &name,
+        &request.inputs,
+        deadline,
+    )?;
     let started = Instant::now();
     let outcome = invoke(&app, &caller, &name, &request.inputs, timeout_seconds).await;
     let execution_time_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
@@ -426,28 +460,14 @@ async fn invoke_endpoint(
         ),
         Err(error) => (InferenceStatus::Error, None, Some(error.to_string())),
     };
-    let log = InferenceLog {
-        request_id,
-        endpoint_name: name.to_string(),
-        status,
-        inputs: request.inputs,
-        predictions,
-        error_message,
-        execution_time_ms,
-        created_at,
-        completed_at: Some(Utc::now()),
-    };
-    match &app.store {
-        Some(store) => {
-            if let Err(error) = store.append_inference_log(caller.user_id(), &log).await {
-                tracing::warn!(
-                    event = "model_serving.history_write_failed",
-                    error = %crate::error::cause_chain(&error),
-                );
-            }
-        }
-        None => tracing::debug!(event = "model_serving.history_not_recorded"),
-    }
+    pending
+        .record(Outcome {
+            status,
+            predictions,
+            error_message,
+            execution_time_ms,
+        })
+        .await;
     let predictions = outcome?;
     Ok(Json(InvocationResponse {
         request_id,
@@ -506,6 +526,9 @@ pub(super) async fn ready_endpoint(
             .unwrap_or_default(),
     })
 }
+
+/// `timeout_seconds` when the request does not say (lowered to the maximum when that is less).
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
 
 /// Longest model message a `MODEL_INPUT_INVALID` answer repeats.
 pub const MODEL_MESSAGE_CHARS: usize = 1000;
@@ -570,6 +593,7 @@ async fn list_inference_logs(
             endpoint_name: l.endpoint_name,
             status: l.status,
             inputs: l.inputs,
+            inputs_truncated: l.inputs_truncated,
             predictions: l.predictions,
             error_message: l.error_message,
             execution_time_ms: l.execution_time_ms,

@@ -1,5 +1,8 @@
-//! Usage events (from the UI, `navigator.sendBeacon` included) and the metrics dashboards:
-//! the caller's event count, and for admins request performance, usage and a time series.
+//! Usage events (from the UI, `navigator.sendBeacon` included), under the caller's usage-event
+//! quota (`crate::quota`), and the metrics dashboards: the caller's event count, and for admins
+//! request performance, usage and a time series.
+
+use std::num::NonZeroU32;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -17,6 +20,7 @@ use crate::auth::{Admin, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::limits::USAGE_BATCH_EVENTS;
+use crate::quota::QuotaName;
 use crate::state::AppState;
 
 /// One usage event.
@@ -237,12 +241,17 @@ fn range(value: Option<&str>) -> Result<TimeRange, ApiError> {
 
 /// Records usage events of the caller. `text/plain` carrying JSON is accepted, so
 /// `navigator.sendBeacon` works.
+///
+/// Each event uses one of the caller's usage-event quota; a batch over it is refused whole
+/// (429, nothing stored), and a batch larger than the whole quota is 400.
 #[utoipa::path(post, path = "/api/v1/metrics/usage-events", tag = "metrics", security(("user_token" = [])),
     request_body(content = UsageEventBatch, content_type = "application/json"),
     responses(
     (status = 202, body = Accepted),
     (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-    (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 503, body = ErrorBody),
+    (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    (status = 429, body = ErrorBody, description = "RATE_LIMITED: over the caller's usage-event quota (detail.quota = usage_events); Retry-After set"),
+    (status = 503, body = ErrorBody),
 ))]
 async fn post_usage_events(
     State(app): State<AppState>,
@@ -273,12 +282,16 @@ async fn post_usage_events(
         ));
     }
     let batch: UsageEventBatch = super::from_json_object("events", value)?;
-    if batch.events.is_empty() || batch.events.len() > USAGE_BATCH_EVENTS {
-        return Err(ApiError::invalid(
-            "events",
-            format!("must hold 1 to {USAGE_BATCH_EVENTS} events"),
-        ));
-    }
+    let count = u32::try_from(batch.events.len())
+        .ok()
+        .and_then(NonZeroU32::new)
+        .filter(|n| n.get() as usize <= USAGE_BATCH_EVENTS)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "events",
+                format!("must hold 1 to {USAGE_BATCH_EVENTS} events"),
+            )
+        })?;
     if let Some(index) = batch
         .events
         .iter()
@@ -289,6 +302,8 @@ async fn post_usage_events(
             "must not be empty",
         ));
     }
+    app.quotas
+        .check(QuotaName::UsageEvents, caller.user_id(), count, "events")?;
     let events: Vec<NewUsageEvent> = batch
         .events
         .into_iter()

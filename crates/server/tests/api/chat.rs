@@ -559,3 +559,25 @@ async fn without_a_store_chat_streams_unrecorded_and_cannot_continue() {
     assert_eq!(data(&received).last(), Some(&"[DONE]"));
     assert_error(continued, 503, "STORAGE_NOT_CONFIGURED").await;
 }
+
+#[tokio::test]
+async fn chat_turns_count_against_the_invocation_quota() {
+    // Arrange: one invocation a minute.
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "1")],
+        ..Options::default()
+    })
+    .await;
+    let first = app.chat(ALICE, "chat", &user("one")).send().await;
+    read_events(first, |_| false).await;
+
+    // Act
+    let over = app.chat(ALICE, "chat", &user("two")).send().await;
+
+    // Assert: refused before any call, and no second conversation.
+    let body = assert_error(over, 429, "RATE_LIMITED").await;
+    assert_eq!(body["detail"]["quota"], "invocations");
+    assert_eq!(app.emulator.requests(CHAT_UPSTREAM).len(), 1);
+    let (_, listed) = app.get_json("/api/conversations", Some(ALICE)).await;
+    assert_eq!(listed["total_count"], 1, "{listed}");
+}

@@ -1,9 +1,12 @@
 //! `/health`, `/ready` and `/metrics`: what each reports, who may read the metrics, and the
 //! labels they carry.
 
-use dbapp_emulator::FaultRule;
+use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
+use dbapp_emulator::{EmulatorConfig, FaultRule};
 
-use crate::app::{ADMIN, ALICE, Options, assert_error, spawn_app, spawn_app_with};
+use crate::app::{
+    ADMIN, ALICE, Options, assert_error, settings_for, spawn_app, spawn_app_with, start_server,
+};
 
 #[tokio::test]
 async fn health_is_public_and_reports_the_version() {
@@ -317,4 +320,33 @@ fn split_labels(body: &str) -> Vec<String> {
         out.push(current);
     }
     out
+}
+
+#[tokio::test]
+async fn the_pool_gauge_is_reported_for_sqlite_and_database_url_postgres_stores() {
+    // Arrange: the default SQLite store, and a Postgres store given as `DATABASE_URL`.
+    let cluster = PrivateCluster::start(ClusterOptions::default())
+        .await
+        .expect("a local Postgres cluster");
+    let sqlite = spawn_app().await;
+    let emulator = dbapp_emulator::start_local(EmulatorConfig::default())
+        .await
+        .unwrap();
+    let settings = settings_for(&emulator, vec![("DATABASE_URL", cluster.admin_url())]);
+    let postgres = start_server(emulator, settings, None).await;
+
+    for app in [&sqlite, &postgres] {
+        // Act: one query through the pool, then a scrape.
+        app.list_preferences(ALICE).send().await;
+        let text = app.metrics(ADMIN).text().await;
+
+        // Assert
+        for state in ["idle", "in_use"] {
+            let series = format!("db_pool_connections{{state=\"{state}\"}} ");
+            assert!(text.contains(&series), "{series} in {text}");
+        }
+    }
+    assert_eq!(postgres.state.store.as_ref().unwrap().backend(), "postgres");
+    drop(postgres);
+    cluster.stop().await.ok();
 }

@@ -8,6 +8,7 @@ mod conversations;
 mod errors;
 mod faults;
 mod health;
+mod history;
 mod lakebase;
 mod logs;
 mod model_serving;

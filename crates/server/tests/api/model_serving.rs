@@ -1,10 +1,11 @@
 //! Model Serving: listing endpoints as the user, schemas, invocations and their inference log,
-//! timeouts, and envelope checks.
+//! timeouts and the deadline policy, what the history stores of awkward inputs, and envelope
+//! checks. The history's outbox (a store outage) is `history.rs`.
 
 use dbapp_emulator::FaultRule;
 use serde_json::json;
 
-use crate::app::{ALICE, BOB, assert_error, spawn_app};
+use crate::app::{ADMIN, ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn serving_endpoints_are_listed_as_the_user() {
@@ -192,4 +193,151 @@ async fn inputs_the_model_refuses_are_model_input_invalid_with_its_message_and_r
     );
     let (_, logs) = app.list_inference_logs(ALICE, "").json().await;
     assert_eq!(logs["total_count"], 1, "{logs}");
+}
+
+#[tokio::test]
+async fn a_nul_in_the_inputs_is_answered_and_recorded_with_replacement_characters() {
+    // Arrange: the echo model answers with its inputs, NUL included.
+    let app = spawn_app().await;
+
+    // Act
+    let (status, body) = app
+        .invoke(
+            ALICE,
+            "echo",
+            &json!({"inputs": {"text": "a\u{0}b", "k\u{0}": 1}}),
+        )
+        .json()
+        .await;
+    let (_, logs) = app.list_inference_logs(ALICE, "").json().await;
+
+    // Assert: the caller gets the model's own answer; the history holds U+FFFD instead.
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["predictions"]["text"], "a\u{0}b");
+    assert_eq!(logs["total_count"], 1, "{logs}");
+    let record = &logs["items"][0];
+    assert_eq!(record["request_id"], body["request_id"]);
+    assert_eq!(
+        record["inputs"],
+        json!({"text": "a\u{FFFD}b", "k\u{FFFD}": 1})
+    );
+    assert_eq!(record["predictions"]["text"], "a\u{FFFD}b");
+    assert_eq!(record["inputs_truncated"], false);
+}
+
+#[tokio::test]
+async fn inputs_over_the_history_cap_are_stored_cut_and_flagged() {
+    // Arrange: a 100-byte cap; 1 000 characters of inputs to an endpoint that does not exist.
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_HISTORY_INPUT_MAX_BYTES", "100")],
+        ..Default::default()
+    })
+    .await;
+    let long = "é".repeat(1000);
+
+    // Act
+    let missing = app
+        .invoke(ALICE, "nope", &json!({"inputs": {"text": long}}))
+        .send()
+        .await;
+    let (small, _) = app
+        .invoke(ALICE, "echo", &json!({"inputs": {"text": "hi"}}))
+        .json()
+        .await;
+    let (_, logs) = app.list_inference_logs(ALICE, "").json().await;
+
+    // Assert: the first bytes of the JSON, cut inside no character, and flagged.
+    assert_error(missing, 404, "ENDPOINT_NOT_FOUND").await;
+    assert_eq!(small, 200);
+    assert_eq!(logs["total_count"], 2, "{logs}");
+    let cut = &logs["items"][1];
+    let stored = cut["inputs"].as_str().expect("a string prefix");
+    assert_eq!(cut["inputs_truncated"], true);
+    assert!(
+        stored.len() <= 100 && stored.len() >= 98,
+        "{}",
+        stored.len()
+    );
+    assert!(stored.starts_with("{\"text\":\"éé"), "{stored}");
+    assert_eq!(logs["items"][0]["inputs"], json!({"text": "hi"}));
+    assert_eq!(logs["items"][0]["inputs_truncated"], false);
+}
+
+#[tokio::test]
+async fn a_timeout_past_the_request_deadline_minus_its_margin_is_refused_unrecorded() {
+    // Arrange: the default 110 s request deadline leaves models 100 s.
+    let app = spawn_app().await;
+
+    // Act
+    let over = app
+        .invoke(
+            ALICE,
+            "echo",
+            &json!({"inputs": {"a": 1}, "timeout_seconds": 101}),
+        )
+        .send()
+        .await;
+    let (at_max, _) = app
+        .invoke(
+            ALICE,
+            "echo",
+            &json!({"inputs": {"a": 1}, "timeout_seconds": 100}),
+        )
+        .json()
+        .await;
+
+    // Assert: refused naming the field and the maximum, before anything is invoked.
+    let body = assert_error(over, 400, "INVALID_REQUEST").await;
+    assert_eq!(body["detail"]["field"], "timeout_seconds");
+    let reason = body["detail"]["reason"].as_str().unwrap();
+    assert!(reason.contains("between 1 and 100"), "{reason}");
+    assert_eq!(at_max, 200);
+    assert_eq!(
+        app.emulator
+            .requests("/serving-endpoints/echo/invocations")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn invocations_over_the_quota_are_rate_limited_and_never_reach_the_model() {
+    // Arrange: two invocations a minute per user.
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "2")],
+        ..Options::default()
+    })
+    .await;
+    let body = json!({"inputs": {"text": "hi"}});
+    for _ in 0..2 {
+        assert_eq!(app.invoke(ALICE, "echo", &body).send().await.status(), 200);
+    }
+
+    // Act
+    let over = app.invoke(ALICE, "echo", &body).send().await;
+    let bob = app.invoke(BOB, "echo", &body).send().await;
+
+    // Assert: refused before any upstream call, and not recorded; another user unaffected.
+    let refused = assert_error(over, 429, "RATE_LIMITED").await;
+    assert_eq!(refused["detail"]["quota"], "invocations", "{refused}");
+    assert_eq!(refused["detail"]["per_minute"], 2);
+    let retry_after = refused["retry_after"].as_u64().unwrap();
+    assert!((1..=30).contains(&retry_after), "{refused}");
+    assert_eq!(bob.status(), 200);
+    let alice_calls = |path: &str| {
+        app.emulator
+            .requests(path)
+            .iter()
+            .filter(|c| c.principal.as_deref() == Some("alice@example.com"))
+            .count()
+    };
+    assert_eq!(alice_calls("/serving-endpoints/echo/invocations"), 2);
+    assert_eq!(alice_calls("/api/2.0/serving-endpoints/echo"), 2);
+    let (_, logs) = app.list_inference_logs(ALICE, "").json().await;
+    assert_eq!(logs["total_count"], 2, "{logs}");
+    let metrics = app.metrics(ADMIN).text().await;
+    assert!(
+        metrics.contains(r#"quota_rejections_total{quota="invocations"} 1"#),
+        "{metrics}"
+    );
 }

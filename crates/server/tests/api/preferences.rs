@@ -154,3 +154,47 @@ async fn an_unreachable_database_is_database_unavailable_with_retry_after_5() {
     let body = assert_error(response, 503, "DATABASE_UNAVAILABLE").await;
     assert_eq!(body["retry_after"], 5);
 }
+
+#[tokio::test]
+async fn numbers_come_back_exactly_or_are_refused() {
+    // Arrange
+    let app = spawn_app().await;
+    let put_raw = async |key: &'static str, body: &'static str| {
+        app.request(
+            reqwest::Method::PUT,
+            &format!("/api/preferences/{key}"),
+            ALICE,
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+    };
+
+    // Act
+    let kept = put_raw(
+        "exact",
+        "[9007199254740993,9223372036854775808,18446744073709551615,0.30000000000000004]",
+    )
+    .await;
+    let stored = app.get_preference(ALICE, "exact").text().await;
+    let too_big = put_raw("big", "[18446744073709551617]").await;
+    let too_long = put_raw("long", r#"{"x": 0.1000000000000000000001}"#).await;
+    let too_small = put_raw("small", "1e-400").await;
+    let out_of_range = put_raw("huge", "1e400").await;
+
+    // Assert: the exact text comes back; the rest is refused and not stored.
+    assert_eq!(kept.status(), 201);
+    assert!(
+        stored.contains(
+            r#""value":[9007199254740993,9223372036854775808,18446744073709551615,0.30000000000000004]"#
+        ),
+        "{stored}"
+    );
+    for response in [too_big, too_long, too_small, out_of_range] {
+        assert_error(response, 400, "INVALID_REQUEST").await;
+    }
+    let (_, list) = app.list_preferences(ALICE).json().await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+}

@@ -542,7 +542,8 @@ async fn bodies_over_1_mib_are_refused_with_or_without_a_length() {
 async fn oversized_tokens_and_headers_are_refused_without_an_upstream_call() {
     // Arrange
     let app = spawn_app().await;
-    let token = "t".repeat(64 * 1024);
+    // Over the 8 KiB token limit, under the 64 KiB header-block limit.
+    let token = "t".repeat(16 * 1024);
 
     // Act
     let long_token = app.list_catalogs(&token, "").send().await;
@@ -951,4 +952,56 @@ async fn endpoint_names_made_of_dots_are_refused_on_every_route_that_takes_one()
         .map(|r| r.path)
         .collect();
     assert!(upstream.is_empty(), "reached the workspace: {upstream:?}");
+}
+
+/// Splits a raw HTTP/1.1 response into its lower-cased head and its body.
+fn head_and_body(response: &str) -> (String, &str) {
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response, ""));
+    (head.to_ascii_lowercase(), body)
+}
+
+#[tokio::test]
+async fn over_long_targets_and_oversized_header_blocks_get_the_envelope_and_headers() {
+    // Arrange: past our limits, below hyper's own.
+    let app = spawn_app().await;
+    let long_target = format!(
+        "GET /api/user/me?pad={} HTTP/1.1\r\nHost: x\r\nX-Request-Id: long-target\r\nConnection: close\r\n\r\n",
+        "a".repeat(9 * 1024)
+    );
+    let many_headers = format!(
+        "GET /api/user/me HTTP/1.1\r\nHost: x\r\nX-Request-Id: many-headers\r\n{}Connection: close\r\n\r\n",
+        (0..150)
+            .map(|i| format!("X-Pad-{i}: p\r\n"))
+            .collect::<String>()
+    );
+    let big_headers = format!(
+        "GET /api/user/me HTTP/1.1\r\nHost: x\r\nX-Request-Id: big-headers\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
+        "p".repeat(100 * 1024)
+    );
+
+    for (request, status, code, id) in [
+        (long_target, "414", "URI_TOO_LONG", "long-target"),
+        (many_headers, "431", "HEADERS_TOO_LARGE", "many-headers"),
+        (big_headers, "431", "HEADERS_TOO_LARGE", "big-headers"),
+    ] {
+        // Act
+        let response = raw_request(&app, request.as_bytes()).await;
+
+        // Assert: the envelope, the security headers and the request's own correlation id.
+        let (head, body) = head_and_body(&response);
+        assert!(head.starts_with(&format!("http/1.1 {status}")), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).expect(&response);
+        assert_eq!(body["error_code"], code, "{body}");
+        assert_eq!(body["correlation_id"], id, "{body}");
+        assert!(body["detail"]["limit_bytes"].is_u64(), "{body}");
+        for header in [
+            "x-content-type-options: nosniff",
+            "x-frame-options: deny",
+            "referrer-policy: no-referrer",
+            &format!("x-correlation-id: {id}"),
+        ] {
+            assert!(head.contains(header), "{header} in {head}");
+        }
+    }
+    assert!(app.emulator.requests("/api/").is_empty());
 }

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::app::{ADMIN, ALICE, BOB, assert_error, spawn_app};
+use crate::app::{ADMIN, ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
 
 fn events(n: usize) -> serde_json::Value {
     let now = chrono::Utc::now().to_rfc3339();
@@ -178,4 +178,124 @@ async fn an_event_timestamp_outside_the_years_1_to_9999_is_invalid_request() {
         // Assert
         assert_error(response, 400, "INVALID_REQUEST").await;
     }
+}
+
+#[tokio::test]
+async fn only_requests_of_identified_callers_write_a_performance_record() {
+    // Arrange
+    let app = spawn_app().await;
+    let store = app.state.store.clone().expect("a store");
+    let started = chrono::Utc::now();
+
+    // Act: refused and public requests of every kind, then one authenticated routed request, whose record
+    // comes after theirs through the one writer's queue.
+    for i in 0..20 {
+        let unauthenticated = app.get("/api/preferences", None).send().await.unwrap();
+        let bad_token = app
+            .get("/api/user/me", Some("bad token"))
+            .send()
+            .await
+            .unwrap();
+        let unknown = app
+            .get(&format!("/api/no-such-route-{i}"), Some(ALICE))
+            .send()
+            .await
+            .unwrap();
+        let wrong_method = app
+            .request(reqwest::Method::PATCH, "/api/preferences", ALICE)
+            .send()
+            .await
+            .unwrap();
+        let public = app.get("/api/health", None).send().await.unwrap();
+        assert_eq!(unauthenticated.status(), 401);
+        assert_eq!(public.status(), 200);
+        assert_eq!(bad_token.status(), 401);
+        assert_eq!(unknown.status(), 404);
+        assert_eq!(wrong_method.status(), 405);
+    }
+    app.list_preferences(ALICE).send().await;
+    let window = dbapp_store::TimeWindow::new(
+        started - chrono::TimeDelta::minutes(1),
+        chrono::Utc::now() + chrono::TimeDelta::minutes(1),
+    )
+    .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let report = loop {
+        let report = store.admin_performance_report(window, None).await.unwrap();
+        if report.summary.requests > 0 || std::time::Instant::now() > deadline {
+            break report;
+        }
+        tokio::task::yield_now().await;
+    };
+
+    let metrics = app.metrics(ADMIN).text().await;
+
+    // Assert: only the identified caller's request was recorded; the others are counted in
+    // Prometheus under their route template, never the raw path.
+    let routes: Vec<_> = report
+        .routes
+        .iter()
+        .map(|r| (r.route.as_str(), r.method.as_str(), r.stats.requests))
+        .collect();
+    assert_eq!(routes, [("/api/preferences", "GET", 1)]);
+    assert_eq!(report.summary.requests, 1);
+    for series in [
+        r#"http_requests_total{route="/api/preferences",method="GET",status="401"} 20"#,
+        r#"http_requests_total{route="/api/user/me",method="GET",status="401"} 20"#,
+        r#"http_requests_total{route="/api/{*rest}",method="GET",status="404"} 20"#,
+        r#"http_requests_total{route="/api/preferences",method="PATCH",status="405"} 20"#,
+        r#"http_requests_total{route="/api/health",method="GET",status="200"} 20"#,
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
+    assert!(!metrics.contains("no-such-route"));
+}
+
+#[tokio::test]
+async fn a_batch_over_the_usage_quota_is_refused_whole_and_stores_nothing() {
+    // Arrange: the default quota, 1 200 events a minute, of which a first batch uses 1 000.
+    let app = spawn_app().await;
+    assert_eq!(
+        app.post_usage(ALICE, &events(1000)).send().await.status(),
+        202
+    );
+
+    // Act
+    let over = app.post_usage(ALICE, &events(1000)).send().await;
+    let bob = app.post_usage(BOB, &events(1000)).send().await;
+
+    // Assert: 800 events short at 20 a second: 40 s; nothing of the batch stored.
+    let refused = assert_error(over, 429, "RATE_LIMITED").await;
+    assert_eq!(refused["detail"]["quota"], "usage_events", "{refused}");
+    let retry_after = refused["retry_after"].as_u64().unwrap();
+    assert!((39..=40).contains(&retry_after), "{refused}");
+    assert_eq!(bob.status(), 202);
+    let (_, alice) = app.usage_count(ALICE, "").json().await;
+    assert_eq!(alice["count"], 1000, "{alice}");
+    let (_, bob) = app.usage_count(BOB, "").json().await;
+    assert_eq!(bob["count"], 1000, "{bob}");
+    let metrics = app.metrics(ADMIN).text().await;
+    assert!(
+        metrics.contains(r#"quota_rejections_total{quota="usage_events"} 1"#),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_the_usage_quota_is_invalid_request_not_a_retry() {
+    // Arrange
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE", "10")],
+        ..Options::default()
+    })
+    .await;
+
+    // Act
+    let too_big = app.post_usage(ALICE, &events(11)).send().await;
+    let fits = app.post_usage(ALICE, &events(10)).send().await;
+
+    // Assert
+    let refused = assert_error(too_big, 400, "INVALID_REQUEST").await;
+    assert_eq!(refused["detail"]["field"], "events", "{refused}");
+    assert_eq!(fits.status(), 202);
 }

@@ -1,4 +1,5 @@
-//! Inference history: append, newest-first pages with a total count, conflicts.
+//! Inference history: append, newest-first pages with a total count, conflicts, and the flag
+//! of truncated inputs.
 
 use chrono::{Duration, Utc};
 use dbapp_store::{InferenceLog, InferenceStatus, PageRequest, StoreError};
@@ -14,6 +15,7 @@ fn log(minute: i64, status: InferenceStatus) -> InferenceLog {
         endpoint_name: "echo".into(),
         status,
         inputs: json!({"messages": [{"role": "user", "content": format!("n{minute}")}]}),
+        inputs_truncated: false,
         predictions: (status == InferenceStatus::Success).then(|| json!({"echo": minute})),
         error_message: (status != InferenceStatus::Success).then(|| "boom ✗".to_owned()),
         execution_time_ms: minute * 10,
@@ -155,3 +157,28 @@ async fn timestamps_are_kept_to_the_microsecond(db: &TestDb) {
     assert_eq!(stored.timestamp_subsec_nanos() % 1000, 0);
 }
 conformance!(timestamps_are_kept_to_the_microsecond);
+
+async fn the_truncated_inputs_flag_is_kept_per_log(db: &TestDb) {
+    // Arrange: one log with truncated inputs (a string prefix, as the server stores them), one
+    // without.
+    let alice = user("alice@example.com");
+    let mut cut = log(1, InferenceStatus::Success);
+    cut.inputs = json!("{\"inputs\": \"xxxx");
+    cut.inputs_truncated = true;
+    let whole = log(0, InferenceStatus::Error);
+
+    // Act
+    db.store.append_inference_log(&alice, &cut).await.unwrap();
+    db.store.append_inference_log(&alice, &whole).await.unwrap();
+    let page = db
+        .store
+        .list_inference_logs(&alice, PageRequest::default())
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(page.items, vec![cut, whole]);
+    assert!(page.items[0].inputs_truncated);
+    assert!(!page.items[1].inputs_truncated);
+}
+conformance!(the_truncated_inputs_flag_is_kept_per_log);

@@ -133,6 +133,7 @@ async fn run_case(db: &TestDb, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     endpoint_name: "echo".into(),
                     status: InferenceStatus::Success,
                     inputs: json!({}),
+                    inputs_truncated: false,
                     predictions: None,
                     error_message: None,
                     execution_time_ms: 1,

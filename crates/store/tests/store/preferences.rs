@@ -216,3 +216,37 @@ async fn floats_come_back_bit_for_bit(db: &TestDb) {
     assert_eq!(bits(&back), bits(&floats));
 }
 conformance!(floats_come_back_bit_for_bit);
+
+async fn numbers_keep_their_exact_value(db: &TestDb) {
+    // Arrange: integers past 2^53 (exact in i64/u64, not in a double), the extremes of
+    // doubles, and decimals whose shortest text has 17 digits.
+    let alice = user("alice@example.com");
+    let numbers = json!([
+        9_007_199_254_740_993_u64,
+        9_223_372_036_854_775_808_u64,
+        u64::MAX,
+        i64::MIN,
+        0.1,
+        0.300_000_000_000_000_04,
+        1e300,
+        -1e-300,
+        5e-324,
+        f64::MAX,
+        2.222_222_222_222_222_6e42,
+        1.5,
+    ]);
+
+    // Act
+    let upserted = db
+        .store
+        .upsert_preference(&alice, "numbers", &numbers)
+        .await
+        .unwrap();
+    let stored = db.store.get_preference(&alice, "numbers").await.unwrap();
+
+    // Assert: the same numbers, and the same text once serialised.
+    assert_eq!(upserted.preference.value, numbers);
+    assert_eq!(stored.value, numbers);
+    assert_eq!(stored.value.to_string(), numbers.to_string());
+}
+conformance!(numbers_keep_their_exact_value);
