@@ -430,7 +430,11 @@ async fn app_with_tables(count: usize, page_size: usize) -> crate::app::TestApp 
     })
     .await
     .expect("emulator starts");
-    let settings = crate::app::settings_for(&emulator, Vec::new());
+    // No store: these tests read Unity Catalog only.
+    let settings = crate::app::settings_for(
+        &emulator,
+        vec![("DATABRICKS_APP_NAME", "dbapp-tests".to_owned())],
+    );
     crate::app::start_server(emulator, settings, None).await
 }
 
