@@ -122,6 +122,8 @@ pub(crate) enum Scenario {
     PrefsPut,
     /// `GET /api/preferences` on Postgres vs the same select through raw sqlx.
     PrefsList,
+    /// Time to the first event of a streamed chat answer through dbapp vs from the emulator.
+    ChatStream,
     /// Preferences under load on an emulated Lakebase whose tokens live 4 s; errors must be 0.
     Rotation,
     /// Spawn to the first 200 on `/ready`, vs the hello-world server's first 200.
@@ -143,6 +145,7 @@ impl Scenario {
             Self::Catalogs => "catalogs",
             Self::PrefsPut => "prefs-put",
             Self::PrefsList => "prefs-list",
+            Self::ChatStream => "chat-stream",
             Self::Rotation => "rotation",
             Self::Startup => "startup",
             Self::Rss => "rss",

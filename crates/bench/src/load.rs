@@ -35,6 +35,19 @@ pub(crate) struct LoadSpec {
     /// `(run, pause)`: every connection stops sending for `pause` after each `run`, all at the
     /// same moments, so the server's database connections go idle (see the rotation scenario).
     pub(crate) bursts: Option<(Duration, Duration)>,
+    /// When a response's latency is taken.
+    pub(crate) latency_to: LatencyTo,
+}
+
+/// When a response's latency is taken; the body is read to its end either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LatencyTo {
+    /// The whole body has arrived.
+    #[default]
+    WholeBody,
+    /// The first piece of the body has arrived: for a stream, its first event (time to first
+    /// token).
+    FirstFrame,
 }
 
 impl std::fmt::Debug for LoadSpec {
@@ -231,9 +244,26 @@ async fn drive(spec: &LoadSpec, index: usize, started: Instant, deadline: Instan
         match client.send_request(request).await {
             Ok(response) => {
                 let status = response.status();
-                match response.into_body().collect().await {
+                let mut body = response.into_body();
+                let mut first_frame = None;
+                if spec.latency_to == LatencyTo::FirstFrame {
+                    match body.frame().await {
+                        Some(Ok(frame)) => {
+                            first_frame = Some((sent.elapsed(), frame.into_data().ok()))
+                        }
+                        Some(Err(error)) => {
+                            stats.error(format!("body: {error}"));
+                            continue;
+                        }
+                        None => first_frame = Some((sent.elapsed(), None)),
+                    }
+                }
+                match body.collect().await {
                     Ok(body) => {
-                        let micros = sent.elapsed().as_micros().min(u128::from(u32::MAX));
+                        let latency = first_frame
+                            .as_ref()
+                            .map_or_else(|| sent.elapsed(), |(at, _)| *at);
+                        let micros = latency.as_micros().min(u128::from(u32::MAX));
                         stats.latencies_us.push(micros as u32);
                         if !status.is_success() {
                             let body = body.to_bytes();

@@ -31,7 +31,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor};
 use crate::admin_report;
 use crate::baseline;
 use crate::cli::{Cli, Scenario};
-use crate::load::{self, LoadResult, LoadSpec, MakeRequest};
+use crate::load::{self, LatencyTo, LoadResult, LoadSpec, MakeRequest};
 use crate::procs::{self, Proc};
 use crate::report::{Report, Row, Side};
 
@@ -356,11 +356,73 @@ impl Bench<'_> {
                     .await?;
                 Ok(vec![latency(row, 1.3, "≤ 1.3× p50")])
             }
+            Scenario::ChatStream => self.chat_stream().await,
             Scenario::Rotation => self.rotation().await.map(|row| vec![row]),
             Scenario::Startup => self.startup().await.map(|row| vec![row]),
             Scenario::Rss => self.rss().await.map(|row| vec![row]),
             Scenario::AdminReport => admin_report::run(self.cli).await.map(|row| vec![row]),
         }
+    }
+
+    /// Time to the first event of a streamed chat answer through dbapp's chat route, against
+    /// the emulator's streamed invocation called directly: the relay's overhead, with the
+    /// configured connections and with one.
+    async fn chat_stream(&mut self) -> anyhow::Result<Vec<Row>> {
+        let server = self.main().await?;
+        let emulator = self.emulator().await?;
+        let messages = r#"{"role": "user", "content": "stream a short answer please"}"#;
+        let through: MakeRequest = {
+            let (addr, body) = (server.1, format!(r#"{{"messages": [{messages}]}}"#));
+            Arc::new(move |_, _| {
+                request(
+                    addr,
+                    Method::POST,
+                    "/api/model-serving/endpoints/chat/chat",
+                    Auth::Forwarded,
+                    Some(body.clone()),
+                )
+            })
+        };
+        let direct: MakeRequest = {
+            let (addr, body) = (
+                emulator.1,
+                format!(
+                    r#"{{"messages": [{messages}], "stream": true, "stream_options": {{"include_usage": true}}}}"#
+                ),
+            );
+            Arc::new(move |_, _| {
+                request(
+                    addr,
+                    Method::POST,
+                    "/serving-endpoints/chat/invocations",
+                    Auth::Bearer,
+                    Some(body.clone()),
+                )
+            })
+        };
+        let mut rows = Vec::new();
+        for connections in [self.connections, 1] {
+            let name = if connections == 1 {
+                "chat-stream@1"
+            } else {
+                "chat-stream"
+            };
+            let row = self
+                .compare_to(
+                    name,
+                    (server, "dbapp chat, first event", Arc::clone(&through)),
+                    (
+                        emulator,
+                        "emulator stream, first event",
+                        Arc::clone(&direct),
+                    ),
+                    connections,
+                    LatencyTo::FirstFrame,
+                )
+                .await?;
+            rows.push(overhead(row));
+        }
+        Ok(rows)
     }
 
     /// A dbapp route backed by one upstream call, against that call made directly: with the
@@ -406,12 +468,29 @@ impl Bench<'_> {
     async fn compare(
         &mut self,
         name: &str,
+        target: ((u32, SocketAddr), &str, MakeRequest),
+        base: ((u32, SocketAddr), &str, MakeRequest),
+        connections: usize,
+    ) -> anyhow::Result<Row> {
+        self.compare_to(name, target, base, connections, LatencyTo::WholeBody)
+            .await
+    }
+
+    /// [`Self::compare`], with latencies taken as `latency_to` says.
+    async fn compare_to(
+        &mut self,
+        name: &str,
         (target, target_label, target_make): ((u32, SocketAddr), &str, MakeRequest),
         (base, base_label, base_make): ((u32, SocketAddr), &str, MakeRequest),
         connections: usize,
+        latency_to: LatencyTo,
     ) -> anyhow::Result<Row> {
-        let base_spec = self.spec(base.1, base_make, connections, None);
-        let target_spec = self.spec(target.1, target_make, connections, None);
+        let mut base_spec = self.spec(base.1, base_make, connections, None);
+        let mut target_spec = self.spec(target.1, target_make, connections, None);
+        for specs in [&mut base_spec, &mut target_spec] {
+            specs.warmup.latency_to = latency_to;
+            specs.measured.latency_to = latency_to;
+        }
         load::record(&base_spec.warmup).await;
         load::record(&target_spec.warmup).await;
         let (mut base_load, mut base_rss) = self.slice(base.0, &base_spec, 2).await;
@@ -456,6 +535,7 @@ impl Bench<'_> {
             duration,
             make,
             bursts,
+            latency_to: LatencyTo::WholeBody,
         };
         Specs {
             warmup: LoadSpec {

@@ -222,6 +222,13 @@ impl<'a> Workspace<'a> {
         self.client.inner.http.send(call).await
     }
 
+    pub(crate) async fn send_streaming(
+        &self,
+        call: Call<'_>,
+    ) -> Result<reqwest::Response, DatabricksError> {
+        self.client.inner.http.send_streaming(call).await
+    }
+
     pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         call: Call<'_>,

@@ -475,6 +475,40 @@ impl Http {
         }
     }
 
+    /// Sends a call once, never retried (a stream's bytes may already have reached the caller
+    /// when it fails), and returns the successful answer with its body unread. The attempt is
+    /// reported to the observer like any other; the call's timeout covers the whole body.
+    ///
+    /// # Errors
+    /// The attempt's [`DatabricksError`]; an error answer's body is read to build it.
+    #[tracing::instrument(skip_all, fields(method = %call.method, path = %path_of(&call.url)))]
+    pub(crate) async fn send_streaming(
+        &self,
+        call: Call<'_>,
+    ) -> Result<reqwest::Response, DatabricksError> {
+        let path = path_of(&call.url).to_owned();
+        let bearer = self.bearer(&call).await?;
+        let started = Instant::now();
+        let result = self.attempt_head(&call, bearer).await;
+        if let Some(observer) = &call.options.observer {
+            observer.on_attempt(&Attempt {
+                number: 1,
+                api: call.operation.api,
+                operation: call.operation.name,
+                method: call.method.as_str(),
+                path: &path,
+                status: match &result {
+                    Ok(response) => Some(response.status().as_u16()),
+                    Err(e) => e.status(),
+                },
+                error: result.as_ref().err(),
+                elapsed: started.elapsed(),
+                retry_in: None,
+            });
+        }
+        result.map_err(|e| e.with_attempts(1))
+    }
+
     /// The Bearer header and auth type name for this attempt (asked anew each time, so a
     /// refreshed token is used by the next attempt).
     async fn bearer(
@@ -496,6 +530,28 @@ impl Http {
         call: &Call<'_>,
         bearer: Option<(HeaderValue, &'static str)>,
     ) -> Result<Response, DatabricksError> {
+        let response = self.attempt_head(call, bearer).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(DatabricksError::from_reqwest)?
+            .to_vec();
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends one attempt and returns the successful response with its body unread; an error
+    /// answer is read and turned into the [`DatabricksError`].
+    async fn attempt_head(
+        &self,
+        call: &Call<'_>,
+        bearer: Option<(HeaderValue, &'static str)>,
+    ) -> Result<reqwest::Response, DatabricksError> {
         let timeout = call
             .timeout
             .or(call.options.timeout)
@@ -548,19 +604,15 @@ impl Http {
                 "the workspace redirected to its login page (private-link-validation-error): this network may not reach the workspace",
             ));
         }
+        if status.is_success() {
+            return Ok(response);
+        }
         let headers = response.headers().clone();
         let body = response
             .bytes()
             .await
             .map_err(DatabricksError::from_reqwest)?
             .to_vec();
-        if status.is_success() {
-            return Ok(Response {
-                status: status.as_u16(),
-                headers,
-                body,
-            });
-        }
         let header = |name| {
             headers
                 .get(name)

@@ -10,6 +10,7 @@
 //! - [`credentials`]: the user's forwarded token, PAT, OAuth M2M, the Databricks CLI and Model
 //!   Serving, with a refreshing single-flight token cache;
 //! - [`http`]: one connection pool, timeouts, correlation ids, and the retry policy;
+//! - [`sse`]: the server-sent events parser of streamed invocations;
 //! - [`error`]: [`DatabricksError`] and the parser for every error body shape;
 //! - [`api`]: typed calls (SCIM Me, Unity Catalog, Model Serving, SQL statements, Lakebase),
 //!   methods of the [`Workspace`] view that [`Client::as_user`] and [`Client::as_app`] return.
@@ -38,6 +39,7 @@ pub mod credentials;
 pub mod environment;
 pub mod error;
 pub mod http;
+pub mod sse;
 
 pub use client::{Client, Workspace};
 pub use config::{AuthType, Config, ConfigError, ConfigSettings, WorkspaceHost};

@@ -9,6 +9,14 @@
 //! lets the request through. Rules are tried in the order they were added; the first that fires
 //! wins. `/_emulator/` itself is never subject to faults.
 //!
+//! Streamed answers (`stream: true` on Model Serving) have three more effects, applied by the
+//! serving routes to a request the rule let through: `chunk_latency_ms` before each chunk after
+//! the first, and after `drop_after_chunks` chunks the connection is cut, or after
+//! `error_after_chunks` chunks an error event is sent and the stream ends. A chunk is one `data:`
+//! event, `[DONE]` included. These effects cannot be combined with `status` or `drop_connection`
+//! (the stream would never start), nor with each other; on an answer that is not streamed they
+//! change nothing.
+//!
 //! A rule is a [`FaultRule`]: built with its methods by tests in process, or posted as JSON to
 //! `POST /_emulator/faults` (the field names are the wire names below).
 
@@ -82,6 +90,15 @@ pub struct FaultRule {
     /// Close the connection without answering.
     #[serde(default)]
     drop_connection: bool,
+    /// Delay before each chunk of a streamed answer after the first.
+    #[serde(default)]
+    chunk_latency_ms: u64,
+    /// Cut the connection of a streamed answer after this many chunks.
+    #[serde(default)]
+    drop_after_chunks: Option<u32>,
+    /// End a streamed answer with an error event after this many chunks.
+    #[serde(default)]
+    error_after_chunks: Option<u32>,
 }
 
 impl FaultRule {
@@ -102,6 +119,9 @@ impl FaultRule {
             retry_after: None,
             latency_ms: 0,
             drop_connection: false,
+            chunk_latency_ms: 0,
+            drop_after_chunks: None,
+            error_after_chunks: None,
         }
     }
 
@@ -191,6 +211,83 @@ impl FaultRule {
         self.drop_connection = true;
         self
     }
+
+    /// Waits this long (whole milliseconds) before each chunk of a streamed answer after the
+    /// first.
+    #[must_use]
+    pub fn chunk_latency(mut self, latency: Duration) -> Self {
+        self.chunk_latency_ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
+        self
+    }
+
+    /// Cuts the connection of a streamed answer once `chunks` chunks have been sent.
+    #[must_use]
+    pub fn drop_after_chunks(mut self, chunks: u32) -> Self {
+        self.drop_after_chunks = Some(chunks);
+        self
+    }
+
+    /// Ends a streamed answer with an error event (`error_code` and `message` of this rule) once
+    /// `chunks` chunks have been sent.
+    #[must_use]
+    pub fn error_after_chunks(mut self, chunks: u32) -> Self {
+        self.error_after_chunks = Some(chunks);
+        self
+    }
+
+    /// What this rule does to a streamed answer, if anything.
+    fn stream_fault(&self) -> Option<StreamFault> {
+        let cut = match (self.drop_after_chunks, self.error_after_chunks) {
+            (Some(after), _) => Some(StreamCut::Drop { after }),
+            (None, Some(after)) => Some(StreamCut::Error {
+                after,
+                code: self
+                    .error_code
+                    .clone()
+                    .unwrap_or_else(|| "INTERNAL_ERROR".to_owned()),
+                message: self
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "Injected fault: the stream failed".to_owned()),
+            }),
+            (None, None) => None,
+        };
+        (cut.is_some() || self.chunk_latency_ms > 0).then(|| StreamFault {
+            chunk_latency: Duration::from_millis(self.chunk_latency_ms),
+            cut,
+        })
+    }
+}
+
+/// What a fired rule does to a streamed answer; put in the request's extensions for the serving
+/// routes, which alone know where chunks begin and end.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamFault {
+    /// Added to the fixture's `serving_chunk_latency_ms`.
+    pub(crate) chunk_latency: Duration,
+    pub(crate) cut: Option<StreamCut>,
+}
+
+/// How a faulted stream ends early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StreamCut {
+    /// The connection is cut once `after` chunks were sent.
+    Drop { after: u32 },
+    /// An error event with this code and message follows the first `after` chunks.
+    Error {
+        after: u32,
+        code: String,
+        message: String,
+    },
+}
+
+impl StreamCut {
+    /// How many chunks are sent before the stream ends early.
+    pub(crate) fn after(&self) -> u32 {
+        match self {
+            Self::Drop { after } | Self::Error { after, .. } => *after,
+        }
+    }
 }
 
 /// A rule in force, with its id and the number of times it fired.
@@ -236,6 +333,16 @@ impl FaultRules {
             return Err(ControlError::Invalid(format!(
                 "status {status} is not valid"
             )));
+        }
+        if rule.drop_after_chunks.is_some() && rule.error_after_chunks.is_some() {
+            return Err(ControlError::Invalid(
+                "drop_after_chunks and error_after_chunks cannot be combined".into(),
+            ));
+        }
+        if rule.stream_fault().is_some() && (rule.status.is_some() || rule.drop_connection) {
+            return Err(ControlError::Invalid(
+                "stream effects cannot be combined with status or drop_connection".into(),
+            ));
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -309,10 +416,13 @@ pub(crate) async fn apply(
         parts.uri.path(),
         principal.as_ref().map(|p| p.user_name.as_str()),
     );
-    let request = Request::from_parts(parts, body);
+    let mut request = Request::from_parts(parts, body);
     let Some(spec) = spec else {
         return next.run(request).await;
     };
+    if let Some(stream_fault) = spec.stream_fault() {
+        request.extensions_mut().insert(stream_fault);
+    }
     if spec.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(spec.latency_ms)).await;
     }
@@ -440,5 +550,38 @@ mod tests {
         let mut rules = FaultRules::new(1);
         assert!(rules.add(FaultRule::new("/x").probability(1.5)).is_err());
         assert!(rules.add(FaultRule::new("/x").status(99)).is_err());
+        let both_cuts = FaultRule::new("/x")
+            .drop_after_chunks(1)
+            .error_after_chunks(2);
+        assert!(rules.add(both_cuts).is_err());
+        let never_streams = FaultRule::new("/x").status(503).drop_after_chunks(1);
+        assert!(rules.add(never_streams).is_err());
+        let dropped = FaultRule::new("/x").drop_connection().error_after_chunks(1);
+        assert!(rules.add(dropped).is_err());
+    }
+
+    #[test]
+    fn stream_effects_become_a_stream_fault_with_the_rules_error() {
+        // Arrange
+        let rule = FaultRule::new("/x")
+            .chunk_latency(Duration::from_millis(5))
+            .error_after_chunks(2)
+            .error_code("RESOURCE_EXHAUSTED")
+            .message("out of capacity");
+
+        // Act
+        let fault = rule.stream_fault().expect("a stream fault");
+
+        // Assert
+        assert_eq!(fault.chunk_latency, Duration::from_millis(5));
+        assert_eq!(
+            fault.cut,
+            Some(StreamCut::Error {
+                after: 2,
+                code: "RESOURCE_EXHAUSTED".into(),
+                message: "out of capacity".into()
+            })
+        );
+        assert!(FaultRule::new("/x").status(503).stream_fault().is_none());
     }
 }

@@ -4,8 +4,8 @@
 //! A fixture is a JSON document (or TOML, which cannot express SQL NULL in table rows) with the
 //! shape of [`Fixture`]. The default one, `fixture/default.json`, is embedded in the binary and is
 //! the workspace of `shared/DESIGN.md`: users alice, bob and admin, the service principal
-//! `dbapp-sp`, catalogs `main` and `samples`, the serving endpoints `echo`, `chat`, `broken` and
-//! `not-ready`, the warehouse `dev-warehouse` and the database instance `dev-lakebase`. `dbapp
+//! `dbapp-sp`, catalogs `main` and `samples`, the serving endpoints `echo`, `chat` (with a
+//! scripted weather tool call), `broken`, `not-ready`, `embed` and `complete`, the warehouse `dev-warehouse` and the database instance `dev-lakebase`. `dbapp
 //! emulate --fixture FILE` replaces all of it; `docs/emulator.md` documents every field.
 //!
 //! Visibility: catalogs, schemas and tables carry optional `readers` lists naming users (by user
@@ -98,8 +98,10 @@ pub struct Settings {
     pub sql_running_ms: u64,
     /// Rows per result chunk of a SQL statement.
     pub sql_chunk_rows: usize,
-    /// Simulated latency of every model invocation.
+    /// Simulated latency of every model invocation, before its answer (or first chunk) is sent.
     pub serving_latency_ms: u64,
+    /// Simulated latency before each chunk of a streamed (`stream: true`) answer after the first.
+    pub serving_chunk_latency_ms: u64,
     /// Seed for probabilistic faults, so a run can be replayed.
     pub fault_seed: u64,
 }
@@ -116,6 +118,7 @@ impl Default for Settings {
             sql_running_ms: 0,
             sql_chunk_rows: 1000,
             serving_latency_ms: 0,
+            serving_chunk_latency_ms: 0,
             fault_seed: 42,
         }
     }
@@ -254,7 +257,8 @@ pub struct Column {
 pub enum Behavior {
     /// `{"predictions": <the inputs>}`.
     Echo,
-    /// An OpenAI-style chat completion that repeats the last user message.
+    /// An OpenAI-style chat model, scripted by the endpoint's [`ChatRule`]s; without a matching
+    /// rule it repeats the last user message. Also answers the Responses API.
     Chat,
     /// An OpenAI-style text completion.
     Completions,
@@ -293,6 +297,47 @@ pub struct ServingEndpoint {
     /// Who may see and query it; `None` means everyone.
     #[serde(default)]
     pub readers: Option<Vec<String>>,
+    /// How a `chat` endpoint answers, tried in order; the first that matches wins.
+    #[serde(default)]
+    pub rules: Vec<ChatRule>,
+}
+
+/// One scripted answer of a `chat` endpoint: when the conversation matches, answer with `reply`
+/// or call the `tool_calls`, whichever is set (exactly one must be).
+///
+/// A rule matches when the last user message contains `when_user_contains` (ignoring ASCII
+/// case; any message when absent) and the conversation's last message is a `tool` result exactly
+/// when `after_tool` is true. A rule that calls tools matches only when the request offers every
+/// tool it calls (`tools`) and does not say `tool_choice: "none"`, as a real model can only call
+/// tools it was given.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRule {
+    /// A case-insensitive substring of the last user message; absent matches any.
+    #[serde(default)]
+    pub when_user_contains: Option<String>,
+    /// Match only right after a `tool` message (true), or only when the last message is not
+    /// one (false, the default).
+    #[serde(default)]
+    pub after_tool: bool,
+    /// The answer text; `{user}` stands for the last user message and `{tool_result}` for the
+    /// content of the last `tool` message.
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// Tool calls to answer with instead of text.
+    #[serde(default)]
+    pub tool_calls: Vec<ScriptedToolCall>,
+}
+
+/// A function call a [`ChatRule`] makes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptedToolCall {
+    /// The function's name, which the request must offer in `tools`.
+    pub name: String,
+    /// The arguments, sent to the client as a JSON string.
+    #[serde(default)]
+    pub arguments: Value,
 }
 
 /// A model served by an endpoint.
@@ -520,6 +565,18 @@ impl Fixture {
             self.serving_endpoints.iter().map(|e| e.name.as_str()),
             "serving endpoint",
         )?;
+        for endpoint in &self.serving_endpoints {
+            for (index, rule) in endpoint.rules.iter().enumerate() {
+                let calls_named = rule.tool_calls.iter().all(|c| !c.name.is_empty());
+                let not_exactly_one = rule.reply.is_some() != rule.tool_calls.is_empty();
+                if not_exactly_one || !calls_named {
+                    return invalid(format!(
+                        "rule {index} of serving endpoint {} needs either a reply or named tool_calls",
+                        endpoint.name
+                    ));
+                }
+            }
+        }
         unique(self.warehouses.iter().map(|w| w.id.as_str()), "warehouse")?;
         unique(
             self.database_instances.iter().map(|d| d.name.as_str()),
@@ -568,7 +625,25 @@ mod tests {
             .iter()
             .map(|e| e.name.as_str())
             .collect();
-        assert_eq!(endpoints, ["echo", "chat", "broken", "not-ready"]);
+        assert_eq!(
+            endpoints,
+            ["echo", "chat", "broken", "not-ready", "embed", "complete"]
+        );
+        let chat = &fixture.serving_endpoints[1];
+        assert!(chat.rules.iter().any(|r| !r.tool_calls.is_empty()));
+    }
+
+    #[test]
+    fn a_rule_needs_exactly_one_of_reply_and_tool_calls() {
+        // Arrange
+        let mut fixture = Fixture::default();
+        fixture.serving_endpoints[1].rules[0].reply = Some("both".into());
+
+        // Act
+        let result = fixture.validate();
+
+        // Assert
+        assert!(matches!(result, Err(FixtureError::Invalid(m)) if m.contains("either a reply")));
     }
 
     #[test]

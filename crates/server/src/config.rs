@@ -38,6 +38,8 @@
 //! | `DBAPP_HEADER_READ_TIMEOUT_SECS` | `10` | a new connection's first request head, and any request head once begun, must arrive within it (see the `serve` module) |
 //! | `DBAPP_IDLE_TIMEOUT_SECS` | `75` | a connection with no request in flight is closed after it; above the usual 60 s proxy idle timeout |
 //! | `DBAPP_MAX_CONNECTIONS` | `512` | connections open at once; more wait in the listen backlog (half of a 1 024 descriptor limit) |
+//! | `DBAPP_CHAT_TIMEOUT_SECS` | `300` | the longest a streamed chat answer may take, whole (`MODEL_TIMEOUT` event past it) |
+//! | `DBAPP_CHAT_HEARTBEAT_SECS` | `15` | a `: keep-alive` comment is sent after this long without an event from the endpoint |
 //! | `DBAPP_METRICS_MAX_USERS` | `1000` | distinct `user_id` labels of `auth_requests_by_user` before `_other` |
 //! | `DBAPP_METRICS_USER_LABELS` | `hash` | `hash` (a short salted hash, random salt per process) or `email`: how `auth_requests_by_user` names users |
 //! | `DBAPP_METRICS_TOKEN` | – | a scrape token (at least 24 characters) that reads `/metrics` as `Authorization: Bearer …`; otherwise `/metrics` is for admins |
@@ -184,6 +186,10 @@ pub struct DbappSettings {
     pub metrics_token: Option<SecretString>,
     /// `DBAPP_METRICS_USER_LABELS`.
     pub metrics_user_labels: UserLabels,
+    /// `DBAPP_CHAT_TIMEOUT_SECS`: the longest a streamed chat answer may take, whole.
+    pub chat_timeout_secs: u64,
+    /// `DBAPP_CHAT_HEARTBEAT_SECS`: the keep-alive comment's period while an endpoint is silent.
+    pub chat_heartbeat_secs: u64,
     /// `DBAPP_HISTORY_INPUT_MAX_BYTES`.
     pub history_input_max_bytes: usize,
     /// `DBAPP_HISTORY_OUTBOX_CAPACITY`.
@@ -222,6 +228,8 @@ impl Default for DbappSettings {
             statement_timeout_secs: 30,
             metrics_token: None,
             metrics_user_labels: UserLabels::Hash,
+            chat_timeout_secs: 300,
+            chat_heartbeat_secs: 15,
             history_input_max_bytes: 64 * 1024,
             history_outbox_capacity: 10_000,
             quota_usage_events_per_minute: 1_200,
@@ -392,6 +400,8 @@ impl ServerSettings {
                 self.dbapp.header_read_timeout_secs,
             ),
             ("DBAPP_IDLE_TIMEOUT_SECS", self.dbapp.idle_timeout_secs),
+            ("DBAPP_CHAT_TIMEOUT_SECS", self.dbapp.chat_timeout_secs),
+            ("DBAPP_CHAT_HEARTBEAT_SECS", self.dbapp.chat_heartbeat_secs),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(variable, "must be at least 1"));

@@ -67,6 +67,8 @@ pub enum ErrorCode {
     EndpointNotFound,
     /// 404: no such preference of the caller.
     PreferenceNotFound,
+    /// 404: no such conversation of the caller (another user's included).
+    ConversationNotFound,
     /// 405: the route exists, not with this method.
     MethodNotAllowed,
     /// 400: bad query, path or body; `detail` says which field and why.
@@ -109,7 +111,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of `API.md`'s table.
-    pub const ALL: [Self; 32] = [
+    pub const ALL: [Self; 33] = [
         Self::AuthMissing,
         Self::AuthInvalid,
         Self::AuthExpired,
@@ -124,6 +126,7 @@ impl ErrorCode {
         Self::TableNotFound,
         Self::EndpointNotFound,
         Self::PreferenceNotFound,
+        Self::ConversationNotFound,
         Self::MethodNotAllowed,
         Self::InvalidRequest,
         Self::InvalidIdentifier,
@@ -161,7 +164,8 @@ impl ErrorCode {
             | Self::SchemaNotFound
             | Self::TableNotFound
             | Self::EndpointNotFound
-            | Self::PreferenceNotFound => StatusCode::NOT_FOUND,
+            | Self::PreferenceNotFound
+            | Self::ConversationNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidRequest | Self::InvalidIdentifier | Self::ModelInputInvalid => {
                 StatusCode::BAD_REQUEST
@@ -197,6 +201,7 @@ impl ErrorCode {
             Self::TableNotFound => "TABLE_NOT_FOUND",
             Self::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             Self::PreferenceNotFound => "PREFERENCE_NOT_FOUND",
+            Self::ConversationNotFound => "CONVERSATION_NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::InvalidRequest => "INVALID_REQUEST",
             Self::InvalidIdentifier => "INVALID_IDENTIFIER",
@@ -386,6 +391,12 @@ pub enum ApiError {
         #[source]
         source: DatabricksError,
     },
+    /// `502 MODEL_ERROR` mid-stream: the endpoint ended its stream with an error event.
+    #[error("The model endpoint failed while streaming: {message}")]
+    ModelStreamFailed {
+        /// The endpoint's message, at most 1 000 characters.
+        message: String,
+    },
     /// `504 UPSTREAM_TIMEOUT`: an upstream call (or the request) exceeded its timeout.
     #[error("The Databricks workspace did not answer in time.")]
     UpstreamTimeout(#[source] Option<DatabricksError>),
@@ -447,7 +458,7 @@ impl ApiError {
             Self::RateLimited { .. } | Self::QuotaExceeded { .. } => ErrorCode::RateLimited,
             Self::Upstream(_) => ErrorCode::UpstreamError,
             Self::ModelInputInvalid { .. } => ErrorCode::ModelInputInvalid,
-            Self::ModelError { .. } => ErrorCode::ModelError,
+            Self::ModelError { .. } | Self::ModelStreamFailed { .. } => ErrorCode::ModelError,
             Self::UpstreamTimeout(_) => ErrorCode::UpstreamTimeout,
             Self::ModelTimeout { .. } => ErrorCode::ModelTimeout,
             Self::DatabaseUnavailable(_) | Self::HistoryBacklogFull { .. } => {
@@ -456,6 +467,19 @@ impl ApiError {
             Self::StorageNotConfigured => ErrorCode::StorageNotConfigured,
             Self::WarehouseNotConfigured => ErrorCode::WarehouseNotConfigured,
             Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+
+    /// The error envelope of this error for the request with `correlation_id` (for answers made
+    /// outside the request's task, e.g. an error event at the end of a stream).
+    #[must_use]
+    pub fn envelope(&self, correlation_id: &str) -> ErrorBody {
+        ErrorBody {
+            error_code: self.code(),
+            message: self.to_string(),
+            detail: self.detail(),
+            retry_after: self.retry_after(),
+            correlation_id: correlation_id.to_owned(),
         }
     }
 
@@ -622,6 +646,7 @@ impl From<StoreError> for ApiError {
 fn not_found_code(resource: Resource) -> ErrorCode {
     match resource {
         Resource::Preference => ErrorCode::PreferenceNotFound,
+        Resource::Conversation => ErrorCode::ConversationNotFound,
     }
 }
 
@@ -672,13 +697,7 @@ pub struct LoggedError(pub Arc<ApiError>);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = self.code();
-        let body = ErrorBody {
-            error_code: code,
-            message: self.to_string(),
-            detail: self.detail(),
-            retry_after: self.retry_after(),
-            correlation_id: current_correlation_id().as_str().to_owned(),
-        };
+        let body = self.envelope(current_correlation_id().as_str());
         let mut response = (code.status(), Json(&body)).into_response();
         if let Some(seconds) = body.retry_after {
             response
@@ -842,6 +861,9 @@ mod tests {
         assert_eq!(error.code(), ErrorCode::PreferenceNotFound);
         assert_eq!(error.code().status(), StatusCode::NOT_FOUND);
         assert_eq!(error.to_string(), "The preference was not found.");
+        let conversation = ApiError::from(StoreError::NotFound(Resource::Conversation));
+        assert_eq!(conversation.code(), ErrorCode::ConversationNotFound);
+        assert_eq!(conversation.to_string(), "The conversation was not found.");
     }
 
     #[test]

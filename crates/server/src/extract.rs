@@ -7,7 +7,8 @@
 //! - [`Name`]: one path parameter checked against its kind's rule before the handler runs:
 //!   [`Catalog`], [`Schema`], [`Table`] (`INVALID_IDENTIFIER`), [`Endpoint`] and
 //!   [`PreferenceKey`] (`INVALID_REQUEST`). A handler that takes a `Name<Table>` cannot forget
-//!   the check, and a SQL statement built from one is safe to quote.
+//!   the check, and a SQL statement built from one is safe to quote;
+//! - [`ConversationId`]: the `{id}` of a conversation, a UUID (`INVALID_REQUEST` naming `id`).
 //!
 //! Extractors run in argument order, so handlers take `Caller` first: a request that is both
 //! unauthenticated and malformed is answered `AUTH_*`, as before these extractors existed.
@@ -20,6 +21,7 @@ use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use serde::Deserialize;
+use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PAGE_LIMIT_MIN, PREFERENCE_KEY_PATTERN};
@@ -184,22 +186,45 @@ impl<K: NameKind, S: Send + Sync> FromRequestParts<S> for Name<K> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let params = RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|rejection| match rejection {
-                // Worded as axum's `Path` words it, which these extractors replaced.
-                RawPathParamsRejection::InvalidUtf8InPathParam(e) => {
-                    ApiError::invalid("path", format!("Invalid URL: {}", e.body_text()))
-                }
-                other => ApiError::internal(other.body_text()),
-            })?;
-        let value = params
-            .iter()
-            .find_map(|(name, value)| (name == K::PARAM).then_some(value))
-            // A handler asking for a parameter its route does not have: ours to fix.
-            .ok_or_else(|| ApiError::internal(format!("the route has no {{{}}}", K::PARAM)))?;
-        Self::parse(value)
+        Self::parse(&path_param(parts, state, K::PARAM).await?)
     }
+}
+
+/// The `{id}` of a conversation, parsed as a UUID before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for ConversationId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let value = path_param(parts, state, "id").await?;
+        Uuid::try_parse(&value)
+            .map(Self)
+            .map_err(|_| ApiError::invalid("id", "must be a UUID"))
+    }
+}
+
+/// The route parameter `param`, percent-decoded.
+async fn path_param<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    param: &str,
+) -> Result<String, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|rejection| match rejection {
+            // Worded as axum's `Path` words it, which these extractors replaced.
+            RawPathParamsRejection::InvalidUtf8InPathParam(e) => {
+                ApiError::invalid("path", format!("Invalid URL: {}", e.body_text()))
+            }
+            other => ApiError::internal(other.body_text()),
+        })?;
+    params
+        .iter()
+        .find_map(|(name, value)| (name == param).then(|| value.to_owned()))
+        // A handler asking for a parameter its route does not have: ours to fix.
+        .ok_or_else(|| ApiError::internal(format!("the route has no {{{param}}}")))
 }
 
 /// Checks a catalog, schema or table name against [`crate::limits::IDENTIFIER_PATTERN`].

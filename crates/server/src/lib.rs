@@ -18,9 +18,10 @@
 //!    [`state`] ([`AppState`], what
 //!    handlers share).
 //! 4. [`auth`]: the `Caller` and `Admin` extractors.
-//! 5. [`extract`]: the other extractors — typed `Limit`, `Offset` and path `Name`s, and
-//!    `ApiQuery`/`ApiJson` with envelope rejections.
-//! 6. [`routes`]: one module per resource of `shared/API.md`.
+//! 5. [`extract`]: the other extractors — typed `Limit`, `Offset`, path `Name`s and the
+//!    `ConversationId`, and `ApiQuery`/`ApiJson` with envelope rejections.
+//! 6. [`routes`]: one module per resource of `shared/API.md` (and of `docs/api-changes.md`,
+//!    for those it does not name, such as conversations).
 //! 7. [`openapi`]: the generated OpenAPI document and Swagger UI.
 //! 8. [`app`]: [`build_app`] with the middleware stack, [`fn@serve`].
 //! 9. [`startup`]: [`Application`], the one builder `serve`, `dev` and the tests use.

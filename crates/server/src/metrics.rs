@@ -77,8 +77,55 @@ pub const RETENTION_DELETED_ROWS_TOTAL: &str = "retention_deleted_rows_total";
 /// Log lines dropped because the log writer's queue was full.
 pub const LOG_LINES_DROPPED_TOTAL: &str = "log_lines_dropped_total";
 
-/// The `user_id` label for users past the bound.
+/// `chat_streams_total{endpoint, outcome}`: streamed chat turns by how they ended
+/// (`completed`, `failed`, `cancelled`).
+pub const CHAT_STREAMS_TOTAL: &str = "chat_streams_total";
+/// `chat_time_to_first_token_seconds{endpoint}`: from the request to the first generated text
+/// or tool call of a streamed chat turn.
+pub const CHAT_TIME_TO_FIRST_TOKEN_SECONDS: &str = "chat_time_to_first_token_seconds";
+/// `chat_tokens_per_second{endpoint}`: completion tokens (the endpoint's usage) over the time
+/// from the first token to the end of the stream.
+pub const CHAT_TOKENS_PER_SECOND: &str = "chat_tokens_per_second";
+
+/// The `user_id` (and `endpoint`) label for values past their bound.
 pub const OTHER_USERS: &str = "_other";
+
+/// Most distinct `endpoint` label values; later endpoints count under [`OTHER_USERS`].
+pub const MAX_ENDPOINT_LABELS: usize = 100;
+
+/// Buckets of `chat_tokens_per_second`.
+const TOKEN_RATE_BUCKETS: &[f64] = &[
+    1.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1_000.0, 5_000.0,
+];
+
+/// A bounded set of label values: each key gets its label once, computed on first use, and keys
+/// past the bound get none (the caller counts them under [`OTHER_USERS`]).
+struct BoundedLabels {
+    seen: Mutex<HashMap<String, Arc<str>>>,
+    max: usize,
+}
+
+impl BoundedLabels {
+    fn new(max: usize) -> Self {
+        Self {
+            seen: Mutex::new(HashMap::new()),
+            max,
+        }
+    }
+
+    fn label(&self, key: &str, make: impl FnOnce() -> Arc<str>) -> Option<Arc<str>> {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.get(key) {
+            Some(label) => Some(Arc::clone(label)),
+            None if seen.len() < self.max => {
+                let label = make();
+                seen.insert(key.to_owned(), Arc::clone(&label));
+                Some(label)
+            }
+            None => None,
+        }
+    }
+}
 
 /// Histogram buckets in seconds, from 5 ms to 60 s.
 const BUCKETS: &[f64] = &[
@@ -181,7 +228,9 @@ pub struct Metrics {
     histograms: Arc<Series<Histogram>>,
     gauges: Arc<Series<Gauge>>,
     /// User id → its label (the id itself, or its hash, computed once per user).
-    users: Arc<Mutex<HashMap<String, Arc<str>>>>,
+    users: Arc<BoundedLabels>,
+    /// Serving endpoint name → its label.
+    endpoints: Arc<BoundedLabels>,
     max_users: usize,
     user_labels: UserLabels,
     /// Random per process: a hashed label cannot be looked up from a list of e-mail addresses.
@@ -204,6 +253,11 @@ impl Metrics {
         let recorder = PrometheusBuilder::new()
             .set_buckets(BUCKETS)
             .expect("the bucket list is not empty")
+            .set_buckets_for_metric(
+                metrics_exporter_prometheus::Matcher::Full(CHAT_TOKENS_PER_SECOND.to_owned()),
+                TOKEN_RATE_BUCKETS,
+            )
+            .expect("the bucket list is not empty")
             .build_recorder();
         let handle = recorder.handle();
         let metrics = Self {
@@ -212,7 +266,8 @@ impl Metrics {
             counters: Arc::new(Series::new()),
             histograms: Arc::new(Series::new()),
             gauges: Arc::new(Series::new()),
-            users: Arc::new(Mutex::new(HashMap::new())),
+            users: Arc::new(BoundedLabels::new(max_users)),
+            endpoints: Arc::new(BoundedLabels::new(MAX_ENDPOINT_LABELS)),
             max_users,
             user_labels,
             salt: *uuid::Uuid::new_v4().as_bytes(),
@@ -308,27 +363,25 @@ impl Metrics {
 
     /// Counts one authenticated request of `user_id`, under `_other` past the bound.
     pub fn count_user(&self, user_id: &str, route: &str) {
-        let known: Option<Arc<str>> = {
-            let mut users = self.users.lock().unwrap_or_else(|e| e.into_inner());
-            match users.get(user_id) {
-                Some(label) => Some(Arc::clone(label)),
-                None if users.len() < self.max_users => {
-                    let label: Arc<str> = match self.user_labels {
-                        UserLabels::Email => user_id.into(),
-                        UserLabels::Hash => self.user_label(user_id).into(),
-                    };
-                    users.insert(user_id.to_owned(), Arc::clone(&label));
-                    Some(label)
-                }
-                None => None,
-            }
-        };
+        let known = self.users.label(user_id, || match self.user_labels {
+            UserLabels::Email => user_id.into(),
+            UserLabels::Hash => self.user_label(user_id).into(),
+        });
         let label = known.as_deref().unwrap_or(OTHER_USERS);
         self.count(
             AUTH_REQUESTS_BY_USER,
             &[("user_id", label), ("route", route)],
             1,
         );
+    }
+
+    /// The `endpoint` label of a serving endpoint: its name, or [`OTHER_USERS`] past
+    /// [`MAX_ENDPOINT_LABELS`] names.
+    #[must_use]
+    pub fn endpoint_label(&self, endpoint: &str) -> Arc<str> {
+        self.endpoints
+            .label(endpoint, || endpoint.into())
+            .unwrap_or_else(|| OTHER_USERS.into())
     }
 
     /// The hashed label of a user: `u` and 12 hex digits of SHA-256(salt, user id).

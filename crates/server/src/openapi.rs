@@ -39,6 +39,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "unity-catalog", description = "Unity Catalog, as the user"),
         (name = "model-serving", description = "Model Serving, as the user"),
         (name = "preferences", description = "The caller's preferences"),
+        (name = "conversations", description = "The caller's chat conversations"),
         (name = "metrics", description = "Usage events and performance dashboards")
     )
 )]
@@ -76,7 +77,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::user::router())
         .merge(routes::unity_catalog::router())
         .merge(routes::model_serving::router())
+        .merge(routes::chat::router())
         .merge(routes::preferences::router())
+        .merge(routes::conversations::router())
         .merge(routes::usage::router())
 }
 

@@ -20,8 +20,9 @@ use serde_json::Value;
 
 use crate::{
     Bucket, ERROR_STATUS_MIN, InferenceLog, LATENCY_BUCKETS_PER_DOUBLING, LATENCY_MAX_MS,
-    LATENCY_MIN_MS, MAX_PREFERENCE_KEY_BYTES, NewRequestRecord, NewUsageEvent, PerformanceReport,
-    PerformanceStats, RoutePerformance, StoreError, TimeSeriesPoint, TimeWindow,
+    LATENCY_MIN_MS, MAX_CONVERSATION_MESSAGES, MAX_MESSAGE_BYTES, MAX_PREFERENCE_KEY_BYTES,
+    MAX_TITLE_CHARS, NewConversation, NewMessage, NewRequestRecord, NewUsageEvent,
+    PerformanceReport, PerformanceStats, RoutePerformance, StoreError, TimeSeriesPoint, TimeWindow,
 };
 
 /// The most points [`dense_series`] makes; a 90-day window in 5-minute buckets is 25 920.
@@ -439,6 +440,92 @@ pub(crate) fn check_inference_log(log: &InferenceLog) -> Result<(), StoreError> 
     if log.execution_time_ms < 0 {
         return Err(StoreError::InvalidInput(
             "execution_time_ms cannot be negative".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a title that is empty, all whitespace, over [`MAX_TITLE_CHARS`] characters, or holds a
+/// NUL.
+pub(crate) fn check_title(title: &str) -> Result<(), StoreError> {
+    if title.trim().is_empty() || title.chars().count() > MAX_TITLE_CHARS {
+        return Err(StoreError::InvalidInput(format!(
+            "a title has 1 to {MAX_TITLE_CHARS} characters, not all whitespace"
+        )));
+    }
+    check_text("title", title)
+}
+
+pub(crate) fn check_new_conversation(conversation: &NewConversation) -> Result<(), StoreError> {
+    check_title(&conversation.title)?;
+    check_text("endpoint_name", &conversation.endpoint_name)
+}
+
+/// Refuses any message the store does not keep (see [`crate::Store::append_messages`]).
+pub(crate) fn check_messages(messages: &[NewMessage]) -> Result<(), StoreError> {
+    check_room(0, messages.len())?;
+    messages.iter().try_for_each(check_message)
+}
+
+/// Refuses `adding` messages to a conversation that holds `held`, when they would not fit under
+/// [`MAX_CONVERSATION_MESSAGES`].
+pub(crate) fn check_room(held: i64, adding: usize) -> Result<(), StoreError> {
+    let room = i64::try_from(MAX_CONVERSATION_MESSAGES).unwrap_or(i64::MAX) - held;
+    if i64::try_from(adding).map_or(true, |adding| adding > room) {
+        return Err(StoreError::InvalidInput(format!(
+            "a conversation holds at most {MAX_CONVERSATION_MESSAGES} messages; it has {held}, \
+             and {adding} more do not fit"
+        )));
+    }
+    Ok(())
+}
+
+fn check_message(message: &NewMessage) -> Result<(), StoreError> {
+    if message.role.is_empty() {
+        return Err(StoreError::InvalidInput("a message needs a role".into()));
+    }
+    check_text("role", &message.role)?;
+    if !matches!(
+        message.content,
+        Value::String(_) | Value::Array(_) | Value::Null
+    ) {
+        return Err(StoreError::InvalidInput(
+            "content must be a string, a list of parts, or null".into(),
+        ));
+    }
+    check_json("content", &message.content)?;
+    let mut bytes = message.content.to_string().len();
+    if let Some(calls) = &message.tool_calls {
+        if !calls.is_array() {
+            return Err(StoreError::InvalidInput("tool_calls must be a list".into()));
+        }
+        check_json("tool_calls", calls)?;
+        bytes += calls.to_string().len();
+    }
+    if bytes > MAX_MESSAGE_BYTES {
+        return Err(StoreError::InvalidInput(format!(
+            "a message's content and tool calls are at most {MAX_MESSAGE_BYTES} bytes of JSON"
+        )));
+    }
+    let texts = [
+        &message.tool_call_id,
+        &message.endpoint_name,
+        &message.finish_reason,
+        &message.error_code,
+        &message.error_message,
+    ];
+    for text in texts.into_iter().flatten() {
+        check_text("message", text)?;
+    }
+    let figures = [
+        message.prompt_tokens,
+        message.completion_tokens,
+        message.latency_ms,
+        message.first_token_ms,
+    ];
+    if figures.into_iter().flatten().any(|n| n < 0) {
+        return Err(StoreError::InvalidInput(
+            "token counts and durations cannot be negative".into(),
         ));
     }
     Ok(())

@@ -11,6 +11,8 @@
 pub enum Resource {
     /// One of a user's preferences, by key.
     Preference,
+    /// One of a user's conversations, by id.
+    Conversation,
 }
 
 impl Resource {
@@ -19,6 +21,7 @@ impl Resource {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Preference => "preference",
+            Self::Conversation => "conversation",
         }
     }
 }

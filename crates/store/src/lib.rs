@@ -2,7 +2,8 @@
 //!
 //! What this crate owns:
 //! - the [`Store`] trait (a trait object, `Arc<dyn Store>`) and its models: preferences, model
-//!   inference logs, usage events and request performance records;
+//!   inference logs, chat conversations with their messages, usage events and request
+//!   performance records;
 //! - [`UserId`], the only way to name whose data a call touches. Every method that reads or writes
 //!   user data takes one, and every SQL statement behind it filters or writes `user_id`, so no
 //!   call can reach another user's rows. Aggregates across users are separate methods whose names
@@ -23,6 +24,14 @@
 //! error codes), the validation of preference keys against the API's pattern (the server does
 //! it; the store accepts any non-empty key), and the workspace protocol itself
 //! (`dbapp-databricks`).
+//!
+//! Conversations: a [`Conversation`] belongs to one user and holds up to
+//! [`MAX_CONVERSATION_MESSAGES`] messages, appended in batches that are stored whole or not at
+//! all, numbered from 0 in the order appended. Titles are 1 to [`MAX_TITLE_CHARS`] characters,
+//! not all whitespace; a message's content and tool calls are at most [`MAX_MESSAGE_BYTES`] of
+//! JSON. Another user's conversation is [`StoreError::NotFound`], exactly as a missing one, so
+//! that ids cannot be probed. Shaping what a chat stream produced into messages (and truncating
+//! content to fit, setting `content_truncated`) is the caller's.
 //!
 //! Time: every timestamp is UTC with microsecond precision (Postgres' `timestamptz` precision);
 //! values are truncated to whole microseconds before they are written, so both backends give
@@ -75,6 +84,13 @@ pub const MAX_PAGE_LIMIT: u32 = 1_000;
 /// Longest preference key, in bytes. The API allows 100 ASCII characters; the store's own bound
 /// is looser so that it never refuses what the server accepted.
 pub const MAX_PREFERENCE_KEY_BYTES: usize = 255;
+/// Most messages one conversation holds; an append that would pass it stores nothing.
+pub const MAX_CONVERSATION_MESSAGES: usize = 1_000;
+/// Longest conversation title, in characters (Unicode scalar values).
+pub const MAX_TITLE_CHARS: usize = 200;
+/// Largest message: its `content` and `tool_calls`, serialised as JSON, together at most this
+/// many bytes (1 MiB, the server's request body limit, so any message a client can send fits).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// How many pages [`Store::admin_usage_summary`] reports in `top_pages`.
 pub const TOP_PAGES: usize = 10;
 /// The earliest instant the store keeps: 0001-01-01T00:00:00Z. Postgres' `timestamptz` goes back
@@ -265,6 +281,150 @@ pub struct InferenceLog {
     pub created_at: DateTime<Utc>,
     /// When it ended.
     pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One of a user's chat conversations, without its messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conversation {
+    /// Unique across all users (the server makes a UUID per conversation).
+    pub id: Uuid,
+    /// 1 to [`MAX_TITLE_CHARS`] characters.
+    pub title: String,
+    /// The serving endpoint the conversation was started with.
+    pub endpoint_name: String,
+    /// How many messages it holds (at most [`MAX_CONVERSATION_MESSAGES`]).
+    pub message_count: u32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When its title or its messages last changed; lists are ordered by it, newest first.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A conversation with all its messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationDetail {
+    /// The conversation.
+    pub conversation: Conversation,
+    /// Its messages, by position.
+    pub messages: Vec<StoredMessage>,
+}
+
+/// A conversation to create with [`Store::create_conversation`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewConversation {
+    /// Its id, made by the caller; reusing one is [`StoreError::Conflict`].
+    pub id: Uuid,
+    /// 1 to [`MAX_TITLE_CHARS`] characters, not all whitespace.
+    pub title: String,
+    /// The serving endpoint it is started with.
+    pub endpoint_name: String,
+}
+
+/// How the stream behind an assistant message ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageOutcome {
+    /// The endpoint finished its answer.
+    Completed,
+    /// The stream ended with an error.
+    Failed,
+    /// The client went away before the end.
+    Cancelled,
+}
+
+impl MessageOutcome {
+    /// The stored (and API) spelling: `completed`, `failed` or `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for MessageOutcome {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "completed" => Ok(Self::Completed),
+            "failed" => Ok(Self::Failed),
+            "cancelled" => Ok(Self::Cancelled),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown message outcome {other:?}"
+            ))),
+        }
+    }
+}
+
+/// A message to append with [`Store::append_messages`]: an OpenAI chat message, and for an
+/// assistant turn what its stream did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewMessage {
+    /// `system`, `developer`, `user`, `assistant` or `tool` (not empty).
+    pub role: String,
+    /// A string, a list of content parts, or `null` (an assistant calling tools).
+    pub content: Value,
+    /// The assistant's tool calls (a JSON list), when it made any.
+    pub tool_calls: Option<Value>,
+    /// The call a `tool` message answers.
+    pub tool_call_id: Option<String>,
+    /// The serving endpoint that produced an assistant message.
+    pub endpoint_name: Option<String>,
+    /// The endpoint's `finish_reason` (`stop`, `length`, `tool_calls`, …).
+    pub finish_reason: Option<String>,
+    /// How the stream of an assistant message ended.
+    pub outcome: Option<MessageOutcome>,
+    /// Prompt tokens the endpoint reported (≥ 0).
+    pub prompt_tokens: Option<i64>,
+    /// Completion tokens the endpoint reported (≥ 0).
+    pub completion_tokens: Option<i64>,
+    /// Wall time of the stream (≥ 0).
+    pub latency_ms: Option<i64>,
+    /// Time to the first generated token (≥ 0).
+    pub first_token_ms: Option<i64>,
+    /// The API error code that ended a failed stream, e.g. `MODEL_ERROR`.
+    pub error_code: Option<String>,
+    /// Its message.
+    pub error_message: Option<String>,
+    /// Whether the caller cut `content` to fit [`MAX_MESSAGE_BYTES`].
+    pub content_truncated: bool,
+}
+
+impl NewMessage {
+    /// A message with `role` and `content` only, the rest empty: a user or system message.
+    #[must_use]
+    pub fn new(role: impl Into<String>, content: Value) -> Self {
+        Self {
+            role: role.into(),
+            content,
+            tool_calls: None,
+            tool_call_id: None,
+            endpoint_name: None,
+            finish_reason: None,
+            outcome: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            latency_ms: None,
+            first_token_ms: None,
+            error_code: None,
+            error_message: None,
+            content_truncated: false,
+        }
+    }
+}
+
+/// A message as stored: what was appended, with its place and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    /// Its place in the conversation, from 0, in the order appended.
+    pub position: u32,
+    /// The message as appended.
+    #[serde(flatten)]
+    pub message: NewMessage,
+    /// When it was appended.
+    pub created_at: DateTime<Utc>,
 }
 
 /// A page of a list, with the number of items in the whole list.
@@ -736,6 +896,73 @@ pub trait Store: Send + Sync + fmt::Debug {
         user: &UserId,
         page: PageRequest,
     ) -> Result<Page<InferenceLog>, StoreError>;
+
+    /// Creates a conversation of the user, with no messages.
+    ///
+    /// # Errors
+    /// [`StoreError::Conflict`] when the id is taken (by any user);
+    /// [`StoreError::InvalidInput`] for a title that is empty, all whitespace or over
+    /// [`MAX_TITLE_CHARS`], or NUL characters.
+    async fn create_conversation(
+        &self,
+        user: &UserId,
+        conversation: &NewConversation,
+    ) -> Result<Conversation, StoreError>;
+
+    /// Appends `messages` to the user's conversation, atomically (all or none), at the positions
+    /// after its last message, and moves its `updated_at` forward. An empty batch changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user has no such conversation (another user's included,
+    /// which is left untouched); [`StoreError::InvalidInput`] when the conversation would hold
+    /// more than [`MAX_CONVERSATION_MESSAGES`] messages, for an empty role, content that is not a
+    /// string, a list or null, tool calls that are not a list, a message over
+    /// [`MAX_MESSAGE_BYTES`], a negative count or duration, or NUL characters.
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        conversation_id: Uuid,
+        messages: &[NewMessage],
+    ) -> Result<(), StoreError>;
+
+    /// The user's conversation with its messages, read in one snapshot.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user has no such conversation.
+    async fn get_conversation(
+        &self,
+        user: &UserId,
+        id: Uuid,
+    ) -> Result<ConversationDetail, StoreError>;
+
+    /// A page of the user's conversations, most recently updated first (ties: higher id first),
+    /// with their total number.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Database`].
+    async fn list_conversations(
+        &self,
+        user: &UserId,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, StoreError>;
+
+    /// Renames the user's conversation (which moves its `updated_at` forward).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the user has no such conversation;
+    /// [`StoreError::InvalidInput`] for a title as [`Store::create_conversation`] refuses it.
+    async fn rename_conversation(
+        &self,
+        user: &UserId,
+        id: Uuid,
+        title: &str,
+    ) -> Result<Conversation, StoreError>;
+
+    /// Deletes the user's conversation and its messages; returns whether it existed.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`], [`StoreError::Database`].
+    async fn delete_conversation(&self, user: &UserId, id: Uuid) -> Result<bool, StoreError>;
 
     /// Stores up to [`MAX_USAGE_BATCH`] events of the user in one transaction; returns how many.
     ///

@@ -26,9 +26,10 @@ use uuid::Uuid;
 use crate::aggregate;
 use crate::lakebase::{RefreshTask, TokenRefresher};
 use crate::{
-    Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, PURGE_BATCH, Page, PageRequest,
-    PageViews, PerformanceReport, PoolSettings, Preference, Resource, Retained, Store, StoreError,
-    TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId, micros,
+    Bucket, Conversation, ConversationDetail, InferenceLog, NewConversation, NewMessage,
+    NewRequestRecord, NewUsageEvent, PURGE_BATCH, Page, PageRequest, PageViews, PerformanceReport,
+    PoolSettings, Preference, Resource, Retained, Store, StoreError, StoredMessage, TOP_PAGES,
+    TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId, micros,
 };
 
 /// The Postgres migrations, embedded at build time.
@@ -166,6 +167,76 @@ impl InferenceRow {
     }
 }
 
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    id: Uuid,
+    title: String,
+    endpoint_name: String,
+    message_count: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl ConversationRow {
+    fn into_conversation(self) -> Result<Conversation, StoreError> {
+        Ok(Conversation {
+            id: self.id,
+            title: self.title,
+            endpoint_name: self.endpoint_name,
+            message_count: u32::try_from(self.message_count)
+                .map_err(|_| StoreError::Corrupt("message_count is out of range".into()))?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    position: i32,
+    role: String,
+    content: Option<Json<Value>>,
+    tool_calls: Option<Json<Value>>,
+    tool_call_id: Option<String>,
+    endpoint_name: Option<String>,
+    finish_reason: Option<String>,
+    outcome: Option<String>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    latency_ms: Option<i64>,
+    first_token_ms: Option<i64>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    content_truncated: bool,
+    created_at: DateTime<Utc>,
+}
+
+impl MessageRow {
+    fn into_message(self) -> Result<StoredMessage, StoreError> {
+        Ok(StoredMessage {
+            position: u32::try_from(self.position)
+                .map_err(|_| StoreError::Corrupt("position is out of range".into()))?,
+            message: NewMessage {
+                role: self.role,
+                content: self.content.map_or(Value::Null, |c| c.0),
+                tool_calls: self.tool_calls.map(|c| c.0),
+                tool_call_id: self.tool_call_id,
+                endpoint_name: self.endpoint_name,
+                finish_reason: self.finish_reason,
+                outcome: self.outcome.map(|o| o.parse()).transpose()?,
+                prompt_tokens: self.prompt_tokens,
+                completion_tokens: self.completion_tokens,
+                latency_ms: self.latency_ms,
+                first_token_ms: self.first_token_ms,
+                error_code: self.error_code,
+                error_message: self.error_message,
+                content_truncated: self.content_truncated,
+            },
+            created_at: self.created_at,
+        })
+    }
+}
+
 const SELECT_PREFERENCE: &str = "SELECT key, value, revision, created_at, updated_at \
      FROM user_preferences WHERE user_id = $1 AND key = $2";
 
@@ -198,6 +269,60 @@ const LIST_INFERENCE_LOGS: &str = "SELECT request_id, endpoint_name, status, inp
      ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3";
 
 const COUNT_INFERENCE_LOGS: &str = "SELECT count(*) FROM model_inference_logs WHERE user_id = $1";
+
+const INSERT_CONVERSATION: &str = "INSERT INTO conversations \
+         (user_id, id, title, endpoint_name, message_count, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, 0, $5, $5) \
+     RETURNING id, title, endpoint_name, message_count, created_at, updated_at";
+
+const SELECT_CONVERSATION: &str = "SELECT id, title, endpoint_name, message_count, created_at, \
+         updated_at \
+     FROM conversations WHERE user_id = $1 AND id = $2";
+
+const LIST_CONVERSATIONS: &str = "SELECT id, title, endpoint_name, message_count, created_at, \
+         updated_at \
+     FROM conversations WHERE user_id = $1 \
+     ORDER BY updated_at DESC, id DESC LIMIT $2 OFFSET $3";
+
+const COUNT_CONVERSATIONS: &str = "SELECT count(*) FROM conversations WHERE user_id = $1";
+
+// FOR UPDATE: concurrent appends to one conversation queue here, so each reads the count the
+// previous one left and no two pick the same positions.
+const LOCK_MESSAGE_COUNT: &str =
+    "SELECT message_count FROM conversations WHERE user_id = $1 AND id = $2 FOR UPDATE";
+
+// One statement per batch: the arrays are unnested into rows, numbered from the count held.
+const INSERT_MESSAGES: &str = "INSERT INTO conversation_messages \
+         (user_id, conversation_id, position, role, content, tool_calls, tool_call_id, \
+          endpoint_name, finish_reason, outcome, prompt_tokens, completion_tokens, latency_ms, \
+          first_token_ms, error_code, error_message, content_truncated, created_at) \
+     SELECT $1, $2, ($3::int4 + m.ord - 1)::int4, m.role, m.content::jsonb, m.tool_calls::jsonb, \
+         m.tool_call_id, m.endpoint_name, m.finish_reason, m.outcome, m.prompt_tokens, \
+         m.completion_tokens, m.latency_ms, m.first_token_ms, m.error_code, m.error_message, \
+         m.content_truncated, $4 \
+     FROM UNNEST($5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+         $11::text[], $12::int8[], $13::int8[], $14::int8[], $15::int8[], $16::text[], \
+         $17::text[], $18::bool[]) WITH ORDINALITY \
+         AS m(role, content, tool_calls, tool_call_id, endpoint_name, finish_reason, outcome, \
+             prompt_tokens, completion_tokens, latency_ms, first_token_ms, error_code, \
+             error_message, content_truncated, ord)";
+
+const ADD_MESSAGES: &str = "UPDATE conversations \
+     SET message_count = message_count + $3, updated_at = GREATEST(updated_at, $4) \
+     WHERE user_id = $1 AND id = $2";
+
+const LIST_MESSAGES: &str = "SELECT position, role, content, tool_calls, tool_call_id, \
+         endpoint_name, finish_reason, outcome, prompt_tokens, completion_tokens, latency_ms, \
+         first_token_ms, error_code, error_message, content_truncated, created_at \
+     FROM conversation_messages WHERE user_id = $1 AND conversation_id = $2 ORDER BY position";
+
+const RENAME_CONVERSATION: &str = "UPDATE conversations \
+     SET title = $3, updated_at = GREATEST(updated_at, $4) \
+     WHERE user_id = $1 AND id = $2 \
+     RETURNING id, title, endpoint_name, message_count, created_at, updated_at";
+
+// The messages go with it (ON DELETE CASCADE).
+const DELETE_CONVERSATION: &str = "DELETE FROM conversations WHERE user_id = $1 AND id = $2";
 
 // One statement per batch: the arrays are unnested into rows.
 const INSERT_USAGE_EVENTS: &str = "INSERT INTO usage_events \
@@ -422,6 +547,182 @@ impl Store for PgStore {
             .map(InferenceRow::into_log)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, total_count })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %conversation.id))]
+    async fn create_conversation(
+        &self,
+        user: &UserId,
+        conversation: &NewConversation,
+    ) -> Result<Conversation, StoreError> {
+        aggregate::check_new_conversation(conversation)?;
+        let row: ConversationRow = sqlx::query_as(INSERT_CONVERSATION)
+            .bind(user.as_str())
+            .bind(conversation.id)
+            .bind(&conversation.title)
+            .bind(&conversation.endpoint_name)
+            .bind(crate::now())
+            .fetch_one(&mut *self.conn().await?)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("conversation"),
+                other => other,
+            })?;
+        row.into_conversation()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, %conversation_id, messages = messages.len()))]
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        conversation_id: Uuid,
+        messages: &[NewMessage],
+    ) -> Result<(), StoreError> {
+        aggregate::check_messages(messages)?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        let held: Option<i32> = sqlx::query_scalar(LOCK_MESSAGE_COUNT)
+            .bind(user.as_str())
+            .bind(conversation_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let held = held.ok_or(StoreError::NotFound(Resource::Conversation))?;
+        aggregate::check_room(i64::from(held), messages.len())?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let now = crate::now();
+        let texts = |field: fn(&NewMessage) -> Option<String>| -> Vec<Option<String>> {
+            messages.iter().map(field).collect()
+        };
+        let figures = |field: fn(&NewMessage) -> Option<i64>| -> Vec<Option<i64>> {
+            messages.iter().map(field).collect()
+        };
+        sqlx::query(INSERT_MESSAGES)
+            .bind(user.as_str())
+            .bind(conversation_id)
+            .bind(held)
+            .bind(now)
+            .bind(texts(|m| Some(m.role.clone())))
+            .bind(texts(|m| {
+                (!m.content.is_null()).then(|| m.content.to_string())
+            }))
+            .bind(texts(|m| m.tool_calls.as_ref().map(Value::to_string)))
+            .bind(texts(|m| m.tool_call_id.clone()))
+            .bind(texts(|m| m.endpoint_name.clone()))
+            .bind(texts(|m| m.finish_reason.clone()))
+            .bind(texts(|m| m.outcome.map(|o| o.as_str().to_owned())))
+            .bind(figures(|m| m.prompt_tokens))
+            .bind(figures(|m| m.completion_tokens))
+            .bind(figures(|m| m.latency_ms))
+            .bind(figures(|m| m.first_token_ms))
+            .bind(texts(|m| m.error_code.clone()))
+            .bind(texts(|m| m.error_message.clone()))
+            .bind(
+                messages
+                    .iter()
+                    .map(|m| m.content_truncated)
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(ADD_MESSAGES)
+            .bind(user.as_str())
+            .bind(conversation_id)
+            .bind(i32::try_from(messages.len()).unwrap_or(i32::MAX))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    async fn get_conversation(
+        &self,
+        user: &UserId,
+        id: Uuid,
+    ) -> Result<ConversationDetail, StoreError> {
+        let mut conn = self.conn().await?;
+        // One snapshot for both reads, so the messages match the conversation's count even
+        // while an append commits.
+        let mut tx = conn
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await?;
+        let row: Option<ConversationRow> = sqlx::query_as(SELECT_CONVERSATION)
+            .bind(user.as_str())
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let conversation = row
+            .ok_or(StoreError::NotFound(Resource::Conversation))?
+            .into_conversation()?;
+        let rows: Vec<MessageRow> = sqlx::query_as(LIST_MESSAGES)
+            .bind(user.as_str())
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let messages = rows
+            .into_iter()
+            .map(MessageRow::into_message)
+            .collect::<Result<_, _>>()?;
+        Ok(ConversationDetail {
+            conversation,
+            messages,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn list_conversations(
+        &self,
+        user: &UserId,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let rows: Vec<ConversationRow> = sqlx::query_as(LIST_CONVERSATIONS)
+            .bind(user.as_str())
+            .bind(page.limit_i64())
+            .bind(page.offset_i64())
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
+        let total_count: i64 = sqlx::query_scalar(COUNT_CONVERSATIONS)
+            .bind(user.as_str())
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(ConversationRow::into_conversation)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, total_count })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    async fn rename_conversation(
+        &self,
+        user: &UserId,
+        id: Uuid,
+        title: &str,
+    ) -> Result<Conversation, StoreError> {
+        aggregate::check_title(title)?;
+        let row: Option<ConversationRow> = sqlx::query_as(RENAME_CONVERSATION)
+            .bind(user.as_str())
+            .bind(id)
+            .bind(title)
+            .bind(crate::now())
+            .fetch_optional(&mut *self.conn().await?)
+            .await?;
+        row.ok_or(StoreError::NotFound(Resource::Conversation))?
+            .into_conversation()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    async fn delete_conversation(&self, user: &UserId, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query(DELETE_CONVERSATION)
+            .bind(user.as_str())
+            .bind(id)
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, events = events.len()))]

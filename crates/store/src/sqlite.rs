@@ -25,9 +25,10 @@ use uuid::Uuid;
 
 use crate::aggregate;
 use crate::{
-    Bucket, InferenceLog, NewRequestRecord, NewUsageEvent, PURGE_BATCH, Page, PageRequest,
-    PageViews, PerformanceReport, PoolSettings, Preference, Resource, Retained, Store, StoreError,
-    TOP_PAGES, TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
+    Bucket, Conversation, ConversationDetail, InferenceLog, NewConversation, NewMessage,
+    NewRequestRecord, NewUsageEvent, PURGE_BATCH, Page, PageRequest, PageViews, PerformanceReport,
+    PoolSettings, Preference, Resource, Retained, Store, StoreError, StoredMessage, TOP_PAGES,
+    TimeSeriesPoint, TimeWindow, Upserted, UsageSummary, UserId,
 };
 
 /// The SQLite migrations, embedded at build time.
@@ -43,8 +44,9 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// A store on an existing pool. The pool's options should set WAL mode and a busy timeout
-    /// as [`SqliteStore::open`] does.
+    /// A store on an existing pool. The pool's options should set WAL mode, a busy timeout and
+    /// foreign keys (deleting a conversation cascades to its messages) as [`SqliteStore::open`]
+    /// does.
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
     }
@@ -146,6 +148,87 @@ impl InferenceRow {
     }
 }
 
+fn parse_uuid(field: &str, text: &str) -> Result<Uuid, StoreError> {
+    Uuid::parse_str(text).map_err(|e| StoreError::Corrupt(format!("{field} is not a UUID: {e}")))
+}
+
+#[derive(sqlx::FromRow)]
+struct ConversationRow {
+    id: String,
+    title: String,
+    endpoint_name: String,
+    message_count: i64,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl ConversationRow {
+    fn into_conversation(self) -> Result<Conversation, StoreError> {
+        Ok(Conversation {
+            id: parse_uuid("conversation id", &self.id)?,
+            title: self.title,
+            endpoint_name: self.endpoint_name,
+            message_count: u32::try_from(self.message_count)
+                .map_err(|_| StoreError::Corrupt("message_count is out of range".into()))?,
+            created_at: from_us(self.created_at)?,
+            updated_at: from_us(self.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    position: i64,
+    role: String,
+    content: Option<String>,
+    tool_calls: Option<String>,
+    tool_call_id: Option<String>,
+    endpoint_name: Option<String>,
+    finish_reason: Option<String>,
+    outcome: Option<String>,
+    prompt_tokens: Option<i64>,
+    completion_tokens: Option<i64>,
+    latency_ms: Option<i64>,
+    first_token_ms: Option<i64>,
+    error_code: Option<String>,
+    error_message: Option<String>,
+    content_truncated: bool,
+    created_at: i64,
+}
+
+impl MessageRow {
+    fn into_message(self) -> Result<StoredMessage, StoreError> {
+        Ok(StoredMessage {
+            position: u32::try_from(self.position)
+                .map_err(|_| StoreError::Corrupt("position is out of range".into()))?,
+            message: NewMessage {
+                role: self.role,
+                content: self
+                    .content
+                    .map(|c| parse_json("content", &c))
+                    .transpose()?
+                    .unwrap_or(Value::Null),
+                tool_calls: self
+                    .tool_calls
+                    .map(|c| parse_json("tool_calls", &c))
+                    .transpose()?,
+                tool_call_id: self.tool_call_id,
+                endpoint_name: self.endpoint_name,
+                finish_reason: self.finish_reason,
+                outcome: self.outcome.map(|o| o.parse()).transpose()?,
+                prompt_tokens: self.prompt_tokens,
+                completion_tokens: self.completion_tokens,
+                latency_ms: self.latency_ms,
+                first_token_ms: self.first_token_ms,
+                error_code: self.error_code,
+                error_message: self.error_message,
+                content_truncated: self.content_truncated,
+            },
+            created_at: from_us(self.created_at)?,
+        })
+    }
+}
+
 const SELECT_PREFERENCE: &str = "SELECT key, value, revision, created_at, updated_at \
      FROM user_preferences WHERE user_id = ?1 AND key = ?2";
 
@@ -182,6 +265,48 @@ const INSERT_TRUNCATED_INPUTS: &str =
     "INSERT INTO model_inference_truncated_inputs (request_id) VALUES (?1)";
 
 const COUNT_INFERENCE_LOGS: &str = "SELECT count(*) FROM model_inference_logs WHERE user_id = ?1";
+
+const INSERT_CONVERSATION: &str = "INSERT INTO conversations \
+         (id, user_id, title, endpoint_name, message_count, created_at, updated_at) \
+     VALUES (?2, ?1, ?3, ?4, 0, ?5, ?5) \
+     RETURNING id, title, endpoint_name, message_count, created_at, updated_at";
+
+const SELECT_CONVERSATION: &str = "SELECT id, title, endpoint_name, message_count, created_at, \
+         updated_at \
+     FROM conversations WHERE user_id = ?1 AND id = ?2";
+
+const LIST_CONVERSATIONS: &str = "SELECT id, title, endpoint_name, message_count, created_at, \
+         updated_at \
+     FROM conversations WHERE user_id = ?1 \
+     ORDER BY updated_at DESC, id DESC LIMIT ?2 OFFSET ?3";
+
+const COUNT_CONVERSATIONS: &str = "SELECT count(*) FROM conversations WHERE user_id = ?1";
+
+const SELECT_MESSAGE_COUNT: &str =
+    "SELECT message_count FROM conversations WHERE user_id = ?1 AND id = ?2";
+
+const INSERT_MESSAGE: &str = "INSERT INTO conversation_messages \
+         (user_id, conversation_id, position, role, content, tool_calls, tool_call_id, \
+          endpoint_name, finish_reason, outcome, prompt_tokens, completion_tokens, latency_ms, \
+          first_token_ms, error_code, error_message, content_truncated, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
+
+const ADD_MESSAGES: &str = "UPDATE conversations \
+     SET message_count = message_count + ?3, updated_at = max(updated_at, ?4) \
+     WHERE user_id = ?1 AND id = ?2";
+
+const LIST_MESSAGES: &str = "SELECT position, role, content, tool_calls, tool_call_id, \
+         endpoint_name, finish_reason, outcome, prompt_tokens, completion_tokens, latency_ms, \
+         first_token_ms, error_code, error_message, content_truncated, created_at \
+     FROM conversation_messages WHERE user_id = ?1 AND conversation_id = ?2 ORDER BY position";
+
+const RENAME_CONVERSATION: &str = "UPDATE conversations \
+     SET title = ?3, updated_at = max(updated_at, ?4) \
+     WHERE user_id = ?1 AND id = ?2 \
+     RETURNING id, title, endpoint_name, message_count, created_at, updated_at";
+
+// The messages go with it (ON DELETE CASCADE).
+const DELETE_CONVERSATION: &str = "DELETE FROM conversations WHERE user_id = ?1 AND id = ?2";
 
 const INSERT_USAGE_EVENT: &str = "INSERT INTO usage_events \
          (user_id, event_type, page_name, element_id, success, metadata, occurred_at, \
@@ -405,6 +530,171 @@ impl Store for SqliteStore {
             .map(InferenceRow::into_log)
             .collect::<Result<_, _>>()?;
         Ok(Page { items, total_count })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %conversation.id))]
+    async fn create_conversation(
+        &self,
+        user: &UserId,
+        conversation: &NewConversation,
+    ) -> Result<Conversation, StoreError> {
+        aggregate::check_new_conversation(conversation)?;
+        let row: ConversationRow = sqlx::query_as(INSERT_CONVERSATION)
+            .bind(user.as_str())
+            .bind(conversation.id.to_string())
+            .bind(&conversation.title)
+            .bind(&conversation.endpoint_name)
+            .bind(to_us(crate::now()))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("conversation"),
+                other => other,
+            })?;
+        row.into_conversation()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, %conversation_id, messages = messages.len()))]
+    async fn append_messages(
+        &self,
+        user: &UserId,
+        conversation_id: Uuid,
+        messages: &[NewMessage],
+    ) -> Result<(), StoreError> {
+        aggregate::check_messages(messages)?;
+        let id = conversation_id.to_string();
+        // The write lock up front: the count read here stays true until the commit, so two
+        // appends to one conversation can never pick the same positions.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let held: Option<i64> = sqlx::query_scalar(SELECT_MESSAGE_COUNT)
+            .bind(user.as_str())
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let held = held.ok_or(StoreError::NotFound(Resource::Conversation))?;
+        aggregate::check_room(held, messages.len())?;
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let now = to_us(crate::now());
+        for (position, message) in (held..).zip(messages) {
+            sqlx::query(INSERT_MESSAGE)
+                .bind(user.as_str())
+                .bind(&id)
+                .bind(position)
+                .bind(&message.role)
+                .bind((!message.content.is_null()).then(|| message.content.to_string()))
+                .bind(message.tool_calls.as_ref().map(Value::to_string))
+                .bind(message.tool_call_id.as_deref())
+                .bind(message.endpoint_name.as_deref())
+                .bind(message.finish_reason.as_deref())
+                .bind(message.outcome.map(|o| o.as_str()))
+                .bind(message.prompt_tokens)
+                .bind(message.completion_tokens)
+                .bind(message.latency_ms)
+                .bind(message.first_token_ms)
+                .bind(message.error_code.as_deref())
+                .bind(message.error_message.as_deref())
+                .bind(message.content_truncated)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(ADD_MESSAGES)
+            .bind(user.as_str())
+            .bind(&id)
+            .bind(messages.len() as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    async fn get_conversation(
+        &self,
+        user: &UserId,
+        id: Uuid,
+    ) -> Result<ConversationDetail, StoreError> {
+        let id = id.to_string();
+        // One read transaction: in WAL mode its reads share one snapshot, so the messages match
+        // the conversation's count even while an append commits.
+        let mut tx = self.pool.begin().await?;
+        let row: Option<ConversationRow> = sqlx::query_as(SELECT_CONVERSATION)
+            .bind(user.as_str())
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let conversation = row
+            .ok_or(StoreError::NotFound(Resource::Conversation))?
+            .into_conversation()?;
+        let rows: Vec<MessageRow> = sqlx::query_as(LIST_MESSAGES)
+            .bind(user.as_str())
+            .bind(&id)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let messages = rows
+            .into_iter()
+            .map(MessageRow::into_message)
+            .collect::<Result<_, _>>()?;
+        Ok(ConversationDetail {
+            conversation,
+            messages,
+        })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user))]
+    async fn list_conversations(
+        &self,
+        user: &UserId,
+        page: PageRequest,
+    ) -> Result<Page<Conversation>, StoreError> {
+        let rows: Vec<ConversationRow> = sqlx::query_as(LIST_CONVERSATIONS)
+            .bind(user.as_str())
+            .bind(page.limit_i64())
+            .bind(page.offset_i64())
+            .fetch_all(&self.pool)
+            .await?;
+        let total_count: i64 = sqlx::query_scalar(COUNT_CONVERSATIONS)
+            .bind(user.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+        let items = rows
+            .into_iter()
+            .map(ConversationRow::into_conversation)
+            .collect::<Result<_, _>>()?;
+        Ok(Page { items, total_count })
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    async fn rename_conversation(
+        &self,
+        user: &UserId,
+        id: Uuid,
+        title: &str,
+    ) -> Result<Conversation, StoreError> {
+        aggregate::check_title(title)?;
+        let row: Option<ConversationRow> = sqlx::query_as(RENAME_CONVERSATION)
+            .bind(user.as_str())
+            .bind(id.to_string())
+            .bind(title)
+            .bind(to_us(crate::now()))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.ok_or(StoreError::NotFound(Resource::Conversation))?
+            .into_conversation()
+    }
+
+    #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    async fn delete_conversation(&self, user: &UserId, id: Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query(DELETE_CONVERSATION)
+            .bind(user.as_str())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, events = events.len()))]

@@ -99,6 +99,8 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Endpoint not found";
     case "PREFERENCE_NOT_FOUND":
       return "Preference not found";
+    case "CONVERSATION_NOT_FOUND":
+      return "Conversation not found";
     case "INVALID_REQUEST":
     case "INVALID_IDENTIFIER":
     case "PAYLOAD_TOO_LARGE":

@@ -4,6 +4,42 @@
  */
 
 export interface paths {
+    "/api/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's conversations, most recently updated first. */
+        get: operations["list_conversations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/conversations/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of the caller's conversations, with every message. */
+        get: operations["get_conversation"];
+        put?: never;
+        post?: never;
+        /** Deletes one of the caller's conversations and its messages. */
+        delete: operations["delete_conversation"];
+        options?: never;
+        head?: never;
+        /** Renames one of the caller's conversations. */
+        patch: operations["rename_conversation"];
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -49,6 +85,23 @@ export interface paths {
         get: operations["get_endpoint"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/model-serving/endpoints/{name}/chat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Streams a chat answer from the endpoint, as the user, as server-sent events. */
+        post: operations["chat"];
         delete?: never;
         options?: never;
         head?: never;
@@ -457,6 +510,29 @@ export interface components {
             /** @description Owner. */
             owner: string | null;
         };
+        /** @description A chat request. */
+        ChatRequest: {
+            /**
+             * Format: int32
+             * @description Most tokens to generate.
+             */
+            max_tokens?: number | null;
+            /**
+             * @description The conversation so far, OpenAI chat messages: `{"role", "content"}` with `content` a
+             *     string or a list of parts (`{"type": "text", "text"}`); an assistant message may have
+             *     `content: null` with `tool_calls`; a `tool` message needs `tool_call_id`. 1 to 500.
+             */
+            messages: Record<string, never>[];
+            /**
+             * Format: double
+             * @description Sampling temperature, 0 to 2.
+             */
+            temperature?: number | null;
+            /** @description OpenAI `tool_choice`, passed on as given. */
+            tool_choice?: Record<string, never> | null;
+            /** @description Tools the model may call (OpenAI `tools`), passed on as given. */
+            tools?: Record<string, never>[] | null;
+        };
         /** @description A column of a table. */
         ColumnItem: {
             /** @description Comment. */
@@ -474,6 +550,75 @@ export interface components {
             type_name: string | null;
             /** @description SQL type as written, e.g. `decimal(10,2)`. */
             type_text: string | null;
+        };
+        /** @description A conversation with its messages: the list item's fields, and the messages. */
+        ConversationDetailItem: components["schemas"]["ConversationItem"] & {
+            /** @description Every message, by position. */
+            messages: components["schemas"]["MessageItem"][];
+        };
+        /** @description A conversation, without its messages. */
+        ConversationItem: {
+            /**
+             * Format: date-time
+             * @description Creation time (RFC 3339).
+             */
+            created_at: string;
+            /** @description The serving endpoint it was started with. */
+            endpoint_name: string;
+            /**
+             * Format: uuid
+             * @description Its id.
+             */
+            id: string;
+            /**
+             * Format: int32
+             * @description How many messages it holds.
+             */
+            message_count: number;
+            /** @description 1 to 200 characters. */
+            title: string;
+            /**
+             * Format: date-time
+             * @description When its title or messages last changed (RFC 3339); lists are ordered by it.
+             */
+            updated_at: string;
+        };
+        /** @description A page of a list backed by the store. */
+        CountedPage_ConversationItem: {
+            /** @description The items. */
+            items: {
+                /**
+                 * Format: date-time
+                 * @description Creation time (RFC 3339).
+                 */
+                created_at: string;
+                /** @description The serving endpoint it was started with. */
+                endpoint_name: string;
+                /**
+                 * Format: uuid
+                 * @description Its id.
+                 */
+                id: string;
+                /**
+                 * Format: int32
+                 * @description How many messages it holds.
+                 */
+                message_count: number;
+                /** @description 1 to 200 characters. */
+                title: string;
+                /**
+                 * Format: date-time
+                 * @description When its title or messages last changed (RFC 3339); lists are ordered by it.
+                 */
+                updated_at: string;
+            }[];
+            /** @description The token of the next page; `null` at the end. */
+            next_page_token: string | null;
+            /**
+             * Format: int64
+             * @description Items in the whole list.
+             */
+            total_count: number;
         };
         /** @description A page of a list backed by the store. */
         CountedPage_InferenceLogItem: {
@@ -586,7 +731,7 @@ export interface components {
          * @description Every machine-readable error code of `API.md`, as sent in `error_code`.
          * @enum {string}
          */
-        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
         /** @description Liveness answer. */
         Health: {
             /**
@@ -734,6 +879,65 @@ export interface components {
             /** @description The token of the next page; `null` at the end. */
             next_page_token: string | null;
         };
+        /**
+         * @description A message of a conversation: the OpenAI chat message, and for an assistant turn what its
+         *     stream did.
+         */
+        MessageItem: {
+            /**
+             * Format: int64
+             * @description Completion tokens the endpoint reported.
+             */
+            completion_tokens: number | null;
+            /** @description A string, a list of content parts, or null (an assistant calling tools). */
+            content: unknown;
+            /** @description Whether `content` was cut to fit the store's size limit. */
+            content_truncated: boolean;
+            /**
+             * Format: date-time
+             * @description When it was recorded (RFC 3339).
+             */
+            created_at: string;
+            /** @description The endpoint that produced an assistant message. */
+            endpoint_name: string | null;
+            /** @description The error code that ended a failed stream. */
+            error_code: string | null;
+            /** @description Its message. */
+            error_message: string | null;
+            /** @description The endpoint's `finish_reason`. */
+            finish_reason: string | null;
+            /**
+             * Format: int64
+             * @description Time to the first generated token.
+             */
+            first_token_ms: number | null;
+            /**
+             * Format: int64
+             * @description Wall time of the stream.
+             */
+            latency_ms: number | null;
+            /**
+             * @description How an assistant message's stream ended: `completed`, `failed` or `cancelled`.
+             * @example completed
+             */
+            outcome: string | null;
+            /**
+             * Format: int32
+             * @description Its place, from 0.
+             */
+            position: number;
+            /**
+             * Format: int64
+             * @description Prompt tokens the endpoint reported.
+             */
+            prompt_tokens: number | null;
+            /** @description `system`, `developer`, `user`, `assistant` or `tool`. */
+            role: string;
+            /** @description The call a `tool` message answers. */
+            tool_call_id: string | null;
+            /** @description The assistant's tool calls. */
+            tool_calls: Record<string, never>[] | null;
+        };
         /** @description Request performance. */
         PerformanceMetrics: {
             /**
@@ -811,6 +1015,11 @@ export interface components {
             };
             /** @description `ready` or `not_ready`. */
             status: string;
+        };
+        /** @description A new title. */
+        RenameRequest: {
+            /** @description 1 to 200 characters, not all whitespace. */
+            title: string;
         };
         /** @description One route's numbers. */
         RouteStats: {
@@ -1091,6 +1300,244 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    list_conversations: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1–1000 (default 100). */
+                limit?: number;
+                /** @description The previous page's `next_page_token` (opaque). */
+                page_token?: string;
+                /** @description Items to skip (≥ 0); not with `page_token`. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CountedPage_ConversationItem"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DATABASE_UNAVAILABLE, STORAGE_NOT_CONFIGURED */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationDetailItem"];
+                };
+            };
+            /** @description INVALID_REQUEST (the id is not a UUID) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CONVERSATION_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DATABASE_UNAVAILABLE, STORAGE_NOT_CONFIGURED */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description INVALID_REQUEST (the id is not a UUID) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CONVERSATION_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DATABASE_UNAVAILABLE, STORAGE_NOT_CONFIGURED */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    rename_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RenameRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConversationItem"];
+                };
+            };
+            /** @description INVALID_REQUEST (the id, the body, or the title) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CONVERSATION_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DATABASE_UNAVAILABLE, STORAGE_NOT_CONFIGURED */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_api_health: {
         parameters: {
             query?: never;
@@ -1253,6 +1700,118 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    chat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ChatRequest"];
+            };
+        };
+        responses: {
+            /** @description `data: <OpenAI chat completion chunk>` events as the endpoint sends them, `: keep-alive` comments, then `data: [DONE]`, or a last `data: {"error": <error envelope>}` when the stream fails */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description INVALID_REQUEST, MODEL_INPUT_INVALID (detail.status) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description ENDPOINT_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description ENDPOINT_NOT_READY */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description RATE_LIMITED */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description MODEL_ERROR (detail.status), UPSTREAM_ERROR */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description MODEL_TIMEOUT */
             504: {
                 headers: {
                     [name: string]: unknown;

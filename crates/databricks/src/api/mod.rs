@@ -11,7 +11,9 @@ pub mod sql;
 pub use catalog::{CatalogInfo, ColumnInfo, SchemaInfo, TableInfo};
 pub use current_user::CurrentUser;
 pub use database::{DatabaseCredential, DatabaseInstance, PostgresEndpoint};
-pub use serving::{ChatMessage, ChatRequest, ChatResponse, Invocation, ServingEndpoint};
+pub use serving::{
+    ChatMessage, ChatRequest, ChatResponse, Invocation, ServingEndpoint, ServingStream, StreamEnd,
+};
 pub use sql::{ExecuteStatement, StatementResult};
 
 use std::future::Future;

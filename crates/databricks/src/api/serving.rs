@@ -15,12 +15,14 @@ use super::encode_segment;
 use crate::client::Workspace;
 use crate::error::DatabricksError;
 use crate::http::Operation;
+use crate::sse::SseParser;
 
 // The `api`/`operation` names of this module's calls (see [`Operation`]).
 const LIST_SERVING_ENDPOINTS: Operation = Operation::new("serving", "list_serving_endpoints");
 const GET_SERVING_ENDPOINT: Operation = Operation::new("serving", "get_serving_endpoint");
 const GET_OPEN_API: Operation = Operation::new("serving", "get_open_api");
 const QUERY: Operation = Operation::new("serving", "query");
+const QUERY_STREAM: Operation = Operation::new("serving", "query_stream");
 
 /// A serving endpoint.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -367,6 +369,106 @@ impl Workspace<'_> {
                 crate::ErrorKind::Decode,
                 format!("endpoint {name} did not answer with a chat completion: {e}"),
             )
+        })
+    }
+}
+
+/// A streamed invocation's answer (UPSTREAM-2 §2.2): the `data` of each server-sent event as it
+/// arrives. Dropping it closes the connection, which cancels the generation upstream.
+#[derive(Debug)]
+pub struct ServingStream {
+    response: reqwest::Response,
+    parser: SseParser,
+    done: bool,
+    ended: Option<StreamEnd>,
+}
+
+/// How a [`ServingStream`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// With `data: [DONE]`.
+    Done,
+    /// The connection closed without `[DONE]` (both official parsers accept this quietly).
+    Eof,
+}
+
+impl ServingStream {
+    /// The data of the next event, `None` once the stream has ended (see [`Self::end`]). The
+    /// bytes are read as the endpoint sends them; nothing is buffered beyond one event.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Transport`] when the connection fails mid-stream,
+    /// [`crate::ErrorKind::Timeout`] past the call's timeout, [`crate::ErrorKind::Decode`] for an
+    /// event larger than [`crate::sse::MAX_EVENT_BYTES`].
+    pub async fn next_data(&mut self) -> Result<Option<String>, DatabricksError> {
+        loop {
+            if self.parser.overflowed() {
+                return Err(DatabricksError::new(
+                    crate::ErrorKind::Decode,
+                    format!(
+                        "the endpoint sent an event over {} bytes",
+                        crate::sse::MAX_EVENT_BYTES
+                    ),
+                ));
+            }
+            if self.ended.is_some() {
+                return Ok(None);
+            }
+            if let Some(data) = self.parser.next_event() {
+                if data.trim() == "[DONE]" {
+                    self.ended = Some(StreamEnd::Done);
+                    return Ok(None);
+                }
+                return Ok(Some(data));
+            }
+            if self.done {
+                self.ended = Some(StreamEnd::Eof);
+                return Ok(None);
+            }
+            match self
+                .response
+                .chunk()
+                .await
+                .map_err(DatabricksError::from_reqwest)?
+            {
+                Some(bytes) => self.parser.feed(&bytes),
+                None => self.done = true,
+            }
+        }
+    }
+
+    /// How the stream ended; `None` while it has not.
+    #[must_use]
+    pub fn end(&self) -> Option<StreamEnd> {
+        self.ended
+    }
+}
+
+impl Workspace<'_> {
+    /// Invokes an endpoint with `stream: true` semantics and returns its server-sent events as
+    /// they arrive. `input` is sent as given (set `"stream": true` in it). Never retried;
+    /// `timeout` bounds the whole stream.
+    ///
+    /// # Errors
+    /// As [`Workspace::invoke_serving_endpoint`] for an answer refused before the stream starts.
+    #[tracing::instrument(skip_all, fields(endpoint = %name))]
+    pub async fn stream_serving_endpoint(
+        &self,
+        name: &str,
+        input: Value,
+        timeout: std::time::Duration,
+    ) -> Result<ServingStream, DatabricksError> {
+        let path = format!("/serving-endpoints/{}/invocations", encode_segment(name));
+        let call = self
+            .call(QUERY_STREAM, Method::POST, &path)
+            .json(input)
+            .timeout(timeout);
+        let response = self.send_streaming(call).await?;
+        Ok(ServingStream {
+            response,
+            parser: SseParser::new(),
+            done: false,
+            ended: None,
         })
     }
 }

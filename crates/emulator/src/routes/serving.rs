@@ -1,10 +1,25 @@
-//! Model Serving (`shared/UPSTREAM.md` §4.3): endpoint list and get, the endpoint's OpenAPI
-//! description, and invocations, each endpoint answering with its fixture [`Behavior`].
+//! Model Serving (`shared/UPSTREAM.md` §4.3, `shared/UPSTREAM-2.md` §2): endpoint list and get,
+//! the endpoint's OpenAPI description, invocations, and the OpenAI-compatible routes, each
+//! endpoint answering with its fixture [`Behavior`].
+//!
+//! The invocation route speaks the protocol of the endpoint's behaviour (a `chat` endpoint
+//! speaks the Responses API when the body has `input` and no `messages`). The OpenAI-compatible
+//! routes under `/serving-endpoints/` (`chat/completions`, `completions`, `embeddings`,
+//! `responses`) take the endpoint from the body's `model`, as OpenAI clients with base URL
+//! `{host}/serving-endpoints` send it, and refuse an endpoint whose behaviour does not serve
+//! their protocol. `stream: true` turns a chat, completions or Responses answer into server-sent
+//! events (`stream.rs`); embeddings and custom models have no stream form and ignore it.
 //!
 //! Invocations of an endpoint whose state is not `READY` are refused with
-//! `400 INVALID_STATE` (the real service's exact answer is unconfirmed). The OpenAI-compatible
-//! routes `POST /serving-endpoints/chat/completions` and `/embeddings` take the endpoint name
-//! from the body's `model`, as the SDK's OpenAI client sends it.
+//! `400 INVALID_STATE` (the real service's exact answer is unconfirmed).
+//!
+//! Submodules: `conversation` (message validation and the scripted model), `openai` (chat and
+//! text completion shapes), `responses` (the Responses API), `stream` (SSE pacing and faults).
+
+mod conversation;
+mod openai;
+mod responses;
+mod stream;
 
 use std::time::Duration;
 
@@ -12,12 +27,18 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
+use self::conversation::{Conversation, Reply};
+use self::openai::Answer;
+use self::stream::Pacing;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
+use crate::faults::StreamFault;
 use crate::fixture::{Behavior, ServingEndpoint};
 use crate::routes::{JsonBody, base_url};
 use crate::state::{Emulator, Principal, group_id};
@@ -25,17 +46,51 @@ use crate::state::{Emulator, Principal, group_id};
 /// Epoch milliseconds every fixture endpoint claims to have been created at (2025-01-01).
 const CREATED_AT_MS: i64 = 1_735_689_600_000;
 
+/// Dimensions of the deterministic embedding vectors.
+const EMBEDDING_DIMENSIONS: usize = 8;
+
+/// The wire protocol of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    /// `{"predictions": …}` for `dataframe_*`, `instances` or `inputs`.
+    Custom,
+    /// OpenAI chat completions.
+    Chat,
+    /// OpenAI text completions.
+    Completions,
+    /// OpenAI embeddings.
+    Embeddings,
+    /// OpenAI Responses.
+    Responses,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Custom => "custom",
+            Self::Chat => "chat completions",
+            Self::Completions => "completions",
+            Self::Embeddings => "embeddings",
+            Self::Responses => "responses",
+        }
+    }
+}
+
 pub(super) fn router() -> Router<Emulator> {
     Router::new()
         .route("/api/2.0/serving-endpoints", get(list_endpoints))
+        // mlflow's deployment client lists with a trailing slash (`shared/UPSTREAM-2.md` §2.1).
+        .route("/api/2.0/serving-endpoints/", get(list_endpoints))
         .route("/api/2.0/serving-endpoints/{name}", get(get_endpoint))
         .route(
             "/api/2.0/serving-endpoints/{name}/openapi",
             get(get_openapi),
         )
         .route("/serving-endpoints/{name}/invocations", post(invoke))
-        .route("/serving-endpoints/chat/completions", post(openai_invoke))
-        .route("/serving-endpoints/embeddings", post(openai_invoke))
+        .route("/serving-endpoints/chat/completions", post(openai_chat))
+        .route("/serving-endpoints/completions", post(openai_completions))
+        .route("/serving-endpoints/embeddings", post(openai_embeddings))
+        .route("/serving-endpoints/responses", post(openai_responses))
 }
 
 async fn list_endpoints(
@@ -100,23 +155,63 @@ async fn invoke(
     State(emulator): State<Emulator>,
     Authenticated(principal): Authenticated,
     Path(name): Path<String>,
+    fault: Option<Extension<StreamFault>>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
     let endpoint = visible_endpoint(&emulator, &principal, &name)?;
-    answer(&emulator, endpoint, body).await
+    answer(&emulator, endpoint, body, None, fault.map(|f| f.0)).await
 }
 
-async fn openai_invoke(
+async fn openai_chat(
     State(emulator): State<Emulator>,
     Authenticated(principal): Authenticated,
+    fault: Option<Extension<StreamFault>>,
     JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    openai_invoke(&emulator, &principal, body, Protocol::Chat, fault).await
+}
+
+async fn openai_completions(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    fault: Option<Extension<StreamFault>>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    openai_invoke(&emulator, &principal, body, Protocol::Completions, fault).await
+}
+
+async fn openai_embeddings(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    fault: Option<Extension<StreamFault>>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    openai_invoke(&emulator, &principal, body, Protocol::Embeddings, fault).await
+}
+
+async fn openai_responses(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    fault: Option<Extension<StreamFault>>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    openai_invoke(&emulator, &principal, body, Protocol::Responses, fault).await
+}
+
+/// An OpenAI-compatible route: the endpoint is the body's `model`.
+async fn openai_invoke(
+    emulator: &Emulator,
+    principal: &Principal,
+    body: Value,
+    protocol: Protocol,
+    fault: Option<Extension<StreamFault>>,
 ) -> Result<Response, ApiError> {
     let name = body
         .get("model")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("Missing required field: model"))?;
-    let endpoint = visible_endpoint(&emulator, &principal, name)?;
-    answer(&emulator, endpoint, body).await
+    let endpoint = visible_endpoint(emulator, principal, name)?;
+    answer(emulator, endpoint, body, Some(protocol), fault.map(|f| f.0)).await
 }
 
 fn visible_endpoint<'a>(
@@ -143,10 +238,13 @@ fn visible_endpoint<'a>(
     Ok(endpoint)
 }
 
+/// Answers an invocation in `route`'s protocol (the endpoint's own on the invocation route).
 async fn answer(
     emulator: &Emulator,
     endpoint: &ServingEndpoint,
     body: Value,
+    route: Option<Protocol>,
+    fault: Option<StreamFault>,
 ) -> Result<Response, ApiError> {
     if endpoint.ready != "READY" {
         return Err(ApiError::new(
@@ -163,34 +261,121 @@ async fn answer(
             "The request body must be a JSON object.",
         ));
     };
-    let latency = emulator.settings().serving_latency_ms;
-    if latency > 0 {
-        tokio::time::sleep(Duration::from_millis(latency)).await;
+    let settings = emulator.settings();
+    if settings.serving_latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(settings.serving_latency_ms)).await;
     }
-    let model = endpoint
-        .served_entities
-        .first()
-        .map_or(endpoint.name.as_str(), |e| e.entity_name.as_str());
-    let output = match endpoint.behavior {
-        Behavior::Echo => echo(&body)?,
-        Behavior::Chat => chat(&body, model)?,
-        Behavior::Completions => completions(&body, model)?,
-        Behavior::Embeddings => embeddings(&body, model)?,
-        Behavior::Error => {
-            return Err(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "INTERNAL_ERROR",
-                format!("Model '{model}' failed to process the request."),
-            ));
+    let model = model_name(endpoint);
+    let protocol = protocol_of(endpoint, &body, route)?;
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(_) => return Err(ApiError::bad_request("'stream' must be a boolean.")),
+    };
+    let pacing = Pacing::new(settings.serving_chunk_latency_ms, fault);
+    let max_tokens = body.get("max_tokens").and_then(Value::as_u64);
+    let new_answer = |prompt_tokens, prefix: &str| Answer {
+        id: format!("{prefix}{}", uuid::Uuid::new_v4().simple()),
+        created: Utc::now().timestamp(),
+        model,
+        prompt_tokens,
+    };
+    let mut response = match protocol {
+        Protocol::Custom => Json(echo(&body)?).into_response(),
+        Protocol::Embeddings => Json(embeddings(&body, model)?).into_response(),
+        Protocol::Chat => {
+            let conversation = Conversation::from_chat(&body)?;
+            let reply = conversation.reply(&endpoint.rules, max_tokens);
+            let answer = new_answer(conversation.prompt_tokens, "chatcmpl-");
+            if stream {
+                let chunks = answer.chat_chunks(&reply, openai::include_usage(&body)?);
+                stream::sse(chunks, pacing, openai::error_event)
+            } else {
+                Json(answer.chat_body(&reply)).into_response()
+            }
+        }
+        Protocol::Completions => {
+            let prompts = openai::prompts(&body)?;
+            let replies: Vec<Reply> = prompts
+                .iter()
+                .map(|p| Reply::text(&format!("Completion of: {p}"), max_tokens))
+                .collect();
+            let words = prompts.iter().map(|p| conversation::word_count(p)).sum();
+            let answer = new_answer(words, "cmpl-");
+            if stream {
+                let chunks = answer.completion_chunks(&replies, openai::include_usage(&body)?);
+                stream::sse(chunks, pacing, openai::error_event)
+            } else {
+                Json(answer.completion_body(&replies)).into_response()
+            }
+        }
+        Protocol::Responses => {
+            let conversation = responses::conversation(&body)?;
+            let max_tokens = responses::max_output_tokens(&body);
+            let reply = conversation.reply(&endpoint.rules, max_tokens);
+            let answer = new_answer(conversation.prompt_tokens, "resp_");
+            if stream {
+                let events = answer.responses_events(&reply);
+                stream::sse(events, pacing, responses::error_event)
+            } else {
+                Json(answer.responses_body(&reply)).into_response()
+            }
         }
     };
-    let mut response = Json(output).into_response();
     if let Some(entity) = endpoint.served_entities.first()
         && let Ok(value) = HeaderValue::from_str(&entity.name)
     {
         response.headers_mut().insert("served-model-name", value);
     }
     Ok(response)
+}
+
+/// The protocol a request is answered in: the route's, which the endpoint must serve, or on the
+/// invocation route the endpoint's own.
+fn protocol_of(
+    endpoint: &ServingEndpoint,
+    body: &Map<String, Value>,
+    route: Option<Protocol>,
+) -> Result<Protocol, ApiError> {
+    let served: &[Protocol] = match endpoint.behavior {
+        Behavior::Echo => &[Protocol::Custom],
+        Behavior::Chat => &[Protocol::Chat, Protocol::Responses],
+        Behavior::Completions => &[Protocol::Completions],
+        Behavior::Embeddings => &[Protocol::Embeddings],
+        Behavior::Error => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                format!(
+                    "Model '{}' failed to process the request.",
+                    model_name(endpoint)
+                ),
+            ));
+        }
+    };
+    match route {
+        Some(protocol) if served.contains(&protocol) => Ok(protocol),
+        Some(protocol) => Err(ApiError::bad_request(format!(
+            "Endpoint '{}' does not serve the {} API.",
+            endpoint.name,
+            protocol.name()
+        ))),
+        None if endpoint.behavior == Behavior::Chat
+            && body.contains_key("input")
+            && !body.contains_key("messages") =>
+        {
+            Ok(Protocol::Responses)
+        }
+        None => Ok(served[0]),
+    }
+}
+
+/// The model an endpoint serves (its first entity), as answers name it in `model`.
+fn model_name(endpoint: &ServingEndpoint) -> &str {
+    endpoint
+        .served_entities
+        .first()
+        .map_or(endpoint.name.as_str(), |e| e.entity_name.as_str())
 }
 
 const CUSTOM_INPUTS: [&str; 4] = [
@@ -214,98 +399,52 @@ fn echo(body: &Map<String, Value>) -> Result<Value, ApiError> {
     }
 }
 
-fn chat(body: &Map<String, Value>, model: &str) -> Result<Value, ApiError> {
-    let messages = body
-        .get("messages")
-        .and_then(Value::as_array)
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| ApiError::bad_request("'messages' must be a non-empty array."))?;
-    let mut last_user = None;
-    for message in messages {
-        let role = message.get("role").and_then(Value::as_str);
-        let content = message.get("content").and_then(Value::as_str);
-        match (role, content) {
-            (Some("user"), Some(text)) => last_user = Some(text),
-            (Some("system" | "assistant" | "tool"), Some(_)) => {}
-            _ => {
-                return Err(ApiError::bad_request(
-                    "Each message needs a 'role' (system, user, assistant) and a string 'content'.",
-                ));
-            }
-        }
-    }
-    let prompt = last_user.ok_or_else(|| ApiError::bad_request("No user message to answer."))?;
-    let (reply, finish_reason) = limited(&format!("You said: {prompt}"), body);
-    let prompt_tokens: usize = messages
-        .iter()
-        .filter_map(|m| m.get("content").and_then(Value::as_str))
-        .map(word_count)
-        .sum();
-    Ok(json!({
-        "id": format!("chatcmpl-{}", uuid::Uuid::new_v4().simple()),
-        "object": "chat.completion",
-        "created": Utc::now().timestamp(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": {"role": "assistant", "content": reply},
-            "finish_reason": finish_reason,
-        }],
-        "usage": usage(prompt_tokens, word_count(&reply)),
-    }))
-}
-
-fn completions(body: &Map<String, Value>, model: &str) -> Result<Value, ApiError> {
-    let prompts: Vec<&str> = match body.get("prompt") {
-        Some(Value::String(p)) => vec![p.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        _ => {
-            return Err(ApiError::bad_request(
-                "'prompt' must be a string or a list of strings.",
-            ));
-        }
-    };
-    let choices: Vec<Value> = prompts
-        .iter()
-        .enumerate()
-        .map(|(index, prompt)| {
-            let (text, finish_reason) = limited(&format!("Completion of: {prompt}"), body);
-            json!({"index": index, "text": text, "finish_reason": finish_reason})
-        })
-        .collect();
-    let prompt_tokens = prompts.iter().copied().map(word_count).sum();
-    Ok(json!({
-        "id": format!("cmpl-{}", uuid::Uuid::new_v4().simple()),
-        "object": "text_completion",
-        "created": Utc::now().timestamp(),
-        "model": model,
-        "choices": choices,
-        "usage": usage(prompt_tokens, prompts.len() * 3),
-    }))
-}
-
+/// Embeddings of `input`, as float arrays or, with `encoding_format: "base64"` (what the
+/// `openai` client asks for by default), base64 of little-endian float32.
 fn embeddings(body: &Map<String, Value>, model: &str) -> Result<Value, ApiError> {
+    let refused = || ApiError::bad_request("'input' must be a string or a list of strings.");
     let inputs: Vec<&str> = match body.get("input") {
         Some(Value::String(p)) => vec![p.as_str()],
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
-        _ => {
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .map(|p| p.as_str().ok_or_else(refused))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(refused()),
+    };
+    let base64 = match body.get("encoding_format") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(f)) if f == "float" => false,
+        Some(Value::String(f)) if f == "base64" => true,
+        Some(_) => {
             return Err(ApiError::bad_request(
-                "'input' must be a string or a list of strings.",
+                "'encoding_format' must be 'float' or 'base64'.",
             ));
         }
     };
     let data: Vec<Value> = inputs
         .iter()
         .enumerate()
-        .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": vector(text)}))
+        .map(|(index, text)| {
+            let vector = vector(text);
+            let embedding = if base64 {
+                let bytes: Vec<u8> = vector
+                    .iter()
+                    .flat_map(|x| (*x as f32).to_le_bytes())
+                    .collect();
+                json!(STANDARD.encode(bytes))
+            } else {
+                json!(vector)
+            };
+            json!({"object": "embedding", "index": index, "embedding": embedding})
+        })
         .collect();
-    let tokens = inputs.iter().copied().map(word_count).sum();
-    Ok(json!({"object": "list", "model": model, "data": data, "usage": usage(tokens, 0)}))
+    let tokens = inputs.iter().map(|t| conversation::word_count(t)).sum();
+    Ok(json!({"object": "list", "model": model, "data": data, "usage": openai::usage(tokens, 0)}))
 }
 
-/// A deterministic 8-dimensional unit vector for a text.
+/// A deterministic unit vector of [`EMBEDDING_DIMENSIONS`] for a text.
 fn vector(text: &str) -> Vec<f64> {
-    let raw: Vec<f64> = (0..8)
+    let raw: Vec<f64> = (0..EMBEDDING_DIMENSIONS)
         .map(|i| {
             let h: f64 = group_id(&format!("{i}:{text}")).parse().unwrap_or(0.0);
             h / 1e12 - 0.5
@@ -318,30 +457,6 @@ fn vector(text: &str) -> Vec<f64> {
         .sqrt()
         .max(f64::EPSILON);
     raw.into_iter().map(|x| x / norm).collect()
-}
-
-/// Cuts a reply to `max_tokens` words, reporting `length` as the finish reason when it does.
-fn limited(reply: &str, body: &Map<String, Value>) -> (String, &'static str) {
-    let max = body.get("max_tokens").and_then(Value::as_u64);
-    match max {
-        Some(max) if (word_count(reply) as u64) > max => {
-            let cut: Vec<&str> = reply.split_whitespace().take(max as usize).collect();
-            (cut.join(" "), "length")
-        }
-        _ => (reply.to_owned(), "stop"),
-    }
-}
-
-fn word_count(text: &str) -> usize {
-    text.split_whitespace().count()
-}
-
-fn usage(prompt_tokens: usize, completion_tokens: usize) -> Value {
-    json!({
-        "prompt_tokens": prompt_tokens,
-        "completion_tokens": completion_tokens,
-        "total_tokens": prompt_tokens + completion_tokens,
-    })
 }
 
 fn default_example(behavior: Behavior) -> Value {
@@ -358,9 +473,14 @@ fn default_example(behavior: Behavior) -> Value {
 fn request_schema(behavior: Behavior) -> Value {
     match behavior {
         Behavior::Chat => json!({"type": "object", "required": ["messages"], "properties": {
-            "messages": {"type": "array", "items": {"type": "object", "required": ["role", "content"],
-                "properties": {"role": {"type": "string", "enum": ["system", "user", "assistant"]},
-                               "content": {"type": "string"}}}},
+            "messages": {"type": "array", "items": {"type": "object", "required": ["role"],
+                "properties": {
+                    "role": {"type": "string",
+                             "enum": ["system", "developer", "user", "assistant", "tool"]},
+                    "content": {"oneOf": [{"type": "string"}, {"type": "null"}, {"type": "array",
+                        "items": {"type": "object", "required": ["type", "text"]}}]},
+                    "tool_calls": {"type": "array"}, "tool_call_id": {"type": "string"}}}},
+            "tools": {"type": "array"}, "stream": {"type": "boolean"},
             "max_tokens": {"type": "integer"}, "temperature": {"type": "number"}}}),
         Behavior::Completions => json!({"type": "object", "required": ["prompt"], "properties": {
             "prompt": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
@@ -446,29 +566,24 @@ mod tests {
     }
 
     #[test]
-    fn chat_repeats_the_last_user_message_and_honours_max_tokens() {
-        let body = object(json!({"messages": [
-            {"role": "system", "content": "be brief"},
-            {"role": "user", "content": "hello there"}]}));
-        let reply = chat(&body, "m").unwrap();
-        assert_eq!(
-            reply["choices"][0]["message"]["content"],
-            "You said: hello there"
-        );
-        assert_eq!(reply["choices"][0]["finish_reason"], "stop");
+    fn base64_embeddings_decode_to_the_float_vector() {
+        // Arrange
+        let body = object(json!({"input": ["hello"], "encoding_format": "base64"}));
 
-        let mut short = body.clone();
-        short.insert("max_tokens".into(), json!(2));
-        let reply = chat(&short, "m").unwrap();
-        assert_eq!(reply["choices"][0]["message"]["content"], "You said:");
-        assert_eq!(reply["choices"][0]["finish_reason"], "length");
-    }
+        // Act
+        let answer = embeddings(&body, "m").unwrap();
 
-    #[test]
-    fn chat_refuses_malformed_messages() {
-        assert!(chat(&object(json!({"messages": []})), "m").is_err());
-        assert!(chat(&object(json!({"messages": [{"role": "user"}]})), "m").is_err());
-        assert!(chat(&object(json!({"messages": "hi"})), "m").is_err());
+        // Assert
+        let encoded = answer["data"][0]["embedding"].as_str().unwrap();
+        let bytes = STANDARD.decode(encoded).unwrap();
+        let floats: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let expected: Vec<f32> = vector("hello").iter().map(|x| *x as f32).collect();
+        assert_eq!(floats, expected);
+        let bad = object(json!({"input": "x", "encoding_format": "int8"}));
+        assert!(embeddings(&bad, "m").is_err());
     }
 
     #[test]

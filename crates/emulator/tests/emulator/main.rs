@@ -10,3 +10,4 @@ mod host;
 mod lakebase;
 mod serving;
 mod statements;
+mod streaming;

@@ -6,21 +6,27 @@ use serde_json::{Value, json};
 use crate::support::{ALICE, spawn};
 
 #[tokio::test]
-async fn list_shows_the_four_fixture_endpoints_with_state_and_task() {
+async fn list_shows_the_fixture_endpoints_with_state_and_task_with_or_without_a_slash() {
     // Arrange
     let te = spawn().await;
 
     // Act
     let (status, body) = te.get("/api/2.0/serving-endpoints", ALICE).await;
+    let (slash_status, slash_body) = te.get("/api/2.0/serving-endpoints/", ALICE).await;
 
     // Assert
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(slash_status, StatusCode::OK);
+    assert_eq!(slash_body, body);
     let endpoints = body["endpoints"].as_array().unwrap();
     let names: Vec<&str> = endpoints
         .iter()
         .map(|e| e["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["echo", "chat", "broken", "not-ready"]);
+    assert_eq!(
+        names,
+        ["echo", "chat", "broken", "not-ready", "embed", "complete"]
+    );
     assert_eq!(endpoints[1]["task"], "llm/v1/chat");
     assert_eq!(
         endpoints[3]["state"],

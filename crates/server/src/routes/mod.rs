@@ -8,6 +8,8 @@
 //! (`skip_serializing_if = "Option::is_none"`) stays optional; `tests/api/openapi.rs` lists those
 //! and fails on any other optional response property.
 
+pub mod chat;
+pub mod conversations;
 pub mod health;
 pub mod model_serving;
 pub mod preferences;
@@ -21,6 +23,7 @@ use axum::http::request::Parts;
 use axum::routing::any;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use dbapp_store::{Page, PageRequest};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -155,6 +158,38 @@ pub struct CountedPage<T: ToSchema> {
     pub next_page_token: Option<String>,
     /// Items in the whole list.
     pub total_count: i64,
+}
+
+impl PageSpec {
+    /// The page of a store list this spec names (store lists are paged by offset; the token
+    /// carries it).
+    ///
+    /// # Errors
+    /// `INVALID_REQUEST` for an offset the store cannot skip.
+    pub fn store_page(&self) -> Result<PageRequest, ApiError> {
+        Ok(PageRequest::new(self.limit, self.cursor.skip)?)
+    }
+}
+
+impl<T: ToSchema> CountedPage<T> {
+    /// The API page of `page`, read from the store at `spec`, its items made by `item`:
+    /// `next_page_token` is set while items remain after this page.
+    pub fn from_store<U>(spec: &PageSpec, page: Page<U>, item: impl FnMut(U) -> T) -> Self {
+        let next_offset = spec.cursor.skip + page.items.len() as u64;
+        let more = i64::try_from(next_offset).unwrap_or(i64::MAX) < page.total_count
+            && !page.items.is_empty();
+        Self {
+            items: page.items.into_iter().map(item).collect(),
+            next_page_token: more.then(|| {
+                Cursor {
+                    upstream: None,
+                    skip: next_offset,
+                }
+                .encode()
+            }),
+            total_count: page.total_count,
+        }
+    }
 }
 
 /// Most upstream calls one API page makes. Skipping a deep `offset`, or crossing empty upstream

@@ -26,7 +26,7 @@ use axum::extract::State;
 use chrono::Utc;
 use dbapp_databricks::api::ServingEndpoint;
 use dbapp_databricks::{DatabricksError, ErrorKind};
-use dbapp_store::{InferenceStatus, PageRequest};
+use dbapp_store::InferenceStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -484,20 +484,7 @@ async fn invoke(
     inputs: &Value,
     timeout_seconds: u64,
 ) -> Result<Value, ApiError> {
-    let endpoint = fetch_endpoint(app, caller, name).await?;
-    let state = state_of(&endpoint);
-    if !matches!(
-        state,
-        EndpointStateName::Ready | EndpointStateName::Updating
-    ) {
-        return Err(ApiError::EndpointNotReady {
-            name: name.to_string(),
-            state: serde_json::to_value(state)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
-        });
-    }
+    ready_endpoint(app, caller, name).await?;
     let timeout = Duration::from_secs(timeout_seconds);
     let workspace = caller.workspace(app).with_timeout(timeout);
     let call = workspace.invoke_serving_endpoint(name, request_body(inputs));
@@ -514,13 +501,40 @@ async fn invoke(
     })
 }
 
+/// Reads the endpoint as the user and checks that it serves.
+///
+/// # Errors
+/// `ENDPOINT_NOT_FOUND` and the other upstream errors of the read, `ENDPOINT_NOT_READY`.
+pub(super) async fn ready_endpoint(
+    app: &AppState,
+    caller: &Caller,
+    name: &Name<Endpoint>,
+) -> Result<(), ApiError> {
+    let endpoint = fetch_endpoint(app, caller, name).await?;
+    let state = state_of(&endpoint);
+    if matches!(
+        state,
+        EndpointStateName::Ready | EndpointStateName::Updating
+    ) {
+        return Ok(());
+    }
+    Err(ApiError::EndpointNotReady {
+        name: name.to_string(),
+        state: serde_json::to_value(state)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+    })
+}
+
 /// `timeout_seconds` when the request does not say (lowered to the maximum when that is less).
 pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
 
 /// Longest model message a `MODEL_INPUT_INVALID` answer repeats.
 pub const MODEL_MESSAGE_CHARS: usize = 1000;
 
-fn model_error(
+/// The API error for an invocation the endpoint refused or failed.
+pub(super) fn model_error(
     app: &AppState,
     caller: &Caller,
     name: &str,
@@ -569,40 +583,22 @@ async fn list_inference_logs(
     caller: Caller,
     spec: PageSpec,
 ) -> Result<Json<CountedPage<InferenceLogItem>>, ApiError> {
-    let store = app.store()?;
-    let page = store
-        .list_inference_logs(
-            caller.user_id(),
-            PageRequest::new(spec.limit, spec.cursor.skip)?,
-        )
+    let page = app
+        .store()?
+        .list_inference_logs(caller.user_id(), spec.store_page()?)
         .await?;
-    let next_offset = spec.cursor.skip + page.items.len() as u64;
-    let more =
-        i64::try_from(next_offset).unwrap_or(i64::MAX) < page.total_count && !page.items.is_empty();
-    Ok(Json(CountedPage {
-        items: page
-            .items
-            .into_iter()
-            .map(|l| InferenceLogItem {
-                request_id: l.request_id,
-                endpoint_name: l.endpoint_name,
-                status: l.status,
-                inputs: l.inputs,
-                inputs_truncated: l.inputs_truncated,
-                predictions: l.predictions,
-                error_message: l.error_message,
-                execution_time_ms: l.execution_time_ms,
-                created_at: l.created_at,
-                completed_at: l.completed_at,
-            })
-            .collect(),
-        next_page_token: more.then(|| {
-            Cursor {
-                upstream: None,
-                skip: next_offset,
-            }
-            .encode()
-        }),
-        total_count: page.total_count,
-    }))
+    Ok(Json(CountedPage::from_store(&spec, page, |l| {
+        InferenceLogItem {
+            request_id: l.request_id,
+            endpoint_name: l.endpoint_name,
+            status: l.status,
+            inputs: l.inputs,
+            inputs_truncated: l.inputs_truncated,
+            predictions: l.predictions,
+            error_message: l.error_message,
+            execution_time_ms: l.execution_time_ms,
+            created_at: l.created_at,
+            completed_at: l.completed_at,
+        }
+    })))
 }

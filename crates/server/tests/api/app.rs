@@ -271,10 +271,43 @@ impl TestApp {
         ApiCall(self.request(reqwest::Method::POST, &path, token).json(body))
     }
 
+    /// `POST /api/model-serving/endpoints/{name}/chat` with `body` as the JSON body.
+    pub(crate) fn chat(&self, token: &str, endpoint: &str, body: &Value) -> ApiCall {
+        let path = format!("/api/model-serving/endpoints/{endpoint}/chat");
+        ApiCall(self.request(reqwest::Method::POST, &path, token).json(body))
+    }
+
     /// `GET /api/model-serving/logs` with a query string (or `""`).
     pub(crate) fn list_inference_logs(&self, token: &str, query: &str) -> ApiCall {
         let path = format!("/api/model-serving/logs{query}");
         self.call(reqwest::Method::GET, &path, token)
+    }
+
+    /// `GET /api/conversations` with a query string (or `""`).
+    pub(crate) fn list_conversations(&self, token: &str, query: &str) -> ApiCall {
+        let path = format!("/api/conversations{query}");
+        self.call(reqwest::Method::GET, &path, token)
+    }
+
+    /// `GET /api/conversations/{id}`.
+    pub(crate) fn get_conversation(&self, token: &str, id: &str) -> ApiCall {
+        let path = format!("/api/conversations/{id}");
+        self.call(reqwest::Method::GET, &path, token)
+    }
+
+    /// `PATCH /api/conversations/{id}` with `body` as the JSON body.
+    pub(crate) fn rename_conversation(&self, token: &str, id: &str, body: &Value) -> ApiCall {
+        let path = format!("/api/conversations/{id}");
+        ApiCall(
+            self.request(reqwest::Method::PATCH, &path, token)
+                .json(body),
+        )
+    }
+
+    /// `DELETE /api/conversations/{id}`.
+    pub(crate) fn delete_conversation(&self, token: &str, id: &str) -> ApiCall {
+        let path = format!("/api/conversations/{id}");
+        self.call(reqwest::Method::DELETE, &path, token)
     }
 
     /// Stops the server gracefully and waits for it.

@@ -2,7 +2,9 @@
 //! emulator over HTTP, and a temporary SQLite store.
 
 mod app;
+mod chat;
 mod connections;
+mod conversations;
 mod errors;
 mod faults;
 mod health;

@@ -65,6 +65,8 @@ fn the_document_lists_every_route_and_error_code_of_the_contract() {
         "/api/model-serving/logs",
         "/api/preferences",
         "/api/preferences/{key}",
+        "/api/conversations",
+        "/api/conversations/{id}",
         "/api/v1/metrics/usage-events",
         "/api/v1/metrics/usage/count",
         "/api/v1/metrics/performance",

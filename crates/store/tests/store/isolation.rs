@@ -1,15 +1,16 @@
-//! User isolation as a property: random operations by several users, with keys and request ids
-//! that collide across users on purpose, never change what another user sees.
+//! User isolation as a property: random operations by several users, with keys, request ids and
+//! conversation ids that collide across users on purpose, never change what another user sees.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Duration;
 use dbapp_store::{
-    InferenceLog, InferenceStatus, NewUsageEvent, PageRequest, StoreError, TimeRange, UserId,
+    InferenceLog, InferenceStatus, NewConversation, NewMessage, NewUsageEvent, PageRequest,
+    StoreError, TimeRange, UserId,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use serde_json::json;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{Backend, TestDb, at, user};
@@ -25,11 +26,44 @@ const KEYS: [&str; 3] = ["theme", "lang", "ui.layout"];
 
 #[derive(Debug, Clone)]
 enum Op {
-    Upsert { user: usize, key: usize, value: i64 },
-    Delete { user: usize, key: usize },
-    AppendLog { user: usize },
-    InsertEvents { user: usize, count: usize },
+    Upsert {
+        user: usize,
+        key: usize,
+        value: i64,
+    },
+    Delete {
+        user: usize,
+        key: usize,
+    },
+    AppendLog {
+        user: usize,
+    },
+    InsertEvents {
+        user: usize,
+        count: usize,
+    },
+    /// Conversation ops name a slot of [`CONVERSATIONS`] ids shared by all users.
+    CreateConversation {
+        user: usize,
+        slot: usize,
+    },
+    AppendMessage {
+        user: usize,
+        slot: usize,
+    },
+    RenameConversation {
+        user: usize,
+        slot: usize,
+        title: u8,
+    },
+    DeleteConversation {
+        user: usize,
+        slot: usize,
+    },
 }
+
+/// Conversation ids per case; every user aims at the same few, so they collide.
+const CONVERSATIONS: usize = 3;
 
 fn op() -> impl Strategy<Value = Op> {
     let user = 0..USERS.len();
@@ -38,7 +72,11 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (user.clone(), key.clone(), any::<i64>()).prop_map(|(user, key, value)| Op::Upsert { user, key, value }),
         2 => (user.clone(), key).prop_map(|(user, key)| Op::Delete { user, key }),
         1 => user.clone().prop_map(|user| Op::AppendLog { user }),
-        1 => (user, 0..4usize).prop_map(|(user, count)| Op::InsertEvents { user, count }),
+        1 => (user.clone(), 0..4usize).prop_map(|(user, count)| Op::InsertEvents { user, count }),
+        2 => (user.clone(), 0..CONVERSATIONS).prop_map(|(user, slot)| Op::CreateConversation { user, slot }),
+        2 => (user.clone(), 0..CONVERSATIONS).prop_map(|(user, slot)| Op::AppendMessage { user, slot }),
+        1 => (user.clone(), 0..CONVERSATIONS, any::<u8>()).prop_map(|(user, slot, title)| Op::RenameConversation { user, slot, title }),
+        1 => (user, 0..CONVERSATIONS).prop_map(|(user, slot)| Op::DeleteConversation { user, slot }),
     ]
 }
 
@@ -47,6 +85,8 @@ struct Model {
     preferences: BTreeMap<String, i64>,
     logs: BTreeSet<Uuid>,
     events: i64,
+    /// Conversation slot -> (title, message count).
+    conversations: BTreeMap<usize, (String, u32)>,
 }
 
 /// Runs `ops` for users unique to this case, checking every user's view after each step.
@@ -55,6 +95,13 @@ async fn run_case(db: &TestDb, ops: Vec<Op>) -> Result<(), TestCaseError> {
     let users: Vec<UserId> = USERS.iter().map(|u| user(&format!("{u}#{case}"))).collect();
     let mut models: Vec<Model> = USERS.iter().map(|_| Model::default()).collect();
     let window = TimeRange::Last24Hours.ending_at(at("2026-11-02T00:00:00Z"));
+    let slots: Vec<Uuid> = (0..CONVERSATIONS).map(|_| Uuid::new_v4()).collect();
+    // Who holds each slot's id: ids are unique across users, so only the first creator does.
+    let owner = |models: &[Model], slot: usize| {
+        models
+            .iter()
+            .position(|m| m.conversations.contains_key(&slot))
+    };
     for op in ops {
         match op {
             Op::Upsert { user, key, value } => {
@@ -120,6 +167,57 @@ async fn run_case(db: &TestDb, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(stored, count as u64);
                 models[user].events += count as i64;
             }
+            Op::CreateConversation { user, slot } => {
+                let title = format!("{} #{slot}", USERS[user]);
+                let new = NewConversation {
+                    id: slots[slot],
+                    title: title.clone(),
+                    endpoint_name: "chat".into(),
+                };
+                let created = db.store.create_conversation(&users[user], &new).await;
+                if owner(&models, slot).is_some() {
+                    prop_assert!(matches!(created, Err(StoreError::Conflict(_))));
+                } else {
+                    prop_assert!(created.is_ok());
+                    models[user].conversations.insert(slot, (title, 0));
+                }
+            }
+            Op::AppendMessage { user, slot } => {
+                let message = NewMessage::new("user", json!(USERS[user]));
+                let appended = db
+                    .store
+                    .append_messages(&users[user], slots[slot], &[message])
+                    .await;
+                match models[user].conversations.get_mut(&slot) {
+                    Some((_, count)) => {
+                        prop_assert!(appended.is_ok());
+                        *count += 1;
+                    }
+                    None => prop_assert!(matches!(appended, Err(StoreError::NotFound(_)))),
+                }
+            }
+            Op::RenameConversation { user, slot, title } => {
+                let title = format!("{} renamed {title}", USERS[user]);
+                let renamed = db
+                    .store
+                    .rename_conversation(&users[user], slots[slot], &title)
+                    .await;
+                match models[user].conversations.get_mut(&slot) {
+                    Some((stored, _)) => {
+                        prop_assert!(renamed.is_ok());
+                        *stored = title;
+                    }
+                    None => prop_assert!(matches!(renamed, Err(StoreError::NotFound(_)))),
+                }
+            }
+            Op::DeleteConversation { user, slot } => {
+                let existed = db
+                    .store
+                    .delete_conversation(&users[user], slots[slot])
+                    .await
+                    .unwrap();
+                prop_assert_eq!(existed, models[user].conversations.remove(&slot).is_some());
+            }
         }
         for (user, model) in users.iter().zip(&models) {
             let listed: BTreeMap<String, i64> = db
@@ -152,6 +250,33 @@ async fn run_case(db: &TestDb, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 db.store.count_usage_events(user, window).await.unwrap(),
                 model.events
             );
+            let listed: BTreeMap<Uuid, (String, u32)> = db
+                .store
+                .list_conversations(user, PageRequest::new(1000, 0).unwrap())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|c| (c.id, (c.title, c.message_count)))
+                .collect();
+            let expected: BTreeMap<Uuid, (String, u32)> = model
+                .conversations
+                .iter()
+                .map(|(slot, held)| (slots[*slot], held.clone()))
+                .collect();
+            prop_assert_eq!(&listed, &expected);
+            for (slot, id) in slots.iter().enumerate() {
+                let got = db.store.get_conversation(user, *id).await.ok();
+                let messages: Option<Vec<Value>> =
+                    got.map(|d| d.messages.into_iter().map(|m| m.message.content).collect());
+                let expected = model.conversations.get(&slot).map(|(_, count)| {
+                    vec![
+                        json!(user.as_str().split('#').next().unwrap_or_default());
+                        *count as usize
+                    ]
+                });
+                prop_assert_eq!(messages, expected);
+            }
         }
     }
     Ok(())

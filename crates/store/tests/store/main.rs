@@ -7,6 +7,7 @@
 //! `postgres` (trust auth), or `DBAPP_TEST_POSTGRES_URL`; each test creates `test_<uuid>` and
 //! drops it when done, pass or fail.
 
+mod conversations;
 mod helpers;
 mod inference;
 mod isolation;
