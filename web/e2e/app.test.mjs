@@ -349,7 +349,9 @@ describe("model serving", () => {
       await answer.and(page.locator("[data-status=failed]")).waitFor();
       assert.match(await answer.locator(".markdown").innerText(), /^You/, "the text before the error stays");
       const alert = answer.getByRole("alert");
-      assert.ok(await alert.getAttribute("data-error-code"));
+      // The endpoint's error event is relayed as the API's envelope.
+      assert.equal(await alert.getAttribute("data-error-code"), "MODEL_ERROR");
+      await alert.getByText("the model fell over").waitFor();
       assert.match(await alert.getByTestId("correlation-id").innerText(), /\S{8,}/);
       await shot(page, "chat-failed");
       // The input is usable again.

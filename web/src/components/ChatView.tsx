@@ -22,7 +22,7 @@ interface Turn {
   error?: ApiError;
   /** A failed answer loaded from the history: only its code and message were kept. */
   storedError?: { code: string | null; message: string | null };
-  /** A user message the server refused before any answer: it is not in the conversation. */
+  /** A user message whose request failed before any answer: not sent again as history. */
   refused?: boolean;
 }
 
@@ -303,10 +303,7 @@ function ChatBubble({ turn }: { turn: Turn }) {
           )}
         </>
       ) : (
-        <>
-          <div className="bubble-text">{turn.content}</div>
-          {turn.refused && <div className="small bubble-note">Not sent</div>}
-        </>
+        <div className="bubble-text">{turn.content}</div>
       )}
     </li>
   );
