@@ -1,5 +1,5 @@
 import { useQueryClient } from "@tanstack/react-query";
-import { useEffect, useId, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { memo, useEffect, useId, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { streamChat, type ChatMessage } from "../api/chatStream";
 import { api } from "../api/client";
 import { ApiError, asApiError } from "../api/errors";
@@ -267,7 +267,9 @@ export function ChatView({ name }: { name: string }) {
   );
 }
 
-function ChatBubble({ turn }: { turn: Turn }) {
+/** One message. Memoised: while an answer streams only its own bubble renders again (a turn
+ * keeps its object until it changes). */
+const ChatBubble = memo(function ChatBubble({ turn }: { turn: Turn }) {
   const { role, status } = turn;
   const kind = role === "user" || role === "assistant" ? role : "other";
   return (
@@ -307,4 +309,4 @@ function ChatBubble({ turn }: { turn: Turn }) {
       )}
     </li>
   );
-}
+});
