@@ -2,7 +2,7 @@
 // Run with e2e/run.sh, which starts the server. Screenshots go to e2e/screenshots/.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { BASE_URL, launch, pageAs, shot, switchUser } from "./browser.mjs";
+import { BASE_URL, EMULATOR_URL, injectFault, launch, pageAs, shot, switchUser } from "./browser.mjs";
 
 /** @type {Awaited<ReturnType<typeof launch>>} */
 let chrome;
@@ -186,7 +186,7 @@ describe("unity catalog", () => {
 });
 
 describe("model serving", () => {
-  test("invoke echo and chat, and see both in the history", async () => {
+  test("invoke echo and see it in the history", async () => {
     const { page, context } = await pageAs(chrome.browser, "alice");
     try {
       await page.goto(`${BASE_URL}/serving`);
@@ -207,25 +207,224 @@ describe("model serving", () => {
       const response = page.getByTestId("response-panel");
       const echoId = (await response.getByTestId("request-id").innerText()).trim();
       assert.match(await response.getByTestId("predictions").innerText(), new RegExp(`hello ${run}`));
-      await page.getByTestId("history").locator(`tr[data-endpoint=echo]`).filter({ hasText: echoId }).waitFor();
+      const echoRow = page.getByTestId("history").locator(`tr[data-endpoint=echo]`).filter({ hasText: echoId });
+      await echoRow.waitFor();
+      // Expand the row: its inputs and predictions appear.
+      await echoRow.getByRole("button").click();
+      await page.getByTestId("history").locator("tr.history-detail").getByText(`hello ${run}`).first().waitFor();
       await shot(page, "serving-echo");
+    } finally {
+      await context.close();
+    }
+  });
 
-      await list.locator("[data-name=chat]").click();
-      await page.getByTestId("chat-input").fill(`chat ${run}`);
+  test("chat turns are kept in a conversation: continue, reopen, rename, delete", async () => {
+    const { page, context, errors } = await pageAs(chrome.browser, "alice");
+    try {
+      await page.goto(`${BASE_URL}/serving/chat`);
+      const log = page.getByTestId("chat-log");
+      const answers = log.locator("[data-role=assistant]");
+      await page.getByTestId("chat-input").fill(`first ${run}`);
       await page.getByRole("button", { name: "Send" }).click();
-      const reply = page.getByTestId("chat-log").locator("[data-role=assistant]").first();
-      await reply.waitFor();
-      assert.match(await reply.innerText(), new RegExp(run));
-      const chatId = (await reply.locator("code").innerText()).trim();
-      const history = page.getByTestId("history");
-      const chatRow = history.locator("tr[data-endpoint=chat]").filter({ hasText: chatId });
-      await chatRow.waitFor();
-      await history.locator("tr[data-endpoint=echo]").filter({ hasText: echoId }).waitFor();
+      await answers.nth(0).and(page.locator("[data-status=done]")).waitFor();
+      assert.equal(await answers.nth(0).locator(".markdown").innerText(), `You said: first ${run}`);
+      await page.waitForFunction(() => document.querySelector("[data-testid=chat-log]")?.getAttribute("data-conversation-id"));
+      const id = await log.getAttribute("data-conversation-id");
+      assert.match(id ?? "", /^[0-9a-f-]{36}$/);
 
-      // Expand the chat row: its inputs and predictions appear.
-      await chatRow.getByRole("button").click();
-      await history.locator("tr.history-detail").getByText(`chat ${run}`).first().waitFor();
-      await shot(page, "serving-chat");
+      // The next message continues the same conversation (Enter sends).
+      await page.getByTestId("chat-input").fill(`second ${run}`);
+      await page.getByTestId("chat-input").press("Enter");
+      await answers.nth(1).and(page.locator("[data-status=done]")).waitFor();
+      assert.equal(await answers.nth(1).locator(".markdown").innerText(), `You said: second ${run}`);
+      assert.equal(await log.getAttribute("data-conversation-id"), id);
+
+      const item = page.getByTestId("conversation-list").locator(`[data-conversation-id="${id}"]`);
+      await item.getByText(`first ${run}`).waitFor();
+      await shot(page, "chat");
+
+      // A new conversation empties the log; the list opens the old one again, with its history.
+      await page.getByRole("button", { name: "New conversation" }).click();
+      assert.equal(await answers.count(), 0);
+      assert.equal(await log.getAttribute("data-conversation-id"), null);
+      await item.getByRole("button", { name: new RegExp(`^first ${run}`) }).click();
+      await answers.nth(1).waitFor();
+      assert.equal(await log.getAttribute("data-conversation-id"), id);
+      assert.deepEqual(await log.locator("[data-role=user]").allInnerTexts(), [`first ${run}`, `second ${run}`]);
+
+      // Rename, then delete.
+      await item.getByRole("button", { name: /^Rename/ }).click();
+      await item.getByLabel("New title").fill(`renamed ${run}`);
+      await item.getByRole("button", { name: "Save" }).click();
+      await item.getByText(`renamed ${run}`).waitFor();
+      await item.getByRole("button", { name: `Delete renamed ${run}` }).click();
+      await item.getByRole("button", { name: `Confirm delete renamed ${run}` }).click();
+      await item.waitFor({ state: "detached" });
+      assert.equal(await answers.count(), 0, "deleting the open conversation empties the log");
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a streamed answer appears progressively, and Stop cancels it", { skip: !EMULATOR_URL && "EMULATOR_URL not set" }, async () => {
+    // Every chunk of the chat endpoint's streamed answers comes 150 ms after the one before.
+    const removeFault = await injectFault({ path: "/serving-endpoints/chat/*", chunk_latency_ms: 150 });
+    const { page, context, errors } = await pageAs(chrome.browser, "alice");
+    try {
+      await page.goto(`${BASE_URL}/serving/chat`);
+      const log = page.getByTestId("chat-log");
+      await log.waitFor();
+      // Record the answer's text on every change of the log.
+      await page.evaluate(() => {
+        const w = /** @type {Window & { __renders?: string[] }} */ (window);
+        const renders = /** @type {string[]} */ ([]);
+        w.__renders = renders;
+        const target = /** @type {Element} */ (document.querySelector("[data-testid=chat-log]"));
+        new MutationObserver(() => {
+          const answers = target.querySelectorAll("[data-role=assistant] .markdown");
+          const last = answers[answers.length - 1];
+          if (last && renders[renders.length - 1] !== last.textContent) renders.push(last.textContent ?? "");
+        }).observe(target, { subtree: true, childList: true, characterData: true });
+      });
+      const words = "one two three four five six seven eight";
+      await page.getByTestId("chat-input").fill(words);
+      await page.getByRole("button", { name: "Send" }).click();
+      await page.getByRole("button", { name: "Stop" }).waitFor();
+      const answer = log.locator("[data-role=assistant]").last();
+      await answer.and(page.locator("[data-status=done]")).waitFor();
+      const final = `You said: ${words}`;
+      assert.equal(await answer.locator(".markdown").innerText(), final);
+      const renders = await page.evaluate(() => /** @type {Window & { __renders?: string[] }} */ (window).__renders ?? []);
+      const intermediate = renders.filter((r) => r.length > 0 && r.length < final.length);
+      assert.ok(intermediate.length >= 2, `at least two renders before the end: ${JSON.stringify(renders)}`);
+      for (const r of intermediate) assert.ok(final.startsWith(r), `each render is a prefix of the answer: ${r}`);
+      const lengths = renders.map((r) => r.length);
+      assert.deepEqual(lengths, [...lengths].sort((a, b) => a - b), "the text only grows");
+
+      // A long answer, stopped after its first words: it stops growing, stays, marked stopped.
+      const long = Array.from({ length: 60 }, (_, i) => `word${i}`).join(" ");
+      await page.getByTestId("chat-input").fill(long);
+      await page.getByRole("button", { name: "Send" }).click();
+      const stopped = log.locator("[data-role=assistant]").last();
+      await page.waitForFunction(() => {
+        const answers = document.querySelectorAll("[data-testid=chat-log] [data-role=assistant]");
+        return (answers[answers.length - 1]?.textContent ?? "").includes("word1");
+      });
+      await page.getByRole("button", { name: "Stop" }).click();
+      await stopped.and(page.locator("[data-status=stopped]")).waitFor();
+      const atStop = await stopped.locator(".markdown").innerText();
+      await page.waitForTimeout(1000);
+      assert.equal(await stopped.locator(".markdown").innerText(), atStop, "no text after Stop");
+      assert.ok(atStop.length < `You said: ${long}`.length, "the answer was cut");
+      await stopped.getByText("Stopped").waitFor();
+      await shot(page, "chat-stopped");
+
+      // Ready for the next message, in the same conversation; the stopped turn is in its history.
+      const id = await log.getAttribute("data-conversation-id");
+      await page.getByTestId("chat-input").fill("after stop");
+      await page.getByRole("button", { name: "Send" }).click();
+      await log.locator("[data-role=assistant]").last().and(page.locator("[data-status=done]")).waitFor();
+      assert.equal(await log.getAttribute("data-conversation-id"), id);
+      assert.deepEqual(errors, []);
+    } finally {
+      await removeFault();
+      await context.close();
+    }
+  });
+
+  test("a stream that fails shows its code and correlation id, and keeps the partial answer", { skip: !EMULATOR_URL && "EMULATOR_URL not set" }, async () => {
+    const removeFault = await injectFault({
+      path: "/serving-endpoints/chat/*",
+      error_after_chunks: 3,
+      error_code: "INTERNAL_ERROR",
+      message: "the model fell over",
+    });
+    const { page, context } = await pageAs(chrome.browser, "alice");
+    try {
+      await page.goto(`${BASE_URL}/serving/chat`);
+      await page.getByTestId("chat-input").fill("please fail after a few words of the answer");
+      await page.getByRole("button", { name: "Send" }).click();
+      const answer = page.getByTestId("chat-log").locator("[data-role=assistant]").last();
+      await answer.and(page.locator("[data-status=failed]")).waitFor();
+      assert.match(await answer.locator(".markdown").innerText(), /^You/, "the text before the error stays");
+      const alert = answer.getByRole("alert");
+      // The endpoint's error event is relayed as the API's envelope.
+      assert.equal(await alert.getAttribute("data-error-code"), "MODEL_ERROR");
+      await alert.getByText("the model fell over").waitFor();
+      assert.match(await alert.getByTestId("correlation-id").innerText(), /\S{8,}/);
+      await shot(page, "chat-failed");
+      // The input is usable again.
+      assert.equal(await page.getByRole("button", { name: "Send" }).isVisible(), true);
+    } finally {
+      await removeFault();
+      await context.close();
+    }
+  });
+
+  test("answers are Markdown, but HTML in them is shown as text; copy buttons copy", async () => {
+    const { page, context } = await pageAs(chrome.browser, "alice", { permissions: ["clipboard-read", "clipboard-write"] });
+    try {
+      await page.goto(`${BASE_URL}/serving/chat`);
+      const message = "<img src=x onerror=\"window.__xss=1\"> <b>bold</b> **strong** `code`";
+      await page.getByTestId("chat-input").fill(message);
+      await page.getByRole("button", { name: "Send" }).click();
+      const answer = page.getByTestId("chat-log").locator("[data-role=assistant]").last();
+      await answer.and(page.locator("[data-status=done]")).waitFor();
+      const md = answer.locator(".markdown");
+      const text = await md.innerText();
+      assert.ok(text.includes('<img src=x onerror="window.__xss=1">'), `the tag is text: ${text}`);
+      assert.ok(text.includes("<b>bold</b>"), `the tag is text: ${text}`);
+      assert.equal(await md.locator("img, b, script").count(), 0, "no HTML element from the answer");
+      assert.equal(await md.locator("strong").innerText(), "strong", "Markdown is rendered");
+      assert.equal(await md.locator("code").innerText(), "code");
+      assert.equal(await page.evaluate(() => /** @type {Window & { __xss?: number }} */ (window).__xss), undefined);
+
+      await answer.getByRole("button", { name: "Copy answer" }).click();
+      await answer.getByRole("button", { name: "Copy answer" }).and(page.locator("[data-copy-state=copied]")).waitFor();
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), `You said: ${message}`);
+
+      // A fenced code block has its own copy button.
+      await page.getByTestId("chat-input").fill("see:\n```\nlet x = 1;\n```");
+      await page.getByRole("button", { name: "Send" }).click();
+      const code = page.getByTestId("chat-log").locator("[data-role=assistant]").last();
+      await code.and(page.locator("[data-status=done]")).waitFor();
+      await code.locator("pre").waitFor();
+      await code.getByRole("button", { name: "Copy code" }).click();
+      await code.getByRole("button", { name: "Copy code" }).and(page.locator("[data-copy-state=copied]")).waitFor();
+      assert.equal(await page.evaluate(() => navigator.clipboard.readText()), "let x = 1;\n");
+      await shot(page, "chat-markdown");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("the chat works at phone width in dark mode", async () => {
+    const { page, context, errors } = await pageAs(chrome.browser, "alice", {
+      viewport: { width: 390, height: 800 },
+      colorScheme: "dark",
+      isMobile: true,
+      hasTouch: true,
+    });
+    try {
+      await page.goto(`${BASE_URL}/serving/chat`);
+      await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+      const long = `a-very-long-word-${"x".repeat(120)} and a table\n\n| a | b |\n|---|---|\n| 1 | 2 |`;
+      await page.getByTestId("chat-input").fill(long);
+      await page.getByRole("button", { name: "Send" }).click();
+      const answer = page.getByTestId("chat-log").locator("[data-role=assistant]").last();
+      await answer.and(page.locator("[data-status=done]")).waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `no horizontal scroll (${overflow} px too wide)`);
+      for (const el of [page.getByTestId("chat-input"), page.getByRole("button", { name: "Send" })]) {
+        await el.scrollIntoViewIfNeeded();
+        const box = await el.boundingBox();
+        assert.ok(box && box.x >= 0 && box.x + box.width <= 390 && box.width >= 40, `inside the screen: ${JSON.stringify(box)}`);
+      }
+      const inputBox = await page.getByTestId("chat-input").boundingBox();
+      assert.ok(inputBox && inputBox.width >= 200, "the input keeps most of the width");
+      await shot(page, "chat-phone-dark");
+      assert.deepEqual(errors, []);
     } finally {
       await context.close();
     }

@@ -35,9 +35,14 @@ export async function launch() {
  * A fresh page (own cookies) signed in as a demo user through the dev user switcher.
  * @param {import("playwright-core").Browser} browser
  * @param {string} user
+ * @param {import("playwright-core").BrowserContextOptions} [options] e.g. a phone's viewport
  */
-export async function pageAs(browser, user) {
-  const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, colorScheme: "light" });
+export async function pageAs(browser, user, options = {}) {
+  const context = await browser.newContext({
+    viewport: { width: 1360, height: 900 },
+    colorScheme: "light",
+    ...options,
+  });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
   /** @type {string[]} */
@@ -68,4 +73,31 @@ export async function switchUser(page, user) {
  */
 export async function shot(page, name) {
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * The workspace emulator behind `dbapp dev` (its control API, `/_emulator/…`, is not proxied by
+ * the app): `EMULATOR_URL`, which e2e/run.sh reads from dev's log. Undefined when the tests run
+ * against a server started elsewhere without it.
+ */
+export const EMULATOR_URL = process.env.EMULATOR_URL?.replace(/\/$/, "");
+
+/**
+ * Adds an emulator fault rule (`POST /_emulator/faults`, crates/emulator/src/faults.rs) and
+ * returns a function that removes it.
+ * @param {Record<string, unknown>} rule
+ * @returns {Promise<() => Promise<void>>}
+ */
+export async function injectFault(rule) {
+  if (!EMULATOR_URL) throw new Error("EMULATOR_URL is not set");
+  const response = await fetch(`${EMULATOR_URL}/_emulator/faults`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(rule),
+  });
+  if (response.status !== 201) throw new Error(`fault refused: ${response.status} ${await response.text()}`);
+  const { id } = /** @type {{ id: number }} */ (await response.json());
+  return async () => {
+    await fetch(`${EMULATOR_URL}/_emulator/faults/${id}`, { method: "DELETE" });
+  };
 }

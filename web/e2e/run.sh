@@ -4,6 +4,8 @@
 # server and exits with the tests' code. Idempotent; run from anywhere.
 #   DBAPP_BIN=path/to/dbapp   the binary (default: ../target/debug/dbapp, built if missing)
 #   BASE_URL=http://…          test an already running server instead of starting one
+#   EMULATOR_URL=http://…      with BASE_URL: its emulator, for the tests that inject faults
+#                              (skipped without it); found in dev's log when run.sh starts it
 set -euo pipefail
 web="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$web"
@@ -51,6 +53,16 @@ if [ -z "${BASE_URL:-}" ]; then
     tail -50 e2e/.run/dev.log >&2
     exit 1
   fi
+  # The workspace emulator's own URL, for its control API (fault injection: slow streams): dev
+  # logs it as `emulator.started` (colours stripped). The app never proxies `/_emulator`.
+  emulator="$(sed 's/\x1b\[[0-9;]*m//g' e2e/.run/dev.log |
+    sed -n 's/.*emulator\.started.*url[=:] *"\{0,1\}\(http:\/\/[^ "]*\).*/\1/p' | head -1)"
+  if [ -z "$emulator" ]; then
+    echo "dbapp dev did not log the emulator's URL (emulator.started); its log:" >&2
+    tail -50 e2e/.run/dev.log >&2
+    exit 1
+  fi
+  export EMULATOR_URL="$emulator"
 fi
 
 echo "e2e against $BASE_URL (screenshots in web/e2e/screenshots/)"

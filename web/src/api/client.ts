@@ -3,7 +3,7 @@
 import type { paths } from "./schema";
 import { ApiError, isErrorBody } from "./errors";
 
-type Method = "get" | "put" | "post" | "delete";
+type Method = "get" | "put" | "post" | "patch" | "delete";
 
 /** Paths that have an operation for method `M`. */
 export type PathsWith<M extends Method> = {
@@ -163,6 +163,8 @@ export const api = {
     call("post", route, options),
   put: <P extends PathsWith<"put">>(route: P, options?: CallOptions<P, "put">) =>
     call("put", route, options),
+  patch: <P extends PathsWith<"patch">>(route: P, options?: CallOptions<P, "patch">) =>
+    call("patch", route, options),
   delete: <P extends PathsWith<"delete">>(route: P, options?: CallOptions<P, "delete">) =>
     call("delete", route, options),
 };

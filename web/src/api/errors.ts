@@ -105,6 +105,8 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
     case "INVALID_IDENTIFIER":
     case "PAYLOAD_TOO_LARGE":
     case "UNSUPPORTED_MEDIA_TYPE":
+    case "URI_TOO_LONG":
+    case "HEADERS_TOO_LARGE":
       return "Invalid request";
     case "ENDPOINT_NOT_READY":
       return "Endpoint not ready";

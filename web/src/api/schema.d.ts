@@ -117,7 +117,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Invokes the endpoint as the user; every outcome is recorded in the caller's history. */
+        /**
+         * Invokes the endpoint as the user; every outcome is recorded in the caller's history.
+         * @description Each invocation uses one of the caller's invocation quota; over it (429), nothing is called
+         *     or recorded.
+         */
         post: operations["invoke_endpoint"];
         delete?: never;
         options?: never;
@@ -394,6 +398,8 @@ export interface paths {
         /**
          * Records usage events of the caller. `text/plain` carrying JSON is accepted, so
          *     `navigator.sendBeacon` works.
+         * @description Each event uses one of the caller's usage-event quota; a batch over it is refused whole
+         *     (429, nothing stored), and a batch larger than the whole quota is 400.
          */
         post: operations["post_usage_events"];
         delete?: never;
@@ -513,12 +519,20 @@ export interface components {
         /** @description A chat request. */
         ChatRequest: {
             /**
+             * Format: uuid
+             * @description The caller's conversation to continue (`GET /api/conversations`): `messages` are then the
+             *     new messages only, sent after the stored ones. Without it a new conversation is started
+             *     with `messages` (when a store is configured).
+             */
+            conversation_id?: string | null;
+            /**
              * Format: int32
              * @description Most tokens to generate.
              */
             max_tokens?: number | null;
             /**
-             * @description The conversation so far, OpenAI chat messages: `{"role", "content"}` with `content` a
+             * @description The conversation so far (or, with `conversation_id`, the new messages), OpenAI chat
+             *     messages: `{"role", "content"}` with `content` a
              *     string or a list of parts (`{"type": "text", "text"}`); an assistant message may have
              *     `content: null` with `tool_calls`; a `tool` message needs `tool_call_id`. 1 to 500.
              */
@@ -643,9 +657,14 @@ export interface components {
                  * @description Wall time.
                  */
                 execution_time_ms: number;
-                /** @description The inputs. */
+                /**
+                 * @description The inputs, with NUL characters replaced by U+FFFD; when `inputs_truncated`, a string
+                 *     holding the first `DBAPP_HISTORY_INPUT_MAX_BYTES` bytes of their JSON.
+                 */
                 inputs: unknown;
-                /** @description The predictions, on success. */
+                /** @description Whether the inputs were larger than the history keeps (64 KiB of JSON by default). */
+                inputs_truncated: boolean;
+                /** @description The predictions, on success (NUL characters replaced by U+FFFD). */
                 predictions: unknown;
                 /**
                  * Format: uuid
@@ -731,7 +750,7 @@ export interface components {
          * @description Every machine-readable error code of `API.md`, as sent in `error_code`.
          * @enum {string}
          */
-        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
         /** @description Liveness answer. */
         Health: {
             /**
@@ -763,9 +782,14 @@ export interface components {
              * @description Wall time.
              */
             execution_time_ms: number;
-            /** @description The inputs. */
+            /**
+             * @description The inputs, with NUL characters replaced by U+FFFD; when `inputs_truncated`, a string
+             *     holding the first `DBAPP_HISTORY_INPUT_MAX_BYTES` bytes of their JSON.
+             */
             inputs: unknown;
-            /** @description The predictions, on success. */
+            /** @description Whether the inputs were larger than the history keeps (64 KiB of JSON by default). */
+            inputs_truncated: boolean;
+            /** @description The predictions, on success (NUL characters replaced by U+FFFD). */
             predictions: unknown;
             /**
              * Format: uuid
@@ -784,7 +808,8 @@ export interface components {
             inputs: unknown;
             /**
              * Format: int64
-             * @description 1–300 seconds (default 30).
+             * @description 1 to the request deadline minus its margin: 100 s by default
+             *     (`DBAPP_REQUEST_TIMEOUT_SECS` − 10); default 30.
              */
             timeout_seconds?: number | null;
         };
@@ -1793,7 +1818,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description RATE_LIMITED */
+            /** @description RATE_LIMITED: the workspace's, or the caller's invocation quota (a chat turn is an invocation; detail.quota = invocations); Retry-After set */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1904,7 +1929,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description RATE_LIMITED */
+            /** @description RATE_LIMITED: the workspace's, or the caller's invocation quota (detail.quota = invocations); Retry-After set */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1915,6 +1940,15 @@ export interface operations {
             };
             /** @description MODEL_ERROR (detail.status), UPSTREAM_ERROR */
             502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description DATABASE_UNAVAILABLE: the history cannot record more invocations; nothing was invoked */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2999,6 +3033,15 @@ export interface operations {
                 };
             };
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description RATE_LIMITED: over the caller's usage-event quota (detail.quota = usage_events); Retry-After set */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
