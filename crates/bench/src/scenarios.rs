@@ -650,7 +650,10 @@ impl Bench<'_> {
             // The app's own identity, as in Databricks Apps: `/ready` checks it works.
             .env("DATABRICKS_CLIENT_ID", "dbapp-sp")
             .env("DATABRICKS_CLIENT_SECRET", "dev-secret")
-            .env("DBAPP_SQLITE_PATH", self.home.path().join("unused.db"));
+            .env("DBAPP_SQLITE_PATH", self.home.path().join("unused.db"))
+            // One simulated user sends every request: per-user quotas would measure 429s.
+            .env("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "0")
+            .env("DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE", "0");
         Ok(command)
     }
 
