@@ -341,3 +341,29 @@ async fn invocations_over_the_quota_are_rate_limited_and_never_reach_the_model()
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn an_invocation_carries_a_tool_using_agents_second_turn() {
+    // Arrange: what ChatDatabricks sends on the second turn: the assistant's call with
+    // `content: null`, then the tool's result.
+    let app = spawn_app().await;
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    let inputs = json!({"tools": tools, "messages": [
+        {"role": "user", "content": "What is the weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "19 °C"}
+    ]});
+
+    // Act
+    let (status, body) = app
+        .invoke(ALICE, "chat", &json!({"inputs": inputs}))
+        .json()
+        .await;
+
+    // Assert: answered with the tool's result, not refused with 400.
+    assert_eq!(status, 200, "{body}");
+    let text = body["predictions"]["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap();
+    assert!(text.contains("19 °C"), "{body}");
+}
