@@ -11,6 +11,8 @@
 //! - **an idle timeout** ([`ConnectionLimits::idle_timeout`]): a connection with no request in
 //!   flight — idle between keep-alive requests, or an HTTP/2 connection with no stream — is
 //!   closed after it;
+//! - **no Nagle delay**: accepted sockets set `TCP_NODELAY`, so the many small writes of a
+//!   streamed answer leave at once instead of each waiting for the client's delayed ACK;
 //! - **HTTP/2 limits**: keep-alive pings, concurrent streams, and the reset-stream bounds that
 //!   make a rapid-reset flood end in `GOAWAY` instead of unbounded work;
 //! - **shutdown**: on the signal, accepting stops; idle and half-sent connections are closed at
@@ -156,7 +158,14 @@ async fn accept(
         .await
         .expect("the slot semaphore is never closed");
     match listener.accept().await {
-        Ok((stream, _peer)) => Some((stream, slot)),
+        Ok((stream, _peer)) => {
+            // A streamed answer is many small writes: with Nagle's algorithm each would wait for
+            // the client's (delayed, up to 40 ms) ACK of the previous one.
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(event = "server.nodelay_failed", error = %error);
+            }
+            Some((stream, slot))
+        }
         Err(error) if is_connection_error(&error) => None,
         Err(error) => {
             tracing::error!(event = "server.accept_failed", error = %error);

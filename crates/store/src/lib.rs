@@ -1039,6 +1039,16 @@ pub trait Store: Send + Sync + fmt::Debug {
     ) -> Result<u64, StoreError>;
 }
 
+/// Checks that a JSON value can be stored: no NUL character (which Postgres refuses in text and
+/// JSON) in any string or object key. For callers that must refuse such input before they start
+/// anything that cannot be taken back.
+///
+/// # Errors
+/// [`StoreError::InvalidInput`] naming `field`.
+pub fn check_storable_json(field: &str, value: &Value) -> Result<(), StoreError> {
+    aggregate::check_json(field, value)
+}
+
 /// `at` truncated to whole microseconds, the precision both backends store.
 pub(crate) fn micros(at: DateTime<Utc>) -> DateTime<Utc> {
     at.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(at)

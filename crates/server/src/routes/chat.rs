@@ -38,7 +38,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dbapp_databricks::ErrorKind;
 use dbapp_databricks::api::ServingStream;
-use dbapp_store::{MessageOutcome, NewConversation, NewMessage, Store, UserId};
+use dbapp_store::{
+    MAX_CONVERSATION_MESSAGES, MessageOutcome, NewConversation, NewMessage, Store, UserId,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
@@ -46,7 +48,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::model_serving::{model_error, ready_endpoint};
+use super::model_serving::model_error;
 use crate::auth::Caller;
 use dbapp_databricks::CorrelationId;
 
@@ -125,7 +127,6 @@ async fn chat(
         std::num::NonZeroU32::MIN,
         "body",
     )?;
-    ready_endpoint(&app, &caller, &name).await?;
     let (recorder, messages) = Recorder::open(&app, &caller, &name, &request).await?;
     let upstream_body = upstream_body(messages, request);
     let timeout = Duration::from_secs(app.settings.dbapp.chat_timeout_secs);
@@ -194,8 +195,10 @@ fn check_request(request: &ChatRequest) -> Result<(), ApiError> {
         ));
     }
     for (index, message) in request.messages.iter().enumerate() {
-        check_message(message)
-            .map_err(|reason| ApiError::invalid(format!("messages[{index}]"), reason))?;
+        let field = format!("messages[{index}]");
+        check_message(message).map_err(|reason| ApiError::invalid(field.as_str(), reason))?;
+        dbapp_store::check_storable_json(&field, message)
+            .map_err(|e| ApiError::invalid(field.as_str(), e.to_string()))?;
     }
     if let Some(t) = request.temperature
         && !(0.0..=2.0).contains(&t)
@@ -520,17 +523,26 @@ fn recorded_tool_calls(calls: &[Value]) -> (Option<Value>, bool) {
 }
 
 /// Where a turn is recorded: the caller's conversation in the store.
+///
+/// Nothing the store does is on the way to the first token of a new conversation: the
+/// conversation and the request's messages are written by a task started before the endpoint is
+/// called, and the answer is appended after that task has finished. What could make the store
+/// refuse them (NUL characters, the size and count limits) is checked before anything starts.
+/// Continuing a conversation reads it first, since its messages are sent to the endpoint.
 struct Recorder {
     store: Arc<dyn Store>,
     user: UserId,
     conversation_id: Uuid,
+    /// The write of the conversation and the request's messages; `true` once stored.
+    opening: tokio::task::JoinHandle<bool>,
 }
 
 impl Recorder {
-    /// Opens the conversation the request continues (`conversation_id`) or starts a new one,
-    /// stores the request's messages in it, and returns the recorder with every message to send
-    /// the endpoint. Without a store nothing is recorded, and continuing a conversation is
-    /// `STORAGE_NOT_CONFIGURED`.
+    /// Starts recording the turn: reads the conversation it continues (`conversation_id`), or
+    /// names a new one, and starts writing the request's messages; returns the recorder with
+    /// every message to send the endpoint. Without a store nothing is recorded, and continuing a
+    /// conversation is `STORAGE_NOT_CONFIGURED`.
+    ///
     async fn open(
         app: &AppState,
         caller: &Caller,
@@ -544,16 +556,27 @@ impl Recorder {
         };
         let user = caller.user_id().clone();
         let mut messages = Vec::new();
-        let conversation_id = match request.conversation_id {
+        let new: Vec<NewMessage> = request.messages.iter().map(stored_message).collect();
+        let (conversation_id, created) = match request.conversation_id {
             Some(id) => {
                 let stored = store.get_conversation(&user, id).await?;
+                // Room for the new messages and the answer.
+                let count = stored.conversation.message_count as usize;
+                if count + new.len() + 1 > MAX_CONVERSATION_MESSAGES {
+                    return Err(ApiError::invalid(
+                        "conversation_id",
+                        format!(
+                            "the conversation holds {count} messages; it can hold {MAX_CONVERSATION_MESSAGES}"
+                        ),
+                    ));
+                }
                 messages.extend(
                     stored
                         .messages
                         .iter()
                         .filter_map(|m| wire_message(&m.message)),
                 );
-                id
+                (id, None)
             }
             None => {
                 let conversation = NewConversation {
@@ -561,32 +584,67 @@ impl Recorder {
                     title: title_of(&request.messages),
                     endpoint_name: endpoint.to_owned(),
                 };
-                store.create_conversation(&user, &conversation).await?.id
+                (conversation.id, Some(conversation))
             }
         };
-        let new: Vec<NewMessage> = request.messages.iter().map(stored_message).collect();
-        if let Err(error) = store.append_messages(&user, conversation_id, &new).await {
-            // A conversation this request created holds nothing yet: take it back, so a refused
-            // request leaves nothing behind.
-            if request.conversation_id.is_none() {
-                let _ = store.delete_conversation(&user, conversation_id).await;
-            }
-            return Err(error.into());
-        }
         messages.extend(request.messages.iter().cloned());
+        let opening = tokio::spawn(Self::write_opening(
+            Arc::clone(&store),
+            user.clone(),
+            conversation_id,
+            created,
+            new,
+        ));
         Ok((
             Some(Self {
                 store,
                 user,
                 conversation_id,
+                opening,
             }),
             messages,
         ))
     }
 
-    /// Appends the turn's answer, off the request (the stream may already be gone).
+    /// Creates the conversation (when new) and stores the request's messages; a conversation
+    /// it created is taken back when its messages cannot be stored.
+    async fn write_opening(
+        store: Arc<dyn Store>,
+        user: UserId,
+        id: Uuid,
+        created: Option<NewConversation>,
+        messages: Vec<NewMessage>,
+    ) -> bool {
+        let result = async {
+            if let Some(conversation) = &created {
+                store.create_conversation(&user, conversation).await?;
+            }
+            store.append_messages(&user, id, &messages).await
+        }
+        .await;
+        match result {
+            Ok(()) => true,
+            Err(error) => {
+                if created.is_some() {
+                    let _ = store.delete_conversation(&user, id).await;
+                }
+                tracing::warn!(
+                    event = "chat.record_failed",
+                    conversation_id = %id,
+                    error = %crate::error::cause_chain(&error),
+                );
+                false
+            }
+        }
+    }
+
+    /// Appends the turn's answer once the request's messages are stored, off the request (the
+    /// stream may already be gone).
     fn record(self, message: NewMessage) {
         tokio::spawn(async move {
+            if !self.opening.await.unwrap_or(false) {
+                return;
+            }
             if let Err(error) = self
                 .store
                 .append_messages(&self.user, self.conversation_id, &[message])

@@ -505,7 +505,7 @@ async fn invoke(
 ///
 /// # Errors
 /// `ENDPOINT_NOT_FOUND` and the other upstream errors of the read, `ENDPOINT_NOT_READY`.
-pub(super) async fn ready_endpoint(
+async fn ready_endpoint(
     app: &AppState,
     caller: &Caller,
     name: &Name<Endpoint>,
