@@ -40,6 +40,10 @@ pub struct AppInner {
     pub history: History,
     /// The per-user quotas of usage events and invocations.
     pub quotas: Quotas,
+    /// Slots of chat turns being recorded (`routes::chat::MAX_CHAT_RECORDINGS`): a turn holds
+    /// one from its start until its answer is stored, so recordings the store has not caught up
+    /// with cannot pile up in memory.
+    pub chat_recordings: Arc<tokio::sync::Semaphore>,
 }
 
 impl Deref for AppState {
@@ -90,6 +94,9 @@ impl AppState {
             records,
             history,
             quotas,
+            chat_recordings: Arc::new(tokio::sync::Semaphore::new(
+                crate::routes::chat::MAX_CHAT_RECORDINGS,
+            )),
         }))
     }
 

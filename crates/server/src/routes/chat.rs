@@ -522,6 +522,12 @@ fn recorded_tool_calls(calls: &[Value]) -> (Option<Value>, bool) {
     (Some(Value::Array(kept)), cut)
 }
 
+/// Most chat turns being recorded at once, per server: a turn holds a slot from its start until
+/// its answer is stored. When all are taken, a new turn waits for one before it starts (bounded
+/// by the request deadline), so a store slower than the chat traffic slows new turns down instead
+/// of letting unwritten records pile up in memory.
+pub const MAX_CHAT_RECORDINGS: usize = 512;
+
 /// Where a turn is recorded: the caller's conversation in the store.
 ///
 /// Nothing the store does is on the way to the first token of a new conversation: the
@@ -535,6 +541,8 @@ struct Recorder {
     conversation_id: Uuid,
     /// The write of the conversation and the request's messages; `true` once stored.
     opening: tokio::task::JoinHandle<bool>,
+    /// This turn's recording slot, given back when its answer is stored.
+    _slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Recorder {
@@ -554,6 +562,10 @@ impl Recorder {
             (None, Some(_)) => return Err(ApiError::StorageNotConfigured),
             (Some(store), _) => Arc::clone(store),
         };
+        let slot = Arc::clone(&app.chat_recordings)
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::Internal("the chat recording slots are closed".into()))?;
         let user = caller.user_id().clone();
         let mut messages = Vec::new();
         let new: Vec<NewMessage> = request.messages.iter().map(stored_message).collect();
@@ -601,6 +613,7 @@ impl Recorder {
                 user,
                 conversation_id,
                 opening,
+                _slot: slot,
             }),
             messages,
         ))

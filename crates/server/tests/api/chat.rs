@@ -581,3 +581,33 @@ async fn chat_turns_count_against_the_invocation_quota() {
     let (_, listed) = app.get_json("/api/conversations", Some(ALICE)).await;
     assert_eq!(listed["total_count"], 1, "{listed}");
 }
+
+#[tokio::test]
+async fn a_turn_holds_a_recording_slot_until_its_answer_is_stored() {
+    // Arrange: a slow answer.
+    let app = spawn_app().await;
+    app.emulator
+        .inject_fault(FaultRule::new(CHAT_UPSTREAM).chunk_latency(Duration::from_millis(100)))
+        .unwrap();
+    let max = dbapp_server::routes::chat::MAX_CHAT_RECORDINGS;
+    let free = || app.state.chat_recordings.available_permits();
+
+    // Act: read the first event, then the rest.
+    let response = app.chat(ALICE, "chat", &user("a b c d")).send().await;
+    let id = response.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let (_, response) = read_events(response, |r| !data(r).is_empty()).await;
+    let during = free();
+    read_events(response, |_| false).await;
+    conversation_with(&app, ALICE, &id, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while free() < max && Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+
+    // Assert: one slot taken while streaming, all free once the answer is stored.
+    assert_eq!(during, max - 1);
+    assert_eq!(free(), max);
+}
