@@ -526,7 +526,7 @@ fn recorded_tool_calls(calls: &[Value]) -> (Option<Value>, bool) {
 /// its answer is stored. When all are taken, a new turn waits for one before it starts (bounded
 /// by the request deadline), so a store slower than the chat traffic slows new turns down instead
 /// of letting unwritten records pile up in memory.
-pub const MAX_CHAT_RECORDINGS: usize = 512;
+pub const MAX_CHAT_RECORDINGS: usize = 64;
 
 /// Where a turn is recorded: the caller's conversation in the store.
 ///
@@ -542,7 +542,7 @@ struct Recorder {
     /// The write of the conversation and the request's messages; `true` once stored.
     opening: tokio::task::JoinHandle<bool>,
     /// This turn's recording slot, given back when its answer is stored.
-    _slot: tokio::sync::OwnedSemaphorePermit,
+    slot: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Recorder {
@@ -613,7 +613,7 @@ impl Recorder {
                 user,
                 conversation_id,
                 opening,
-                _slot: slot,
+                slot,
             }),
             messages,
         ))
@@ -654,18 +654,27 @@ impl Recorder {
     /// Appends the turn's answer once the request's messages are stored, off the request (the
     /// stream may already be gone).
     fn record(self, message: NewMessage) {
+        // Taken apart so that the task owns the slot too: an `async move` block captures only
+        // the fields it names.
+        let Self {
+            store,
+            user,
+            conversation_id,
+            opening,
+            slot,
+        } = self;
         tokio::spawn(async move {
-            if !self.opening.await.unwrap_or(false) {
+            let _slot = slot;
+            if !opening.await.unwrap_or(false) {
                 return;
             }
-            if let Err(error) = self
-                .store
-                .append_messages(&self.user, self.conversation_id, &[message])
+            if let Err(error) = store
+                .append_messages(&user, conversation_id, &[message])
                 .await
             {
                 tracing::warn!(
                     event = "chat.record_failed",
-                    conversation_id = %self.conversation_id,
+                    %conversation_id,
                     error = %crate::error::cause_chain(&error),
                 );
             }

@@ -611,3 +611,33 @@ async fn a_turn_holds_a_recording_slot_until_its_answer_is_stored() {
     assert_eq!(during, max - 1);
     assert_eq!(free(), max);
 }
+
+#[tokio::test]
+async fn an_answer_keeps_its_slot_until_the_store_has_it() {
+    // Arrange: the store's write lock is held elsewhere, so the turn's writes wait.
+    let app = spawn_app().await;
+    let max = dbapp_server::routes::chat::MAX_CHAT_RECORDINGS;
+    let free = || app.state.chat_recordings.available_permits();
+    let mut lock = crate::history::lock_store(&app).await;
+
+    // Act: a whole turn streams while its writes wait, then the lock goes.
+    let response = app.chat(ALICE, "chat", &user("hold on")).send().await;
+    let id = response.headers()["x-conversation-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    read_events(response, |_| false).await;
+    let ended = wait_for_metric(
+        &app,
+        "chat_streams_total{endpoint=\"chat\",outcome=\"completed\"} 1",
+    )
+    .await;
+    let held = free();
+    sqlx::Executor::execute(&mut lock, "COMMIT").await.unwrap();
+    let conversation = conversation_with(&app, ALICE, &id, 2).await;
+
+    // Assert: the slot outlived the stream until the answer was stored.
+    assert!(ended);
+    assert_eq!(held, max - 1);
+    assert_eq!(conversation["messages"].as_array().unwrap().len(), 2);
+}

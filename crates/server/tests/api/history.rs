@@ -18,7 +18,7 @@ use crate::app::{ADMIN, ALICE, Options, TestApp, assert_error, spawn_app_with};
 const ECHO_CALLS: &str = "/serving-endpoints/echo/invocations";
 
 /// Takes the test store's write lock on a connection of its own, until the connection commits.
-async fn lock_store(app: &TestApp) -> SqliteConnection {
+pub(crate) async fn lock_store(app: &TestApp) -> SqliteConnection {
     let path = app.db_path.as_ref().expect("a SQLite store");
     let mut lock = SqliteConnectOptions::new()
         .filename(path)
