@@ -402,6 +402,14 @@ impl Turn {
         self.error = Some((error.code(), error.to_string()));
     }
 
+    /// Stores the answer now (at the end of a stream that ended, before its last event).
+    async fn store_answer(&mut self) {
+        if let Some(recorder) = self.recorder.take() {
+            let message = self.message();
+            recorder.store_answer(message).await;
+        }
+    }
+
     /// The assistant message this turn leaves in the conversation.
     fn message(&self) -> NewMessage {
         let answer = &self.answer;
@@ -654,31 +662,27 @@ impl Recorder {
     /// Appends the turn's answer once the request's messages are stored, off the request (the
     /// stream may already be gone).
     fn record(self, message: NewMessage) {
-        // Taken apart so that the task owns the slot too: an `async move` block captures only
-        // the fields it names.
-        let Self {
-            store,
-            user,
-            conversation_id,
-            opening,
-            slot,
-        } = self;
-        tokio::spawn(async move {
-            let _slot = slot;
-            if !opening.await.unwrap_or(false) {
-                return;
-            }
-            if let Err(error) = store
-                .append_messages(&user, conversation_id, &[message])
-                .await
-            {
-                tracing::warn!(
-                    event = "chat.record_failed",
-                    %conversation_id,
-                    error = %crate::error::cause_chain(&error),
-                );
-            }
-        });
+        tokio::spawn(self.store_answer(message));
+    }
+
+    /// Appends the turn's answer once the request's messages are stored, holding the slot until
+    /// then; failures are logged.
+    async fn store_answer(self, message: NewMessage) {
+        if !self.opening.await.unwrap_or(false) {
+            return;
+        }
+        if let Err(error) = self
+            .store
+            .append_messages(&self.user, self.conversation_id, &[message])
+            .await
+        {
+            tracing::warn!(
+                event = "chat.record_failed",
+                conversation_id = %self.conversation_id,
+                error = %crate::error::cause_chain(&error),
+            );
+        }
+        drop(self.slot);
     }
 }
 
@@ -783,6 +787,11 @@ impl Relay {
                 self.fail(error)
             }
         };
+        if self.finished {
+            // The answer is stored before the last event goes out, so a client that continues
+            // the conversation at once (an agent sending tool results) finds it there.
+            self.turn.store_answer().await;
+        }
         Some((Ok(bytes), self))
     }
 

@@ -331,20 +331,26 @@ async fn errors_before_the_stream_are_ordinary_json_answers() {
 }
 
 /// The caller's conversation `id` once it holds `messages` messages (the answer is recorded
-/// when its stream ends, off the request), for at most 5 s.
+/// when its stream ends, off the request), for at most 10 s.
 async fn conversation_with(
     app: &crate::app::TestApp,
     token: &str,
     id: &str,
     messages: usize,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // The conversation itself is written beside the stream, so it may not exist yet either.
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, body) = app
             .get_json(&format!("/api/conversations/{id}"), Some(token))
             .await;
+        let late = Instant::now() > deadline;
+        if status == 404 && !late {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        }
         assert_eq!(status, 200, "{body}");
-        if body["messages"].as_array().unwrap().len() >= messages || Instant::now() > deadline {
+        if body["messages"].as_array().unwrap().len() >= messages || late {
             return body;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -613,31 +619,34 @@ async fn a_turn_holds_a_recording_slot_until_its_answer_is_stored() {
 }
 
 #[tokio::test]
-async fn an_answer_keeps_its_slot_until_the_store_has_it() {
+async fn the_last_event_goes_out_once_the_answer_is_stored() {
     // Arrange: the store's write lock is held elsewhere, so the turn's writes wait.
     let app = spawn_app().await;
     let max = dbapp_server::routes::chat::MAX_CHAT_RECORDINGS;
     let free = || app.state.chat_recordings.available_permits();
     let mut lock = crate::history::lock_store(&app).await;
 
-    // Act: a whole turn streams while its writes wait, then the lock goes.
+    // Act: read up to the usage chunk (the endpoint is done), then let the store go.
     let response = app.chat(ALICE, "chat", &user("hold on")).send().await;
     let id = response.headers()["x-conversation-id"]
         .to_str()
         .unwrap()
         .to_owned();
-    read_events(response, |_| false).await;
-    let ended = wait_for_metric(
-        &app,
-        "chat_streams_total{endpoint=\"chat\",outcome=\"completed\"} 1",
-    )
-    .await;
+    let usage = |r: &[Received]| data(r).iter().any(|d| d.contains("\"choices\":[]"));
+    let (before, response) = read_events(response, usage).await;
     let held = free();
     sqlx::Executor::execute(&mut lock, "COMMIT").await.unwrap();
-    let conversation = conversation_with(&app, ALICE, &id, 2).await;
+    let (rest, _) = read_events(response, |_| false).await;
+    let (status, conversation) = app
+        .get_json(&format!("/api/conversations/{id}"), Some(ALICE))
+        .await;
 
-    // Assert: the slot outlived the stream until the answer was stored.
-    assert!(ended);
+    // Assert: no [DONE] while the answer could not be stored; once it came, the answer is there
+    // without waiting.
+    assert!(!data(&before).contains(&"[DONE]"));
     assert_eq!(held, max - 1);
+    assert_eq!(data(&rest), ["[DONE]"]);
+    assert_eq!(status, 200, "{conversation}");
     assert_eq!(conversation["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(conversation["messages"][1]["outcome"], "completed");
 }
