@@ -441,22 +441,18 @@ impl Http {
                 },
                 Err(_) => None,
             };
-            if let Some(observer) = &call.options.observer {
-                observer.on_attempt(&Attempt {
-                    number: attempt,
-                    api: call.operation.api,
-                    operation: call.operation.name,
-                    method: call.method.as_str(),
-                    path: &path,
-                    status: match &result {
-                        Ok(response) => Some(response.status),
-                        Err(e) => e.status(),
-                    },
-                    error: result.as_ref().err(),
-                    elapsed,
-                    retry_in,
-                });
-            }
+            let status = result
+                .as_ref()
+                .map_or_else(|e| e.status(), |r| Some(r.status));
+            report(
+                &call,
+                &path,
+                attempt,
+                status,
+                result.as_ref().err(),
+                elapsed,
+                retry_in,
+            );
             match (result, retry_in) {
                 (Ok(response), _) => return Ok(response),
                 (Err(error), Some(wait)) => {
@@ -490,22 +486,11 @@ impl Http {
         let bearer = self.bearer(&call).await?;
         let started = Instant::now();
         let result = self.attempt_head(&call, bearer).await;
-        if let Some(observer) = &call.options.observer {
-            observer.on_attempt(&Attempt {
-                number: 1,
-                api: call.operation.api,
-                operation: call.operation.name,
-                method: call.method.as_str(),
-                path: &path,
-                status: match &result {
-                    Ok(response) => Some(response.status().as_u16()),
-                    Err(e) => e.status(),
-                },
-                error: result.as_ref().err(),
-                elapsed: started.elapsed(),
-                retry_in: None,
-            });
-        }
+        let status = result
+            .as_ref()
+            .map_or_else(|e| e.status(), |r| Some(r.status().as_u16()));
+        let error = result.as_ref().err();
+        report(&call, &path, 1, status, error, started.elapsed(), None);
         result.map_err(|e| e.with_attempts(1))
     }
 
@@ -625,6 +610,31 @@ impl Http {
             header(RETRY_AFTER.as_str()),
             &body,
         ))
+    }
+}
+
+/// Tells the call's observer, if any, how one attempt went.
+fn report(
+    call: &Call<'_>,
+    path: &str,
+    number: u32,
+    status: Option<u16>,
+    error: Option<&DatabricksError>,
+    elapsed: Duration,
+    retry_in: Option<Duration>,
+) {
+    if let Some(observer) = &call.options.observer {
+        observer.on_attempt(&Attempt {
+            number,
+            api: call.operation.api,
+            operation: call.operation.name,
+            method: call.method.as_str(),
+            path,
+            status,
+            error,
+            elapsed,
+            retry_in,
+        });
     }
 }
 

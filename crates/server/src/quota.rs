@@ -84,6 +84,14 @@ impl Quotas {
         }
     }
 
+    /// Uses one of `user`'s invocations (a model invocation or a chat turn).
+    ///
+    /// # Errors
+    /// As [`Quotas::check`].
+    pub fn check_invocation(&self, user: &UserId) -> Result<(), ApiError> {
+        self.check(QuotaName::Invocations, user, NonZeroU32::MIN, "body")
+    }
+
     /// Uses `n` of `user`'s `quota`, all or nothing.
     ///
     /// # Errors

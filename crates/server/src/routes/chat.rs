@@ -58,7 +58,6 @@ use crate::extract::{ApiJson, Endpoint, Name};
 use crate::metrics::{
     CHAT_STREAMS_TOTAL, CHAT_TIME_TO_FIRST_TOKEN_SECONDS, CHAT_TOKENS_PER_SECOND,
 };
-use crate::quota::QuotaName;
 use crate::state::AppState;
 
 /// Most messages one chat request may carry.
@@ -121,12 +120,7 @@ async fn chat(
 ) -> Result<Response, ApiError> {
     let request: ChatRequest = super::from_json_object("body", body)?;
     check_request(&request)?;
-    app.quotas.check(
-        QuotaName::Invocations,
-        caller.user_id(),
-        std::num::NonZeroU32::MIN,
-        "body",
-    )?;
+    app.quotas.check_invocation(caller.user_id())?;
     let (recorder, messages) = Recorder::open(&app, &caller, &name, &request).await?;
     let upstream_body = upstream_body(messages, request);
     let timeout = Duration::from_secs(app.settings.dbapp.chat_timeout_secs);

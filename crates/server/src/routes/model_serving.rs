@@ -39,7 +39,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiJson, Endpoint, Name};
 use crate::history::Outcome;
-use crate::quota::QuotaName;
 use crate::state::AppState;
 
 /// Endpoint state as the API reports it.
@@ -433,12 +432,7 @@ async fn invoke_endpoint(
             ));
         }
     };
-    app.quotas.check(
-        QuotaName::Invocations,
-        caller.user_id(),
-        std::num::NonZeroU32::MIN,
-        "body",
-    )?;
+    app.quotas.check_invocation(caller.user_id())?;
     let request_id = Uuid::new_v4();
     let deadline = tokio::time::Instant::now().checked_add(app.settings.request_timeout());
     let pending = app.history.reserve(
