@@ -145,6 +145,8 @@ async fn chat(
         Err(error) => {
             let error = model_error(&app, &caller, &name, error, timeout.as_secs());
             turn.failed(&error);
+            // Like a stream's last event, the error answers once the turn is stored.
+            turn.store_answer().await;
             return Err(error);
         }
     };
