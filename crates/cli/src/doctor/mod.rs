@@ -5,7 +5,7 @@
 //! - this module: the report types, masking, and [`diagnose`], which
 //!   runs every check in order;
 //! - `workspace`: authentication conflicts, host reachability and discovery, the user token, the
-//!   app's own login, the SQL warehouse;
+//!   app's own login, the SQL warehouse (set, exists, usable by the app and the user, running);
 //! - `lakebase`: the `PG*`/`LAKEBASE_*` settings, credential minting, the role name, the token's
 //!   lifetime and a real Postgres login;
 //! - `manifest`: `app.yaml` and `databricks.yml` against what the server's routes need (the scope
@@ -214,9 +214,11 @@ pub(crate) async fn diagnose(input: &Input) -> Report {
         ));
         None
     };
-    checks.push(workspace::user_token(input, &auth, host_ok).await);
+    let (user_check, user_login) = workspace::user_token(input, &auth, host_ok).await;
+    checks.push(user_check);
     checks.extend(lakebase::checks(input, app_client.as_ref()).await);
     checks.push(workspace::warehouse(input));
+    checks.push(workspace::warehouse_state(input, app_client.as_ref(), user_login.as_ref()).await);
     checks.extend(manifest::checks(&input.manifest_dir));
 
     let config = config_entries(input, auth.config.as_ref());

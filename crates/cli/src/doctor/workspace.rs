@@ -405,9 +405,32 @@ pub(crate) async fn app_login(input: &Input, auth: &AppAuth) -> (Check, Option<C
     }
 }
 
+/// A user token that resolved, with a client calling as that user, for the checks that follow.
+#[derive(Debug)]
+pub(crate) struct UserLogin {
+    client: Client,
+    token: UserToken,
+    user_name: String,
+}
+
 /// `auth.user_token`: a user token (flag or `DATABRICKS_USER_TOKEN`) resolves to an identity,
 /// called exactly as the server calls for a user (explicit `pat` auth type, nothing else).
-pub(crate) async fn user_token(input: &Input, auth: &AppAuth, host_ok: bool) -> Check {
+pub(crate) async fn user_token(
+    input: &Input,
+    auth: &AppAuth,
+    host_ok: bool,
+) -> (Check, Option<UserLogin>) {
+    let mut login = None;
+    let check = check_user_token(input, auth, host_ok, &mut login).await;
+    (check, login)
+}
+
+async fn check_user_token(
+    input: &Input,
+    auth: &AppAuth,
+    host_ok: bool,
+    login: &mut Option<UserLogin>,
+) -> Check {
     const ID: &str = "auth.user_token";
     let Some((token, source)) = input.user_token() else {
         return Check::skip(
@@ -442,18 +465,26 @@ pub(crate) async fn user_token(input: &Input, auth: &AppAuth, host_ok: bool) -> 
         Err(e) => return Check::fail(ID, e.to_string(), "report this as a dbapp bug"),
     };
     match client.as_user(&user).me().await {
-        Ok(me) => Check::pass(
-            ID,
-            format!(
-                "the user token from {source} resolves to {}{}",
-                me.user_name,
-                if me.is_service_principal() {
-                    " (a service principal, not a person)"
-                } else {
-                    ""
-                }
-            ),
-        ),
+        Ok(me) => {
+            let check = Check::pass(
+                ID,
+                format!(
+                    "the user token from {source} resolves to {}{}",
+                    me.user_name,
+                    if me.is_service_principal() {
+                        " (a service principal, not a person)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+            *login = Some(UserLogin {
+                client,
+                token: user,
+                user_name: me.user_name,
+            });
+            check
+        }
         Err(error) => {
             let what = match error.kind() {
                 ErrorKind::TokenExpired => "the workspace says the user token has expired",
@@ -490,5 +521,97 @@ pub(crate) fn warehouse(input: &Input) -> Check {
             "set DATABRICKS_WAREHOUSE_ID to a SQL warehouse id (in app.yaml: `valueFrom: sql-warehouse`, \
              a sql_warehouse resource of the app)",
         ),
+    }
+}
+
+/// `warehouse.state`: the warehouse of `DATABRICKS_WAREHOUSE_ID` exists, the app and the user
+/// (each when it logged in) may use it, and it is running. A stopped warehouse is a warning: the
+/// first statement waits while it starts.
+pub(crate) async fn warehouse_state(
+    input: &Input,
+    app: Option<&Client>,
+    user: Option<&UserLogin>,
+) -> Check {
+    const ID: &str = "warehouse.state";
+    let Some(id) = input.vars.get("DATABRICKS_WAREHOUSE_ID") else {
+        return Check::skip(ID, "not attempted: DATABRICKS_WAREHOUSE_ID is not set");
+    };
+    if app.is_none() && user.is_none() {
+        return Check::skip(
+            ID,
+            "not attempted: neither the app nor a user token logged in (see auth.app, auth.user_token)",
+        );
+    }
+    let mut seen = None;
+    let mut who = Vec::new();
+    let principals = [
+        app.map(|client| ("the app", client.as_app().with_timeout(input.timeout))),
+        user.map(|login| {
+            (
+                login.user_name.as_str(),
+                login
+                    .client
+                    .as_user(&login.token)
+                    .with_timeout(input.timeout),
+            )
+        }),
+    ];
+    for (name, workspace) in principals.into_iter().flatten() {
+        match workspace.get_warehouse(&id).await {
+            Ok(warehouse) => {
+                who.push(name.to_owned());
+                seen = Some(warehouse);
+            }
+            Err(error) => {
+                let (what, fix) = match error.kind() {
+                    ErrorKind::NotFound => (
+                        format!("warehouse {id} does not exist (asked as {name})"),
+                        "set DATABRICKS_WAREHOUSE_ID to the id of an existing SQL warehouse \
+                         (SQL Warehouses → the warehouse → Connection details)"
+                            .to_owned(),
+                    ),
+                    ErrorKind::PermissionDenied => (
+                        format!("{name} may not use warehouse {id}"),
+                        format!(
+                            "grant {name} CAN_USE on the warehouse (for the app: a sql_warehouse \
+                             resource with CAN_USE; for users: the warehouse's permissions)"
+                        ),
+                    ),
+                    _ => (
+                        format!("warehouse {id} could not be read as {name}"),
+                        "see host.reachable and the auth checks".to_owned(),
+                    ),
+                };
+                return Check::fail(ID, format!("{what}: {}", error.message()), fix);
+            }
+        }
+    }
+    let Some(warehouse) = seen else {
+        return Check::skip(ID, "not attempted");
+    };
+    let who = who.join(" and ");
+    let name = &warehouse.name;
+    if warehouse.is_running() {
+        Check::pass(
+            ID,
+            format!("warehouse {name} ({id}) is RUNNING; {who} may use it"),
+        )
+    } else if warehouse.is_deleted() {
+        Check::fail(
+            ID,
+            format!("warehouse {name} ({id}) is {}", warehouse.state),
+            "point DATABRICKS_WAREHOUSE_ID at a warehouse that is not deleted",
+        )
+    } else {
+        Check::warn(
+            ID,
+            format!(
+                "warehouse {name} ({id}) is {}; {who} may use it, but the first query waits \
+                 while it starts",
+                warehouse.state
+            ),
+            "start it before a demo (SQL Warehouses → Start), or use a serverless warehouse, \
+             which starts in seconds",
+        )
     }
 }

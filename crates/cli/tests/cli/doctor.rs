@@ -169,6 +169,15 @@ async fn a_healthy_configuration_passes_every_check_and_exits_zero() {
         &[],
     );
     run.assert("lakebase.token_lifetime", "pass", &["59 min"], &[]);
+    run.assert(
+        "warehouse.state",
+        "pass",
+        &[
+            "(dev-warehouse) is RUNNING",
+            "the app and alice@example.com",
+        ],
+        &[],
+    );
     let entry = |name: &str| {
         run.report["config"]
             .as_array()
@@ -335,6 +344,26 @@ async fn a_missing_host_is_named_and_a_missing_warehouse_warns() {
         &["DATABRICKS_WAREHOUSE_ID", "valueFrom: sql-warehouse"],
     );
     run.assert("manifest.found", "skip", &["no app.yaml"], &[]);
+}
+
+#[tokio::test]
+async fn an_unknown_warehouse_fails_with_the_fix() {
+    // Arrange
+    let emulator = emulator().await;
+    let mut vars = app_vars(emulator.base_url());
+    vars.push(("DATABRICKS_WAREHOUSE_ID", "no-such-warehouse".to_owned()));
+
+    // Act
+    let run = doctor(&refs(&vars), &[], None).await;
+
+    // Assert
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    run.assert(
+        "warehouse.state",
+        "fail",
+        &["warehouse no-such-warehouse does not exist (asked as the app)"],
+        &["DATABRICKS_WAREHOUSE_ID"],
+    );
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ pub mod current_user;
 pub mod database;
 pub mod serving;
 pub mod sql;
+pub mod warehouses;
 
 pub use catalog::{CatalogInfo, ColumnInfo, SchemaInfo, TableInfo};
 pub use current_user::CurrentUser;
@@ -15,6 +16,7 @@ pub use serving::{
     ChatMessage, ChatRequest, ChatResponse, Invocation, ServingEndpoint, ServingStream, StreamEnd,
 };
 pub use sql::{ExecuteStatement, StatementResult};
+pub use warehouses::Warehouse;
 
 use std::future::Future;
 
