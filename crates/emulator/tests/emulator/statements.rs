@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 
 use crate::support::{ALICE, BOB, TestEmulator, spawn, spawn_with_fixture};
 
-const STATEMENTS: &str = "/api/2.0/sql/statements";
-const WAREHOUSE: &str = "dev-warehouse";
+pub(crate) const STATEMENTS: &str = "/api/2.0/sql/statements";
+pub(crate) const WAREHOUSE: &str = "dev-warehouse";
 
 /// Executes `sql` as `token` with extra request fields merged in.
-async fn execute_with(
+pub(crate) async fn execute_with(
     te: &TestEmulator,
     token: &str,
     sql: &str,
@@ -27,13 +27,13 @@ async fn execute_with(
 }
 
 /// Executes `sql` as `token` with the default options and expects HTTP 200.
-async fn execute(te: &TestEmulator, token: &str, sql: &str) -> Value {
+pub(crate) async fn execute(te: &TestEmulator, token: &str, sql: &str) -> Value {
     let (status, body) = execute_with(te, token, sql, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
 
-fn statement_id(body: &Value) -> String {
+pub(crate) fn statement_id(body: &Value) -> String {
     body["statement_id"]
         .as_str()
         .expect("statement_id")
@@ -42,7 +42,11 @@ fn statement_id(body: &Value) -> String {
 
 /// Polls `GET /statements/{id}` until a terminal state, returning every state seen and the last
 /// body. Polling is what a client does; the bound keeps a broken emulator from hanging the test.
-async fn poll_until_terminal(te: &TestEmulator, token: &str, id: &str) -> (Vec<String>, Value) {
+pub(crate) async fn poll_until_terminal(
+    te: &TestEmulator,
+    token: &str,
+    id: &str,
+) -> (Vec<String>, Value) {
     let mut states = Vec::new();
     for _ in 0..500 {
         let (status, body) = te.get(&format!("{STATEMENTS}/{id}"), token).await;
@@ -62,7 +66,7 @@ async fn poll_until_terminal(te: &TestEmulator, token: &str, id: &str) -> (Vec<S
     panic!("statement {id} did not finish; states seen: {states:?}");
 }
 
-fn rows(result: &Value) -> Vec<Vec<Value>> {
+pub(crate) fn rows(result: &Value) -> Vec<Vec<Value>> {
     serde_json::from_value(result["data_array"].clone()).expect("data_array")
 }
 
@@ -525,9 +529,10 @@ async fn invalid_requests_are_rejected_with_invalid_parameter_value() {
         json!({"statement": sql, "warehouse_id": WAREHOUSE, "wait_timeout": "51s"}),
         json!({"statement": sql, "warehouse_id": WAREHOUSE, "wait_timeout": "10"}),
         json!({"statement": sql, "warehouse_id": WAREHOUSE, "on_wait_timeout": "STOP"}),
-        json!({"statement": sql, "warehouse_id": WAREHOUSE, "disposition": "EXTERNAL_LINKS"}),
-        json!({"statement": sql, "warehouse_id": WAREHOUSE, "format": "CSV"}),
+        json!({"statement": sql, "warehouse_id": WAREHOUSE, "disposition": "ALL_AT_ONCE"}),
+        json!({"statement": sql, "warehouse_id": WAREHOUSE, "format": "PARQUET"}),
         json!({"statement": sql, "warehouse_id": WAREHOUSE, "row_limit": -1}),
+        json!({"statement": sql, "warehouse_id": WAREHOUSE, "byte_limit": -1}),
         json!({"warehouse_id": WAREHOUSE}),
         json!({"statement": sql}),
     ];
@@ -540,29 +545,6 @@ async fn invalid_requests_are_rejected_with_invalid_parameter_value() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{request}: {body}");
         assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE", "{request}");
     }
-}
-
-#[tokio::test]
-async fn external_links_are_refused_with_a_message_naming_inline() {
-    // Arrange
-    let te = spawn().await;
-
-    // Act
-    let (status, body) = execute_with(
-        &te,
-        ALICE,
-        "SELECT * FROM main.default.regions",
-        json!({"disposition": "EXTERNAL_LINKS", "format": "ARROW_STREAM"}),
-    )
-    .await;
-
-    // Assert
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("supports only disposition INLINE"),
-        "{message}"
-    );
 }
 
 #[tokio::test]
