@@ -1,8 +1,9 @@
 //! The SQL the emulated warehouses understand, and the life of a submitted statement
 //! (`shared/UPSTREAM.md` §4.4). This module owns parsing, evaluation against the fixture as the
-//! caller, the `PENDING → RUNNING → terminal` clock, result chunking and the JSON shapes of a
-//! statement, its manifest and its result chunks. It knows nothing of HTTP: request validation,
-//! waiting, and "only the submitter may see it" live in `routes::statements`.
+//! caller, the `PENDING → RUNNING → terminal` clock, result chunking, limits and dispositions, and
+//! the JSON shapes of a statement, its manifest and its result chunks. It knows nothing of HTTP:
+//! request validation, warehouses, waiting, and "only the submitter may see it" live in
+//! `routes::statements`.
 //!
 //! # The SQL subset
 //!
@@ -55,18 +56,26 @@
 //!
 //! Results are cut into chunks of `sql_chunk_rows` rows. An empty result has one chunk with
 //! `row_count` 0 and no `data_array` (`total_chunk_count` 1), which is what clients that loop over
-//! `chunks` handle without a special case.
+//! `chunks` handle without a special case. `byte_limit` keeps the longest prefix of rows whose JSON
+//! texts add up to at most the limit; it and `row_limit` set `manifest.truncated` when they cut.
+//!
+//! A chunk goes out as its rows (`INLINE`), as a signed link to its bytes (`EXTERNAL_LINKS`), or,
+//! for `INLINE_OR_EXTERNAL_LINKS`, inline when the result is one chunk of at most
+//! `sql_hybrid_inline_bytes` (rows for `JSON_ARRAY`, base64 bytes in `attachment` otherwise) and as
+//! links when not. The bytes of each format and the link tokens are `crate::results`' business.
 //!
 //! # Lifecycle
 //!
 //! A statement is evaluated once, when it is submitted (the fixture never changes while the
 //! emulator runs, so the outcome is already known), and that outcome is revealed by the clock: the
-//! statement is `PENDING` for `sql_pending_ms`, then `RUNNING` for `sql_running_ms`, then
-//! `SUCCEEDED` or `FAILED`. No task runs in the background; the state is a function of the time.
-//! The timings and chunk size are those of the moment of submission. A cancel before the terminal
-//! state makes it `CANCELED` for good; after, it changes nothing. The emulator never moves a
-//! statement to `CLOSED`. Rows are rendered only when a chunk is asked for, so a statement holds
-//! indices into the fixture, not a copy of the data.
+//! statement is `PENDING` for `sql_pending_ms` (and at least until its warehouse is `RUNNING`,
+//! when the submission had to start it), then `RUNNING` for `sql_running_ms`, then `SUCCEEDED` or
+//! `FAILED`. No task runs in the background; the state is a function of the time. The timings,
+//! chunk size and delivery options are those of the moment of submission. A cancel before the
+//! terminal state makes it `CANCELED` for good; after, it changes nothing. A close (the SQL
+//! connector's `DELETE`) cancels it if unfinished and makes it `CLOSED`, its result gone. Rows are
+//! rendered only when a chunk is asked for (and once at submission to measure them), so a statement
+//! holds indices into the fixture, not a copy of the data.
 
 use std::collections::HashMap;
 use std::sync::Arc;

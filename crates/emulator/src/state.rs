@@ -1,9 +1,10 @@
 //! Everything the emulator knows, behind one cheaply cloned handle.
 //!
 //! The fixture and the principals derived from it never change while the emulator runs; tokens,
-//! SQL statements, warehouse states, SQL sessions, fault rules, run-time settings and the request log do, and each sits behind its
-//! own `std::sync::Mutex`. Locks are held for a few map operations and never across an `.await`,
-//! so a plain mutex is both correct and the fastest choice here.
+//! SQL statements, warehouse states, SQL sessions, fault rules, run-time settings and the request
+//! log do, and each sits behind its own `std::sync::Mutex`. Locks are held for a few map
+//! operations and never across an `.await`, so a plain mutex is both correct and the fastest
+//! choice here.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -283,7 +283,7 @@ fn parse_wait_timeout(text: Option<&str>) -> Result<Duration, ApiError> {
     })
 }
 
-/// The link settings for a client that reached us with `headers`.
+/// The link settings for a client that reached us at `base`.
 fn links<'a>(emulator: &'a Emulator, base: &'a str) -> Links<'a> {
     let ttl_secs = i64::try_from(emulator.settings().sql_link_ttl_secs).unwrap_or(i64::MAX);
     Links {

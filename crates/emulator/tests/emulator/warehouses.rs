@@ -305,3 +305,26 @@ async fn fixtures_refuse_an_auto_stop_below_ten_minutes() {
     let error = result.expect_err("5 minutes is refused").to_string();
     assert!(error.contains("auto_stop_mins"), "{error}");
 }
+
+#[tokio::test]
+async fn the_http_control_route_sets_known_states_only() {
+    // Arrange
+    let te = spawn().await;
+    let put = |id: &str, body: Value| {
+        te.http
+            .put(te.url(&format!("/_emulator/warehouses/{id}")))
+            .json(&body)
+    };
+
+    // Act
+    let (stopped, _) = crate::support::send(put(WAREHOUSE, json!({"state": "STOPPED"}))).await;
+    let state_after = state_of(&te, WAREHOUSE).await;
+    let (deleted, _) = crate::support::send(put(WAREHOUSE, json!({"state": "DELETED"}))).await;
+    let (unknown, _) = crate::support::send(put("nope", json!({"state": "RUNNING"}))).await;
+
+    // Assert
+    assert_eq!(stopped, StatusCode::NO_CONTENT);
+    assert_eq!(state_after, "STOPPED");
+    assert_eq!(deleted, StatusCode::BAD_REQUEST);
+    assert_eq!(unknown, StatusCode::NOT_FOUND);
+}
