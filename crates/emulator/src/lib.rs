@@ -17,6 +17,8 @@
 //! - `faults`: fault injection rules and the middleware that applies them;
 //! - `control`: what tests use to inject faults, expire tokens and read the log, as typed
 //!   methods of [`EmulatorHandle`] and as the `/_emulator/` HTTP API, one implementation for both;
+//! - `engine`: the SQL the warehouses run (sqlparser's Databricks dialect over an in-memory
+//!   SQLite copy of the fixture tables), and `sql`: the life of a submitted statement;
 //! - `routes`: one module per Databricks service;
 //! - `lakebase`: turning minted database credentials into real Postgres logins;
 //! - [`postgres`]: starting a private Postgres cluster from the machine's binaries;
@@ -26,6 +28,7 @@
 
 mod auth;
 mod control;
+mod engine;
 mod error;
 mod faults;
 pub mod fixture;
@@ -38,6 +41,7 @@ mod sql;
 mod state;
 
 pub use control::ControlError;
+pub use engine::EngineError;
 pub use faults::{ActiveFault, FaultRule};
 pub use fixture::Fixture;
 pub use server::{EmulatorHandle, StartError};

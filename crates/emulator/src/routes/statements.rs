@@ -4,14 +4,14 @@
 //! This module owns the HTTP side: validating the execute request, waiting up to `wait_timeout`,
 //! `on_wait_timeout`, and the rule that only the principal that submitted a statement can see or
 //! cancel it (anyone else gets the same 404 as for an unknown id, so ids leak nothing). The SQL
-//! subset, the state clock and the response shapes live in `crate::sql`, whose header documents
-//! what SQL the emulator understands.
+//! engine lives in `crate::engine`, whose header documents what SQL the emulator understands; the
+//! state clock and the response shapes live in `crate::sql`.
 //!
 //! Request fields and what the emulator does with them:
 //!
 //! | field | handling |
 //! |---|---|
-//! | `statement` | required; evaluated as the caller (see `crate::sql`) |
+//! | `statement` | required; evaluated once, at submission, as the caller (see `crate::engine`), on a blocking thread |
 //! | `warehouse_id` | required; must be a fixture warehouse, else `404 RESOURCE_DOES_NOT_EXIST` |
 //! | `catalog`, `schema` | default namespace; `main` and `default` when absent or empty |
 //! | `wait_timeout` | `0s` or `5s`..`50s` (default `10s`), else `400 INVALID_PARAMETER_VALUE` |
@@ -20,12 +20,13 @@
 //! | `format` | `JSON_ARRAY` only; `ARROW_STREAM` and `CSV` are refused with `400`, as the real service refuses them with `INLINE` |
 //! | `row_limit` | applied; sets `manifest.truncated`; negative is `400` |
 //! | `byte_limit` | checked to be non-negative, otherwise ignored |
-//! | `parameters` | checked to be `[{"name", ...}]`, otherwise ignored: the subset has no `:name` markers |
+//! | `parameters` | `[{"name", "value"?, "type"?}]`: `name` a non-empty string, unique ignoring case; `value` a string or absent/null (NULL); `type` absent (`STRING`) or one of `STRING`, `BOOLEAN`, `TINYINT`, `SMALLINT`, `INT`/`INTEGER`, `BIGINT`, `FLOAT`, `DOUBLE`, `DECIMAL(p,s)`, `DATE`, `TIMESTAMP`; anything else (`ARRAY`, `MAP`, `STRUCT` included) is `400 INVALID_PARAMETER_VALUE`. A value that does not convert to its type fails the statement, not the request (see `crate::engine`) |
 //! | `query_tags` | checked to be at most 20, otherwise ignored |
 //!
 //! The execute call also answers at `/api/2.0/sql/statements/` (trailing slash), the path the
 //! official SDKs post to.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
@@ -37,10 +38,11 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::auth::Authenticated;
+use crate::engine::{self, Context, Parameter, SqlType};
 use crate::error::ApiError;
 use crate::routes::JsonBody;
 use crate::sql::{
-    self, ChunkError, Context, ResultChunk, Statement, StatementResponse, StatementState, Timing,
+    self, ChunkError, ResultChunk, Statement, StatementResponse, StatementState, Timing,
 };
 use crate::state::{Emulator, Principal, lock};
 
@@ -89,6 +91,7 @@ struct Execution {
     wait: Duration,
     cancel_on_timeout: bool,
     row_limit: Option<usize>,
+    parameters: Vec<Parameter>,
 }
 
 impl ExecuteRequest {
@@ -157,12 +160,7 @@ impl ExecuteRequest {
         if self.byte_limit.is_some_and(|l| l < 0) {
             return Err(ApiError::bad_request("byte_limit must not be negative"));
         }
-        let named = |p: &Value| p.get("name").is_some_and(Value::is_string);
-        if self.parameters.is_some_and(|ps| !ps.iter().all(named)) {
-            return Err(ApiError::bad_request(
-                "every statement parameter needs a string name",
-            ));
-        }
+        let parameters = parse_parameters(self.parameters.unwrap_or_default())?;
         if self.query_tags.is_some_and(|tags| tags.len() > 20) {
             return Err(ApiError::bad_request("at most 20 query_tags are allowed"));
         }
@@ -173,12 +171,80 @@ impl ExecuteRequest {
         };
         Ok(Execution {
             statement,
-            catalog: or_default(self.catalog, sql::DEFAULT_CATALOG),
-            schema: or_default(self.schema, sql::DEFAULT_SCHEMA),
+            catalog: or_default(self.catalog, engine::DEFAULT_CATALOG),
+            schema: or_default(self.schema, engine::DEFAULT_SCHEMA),
             wait,
             cancel_on_timeout,
             row_limit,
+            parameters,
         })
+    }
+}
+
+/// Validates `parameters[]`: what a malformed entry gets is a `400`, as from the real API.
+fn parse_parameters(raw: Vec<Value>) -> Result<Vec<Parameter>, ApiError> {
+    let mut parameters: Vec<Parameter> = Vec::with_capacity(raw.len());
+    for entry in raw {
+        let name = match entry.get("name") {
+            Some(Value::String(name)) if !name.is_empty() => name.clone(),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "every statement parameter needs a non-empty string name",
+                ));
+            }
+        };
+        let value = match entry.get("value") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(value)) => Some(value.clone()),
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "the value of parameter '{name}' must be a string"
+                )));
+            }
+        };
+        let sql_type = match entry.get("type") {
+            None | Some(Value::Null) => SqlType::String,
+            Some(Value::String(text)) => parameter_type(&name, text)?,
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "the type of parameter '{name}' must be a string"
+                )));
+            }
+        };
+        if parameters
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(ApiError::bad_request(format!(
+                "parameter '{name}' is given more than once"
+            )));
+        }
+        parameters.push(Parameter {
+            name,
+            value,
+            sql_type,
+        });
+    }
+    Ok(parameters)
+}
+
+/// The type of a parameter: the scalar types of the API; collections are refused.
+fn parameter_type(name: &str, text: &str) -> Result<SqlType, ApiError> {
+    let head = text.trim().to_ascii_uppercase();
+    if ["ARRAY", "MAP", "STRUCT"]
+        .iter()
+        .any(|collection| head.starts_with(collection))
+    {
+        return Err(ApiError::bad_request(format!(
+            "parameter '{name}' has type {text}: ARRAY, MAP and STRUCT parameters are not \
+             supported; pass a scalar and build the collection in SQL"
+        )));
+    }
+    match SqlType::parse(text) {
+        Some(SqlType::Binary | SqlType::Null | SqlType::Other { .. }) | None => Err(
+            ApiError::bad_request(format!("parameter '{name}' has an unknown type '{text}'")),
+        ),
+        Some(sql_type) => Ok(sql_type),
     }
 }
 
@@ -207,13 +273,28 @@ async fn execute_statement(
 ) -> Result<Json<StatementResponse>, ApiError> {
     let execution = request.validate(&emulator)?;
     let settings = emulator.settings();
-    let context = Context {
-        fixture: &emulator.fixture,
-        principal: &principal,
-        catalog: &execution.catalog,
-        schema: &execution.schema,
-    };
-    let outcome = sql::evaluate(&execution.statement, &context, execution.row_limit);
+    // SQLite blocks while it evaluates, so the evaluation runs on a blocking thread.
+    let (shared, caller) = (emulator.clone(), Arc::clone(&principal));
+    let (execution, outcome) = tokio::task::spawn_blocking(move || {
+        let context = Context {
+            engine: &shared.engine,
+            fixture: &shared.fixture,
+            principal: &caller,
+            catalog: &execution.catalog,
+            schema: &execution.schema,
+            parameters: &execution.parameters,
+        };
+        let outcome = engine::evaluate(&execution.statement, &context, execution.row_limit);
+        (execution, outcome)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "the statement could not be evaluated",
+        )
+    })?;
     let submitted = Instant::now();
     let timing = Timing {
         pending: Duration::from_millis(settings.sql_pending_ms),
@@ -255,7 +336,7 @@ async fn execute_statement(
             statement.cancel(now);
         }
     }
-    Ok(Json(statement.response(now, &emulator.fixture)))
+    Ok(Json(statement.response(now)))
 }
 
 /// The stored version of `statement`, which a cancel may have changed.
@@ -286,7 +367,7 @@ async fn get_statement(
     Path(id): Path<String>,
 ) -> Result<Json<StatementResponse>, ApiError> {
     let statement = find(&emulator, &principal, &id)?;
-    Ok(Json(statement.response(Instant::now(), &emulator.fixture)))
+    Ok(Json(statement.response(Instant::now())))
 }
 
 /// One result chunk of a succeeded statement, in any order.
@@ -301,7 +382,7 @@ async fn get_statement_result_chunk_n(
             "chunk_index must be a non-negative integer, got '{chunk_index}'"
         ))
     })?;
-    match statement.chunk(index, Instant::now(), &emulator.fixture) {
+    match statement.chunk(index, Instant::now()) {
         Ok(chunk) => Ok(Json(chunk)),
         Err(ChunkError::NotSucceeded(state)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
