@@ -440,6 +440,8 @@ pub struct EngineError(#[source] rusqlite::Error);
 pub(crate) struct Engine {
     /// The `memdb` URI statements open read-only.
     uri: String,
+    /// How long one statement may run: [`EVALUATION_TIME_LIMIT`], shorter in tests.
+    time_limit: Duration,
     /// Keeps the database alive: a `memdb` database lives while a connection to it is open.
     _keeper: Mutex<Connection>,
 }
@@ -476,6 +478,7 @@ impl Engine {
         transaction.commit().map_err(EngineError)?;
         Ok(Self {
             uri,
+            time_limit: EVALUATION_TIME_LIMIT,
             _keeper: Mutex::new(keeper),
         })
     }
@@ -489,7 +492,7 @@ impl Engine {
         connection.set_limit(Limit::SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)?;
         connection.pragma_update(None, "case_sensitive_like", true)?;
         connection.pragma_update(None, "query_only", true)?;
-        let deadline = Instant::now() + EVALUATION_TIME_LIMIT;
+        let deadline = Instant::now() + self.time_limit;
         connection.progress_handler(PROGRESS_STEPS, Some(move || Instant::now() >= deadline))?;
         register_functions(&connection, failure)?;
         Ok(connection)
@@ -558,7 +561,8 @@ fn unresolved_routine(name: &str) -> SqlError {
         "42883",
         format!(
             "Cannot resolve routine `{name}` on search path [`system`.`builtin`, \
-             `system`.`session`]."
+             `system`.`session`]. The dbapp emulator knows only the functions listed in \
+             docs/emulator.md."
         ),
     )
 }
@@ -1095,7 +1099,7 @@ impl<'a> Rewriter<'_, 'a> {
         let sqlite = sqlite_name(&catalog.name, &schema.name, &table.name);
         self.tables.insert(sqlite.clone(), table);
         let mut ident = Ident::new(sqlite);
-        ident.quote_style = Some('"');
+        ident.quote_style = Some('`');
         Ok(Some(ObjectName::from(vec![ident])))
     }
 
@@ -1337,7 +1341,7 @@ impl<'a> Rewriter<'_, 'a> {
         for item in &mut select.projection {
             match item {
                 SelectItem::UnnamedExpr(_) => {}
-                SelectItem::ExprWithAlias { alias, .. } => alias.quote_style = Some('"'),
+                SelectItem::ExprWithAlias { alias, .. } => alias.quote_style = Some('`'),
                 SelectItem::Wildcard(options) | SelectItem::QualifiedWildcard(_, options) => {
                     if options.opt_exclude.is_some()
                         || options.opt_except.is_some()
@@ -1420,7 +1424,7 @@ impl<'a> Rewriter<'_, 'a> {
                     *name = resolved;
                 }
                 if let Some(alias) = alias {
-                    alias.name.quote_style = Some('"');
+                    alias.name.quote_style = Some('`');
                 }
                 Ok(())
             }
@@ -1439,12 +1443,12 @@ impl<'a> Rewriter<'_, 'a> {
     fn rewrite_expr(&mut self, expr: &mut Expr) -> Result<(), SqlError> {
         let replacement = match expr {
             Expr::Identifier(ident) => {
-                ident.quote_style = Some('"');
+                ident.quote_style = Some('`');
                 None
             }
             Expr::CompoundIdentifier(parts) => {
                 for part in parts.iter_mut() {
-                    part.quote_style = Some('"');
+                    part.quote_style = Some('`');
                 }
                 None
             }
@@ -1833,29 +1837,46 @@ impl Scope<'_> {
     }
 }
 
-fn widen(a: Option<SqlType>, b: Option<SqlType>) -> Option<SqlType> {
+/// The type of `a op b` for `+`, `-`, `*` and `%`, by Spark's rules for numbers: integers widen
+/// to the larger, anything with a double is a double, decimals follow Spark's precision rules
+/// (an integer counting as the decimal that holds it).
+fn arithmetic(op: &BinaryOperator, a: Option<SqlType>, b: Option<SqlType>) -> Option<SqlType> {
     use SqlType::{Byte, Decimal, Double, Float, Int, Long, Short};
-    let rank = |t: &SqlType| match t {
-        Byte => 1,
-        Short => 2,
-        Int => 3,
-        Long => 4,
-        _ => 0,
-    };
-    match (a?, b?) {
-        (Double | Float, _) | (_, Double | Float) => Some(Double),
-        (Decimal(p1, s1), Decimal(p2, s2)) => {
-            let scale = s1.max(s2);
-            Some(Decimal((p1 - s1).max(p2 - s2) + scale + 1, scale).capped())
-        }
-        (Decimal(p, s), other) | (other, Decimal(p, s)) if other.is_integral() => {
-            Some(Decimal((p - s).max(20) + s + 1, s).capped())
-        }
-        (x, y) if x.is_integral() && y.is_integral() => {
-            Some(if rank(&x) >= rank(&y) { x } else { y })
-        }
-        (SqlType::Null, other) | (other, SqlType::Null) => Some(other),
+    let as_decimal = |t: &SqlType| match t {
+        Byte => Some((3, 0)),
+        Short => Some((5, 0)),
+        Int => Some((10, 0)),
+        Long => Some((20, 0)),
+        Decimal(p, s) => Some((*p, *s)),
         _ => None,
+    };
+    let (a, b) = (a?, b?);
+    match (&a, &b) {
+        (Double | Float, _) | (_, Double | Float) => Some(Double),
+        (SqlType::Null, other) | (other, SqlType::Null) => Some(other.clone()),
+        (x, y) if x.is_integral() && y.is_integral() => {
+            let rank = |t: &SqlType| as_decimal(t).map_or(0, |(p, _)| p);
+            Some(if rank(x) >= rank(y) {
+                x.clone()
+            } else {
+                y.clone()
+            })
+        }
+        _ => {
+            let ((p1, s1), (p2, s2)) = (as_decimal(&a)?, as_decimal(&b)?);
+            let (precision, scale) = match op {
+                BinaryOperator::Multiply => (p1 + p2 + 1, s1 + s2),
+                BinaryOperator::Modulo => {
+                    let scale = s1.max(s2);
+                    ((p1 - s1).min(p2 - s2) + scale, scale)
+                }
+                _ => {
+                    let scale = s1.max(s2);
+                    ((p1 - s1).max(p2 - s2) + scale + 1, scale)
+                }
+            };
+            Some(Decimal(precision, scale).capped())
+        }
     }
 }
 
@@ -1919,10 +1940,10 @@ fn infer(expr: &Expr, scope: &Scope<'_>) -> Option<SqlType> {
             _ => infer(expr, scope),
         },
         Expr::BinaryOp { left, op, right } => match op {
-            BinaryOperator::Plus | BinaryOperator::Minus | BinaryOperator::Multiply => {
-                widen(infer(left, scope), infer(right, scope))
-            }
-            BinaryOperator::Modulo => widen(infer(left, scope), infer(right, scope)),
+            BinaryOperator::Plus
+            | BinaryOperator::Minus
+            | BinaryOperator::Multiply
+            | BinaryOperator::Modulo => arithmetic(op, infer(left, scope), infer(right, scope)),
             BinaryOperator::Divide => Some(SqlType::Double),
             BinaryOperator::StringConcat => Some(SqlType::String),
             _ => Some(SqlType::Boolean),
@@ -1985,7 +2006,10 @@ fn infer_function(function: &Function, scope: &Scope<'_>) -> Option<SqlType> {
         "percent_rank" | "cume_dist" | "sqrt" | "exp" | "ln" | "log10" | "power" | "pow"
         | "try_divide" | "sign" | "signum" => Some(SqlType::Double),
         "ceil" | "ceiling" | "floor" => Some(SqlType::Long),
-        "mod" => args.iter().map(|a| infer(a, scope)).reduce(widen).flatten(),
+        "mod" => match args.as_slice() {
+            [a, b] => arithmetic(&BinaryOperator::Modulo, infer(a, scope), infer(b, scope)),
+            _ => None,
+        },
         "lower" | "upper" | "lcase" | "ucase" | "trim" | "ltrim" | "rtrim" | "substr"
         | "substring" | "replace" | "concat" | "concat_ws" => Some(SqlType::String),
         "current_date" | "to_date" | "date" | "date_add" | "date_sub" => Some(SqlType::Date),
@@ -2311,4 +2335,658 @@ fn column_types(
             (name, sql_type)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn principal(user_name: &str, groups: &[&str]) -> Principal {
+        Principal {
+            id: "1".into(),
+            user_name: user_name.into(),
+            display_name: user_name.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            active: true,
+            is_service_principal: false,
+        }
+    }
+
+    fn alice() -> Principal {
+        principal("alice@example.com", &["users", "data-analysts"])
+    }
+
+    fn bob() -> Principal {
+        principal("bob@example.com", &["users"])
+    }
+
+    fn param(name: &str, value: Option<&str>, sql_type: &str) -> Parameter {
+        Parameter {
+            name: name.into(),
+            value: value.map(str::to_owned),
+            sql_type: SqlType::parse(sql_type).expect("a parameter type"),
+        }
+    }
+
+    /// What a test needs to look at: column JSON, rows, truncation.
+    type Outcome = (Vec<serde_json::Value>, Vec<Vec<Option<String>>>, bool);
+
+    fn run_on(
+        engine: &Engine,
+        sql: &str,
+        who: &Principal,
+        parameters: &[Parameter],
+        row_limit: Option<usize>,
+    ) -> Result<Outcome, SqlError> {
+        let fixture = Fixture::default();
+        let context = Context {
+            engine,
+            fixture: &fixture,
+            principal: who,
+            catalog: DEFAULT_CATALOG,
+            schema: DEFAULT_SCHEMA,
+            parameters,
+        };
+        let result = evaluate(sql, &context, row_limit)?;
+        let (columns, rows, truncated) = result.parts();
+        let columns = columns
+            .iter()
+            .map(|c| serde_json::to_value(c).expect("serializable"))
+            .collect();
+        Ok((columns, rows.to_vec(), truncated))
+    }
+
+    fn run_with(sql: &str, who: &Principal, parameters: &[Parameter]) -> Result<Outcome, SqlError> {
+        let engine = Engine::load(&Fixture::default()).expect("the default fixture loads");
+        run_on(&engine, sql, who, parameters, None)
+    }
+
+    fn run(sql: &str) -> Outcome {
+        run_with(sql, &alice(), &[]).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    fn fail(sql: &str, who: &Principal, parameters: &[Parameter]) -> SqlError {
+        match run_with(sql, who, parameters) {
+            Ok(outcome) => panic!("{sql} should fail, got {outcome:?}"),
+            Err(error) => {
+                let text = error.to_string().to_lowercase();
+                assert!(!text.contains("sqlite"), "{sql}: {error}");
+                error
+            }
+        }
+    }
+
+    fn cells(rows: &[Vec<Option<String>>]) -> Vec<Vec<&str>> {
+        rows.iter()
+            .map(|r| r.iter().map(|c| c.as_deref().unwrap_or("NULL")).collect())
+            .collect()
+    }
+
+    fn table(name: &str) -> Table {
+        let fixture = Fixture::default();
+        fixture
+            .catalogs
+            .iter()
+            .flat_map(|c| &c.schemas)
+            .flat_map(|s| &s.tables)
+            .find(|t| t.name == name)
+            .cloned()
+            .expect("a fixture table")
+    }
+
+    #[test]
+    fn the_seed_template_counts_customers_as_a_bigint() {
+        // Arrange / Act
+        let (columns, rows, truncated) =
+            run("SELECT COUNT(*) AS total_count FROM main.default.customers");
+        let (unaliased, _, _) = run("select count(*) from customers");
+
+        // Assert
+        assert_eq!(
+            columns,
+            [
+                json!({"name": "total_count", "position": 0, "type_name": "LONG", "type_text": "BIGINT"})
+            ]
+        );
+        assert_eq!(cells(&rows), [["25"]]);
+        assert!(!truncated);
+        assert_eq!(unaliased[0]["name"], "count(1)");
+    }
+
+    #[test]
+    fn where_binds_every_parameter_type() {
+        // Arrange
+        let customers = table("customers").rows;
+        let orders = table("orders").rows;
+        let products = table("products").rows;
+        let count = |rows: &Vec<Vec<JsonValue>>, keep: &dyn Fn(&Vec<JsonValue>) -> bool| {
+            rows.iter().filter(|r| keep(r)).count().to_string()
+        };
+        let cases: Vec<(&str, Parameter, String)> = vec![
+            (
+                "SELECT COUNT(*) FROM customers WHERE name = :p",
+                param("p", Some("Grace Hopper"), "STRING"),
+                "1".into(),
+            ),
+            (
+                "SELECT COUNT(*) FROM customers WHERE id <= :p",
+                param("p", Some("7"), "INT"),
+                "7".into(),
+            ),
+            (
+                "SELECT COUNT(*) FROM main.sales.orders WHERE order_id > :p",
+                param("p", Some("1100"), "BIGINT"),
+                "20".into(),
+            ),
+            (
+                "SELECT COUNT(*) FROM main.sales.orders WHERE quantity = :p",
+                param("p", Some("3"), "SMALLINT"),
+                count(&orders, &|r| r[3] == json!(3)),
+            ),
+            (
+                "SELECT COUNT(*) FROM products WHERE id < :p",
+                param("p", Some("3"), "TINYINT"),
+                "2".into(),
+            ),
+            (
+                "SELECT COUNT(*) FROM customers WHERE lifetime_value > :p",
+                param("p", Some("1000.5"), "DOUBLE"),
+                count(&customers, &|r| r[5].as_f64().is_some_and(|v| v > 1000.5)),
+            ),
+            (
+                "SELECT COUNT(*) FROM customers WHERE lifetime_value < :p",
+                param("p", Some("500"), "FLOAT"),
+                count(&customers, &|r| r[5].as_f64().is_some_and(|v| v < 500.0)),
+            ),
+            (
+                "SELECT COUNT(*) FROM products WHERE price >= :p",
+                param("p", Some("12.50"), "DECIMAL(10,2)"),
+                count(&products, &|r| r[2].as_f64().is_some_and(|v| v >= 12.5)),
+            ),
+            (
+                "SELECT COUNT(*) FROM customers WHERE is_active = :p",
+                param("p", Some("false"), "BOOLEAN"),
+                count(&customers, &|r| r[4] == json!(false)),
+            ),
+            (
+                "SELECT COUNT(*) FROM customers WHERE signup_date >= :p",
+                param("p", Some("2025-06-01"), "DATE"),
+                count(&customers, &|r| {
+                    r[3].as_str().is_some_and(|d| d >= "2025-06-01")
+                }),
+            ),
+            (
+                "SELECT COUNT(*) FROM main.sales.orders WHERE ordered_at < :p",
+                param("p", Some("2026-03-01 00:00:00"), "TIMESTAMP"),
+                count(&orders, &|r| {
+                    r[4].as_str().is_some_and(|t| t < "2026-03-01")
+                }),
+            ),
+            (
+                "SELECT COUNT(*) FROM customers WHERE lifetime_value IS NOT DISTINCT FROM :p",
+                param("p", None, "DOUBLE"),
+                count(&customers, &|r| r[5].is_null()),
+            ),
+        ];
+
+        for (sql, parameter, expected) in cases {
+            // Act
+            let outcome = run_with(sql, &alice(), std::slice::from_ref(&parameter));
+
+            // Assert
+            let (_, rows, _) = outcome.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            assert_eq!(
+                cells(&rows),
+                [[expected.as_str()]],
+                "{sql} with {parameter:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn group_by_and_having_accept_aliases_and_type_aggregates() {
+        // Arrange
+        let orders = table("orders").rows;
+        let mut expected: Vec<(String, usize)> = Vec::new();
+        for row in &orders {
+            let status = row[5].as_str().unwrap_or_default().to_owned();
+            match expected.iter_mut().find(|(s, _)| *s == status) {
+                Some((_, n)) => *n += 1,
+                None => expected.push((status, 1)),
+            }
+        }
+        expected.retain(|(_, n)| *n > 26);
+        expected.sort();
+
+        // Act
+        let (columns, rows, _) = run(
+            "SELECT status AS s, COUNT(*) AS n, SUM(quantity) AS units, AVG(amount), \
+             SUM(amount) total FROM main.sales.orders GROUP BY s HAVING n > 26 ORDER BY s",
+        );
+
+        // Assert
+        let got: Vec<(String, usize)> = rows
+            .iter()
+            .map(|r| {
+                let n = r[1].as_deref().unwrap_or_default().parse().unwrap_or(0);
+                (r[0].clone().unwrap_or_default(), n)
+            })
+            .collect();
+        assert_eq!(got, expected);
+        let types: Vec<_> = columns.iter().map(|c| c["type_text"].clone()).collect();
+        assert_eq!(types, ["STRING", "BIGINT", "BIGINT", "DOUBLE", "DOUBLE"]);
+        assert_eq!(columns[3]["name"], "avg(amount)");
+    }
+
+    #[test]
+    fn order_by_limit_and_offset_window_the_rows_also_from_parameters() {
+        // Arrange
+        let parameters = [param("n", Some("3"), "INT"), param("m", Some("2"), "INT")];
+        let sql = "SELECT id FROM customers ORDER BY id DESC LIMIT :n OFFSET :m";
+
+        // Act
+        let (_, literal, _) = run("SELECT id FROM customers ORDER BY id DESC LIMIT 3 OFFSET 2");
+        let (_, bound, _) = run_with(sql, &alice(), &parameters).expect("runs");
+        let (_, offset_only, _) = run("SELECT * FROM regions OFFSET 2");
+
+        // Assert
+        assert_eq!(cells(&literal), [["23"], ["22"], ["21"]]);
+        assert_eq!(bound, literal);
+        assert_eq!(offset_only.len(), 1);
+    }
+
+    /// The highest product id of each category, ascending: what the window query must find.
+    fn newest_per_category() -> Vec<Vec<String>> {
+        let mut newest: HashMap<String, i64> = HashMap::new();
+        for row in table("products").rows {
+            let id = row[0].as_i64().unwrap_or_default();
+            let category = row[3].as_str().unwrap_or_default().to_owned();
+            let entry = newest.entry(category).or_insert(id);
+            *entry = (*entry).max(id);
+        }
+        let mut ids: Vec<i64> = newest.into_values().collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|id| vec![id.to_string()]).collect()
+    }
+
+    #[test]
+    fn joins_ctes_subqueries_windows_unions_and_case_work_across_schemas() {
+        // Arrange
+        let cases = [
+            (
+                "SELECT c.name, COUNT(*) AS orders FROM main.sales.orders o \
+                 JOIN main.default.customers c ON o.customer_id = c.id \
+                 WHERE c.id = 5 GROUP BY c.name",
+                vec![vec![
+                    "Barbara Liskov".to_owned(),
+                    table("orders")
+                        .rows
+                        .iter()
+                        .filter(|r| r[1] == json!(5))
+                        .count()
+                        .to_string(),
+                ]],
+            ),
+            (
+                "WITH cheap AS (SELECT * FROM products WHERE price < 5) \
+                 SELECT COUNT(*) FROM cheap",
+                vec![vec![
+                    table("products")
+                        .rows
+                        .iter()
+                        .filter(|r| r[2].as_f64().is_some_and(|p| p < 5.0))
+                        .count()
+                        .to_string(),
+                ]],
+            ),
+            (
+                "SELECT name FROM customers WHERE id = (SELECT MAX(customer_id) FROM sales.orders \
+                 WHERE order_id = 1001)",
+                vec![vec!["Barbara Liskov".to_owned()]],
+            ),
+            (
+                "SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY category ORDER BY id \
+                 DESC) AS rn FROM products) WHERE rn = 1 ORDER BY id",
+                newest_per_category(),
+            ),
+            (
+                "SELECT code FROM regions WHERE code = 'EMEA' UNION ALL SELECT code FROM regions \
+                 WHERE code = 'EMEA'",
+                vec![vec!["EMEA".to_owned()], vec!["EMEA".to_owned()]],
+            ),
+            (
+                "SELECT CASE WHEN price IS NULL THEN 'unknown' WHEN price > 10 THEN 'dear' \
+                 ELSE 'cheap' END AS band FROM products WHERE id IN (1, 2, 8) ORDER BY id",
+                vec![
+                    vec!["dear".to_owned()],
+                    vec!["cheap".to_owned()],
+                    vec!["unknown".to_owned()],
+                ],
+            ),
+            (
+                "SELECT COUNT(*) FROM `main`.`default`.`customers`",
+                vec![vec!["25".to_owned()]],
+            ),
+        ];
+
+        for (sql, expected) in cases {
+            // Act
+            let (_, rows, _) = run(sql);
+
+            // Assert
+            let rows: Vec<Vec<String>> = rows
+                .into_iter()
+                .map(|r| r.into_iter().map(Option::unwrap_or_default).collect())
+                .collect();
+            assert_eq!(rows, expected, "{sql}");
+        }
+    }
+
+    #[test]
+    fn one_unreadable_table_fails_the_statement_but_a_cte_of_the_same_name_does_not() {
+        // Arrange / Act
+        let join = fail(
+            "SELECT * FROM customers c JOIN main.sales.orders o ON o.customer_id = c.id",
+            &bob(),
+            &[],
+        );
+        let in_subquery = fail(
+            "SELECT id FROM customers WHERE id IN (SELECT customer_id FROM main.sales.orders)",
+            &bob(),
+            &[],
+        );
+        let shadowed = run_with(
+            "WITH orders AS (SELECT id FROM customers) SELECT COUNT(*) FROM orders",
+            &bob(),
+            &[],
+        );
+        let missing = fail("SELECT * FROM main.`default`.nope", &alice(), &[]);
+
+        // Assert
+        assert_eq!(
+            join.to_string(),
+            "[INSUFFICIENT_PERMISSIONS] Insufficient privileges: User does not have SELECT on \
+             Table 'main.sales.orders'. SQLSTATE: 42501"
+        );
+        assert_eq!(in_subquery.class(), "INSUFFICIENT_PERMISSIONS");
+        let (_, rows, _) = shadowed.expect("a CTE is not a table");
+        assert_eq!(cells(&rows), [["25"]]);
+        assert!(
+            missing.to_string().starts_with(
+                "[TABLE_OR_VIEW_NOT_FOUND] The table or view `main`.`default`.`nope` cannot be \
+                 found."
+            ),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn failures_carry_spark_classes_and_never_sqlite_text() {
+        // Arrange
+        let cases: [(&str, &[Parameter], &str, &str); 14] = [
+            ("", &[], "PARSE_EMPTY_STATEMENT", "42617"),
+            ("SELECT * FROM", &[], "PARSE_SYNTAX_ERROR", "42601"),
+            ("SELECT 1; SELECT 2", &[], "PARSE_SYNTAX_ERROR", "42601"),
+            (
+                "CREATE TABLE t (a INT)",
+                &[],
+                "UNSUPPORTED_FEATURE",
+                "0A000",
+            ),
+            (
+                "INSERT INTO customers VALUES (1)",
+                &[],
+                "UNSUPPORTED_FEATURE",
+                "0A000",
+            ),
+            (
+                "SELECT * FROM customers WHERE id = :missing",
+                &[],
+                "UNBOUND_SQL_PARAMETER",
+                "42P02",
+            ),
+            (
+                "SELECT nope FROM customers",
+                &[],
+                "UNRESOLVED_COLUMN.WITH_SUGGESTION",
+                "42703",
+            ),
+            (
+                "SELECT no_such_function(1)",
+                &[],
+                "UNRESOLVED_ROUTINE",
+                "42883",
+            ),
+            ("SELECT 1 / 0", &[], "DIVIDE_BY_ZERO", "22012"),
+            (
+                "SELECT CAST('x1' AS INT)",
+                &[],
+                "CAST_INVALID_INPUT",
+                "22018",
+            ),
+            (
+                "SELECT * FROM customers LIMIT -1",
+                &[],
+                "INVALID_LIMIT_LIKE_EXPRESSION.IS_NEGATIVE",
+                "42K0E",
+            ),
+            (
+                "SELECT * FROM customers LIMIT 2147483648",
+                &[],
+                "INVALID_LIMIT_LIKE_EXPRESSION.DATA_TYPE",
+                "42K0E",
+            ),
+            (
+                "SELECT * FROM customers LIMIT id",
+                &[],
+                "INVALID_LIMIT_LIKE_EXPRESSION.IS_UNFOLDABLE",
+                "42K0E",
+            ),
+            (
+                "WITH RECURSIVE r AS (SELECT 1) SELECT * FROM r",
+                &[],
+                "UNSUPPORTED_FEATURE",
+                "0A000",
+            ),
+        ];
+
+        for (sql, parameters, class, sql_state) in cases {
+            // Act
+            let error = fail(sql, &alice(), parameters);
+
+            // Assert
+            assert_eq!(
+                (error.class(), error.sql_state()),
+                (class, sql_state),
+                "{sql}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_token() {
+        // Arrange / Act
+        let end = fail("SELECT *\n  FROM customers WHERE", &alice(), &[]);
+        let near = fail("SELECT *\n  FROM customers WHERE id = = 1", &alice(), &[]);
+
+        // Assert
+        assert!(
+            end.to_string()
+                .starts_with("[PARSE_SYNTAX_ERROR] Syntax error at or near end of input."),
+            "{end}"
+        );
+        assert_eq!(
+            near.to_string(),
+            "[PARSE_SYNTAX_ERROR] Syntax error at or near '='. SQLSTATE: 42601 (line 2, pos 28)"
+        );
+    }
+
+    #[test]
+    fn parameters_that_do_not_convert_or_cannot_limit_fail_the_statement() {
+        // Arrange
+        let sql = "SELECT * FROM products WHERE id = :p";
+        let cases = [
+            (param("p", Some("seven"), "INT"), "CAST_INVALID_INPUT"),
+            (param("p", Some("99999999999"), "INT"), "CAST_INVALID_INPUT"),
+            (
+                param("p", Some("12345.6"), "DECIMAL(4,1)"),
+                "NUMERIC_VALUE_OUT_OF_RANGE.WITH_SUGGESTION",
+            ),
+            (param("p", Some("maybe"), "BOOLEAN"), "CAST_INVALID_INPUT"),
+            (param("p", Some("2025-13-01"), "DATE"), "CAST_INVALID_INPUT"),
+            (
+                param("p", Some("yesterday"), "TIMESTAMP"),
+                "CAST_INVALID_INPUT",
+            ),
+        ];
+
+        for (parameter, class) in cases {
+            // Act
+            let error = fail(sql, &alice(), std::slice::from_ref(&parameter));
+
+            // Assert
+            assert_eq!(error.class(), class, "{parameter:?}: {error}");
+        }
+        let text_limit = fail(
+            "SELECT * FROM products LIMIT :n",
+            &alice(),
+            &[param("n", Some("3"), "STRING")],
+        );
+        assert_eq!(
+            text_limit.class(),
+            "INVALID_LIMIT_LIKE_EXPRESSION.DATA_TYPE"
+        );
+    }
+
+    #[test]
+    fn values_are_rendered_with_their_spark_types() {
+        // Arrange / Act
+        let (columns, rows, _) = run(
+            "SELECT price, price * 2 AS twice, SUM(price) OVER () AS total, 7 / 2, 10 % 4, \
+             CAST(129 AS DOUBLE), is_active, signup_date, 'x' || c.name, try_cast('x' AS INT), \
+             NULL, upper(c.name), 1.5 \
+             FROM products p JOIN customers c ON c.id = p.id WHERE p.id = 1",
+        );
+
+        // Assert
+        let types: Vec<_> = columns
+            .iter()
+            .map(|c| c["type_text"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(
+            types,
+            [
+                "DECIMAL(10,2)",
+                "DECIMAL(21,2)",
+                "DECIMAL(20,2)",
+                "DOUBLE",
+                "INT",
+                "DOUBLE",
+                "BOOLEAN",
+                "DATE",
+                "STRING",
+                "INT",
+                "VOID",
+                "STRING",
+                "DECIMAL(2,1)"
+            ]
+        );
+        assert_eq!(
+            cells(&rows),
+            [[
+                "12.50",
+                "25.00",
+                "12.50",
+                "3.5",
+                "2",
+                "129.0",
+                "true",
+                "2025-02-04",
+                "xAda Lovelace",
+                "NULL",
+                "NULL",
+                "ADA LOVELACE",
+                "1.5"
+            ]]
+        );
+        assert_eq!(columns[3]["name"], "(7 / 2)");
+        assert_eq!(columns[11]["name"], "upper(name)");
+        assert_eq!(columns[6]["name"], "is_active");
+    }
+
+    #[test]
+    fn like_is_case_sensitive_and_ilike_is_not() {
+        // Arrange / Act
+        let (_, like, _) = run("SELECT COUNT(*) FROM customers WHERE name LIKE 'ada%'");
+        let (_, ilike, _) = run("SELECT COUNT(*) FROM customers WHERE name ILIKE 'ada%'");
+        let (_, quoted, _) = run("SELECT COUNT(*) FROM customers WHERE name = \"Ada Lovelace\"");
+
+        // Assert
+        assert_eq!(cells(&like), [["0"]]);
+        assert_eq!(cells(&ilike), [["1"]]);
+        assert_eq!(cells(&quoted), [["1"]]);
+    }
+
+    #[test]
+    fn results_stop_at_the_row_cap_and_statements_at_the_time_limit() {
+        // Arrange
+        let mut engine = Engine::load(&Fixture::default()).expect("loads");
+        let cross = "SELECT a.order_id FROM main.sales.orders a, main.sales.orders b";
+
+        // Act
+        let (_, capped, truncated) = run_on(&engine, cross, &alice(), &[], None).expect("runs");
+        let (_, limited, limited_truncated) =
+            run_on(&engine, cross, &alice(), &[], Some(5)).expect("runs");
+        engine.time_limit = Duration::ZERO;
+        let timed_out = run_on(&engine, cross, &alice(), &[], None).unwrap_err();
+        engine.time_limit = EVALUATION_TIME_LIMIT;
+        let long = format!("SELECT '{}'", "x".repeat(MAX_VALUE_BYTES as usize + 1));
+        let too_long = run_on(&engine, &long, &alice(), &[], None).unwrap_err();
+
+        // Assert
+        assert_eq!((capped.len(), truncated), (MAX_RESULT_ROWS, true));
+        assert_eq!((limited.len(), limited_truncated), (5, true));
+        assert_eq!(timed_out.class(), "QUERY_EXECUTION_TIMEOUT_EXCEEDED");
+        assert_eq!(too_long.class(), "EXCEED_LIMIT_LENGTH");
+    }
+
+    #[test]
+    fn doubles_print_as_java_does() {
+        // Arrange
+        let cases = [
+            (129.0, "129.0"),
+            (1652.97, "1652.97"),
+            (1e7, "1.0E7"),
+            (1.5e-4, "1.5E-4"),
+            (-0.5, "-0.5"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ];
+
+        for (value, expected) in cases {
+            // Act / Assert
+            assert_eq!(spark_double(value), expected);
+        }
+    }
+
+    #[test]
+    fn parameter_types_parse_like_the_api_names_them() {
+        // Arrange / Act / Assert
+        assert_eq!(
+            SqlType::parse("decimal(10, 2)"),
+            Some(SqlType::Decimal(10, 2))
+        );
+        assert_eq!(SqlType::parse("DECIMAL"), Some(SqlType::Decimal(10, 0)));
+        assert_eq!(SqlType::parse("INTEGER"), Some(SqlType::Int));
+        assert_eq!(SqlType::parse("DECIMAL(50,2)"), None);
+        assert_eq!(SqlType::parse("ARRAY<INT>"), None);
+        assert_eq!(SqlType::parse("INT(3)"), None);
+        let declared = SqlType::Decimal(10, 2).declaration();
+        assert_eq!(declared, "REAL 'DECIMAL DECIMAL(10,2)'");
+        assert_eq!(
+            SqlType::of_declaration(&declared),
+            Some(SqlType::Decimal(10, 2))
+        );
+    }
 }

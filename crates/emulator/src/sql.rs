@@ -248,6 +248,12 @@ impl ResultSet {
         }
     }
 
+    /// Columns, rows and the truncation flag, for tests that look inside a result.
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> (&[ColumnInfo], &[Vec<Option<String>>], bool) {
+        (&self.columns, &self.rows, self.truncated)
+    }
+
     /// Rows in the result.
     fn len(&self) -> usize {
         self.rows.len()
