@@ -429,9 +429,15 @@ async fn failed_statements_are_http_200_with_spark_error_classes() {
     let cases = [
         (
             ALICE,
-            "SELECT name FROM main.default.customers",
-            "[PARSE_SYNTAX_ERROR] Syntax error at or near 'name'",
+            "SELECT name FROM main.default.customers WHERE",
+            "[PARSE_SYNTAX_ERROR] Syntax error at or near end of input.",
             "42601",
+        ),
+        (
+            ALICE,
+            "DROP TABLE main.default.customers",
+            "[UNSUPPORTED_FEATURE] The feature is not supported: DROP statements.",
+            "0A000",
         ),
         (
             ALICE,
