@@ -174,7 +174,6 @@ def test_sql_connector_fetches_every_cloud_fetch_chunk(emulator_url, control):
     assert chunk_calls, "links past the first come from the chunk endpoint"
 
 
-@pytest.mark.xfail(reason="named parameters need the SQL engine of branch emu-engine", strict=False)
 def test_sql_connector_named_parameters(emulator_url):
     with connect(emulator_url) as connection:
         with connection.cursor() as cursor:
