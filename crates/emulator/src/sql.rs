@@ -346,17 +346,6 @@ pub(crate) struct Delivery {
     pub(crate) hybrid_inline_bytes: usize,
 }
 
-impl Default for Delivery {
-    fn default() -> Self {
-        Self {
-            format: Format::JsonArray,
-            disposition: Disposition::Inline,
-            byte_limit: None,
-            hybrid_inline_bytes: 0,
-        }
-    }
-}
-
 /// What the URLs of `EXTERNAL_LINKS` need: who signs them, where they point, how long they live.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Links<'a> {
@@ -1141,5 +1130,49 @@ mod tests {
         assert!(!statements.contains_key("s0"));
         assert!(statements.contains_key(&format!("s{STATEMENT_CAPACITY}")));
         assert!(statements.contains_key(&format!("s{}", STATEMENT_CAPACITY - 1)));
+    }
+
+    #[test]
+    fn a_statement_stays_pending_until_its_warehouse_runs() {
+        // Arrange
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let timing = Timing {
+            warehouse_ready: at(500),
+            ..timing(10, 0, 10)
+        };
+
+        // Act
+        let statement = Statement::new("w".into(), &alice(), start, timing, rows(1));
+
+        // Assert
+        assert_eq!(statement.state_at(at(499)), StatementState::Pending);
+        assert_eq!(statement.state_at(at(500)), StatementState::Succeeded);
+    }
+
+    #[test]
+    fn the_hybrid_disposition_links_only_what_is_too_big_to_inline() {
+        // Arrange
+        let now = Instant::now();
+        let make = |count, hybrid_inline_bytes| {
+            Statement::new("h".into(), &alice(), now, timing(0, 0, 10), rows(count)).deliver(
+                Delivery {
+                    format: Format::ArrowStream,
+                    disposition: Disposition::InlineOrExternalLinks,
+                    byte_limit: None,
+                    hybrid_inline_bytes,
+                },
+            )
+        };
+
+        // Act
+        let small = make(3, 1000);
+        let many_chunks = make(11, 1000);
+        let too_many_bytes = make(3, 10);
+
+        // Assert
+        assert!(!small.external);
+        assert!(many_chunks.external);
+        assert!(too_many_bytes.external);
     }
 }
