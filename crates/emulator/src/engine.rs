@@ -935,8 +935,8 @@ fn register_functions(connection: &Connection, failure: &FailureSlot) -> rusqlit
         connection.create_scalar_function(name, 2, flags, move |ctx| {
             let (a, b) = (number(ctx, 0), number(ctx, 1));
             match (a, b) {
-                (Some(_), Some(d)) if d == 0.0 && tolerant => Ok(SqlValue::Null),
-                (Some(_), Some(d)) if d == 0.0 => raise(&slot, divide_by_zero()),
+                (Some(_), Some(0.0)) if tolerant => Ok(SqlValue::Null),
+                (Some(_), Some(0.0)) => raise(&slot, divide_by_zero()),
                 (Some(n), Some(d)) => Ok(SqlValue::Real(n / d)),
                 _ => Ok(SqlValue::Null),
             }
@@ -951,7 +951,7 @@ fn register_functions(connection: &Connection, failure: &FailureSlot) -> rusqlit
                 Ok(SqlValue::Integer(a.checked_rem(b).unwrap_or(0)))
             }
             _ => match (number(ctx, 0), number(ctx, 1)) {
-                (Some(_), Some(d)) if d == 0.0 => raise(&slot, divide_by_zero()),
+                (Some(_), Some(0.0)) => raise(&slot, divide_by_zero()),
                 (Some(n), Some(d)) => Ok(SqlValue::Real(n % d)),
                 _ => Ok(SqlValue::Null),
             },
@@ -1090,10 +1090,10 @@ impl<'a> Rewriter<'_, 'a> {
     /// Resolves a table name, checks the caller may read it, and names its SQLite table.
     fn resolve(&mut self, name: &ObjectName) -> Result<Option<ObjectName>, SqlError> {
         let parts: Vec<String> = name.0.iter().map(ident_text).collect();
-        if let [single] = parts.as_slice() {
-            if self.is_cte(single) {
-                return Ok(None);
-            }
+        if let [single] = parts.as_slice()
+            && self.is_cte(single)
+        {
+            return Ok(None);
         }
         let (catalog, schema, table) = resolve(&parts, self.context)?;
         let sqlite = sqlite_name(&catalog.name, &schema.name, &table.name);
@@ -2255,36 +2255,10 @@ pub(crate) fn evaluate(
     let tables: Vec<&Table> = rewriter.tables.values().copied().collect();
     let max_rows = row_limit.unwrap_or(usize::MAX).min(MAX_RESULT_ROWS);
     let failure = FailureSlot::default();
-    let run = || -> rusqlite::Result<(Vec<(String, Option<SqlType>)>, Vec<Vec<SqlValue>>, bool)> {
-        let connection = context.engine.connect(&failure)?;
-        let mut prepared = connection.prepare(&statement.to_string())?;
-        let columns = prepared
-            .columns()
-            .iter()
-            .map(|c| {
-                let declared = c.decl_type().and_then(SqlType::of_declaration);
-                (c.name().to_owned(), declared)
-            })
-            .collect::<Vec<_>>();
-        for (index, value) in bindings.iter().enumerate() {
-            prepared.raw_bind_parameter(index + 1, value)?;
-        }
-        let mut rows = Vec::new();
-        let mut more = false;
-        let mut cursor = prepared.raw_query();
-        while let Some(row) = cursor.next()? {
-            if rows.len() == max_rows {
-                more = true;
-                break;
-            }
-            let values = (0..columns.len())
-                .map(|i| row.get::<_, SqlValue>(i))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.push(values);
-        }
-        Ok((columns, rows, more))
-    };
-    let (columns, rows, truncated) = run().map_err(|e| translate(&e, &failure, &tables))?;
+    let sqlite = statement.to_string();
+    let raw = execute(context.engine, &sqlite, &bindings, max_rows, &failure)
+        .map_err(|e| translate(&e, &failure, &tables))?;
+    let (columns, rows, truncated) = (raw.columns, raw.rows, raw.more);
     let types = column_types(&columns, &items, &rows);
     let infos = (columns.iter().zip(&types).enumerate())
         .map(|(i, ((name, _), (spark, sql_type)))| {
@@ -2300,6 +2274,56 @@ pub(crate) fn evaluate(
         })
         .collect();
     Ok(ResultSet::new(infos, rendered, truncated))
+}
+
+/// What SQLite returned for a statement, before typing and rendering.
+struct RawResult {
+    /// SQLite's name and the declared type (for direct column references) of each column.
+    columns: Vec<(String, Option<SqlType>)>,
+    rows: Vec<Vec<SqlValue>>,
+    /// Whether rows were left unread past `max_rows`.
+    more: bool,
+}
+
+/// Runs the rewritten statement on a fresh connection, reading at most `max_rows` rows.
+fn execute(
+    engine: &Engine,
+    sql: &str,
+    bindings: &[SqlValue],
+    max_rows: usize,
+    failure: &FailureSlot,
+) -> rusqlite::Result<RawResult> {
+    let connection = engine.connect(failure)?;
+    let mut prepared = connection.prepare(sql)?;
+    let columns = prepared
+        .columns()
+        .iter()
+        .map(|c| {
+            let declared = c.decl_type().and_then(SqlType::of_declaration);
+            (c.name().to_owned(), declared)
+        })
+        .collect::<Vec<_>>();
+    for (index, value) in bindings.iter().enumerate() {
+        prepared.raw_bind_parameter(index + 1, value)?;
+    }
+    let mut rows = Vec::new();
+    let mut more = false;
+    let mut cursor = prepared.raw_query();
+    while let Some(row) = cursor.next()? {
+        if rows.len() == max_rows {
+            more = true;
+            break;
+        }
+        let values = (0..columns.len())
+            .map(|i| row.get::<_, SqlValue>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.push(values);
+    }
+    Ok(RawResult {
+        columns,
+        rows,
+        more,
+    })
 }
 
 /// Name (when the AST gives one) and type of each result column, following the module docs.
