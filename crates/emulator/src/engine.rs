@@ -55,6 +55,9 @@
 //!   `DATE '…'`/`TIMESTAMP '…'` literals are written with SQLite's date functions, producing
 //!   `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ` text, the shape of the fixture's values.
 //! - `"text"` is a string literal, as in Databricks SQL (SQLite would try a column first).
+//! - `sqrt`, `exp`, `ln`, `log10`, `power`, `ceil` and `floor` are implemented here (the bundled
+//!   SQLite has no math functions), with Spark's results: `ceil`/`floor` give `BIGINT`, `ln` and
+//!   `log10` of a non-positive number give NULL.
 //! - `OFFSET` without `LIMIT` is accepted; `LIMIT`/`OFFSET` must be a literal or a parameter from
 //!   0 to 2147483647 (`INVALID_LIMIT_LIKE_EXPRESSION`, 42K0E).
 //!
@@ -956,6 +959,41 @@ fn register_functions(connection: &Connection, failure: &FailureSlot) -> rusqlit
                 _ => Ok(SqlValue::Null),
             },
         }
+    })?;
+    // The bundled SQLite is built without its math functions; these are Spark's.
+    let unary: [(&str, fn(f64) -> Option<f64>); 4] = [
+        ("sqrt", |x| Some(x.sqrt())),
+        ("exp", |x| Some(x.exp())),
+        ("ln", |x| (x > 0.0).then(|| x.ln())),
+        ("log10", |x| (x > 0.0).then(|| x.log10())),
+    ];
+    for (name, apply) in unary {
+        connection.create_scalar_function(name, 1, flags, move |ctx| {
+            Ok(number(ctx, 0)
+                .and_then(apply)
+                .map_or(SqlValue::Null, SqlValue::Real))
+        })?;
+    }
+    for (name, apply) in [("ceil", f64::ceil as fn(f64) -> f64), ("floor", f64::floor)] {
+        connection.create_scalar_function(name, 1, flags, move |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Integer(i) => SqlValue::Integer(i),
+                _ => number(ctx, 0).map_or(SqlValue::Null, |x| {
+                    let rounded = apply(x);
+                    if rounded.abs() < 9.2e18 {
+                        SqlValue::Integer(rounded as i64)
+                    } else {
+                        SqlValue::Real(rounded)
+                    }
+                }),
+            })
+        })?;
+    }
+    connection.create_scalar_function("power", 2, flags, |ctx| {
+        Ok(match (number(ctx, 0), number(ctx, 1)) {
+            (Some(base), Some(exponent)) => SqlValue::Real(base.powf(exponent)),
+            _ => SqlValue::Null,
+        })
     })?;
     for (name, tolerant) in [("dbapp_cast", false), ("dbapp_try_cast", true)] {
         let slot = Arc::clone(failure);
@@ -1995,7 +2033,21 @@ fn infer_function(function: &Function, scope: &Scope<'_>) -> Option<SqlType> {
             Some(SqlType::Decimal(p, s)) => Some(SqlType::Decimal(p + 4, s + 4).capped()),
             _ => Some(SqlType::Double),
         },
-        "min" | "max" | "first_value" | "last_value" | "lag" | "lead" | "abs" | "round" => first(),
+        "min" | "max" | "first_value" | "last_value" | "lag" | "lead" | "abs" => first(),
+        "round" => match first()? {
+            SqlType::Decimal(p, s) => {
+                let digits = match args.get(1) {
+                    Some(Expr::Value(ValueWithSpan {
+                        value: Value::Number(n, _),
+                        ..
+                    })) => n.parse::<u32>().unwrap_or(0),
+                    _ => 0,
+                };
+                let scale = digits.min(s);
+                Some(SqlType::Decimal(p - s + scale + 1, scale).capped())
+            }
+            other => Some(other),
+        },
         "coalesce" | "ifnull" | "nvl" | "nullif" => args
             .iter()
             .filter_map(|a| infer(a, scope))
@@ -2973,6 +3025,97 @@ mod tests {
         assert_eq!((limited.len(), limited_truncated), (5, true));
         assert_eq!(timed_out.class(), "QUERY_EXECUTION_TIMEOUT_EXCEEDED");
         assert_eq!(too_long.class(), "EXCEED_LIMIT_LENGTH");
+    }
+
+    #[test]
+    fn every_listed_function_runs() {
+        // Arrange
+        let calls = [
+            ("count(DISTINCT category)", "3"),
+            ("sum(id)", "36"),
+            ("avg(id)", "4.5"),
+            ("min(name)", "Cable"),
+            ("coalesce(NULL, 'a')", "a"),
+            ("ifnull(NULL, 2)", "2"),
+            ("nvl(NULL, 3)", "3"),
+            ("nullif(1, 1)", "NULL"),
+            (
+                "lcase('AB') || ucase('cd') || lower('E') || upper('f')",
+                "abCDeF",
+            ),
+            (
+                "length('héllo') + char_length('ab') + character_length('a')",
+                "8",
+            ),
+            ("trim('  a ') || ltrim(' b') || rtrim('c ')", "abc"),
+            ("substr('hello', 2, 3) || substring('hello', 4)", "elllo"),
+            ("replace('aXb', 'X', '-')", "a-b"),
+            ("concat('a', 'b', 'c')", "abc"),
+            ("concat_ws('-', 'a', NULL, 'b')", "a-b"),
+            ("instr('hello', 'l')", "3"),
+            ("abs(-2)", "2"),
+            ("round(2.5)", "3"),
+            ("ceil(1.2) + ceiling(1.2) + floor(1.8)", "5"),
+            ("sqrt(16.0)", "4.0"),
+            ("round(exp(0.0) + ln(1.0) + log10(100.0), 1)", "3.0"),
+            ("power(2, 3) + pow(2, 1)", "10.0"),
+            ("mod(7, 3)", "1"),
+            ("sign(-3.0) + signum(2.0)", "0.0"),
+            ("try_divide(1, 0)", "NULL"),
+            ("length(CAST(current_date AS STRING))", "10"),
+            ("substr(CAST(current_timestamp AS STRING), 11, 1)", "T"),
+            ("substr(CAST(now() AS STRING), 5, 1)", "-"),
+            (
+                "date_trunc('MONTH', '2026-02-17T10:11:12Z')",
+                "2026-02-01T00:00:00Z",
+            ),
+            (
+                "date_trunc('WEEK', '2026-02-19T10:11:12Z')",
+                "2026-02-16T00:00:00Z",
+            ),
+            (
+                "year('2026-02-17') * 10000 + month('2026-02-17') * 100 + day('2026-02-17')",
+                "20260217",
+            ),
+            (
+                "dayofmonth('2026-02-17') + hour('2026-02-17T10:11:12Z') + minute('2026-02-17T10:11:12Z') + second('2026-02-17T10:11:12Z')",
+                "50",
+            ),
+            ("to_date('2026-02-17T10:11:12Z')", "2026-02-17"),
+            ("date('2026-02-17T10:11:12Z')", "2026-02-17"),
+            ("datediff('2026-03-01', '2026-02-01')", "28"),
+            (
+                "date_add('2026-02-27', 2) || date_sub('2026-03-01', 1)",
+                "2026-03-012026-02-28",
+            ),
+            ("CAST('7' AS INT) + '3'::INT", "10"),
+            ("CAST(12.345 AS DECIMAL(5,2))", "12.35"),
+            ("DATE '2026-02-17'", "2026-02-17"),
+            ("TIMESTAMP '2026-02-17 10:11:12'", "2026-02-17T10:11:12Z"),
+        ];
+
+        // Act
+        let got: Vec<(&str, String)> = calls
+            .iter()
+            .map(|(call, _)| {
+                let sql = format!("SELECT {call} FROM products");
+                let value = match run_with(&sql, &alice(), &[]) {
+                    Ok((_, rows, _)) => rows
+                        .first()
+                        .and_then(|r| r.first())
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| "NULL".into()),
+                    Err(error) => error.to_string(),
+                };
+                (*call, value)
+            })
+            .collect();
+
+        // Assert
+        let expected: Vec<(&str, String)> =
+            calls.iter().map(|(c, e)| (*c, (*e).to_owned())).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]
