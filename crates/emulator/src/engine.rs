@@ -931,6 +931,9 @@ fn bind_value(parameter: &Parameter) -> Result<SqlValue, SqlError> {
 // Functions registered in SQLite
 // ---------------------------------------------------------------------------------------------
 
+/// A one-argument math function; `None` is SQL NULL.
+type MathFn = fn(f64) -> Option<f64>;
+
 fn register_functions(connection: &Connection, failure: &FailureSlot) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     for (name, tolerant) in [("dbapp_divide", false), ("dbapp_try_divide", true)] {
@@ -961,7 +964,7 @@ fn register_functions(connection: &Connection, failure: &FailureSlot) -> rusqlit
         }
     })?;
     // The bundled SQLite is built without its math functions; these are Spark's.
-    let unary: [(&str, fn(f64) -> Option<f64>); 4] = [
+    let unary: [(&str, MathFn); 4] = [
         ("sqrt", |x| Some(x.sqrt())),
         ("exp", |x| Some(x.exp())),
         ("ln", |x| (x > 0.0).then(|| x.ln())),
