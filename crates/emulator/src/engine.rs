@@ -776,10 +776,13 @@ fn parse_boolean(text: &str) -> Option<bool> {
 
 fn parse_date(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
-    let day = text.get(..10).unwrap_or(text);
-    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok().filter(|_| {
-        text.len() == 10 || text[10..].starts_with(['T', ' ']) && parse_timestamp(text).is_some()
-    })
+    // A date alone, or the date part of a valid timestamp.
+    match text.get(..10) {
+        Some(day) if text.len() > 10 => {
+            parse_timestamp(text).and_then(|_| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
+        }
+        _ => NaiveDate::parse_from_str(text, "%Y-%m-%d").ok(),
+    }
 }
 
 fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
@@ -913,9 +916,7 @@ fn parse_double(text: &str) -> Option<f64> {
         "nan" => Some(f64::NAN),
         "infinity" | "+infinity" | "inf" | "+inf" => Some(f64::INFINITY),
         "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => t.parse::<f64>().ok().filter(|f| {
-            f.is_finite() && !t.contains(char::is_alphabetic) || t.contains(['e', 'E'])
-        }),
+        _ => t.parse::<f64>().ok(),
     }
 }
 
@@ -2299,9 +2300,6 @@ pub(crate) fn evaluate(
             bind_value(parameter)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for parameter in context.parameters {
-        bind_value(parameter)?;
-    }
     let scope = Scope {
         aliases: &rewriter.aliases,
         parameters: context.parameters,
@@ -2914,6 +2912,11 @@ mod tests {
             ),
             (param("p", Some("maybe"), "BOOLEAN"), "CAST_INVALID_INPUT"),
             (param("p", Some("2025-13-01"), "DATE"), "CAST_INVALID_INPUT"),
+            (param("p", Some("2025-1"), "DATE"), "CAST_INVALID_INPUT"),
+            (
+                param("p", Some("2025-01-01Tnoon"), "DATE"),
+                "CAST_INVALID_INPUT",
+            ),
             (
                 param("p", Some("yesterday"), "TIMESTAMP"),
                 "CAST_INVALID_INPUT",
