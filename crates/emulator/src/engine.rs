@@ -55,6 +55,9 @@
 //!   `DATE '…'`/`TIMESTAMP '…'` literals are written with SQLite's date functions, producing
 //!   `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ` text, the shape of the fixture's values.
 //! - `"text"` is a string literal, as in Databricks SQL (SQLite would try a column first).
+//! - `sqrt`, `exp`, `ln`, `log10`, `power`, `ceil` and `floor` are implemented here (the bundled
+//!   SQLite has no math functions), with Spark's results: `ceil`/`floor` give `BIGINT`, `ln` and
+//!   `log10` of a non-positive number give NULL.
 //! - `OFFSET` without `LIMIT` is accepted; `LIMIT`/`OFFSET` must be a literal or a parameter from
 //!   0 to 2147483647 (`INVALID_LIMIT_LIKE_EXPRESSION`, 42K0E).
 //!
@@ -773,10 +776,13 @@ fn parse_boolean(text: &str) -> Option<bool> {
 
 fn parse_date(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
-    let day = text.get(..10).unwrap_or(text);
-    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok().filter(|_| {
-        text.len() == 10 || text[10..].starts_with(['T', ' ']) && parse_timestamp(text).is_some()
-    })
+    // A date alone, or the date part of a valid timestamp.
+    match text.get(..10) {
+        Some(day) if text.len() > 10 => {
+            parse_timestamp(text).and_then(|_| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
+        }
+        _ => NaiveDate::parse_from_str(text, "%Y-%m-%d").ok(),
+    }
 }
 
 fn parse_timestamp(text: &str) -> Option<NaiveDateTime> {
@@ -910,9 +916,7 @@ fn parse_double(text: &str) -> Option<f64> {
         "nan" => Some(f64::NAN),
         "infinity" | "+infinity" | "inf" | "+inf" => Some(f64::INFINITY),
         "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => t.parse::<f64>().ok().filter(|f| {
-            f.is_finite() && !t.contains(char::is_alphabetic) || t.contains(['e', 'E'])
-        }),
+        _ => t.parse::<f64>().ok(),
     }
 }
 
@@ -928,6 +932,9 @@ fn bind_value(parameter: &Parameter) -> Result<SqlValue, SqlError> {
 // Functions registered in SQLite
 // ---------------------------------------------------------------------------------------------
 
+/// A one-argument math function; `None` is SQL NULL.
+type MathFn = fn(f64) -> Option<f64>;
+
 fn register_functions(connection: &Connection, failure: &FailureSlot) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     for (name, tolerant) in [("dbapp_divide", false), ("dbapp_try_divide", true)] {
@@ -935,8 +942,8 @@ fn register_functions(connection: &Connection, failure: &FailureSlot) -> rusqlit
         connection.create_scalar_function(name, 2, flags, move |ctx| {
             let (a, b) = (number(ctx, 0), number(ctx, 1));
             match (a, b) {
-                (Some(_), Some(d)) if d == 0.0 && tolerant => Ok(SqlValue::Null),
-                (Some(_), Some(d)) if d == 0.0 => raise(&slot, divide_by_zero()),
+                (Some(_), Some(0.0)) if tolerant => Ok(SqlValue::Null),
+                (Some(_), Some(0.0)) => raise(&slot, divide_by_zero()),
                 (Some(n), Some(d)) => Ok(SqlValue::Real(n / d)),
                 _ => Ok(SqlValue::Null),
             }
@@ -951,11 +958,46 @@ fn register_functions(connection: &Connection, failure: &FailureSlot) -> rusqlit
                 Ok(SqlValue::Integer(a.checked_rem(b).unwrap_or(0)))
             }
             _ => match (number(ctx, 0), number(ctx, 1)) {
-                (Some(_), Some(d)) if d == 0.0 => raise(&slot, divide_by_zero()),
+                (Some(_), Some(0.0)) => raise(&slot, divide_by_zero()),
                 (Some(n), Some(d)) => Ok(SqlValue::Real(n % d)),
                 _ => Ok(SqlValue::Null),
             },
         }
+    })?;
+    // The bundled SQLite is built without its math functions; these are Spark's.
+    let unary: [(&str, MathFn); 4] = [
+        ("sqrt", |x| Some(x.sqrt())),
+        ("exp", |x| Some(x.exp())),
+        ("ln", |x| (x > 0.0).then(|| x.ln())),
+        ("log10", |x| (x > 0.0).then(|| x.log10())),
+    ];
+    for (name, apply) in unary {
+        connection.create_scalar_function(name, 1, flags, move |ctx| {
+            Ok(number(ctx, 0)
+                .and_then(apply)
+                .map_or(SqlValue::Null, SqlValue::Real))
+        })?;
+    }
+    for (name, apply) in [("ceil", f64::ceil as fn(f64) -> f64), ("floor", f64::floor)] {
+        connection.create_scalar_function(name, 1, flags, move |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Integer(i) => SqlValue::Integer(i),
+                _ => number(ctx, 0).map_or(SqlValue::Null, |x| {
+                    let rounded = apply(x);
+                    if rounded.abs() < 9.2e18 {
+                        SqlValue::Integer(rounded as i64)
+                    } else {
+                        SqlValue::Real(rounded)
+                    }
+                }),
+            })
+        })?;
+    }
+    connection.create_scalar_function("power", 2, flags, |ctx| {
+        Ok(match (number(ctx, 0), number(ctx, 1)) {
+            (Some(base), Some(exponent)) => SqlValue::Real(base.powf(exponent)),
+            _ => SqlValue::Null,
+        })
     })?;
     for (name, tolerant) in [("dbapp_cast", false), ("dbapp_try_cast", true)] {
         let slot = Arc::clone(failure);
@@ -1090,10 +1132,10 @@ impl<'a> Rewriter<'_, 'a> {
     /// Resolves a table name, checks the caller may read it, and names its SQLite table.
     fn resolve(&mut self, name: &ObjectName) -> Result<Option<ObjectName>, SqlError> {
         let parts: Vec<String> = name.0.iter().map(ident_text).collect();
-        if let [single] = parts.as_slice() {
-            if self.is_cte(single) {
-                return Ok(None);
-            }
+        if let [single] = parts.as_slice()
+            && self.is_cte(single)
+        {
+            return Ok(None);
         }
         let (catalog, schema, table) = resolve(&parts, self.context)?;
         let sqlite = sqlite_name(&catalog.name, &schema.name, &table.name);
@@ -1995,7 +2037,21 @@ fn infer_function(function: &Function, scope: &Scope<'_>) -> Option<SqlType> {
             Some(SqlType::Decimal(p, s)) => Some(SqlType::Decimal(p + 4, s + 4).capped()),
             _ => Some(SqlType::Double),
         },
-        "min" | "max" | "first_value" | "last_value" | "lag" | "lead" | "abs" | "round" => first(),
+        "min" | "max" | "first_value" | "last_value" | "lag" | "lead" | "abs" => first(),
+        "round" => match first()? {
+            SqlType::Decimal(p, s) => {
+                let digits = match args.get(1) {
+                    Some(Expr::Value(ValueWithSpan {
+                        value: Value::Number(n, _),
+                        ..
+                    })) => n.parse::<u32>().unwrap_or(0),
+                    _ => 0,
+                };
+                let scale = digits.min(s);
+                Some(SqlType::Decimal(p - s + scale + 1, scale).capped())
+            }
+            other => Some(other),
+        },
         "coalesce" | "ifnull" | "nvl" | "nullif" => args
             .iter()
             .filter_map(|a| infer(a, scope))
@@ -2244,9 +2300,6 @@ pub(crate) fn evaluate(
             bind_value(parameter)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    for parameter in context.parameters {
-        bind_value(parameter)?;
-    }
     let scope = Scope {
         aliases: &rewriter.aliases,
         parameters: context.parameters,
@@ -2255,36 +2308,10 @@ pub(crate) fn evaluate(
     let tables: Vec<&Table> = rewriter.tables.values().copied().collect();
     let max_rows = row_limit.unwrap_or(usize::MAX).min(MAX_RESULT_ROWS);
     let failure = FailureSlot::default();
-    let run = || -> rusqlite::Result<(Vec<(String, Option<SqlType>)>, Vec<Vec<SqlValue>>, bool)> {
-        let connection = context.engine.connect(&failure)?;
-        let mut prepared = connection.prepare(&statement.to_string())?;
-        let columns = prepared
-            .columns()
-            .iter()
-            .map(|c| {
-                let declared = c.decl_type().and_then(SqlType::of_declaration);
-                (c.name().to_owned(), declared)
-            })
-            .collect::<Vec<_>>();
-        for (index, value) in bindings.iter().enumerate() {
-            prepared.raw_bind_parameter(index + 1, value)?;
-        }
-        let mut rows = Vec::new();
-        let mut more = false;
-        let mut cursor = prepared.raw_query();
-        while let Some(row) = cursor.next()? {
-            if rows.len() == max_rows {
-                more = true;
-                break;
-            }
-            let values = (0..columns.len())
-                .map(|i| row.get::<_, SqlValue>(i))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.push(values);
-        }
-        Ok((columns, rows, more))
-    };
-    let (columns, rows, truncated) = run().map_err(|e| translate(&e, &failure, &tables))?;
+    let sqlite = statement.to_string();
+    let raw = execute(context.engine, &sqlite, &bindings, max_rows, &failure)
+        .map_err(|e| translate(&e, &failure, &tables))?;
+    let (columns, rows, truncated) = (raw.columns, raw.rows, raw.more);
     let types = column_types(&columns, &items, &rows);
     let infos = (columns.iter().zip(&types).enumerate())
         .map(|(i, ((name, _), (spark, sql_type)))| {
@@ -2300,6 +2327,56 @@ pub(crate) fn evaluate(
         })
         .collect();
     Ok(ResultSet::new(infos, rendered, truncated))
+}
+
+/// What SQLite returned for a statement, before typing and rendering.
+struct RawResult {
+    /// SQLite's name and the declared type (for direct column references) of each column.
+    columns: Vec<(String, Option<SqlType>)>,
+    rows: Vec<Vec<SqlValue>>,
+    /// Whether rows were left unread past `max_rows`.
+    more: bool,
+}
+
+/// Runs the rewritten statement on a fresh connection, reading at most `max_rows` rows.
+fn execute(
+    engine: &Engine,
+    sql: &str,
+    bindings: &[SqlValue],
+    max_rows: usize,
+    failure: &FailureSlot,
+) -> rusqlite::Result<RawResult> {
+    let connection = engine.connect(failure)?;
+    let mut prepared = connection.prepare(sql)?;
+    let columns = prepared
+        .columns()
+        .iter()
+        .map(|c| {
+            let declared = c.decl_type().and_then(SqlType::of_declaration);
+            (c.name().to_owned(), declared)
+        })
+        .collect::<Vec<_>>();
+    for (index, value) in bindings.iter().enumerate() {
+        prepared.raw_bind_parameter(index + 1, value)?;
+    }
+    let mut rows = Vec::new();
+    let mut more = false;
+    let mut cursor = prepared.raw_query();
+    while let Some(row) = cursor.next()? {
+        if rows.len() == max_rows {
+            more = true;
+            break;
+        }
+        let values = (0..columns.len())
+            .map(|i| row.get::<_, SqlValue>(i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.push(values);
+    }
+    Ok(RawResult {
+        columns,
+        rows,
+        more,
+    })
 }
 
 /// Name (when the AST gives one) and type of each result column, following the module docs.
@@ -2835,6 +2912,11 @@ mod tests {
             ),
             (param("p", Some("maybe"), "BOOLEAN"), "CAST_INVALID_INPUT"),
             (param("p", Some("2025-13-01"), "DATE"), "CAST_INVALID_INPUT"),
+            (param("p", Some("2025-1"), "DATE"), "CAST_INVALID_INPUT"),
+            (
+                param("p", Some("2025-01-01Tnoon"), "DATE"),
+                "CAST_INVALID_INPUT",
+            ),
             (
                 param("p", Some("yesterday"), "TIMESTAMP"),
                 "CAST_INVALID_INPUT",
@@ -2949,6 +3031,97 @@ mod tests {
         assert_eq!((limited.len(), limited_truncated), (5, true));
         assert_eq!(timed_out.class(), "QUERY_EXECUTION_TIMEOUT_EXCEEDED");
         assert_eq!(too_long.class(), "EXCEED_LIMIT_LENGTH");
+    }
+
+    #[test]
+    fn every_listed_function_runs() {
+        // Arrange
+        let calls = [
+            ("count(DISTINCT category)", "3"),
+            ("sum(id)", "36"),
+            ("avg(id)", "4.5"),
+            ("min(name)", "Cable"),
+            ("coalesce(NULL, 'a')", "a"),
+            ("ifnull(NULL, 2)", "2"),
+            ("nvl(NULL, 3)", "3"),
+            ("nullif(1, 1)", "NULL"),
+            (
+                "lcase('AB') || ucase('cd') || lower('E') || upper('f')",
+                "abCDeF",
+            ),
+            (
+                "length('héllo') + char_length('ab') + character_length('a')",
+                "8",
+            ),
+            ("trim('  a ') || ltrim(' b') || rtrim('c ')", "abc"),
+            ("substr('hello', 2, 3) || substring('hello', 4)", "elllo"),
+            ("replace('aXb', 'X', '-')", "a-b"),
+            ("concat('a', 'b', 'c')", "abc"),
+            ("concat_ws('-', 'a', NULL, 'b')", "a-b"),
+            ("instr('hello', 'l')", "3"),
+            ("abs(-2)", "2"),
+            ("round(2.5)", "3"),
+            ("ceil(1.2) + ceiling(1.2) + floor(1.8)", "5"),
+            ("sqrt(16.0)", "4.0"),
+            ("round(exp(0.0) + ln(1.0) + log10(100.0), 1)", "3.0"),
+            ("power(2, 3) + pow(2, 1)", "10.0"),
+            ("mod(7, 3)", "1"),
+            ("sign(-3.0) + signum(2.0)", "0.0"),
+            ("try_divide(1, 0)", "NULL"),
+            ("length(CAST(current_date AS STRING))", "10"),
+            ("substr(CAST(current_timestamp AS STRING), 11, 1)", "T"),
+            ("substr(CAST(now() AS STRING), 5, 1)", "-"),
+            (
+                "date_trunc('MONTH', '2026-02-17T10:11:12Z')",
+                "2026-02-01T00:00:00Z",
+            ),
+            (
+                "date_trunc('WEEK', '2026-02-19T10:11:12Z')",
+                "2026-02-16T00:00:00Z",
+            ),
+            (
+                "year('2026-02-17') * 10000 + month('2026-02-17') * 100 + day('2026-02-17')",
+                "20260217",
+            ),
+            (
+                "dayofmonth('2026-02-17') + hour('2026-02-17T10:11:12Z') + minute('2026-02-17T10:11:12Z') + second('2026-02-17T10:11:12Z')",
+                "50",
+            ),
+            ("to_date('2026-02-17T10:11:12Z')", "2026-02-17"),
+            ("date('2026-02-17T10:11:12Z')", "2026-02-17"),
+            ("datediff('2026-03-01', '2026-02-01')", "28"),
+            (
+                "date_add('2026-02-27', 2) || date_sub('2026-03-01', 1)",
+                "2026-03-012026-02-28",
+            ),
+            ("CAST('7' AS INT) + '3'::INT", "10"),
+            ("CAST(12.345 AS DECIMAL(5,2))", "12.35"),
+            ("DATE '2026-02-17'", "2026-02-17"),
+            ("TIMESTAMP '2026-02-17 10:11:12'", "2026-02-17T10:11:12Z"),
+        ];
+
+        // Act
+        let got: Vec<(&str, String)> = calls
+            .iter()
+            .map(|(call, _)| {
+                let sql = format!("SELECT {call} FROM products");
+                let value = match run_with(&sql, &alice(), &[]) {
+                    Ok((_, rows, _)) => rows
+                        .first()
+                        .and_then(|r| r.first())
+                        .cloned()
+                        .flatten()
+                        .unwrap_or_else(|| "NULL".into()),
+                    Err(error) => error.to_string(),
+                };
+                (*call, value)
+            })
+            .collect();
+
+        // Assert
+        let expected: Vec<(&str, String)> =
+            calls.iter().map(|(c, e)| (*c, (*e).to_owned())).collect();
+        assert_eq!(got, expected);
     }
 
     #[test]

@@ -706,3 +706,117 @@ async fn the_sdk_path_with_a_trailing_slash_executes_too() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["data_array"], json!([["3"]]));
 }
+
+#[tokio::test]
+async fn parameters_bind_typed_values_including_limit_and_offset() {
+    // Arrange
+    let te = spawn().await;
+    let parameters = json!([
+        {"name": "active", "value": "true", "type": "BOOLEAN"},
+        {"name": "n", "value": "2", "type": "INT"},
+        {"name": "m", "value": "1", "type": "INT"},
+        {"name": "unused"}
+    ]);
+
+    // Act
+    let (status, body) = execute_with(
+        &te,
+        ALICE,
+        "SELECT id, name FROM main.default.customers WHERE is_active = :active \
+         ORDER BY id LIMIT :n OFFSET :m",
+        json!({"parameters": parameters}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"]["state"], "SUCCEEDED", "{body}");
+    assert_eq!(
+        body["result"]["data_array"],
+        json!([["2", "Grace Hopper"], ["3", "Alan Turing"]])
+    );
+    assert_eq!(
+        body["manifest"]["schema"]["columns"][0],
+        json!({"name": "id", "position": 0, "type_name": "LONG", "type_text": "BIGINT"})
+    );
+}
+
+#[tokio::test]
+async fn a_marker_without_a_parameter_fails_as_unbound() {
+    // Arrange
+    let te = spawn().await;
+
+    // Act
+    let body = execute(
+        &te,
+        ALICE,
+        "SELECT * FROM main.default.customers WHERE id = :id",
+    )
+    .await;
+
+    // Assert
+    assert_eq!(body["status"]["state"], "FAILED");
+    assert_eq!(body["status"]["sql_state"], "42P02");
+    let message = body["status"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("[UNBOUND_SQL_PARAMETER] Found the unbound parameter: id."),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_parameters_are_rejected_with_invalid_parameter_value() {
+    // Arrange
+    let te = spawn().await;
+    let cases = [
+        json!([{"value": "1"}]),
+        json!([{"name": ""}]),
+        json!([{"name": "a", "value": 1}]),
+        json!([{"name": "a", "type": "ARRAY<INT>"}]),
+        json!([{"name": "a", "type": "MAP<STRING,INT>"}]),
+        json!([{"name": "a", "type": "STRUCT<x:INT>"}]),
+        json!([{"name": "a", "type": "INTERVAL"}]),
+        json!([{"name": "a", "type": "DECIMAL(40,2)"}]),
+        json!([{"name": "a"}, {"name": "A", "value": "2"}]),
+    ];
+
+    for parameters in cases {
+        // Act
+        let (status, body) = execute_with(
+            &te,
+            ALICE,
+            "SELECT :a",
+            json!({"parameters": parameters.clone()}),
+        )
+        .await;
+
+        // Assert
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{parameters}: {body}");
+        assert_eq!(
+            body["error_code"], "INVALID_PARAMETER_VALUE",
+            "{parameters}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_join_bob_cannot_fully_read_fails_whole() {
+    // Arrange
+    let te = spawn().await;
+
+    // Act
+    let body = execute(
+        &te,
+        BOB,
+        "SELECT c.name, o.amount FROM main.default.customers c \
+         JOIN main.sales.orders o ON o.customer_id = c.id",
+    )
+    .await;
+
+    // Assert
+    assert_eq!(body["status"]["state"], "FAILED");
+    assert_eq!(body["status"]["sql_state"], "42501");
+    assert!(body.get("result").is_none(), "{body}");
+}
