@@ -749,4 +749,34 @@ mod tests {
         // Assert
         assert!(matches!(result, Err(FixtureError::Invalid(m)) if m.contains("does not have")));
     }
+
+    #[test]
+    fn the_default_fixture_spells_out_the_default_settings() {
+        // Arrange / Act
+        let fixture = Fixture::default();
+
+        // Assert
+        assert_eq!(fixture.settings, Settings::default());
+    }
+
+    #[test]
+    fn a_warehouse_of_id_and_name_only_gets_the_documented_defaults() {
+        // Arrange
+        let text = r#"{"id": "w", "name": "W"}"#;
+
+        // Act
+        let warehouse: Warehouse = serde_json::from_str(text).expect("an old-style warehouse");
+
+        // Assert
+        assert_eq!(warehouse.state, WarehouseState::Running);
+        assert_eq!(warehouse.cluster_size, "Small");
+        assert_eq!(warehouse.auto_stop_mins, 120);
+        assert_eq!(warehouse.warehouse_type, "PRO");
+        assert!(warehouse.serverless);
+        assert!(warehouse.readers.is_none());
+        assert_eq!(
+            (warehouse.start_delay_ms, warehouse.stop_delay_ms),
+            (None, None)
+        );
+    }
 }

@@ -55,6 +55,7 @@ use tokio::time::Instant;
 
 use crate::results::{self, ColumnType, Format, LinkSigner, LinkTarget};
 use crate::state::Principal;
+use crate::warehouse::later;
 
 /// The most statements kept; past it the oldest are forgotten, so a benchmark cannot grow the map.
 pub(crate) const STATEMENT_CAPACITY: usize = 10_000;
@@ -405,7 +406,7 @@ impl Statement {
         timing: Timing,
         outcome: Result<ResultSet, SqlError>,
     ) -> Self {
-        let running_at = (now + timing.pending).max(timing.warehouse_ready);
+        let running_at = later(now, timing.pending).max(timing.warehouse_ready);
         let (shown, truncated) = outcome
             .as_ref()
             .map_or((0, false), |r| (r.len(), r.truncated));
@@ -414,7 +415,7 @@ impl Statement {
             owner: owner.user_name.clone(),
             seq: NEXT_SEQ.fetch_add(1, Ordering::Relaxed),
             running_at,
-            done_at: running_at + timing.running,
+            done_at: later(running_at, timing.running),
             chunk_rows: timing.chunk_rows.max(1),
             outcome,
             shown,
@@ -674,7 +675,10 @@ impl Statement {
         });
         if self.external {
             let bytes = self.encode_chunk(result, index)?;
-            let expires_at = chrono::Utc::now() + links.ttl;
+            // Checked: a huge `sql_link_ttl_secs` means "never", not an overflow.
+            let expires_at = chrono::Utc::now()
+                .checked_add_signed(links.ttl)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
             let token = links.signer.token(&LinkTarget {
                 statement_id: self.id.clone(),
                 chunk_index: index,

@@ -64,6 +64,13 @@ fn delays(warehouse: &Warehouse, settings: &Settings) -> (Duration, Duration) {
     )
 }
 
+/// `now + delay`, or thirty years from now when a huge delay would overflow the clock: a delay set
+/// through the control API must not panic the emulator.
+pub(crate) fn later(now: Instant, delay: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 3600);
+    now.checked_add(delay.min(FAR)).unwrap_or(now)
+}
+
 /// The clock that shows `state` from `now` on: a transitional state lasts its full delay.
 fn clock_for(state: WarehouseState, now: Instant, start: Duration, stop: Duration) -> Clock {
     match state {
@@ -73,7 +80,7 @@ fn clock_for(state: WarehouseState, now: Instant, start: Duration, stop: Duratio
         },
         WarehouseState::Starting => Clock {
             running: true,
-            settles_at: now + start,
+            settles_at: later(now, start),
         },
         WarehouseState::Stopped => Clock {
             running: false,
@@ -81,7 +88,7 @@ fn clock_for(state: WarehouseState, now: Instant, start: Duration, stop: Duratio
         },
         WarehouseState::Stopping => Clock {
             running: false,
-            settles_at: now + stop,
+            settles_at: later(now, stop),
         },
     }
 }
@@ -265,6 +272,18 @@ mod tests {
         // Assert
         assert_eq!(first, t0 + ms(settings.warehouse_start_ms));
         assert_eq!(second, first);
+    }
+
+    #[test]
+    fn huge_delays_saturate_instead_of_overflowing() {
+        // Arrange
+        let now = Instant::now();
+
+        // Act
+        let far = later(now, Duration::MAX);
+
+        // Assert
+        assert!(far > now + Duration::from_secs(365 * 24 * 3600));
     }
 
     #[test]

@@ -477,3 +477,25 @@ async fn closing_a_statement_releases_its_result_and_links() {
     assert_eq!(chunk, StatusCode::BAD_REQUEST);
     assert_eq!(download_status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_huge_link_lifetime_does_not_overflow() {
+    // Arrange
+    let te = spawn().await;
+    te.handle
+        .update_settings(|s| s.sql_link_ttl_secs = u64::MAX)
+        .expect("valid settings");
+
+    // Act
+    let body = succeeded(
+        &te,
+        "SELECT * FROM main.default.regions",
+        options(LINKS_ARROW),
+    )
+    .await;
+    let (status, _, _) =
+        download(link_of(&body["result"])["external_link"].as_str().unwrap()).await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK);
+}
