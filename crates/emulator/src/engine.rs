@@ -36,7 +36,7 @@
 //!
 //! Table names of one, two or three parts (plain or backquoted, case-insensitive) resolve against
 //! the request's `catalog`/`schema` (else `main`/`default`); a one-part name that is a CTE in
-//! scope is the CTE. Every table must exist (`TABLE_OR_VIEW_NOT_FOUND`, 42P01) and be readable by
+//! scope is the CTE (a CTE sees the CTEs before it, not itself, and the query body sees all). Every table must exist (`TABLE_OR_VIEW_NOT_FOUND`, 42P01) and be readable by
 //! the caller through the `readers` of its catalog, schema and table (`INSUFFICIENT_PERMISSIONS`,
 //! 42501); one unreadable table fails the whole statement.
 //!
@@ -1110,11 +1110,22 @@ fn literal_string(expr: &Expr) -> Option<String> {
     }
 }
 
+/// The CTEs of one query's `WITH`, in order. As in Spark, a CTE sees the CTEs before it (not
+/// itself: `WITH t AS (SELECT * FROM t)` reads the table `t`) and the query body sees them all.
+struct CteScope {
+    /// Lower-cased names.
+    names: Vec<String>,
+    /// Where each CTE's query lives, to recognise it when the walk enters or leaves it.
+    bodies: Vec<*const Query>,
+    /// How many of `names` are visible at the current point of the walk.
+    visible: usize,
+}
+
 /// Walks the statement: resolves tables, checks what is supported and rewrites it for SQLite.
 struct Rewriter<'c, 'a> {
     context: &'c Context<'a>,
-    /// CTE names in scope, lower-cased, one list per enclosing query.
-    ctes: Vec<Vec<String>>,
+    /// The `WITH` clauses of the enclosing queries, innermost last.
+    ctes: Vec<CteScope>,
     /// Parameter names in order of first use; `?N` is the N-th.
     used_parameters: Vec<String>,
     /// The fixture tables the statement reads, by SQLite name.
@@ -1126,7 +1137,18 @@ struct Rewriter<'c, 'a> {
 impl<'a> Rewriter<'_, 'a> {
     fn is_cte(&self, name: &str) -> bool {
         let name = name.to_lowercase();
-        self.ctes.iter().flatten().any(|cte| *cte == name)
+        self.ctes
+            .iter()
+            .any(|scope| scope.names[..scope.visible].contains(&name))
+    }
+
+    /// Moves the visible CTEs when the walk enters (`leaving` false) or leaves a CTE's query.
+    fn track_cte(&mut self, query: &Query, leaving: bool) {
+        for scope in &mut self.ctes {
+            if let Some(index) = scope.bodies.iter().position(|b| std::ptr::eq(*b, query)) {
+                scope.visible = index + usize::from(leaving);
+            }
+        }
     }
 
     /// Resolves a table name, checks the caller may read it, and names its SQLite table.
@@ -1263,14 +1285,21 @@ impl<'a> Rewriter<'_, 'a> {
             if with.recursive {
                 return Err(unsupported("WITH RECURSIVE"));
             }
-            let names = with
-                .cte_tables
-                .iter()
-                .map(|c| c.alias.name.value.to_lowercase())
-                .collect();
-            self.ctes.push(names);
+            self.ctes.push(CteScope {
+                names: (with.cte_tables.iter())
+                    .map(|c| c.alias.name.value.to_lowercase())
+                    .collect(),
+                bodies: (with.cte_tables.iter())
+                    .map(|c| std::ptr::from_ref(c.query.as_ref()))
+                    .collect(),
+                visible: 0,
+            });
         } else {
-            self.ctes.push(Vec::new());
+            self.ctes.push(CteScope {
+                names: Vec::new(),
+                bodies: Vec::new(),
+                visible: 0,
+            });
         }
         if query.fetch.is_some()
             || !query.locks.is_empty()
@@ -1779,6 +1808,7 @@ impl VisitorMut for Rewriter<'_, '_> {
     type Break = SqlError;
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
+        self.track_cte(query, false);
         if let Err(e) = self.check_query(query) {
             return ControlFlow::Break(e);
         }
@@ -1788,8 +1818,9 @@ impl VisitorMut for Rewriter<'_, '_> {
         }
     }
 
-    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<SqlError> {
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
         self.ctes.pop();
+        self.track_cte(query, true);
         ControlFlow::Continue(())
     }
 
@@ -2778,6 +2809,17 @@ mod tests {
             &bob(),
             &[],
         );
+        let self_named = fail(
+            "WITH orders AS (SELECT * FROM orders) SELECT COUNT(*) FROM orders",
+            &bob(),
+            &[param("unused", None, "INT")],
+        );
+        let chained = run_with(
+            "WITH a AS (SELECT id FROM customers WHERE id < 4), b AS (SELECT id FROM a) \
+             SELECT COUNT(*) FROM b",
+            &bob(),
+            &[],
+        );
         let missing = fail("SELECT * FROM main.`default`.nope", &alice(), &[]);
 
         // Assert
@@ -2789,6 +2831,14 @@ mod tests {
         assert_eq!(in_subquery.class(), "INSUFFICIENT_PERMISSIONS");
         let (_, rows, _) = shadowed.expect("a CTE is not a table");
         assert_eq!(cells(&rows), [["25"]]);
+        // Bob's default schema has no `orders`: inside its own definition the name is a table.
+        assert_eq!(self_named.class(), "TABLE_OR_VIEW_NOT_FOUND");
+        let (_, rows, _) = chained.expect("a CTE sees the ones before it");
+        assert_eq!(cells(&rows), [["3"]]);
+        let (_, rows, _) = run(
+            "WITH customers AS (SELECT * FROM customers WHERE id < 4) SELECT COUNT(*) FROM customers",
+        );
+        assert_eq!(cells(&rows), [["3"]]);
         assert!(
             missing.to_string().starts_with(
                 "[TABLE_OR_VIEW_NOT_FOUND] The table or view `main`.`default`.`nope` cannot be \
