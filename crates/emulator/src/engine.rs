@@ -58,6 +58,8 @@
 //! - `sqrt`, `exp`, `ln`, `log10`, `power`, `ceil` and `floor` are implemented here (the bundled
 //!   SQLite has no math functions), with Spark's results: `ceil`/`floor` give `BIGINT`, `ln` and
 //!   `log10` of a non-positive number give NULL.
+//! - A column list on a subquery (`(VALUES (1), (2)) AS t(x)`) becomes a CTE column list, which
+//!   SQLite has where it lacks the former. An `integer overflow` is `ARITHMETIC_OVERFLOW` (22003).
 //! - `OFFSET` without `LIMIT` is accepted; `LIMIT`/`OFFSET` must be a literal or a parameter from
 //!   0 to 2147483647 (`INVALID_LIMIT_LIKE_EXPRESSION`, 42K0E).
 //!
@@ -732,6 +734,14 @@ fn translate(error: &rusqlite::Error, failure: &FailureSlot, scope: &[&Table]) -
     }
     if let Some(name) = message.strip_prefix("no such table: ") {
         return SqlError::table_not_found(&[name.to_owned()]);
+    }
+    if message.contains("integer overflow") {
+        return SqlError::new(
+            "ARITHMETIC_OVERFLOW",
+            "22003",
+            "long overflow. If necessary set \"spark.sql.ansi.enabled\" to \"false\" to bypass \
+             this error.",
+        );
     }
     if message.contains("misuse of aggregate") || message.contains("misuse of window") {
         return SqlError::new(
@@ -1499,9 +1509,21 @@ impl<'a> Rewriter<'_, 'a> {
                 }
                 Ok(())
             }
-            TableFactor::Derived { lateral, .. } => {
+            TableFactor::Derived {
+                lateral,
+                subquery,
+                alias,
+                ..
+            } => {
                 if *lateral {
                     return Err(unsupported("LATERAL subqueries"));
+                }
+                if let Some(alias) = alias.as_mut().filter(|a| !a.columns.is_empty()) {
+                    // SQLite has no column list on a derived table (`AS t(x)`), but has one on
+                    // a CTE: `(q) AS t(x)` becomes `(WITH d(x) AS (q) SELECT * FROM d) AS t`.
+                    let columns = std::mem::take(&mut alias.columns);
+                    **subquery = derived_with_columns(subquery.as_ref().clone(), columns)?;
+                    alias.name.quote_style = Some('`');
                 }
                 Ok(())
             }
@@ -1844,6 +1866,27 @@ impl VisitorMut for Rewriter<'_, '_> {
             Err(e) => ControlFlow::Break(e),
         }
     }
+}
+
+/// `WITH dbapp_derived(columns) AS (query) SELECT * FROM dbapp_derived`.
+fn derived_with_columns(
+    query: Query,
+    columns: Vec<sqlparser::ast::TableAliasColumnDef>,
+) -> Result<Query, SqlError> {
+    let template = "WITH dbapp_derived AS (SELECT 1) SELECT * FROM dbapp_derived";
+    let mut parsed =
+        Parser::parse_sql(&DatabricksDialect {}, template).map_err(|_| internal_error())?;
+    let Some(Statement::Query(mut wrapper)) = parsed.pop() else {
+        return Err(internal_error());
+    };
+    let cte = wrapper
+        .with
+        .as_mut()
+        .and_then(|w| w.cte_tables.first_mut())
+        .ok_or_else(internal_error)?;
+    cte.alias.columns = columns;
+    *cte.query = query;
+    Ok(*wrapper)
 }
 
 /// Finds the table `parts` names and checks that the caller may read it.
@@ -2776,6 +2819,10 @@ mod tests {
                 "SELECT COUNT(*) FROM `main`.`default`.`customers`",
                 vec![vec!["25".to_owned()]],
             ),
+            (
+                "SELECT t.x + 1 AS y FROM (VALUES (1), (2)) AS t(x) ORDER BY y DESC",
+                vec![vec!["3".to_owned()], vec!["2".to_owned()]],
+            ),
         ];
 
         for (sql, expected) in cases {
@@ -2851,7 +2898,7 @@ mod tests {
     #[test]
     fn failures_carry_spark_classes_and_never_sqlite_text() {
         // Arrange
-        let cases: [(&str, &[Parameter], &str, &str); 14] = [
+        let cases: [(&str, &[Parameter], &str, &str); 15] = [
             ("", &[], "PARSE_EMPTY_STATEMENT", "42617"),
             ("SELECT * FROM", &[], "PARSE_SYNTAX_ERROR", "42601"),
             ("SELECT 1; SELECT 2", &[], "PARSE_SYNTAX_ERROR", "42601"),
@@ -2886,6 +2933,12 @@ mod tests {
                 "42883",
             ),
             ("SELECT 1 / 0", &[], "DIVIDE_BY_ZERO", "22012"),
+            (
+                "SELECT SUM(x) FROM (VALUES (9223372036854775807), (1)) AS t(x)",
+                &[],
+                "ARITHMETIC_OVERFLOW",
+                "22003",
+            ),
             (
                 "SELECT CAST('x1' AS INT)",
                 &[],
