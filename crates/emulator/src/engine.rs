@@ -705,14 +705,22 @@ fn translate(error: &rusqlite::Error, failure: &FailureSlot, scope: &[&Table]) -
         other => other.to_string(),
     };
     if let Some(column) = message.strip_prefix("no such column: ") {
-        let suggestions = scope
+        let column = column.trim_matches('`').trim_matches('"');
+        let missing = column.rsplit('.').next().unwrap_or(column).to_lowercase();
+        // Like Spark, the closest names first.
+        let mut candidates: Vec<&str> = scope
             .iter()
             .flat_map(|t| &t.columns)
-            .map(|c| format!("`{}`", c.name))
+            .map(|c| c.name.as_str())
+            .collect();
+        candidates.sort_by_key(|name| (edit_distance(&name.to_lowercase(), &missing), *name));
+        candidates.dedup();
+        let suggestions = candidates
+            .iter()
             .take(5)
+            .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        let column = column.trim_matches('`').trim_matches('"');
         return SqlError::new(
             "UNRESOLVED_COLUMN.WITH_SUGGESTION",
             "42703",
@@ -770,6 +778,21 @@ fn translate(error: &rusqlite::Error, failure: &FailureSlot, scope: &[&Table]) -
     }
     tracing::debug!(event = "emulator.sql_engine_error", %message);
     internal_error()
+}
+
+/// Levenshtein distance, for ranking column suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2379,7 +2402,9 @@ pub(crate) fn evaluate(
         parameters: context.parameters,
     };
     let items = projection(&original, &scope);
-    let tables: Vec<&Table> = rewriter.tables.values().copied().collect();
+    let mut tables: Vec<(&String, &Table)> = rewriter.tables.iter().map(|(k, t)| (k, *t)).collect();
+    tables.sort_by_key(|(name, _)| *name);
+    let tables: Vec<&Table> = tables.into_iter().map(|(_, t)| t).collect();
     let max_rows = row_limit.unwrap_or(usize::MAX).min(MAX_RESULT_ROWS);
     let failure = FailureSlot::default();
     let sqlite = statement.to_string();
@@ -2982,6 +3007,20 @@ mod tests {
                 "{sql}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_column_suggests_the_closest_names() {
+        // Arrange / Act
+        let error = fail("SELECT nmae FROM customers", &alice(), &[]);
+
+        // Assert
+        assert_eq!(
+            error.to_string(),
+            "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter with \
+             name `nmae` cannot be resolved. Did you mean one of the following? [`name`, \
+             `email`, `id`, `is_active`, `signup_date`]. SQLSTATE: 42703"
+        );
     }
 
     #[test]
