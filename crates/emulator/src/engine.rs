@@ -36,7 +36,7 @@
 //!
 //! Table names of one, two or three parts (plain or backquoted, case-insensitive) resolve against
 //! the request's `catalog`/`schema` (else `main`/`default`); a one-part name that is a CTE in
-//! scope is the CTE. Every table must exist (`TABLE_OR_VIEW_NOT_FOUND`, 42P01) and be readable by
+//! scope is the CTE (a CTE sees the CTEs before it, not itself, and the query body sees all). Every table must exist (`TABLE_OR_VIEW_NOT_FOUND`, 42P01) and be readable by
 //! the caller through the `readers` of its catalog, schema and table (`INSUFFICIENT_PERMISSIONS`,
 //! 42501); one unreadable table fails the whole statement.
 //!
@@ -58,6 +58,8 @@
 //! - `sqrt`, `exp`, `ln`, `log10`, `power`, `ceil` and `floor` are implemented here (the bundled
 //!   SQLite has no math functions), with Spark's results: `ceil`/`floor` give `BIGINT`, `ln` and
 //!   `log10` of a non-positive number give NULL.
+//! - A column list on a subquery (`(VALUES (1), (2)) AS t(x)`) becomes a CTE column list, which
+//!   SQLite has where it lacks the former. An `integer overflow` is `ARITHMETIC_OVERFLOW` (22003).
 //! - `OFFSET` without `LIMIT` is accepted; `LIMIT`/`OFFSET` must be a literal or a parameter from
 //!   0 to 2147483647 (`INVALID_LIMIT_LIKE_EXPRESSION`, 42K0E).
 //!
@@ -703,14 +705,22 @@ fn translate(error: &rusqlite::Error, failure: &FailureSlot, scope: &[&Table]) -
         other => other.to_string(),
     };
     if let Some(column) = message.strip_prefix("no such column: ") {
-        let suggestions = scope
+        let column = column.trim_matches('`').trim_matches('"');
+        let missing = column.rsplit('.').next().unwrap_or(column).to_lowercase();
+        // Like Spark, the closest names first.
+        let mut candidates: Vec<&str> = scope
             .iter()
             .flat_map(|t| &t.columns)
-            .map(|c| format!("`{}`", c.name))
+            .map(|c| c.name.as_str())
+            .collect();
+        candidates.sort_by_key(|name| (edit_distance(&name.to_lowercase(), &missing), *name));
+        candidates.dedup();
+        let suggestions = candidates
+            .iter()
             .take(5)
+            .map(|name| format!("`{name}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        let column = column.trim_matches('`').trim_matches('"');
         return SqlError::new(
             "UNRESOLVED_COLUMN.WITH_SUGGESTION",
             "42703",
@@ -732,6 +742,14 @@ fn translate(error: &rusqlite::Error, failure: &FailureSlot, scope: &[&Table]) -
     }
     if let Some(name) = message.strip_prefix("no such table: ") {
         return SqlError::table_not_found(&[name.to_owned()]);
+    }
+    if message.contains("integer overflow") {
+        return SqlError::new(
+            "ARITHMETIC_OVERFLOW",
+            "22003",
+            "long overflow. If necessary set \"spark.sql.ansi.enabled\" to \"false\" to bypass \
+             this error.",
+        );
     }
     if message.contains("misuse of aggregate") || message.contains("misuse of window") {
         return SqlError::new(
@@ -760,6 +778,21 @@ fn translate(error: &rusqlite::Error, failure: &FailureSlot, scope: &[&Table]) -
     }
     tracing::debug!(event = "emulator.sql_engine_error", %message);
     internal_error()
+}
+
+/// Levenshtein distance, for ranking column suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1110,11 +1143,22 @@ fn literal_string(expr: &Expr) -> Option<String> {
     }
 }
 
+/// The CTEs of one query's `WITH`, in order. As in Spark, a CTE sees the CTEs before it (not
+/// itself: `WITH t AS (SELECT * FROM t)` reads the table `t`) and the query body sees them all.
+struct CteScope {
+    /// Lower-cased names.
+    names: Vec<String>,
+    /// Where each CTE's query lives, to recognise it when the walk enters or leaves it.
+    bodies: Vec<*const Query>,
+    /// How many of `names` are visible at the current point of the walk.
+    visible: usize,
+}
+
 /// Walks the statement: resolves tables, checks what is supported and rewrites it for SQLite.
 struct Rewriter<'c, 'a> {
     context: &'c Context<'a>,
-    /// CTE names in scope, lower-cased, one list per enclosing query.
-    ctes: Vec<Vec<String>>,
+    /// The `WITH` clauses of the enclosing queries, innermost last.
+    ctes: Vec<CteScope>,
     /// Parameter names in order of first use; `?N` is the N-th.
     used_parameters: Vec<String>,
     /// The fixture tables the statement reads, by SQLite name.
@@ -1126,7 +1170,18 @@ struct Rewriter<'c, 'a> {
 impl<'a> Rewriter<'_, 'a> {
     fn is_cte(&self, name: &str) -> bool {
         let name = name.to_lowercase();
-        self.ctes.iter().flatten().any(|cte| *cte == name)
+        self.ctes
+            .iter()
+            .any(|scope| scope.names[..scope.visible].contains(&name))
+    }
+
+    /// Moves the visible CTEs when the walk enters (`leaving` false) or leaves a CTE's query.
+    fn track_cte(&mut self, query: &Query, leaving: bool) {
+        for scope in &mut self.ctes {
+            if let Some(index) = scope.bodies.iter().position(|b| std::ptr::eq(*b, query)) {
+                scope.visible = index + usize::from(leaving);
+            }
+        }
     }
 
     /// Resolves a table name, checks the caller may read it, and names its SQLite table.
@@ -1263,14 +1318,21 @@ impl<'a> Rewriter<'_, 'a> {
             if with.recursive {
                 return Err(unsupported("WITH RECURSIVE"));
             }
-            let names = with
-                .cte_tables
-                .iter()
-                .map(|c| c.alias.name.value.to_lowercase())
-                .collect();
-            self.ctes.push(names);
+            self.ctes.push(CteScope {
+                names: (with.cte_tables.iter())
+                    .map(|c| c.alias.name.value.to_lowercase())
+                    .collect(),
+                bodies: (with.cte_tables.iter())
+                    .map(|c| std::ptr::from_ref(c.query.as_ref()))
+                    .collect(),
+                visible: 0,
+            });
         } else {
-            self.ctes.push(Vec::new());
+            self.ctes.push(CteScope {
+                names: Vec::new(),
+                bodies: Vec::new(),
+                visible: 0,
+            });
         }
         if query.fetch.is_some()
             || !query.locks.is_empty()
@@ -1470,9 +1532,21 @@ impl<'a> Rewriter<'_, 'a> {
                 }
                 Ok(())
             }
-            TableFactor::Derived { lateral, .. } => {
+            TableFactor::Derived {
+                lateral,
+                subquery,
+                alias,
+                ..
+            } => {
                 if *lateral {
                     return Err(unsupported("LATERAL subqueries"));
+                }
+                if let Some(alias) = alias.as_mut().filter(|a| !a.columns.is_empty()) {
+                    // SQLite has no column list on a derived table (`AS t(x)`), but has one on
+                    // a CTE: `(q) AS t(x)` becomes `(WITH d(x) AS (q) SELECT * FROM d) AS t`.
+                    let columns = std::mem::take(&mut alias.columns);
+                    **subquery = derived_with_columns(subquery.as_ref().clone(), columns)?;
+                    alias.name.quote_style = Some('`');
                 }
                 Ok(())
             }
@@ -1779,6 +1853,7 @@ impl VisitorMut for Rewriter<'_, '_> {
     type Break = SqlError;
 
     fn pre_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
+        self.track_cte(query, false);
         if let Err(e) = self.check_query(query) {
             return ControlFlow::Break(e);
         }
@@ -1788,8 +1863,9 @@ impl VisitorMut for Rewriter<'_, '_> {
         }
     }
 
-    fn post_visit_query(&mut self, _query: &mut Query) -> ControlFlow<SqlError> {
+    fn post_visit_query(&mut self, query: &mut Query) -> ControlFlow<SqlError> {
         self.ctes.pop();
+        self.track_cte(query, true);
         ControlFlow::Continue(())
     }
 
@@ -1813,6 +1889,27 @@ impl VisitorMut for Rewriter<'_, '_> {
             Err(e) => ControlFlow::Break(e),
         }
     }
+}
+
+/// `WITH dbapp_derived(columns) AS (query) SELECT * FROM dbapp_derived`.
+fn derived_with_columns(
+    query: Query,
+    columns: Vec<sqlparser::ast::TableAliasColumnDef>,
+) -> Result<Query, SqlError> {
+    let template = "WITH dbapp_derived AS (SELECT 1) SELECT * FROM dbapp_derived";
+    let mut parsed =
+        Parser::parse_sql(&DatabricksDialect {}, template).map_err(|_| internal_error())?;
+    let Some(Statement::Query(mut wrapper)) = parsed.pop() else {
+        return Err(internal_error());
+    };
+    let cte = wrapper
+        .with
+        .as_mut()
+        .and_then(|w| w.cte_tables.first_mut())
+        .ok_or_else(internal_error)?;
+    cte.alias.columns = columns;
+    *cte.query = query;
+    Ok(*wrapper)
 }
 
 /// Finds the table `parts` names and checks that the caller may read it.
@@ -2305,7 +2402,9 @@ pub(crate) fn evaluate(
         parameters: context.parameters,
     };
     let items = projection(&original, &scope);
-    let tables: Vec<&Table> = rewriter.tables.values().copied().collect();
+    let mut tables: Vec<(&String, &Table)> = rewriter.tables.iter().map(|(k, t)| (k, *t)).collect();
+    tables.sort_by_key(|(name, _)| *name);
+    let tables: Vec<&Table> = tables.into_iter().map(|(_, t)| t).collect();
     let max_rows = row_limit.unwrap_or(usize::MAX).min(MAX_RESULT_ROWS);
     let failure = FailureSlot::default();
     let sqlite = statement.to_string();
@@ -2745,6 +2844,10 @@ mod tests {
                 "SELECT COUNT(*) FROM `main`.`default`.`customers`",
                 vec![vec!["25".to_owned()]],
             ),
+            (
+                "SELECT t.x + 1 AS y FROM (VALUES (1), (2)) AS t(x) ORDER BY y DESC",
+                vec![vec!["3".to_owned()], vec!["2".to_owned()]],
+            ),
         ];
 
         for (sql, expected) in cases {
@@ -2778,6 +2881,17 @@ mod tests {
             &bob(),
             &[],
         );
+        let self_named = fail(
+            "WITH orders AS (SELECT * FROM orders) SELECT COUNT(*) FROM orders",
+            &bob(),
+            &[param("unused", None, "INT")],
+        );
+        let chained = run_with(
+            "WITH a AS (SELECT id FROM customers WHERE id < 4), b AS (SELECT id FROM a) \
+             SELECT COUNT(*) FROM b",
+            &bob(),
+            &[],
+        );
         let missing = fail("SELECT * FROM main.`default`.nope", &alice(), &[]);
 
         // Assert
@@ -2789,6 +2903,14 @@ mod tests {
         assert_eq!(in_subquery.class(), "INSUFFICIENT_PERMISSIONS");
         let (_, rows, _) = shadowed.expect("a CTE is not a table");
         assert_eq!(cells(&rows), [["25"]]);
+        // Bob's default schema has no `orders`: inside its own definition the name is a table.
+        assert_eq!(self_named.class(), "TABLE_OR_VIEW_NOT_FOUND");
+        let (_, rows, _) = chained.expect("a CTE sees the ones before it");
+        assert_eq!(cells(&rows), [["3"]]);
+        let (_, rows, _) = run(
+            "WITH customers AS (SELECT * FROM customers WHERE id < 4) SELECT COUNT(*) FROM customers",
+        );
+        assert_eq!(cells(&rows), [["3"]]);
         assert!(
             missing.to_string().starts_with(
                 "[TABLE_OR_VIEW_NOT_FOUND] The table or view `main`.`default`.`nope` cannot be \
@@ -2801,7 +2923,7 @@ mod tests {
     #[test]
     fn failures_carry_spark_classes_and_never_sqlite_text() {
         // Arrange
-        let cases: [(&str, &[Parameter], &str, &str); 14] = [
+        let cases: [(&str, &[Parameter], &str, &str); 15] = [
             ("", &[], "PARSE_EMPTY_STATEMENT", "42617"),
             ("SELECT * FROM", &[], "PARSE_SYNTAX_ERROR", "42601"),
             ("SELECT 1; SELECT 2", &[], "PARSE_SYNTAX_ERROR", "42601"),
@@ -2836,6 +2958,12 @@ mod tests {
                 "42883",
             ),
             ("SELECT 1 / 0", &[], "DIVIDE_BY_ZERO", "22012"),
+            (
+                "SELECT SUM(x) FROM (VALUES (9223372036854775807), (1)) AS t(x)",
+                &[],
+                "ARITHMETIC_OVERFLOW",
+                "22003",
+            ),
             (
                 "SELECT CAST('x1' AS INT)",
                 &[],
@@ -2879,6 +3007,20 @@ mod tests {
                 "{sql}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn an_unknown_column_suggests_the_closest_names() {
+        // Arrange / Act
+        let error = fail("SELECT nmae FROM customers", &alice(), &[]);
+
+        // Assert
+        assert_eq!(
+            error.to_string(),
+            "[UNRESOLVED_COLUMN.WITH_SUGGESTION] A column, variable, or function parameter with \
+             name `nmae` cannot be resolved. Did you mean one of the following? [`name`, \
+             `email`, `id`, `is_active`, `signup_date`]. SQLSTATE: 42703"
+        );
     }
 
     #[test]
