@@ -499,3 +499,23 @@ async fn a_huge_link_lifetime_does_not_overflow() {
     // Assert
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_hybrid_disposition_inlines_small_json_as_data_array() {
+    // Arrange
+    let te = spawn().await;
+
+    // Act
+    let body = succeeded(
+        &te,
+        "SELECT * FROM main.default.regions",
+        json!({"disposition": "INLINE_OR_EXTERNAL_LINKS"}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(body["manifest"]["format"], "JSON_ARRAY");
+    assert_eq!(rows(&body["result"]).len(), 3);
+    assert!(body["result"].get("attachment").is_none(), "{body}");
+    assert!(body["manifest"].get("total_byte_count").is_none(), "{body}");
+}
