@@ -55,6 +55,9 @@
 //!   `DATE '…'`/`TIMESTAMP '…'` literals are written with SQLite's date functions, producing
 //!   `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ` text, the shape of the fixture's values.
 //! - `"text"` is a string literal, as in Databricks SQL (SQLite would try a column first).
+//! - A string compared with a boolean, date or timestamp is cast to that type first
+//!   (`is_active = 'true'`, `ordered_at = '2026-02-02 07:13:00'`), as Spark's implicit casts do;
+//!   `IN`, `BETWEEN` and `CASE` get no such cast.
 //! - `sqrt`, `exp`, `ln`, `log10`, `power`, `ceil` and `floor` are implemented here (the bundled
 //!   SQLite has no math functions), with Spark's results: `ceil`/`floor` give `BIGINT`, `ln` and
 //!   `log10` of a non-positive number give NULL.
@@ -1555,6 +1558,39 @@ impl<'a> Rewriter<'_, 'a> {
         }
     }
 
+    /// The Spark type of an operand that is already rewritten (parameters are `?N` by now).
+    fn operand_type(&self, expr: &Expr) -> Option<SqlType> {
+        if let Expr::Value(ValueWithSpan {
+            value: Value::Placeholder(p),
+            ..
+        }) = expr
+        {
+            let index: usize = p.strip_prefix('?')?.parse().ok()?;
+            let name = self.used_parameters.get(index.checked_sub(1)?)?;
+            let parameter =
+                (self.context.parameters.iter()).find(|q| q.name.to_lowercase() == *name);
+            return parameter.map(|q| q.sql_type.clone());
+        }
+        let scope = Scope {
+            aliases: &self.aliases,
+            parameters: self.context.parameters,
+        };
+        infer(expr, &scope)
+    }
+
+    /// Spark casts a string compared with a boolean, date or timestamp to that type; SQLite
+    /// would compare the text with 1/0 or with differently written text and find nothing.
+    fn coerce_string_operand(&self, operand: &mut Expr, other: &Expr) {
+        let target = match self.operand_type(other) {
+            Some(t @ (SqlType::Boolean | SqlType::Date | SqlType::Timestamp)) => t,
+            _ => return,
+        };
+        if self.operand_type(operand) == Some(SqlType::String) {
+            let inner = std::mem::replace(operand, Expr::value(Value::Null));
+            *operand = call("dbapp_cast", vec![inner, string(target.type_text())]);
+        }
+    }
+
     /// Checks an expression whose children are already rewritten and rewrites it for SQLite.
     fn rewrite_expr(&mut self, expr: &mut Expr) -> Result<(), SqlError> {
         let replacement = match expr {
@@ -1607,16 +1643,20 @@ impl<'a> Rewriter<'_, 'a> {
                 BinaryOperator::Spaceship => {
                     Some(Expr::IsNotDistinctFrom(left.clone(), right.clone()))
                 }
-                BinaryOperator::Plus
-                | BinaryOperator::Minus
-                | BinaryOperator::Multiply
-                | BinaryOperator::StringConcat
-                | BinaryOperator::Gt
+                BinaryOperator::Gt
                 | BinaryOperator::Lt
                 | BinaryOperator::GtEq
                 | BinaryOperator::LtEq
                 | BinaryOperator::Eq
-                | BinaryOperator::NotEq
+                | BinaryOperator::NotEq => {
+                    self.coerce_string_operand(left, right);
+                    self.coerce_string_operand(right, left);
+                    None
+                }
+                BinaryOperator::Plus
+                | BinaryOperator::Minus
+                | BinaryOperator::Multiply
+                | BinaryOperator::StringConcat
                 | BinaryOperator::And
                 | BinaryOperator::Or => None,
                 other => return Err(unsupported(format!("the operator {other}"))),
@@ -3137,6 +3177,39 @@ mod tests {
         assert_eq!(columns[3]["name"], "(7 / 2)");
         assert_eq!(columns[11]["name"], "upper(name)");
         assert_eq!(columns[6]["name"], "is_active");
+    }
+
+    #[test]
+    fn strings_compared_with_booleans_dates_and_timestamps_are_cast_as_in_spark() {
+        // Arrange
+        let active = table("customers")
+            .rows
+            .iter()
+            .filter(|r| r[4] == json!(true))
+            .count()
+            .to_string();
+
+        // Act
+        let (_, literal, _) = run("SELECT COUNT(*) FROM customers WHERE is_active = 'true'");
+        let (_, untyped, _) = run_with(
+            "SELECT COUNT(*) FROM customers WHERE :flag = is_active",
+            &alice(),
+            &[param("flag", Some("TRUE"), "STRING")],
+        )
+        .expect("runs");
+        let (_, spaced, _) =
+            run("SELECT order_id FROM main.sales.orders WHERE ordered_at = '2026-02-02 07:13:00'");
+        let bad = fail(
+            "SELECT * FROM customers WHERE is_active = 'perhaps'",
+            &alice(),
+            &[],
+        );
+
+        // Assert
+        assert_eq!(cells(&literal), [[active.as_str()]]);
+        assert_eq!(untyped, literal);
+        assert_eq!(cells(&spaced), [["1001"]]);
+        assert_eq!(bad.class(), "CAST_INVALID_INPUT");
     }
 
     #[test]
