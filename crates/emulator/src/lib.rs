@@ -17,7 +17,11 @@
 //! - `faults`: fault injection rules and the middleware that applies them;
 //! - `control`: what tests use to inject faults, expire tokens and read the log, as typed
 //!   methods of [`EmulatorHandle`] and as the `/_emulator/` HTTP API, one implementation for both;
+//! - `engine`: the SQL the warehouses run (sqlparser's Databricks dialect over an in-memory
+//!   SQLite copy of the fixture tables), and `sql`: the life of a submitted statement;
 //! - `routes`: one module per Databricks service;
+//! - `warehouse`: the clock-driven power state of SQL warehouses;
+//! - `results`: statement results as JSON, CSV and Arrow bytes, and the signed external links;
 //! - `lakebase`: turning minted database credentials into real Postgres logins;
 //! - [`postgres`]: starting a private Postgres cluster from the machine's binaries;
 //! - `server`: the accept loop (HTTP/1.1 and h2c), connection dropping and shutdown;
@@ -26,22 +30,27 @@
 
 mod auth;
 mod control;
+mod engine;
 mod error;
 mod faults;
 pub mod fixture;
 pub mod host;
 mod lakebase;
 pub mod postgres;
+mod results;
 mod routes;
 mod server;
 mod sql;
 mod state;
+mod warehouse;
 
 pub use control::ControlError;
+pub use engine::EngineError;
 pub use faults::{ActiveFault, FaultRule};
-pub use fixture::Fixture;
+pub use fixture::{Fixture, WarehouseState};
 pub use server::{EmulatorHandle, StartError};
 pub use state::LoggedRequest;
+pub use state::SqlSessionInfo;
 
 /// How to start an emulator.
 #[derive(Debug, Clone, Default)]
