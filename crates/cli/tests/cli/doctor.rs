@@ -366,6 +366,55 @@ async fn an_unknown_warehouse_fails_with_the_fix() {
     );
 }
 
+const RESTRICTED_WAREHOUSE: &str = "restricted-warehouse";
+
+#[tokio::test]
+async fn a_stopped_warehouse_warns_and_a_forbidden_one_fails_naming_who() {
+    // Arrange: a second warehouse only alice and the app may use.
+    let mut fixture = dbapp_emulator::Fixture::default();
+    let mut restricted = fixture.warehouses[0].clone();
+    restricted.id = RESTRICTED_WAREHOUSE.to_owned();
+    restricted.readers = Some(vec!["alice@example.com".to_owned(), "dbapp-sp".to_owned()]);
+    fixture.warehouses.push(restricted);
+    let emulator = dbapp_emulator::start_local(EmulatorConfig {
+        fixture,
+        ..EmulatorConfig::default()
+    })
+    .await
+    .unwrap();
+    emulator
+        .set_warehouse_state("dev-warehouse", dbapp_emulator::WarehouseState::Stopped)
+        .unwrap();
+    let mut stopped = app_vars(emulator.base_url());
+    stopped.extend([
+        ("DATABRICKS_WAREHOUSE_ID", "dev-warehouse".to_owned()),
+        ("DATABRICKS_USER_TOKEN", "dev-token-alice".to_owned()),
+    ]);
+    let mut forbidden = app_vars(emulator.base_url());
+    forbidden.extend([
+        ("DATABRICKS_WAREHOUSE_ID", RESTRICTED_WAREHOUSE.to_owned()),
+        ("DATABRICKS_USER_TOKEN", "dev-token-bob".to_owned()),
+    ]);
+
+    // Act
+    let stopped = doctor(&refs(&stopped), &[], None).await;
+    let forbidden = doctor(&refs(&forbidden), &[], None).await;
+
+    // Assert
+    stopped.assert(
+        "warehouse.state",
+        "warn",
+        &["(dev-warehouse) is STOPPED", "the first query waits"],
+        &["start it"],
+    );
+    forbidden.assert(
+        "warehouse.state",
+        "fail",
+        &["bob@example.com may not use warehouse"],
+        &["CAN_USE"],
+    );
+}
+
 #[tokio::test]
 async fn a_refused_or_expired_user_token_is_diagnosed() {
     // Arrange
