@@ -56,8 +56,8 @@
 //!   `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ` text, the shape of the fixture's values.
 //! - `"text"` is a string literal, as in Databricks SQL (SQLite would try a column first).
 //! - A string compared with a boolean, date or timestamp is cast to that type first
-//!   (`is_active = 'true'`, `ordered_at = '2026-02-02 07:13:00'`), as Spark's implicit casts do;
-//!   `IN`, `BETWEEN` and `CASE` get no such cast.
+//!   in comparisons, `BETWEEN` and `IN` lists (`is_active = 'true'`,
+//!   `ordered_at = '2026-02-02 07:13:00'`), as Spark's implicit casts do.
 //! - `sqrt`, `exp`, `ln`, `log10`, `power`, `ceil` and `floor` are implemented here (the bundled
 //!   SQLite has no math functions), with Spark's results: `ceil`/`floor` give `BIGINT`, `ln` and
 //!   `log10` of a non-positive number give NULL.
@@ -1687,13 +1687,32 @@ impl<'a> Rewriter<'_, 'a> {
             | Expr::IsNotFalse(_)
             | Expr::IsDistinctFrom(..)
             | Expr::IsNotDistinctFrom(..)
-            | Expr::Between { .. }
             | Expr::Nested(_)
             | Expr::Case { .. }
             | Expr::Exists { .. }
             | Expr::Subquery(_) => None,
-            Expr::In { target, .. } => match target {
-                sqlparser::ast::InTarget::List(_) | sqlparser::ast::InTarget::Subquery(_) => None,
+            Expr::Between {
+                expr: subject,
+                low,
+                high,
+                ..
+            } => {
+                self.coerce_string_operand(low, subject);
+                self.coerce_string_operand(high, subject);
+                None
+            }
+            Expr::In {
+                expr: subject,
+                target,
+                ..
+            } => match target {
+                sqlparser::ast::InTarget::List(items) => {
+                    for item in items {
+                        self.coerce_string_operand(item, subject);
+                    }
+                    None
+                }
+                sqlparser::ast::InTarget::Subquery(_) => None,
                 _ => return Err(unsupported("IN with this target")),
             },
             Expr::Cast {
@@ -3204,12 +3223,17 @@ mod tests {
             &alice(),
             &[],
         );
+        let (_, listed, _) = run("SELECT COUNT(*) FROM customers WHERE is_active IN ('true')");
+        let (_, between, _) = run("SELECT order_id FROM main.sales.orders \
+             WHERE ordered_at BETWEEN '2026-02-02 07:13:00' AND '2026-02-02 07:13:00'");
 
         // Assert
         assert_eq!(cells(&literal), [[active.as_str()]]);
         assert_eq!(untyped, literal);
         assert_eq!(cells(&spaced), [["1001"]]);
         assert_eq!(bad.class(), "CAST_INVALID_INPUT");
+        assert_eq!(listed, literal);
+        assert_eq!(between, spaced);
     }
 
     #[test]
