@@ -36,9 +36,10 @@
 //!
 //! Table names of one, two or three parts (plain or backquoted, case-insensitive) resolve against
 //! the request's `catalog`/`schema` (else `main`/`default`); a one-part name that is a CTE in
-//! scope is the CTE (a CTE sees the CTEs before it, not itself, and the query body sees all). Every table must exist (`TABLE_OR_VIEW_NOT_FOUND`, 42P01) and be readable by
-//! the caller through the `readers` of its catalog, schema and table (`INSUFFICIENT_PERMISSIONS`,
-//! 42501); one unreadable table fails the whole statement.
+//! scope is the CTE (a CTE sees the CTEs before it, not itself, and the query body sees all).
+//! Every table must exist (`TABLE_OR_VIEW_NOT_FOUND`, 42P01) and be readable by the caller
+//! through the `readers` of its catalog, schema and table (`INSUFFICIENT_PERMISSIONS`, 42501); one
+//! unreadable table fails the whole statement.
 //!
 //! # Rewrites (where SQLite would silently differ from Spark)
 //!
@@ -78,10 +79,10 @@
 //!
 //! A column's type is, in order: the declared type of a direct column reference; the type
 //! inferred from the expression ([`infer`]: `COUNT` → `BIGINT`, `SUM` of integers → `BIGINT`, of
-//! `DECIMAL(p,s)` → `DECIMAL(p+10,s)`, of anything else → `DOUBLE`, `AVG` → `DOUBLE` (`DECIMAL(p+4,s+4)`
-//! for decimals), `MIN`/`MAX`/`LAG`/… → their argument's, comparisons and predicates →
-//! `BOOLEAN`, `CAST(x AS T)` → `T`, string functions → `STRING`, parameters → their type,
-//! literals → theirs, `/` → `DOUBLE`); else SQLite's storage class of the values (INTEGER →
+//! `DECIMAL(p,s)` → `DECIMAL(p+10,s)`, of anything else → `DOUBLE`, `AVG` → `DOUBLE`
+//! (`DECIMAL(p+4,s+4)` for decimals), `MIN`/`MAX`/`LAG`/… → their argument's, comparisons and
+//! predicates → `BOOLEAN`, `CAST(x AS T)` → `T`, string functions → `STRING`, parameters → their
+//! type, literals → theirs, `/` → `DOUBLE`, `+ - * %` by Spark's numeric rules); else SQLite's storage class of the values (INTEGER →
 //! `BIGINT`, REAL → `DOUBLE`, TEXT → `STRING`, only NULLs → `VOID`). An unaliased expression is
 //! named as Spark names it where that is simple: a column by its name, `COUNT(*)` as `count(1)`,
 //! a function call as `lower-case name(arguments)`, a literal by its value, `VALUES` columns
@@ -96,7 +97,7 @@
 //! A result holds at most [`MAX_RESULT_ROWS`] rows; more sets `manifest.truncated`, as
 //! `row_limit` does. Evaluation stops after [`EVALUATION_TIME_LIMIT`] with
 //! `QUERY_EXECUTION_TIMEOUT_EXCEEDED` (57KD0). A string or value longer than
-//! [`MAX_VALUE_BYTES`] fails the statement. SQLite's own error messages never reach a client:
+//! [`MAX_VALUE_BYTES`] fails the statement with `EXCEED_LIMIT_LENGTH` (54006). SQLite's own error messages never reach a client:
 //! they are translated to Spark classes (`UNRESOLVED_COLUMN.WITH_SUGGESTION` 42703,
 //! `AMBIGUOUS_REFERENCE` 42702, `UNRESOLVED_ROUTINE` 42883, …) or reported as `INTERNAL_ERROR`.
 
