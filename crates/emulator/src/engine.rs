@@ -36,9 +36,10 @@
 //!
 //! Table names of one, two or three parts (plain or backquoted, case-insensitive) resolve against
 //! the request's `catalog`/`schema` (else `main`/`default`); a one-part name that is a CTE in
-//! scope is the CTE (a CTE sees the CTEs before it, not itself, and the query body sees all). Every table must exist (`TABLE_OR_VIEW_NOT_FOUND`, 42P01) and be readable by
-//! the caller through the `readers` of its catalog, schema and table (`INSUFFICIENT_PERMISSIONS`,
-//! 42501); one unreadable table fails the whole statement.
+//! scope is the CTE (a CTE sees the CTEs before it, not itself, and the query body sees all).
+//! Every table must exist (`TABLE_OR_VIEW_NOT_FOUND`, 42P01) and be readable by the caller
+//! through the `readers` of its catalog, schema and table (`INSUFFICIENT_PERMISSIONS`, 42501); one
+//! unreadable table fails the whole statement.
 //!
 //! # Rewrites (where SQLite would silently differ from Spark)
 //!
@@ -56,8 +57,8 @@
 //!   `YYYY-MM-DD` and `YYYY-MM-DDTHH:MM:SSZ` text, the shape of the fixture's values.
 //! - `"text"` is a string literal, as in Databricks SQL (SQLite would try a column first).
 //! - A string compared with a boolean, date or timestamp is cast to that type first
-//!   (`is_active = 'true'`, `ordered_at = '2026-02-02 07:13:00'`), as Spark's implicit casts do;
-//!   `IN`, `BETWEEN` and `CASE` get no such cast.
+//!   in comparisons, `BETWEEN` and `IN` lists (`is_active = 'true'`,
+//!   `ordered_at = '2026-02-02 07:13:00'`), as Spark's implicit casts do.
 //! - `sqrt`, `exp`, `ln`, `log10`, `power`, `ceil` and `floor` are implemented here (the bundled
 //!   SQLite has no math functions), with Spark's results: `ceil`/`floor` give `BIGINT`, `ln` and
 //!   `log10` of a non-positive number give NULL.
@@ -78,10 +79,10 @@
 //!
 //! A column's type is, in order: the declared type of a direct column reference; the type
 //! inferred from the expression ([`infer`]: `COUNT` → `BIGINT`, `SUM` of integers → `BIGINT`, of
-//! `DECIMAL(p,s)` → `DECIMAL(p+10,s)`, of anything else → `DOUBLE`, `AVG` → `DOUBLE` (`DECIMAL(p+4,s+4)`
-//! for decimals), `MIN`/`MAX`/`LAG`/… → their argument's, comparisons and predicates →
-//! `BOOLEAN`, `CAST(x AS T)` → `T`, string functions → `STRING`, parameters → their type,
-//! literals → theirs, `/` → `DOUBLE`); else SQLite's storage class of the values (INTEGER →
+//! `DECIMAL(p,s)` → `DECIMAL(p+10,s)`, of anything else → `DOUBLE`, `AVG` → `DOUBLE`
+//! (`DECIMAL(p+4,s+4)` for decimals), `MIN`/`MAX`/`LAG`/… → their argument's, comparisons and
+//! predicates → `BOOLEAN`, `CAST(x AS T)` → `T`, string functions → `STRING`, parameters → their
+//! type, literals → theirs, `/` → `DOUBLE`, `+ - * %` by Spark's numeric rules); else SQLite's storage class of the values (INTEGER →
 //! `BIGINT`, REAL → `DOUBLE`, TEXT → `STRING`, only NULLs → `VOID`). An unaliased expression is
 //! named as Spark names it where that is simple: a column by its name, `COUNT(*)` as `count(1)`,
 //! a function call as `lower-case name(arguments)`, a literal by its value, `VALUES` columns
@@ -96,7 +97,7 @@
 //! A result holds at most [`MAX_RESULT_ROWS`] rows; more sets `manifest.truncated`, as
 //! `row_limit` does. Evaluation stops after [`EVALUATION_TIME_LIMIT`] with
 //! `QUERY_EXECUTION_TIMEOUT_EXCEEDED` (57KD0). A string or value longer than
-//! [`MAX_VALUE_BYTES`] fails the statement. SQLite's own error messages never reach a client:
+//! [`MAX_VALUE_BYTES`] fails the statement with `EXCEED_LIMIT_LENGTH` (54006). SQLite's own error messages never reach a client:
 //! they are translated to Spark classes (`UNRESOLVED_COLUMN.WITH_SUGGESTION` 42703,
 //! `AMBIGUOUS_REFERENCE` 42702, `UNRESOLVED_ROUTINE` 42883, …) or reported as `INTERNAL_ERROR`.
 
@@ -1687,13 +1688,32 @@ impl<'a> Rewriter<'_, 'a> {
             | Expr::IsNotFalse(_)
             | Expr::IsDistinctFrom(..)
             | Expr::IsNotDistinctFrom(..)
-            | Expr::Between { .. }
             | Expr::Nested(_)
             | Expr::Case { .. }
             | Expr::Exists { .. }
             | Expr::Subquery(_) => None,
-            Expr::In { target, .. } => match target {
-                sqlparser::ast::InTarget::List(_) | sqlparser::ast::InTarget::Subquery(_) => None,
+            Expr::Between {
+                expr: subject,
+                low,
+                high,
+                ..
+            } => {
+                self.coerce_string_operand(low, subject);
+                self.coerce_string_operand(high, subject);
+                None
+            }
+            Expr::In {
+                expr: subject,
+                target,
+                ..
+            } => match target {
+                sqlparser::ast::InTarget::List(items) => {
+                    for item in items {
+                        self.coerce_string_operand(item, subject);
+                    }
+                    None
+                }
+                sqlparser::ast::InTarget::Subquery(_) => None,
                 _ => return Err(unsupported("IN with this target")),
             },
             Expr::Cast {
@@ -3204,12 +3224,17 @@ mod tests {
             &alice(),
             &[],
         );
+        let (_, listed, _) = run("SELECT COUNT(*) FROM customers WHERE is_active IN ('true')");
+        let (_, between, _) = run("SELECT order_id FROM main.sales.orders \
+             WHERE ordered_at BETWEEN '2026-02-02 07:13:00' AND '2026-02-02 07:13:00'");
 
         // Assert
         assert_eq!(cells(&literal), [[active.as_str()]]);
         assert_eq!(untyped, literal);
         assert_eq!(cells(&spaced), [["1001"]]);
         assert_eq!(bad.class(), "CAST_INVALID_INPUT");
+        assert_eq!(listed, literal);
+        assert_eq!(between, spaced);
     }
 
     #[test]
