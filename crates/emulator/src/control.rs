@@ -18,7 +18,7 @@
 //! | `POST /_emulator/tokens/expire` | `{"token"}`: the token is expired from now on (a Lakebase credential also stops logging in to Postgres) | [`EmulatorHandle::expire_token`] |
 //! | `POST /_emulator/tokens/revoke` | `{"token"}`: the token is unknown from now on (likewise) | [`EmulatorHandle::revoke_token`] |
 //! | `GET`/`DELETE /_emulator/requests` | the request log (`?path_prefix=`, `?since=<seq>`) / clear it | [`EmulatorHandle::requests`], [`EmulatorHandle::clear_requests`] |
-//! | `POST /_emulator/reset` | tokens, statements, faults, settings and log as at start | [`EmulatorHandle::reset`] |
+//! | `POST /_emulator/reset` | tokens, statements, faults, settings, volume files and log as at start | [`EmulatorHandle::reset`] |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
