@@ -16,6 +16,7 @@ pub mod preferences;
 pub mod unity_catalog;
 pub mod usage;
 pub mod user;
+pub mod volumes;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
