@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dbapp_databricks::api::{DirectoryEntry, DirectoryPageRequest, PageRequest};
@@ -141,11 +142,23 @@ pub fn parse_path(path: Option<&str>, root_ok: bool) -> Result<String, ApiError>
     Ok(path.to_owned())
 }
 
-/// The volume a route names.
+/// The volume a route names: its three path parameters, each checked as a [`Name`].
 struct VolumeRef {
     catalog: Name<Catalog>,
     schema: Name<Schema>,
     volume: Name<Volume>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VolumeRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Ok(Self {
+            catalog: Name::from_request_parts(parts, state).await?,
+            schema: Name::from_request_parts(parts, state).await?,
+            volume: Name::from_request_parts(parts, state).await?,
+        })
+    }
 }
 
 impl VolumeRef {
@@ -272,18 +285,11 @@ fn file_item(directory: &str, entry: DirectoryEntry) -> FileItem {
 async fn list_files(
     State(app): State<AppState>,
     caller: Caller,
-    catalog: Name<Catalog>,
-    schema: Name<Schema>,
-    volume: Name<Volume>,
+    volume: VolumeRef,
     ApiQuery(query): ApiQuery<DirectoryQuery>,
     spec: PageSpec,
 ) -> Result<Json<ItemsPage<FileItem>>, ApiError> {
     let directory = parse_path(query.path.as_deref(), true)?;
-    let volume = VolumeRef {
-        catalog,
-        schema,
-        volume,
-    };
     let absolute = volume.absolute(&directory);
     let workspace = caller.workspace(&app);
     let listed = page_upstream(&spec, |token, limit| {
@@ -351,17 +357,10 @@ fn content_disposition(name: &str) -> HeaderValue {
 async fn download_file(
     State(app): State<AppState>,
     caller: Caller,
-    catalog: Name<Catalog>,
-    schema: Name<Schema>,
-    volume: Name<Volume>,
+    volume: VolumeRef,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<Response, ApiError> {
     let relative = parse_path(query.path.as_deref(), false)?;
-    let volume = VolumeRef {
-        catalog,
-        schema,
-        volume,
-    };
     let workspace = caller
         .workspace(&app)
         .with_timeout(app.settings.request_timeout());
@@ -401,13 +400,10 @@ async fn download_file(
     (status = 413, body = ErrorBody, description = "PAYLOAD_TOO_LARGE; `detail.limit_bytes` is the cap"),
     (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
 ))]
-#[allow(clippy::too_many_arguments)] // one extractor per input, as every handler here
 async fn upload_file(
     State(app): State<AppState>,
     caller: Caller,
-    catalog: Name<Catalog>,
-    schema: Name<Schema>,
-    volume: Name<Volume>,
+    volume: VolumeRef,
     ApiQuery(query): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
@@ -424,11 +420,6 @@ async fn upload_file(
     if declared.is_some_and(|n| n > cap) {
         return Err(too_large());
     }
-    let volume = VolumeRef {
-        catalog,
-        schema,
-        volume,
-    };
     // Counted as it streams: past the cap the stream fails, the upstream request is cut off
     // before it completes (so nothing is stored), and the flag says why it failed.
     let over_cap = Arc::new(AtomicBool::new(false));
@@ -495,17 +486,10 @@ async fn upload_file(
 async fn delete_file(
     State(app): State<AppState>,
     caller: Caller,
-    catalog: Name<Catalog>,
-    schema: Name<Schema>,
-    volume: Name<Volume>,
+    volume: VolumeRef,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<StatusCode, ApiError> {
     let relative = parse_path(query.path.as_deref(), false)?;
-    let volume = VolumeRef {
-        catalog,
-        schema,
-        volume,
-    };
     let workspace = caller.workspace(&app);
     match workspace.delete_file(&volume.absolute(&relative)).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
