@@ -73,6 +73,23 @@ pub struct FileItem {
     pub last_modified: Option<String>,
 }
 
+/// A file's raw bytes, as the OpenAPI document describes a download or upload body: a binary
+/// string, not JSON.
+#[derive(Debug)]
+pub struct FileContent;
+
+impl utoipa::PartialSchema for FileContent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for FileContent {}
+
 /// The directory to list.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -348,7 +365,7 @@ fn content_disposition(name: &str) -> HeaderValue {
     security(("user_token" = [])),
     params(("catalog" = String, Path), ("schema" = String, Path), ("volume" = String, Path), FileQuery),
     responses(
-    (status = 200, description = "The file's bytes, with `Content-Type`, `Content-Length` and `Content-Disposition: attachment`", content_type = "application/octet-stream", body = Vec<u8>),
+    (status = 200, description = "The file's bytes, with `Content-Type`, `Content-Length` and `Content-Disposition: attachment`", content_type = "application/octet-stream", body = FileContent),
     (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "PERMISSION_DENIED"),
     (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND"),
@@ -390,7 +407,7 @@ async fn download_file(
 #[utoipa::path(put, path = "/api/volumes/{catalog}/{schema}/{volume}/files/content", tag = "volumes",
     security(("user_token" = [])),
     params(("catalog" = String, Path), ("schema" = String, Path), ("volume" = String, Path), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes; at most `DBAPP_VOLUME_UPLOAD_MAX_BYTES` (default 100 MiB)"),
+    request_body(content = FileContent, content_type = "application/octet-stream", description = "The file's bytes; at most `DBAPP_VOLUME_UPLOAD_MAX_BYTES` (default 100 MiB)"),
     responses(
     (status = 201, body = FileItem),
     (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
