@@ -30,8 +30,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms};
-use crate::app::Uncompressed;
+use super::{ItemsPage, PageSpec, Pagination, Uncompressed, page_upstream, rfc3339_ms};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiQuery, Catalog, Name, Schema, Volume};
