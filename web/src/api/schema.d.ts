@@ -3319,7 +3319,10 @@ export interface operations {
     list_files: {
         parameters: {
             query?: {
-                /** @description Directory relative to the volume root; the root when absent or empty. */
+                /**
+                 * @description Directory relative to the volume root (at most 1 024 bytes); the root when absent or
+                 *     empty.
+                 */
                 path?: string;
                 /** @description Items per page, 1–1000 (default 100). */
                 limit?: number;
@@ -3381,6 +3384,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3410,7 +3422,10 @@ export interface operations {
     download_file: {
         parameters: {
             query: {
-                /** @description File path relative to the volume root, e.g. `data/regions.csv` (required). */
+                /**
+                 * @description File path relative to the volume root, e.g. `data/regions.csv` (required; at most
+                 *     1 024 bytes).
+                 */
                 path: string;
             };
             header?: never;
@@ -3467,6 +3482,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3496,7 +3520,7 @@ export interface operations {
     upload_file: {
         parameters: {
             query: {
-                /** @description File path relative to the volume root (required). */
+                /** @description File path relative to the volume root (required; at most 1 024 bytes). */
                 path: string;
                 /** @description Replace an existing file (default false: an existing file is `FILE_ALREADY_EXISTS`). */
                 overwrite?: boolean;
@@ -3577,6 +3601,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3606,7 +3639,10 @@ export interface operations {
     delete_file: {
         parameters: {
             query: {
-                /** @description File path relative to the volume root, e.g. `data/regions.csv` (required). */
+                /**
+                 * @description File path relative to the volume root, e.g. `data/regions.csv` (required; at most
+                 *     1 024 bytes).
+                 */
                 path: string;
             };
             header?: never;
@@ -3654,6 +3690,15 @@ export interface operations {
             };
             /** @description CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };
