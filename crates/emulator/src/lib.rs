@@ -1,10 +1,11 @@
 //! `dbapp-emulator`: a local Databricks workspace, served over HTTP, for development, tests and
 //! benchmarks.
 //!
-//! It reproduces the wire contracts of `shared/UPSTREAM.md` (discovery and OAuth, SCIM Me, Unity
-//! Catalog, Model Serving, SQL Statement Execution, the Lakebase control plane) closely enough that
-//! the official Databricks SDKs work against it unchanged, from a [`Fixture`] that says who exists,
-//! what each principal may see, and what data the tables hold. It depends on no other dbapp crate:
+//! It reproduces the wire contracts of `shared/UPSTREAM.md` and `shared/UPSTREAM-2.md` (discovery
+//! and OAuth, SCIM Me, Unity Catalog with volumes, the Files API, Model Serving, SQL Statement
+//! Execution, the Lakebase control plane) closely enough that the official Databricks SDKs work
+//! against it unchanged, from a [`Fixture`] that says who exists, what each principal may see,
+//! and what data the tables and volumes hold. It depends on no other dbapp crate:
 //! it is written from the wire contract, so a wrong shared type cannot hide the same bug on both
 //! sides.
 //!
@@ -15,6 +16,7 @@
 //! - `auth`: Bearer authentication and token minting;
 //! - `error`: Databricks error bodies (`shared/UPSTREAM.md` §3.1);
 //! - `faults`: fault injection rules and the middleware that applies them;
+//! - `files`: the in-memory files of every volume, with their size caps;
 //! - `control`: what tests use to inject faults, expire tokens and read the log, as typed
 //!   methods of [`EmulatorHandle`] and as the `/_emulator/` HTTP API, one implementation for both;
 //! - `engine`: the SQL the warehouses run (sqlparser's Databricks dialect over an in-memory
@@ -33,6 +35,7 @@ mod control;
 mod engine;
 mod error;
 mod faults;
+mod files;
 pub mod fixture;
 pub mod host;
 mod lakebase;

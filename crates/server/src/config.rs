@@ -53,6 +53,7 @@
 //! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
 //! | `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE` | `1200` | usage events per user per minute, also the burst (see the `quota` module); `0`: no quota |
 //! | `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE` | `120` | model invocations per user per minute, also the burst; `0`: no quota |
+//! | `DBAPP_VOLUME_UPLOAD_MAX_BYTES` | `104857600` (100 MiB) | largest file uploaded to a volume (`PUT /api/volumes/…/files/content`), at least 1; that route streams its body and is exempt from the 1 MiB body limit (see the `body_limit` module) |
 
 use std::time::Duration;
 
@@ -208,6 +209,8 @@ pub struct DbappSettings {
     pub retention_rollup_days: u32,
     /// `DBAPP_RETENTION_INTERVAL_SECS`.
     pub retention_interval_secs: u64,
+    /// `DBAPP_VOLUME_UPLOAD_MAX_BYTES`: the upload route's own body cap.
+    pub volume_upload_max_bytes: u64,
 }
 
 impl Default for DbappSettings {
@@ -239,6 +242,7 @@ impl Default for DbappSettings {
             retention_request_records_days: 7,
             retention_rollup_days: 90,
             retention_interval_secs: 3_600,
+            volume_upload_max_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -402,6 +406,10 @@ impl ServerSettings {
             ("DBAPP_IDLE_TIMEOUT_SECS", self.dbapp.idle_timeout_secs),
             ("DBAPP_CHAT_TIMEOUT_SECS", self.dbapp.chat_timeout_secs),
             ("DBAPP_CHAT_HEARTBEAT_SECS", self.dbapp.chat_heartbeat_secs),
+            (
+                "DBAPP_VOLUME_UPLOAD_MAX_BYTES",
+                self.dbapp.volume_upload_max_bytes,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(variable, "must be at least 1"));

@@ -95,6 +95,10 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Schema not found";
     case "TABLE_NOT_FOUND":
       return "Table not found";
+    case "VOLUME_NOT_FOUND":
+      return "Volume not found";
+    case "FILE_NOT_FOUND":
+      return "File not found";
     case "ENDPOINT_NOT_FOUND":
       return "Endpoint not found";
     case "PREFERENCE_NOT_FOUND":
@@ -110,6 +114,8 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Invalid request";
     case "ENDPOINT_NOT_READY":
       return "Endpoint not ready";
+    case "FILE_ALREADY_EXISTS":
+      return "File already exists";
     case "UPSTREAM_ERROR":
       return "Workspace error";
     case "MODEL_INPUT_INVALID":

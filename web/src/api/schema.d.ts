@@ -284,6 +284,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/volumes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The volumes of a schema that the user can see. */
+        get: operations["list_volumes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/user/auth/status": {
         parameters: {
             query?: never;
@@ -420,6 +437,42 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/volumes/{catalog}/{schema}/{volume}/files": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The files and directories in a directory of a volume, in pages. */
+        get: operations["list_files"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/volumes/{catalog}/{schema}/{volume}/files/content": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A file's content, streamed as it arrives from the workspace. */
+        get: operations["download_file"];
+        /** Uploads a file's content, streamed to the workspace as it arrives. */
+        put: operations["upload_file"];
+        post?: never;
+        /** Deletes a file. */
+        delete: operations["delete_file"];
         options?: never;
         head?: never;
         patch?: never;
@@ -750,7 +803,25 @@ export interface components {
          * @description Every machine-readable error code of `API.md`, as sent in `error_code`.
          * @enum {string}
          */
-        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "VOLUME_NOT_FOUND" | "FILE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "FILE_ALREADY_EXISTS" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        /** Format: binary */
+        FileContent: string;
+        /** @description A file or directory of a volume. */
+        FileItem: {
+            /** @description Whether it is a directory. */
+            is_directory: boolean;
+            /** @description Last modification (RFC 3339); `null` when the workspace does not say (directories). */
+            last_modified: string | null;
+            /** @description The last segment of the path. */
+            name: string;
+            /** @description Path relative to the volume root, e.g. `data/regions.csv`. */
+            path: string;
+            /**
+             * Format: int64
+             * @description Size in bytes; `null` for directories.
+             */
+            size: number | null;
+        };
         /** @description Liveness answer. */
         Health: {
             /**
@@ -869,6 +940,27 @@ export interface components {
             next_page_token: string | null;
         };
         /** @description A page of a list backed by the workspace. */
+        ItemsPage_FileItem: {
+            /** @description The items. */
+            items: {
+                /** @description Whether it is a directory. */
+                is_directory: boolean;
+                /** @description Last modification (RFC 3339); `null` when the workspace does not say (directories). */
+                last_modified: string | null;
+                /** @description The last segment of the path. */
+                name: string;
+                /** @description Path relative to the volume root, e.g. `data/regions.csv`. */
+                path: string;
+                /**
+                 * Format: int64
+                 * @description Size in bytes; `null` for directories.
+                 */
+                size: number | null;
+            }[];
+            /** @description The token of the next page; `null` at the end. */
+            next_page_token: string | null;
+        };
+        /** @description A page of a list backed by the workspace. */
         ItemsPage_SchemaItem: {
             /** @description The items. */
             items: {
@@ -900,6 +992,24 @@ export interface components {
                 owner: string | null;
                 /** @description e.g. `MANAGED`, `VIEW`. */
                 table_type: string | null;
+            }[];
+            /** @description The token of the next page; `null` at the end. */
+            next_page_token: string | null;
+        };
+        /** @description A page of a list backed by the workspace. */
+        ItemsPage_VolumeItem: {
+            /** @description The items. */
+            items: {
+                /** @description Comment. */
+                comment: string | null;
+                /** @description `catalog.schema.volume`. */
+                full_name: string;
+                /** @description Name. */
+                name: string;
+                /** @description Owner. */
+                owner: string | null;
+                /** @description `MANAGED` or `EXTERNAL`. */
+                volume_type: string | null;
             }[];
             /** @description The token of the next page; `null` at the end. */
             next_page_token: string | null;
@@ -1306,6 +1416,19 @@ export interface components {
             user: components["schemas"]["UserInfo"];
             /** @description The workspace. */
             workspace: components["schemas"]["WorkspaceInfo"];
+        };
+        /** @description A volume. */
+        VolumeItem: {
+            /** @description Comment. */
+            comment: string | null;
+            /** @description `catalog.schema.volume`. */
+            full_name: string;
+            /** @description Name. */
+            name: string;
+            /** @description Owner. */
+            owner: string | null;
+            /** @description `MANAGED` or `EXTERNAL`. */
+            volume_type: string | null;
         };
         /** @description The workspace the app runs against. */
         WorkspaceInfo: {
@@ -2726,6 +2849,94 @@ export interface operations {
             };
         };
     };
+    list_volumes: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1–1000 (default 100). */
+                limit?: number;
+                /** @description The previous page's `next_page_token` (opaque). */
+                page_token?: string;
+                /** @description Items to skip (≥ 0); not with `page_token`. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                catalog: string;
+                schema: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemsPage_VolumeItem"];
+                };
+            };
+            /** @description INVALID_IDENTIFIER, INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     get_auth_status: {
         parameters: {
             query?: never;
@@ -3096,6 +3307,422 @@ export interface operations {
                 };
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_files: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Directory relative to the volume root (at most 1 024 bytes); the root when absent or
+                 *     empty.
+                 */
+                path?: string;
+                /** @description Items per page, 1–1000 (default 100). */
+                limit?: number;
+                /** @description The previous page's `next_page_token` (opaque). */
+                page_token?: string;
+                /** @description Items to skip (≥ 0); not with `page_token`. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                catalog: string;
+                schema: string;
+                volume: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemsPage_FileItem"];
+                };
+            };
+            /** @description INVALID_IDENTIFIER, INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND (no such directory) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    download_file: {
+        parameters: {
+            query: {
+                /**
+                 * @description File path relative to the volume root, e.g. `data/regions.csv` (required; at most
+                 *     1 024 bytes).
+                 */
+                path: string;
+            };
+            header?: never;
+            path: {
+                catalog: string;
+                schema: string;
+                volume: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The file's bytes, with `Content-Type`, `Content-Length` and `Content-Disposition: attachment` */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": components["schemas"]["FileContent"];
+                };
+            };
+            /** @description INVALID_IDENTIFIER, INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    upload_file: {
+        parameters: {
+            query: {
+                /** @description File path relative to the volume root (required; at most 1 024 bytes). */
+                path: string;
+                /** @description Replace an existing file (default false: an existing file is `FILE_ALREADY_EXISTS`). */
+                overwrite?: boolean;
+            };
+            header?: never;
+            path: {
+                catalog: string;
+                schema: string;
+                volume: string;
+            };
+            cookie?: never;
+        };
+        /** @description The file's bytes; at most `DBAPP_VOLUME_UPLOAD_MAX_BYTES` (default 100 MiB) */
+        requestBody: {
+            content: {
+                "application/octet-stream": components["schemas"]["FileContent"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["FileItem"];
+                };
+            };
+            /** @description INVALID_IDENTIFIER, INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description FILE_ALREADY_EXISTS */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PAYLOAD_TOO_LARGE; `detail.limit_bytes` is the cap */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_file: {
+        parameters: {
+            query: {
+                /**
+                 * @description File path relative to the volume root, e.g. `data/regions.csv` (required; at most
+                 *     1 024 bytes).
+                 */
+                path: string;
+            };
+            header?: never;
+            path: {
+                catalog: string;
+                schema: string;
+                volume: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description INVALID_IDENTIFIER, INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -20,3 +20,4 @@ mod serve;
 mod unity_catalog;
 mod usage;
 mod user;
+mod volumes;
