@@ -36,6 +36,10 @@ pub(crate) const ROUTE_SCOPES: &[(&str, &str)] = &[
     ),
     ("model-serving", "/api/model-serving/endpoints…"),
     (
+        "files",
+        "/api/volumes/{catalog}/{schema}/{volume}/files… (volume files)",
+    ),
+    (
         "sql",
         "GET …/tables/{table}/rows (table previews on the SQL warehouse)",
     ),
@@ -798,7 +802,7 @@ mod tests {
 
     #[test]
     fn jobs_scopes_fail_and_aliases_warn() {
-        let all = "[iam.current-user:read, catalog.catalogs:read, catalog.schemas:read, catalog.tables:read, sql";
+        let all = "[iam.current-user:read, catalog.catalogs:read, catalog.schemas:read, catalog.tables:read, sql, files";
         let jobs = scopes(
             "dbapp",
             &app(&format!("{all}, model-serving, jobs.jobs]")),
