@@ -108,6 +108,8 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
     case "URI_TOO_LONG":
     case "HEADERS_TOO_LARGE":
       return "Invalid request";
+    case "FILE_ALREADY_EXISTS":
+      return "File already exists";
     case "ENDPOINT_NOT_READY":
       return "Endpoint not ready";
     case "UPSTREAM_ERROR":
