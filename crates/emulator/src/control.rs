@@ -18,11 +18,13 @@
 //! | `POST /_emulator/tokens/expire` | `{"token"}`: the token is expired from now on (a Lakebase credential also stops logging in to Postgres) | [`EmulatorHandle::expire_token`] |
 //! | `POST /_emulator/tokens/revoke` | `{"token"}`: the token is unknown from now on (likewise) | [`EmulatorHandle::revoke_token`] |
 //! | `GET`/`DELETE /_emulator/requests` | the request log (`?path_prefix=`, `?since=<seq>`) / clear it | [`EmulatorHandle::requests`], [`EmulatorHandle::clear_requests`] |
-//! | `POST /_emulator/reset` | tokens, statements, faults, settings and log as at start | [`EmulatorHandle::reset`] |
+//! | `PUT /_emulator/warehouses/{id}` | `{"state"}`: put a warehouse in `RUNNING`, `STOPPED`, `STARTING` or `STOPPING` (a transitional state lasts its full delay) | [`EmulatorHandle::set_warehouse_state`] |
+//! | `GET /_emulator/sessions` | the open SQL sessions | [`EmulatorHandle::sql_sessions`] |
+//! | `POST /_emulator/reset` | tokens, statements, warehouses, sessions, faults, settings and log as at start | [`EmulatorHandle::reset`] |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
@@ -31,10 +33,11 @@ use serde_json::{Value, json};
 use crate::EmulatorHandle;
 use crate::error::ApiError;
 use crate::faults::{ActiveFault, FaultRule};
-use crate::fixture::Settings;
+use crate::fixture::{Settings, WarehouseState};
 use crate::lakebase::LakebaseError;
 use crate::routes::{JsonBody, QueryParams};
-use crate::state::{Emulator, LoggedRequest, lock};
+use crate::state::{Emulator, LoggedRequest, SqlSessionInfo, lock};
+use tokio::time::Instant;
 
 /// Why a control operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +55,9 @@ pub enum ControlError {
     /// No fault rule has this id (`404` over HTTP).
     #[error("no fault rule {0}")]
     UnknownFault(u64),
+    /// The fixture has no warehouse with this id (`404` over HTTP).
+    #[error("no warehouse {0}")]
+    UnknownWarehouse(String),
     /// Postgres refused to change a Lakebase login (`500` over HTTP).
     #[error(transparent)]
     Lakebase(#[from] LakebaseError),
@@ -63,7 +69,8 @@ impl From<ControlError> for ApiError {
             ControlError::Invalid(message) => ApiError::bad_request(message),
             ControlError::UnknownPrincipal(_)
             | ControlError::UnknownToken
-            | ControlError::UnknownFault(_) => {
+            | ControlError::UnknownFault(_)
+            | ControlError::UnknownWarehouse(_) => {
                 ApiError::not_found("RESOURCE_DOES_NOT_EXIST", error.to_string())
             }
             ControlError::Lakebase(error) => error.into(),
@@ -140,6 +147,21 @@ impl Emulator {
 
     fn clear_log(&self) {
         lock(&self.log).clear();
+    }
+
+    fn set_warehouse_state(&self, id: &str, state: WarehouseState) -> Result<(), ControlError> {
+        let warehouse = (self.fixture.warehouses.iter())
+            .find(|w| w.id == id)
+            .ok_or_else(|| ControlError::UnknownWarehouse(id.to_owned()))?;
+        let settings = self.settings();
+        lock(&self.warehouses).set(warehouse, &settings, state, Instant::now());
+        Ok(())
+    }
+
+    fn sql_sessions(&self) -> Vec<SqlSessionInfo> {
+        let mut sessions: Vec<_> = lock(&self.sessions).values().cloned().collect();
+        sessions.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        sessions
     }
 }
 
@@ -231,7 +253,22 @@ impl EmulatorHandle {
         self.emulator.clear_log();
     }
 
-    /// Returns tokens, statements, faults, settings and the request log to their state at start.
+    /// Puts warehouse `id` in `state` from now on, whatever it was doing: `RUNNING` or `STOPPED`
+    /// at once, `STARTING` or `STOPPING` for the warehouse's full start or stop delay.
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownWarehouse`] when the fixture has no such warehouse.
+    pub fn set_warehouse_state(&self, id: &str, state: WarehouseState) -> Result<(), ControlError> {
+        self.emulator.set_warehouse_state(id, state)
+    }
+
+    /// The open SQL sessions, in id order.
+    pub fn sql_sessions(&self) -> Vec<SqlSessionInfo> {
+        self.emulator.sql_sessions()
+    }
+
+    /// Returns tokens, statements, warehouses, sessions, faults, settings and the request log to
+    /// their state at start.
     ///
     /// # Errors
     /// [`ControlError::Lakebase`] when Postgres refuses to drop the logins of minted credentials.
@@ -253,6 +290,8 @@ pub(crate) fn router() -> Router<Emulator> {
         .route("/tokens/expire", post(expire_token))
         .route("/tokens/revoke", post(revoke_token))
         .route("/requests", get(list_requests).delete(clear_requests))
+        .route("/warehouses/{id}", put(set_warehouse_state))
+        .route("/sessions", get(list_sessions))
         .route("/reset", post(reset))
 }
 
@@ -387,4 +426,23 @@ async fn clear_requests(State(emulator): State<Emulator>) -> StatusCode {
 async fn reset(State(emulator): State<Emulator>) -> Result<StatusCode, ApiError> {
     emulator.reset().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WarehouseStateRequest {
+    state: WarehouseState,
+}
+
+async fn set_warehouse_state(
+    State(emulator): State<Emulator>,
+    Path(id): Path<String>,
+    JsonBody(request): JsonBody<WarehouseStateRequest>,
+) -> Result<StatusCode, ApiError> {
+    emulator.set_warehouse_state(&id, request.state)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_sessions(State(emulator): State<Emulator>) -> Json<Value> {
+    Json(json!({ "sessions": emulator.sql_sessions() }))
 }

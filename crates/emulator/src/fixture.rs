@@ -98,6 +98,17 @@ pub struct Settings {
     pub sql_running_ms: u64,
     /// Rows per result chunk of a SQL statement.
     pub sql_chunk_rows: usize,
+    /// Largest result, in bytes of its encoded form, that `INLINE_OR_EXTERNAL_LINKS` returns
+    /// inline; larger results get external links.
+    pub sql_hybrid_inline_bytes: usize,
+    /// Lifetime of an `EXTERNAL_LINKS` URL; fetching it later answers `403`.
+    pub sql_link_ttl_secs: u64,
+    /// How long a warehouse stays `STARTING` (unless the warehouse sets `start_delay_ms`).
+    pub warehouse_start_ms: u64,
+    /// How long a warehouse stays `STOPPING` (unless the warehouse sets `stop_delay_ms`).
+    pub warehouse_stop_ms: u64,
+    /// Most SQL sessions open at once; creating one more is `429 RESOURCE_EXHAUSTED`.
+    pub sql_max_sessions: usize,
     /// Simulated latency of every model invocation, before its answer (or first chunk) is sent.
     pub serving_latency_ms: u64,
     /// Simulated latency before each chunk of a streamed (`stream: true`) answer after the first.
@@ -117,6 +128,11 @@ impl Default for Settings {
             sql_pending_ms: 0,
             sql_running_ms: 0,
             sql_chunk_rows: 1000,
+            sql_hybrid_inline_bytes: 1024 * 1024,
+            sql_link_ttl_secs: 900,
+            warehouse_start_ms: 1500,
+            warehouse_stop_ms: 500,
+            sql_max_sessions: 1000,
             serving_latency_ms: 0,
             serving_chunk_latency_ms: 0,
             fault_seed: 42,
@@ -356,14 +372,60 @@ pub struct ServedEntity {
     pub input_example: Option<Value>,
 }
 
-/// A SQL warehouse.
+/// A SQL warehouse. Every field but `id` and `name` is optional, so older fixtures still load.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Warehouse {
-    /// Warehouse id, as sent in `warehouse_id`.
+    /// Warehouse id, as sent in `warehouse_id` and in `http_path` (`/sql/1.0/warehouses/{id}`).
     pub id: String,
     /// Display name.
     pub name: String,
+    /// The state when the emulator starts (or is reset): `RUNNING` (default), `STOPPED`,
+    /// `STARTING` or `STOPPING`; a transitional state settles after the start or stop delay.
+    #[serde(default)]
+    pub state: WarehouseState,
+    /// `2X-Small`, `X-Small`, `Small`, `Medium`, `Large`, `X-Large`, `2X-Large` … `5X-Large`.
+    #[serde(default = "default_cluster_size")]
+    pub cluster_size: String,
+    /// Minutes of idleness before the real service stops it: 0 (never) or at least 10. Reported
+    /// only; the emulator never stops a warehouse on its own.
+    #[serde(default = "default_auto_stop_mins")]
+    pub auto_stop_mins: u32,
+    /// `PRO`, `CLASSIC`, `REALTIME` or `TYPE_UNSPECIFIED`.
+    #[serde(default = "default_warehouse_type")]
+    pub warehouse_type: String,
+    /// `enable_serverless_compute`.
+    #[serde(default = "yes")]
+    pub serverless: bool,
+    /// User name of the creator (`creator_name`).
+    #[serde(default = "default_owner")]
+    pub creator_name: String,
+    /// Who holds CAN_USE (users, service principals or groups); `None` means everyone. Others do
+    /// not see it in the list and get `403 PERMISSION_DENIED` from it.
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+    /// How long `STARTING` lasts; `settings.warehouse_start_ms` when absent.
+    #[serde(default)]
+    pub start_delay_ms: Option<u64>,
+    /// How long `STOPPING` lasts; `settings.warehouse_stop_ms` when absent.
+    #[serde(default)]
+    pub stop_delay_ms: Option<u64>,
+}
+
+/// The `state` of a warehouse that a fixture or the control API may set. `DELETING` and
+/// `DELETED` are not emulated.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WarehouseState {
+    /// Starting; `RUNNING` once the start delay has passed.
+    Starting,
+    /// Accepts statements.
+    #[default]
+    Running,
+    /// Stopping; `STOPPED` once the stop delay has passed.
+    Stopping,
+    /// Stopped; a statement submitted to it starts it.
+    Stopped,
 }
 
 /// A Lakebase Provisioned database instance.
@@ -426,6 +488,15 @@ fn default_pg_version() -> String {
 }
 fn default_capacity() -> String {
     "CU_1".into()
+}
+fn default_cluster_size() -> String {
+    "Small".into()
+}
+fn default_auto_stop_mins() -> u32 {
+    120
+}
+fn default_warehouse_type() -> String {
+    "PRO".into()
 }
 
 /// Why a fixture could not be used.
@@ -578,6 +649,12 @@ impl Fixture {
             }
         }
         unique(self.warehouses.iter().map(|w| w.id.as_str()), "warehouse")?;
+        if let Some(w) = (self.warehouses.iter()).find(|w| (1..10).contains(&w.auto_stop_mins)) {
+            return invalid(format!(
+                "warehouse {} has auto_stop_mins {}: it must be 0 (never) or at least 10",
+                w.id, w.auto_stop_mins
+            ));
+        }
         unique(
             self.database_instances.iter().map(|d| d.name.as_str()),
             "database instance",

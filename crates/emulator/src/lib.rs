@@ -18,6 +18,8 @@
 //! - `control`: what tests use to inject faults, expire tokens and read the log, as typed
 //!   methods of [`EmulatorHandle`] and as the `/_emulator/` HTTP API, one implementation for both;
 //! - `routes`: one module per Databricks service;
+//! - `warehouse`: the clock-driven power state of SQL warehouses;
+//! - `results`: statement results as JSON, CSV and Arrow bytes, and the signed external links;
 //! - `lakebase`: turning minted database credentials into real Postgres logins;
 //! - [`postgres`]: starting a private Postgres cluster from the machine's binaries;
 //! - `server`: the accept loop (HTTP/1.1 and h2c), connection dropping and shutdown;
@@ -32,16 +34,19 @@ pub mod fixture;
 pub mod host;
 mod lakebase;
 pub mod postgres;
+mod results;
 mod routes;
 mod server;
 mod sql;
 mod state;
+mod warehouse;
 
 pub use control::ControlError;
 pub use faults::{ActiveFault, FaultRule};
-pub use fixture::Fixture;
+pub use fixture::{Fixture, WarehouseState};
 pub use server::{EmulatorHandle, StartError};
 pub use state::LoggedRequest;
+pub use state::SqlSessionInfo;
 
 /// How to start an emulator.
 #[derive(Debug, Clone, Default)]

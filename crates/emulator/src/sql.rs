@@ -73,12 +73,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::fixture::{Column, Fixture, Table};
+use crate::results::{self, ColumnType, Format, LinkSigner, LinkTarget};
 use crate::state::Principal;
 
 /// The most statements kept; past it the oldest are forgotten, so a benchmark cannot grow the map.
@@ -832,12 +835,17 @@ pub(crate) enum StatementState {
     Succeeded,
     Failed,
     Canceled,
+    /// Closed by its owner (`DELETE /api/2.0/sql/statements/{id}`): its result is gone.
+    Closed,
 }
 
 impl StatementState {
     /// Whether the state can no longer change.
     pub(crate) fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Canceled)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Canceled | Self::Closed
+        )
     }
 
     fn as_str(self) -> &'static str {
@@ -847,6 +855,7 @@ impl StatementState {
             Self::Succeeded => "SUCCEEDED",
             Self::Failed => "FAILED",
             Self::Canceled => "CANCELED",
+            Self::Closed => "CLOSED",
         }
     }
 }
@@ -860,6 +869,48 @@ impl std::fmt::Display for StatementState {
 /// Orders statements for eviction; a counter, because two submissions can share an instant.
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// How the result of a statement is handed over: the request's `disposition`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disposition {
+    /// `data_array` in the responses (`JSON_ARRAY` only).
+    Inline,
+    /// A URL per chunk, fetched without the workspace token.
+    ExternalLinks,
+    /// Inline when the result is one chunk of at most `sql_hybrid_inline_bytes`, else links.
+    InlineOrExternalLinks,
+}
+
+/// The delivery options of a statement, validated by the route.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Delivery {
+    pub(crate) format: Format,
+    pub(crate) disposition: Disposition,
+    /// `byte_limit`: rows past it are cut and the result marked `truncated`.
+    pub(crate) byte_limit: Option<u64>,
+    /// `sql_hybrid_inline_bytes` at submission.
+    pub(crate) hybrid_inline_bytes: usize,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            format: Format::JsonArray,
+            disposition: Disposition::Inline,
+            byte_limit: None,
+            hybrid_inline_bytes: 0,
+        }
+    }
+}
+
+/// What the URLs of `EXTERNAL_LINKS` need: who signs them, where they point, how long they live.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Links<'a> {
+    pub(crate) signer: &'a LinkSigner,
+    /// Scheme and authority the client reached us at.
+    pub(crate) base_url: &'a str,
+    pub(crate) ttl: chrono::Duration,
+}
+
 /// A submitted SQL statement.
 #[derive(Debug, Clone)]
 pub(crate) struct Statement {
@@ -872,21 +923,37 @@ pub(crate) struct Statement {
     /// Rows per chunk, fixed at submission so chunk indices never move under a client.
     chunk_rows: usize,
     outcome: Result<ResultSet, SqlError>,
+    /// Rows handed over: the result's rows up to `byte_limit`.
+    shown: usize,
+    /// Whether `row_limit` or `byte_limit` removed rows.
+    truncated: bool,
+    format: Format,
+    /// Whether the result goes out as links (resolved at submission for the hybrid disposition).
+    external: bool,
     canceled: bool,
+    closed: bool,
     /// Woken on cancel, so that an execute call waiting for this statement returns at once.
     wake: Arc<Notify>,
 }
 
-/// The timing of a statement, taken from the settings at submission.
+/// The timing of a statement, taken from the settings and its warehouse at submission.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Timing {
     pub(crate) pending: Duration,
     pub(crate) running: Duration,
     pub(crate) chunk_rows: usize,
+    /// When the warehouse is `RUNNING`: the statement stays `PENDING` at least until then.
+    pub(crate) warehouse_ready: Instant,
 }
 
+/// Why a chunk's bytes could not be produced.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode the result: {0}")]
+pub(crate) struct EncodeError(#[from] arrow_schema::ArrowError);
+
 impl Statement {
-    /// A statement submitted by `owner` at `now` whose result is `outcome`.
+    /// A statement submitted by `owner` at `now` whose result is `outcome`, delivered inline as
+    /// `JSON_ARRAY` until [`Statement::deliver`] says otherwise.
     pub(crate) fn new(
         id: String,
         owner: &Principal,
@@ -894,7 +961,10 @@ impl Statement {
         timing: Timing,
         outcome: Result<ResultSet, SqlError>,
     ) -> Self {
-        let running_at = now + timing.pending;
+        let running_at = (now + timing.pending).max(timing.warehouse_ready);
+        let (shown, truncated) = outcome
+            .as_ref()
+            .map_or((0, false), |r| (r.len, r.truncated));
         Self {
             id,
             owner: owner.user_name.clone(),
@@ -903,9 +973,50 @@ impl Statement {
             done_at: running_at + timing.running,
             chunk_rows: timing.chunk_rows.max(1),
             outcome,
+            shown,
+            truncated,
+            format: Format::JsonArray,
+            external: false,
             canceled: false,
+            closed: false,
             wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// Applies the delivery options: `byte_limit` (bytes counted as the JSON text of each row)
+    /// and the format and disposition, the hybrid one resolved against the result's size.
+    pub(crate) fn deliver(mut self, delivery: Delivery, fixture: &Fixture) -> Self {
+        self.format = delivery.format;
+        let mut bytes = 0usize;
+        if let Ok(result) = &self.outcome {
+            let rows = result.rows(fixture, 0, result.len);
+            let sizes = rows
+                .iter()
+                .map(|row| serde_json::to_vec(row).map_or(0, |v| v.len()));
+            let limit = delivery
+                .byte_limit
+                .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+            let mut kept = 0;
+            for size in sizes {
+                if bytes.saturating_add(size) > limit {
+                    break;
+                }
+                bytes += size;
+                kept += 1;
+            }
+            if kept < result.len {
+                self.shown = kept;
+                self.truncated = true;
+            }
+        }
+        self.external = match delivery.disposition {
+            Disposition::Inline => false,
+            Disposition::ExternalLinks => true,
+            Disposition::InlineOrExternalLinks => {
+                bytes > delivery.hybrid_inline_bytes || self.shown > self.chunk_rows
+            }
+        };
+        self
     }
 
     /// The statement id.
@@ -923,6 +1034,11 @@ impl Statement {
         self.done_at
     }
 
+    /// The format its result is delivered in.
+    pub(crate) fn format(&self) -> Format {
+        self.format
+    }
+
     /// Notified when the statement is canceled.
     pub(crate) fn wake(&self) -> Arc<Notify> {
         Arc::clone(&self.wake)
@@ -930,7 +1046,9 @@ impl Statement {
 
     /// The state at `now`.
     pub(crate) fn state_at(&self, now: Instant) -> StatementState {
-        if self.canceled {
+        if self.closed {
+            StatementState::Closed
+        } else if self.canceled {
             StatementState::Canceled
         } else if now < self.running_at {
             StatementState::Pending
@@ -953,8 +1071,22 @@ impl Statement {
         true
     }
 
+    /// Closes the statement: it is canceled if still running, and its result is released.
+    pub(crate) fn close(&mut self, now: Instant) {
+        self.cancel(now);
+        self.closed = true;
+    }
+
     /// The response of execute and get at `now`: manifest and first chunk only once succeeded.
-    pub(crate) fn response(&self, now: Instant, fixture: &Fixture) -> StatementResponse {
+    ///
+    /// # Errors
+    /// [`EncodeError`] when an external chunk cannot be encoded to count its bytes.
+    pub(crate) fn response(
+        &self,
+        now: Instant,
+        fixture: &Fixture,
+        links: &Links<'_>,
+    ) -> Result<StatementResponse, EncodeError> {
         let state = self.state_at(now);
         let mut response = StatementResponse {
             statement_id: self.id.clone(),
@@ -968,8 +1100,8 @@ impl Statement {
         };
         match (&self.outcome, state) {
             (Ok(result), StatementState::Succeeded) => {
-                response.manifest = Some(self.manifest(result));
-                response.result = Some(self.result_chunk(result, 0, fixture));
+                response.manifest = Some(self.manifest(result, fixture)?);
+                response.result = Some(self.result_chunk(result, 0, fixture, links)?);
             }
             (Err(error), StatementState::Failed) => {
                 response.status.error = Some(ServiceError {
@@ -980,98 +1112,206 @@ impl Statement {
             }
             _ => {}
         }
-        response
+        Ok(response)
     }
 
-    /// Chunk `index` of the result, as the chunk endpoint returns it.
+    /// The succeeded result, or the state that keeps it from being read.
+    fn succeeded(&self, now: Instant) -> Result<&ResultSet, ChunkError> {
+        match (&self.outcome, self.state_at(now)) {
+            (Ok(result), StatementState::Succeeded) => Ok(result),
+            (_, state) => Err(ChunkError::NotSucceeded(state)),
+        }
+    }
+
+    fn check_index(&self, index: usize) -> Result<(), ChunkError> {
+        let count = self.chunk_count();
+        if index >= count {
+            return Err(ChunkError::OutOfRange { count });
+        }
+        Ok(())
+    }
+
+    /// Chunk `index` of the result, as the chunk endpoint returns it: rows inline, or the link
+    /// to them.
     ///
     /// # Errors
-    /// [`ChunkError::NotSucceeded`] before success (or after failure or cancel), and
-    /// [`ChunkError::OutOfRange`] past the last chunk.
+    /// [`ChunkError::NotSucceeded`] before success (or after failure, cancel or close),
+    /// [`ChunkError::OutOfRange`] past the last chunk, [`ChunkError::Encode`] when its bytes
+    /// cannot be produced.
     pub(crate) fn chunk(
         &self,
         index: usize,
         now: Instant,
         fixture: &Fixture,
+        links: &Links<'_>,
     ) -> Result<ResultChunk, ChunkError> {
-        let state = self.state_at(now);
-        let result = match (&self.outcome, state) {
-            (Ok(result), StatementState::Succeeded) => result,
-            _ => return Err(ChunkError::NotSucceeded(state)),
-        };
-        let count = self.chunk_count(result);
-        if index >= count {
-            return Err(ChunkError::OutOfRange { count });
-        }
-        Ok(self.result_chunk(result, index, fixture))
+        let result = self.succeeded(now)?;
+        self.check_index(index)?;
+        Ok(self.result_chunk(result, index, fixture, links)?)
+    }
+
+    /// The bytes of chunk `index` in the statement's format, as its external link serves them.
+    ///
+    /// # Errors
+    /// As [`Statement::chunk`].
+    pub(crate) fn chunk_bytes(
+        &self,
+        index: usize,
+        now: Instant,
+        fixture: &Fixture,
+    ) -> Result<Vec<u8>, ChunkError> {
+        let result = self.succeeded(now)?;
+        self.check_index(index)?;
+        Ok(self.encode_chunk(result, index, fixture)?)
     }
 
     /// One chunk per `chunk_rows` rows, and one empty chunk for an empty result.
-    fn chunk_count(&self, result: &ResultSet) -> usize {
-        result.len.div_ceil(self.chunk_rows).max(1)
+    fn chunk_count(&self) -> usize {
+        self.shown.div_ceil(self.chunk_rows).max(1)
     }
 
     /// `(row_offset, row_count)` of chunk `index`.
-    fn chunk_bounds(&self, result: &ResultSet, index: usize) -> (usize, usize) {
-        let offset = index.saturating_mul(self.chunk_rows).min(result.len);
-        (offset, self.chunk_rows.min(result.len - offset))
+    fn chunk_bounds(&self, index: usize) -> (usize, usize) {
+        let offset = index.saturating_mul(self.chunk_rows).min(self.shown);
+        (offset, self.chunk_rows.min(self.shown - offset))
     }
 
-    fn manifest(&self, result: &ResultSet) -> Manifest {
-        let count = self.chunk_count(result);
-        let chunks = (0..count)
-            .map(|chunk_index| {
-                let (row_offset, row_count) = self.chunk_bounds(result, chunk_index);
-                ChunkInfo {
-                    chunk_index,
-                    row_offset,
-                    row_count,
-                }
-            })
-            .collect();
-        Manifest {
-            format: "JSON_ARRAY",
+    fn encode_chunk(
+        &self,
+        result: &ResultSet,
+        index: usize,
+        fixture: &Fixture,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let (row_offset, row_count) = self.chunk_bounds(index);
+        let rows = result.rows(fixture, row_offset, row_offset + row_count);
+        let columns: Vec<ColumnType<'_>> =
+            result.columns.iter().map(ColumnInfo::column_type).collect();
+        Ok(results::encode(self.format, &columns, &rows)?)
+    }
+
+    fn manifest(&self, result: &ResultSet, fixture: &Fixture) -> Result<Manifest, EncodeError> {
+        let count = self.chunk_count();
+        let mut chunks = Vec::with_capacity(count);
+        let mut total_bytes = 0;
+        for chunk_index in 0..count {
+            let (row_offset, row_count) = self.chunk_bounds(chunk_index);
+            let byte_count = if self.external {
+                let bytes = self.encode_chunk(result, chunk_index, fixture)?.len();
+                total_bytes += bytes;
+                Some(bytes)
+            } else {
+                None
+            };
+            chunks.push(ChunkInfo {
+                chunk_index,
+                row_offset,
+                row_count,
+                byte_count,
+            });
+        }
+        Ok(Manifest {
+            format: self.format.as_str(),
             schema: ResultSchema {
                 column_count: result.columns.len(),
                 columns: result.columns.clone(),
             },
             total_chunk_count: count,
-            total_row_count: result.len,
+            total_row_count: self.shown,
+            total_byte_count: self.external.then_some(total_bytes),
             chunks,
-            truncated: result.truncated,
-        }
+            truncated: self.truncated,
+        })
     }
 
-    fn result_chunk(&self, result: &ResultSet, index: usize, fixture: &Fixture) -> ResultChunk {
-        let (row_offset, row_count) = self.chunk_bounds(result, index);
-        let data_array =
-            (row_count > 0).then(|| result.rows(fixture, row_offset, row_offset + row_count));
+    fn result_chunk(
+        &self,
+        result: &ResultSet,
+        index: usize,
+        fixture: &Fixture,
+        links: &Links<'_>,
+    ) -> Result<ResultChunk, EncodeError> {
+        let (row_offset, row_count) = self.chunk_bounds(index);
         let next = index + 1;
-        let has_next = next < self.chunk_count(result);
-        ResultChunk {
+        let has_next = next < self.chunk_count();
+        let next_chunk_index = has_next.then_some(next);
+        let next_chunk_internal_link = has_next.then(|| {
+            format!(
+                "/api/2.0/sql/statements/{}/result/chunks/{next}?row_offset={}",
+                self.id,
+                row_offset + row_count
+            )
+        });
+        if self.external {
+            let bytes = self.encode_chunk(result, index, fixture)?;
+            let expires_at = chrono::Utc::now() + links.ttl;
+            let token = links.signer.token(&LinkTarget {
+                statement_id: self.id.clone(),
+                chunk_index: index,
+                expires_at,
+            });
+            let link = ExternalLink {
+                chunk_index: index,
+                row_offset,
+                row_count,
+                byte_count: bytes.len(),
+                external_link: format!("{}/_emulator/results/{token}", links.base_url),
+                expiration: expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                http_headers: serde_json::Map::new(),
+                next_chunk_index,
+                next_chunk_internal_link,
+            };
+            return Ok(ResultChunk::External {
+                external_links: vec![link],
+            });
+        }
+        let (data_array, attachment) = match (row_count > 0, self.format) {
+            (false, _) => (None, None),
+            (true, Format::JsonArray) => (
+                Some(result.rows(fixture, row_offset, row_offset + row_count)),
+                None,
+            ),
+            // The hybrid disposition's inline form for Arrow and CSV: the bytes, base64.
+            (true, _) => {
+                let bytes = self.encode_chunk(result, index, fixture)?;
+                (None, Some(STANDARD.encode(bytes)))
+            }
+        };
+        Ok(ResultChunk::Inline {
             chunk_index: index,
             row_offset,
             row_count,
             data_array,
-            next_chunk_index: has_next.then_some(next),
-            next_chunk_internal_link: has_next.then(|| {
-                format!(
-                    "/api/2.0/sql/statements/{}/result/chunks/{next}?row_offset={}",
-                    self.id,
-                    row_offset + row_count
-                )
-            }),
+            attachment,
+            next_chunk_index,
+            next_chunk_internal_link,
+        })
+    }
+}
+
+impl ColumnInfo {
+    /// What the result encoders need of the column.
+    fn column_type(&self) -> ColumnType<'_> {
+        ColumnType {
+            name: &self.name,
+            type_name: &self.type_name,
+            precision: self.type_precision,
+            scale: self.type_scale,
         }
     }
 }
 
 /// Why a chunk cannot be returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum ChunkError {
     /// The statement is not (or not yet) `SUCCEEDED`; it is in this state.
+    #[error("the statement is {0}")]
     NotSucceeded(StatementState),
     /// The index is past the last chunk; the result has `count` chunks.
+    #[error("the result has {count} chunk(s)")]
     OutOfRange { count: usize },
+    /// The chunk's bytes could not be produced.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
 }
 
 /// Inserts `statement`, first forgetting the oldest statements when the map is full.
@@ -1118,13 +1358,17 @@ struct ServiceError {
     message: String,
 }
 
-/// `ResultManifest`.
+/// `ResultManifest`. `result_compression` is never sent: results are not compressed, and the
+/// connector decompresses only when it says `LZ4_FRAME`.
 #[derive(Debug, Clone, Serialize)]
 struct Manifest {
     format: &'static str,
     schema: ResultSchema,
     total_chunk_count: usize,
     total_row_count: usize,
+    /// Only for external links, where each chunk is a download of known size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    total_byte_count: Option<usize>,
     chunks: Vec<ChunkInfo>,
     truncated: bool,
 }
@@ -1140,20 +1384,48 @@ struct ChunkInfo {
     chunk_index: usize,
     row_offset: usize,
     row_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    byte_count: Option<usize>,
 }
 
-/// `ResultData` of an `INLINE` result: one chunk; `data_array` absent when it has no rows.
+/// `ExternalLink`: where to download one chunk, without the workspace token.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct ResultChunk {
+pub(crate) struct ExternalLink {
     chunk_index: usize,
     row_offset: usize,
     row_count: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data_array: Option<Vec<Vec<Option<String>>>>,
+    byte_count: usize,
+    external_link: String,
+    /// RFC 3339, UTC.
+    expiration: String,
+    http_headers: serde_json::Map<String, Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_chunk_index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_chunk_internal_link: Option<String>,
+}
+
+/// `ResultData`: one inline chunk (`data_array` absent when it has no rows; `attachment` for the
+/// hybrid disposition's Arrow or CSV bytes), or the link to one.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub(crate) enum ResultChunk {
+    Inline {
+        chunk_index: usize,
+        row_offset: usize,
+        row_count: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        data_array: Option<Vec<Vec<Option<String>>>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attachment: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_chunk_index: Option<usize>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        next_chunk_internal_link: Option<String>,
+    },
+    External {
+        external_links: Vec<ExternalLink>,
+    },
 }
 
 #[cfg(test)]
@@ -1196,6 +1468,18 @@ mod tests {
             pending: Duration::from_millis(pending_ms),
             running: Duration::from_millis(running_ms),
             chunk_rows,
+            // Already running: these tests are about the statement's own clock.
+            warehouse_ready: Instant::now()
+                .checked_sub(Duration::from_secs(1))
+                .unwrap_or_else(Instant::now),
+        }
+    }
+
+    fn links(signer: &LinkSigner) -> Links<'_> {
+        Links {
+            signer,
+            base_url: "http://127.0.0.1:1",
+            ttl: chrono::Duration::minutes(15),
         }
     }
 
@@ -1651,6 +1935,7 @@ mod tests {
     fn results_are_cut_into_linked_chunks() {
         // Arrange
         let fixture = Fixture::default();
+        let signer = LinkSigner::new();
         let now = Instant::now();
         let statement = Statement::new(
             "s".into(),
@@ -1661,8 +1946,10 @@ mod tests {
         );
 
         // Act
-        let body = serde_json::to_value(statement.response(now, &fixture)).unwrap();
-        let last = statement.chunk(2, now, &fixture).unwrap();
+        let body =
+            serde_json::to_value(statement.response(now, &fixture, &links(&signer)).unwrap())
+                .unwrap();
+        let last = statement.chunk(2, now, &fixture, &links(&signer)).unwrap();
 
         // Assert
         assert_eq!(body["status"], json!({"state": "SUCCEEDED"}));
@@ -1690,16 +1977,17 @@ mod tests {
         assert_eq!(last["row_offset"], 20);
         assert_eq!(last["data_array"].as_array().map(Vec::len), Some(5));
         assert!(last.get("next_chunk_index").is_none());
-        assert_eq!(
-            statement.chunk(3, now, &fixture).unwrap_err(),
-            ChunkError::OutOfRange { count: 3 }
-        );
+        assert!(matches!(
+            statement.chunk(3, now, &fixture, &links(&signer)),
+            Err(ChunkError::OutOfRange { count: 3 })
+        ));
     }
 
     #[test]
     fn an_empty_result_is_one_chunk_without_data() {
         // Arrange
         let fixture = Fixture::default();
+        let signer = LinkSigner::new();
         let now = Instant::now();
         let statement = Statement::new(
             "e".into(),
@@ -1710,7 +1998,9 @@ mod tests {
         );
 
         // Act
-        let body = serde_json::to_value(statement.response(now, &fixture)).unwrap();
+        let body =
+            serde_json::to_value(statement.response(now, &fixture, &links(&signer)).unwrap())
+                .unwrap();
 
         // Assert
         assert_eq!(body["manifest"]["total_chunk_count"], 1);
@@ -1725,6 +2015,7 @@ mod tests {
     fn failures_carry_bad_request_and_the_sql_state_without_results() {
         // Arrange
         let fixture = Fixture::default();
+        let signer = LinkSigner::new();
         let now = Instant::now();
         let statement = Statement::new(
             "f".into(),
@@ -1735,24 +2026,27 @@ mod tests {
         );
 
         // Act
-        let body = serde_json::to_value(statement.response(now, &fixture)).unwrap();
-        let chunk = statement.chunk(0, now, &fixture);
+        let body =
+            serde_json::to_value(statement.response(now, &fixture, &links(&signer)).unwrap())
+                .unwrap();
+        let chunk = statement.chunk(0, now, &fixture, &links(&signer));
 
         // Assert
         assert_eq!(body["status"]["state"], "FAILED");
         assert_eq!(body["status"]["error"]["error_code"], "BAD_REQUEST");
         assert_eq!(body["status"]["sql_state"], "42501");
         assert!(body.get("manifest").is_none() && body.get("result").is_none());
-        assert_eq!(
-            chunk.unwrap_err(),
-            ChunkError::NotSucceeded(StatementState::Failed)
-        );
+        assert!(matches!(
+            chunk,
+            Err(ChunkError::NotSucceeded(StatementState::Failed))
+        ));
     }
 
     #[test]
     fn pending_statements_show_only_their_state() {
         // Arrange
         let fixture = Fixture::default();
+        let signer = LinkSigner::new();
         let now = Instant::now();
         let statement = Statement::new(
             "p".into(),
@@ -1763,7 +2057,9 @@ mod tests {
         );
 
         // Act
-        let body = serde_json::to_value(statement.response(now, &fixture)).unwrap();
+        let body =
+            serde_json::to_value(statement.response(now, &fixture, &links(&signer)).unwrap())
+                .unwrap();
 
         // Assert
         assert_eq!(

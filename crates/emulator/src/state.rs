@@ -1,7 +1,7 @@
 //! Everything the emulator knows, behind one cheaply cloned handle.
 //!
 //! The fixture and the principals derived from it never change while the emulator runs; tokens,
-//! SQL statements, fault rules, run-time settings and the request log do, and each sits behind its
+//! SQL statements, warehouse states, SQL sessions, fault rules, run-time settings and the request log do, and each sits behind its
 //! own `std::sync::Mutex`. Locks are held for a few map operations and never across an `.await`,
 //! so a plain mutex is both correct and the fastest choice here.
 
@@ -10,11 +10,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::time::Instant;
 
 use crate::faults::FaultRules;
 use crate::fixture::{Fixture, Settings};
 use crate::lakebase::{LakebaseAdmin, LakebaseError};
+use crate::results::LinkSigner;
 use crate::sql::Statement;
+use crate::warehouse::Warehouses;
 
 /// Most requests the log keeps; older ones are dropped first, so a benchmark cannot grow it.
 const REQUEST_LOG_CAPACITY: usize = 10_000;
@@ -33,6 +36,11 @@ pub(crate) struct Inner {
     pub(crate) tokens: Mutex<HashMap<String, TokenRecord>>,
     pub(crate) settings: Mutex<Settings>,
     pub(crate) statements: Mutex<HashMap<String, Statement>>,
+    pub(crate) warehouses: Mutex<Warehouses>,
+    /// Open SQL sessions by id; at most `sql_max_sessions`.
+    pub(crate) sessions: Mutex<HashMap<String, SqlSessionInfo>>,
+    /// Signs the `EXTERNAL_LINKS` URLs, so they need no token and cannot be forged.
+    pub(crate) links: LinkSigner,
     pub(crate) faults: Mutex<FaultRules>,
     pub(crate) log: Mutex<RequestLog>,
     /// The fixture settings after command-line overrides: what `reset` returns to.
@@ -76,6 +84,25 @@ impl Principal {
     ) -> bool {
         lists.into_iter().all(|l| self.admitted_by(l))
     }
+}
+
+/// An open SQL session (`POST /api/2.0/sql/sessions`), as
+/// [`EmulatorHandle::sql_sessions`](crate::EmulatorHandle::sql_sessions) reports it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqlSessionInfo {
+    /// The session id.
+    pub session_id: String,
+    /// User name of the creator, the only principal that may use or delete it.
+    pub owner: String,
+    /// The warehouse it was opened on.
+    pub warehouse_id: String,
+    /// Default catalog of its statements, if one was given.
+    pub catalog: Option<String>,
+    /// Default schema of its statements, if one was given.
+    pub schema: Option<String>,
+    /// `session_confs` as sent; kept, not applied.
+    pub session_confs: HashMap<String, String>,
 }
 
 /// What a token is worth.
@@ -156,6 +183,7 @@ impl Emulator {
         let settings = fixture.settings.clone();
         let tokens = static_tokens(&fixture);
         let faults = FaultRules::new(settings.fault_seed);
+        let warehouses = Warehouses::new(&fixture.warehouses, &settings, Instant::now());
         Self(Arc::new(Inner {
             principals,
             base_url,
@@ -163,6 +191,9 @@ impl Emulator {
             tokens: Mutex::new(tokens),
             settings: Mutex::new(settings.clone()),
             statements: Mutex::default(),
+            warehouses: Mutex::new(warehouses),
+            sessions: Mutex::default(),
+            links: LinkSigner::new(),
             faults: Mutex::new(faults),
             log: Mutex::default(),
             initial_settings: settings,
@@ -175,11 +206,18 @@ impl Emulator {
         lock(&self.settings).clone()
     }
 
-    /// Returns tokens, statements, faults, settings and the log to their state at start.
+    /// Returns tokens, statements, warehouses, sessions, faults, settings and the log to their
+    /// state at start.
     pub(crate) async fn reset(&self) -> Result<(), LakebaseError> {
         *lock(&self.tokens) = static_tokens(&self.fixture);
         *lock(&self.settings) = self.initial_settings.clone();
         lock(&self.statements).clear();
+        *lock(&self.warehouses) = Warehouses::new(
+            &self.fixture.warehouses,
+            &self.initial_settings,
+            Instant::now(),
+        );
+        lock(&self.sessions).clear();
         *lock(&self.faults) = FaultRules::new(self.initial_settings.fault_seed);
         lock(&self.log).clear();
         // Minted tokens are unknown after a reset, so none may remain a Postgres password.

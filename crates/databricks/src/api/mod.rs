@@ -14,7 +14,9 @@ pub use database::{DatabaseCredential, DatabaseInstance, PostgresEndpoint};
 pub use serving::{
     ChatMessage, ChatRequest, ChatResponse, Invocation, ServingEndpoint, ServingStream, StreamEnd,
 };
-pub use sql::{ExecuteStatement, StatementResult};
+pub use sql::{
+    ExecuteStatement, StatementParameter, StatementProgress, StatementResult, Warehouse,
+};
 
 use std::future::Future;
 

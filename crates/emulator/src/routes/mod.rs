@@ -1,6 +1,7 @@
 //! The router: one module per Databricks service, the request log around all of them, fault
-//! injection inside the log (so injected failures are logged too), and the `/_emulator/` control
-//! API outside both.
+//! injection inside the log (so injected failures are logged too), and, outside both, the
+//! `/_emulator/` control API and the downloads behind external result links (which stand in for
+//! cloud storage, not the workspace).
 //!
 //! Also home of the lenient extractors every service uses: [`JsonBody`] (parses the body as JSON
 //! whatever its content type, like the real service) and [`QueryParams`], both answering bad
@@ -11,7 +12,9 @@ mod database;
 mod oidc;
 mod scim;
 mod serving;
+mod sessions;
 mod statements;
+mod warehouses;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -37,12 +40,15 @@ pub(crate) fn router(emulator: Emulator) -> Router {
         .merge(catalog::router())
         .merge(serving::router())
         .merge(statements::router())
+        .merge(warehouses::router())
+        .merge(sessions::router())
         .merge(database::router())
         .fallback(no_such_api)
         .layer(from_fn_with_state(emulator.clone(), faults::apply))
         .layer(from_fn_with_state(emulator.clone(), log_request));
     Router::new()
         .nest("/_emulator", crate::control::router())
+        .merge(statements::download_router())
         .merge(workspace)
         .with_state(emulator)
 }
