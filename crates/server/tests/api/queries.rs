@@ -466,3 +466,58 @@ fn query_limits_outside_their_bounds_are_refused_at_start() {
         assert_eq!(error.variables, vec![variable.to_owned()], "{error}");
     }
 }
+
+#[tokio::test]
+async fn the_shipped_queries_run_with_typed_parameters() {
+    // Arrange
+    let app = crate::app::spawn_app().await;
+
+    // Act
+    let (top_status, top) = run(
+        &app,
+        ALICE,
+        "top_customers",
+        json!({"parameters": {"n": 3}}),
+    )
+    .await;
+    let (days_status, days) = run(
+        &app,
+        ALICE,
+        "orders_per_day",
+        json!({"parameters": {"start_date": "2026-02-01", "end_date": "2026-02-28"}}),
+    )
+    .await;
+    let (bars_status, bars) = run(&app, ALICE, "revenue_by_category", json!({})).await;
+    let (bands_status, bands) = run(
+        &app,
+        BOB,
+        "product_price_bands",
+        json!({"parameters": {"min_price": "10"}}),
+    )
+    .await;
+    let denied = app.run_query(BOB, "top_customers", &json!({})).send().await;
+
+    // Assert
+    assert_eq!(top_status, 200, "{top}");
+    assert_eq!(top["row_count"], 3);
+    let amounts: Vec<f64> = top["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[3].as_f64().unwrap())
+        .collect();
+    assert!(amounts.windows(2).all(|w| w[0] >= w[1]), "{amounts:?}");
+    assert_eq!(days_status, 200, "{days}");
+    for row in days["rows"].as_array().unwrap() {
+        let day = row[0].as_str().unwrap();
+        assert!(day.starts_with("2026-02-"), "{day}");
+    }
+    assert_eq!(bars_status, 200, "{bars}");
+    assert!(bars["row_count"].as_u64().unwrap() >= 2);
+    assert_eq!(bands_status, 200, "{bands}");
+    for row in bands["rows"].as_array().unwrap() {
+        assert!(row[2].as_f64().unwrap() >= 10.0, "{row}");
+    }
+    assert_error(denied, 403, "PERMISSION_DENIED").await;
+    assert_eq!(statements_by(&app, "dbapp-sp"), 1);
+}
