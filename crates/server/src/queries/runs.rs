@@ -31,6 +31,8 @@ pub struct Run {
     pub key: CacheKey,
     /// The workspace's statement id.
     pub statement_id: String,
+    /// The page the starting request asked for: rows to skip and rows per page.
+    pub page: (u64, u32),
     started: Instant,
 }
 
@@ -66,8 +68,14 @@ impl Runs {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Remembers a run of `owner` and returns its id.
-    pub fn start(&self, owner: &str, key: CacheKey, statement_id: String) -> Uuid {
+    /// Remembers a run of `owner` (and the page it asked for) and returns its id.
+    pub fn start(
+        &self,
+        owner: &str,
+        key: CacheKey,
+        statement_id: String,
+        page: (u64, u32),
+    ) -> Uuid {
         let now = Instant::now();
         let mut runs = self.lock();
         runs.retain(|_, run| now.duration_since(run.started) < self.max_age);
@@ -88,6 +96,7 @@ impl Runs {
                 owner: owner.to_owned(),
                 key,
                 statement_id,
+                page,
                 started: now,
             },
         );
@@ -127,7 +136,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_run_is_found_only_by_its_owner_under_its_query_until_it_expires() {
         let runs = Runs::new(10, Duration::from_secs(60));
-        let id = runs.start("alice", key("q"), "s1".to_owned());
+        let id = runs.start("alice", key("q"), "s1".to_owned(), (0, 100));
         assert!(runs.find(id, "alice", "q").is_some());
         assert!(runs.find(id, "bob", "q").is_none());
         assert!(runs.find(id, "alice", "other").is_none());
@@ -138,11 +147,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_oldest_run_goes_when_the_registry_is_full() {
         let runs = Runs::new(2, Duration::from_secs(60));
-        let first = runs.start("alice", key("q"), "s1".to_owned());
+        let first = runs.start("alice", key("q"), "s1".to_owned(), (0, 100));
         tokio::time::advance(Duration::from_millis(1)).await;
-        let second = runs.start("alice", key("q"), "s2".to_owned());
+        let second = runs.start("alice", key("q"), "s2".to_owned(), (0, 100));
         tokio::time::advance(Duration::from_millis(1)).await;
-        let third = runs.start("alice", key("q"), "s3".to_owned());
+        let third = runs.start("alice", key("q"), "s3".to_owned(), (0, 100));
         assert!(runs.find(first, "alice", "q").is_none());
         assert!(runs.find(second, "alice", "q").is_some());
         assert!(runs.find(third, "alice", "q").is_some());

@@ -22,7 +22,7 @@ use dbapp_databricks::api::ExecuteStatement;
 use dbapp_databricks::{DatabricksError, ErrorKind, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -160,15 +160,6 @@ pub struct QueryRunPending {
     pub warehouse_state: Option<String>,
     /// How long to wait before polling.
     pub poll_after_ms: u64,
-}
-
-/// `?limit=` of a run's result.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct RunResultQuery {
-    /// Rows per page, 1–1000 (default 100).
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<i64>,
 }
 
 fn query_item(query: &QueryDefinition) -> QueryItem {
@@ -420,10 +411,12 @@ async fn run_query(
             Ok(Json(finish(&app, &query, key, result, offset, limit)).into_response())
         }
         Progress::Pending { statement_id } => {
-            let run_id = app
-                .queries
-                .runs
-                .start(&caller.user_id().to_string(), key, statement_id);
+            let run_id = app.queries.runs.start(
+                &caller.user_id().to_string(),
+                key,
+                statement_id,
+                (offset, limit),
+            );
             Ok(pending(&workspace, &query.name, run_id, &warehouse).await)
         }
     }
@@ -454,17 +447,16 @@ fn pending_wait(app: &AppState) -> Duration {
     Duration::from_millis(app.settings.dbapp.query_pending_wait_ms)
 }
 
-/// A run that waited for its warehouse: `202` while it still waits, then `200` with the first
-/// page of its result (later pages: `POST /api/queries/{name}` with the same parameters and
-/// `page_token`). Only the user who started the run can see it.
+/// A run that waited for its warehouse: `202` while it still waits, then `200` with the page
+/// the starting request asked for (later pages: `POST /api/queries/{name}` with the same
+/// parameters and `page_token`). Only the user who started the run can see it.
 #[utoipa::path(get, path = "/api/queries/{name}/runs/{run_id}", tag = "queries", security(("user_token" = [])),
     params(("name" = String, Path, description = "The query's name"),
-           ("run_id" = String, Path, description = "From the `202` answer"), RunResultQuery),
+           ("run_id" = String, Path, description = "From the `202` answer")),
     responses(
     (status = 200, body = QueryResultPage),
     (status = 202, body = QueryRunPending, description = "Still waiting for the warehouse",
         headers(("Location" = String), ("Retry-After" = u64))),
-    (status = 400, body = ErrorBody, description = "INVALID_REQUEST (`limit`)"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
     (status = 404, body = ErrorBody, description = "QUERY_NOT_FOUND, QUERY_RUN_NOT_FOUND"),
     (status = 502, body = ErrorBody),
@@ -475,7 +467,6 @@ async fn get_query_run(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath((name, run_id)): ApiPath<(String, String)>,
-    limit: Limit,
 ) -> Result<Response, ApiError> {
     let query = Arc::clone(
         app.queries
@@ -506,7 +497,8 @@ async fn get_query_run(
         }
         Ok(Progress::Done(result)) => {
             app.queries.runs.finish(run_id);
-            Ok(Json(finish(&app, &query, run.key, result, 0, limit.get())).into_response())
+            let (offset, limit) = run.page;
+            Ok(Json(finish(&app, &query, run.key, result, offset, limit)).into_response())
         }
         Err(error) => {
             app.queries.runs.finish(run_id);

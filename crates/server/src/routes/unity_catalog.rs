@@ -362,6 +362,29 @@ fn quote(identifier: &str) -> String {
     format!("`{}`", identifier.replace('`', "``"))
 }
 
+/// The preview statement: `limit + 1` rows (one more than asked tells whether more follow)
+/// from `offset`. The numbers travel as `INT` statement parameters; only the validated, quoted
+/// identifiers are part of the SQL text.
+fn preview_statement(
+    catalog: &str,
+    schema: &str,
+    table: &str,
+    limit: u32,
+    offset: u64,
+    warehouse: String,
+) -> ExecuteStatement {
+    let statement = format!(
+        "SELECT * FROM {}.{}.{} LIMIT :limit OFFSET :offset",
+        quote(catalog),
+        quote(schema),
+        quote(table),
+    );
+    ExecuteStatement::new(statement, warehouse).parameters(vec![
+        sql::int_param("limit", u64::from(limit) + 1),
+        sql::int_param("offset", offset),
+    ])
+}
+
 /// A page of the table's rows, read as the user on the SQL warehouse.
 #[utoipa::path(get, path = "/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables/{table}/rows", tag = "unity-catalog",
     security(("user_token" = [])),
@@ -396,22 +419,9 @@ async fn preview_rows(
     // Existence and permission first, so the answer is TABLE_NOT_FOUND or PERMISSION_DENIED
     // rather than a SQL error.
     fetch_table(&app, &caller, &catalog, &schema, &table).await?;
-    // One row more than asked tells whether more follow. The numbers travel as INT statement
-    // parameters; only the validated, quoted identifiers are part of the SQL text.
-    let statement = format!(
-        "SELECT * FROM {}.{}.{} LIMIT :limit OFFSET :offset",
-        quote(&catalog),
-        quote(&schema),
-        quote(&table),
+    let request = preview_statement(&catalog, &schema, &table, limit, offset, warehouse).timeout(
+        Duration::from_secs(app.settings.dbapp.statement_timeout_secs),
     );
-    let request = ExecuteStatement::new(statement, warehouse)
-        .parameters(vec![
-            sql::int_param("limit", u64::from(limit) + 1),
-            sql::int_param("offset", offset),
-        ])
-        .timeout(Duration::from_secs(
-            app.settings.dbapp.statement_timeout_secs,
-        ));
     let result = match sql::run(&caller.workspace(&app), &request, None)
         .await
         .map_err(|e| caller.upstream_error(&app, e, ErrorCode::TableNotFound))?
@@ -440,4 +450,29 @@ async fn preview_rows(
         statement_id: result.statement_id,
         execution_time_ms,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use dbapp_databricks::api::StatementParameter;
+
+    use super::*;
+
+    #[test]
+    fn the_preview_sends_its_numbers_as_int_parameters_not_sql() {
+        let request = preview_statement("main", "default", "customers", 10, 20, "w".to_owned());
+        assert_eq!(
+            request.statement,
+            "SELECT * FROM `main`.`default`.`customers` LIMIT :limit OFFSET :offset"
+        );
+        let int = |name: &str, value: &str| StatementParameter {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+            type_name: Some("INT".to_owned()),
+        };
+        assert_eq!(
+            request.parameters,
+            vec![int("limit", "11"), int("offset", "20")]
+        );
+    }
 }
