@@ -247,11 +247,14 @@ pub(crate) enum Auth<'a> {
 }
 
 /// A request body.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Body {
     Empty,
     Json(serde_json::Value),
     Form(Vec<(&'static str, String)>),
+    /// A streamed body, taken by the first attempt: it cannot be replayed, so a call with one
+    /// must be sent with [`Http::send_streaming`], which never retries.
+    Stream(std::sync::Mutex<Option<reqwest::Body>>),
 }
 
 /// One call: everything [`Http::send`] needs.
@@ -261,6 +264,8 @@ pub(crate) struct Call<'a> {
     pub(crate) url: String,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) body: Body,
+    /// Headers of this call beyond those every call sends (e.g. `Range`, `Content-Type`).
+    pub(crate) headers: HeaderMap,
     pub(crate) idempotent: bool,
     /// Replaces the per-call timeout for this call (e.g. a statement that waits server-side).
     pub(crate) timeout: Option<Duration>,
@@ -286,6 +291,7 @@ impl<'a> Call<'a> {
             url,
             query: Vec::new(),
             body: Body::Empty,
+            headers: HeaderMap::new(),
             idempotent,
             timeout: None,
             auth,
@@ -305,6 +311,18 @@ impl<'a> Call<'a> {
 
     pub(crate) fn form(mut self, form: Vec<(&'static str, String)>) -> Self {
         self.body = Body::Form(form);
+        self
+    }
+
+    /// A streamed body (see [`Body::Stream`]).
+    pub(crate) fn stream(mut self, body: reqwest::Body) -> Self {
+        self.body = Body::Stream(std::sync::Mutex::new(Some(body)));
+        self
+    }
+
+    /// Adds a header to this call.
+    pub(crate) fn header(mut self, name: reqwest::header::HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
         self
     }
 
@@ -577,7 +595,26 @@ impl Http {
             Body::Empty => request,
             Body::Json(value) => request.json(value),
             Body::Form(form) => request.form(form),
+            Body::Stream(slot) => {
+                let taken = slot
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take();
+                match taken {
+                    Some(body) => request.body(body),
+                    None => {
+                        return Err(DatabricksError::new(
+                            ErrorKind::Config,
+                            "a streamed request body can be sent only once",
+                        ));
+                    }
+                }
+            }
         };
+        // Last, and replacing: a call's own `Accept` or `Content-Type` wins over the defaults.
+        if !call.headers.is_empty() {
+            request = request.headers(call.headers.clone());
+        }
         let response = request
             .send()
             .await

@@ -20,7 +20,7 @@
 //! | `GET`/`DELETE /_emulator/requests` | the request log (`?path_prefix=`, `?since=<seq>`) / clear it | [`EmulatorHandle::requests`], [`EmulatorHandle::clear_requests`] |
 //! | `PUT /_emulator/warehouses/{id}` | `{"state"}`: put a warehouse in `RUNNING`, `STOPPED`, `STARTING` or `STOPPING` (a transitional state lasts its full delay) | [`EmulatorHandle::set_warehouse_state`] |
 //! | `GET /_emulator/sessions` | the open SQL sessions | [`EmulatorHandle::sql_sessions`] |
-//! | `POST /_emulator/reset` | tokens, statements, warehouses, sessions, faults, settings and log as at start | [`EmulatorHandle::reset`] |
+//! | `POST /_emulator/reset` | tokens, statements, warehouses, sessions, faults, settings, volume files and log as at start | [`EmulatorHandle::reset`] |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -115,6 +115,11 @@ pub struct Settings {
     pub serving_chunk_latency_ms: u64,
     /// Seed for probabilistic faults, so a run can be replayed.
     pub fault_seed: u64,
+    /// Largest file the Files API accepts, in bytes; a larger upload is `413` and stores nothing.
+    pub files_max_file_bytes: u64,
+    /// Most bytes all volumes together may hold (files live in memory); an upload that would
+    /// pass it is `413` and stores nothing.
+    pub files_max_total_bytes: u64,
 }
 
 impl Default for Settings {
@@ -136,6 +141,8 @@ impl Default for Settings {
             serving_latency_ms: 0,
             serving_chunk_latency_ms: 0,
             fault_seed: 42,
+            files_max_file_bytes: 128 * 1024 * 1024,
+            files_max_total_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -219,6 +226,47 @@ pub struct Schema {
     /// Tables in the schema.
     #[serde(default)]
     pub tables: Vec<Table>,
+    /// Volumes in the schema, with the files they start with.
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+}
+
+/// A Unity Catalog volume: a directory tree of files served by the Files API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Volume {
+    /// Volume name.
+    pub name: String,
+    /// `MANAGED` or `EXTERNAL`.
+    #[serde(default = "default_table_type")]
+    pub volume_type: String,
+    /// Owner; the schema's (then the catalog's) when absent. The owner may always write.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Free text.
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// Who may see it and read its files; inherits the schema's when absent.
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+    /// Who may also write (upload, delete, create directories), besides the owner; absent means
+    /// nobody else. A writer must be a reader too.
+    #[serde(default)]
+    pub writers: Option<Vec<String>>,
+    /// Files present at start (and after a reset), by path relative to the volume root.
+    #[serde(default)]
+    pub files: Vec<VolumeFile>,
+}
+
+/// A file a volume starts with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeFile {
+    /// Path relative to the volume root, e.g. `data/regions.csv`; parent directories are
+    /// created with it.
+    pub path: String,
+    /// The content, as UTF-8 text.
+    pub content: String,
 }
 
 /// A Unity Catalog table with its data.
@@ -578,6 +626,21 @@ impl Fixture {
         Some((catalog, schema))
     }
 
+    /// The volume `catalog.schema.volume`, with its catalog and schema.
+    pub fn find_volume(
+        &self,
+        catalog: &str,
+        schema: &str,
+        volume: &str,
+    ) -> Option<(&Catalog, &Schema, &Volume)> {
+        let (catalog, schema) = self.find_schema(catalog, schema)?;
+        let volume = schema
+            .volumes
+            .iter()
+            .find(|v| v.name.eq_ignore_ascii_case(volume))?;
+        Some((catalog, schema, volume))
+    }
+
     /// The table `catalog.schema.table`, with its catalog and schema.
     pub fn find_table(
         &self,
@@ -621,6 +684,17 @@ impl Fixture {
             unique(catalog.schemas.iter().map(|s| s.name.as_str()), "schema")?;
             for schema in &catalog.schemas {
                 unique(schema.tables.iter().map(|t| t.name.as_str()), "table")?;
+                unique(schema.volumes.iter().map(|v| v.name.as_str()), "volume")?;
+                for volume in &schema.volumes {
+                    for file in &volume.files {
+                        if crate::files::relative_segments(&file.path).is_none() {
+                            return invalid(format!(
+                                "file {:?} of volume {}.{}.{} is not a relative path without empty or dot segments",
+                                file.path, catalog.name, schema.name, volume.name
+                            ));
+                        }
+                    }
+                }
                 for table in &schema.tables {
                     let width = table.columns.len();
                     if let Some(row) = table.rows.iter().position(|r| r.len() != width) {

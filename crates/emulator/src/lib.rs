@@ -15,6 +15,7 @@
 //! - `auth`: Bearer authentication and token minting;
 //! - `error`: Databricks error bodies (`shared/UPSTREAM.md` §3.1);
 //! - `faults`: fault injection rules and the middleware that applies them;
+//! - `files`: the in-memory files of every volume, with their size caps;
 //! - `control`: what tests use to inject faults, expire tokens and read the log, as typed
 //!   methods of [`EmulatorHandle`] and as the `/_emulator/` HTTP API, one implementation for both;
 //! - `routes`: one module per Databricks service;
@@ -30,6 +31,7 @@ mod auth;
 mod control;
 mod error;
 mod faults;
+mod files;
 pub mod fixture;
 pub mod host;
 mod lakebase;

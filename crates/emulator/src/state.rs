@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::faults::FaultRules;
+use crate::files::FileTree;
 use crate::fixture::{Fixture, Settings};
 use crate::lakebase::{LakebaseAdmin, LakebaseError};
 use crate::results::LinkSigner;
@@ -43,6 +44,8 @@ pub(crate) struct Inner {
     pub(crate) links: LinkSigner,
     pub(crate) faults: Mutex<FaultRules>,
     pub(crate) log: Mutex<RequestLog>,
+    /// The files of every volume, in memory; the fixture's initial files at start and reset.
+    pub(crate) files: Mutex<FileTree>,
     /// The fixture settings after command-line overrides: what `reset` returns to.
     initial_settings: Settings,
 }
@@ -196,6 +199,7 @@ impl Emulator {
             links: LinkSigner::new(),
             faults: Mutex::new(faults),
             log: Mutex::default(),
+            files: Mutex::new(FileTree::from_fixture(&fixture, Utc::now())),
             initial_settings: settings,
             fixture,
         }))
@@ -206,8 +210,8 @@ impl Emulator {
         lock(&self.settings).clone()
     }
 
-    /// Returns tokens, statements, warehouses, sessions, faults, settings and the log to their
-    /// state at start.
+    /// Returns tokens, statements, warehouses, sessions, faults, settings, volume files and the
+    /// log to their state at start.
     pub(crate) async fn reset(&self) -> Result<(), LakebaseError> {
         *lock(&self.tokens) = static_tokens(&self.fixture);
         *lock(&self.settings) = self.initial_settings.clone();
@@ -220,6 +224,7 @@ impl Emulator {
         lock(&self.sessions).clear();
         *lock(&self.faults) = FaultRules::new(self.initial_settings.fault_seed);
         lock(&self.log).clear();
+        *lock(&self.files) = FileTree::from_fixture(&self.fixture, Utc::now());
         // Minted tokens are unknown after a reset, so none may remain a Postgres password.
         if let Some(lakebase) = &self.lakebase {
             lakebase.logins().await.expire_all().await?;

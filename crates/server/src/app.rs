@@ -17,8 +17,12 @@
 //! 5. `TraceLayer` with `make_request_span` — the request span every log line is written in,
 //!    and the one `http.request` access-log line;
 //! 6. `TimeoutLayer` — the whole-request deadline, below the Apps proxy's ~120 s;
-//! 7. `RequestBodyLimitLayer` — 1 MiB, before any handler buffers a body;
-//! 8. `CompressionLayer` — gzip for clients that ask;
+//! 7. `CompressionLayer` — gzip for clients that ask, except responses marked
+//!    [`Uncompressed`] (file downloads, whose `Content-Length` the client should see);
+//! 8. `BodyLimitLayer` — 1 MiB, before any handler buffers a body; the volume upload, which
+//!    streams its body under its own cap, is exempt (the `body_limit` module). Inside the
+//!    compression layer, so that it sees the router's own response type and can answer a 413
+//!    itself;
 //! 9. CORS (only for configured dev origins);
 //! 10. `RequestHeadLayer` — the request-target and header limits (414, 431): inside the
 //!     envelope, the security headers and the access log, and before routing and every
@@ -43,19 +47,25 @@ use tokio::time::Instant;
 use tower::{Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, Predicate};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::body_limit::BodyLimitLayer;
 use crate::http_metrics::TrackHttpLayer;
-use crate::limits::{BODY_LIMIT_BYTES, SHUTDOWN_GRACE};
+use crate::limits::SHUTDOWN_GRACE;
 use crate::request_head::RequestHeadLayer;
 use crate::serve::serve_app;
 use crate::state::AppState;
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
+
+/// A response extension: the compression layer passes this response through as it is (a file
+/// download keeps its `Content-Length` and its bytes flow as they arrive).
+#[derive(Debug, Clone, Copy)]
+pub struct Uncompressed;
 
 /// The whole application, routes inside their middleware (see the module header), as one
 /// tower service: served as it is, with no router around it that would box the stack's future
@@ -128,8 +138,17 @@ pub fn build_app(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             state.settings.request_timeout(),
         ))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT_BYTES))
-        .layer(CompressionLayer::new())
+        .layer(
+            CompressionLayer::new().compress_when(DefaultPredicate::new().and(
+                |_: axum::http::StatusCode,
+                 _: axum::http::Version,
+                 _: &axum::http::HeaderMap,
+                 extensions: &axum::http::Extensions| {
+                    extensions.get::<Uncompressed>().is_none()
+                },
+            )),
+        )
+        .layer(BodyLimitLayer)
         .option_layer(cors)
         .layer(RequestHeadLayer)
         .service(routed)

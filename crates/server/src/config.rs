@@ -58,6 +58,7 @@
 //! | `DBAPP_QUERY_PENDING_WAIT_MS` | `2000` | 1 to 60 000: how long a query request waits for a starting warehouse before answering `202` with a run to poll |
 //! | `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE` | `1200` | usage events per user per minute, also the burst (see the `quota` module); `0`: no quota |
 //! | `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE` | `120` | model invocations per user per minute, also the burst; `0`: no quota |
+//! | `DBAPP_VOLUME_UPLOAD_MAX_BYTES` | `104857600` (100 MiB) | largest file uploaded to a volume (`PUT /api/volumes/…/files/content`), at least 1; that route streams its body and is exempt from the 1 MiB body limit (see the `body_limit` module) |
 
 use std::time::Duration;
 
@@ -225,6 +226,8 @@ pub struct DbappSettings {
     pub retention_rollup_days: u32,
     /// `DBAPP_RETENTION_INTERVAL_SECS`.
     pub retention_interval_secs: u64,
+    /// `DBAPP_VOLUME_UPLOAD_MAX_BYTES`: the upload route's own body cap.
+    pub volume_upload_max_bytes: u64,
 }
 
 impl Default for DbappSettings {
@@ -261,6 +264,7 @@ impl Default for DbappSettings {
             retention_request_records_days: 7,
             retention_rollup_days: 90,
             retention_interval_secs: 3_600,
+            volume_upload_max_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -430,6 +434,10 @@ impl ServerSettings {
             ("DBAPP_IDLE_TIMEOUT_SECS", self.dbapp.idle_timeout_secs),
             ("DBAPP_CHAT_TIMEOUT_SECS", self.dbapp.chat_timeout_secs),
             ("DBAPP_CHAT_HEARTBEAT_SECS", self.dbapp.chat_heartbeat_secs),
+            (
+                "DBAPP_VOLUME_UPLOAD_MAX_BYTES",
+                self.dbapp.volume_upload_max_bytes,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::new(variable, "must be at least 1"));

@@ -63,6 +63,10 @@ pub enum ErrorCode {
     SchemaNotFound,
     /// 404: no such table.
     TableNotFound,
+    /// 404: no such volume (or invisible to the user).
+    VolumeNotFound,
+    /// 404: no such file or directory in the volume.
+    FileNotFound,
     /// 404: no such serving endpoint.
     EndpointNotFound,
     /// 404: no such preference of the caller.
@@ -78,10 +82,12 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 400: bad query, path or body; `detail` says which field and why.
     InvalidRequest,
-    /// 400: a catalog, schema or table name that is not a safe identifier.
+    /// 400: a catalog, schema, table or volume name that is not a safe identifier.
     InvalidIdentifier,
     /// 409: the serving endpoint is not ready.
     EndpointNotReady,
+    /// 409: the file exists and the upload did not ask to overwrite it.
+    FileAlreadyExists,
     /// 413: body over the limit; `detail.limit_bytes` has the limit.
     PayloadTooLarge,
     /// 415: the body's content type is not accepted.
@@ -118,7 +124,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of `API.md`'s table.
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 39] = [
         Self::AuthMissing,
         Self::AuthInvalid,
         Self::AuthExpired,
@@ -131,6 +137,8 @@ impl ErrorCode {
         Self::CatalogNotFound,
         Self::SchemaNotFound,
         Self::TableNotFound,
+        Self::VolumeNotFound,
+        Self::FileNotFound,
         Self::EndpointNotFound,
         Self::PreferenceNotFound,
         Self::ConversationNotFound,
@@ -140,6 +148,7 @@ impl ErrorCode {
         Self::InvalidRequest,
         Self::InvalidIdentifier,
         Self::EndpointNotReady,
+        Self::FileAlreadyExists,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::UriTooLong,
@@ -173,6 +182,8 @@ impl ErrorCode {
             | Self::CatalogNotFound
             | Self::SchemaNotFound
             | Self::TableNotFound
+            | Self::VolumeNotFound
+            | Self::FileNotFound
             | Self::EndpointNotFound
             | Self::PreferenceNotFound
             | Self::ConversationNotFound
@@ -182,7 +193,7 @@ impl ErrorCode {
             Self::InvalidRequest | Self::InvalidIdentifier | Self::ModelInputInvalid => {
                 StatusCode::BAD_REQUEST
             }
-            Self::EndpointNotReady => StatusCode::CONFLICT,
+            Self::EndpointNotReady | Self::FileAlreadyExists => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -212,6 +223,8 @@ impl ErrorCode {
             Self::CatalogNotFound => "CATALOG_NOT_FOUND",
             Self::SchemaNotFound => "SCHEMA_NOT_FOUND",
             Self::TableNotFound => "TABLE_NOT_FOUND",
+            Self::VolumeNotFound => "VOLUME_NOT_FOUND",
+            Self::FileNotFound => "FILE_NOT_FOUND",
             Self::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             Self::PreferenceNotFound => "PREFERENCE_NOT_FOUND",
             Self::ConversationNotFound => "CONVERSATION_NOT_FOUND",
@@ -221,6 +234,7 @@ impl ErrorCode {
             Self::InvalidRequest => "INVALID_REQUEST",
             Self::InvalidIdentifier => "INVALID_IDENTIFIER",
             Self::EndpointNotReady => "ENDPOINT_NOT_READY",
+            Self::FileAlreadyExists => "FILE_ALREADY_EXISTS",
             Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             Self::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             Self::UriTooLong => "URI_TOO_LONG",
@@ -318,10 +332,10 @@ pub enum ApiError {
         /// Why it was refused.
         reason: String,
     },
-    /// `400 INVALID_IDENTIFIER`: an unsafe catalog, schema or table name.
+    /// `400 INVALID_IDENTIFIER`: an unsafe catalog, schema, table or volume name.
     #[error("'{field}' is not a valid identifier.")]
     InvalidIdentifier {
-        /// `catalog`, `schema` or `table`.
+        /// `catalog`, `schema`, `table` or `volume`.
         field: &'static str,
     },
     /// `409 ENDPOINT_NOT_READY`: the serving endpoint's state is not ready.
@@ -332,6 +346,9 @@ pub enum ApiError {
         /// Its state, e.g. `NOT_READY`.
         state: String,
     },
+    /// `409 FILE_ALREADY_EXISTS`: the file exists and the upload did not ask to overwrite it.
+    #[error("The file already exists; upload with overwrite=true to replace it.")]
+    FileAlreadyExists(#[source] DatabricksError),
     /// `413 PAYLOAD_TOO_LARGE`: `detail.limit_bytes` is the limit.
     #[error("The request body is larger than {limit_bytes} bytes.")]
     PayloadTooLarge {
@@ -473,6 +490,7 @@ impl ApiError {
             Self::InvalidRequest { .. } => ErrorCode::InvalidRequest,
             Self::InvalidIdentifier { .. } => ErrorCode::InvalidIdentifier,
             Self::EndpointNotReady { .. } => ErrorCode::EndpointNotReady,
+            Self::FileAlreadyExists(_) => ErrorCode::FileAlreadyExists,
             Self::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Self::UnsupportedMediaType { .. } => ErrorCode::UnsupportedMediaType,
             Self::UriTooLong { .. } => ErrorCode::UriTooLong,
@@ -621,6 +639,8 @@ impl ApiError {
                     ErrorCode::CatalogNotFound => "catalog",
                     ErrorCode::SchemaNotFound => "schema",
                     ErrorCode::TableNotFound => "table",
+                    ErrorCode::VolumeNotFound => "volume",
+                    ErrorCode::FileNotFound => "file or directory",
                     ErrorCode::EndpointNotFound => "serving endpoint",
                     _ => "resource",
                 };

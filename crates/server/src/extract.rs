@@ -5,7 +5,7 @@
 //! - [`Limit`] and [`Offset`]: the paging parameters with their documented bounds
 //!   (`INVALID_REQUEST` naming `limit` or `offset`);
 //! - [`Name`]: one path parameter checked against its kind's rule before the handler runs:
-//!   [`Catalog`], [`Schema`], [`Table`] (`INVALID_IDENTIFIER`), [`Endpoint`] and
+//!   [`Catalog`], [`Schema`], [`Table`], [`Volume`] (`INVALID_IDENTIFIER`), [`Endpoint`] and
 //!   [`PreferenceKey`] (`INVALID_REQUEST`). A handler that takes a `Name<Table>` cannot forget
 //!   the check, and a SQL statement built from one is safe to quote;
 //! - [`ConversationId`]: the `{id}` of a conversation, a UUID (`INVALID_REQUEST` naming `id`).
@@ -327,6 +327,12 @@ name_kind!(
     Table,
     "table",
     |v| validate_identifier("table", v)
+);
+name_kind!(
+    /// `{volume}`: a Unity Catalog identifier (`INVALID_IDENTIFIER`).
+    Volume,
+    "volume",
+    |v| validate_identifier("volume", v)
 );
 name_kind!(
     /// `{name}` of a serving endpoint (`INVALID_REQUEST` on `name`).

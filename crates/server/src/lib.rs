@@ -9,7 +9,8 @@
 //! 2. [`error`]: [`ApiError`], [`ErrorCode`], [`ErrorBody`] — the one error envelope.
 //! 3. Telemetry and infrastructure: [`metrics`] (Prometheus names, the recorder, the upstream
 //!    observer), [`records`] (the request-record writer), [`history`] (the inference history's
-//!    writer and outbox), [`request_head`] (the request-head limits layer), [`retention`] (the
+//!    writer and outbox), [`request_head`] (the request-head limits layer), [`body_limit`] (the
+//!    body limit, with the volume upload's exemption), [`retention`] (the
 //!    task that purges old rows), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
@@ -34,6 +35,7 @@
 pub mod app;
 pub mod assets;
 pub mod auth;
+pub mod body_limit;
 pub mod config;
 pub mod correlation;
 pub mod error;

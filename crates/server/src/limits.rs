@@ -27,6 +27,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(14);
 /// `INVALID_IDENTIFIER`, before any upstream call, so a name can be quoted into SQL safely.
 pub const IDENTIFIER_PATTERN: &str = "^[A-Za-z0-9_][A-Za-z0-9_-]{0,254}$";
 
+/// Longest file or directory path inside a volume (the `path` query parameter of the volume
+/// routes), in bytes; longer is `INVALID_REQUEST`.
+pub const VOLUME_PATH_MAX_BYTES: usize = 1024;
+
 /// Preference keys (`API.md`).
 pub const PREFERENCE_KEY_PATTERN: &str = "^[a-z][a-z0-9_.-]{0,99}$";
 

@@ -37,6 +37,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "health", description = "Liveness, readiness, metrics"),
         (name = "user", description = "The signed-in user"),
         (name = "unity-catalog", description = "Unity Catalog, as the user"),
+        (name = "volumes", description = "Files in Unity Catalog volumes, as the user"),
         (name = "model-serving", description = "Model Serving, as the user"),
         (name = "preferences", description = "The caller's preferences"),
         (name = "queries", description = "Governed SQL queries, as the user or as the app"),
@@ -77,6 +78,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::health::router())
         .merge(routes::user::router())
         .merge(routes::unity_catalog::router())
+        .merge(routes::volumes::router())
         .merge(routes::model_serving::router())
         .merge(routes::chat::router())
         .merge(routes::preferences::router())

@@ -5,12 +5,16 @@
 pub mod catalog;
 pub mod current_user;
 pub mod database;
+pub mod files;
 pub mod serving;
 pub mod sql;
 
 pub use catalog::{CatalogInfo, ColumnInfo, SchemaInfo, TableInfo};
 pub use current_user::CurrentUser;
 pub use database::{DatabaseCredential, DatabaseInstance, PostgresEndpoint};
+pub use files::{
+    DirectoryEntry, DirectoryPageRequest, FileDownload, FileMetadata, FileStream, VolumeInfo,
+};
 pub use serving::{
     ChatMessage, ChatRequest, ChatResponse, Invocation, ServingEndpoint, ServingStream, StreamEnd,
 };

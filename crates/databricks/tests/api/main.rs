@@ -6,6 +6,7 @@ mod credentials;
 mod current_user;
 mod database;
 mod errors;
+mod files;
 mod operations;
 mod retry;
 mod serving;

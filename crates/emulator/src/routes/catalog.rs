@@ -1,5 +1,11 @@
-//! Unity Catalog (`shared/UPSTREAM.md` §4.2): catalogs, schemas and tables, listed in pages and
-//! fetched one by one, each seen only by the principals its fixture `readers` admit.
+//! Unity Catalog (`shared/UPSTREAM.md` §4.2, `shared/UPSTREAM-2.md` §5.3 and §7): catalogs,
+//! schemas, tables and volumes, listed in pages and fetched one by one, each seen only by the
+//! principals its fixture `readers` admit; and whether a table exists.
+//!
+//! Table exists answers `{"table_exists": false}` for a missing table in a schema the caller
+//! can use, `403` for a table it may not read, and for a missing schema or catalog the same
+//! `404 SCHEMA_DOES_NOT_EXIST` / `CATALOG_DOES_NOT_EXIST` as the other table calls: what the real
+//! service answers there is UNCONFIRMED (UPSTREAM-2 §8).
 //!
 //! Answers follow the real service: an object that does not exist is `404` with a
 //! resource-specific code (`CATALOG_DOES_NOT_EXIST`, `SCHEMA_DOES_NOT_EXIST`,
@@ -21,7 +27,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
-use crate::fixture::{Catalog, Column, Schema, Settings, Table};
+use crate::fixture::{Catalog, Column, Schema, Settings, Table, Volume};
 use crate::routes::{QueryParams, decode_page_token, encode_page_token};
 use crate::state::{Emulator, Principal, group_id};
 
@@ -39,6 +45,15 @@ pub(super) fn router() -> Router<Emulator> {
         )
         .route("/api/2.1/unity-catalog/tables", get(list_tables))
         .route("/api/2.1/unity-catalog/tables/{full_name}", get(get_table))
+        .route(
+            "/api/2.1/unity-catalog/tables/{full_name}/exists",
+            get(table_exists),
+        )
+        .route("/api/2.1/unity-catalog/volumes", get(list_volumes))
+        .route(
+            "/api/2.1/unity-catalog/volumes/{full_name}",
+            get(get_volume),
+        )
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +162,98 @@ async fn get_table(
         )));
     }
     Ok(Json(table_info(catalog, schema, table)))
+}
+
+async fn table_exists(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    Path(full_name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let [catalog_name, schema_name, table_name] = split_name::<3>(&full_name)?;
+    let (_, schema) = visible_schema(&emulator, &principal, catalog_name, schema_name)?;
+    let exists = match schema
+        .tables
+        .iter()
+        .find(|t| t.name.eq_ignore_ascii_case(table_name))
+    {
+        None => false,
+        Some(table) if principal.admitted_by(table.readers.as_ref()) => true,
+        Some(_) => {
+            return Err(ApiError::permission_denied(format!(
+                "User does not have SELECT on Table '{full_name}'."
+            )));
+        }
+    };
+    Ok(Json(json!({ "table_exists": exists })))
+}
+
+async fn list_volumes(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<Value>, ApiError> {
+    let catalog_name = required(params.catalog_name.as_deref(), "catalog_name")?;
+    let schema_name = required(params.schema_name.as_deref(), "schema_name")?;
+    let (catalog, schema) = visible_schema(&emulator, &principal, catalog_name, schema_name)?;
+    let items: Vec<Value> = schema
+        .volumes
+        .iter()
+        .filter(|v| principal.admitted_by(v.readers.as_ref()))
+        .map(|v| volume_info(catalog, schema, v))
+        .collect();
+    page("volumes", items, &params, &emulator.settings())
+}
+
+async fn get_volume(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    Path(full_name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let [catalog, schema, volume] = split_name::<3>(&full_name)?;
+    let (catalog, schema, volume) = visible_volume(&emulator, &principal, catalog, schema, volume)?;
+    Ok(Json(volume_info(catalog, schema, volume)))
+}
+
+/// The volume `catalog.schema.volume` if the principal may read it: `404` when any part is
+/// missing, `403` when any part is not granted to it.
+pub(crate) fn visible_volume<'a>(
+    emulator: &'a Emulator,
+    principal: &Principal,
+    catalog_name: &str,
+    schema_name: &str,
+    volume_name: &str,
+) -> Result<(&'a Catalog, &'a Schema, &'a Volume), ApiError> {
+    let (catalog, schema) = visible_schema(emulator, principal, catalog_name, schema_name)?;
+    let full_name = format!("{catalog_name}.{schema_name}.{volume_name}");
+    let volume = schema
+        .volumes
+        .iter()
+        .find(|v| v.name.eq_ignore_ascii_case(volume_name))
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "RESOURCE_DOES_NOT_EXIST",
+                format!("Volume '{full_name}' does not exist."),
+            )
+        })?;
+    if !principal.admitted_by(volume.readers.as_ref()) {
+        return Err(ApiError::permission_denied(format!(
+            "User does not have READ VOLUME on Volume '{full_name}'."
+        )));
+    }
+    Ok((catalog, schema, volume))
+}
+
+/// The owner of a volume: its own, else its schema's, else its catalog's.
+pub(crate) fn volume_owner<'a>(
+    catalog: &'a Catalog,
+    schema: &'a Schema,
+    volume: &'a Volume,
+) -> &'a str {
+    volume
+        .owner
+        .as_deref()
+        .or(schema.owner.as_deref())
+        .unwrap_or(&catalog.owner)
 }
 
 fn required<'a>(value: Option<&'a str>, name: &str) -> Result<&'a str, ApiError> {
@@ -359,6 +466,33 @@ fn table_info(catalog: &Catalog, schema: &Schema, table: &Table) -> Value {
     } else {
         info["storage_location"] =
             json!(format!("s3://dbapp-emulator/metastore/tables/{table_id}"));
+    }
+    info
+}
+
+fn volume_info(catalog: &Catalog, schema: &Schema, volume: &Volume) -> Value {
+    let full_name = format!("{}.{}.{}", catalog.name, schema.name, volume.name);
+    let owner = volume_owner(catalog, schema, volume);
+    let volume_id = stable_id("volume", &full_name);
+    let mut info = json!({
+        "name": volume.name,
+        "catalog_name": catalog.name,
+        "schema_name": schema.name,
+        "full_name": full_name,
+        "volume_id": volume_id,
+        "volume_type": volume.volume_type,
+        "storage_location": format!("s3://dbapp-emulator/metastore/volumes/{volume_id}"),
+        "owner": owner,
+        "metastore_id": metastore_id(),
+        "created_at": CREATED_AT_MS,
+        "created_by": owner,
+        "updated_at": CREATED_AT_MS,
+        "updated_by": owner,
+        "browse_only": false,
+    });
+    // Absent fields are omitted rather than sent as null (UPSTREAM-2, conventions).
+    if let Some(comment) = &volume.comment {
+        info["comment"] = json!(comment);
     }
     info
 }

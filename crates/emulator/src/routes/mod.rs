@@ -9,6 +9,7 @@
 
 mod catalog;
 mod database;
+mod files;
 mod oidc;
 mod scim;
 mod serving;
@@ -38,6 +39,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
         .merge(oidc::router())
         .merge(scim::router())
         .merge(catalog::router())
+        .merge(files::router())
         .merge(serving::router())
         .merge(statements::router())
         .merge(warehouses::router())

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod catalog;
 mod faults;
+mod files;
 mod host;
 mod lakebase;
 mod serving;

@@ -17,6 +17,7 @@ pub mod queries;
 pub mod unity_catalog;
 pub mod usage;
 pub mod user;
+pub mod volumes;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
