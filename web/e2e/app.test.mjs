@@ -568,8 +568,18 @@ async function assertNoHorizontalScroll(page) {
 }
 
 describe("queries", () => {
-  // The emulator's fixture query that returns more than one page of dated, numeric rows.
-  const QUERY = "daily_revenue";
+  // The repository's queries/orders_per_day.sql: two required dates, one row per day with
+  // orders, so more than one page of 10 rows for a year of the fixture's orders.
+  const QUERY = "orders_per_day";
+
+  /**
+   * Fills the two required dates of orders_per_day.
+   * @param {import("playwright-core").Page} page
+   */
+  async function fillYear(page) {
+    await page.locator("input[data-param=start_date]").fill("2026-01-01");
+    await page.locator("input[data-param=end_date]").fill("2026-12-31");
+  }
 
   test("run a query: rows, a chart, pages kept in the browser, CSV download", async () => {
     const { page, context, errors } = await pageAs(chrome.browser, "alice");
@@ -580,6 +590,7 @@ describe("queries", () => {
       const panel = page.getByTestId("query-panel");
       await panel.waitFor();
       await page.getByLabel("Rows per page").selectOption("10");
+      await fillYear(page);
       await page.getByRole("button", { name: "Run query" }).click();
 
       const result = page.getByTestId("query-result");
@@ -630,29 +641,67 @@ describe("queries", () => {
     }
   });
 
-  test("a server validation error is shown at its field, with the correlation id", async () => {
+  test("a value the server refuses is shown at its field, with the correlation id", async () => {
     const { page, context } = await pageAs(chrome.browser, "alice");
     try {
-      await page.goto(`${BASE_URL}/queries/${QUERY}`);
+      // top_customers takes `n INT`: a number input accepts 2^40, the server's INT does not.
+      await page.goto(`${BASE_URL}/queries/top_customers`);
       const panel = page.getByTestId("query-panel");
-      const field = panel.locator("input[data-param][type=date]").first();
-      await field.waitFor();
-      const name = await field.getAttribute("data-param");
-      // A date the browser accepts but no calendar has is for the server to refuse.
-      await page.evaluate(() => {
-        const input = /** @type {HTMLInputElement} */ (document.querySelector("input[data-param][type=date]"));
-        input.type = "text";
-      });
-      await field.fill("2026-02-30");
+      const field = panel.locator("input[data-param=n]");
+      await field.fill(String(2 ** 40));
       await page.getByRole("button", { name: "Run query" }).click();
       const alert = panel.getByRole("alert");
       await alert.waitFor();
       assert.equal(await alert.getAttribute("data-error-code"), "INVALID_REQUEST");
       assert.match(await alert.getByTestId("correlation-id").innerText(), /^[A-Za-z0-9._:-]{8,}$/);
-      await panel.locator(`#param-${name}-error`).waitFor();
+      await panel.locator("#param-n-error").waitFor();
       assert.equal(await field.getAttribute("aria-invalid"), "true");
       await shot(page, "query-field-error");
+
+      // Corrected, the query runs and the field is no longer marked.
+      await field.fill("3");
+      await page.getByRole("button", { name: "Run query" }).click();
+      await page.getByTestId("query-result").getByTestId("data-grid").locator("tbody tr").nth(2).waitFor();
+      assert.equal(await field.getAttribute("aria-invalid"), null);
     } finally {
+      await context.close();
+    }
+  });
+
+  test("while the warehouse starts, the run shows progress and can be cancelled", { skip: !EMULATOR_URL && "EMULATOR_URL not set" }, async () => {
+    /**
+     * @param {string} path
+     * @param {unknown} body
+     */
+    const control = async (path, body) => {
+      const response = await fetch(`${EMULATOR_URL}/_emulator/${path}`, {
+        method: "PUT",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      assert.ok(response.ok, `emulator ${path}: ${response.status}`);
+    };
+    const { page, context, errors } = await pageAs(chrome.browser, "alice");
+    try {
+      await control("config", { warehouse_start_ms: 6000 });
+      await control("warehouses/dev-warehouse", { state: "STOPPED" });
+      await page.goto(`${BASE_URL}/queries/product_price_bands`);
+      // A minimum price no other test uses, so the result is not in the cache.
+      const price = page.locator("input[data-param=min_price]");
+      await price.fill(`0.${String(Date.now() % 97).padStart(2, "0")}`);
+      await page.getByRole("button", { name: "Run query" }).click();
+      const running = page.getByTestId("query-running");
+      await running.getByText("The SQL warehouse is starting").waitFor();
+      await shot(page, "query-warehouse-starting");
+      await running.getByRole("button", { name: "Cancel" }).click();
+      await running.waitFor({ state: "detached" });
+      assert.equal(await page.getByTestId("query-result").count(), 0, "a cancelled run shows no result");
+
+      await page.getByRole("button", { name: "Run query" }).click();
+      await page.getByTestId("query-result").getByTestId("data-grid").waitFor({ timeout: 30_000 });
+      assert.deepEqual(errors, []);
+    } finally {
+      await control("config", { warehouse_start_ms: 1500 });
       await context.close();
     }
   });
@@ -665,6 +714,7 @@ describe("queries", () => {
     });
     try {
       await page.goto(`${BASE_URL}/queries/${QUERY}`);
+      await fillYear(page);
       await page.getByRole("button", { name: "Run query" }).click();
       await page.getByTestId("query-result").getByTestId("data-grid").waitFor();
       await page.getByTestId("result-chart").waitFor();
@@ -677,8 +727,9 @@ describe("queries", () => {
 });
 
 describe("volumes", () => {
-  // A managed volume of the emulator's fixture that alice may write to.
-  const [CATALOG, SCHEMA, VOLUME] = ["main", "default", "landing"];
+  // The emulator fixture's volume main.default.files: alice and the admins may write to it,
+  // bob may only read; it holds README.md and data/regions.csv.
+  const [CATALOG, SCHEMA, VOLUME] = ["main", "default", "files"];
 
   /**
    * Uploads `bytes` as `name` with the volume page's form.
@@ -713,6 +764,14 @@ describe("volumes", () => {
       const browser = page.getByTestId("volume-browser");
       await browser.getByRole("heading", { name: `${CATALOG}.${SCHEMA}.${VOLUME}` }).waitFor();
 
+      // Directories open in place, and the breadcrumbs lead back.
+      await browser.getByRole("link", { name: "data/" }).click();
+      await browser.getByTestId("file-list").locator('tr[data-name="regions.csv"]').waitFor();
+      assert.equal(new URL(page.url()).searchParams.get("path"), "data");
+      assert.equal((await download(page, "regions.csv")).toString("utf8"), "region_id,name\n1,North\n2,South\n3,East\n4,West\n");
+      await browser.getByRole("navigation", { name: "Breadcrumb" }).getByRole("link", { name: VOLUME }).click();
+      await browser.getByTestId("file-list").locator('tr[data-name="README.md"]').waitFor();
+
       // Every byte value, and more than one progress event's worth of them.
       const bytes = Buffer.alloc(300 * 1024);
       for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7 + (i >> 8)) & 0xff;
@@ -743,6 +802,22 @@ describe("volumes", () => {
       await dialog.getByRole("button", { name: "Delete" }).click();
       await row.waitFor({ state: "detached" });
       assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a user who may only read is told so when uploading", async () => {
+    const { page, context } = await pageAs(chrome.browser, "bob");
+    try {
+      await page.goto(`${BASE_URL}/volumes/${CATALOG}/${SCHEMA}/${VOLUME}`);
+      await page.getByTestId("file-list").locator('tr[data-name="README.md"]').waitFor();
+      await chooseFile(page, `bob-${run}.txt`, Buffer.from("bob was here\n"));
+      const alert = page.getByTestId("volume-browser").getByRole("alert");
+      await alert.waitFor();
+      assert.equal(await alert.getAttribute("data-error-code"), "PERMISSION_DENIED");
+      await page.getByTestId("upload-forbidden").waitFor();
+      assert.equal(await page.locator(`tr[data-name="bob-${run}.txt"]`).count(), 0);
     } finally {
       await context.close();
     }

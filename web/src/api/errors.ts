@@ -97,6 +97,14 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Table not found";
     case "ENDPOINT_NOT_FOUND":
       return "Endpoint not found";
+    case "VOLUME_NOT_FOUND":
+      return "Volume not found";
+    case "FILE_NOT_FOUND":
+      return "File not found";
+    case "QUERY_NOT_FOUND":
+      return "Query not found";
+    case "QUERY_RUN_NOT_FOUND":
+      return "Query run not found";
     case "PREFERENCE_NOT_FOUND":
       return "Preference not found";
     case "CONVERSATION_NOT_FOUND":
@@ -128,6 +136,8 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Storage not configured";
     case "WAREHOUSE_NOT_CONFIGURED":
       return "No SQL warehouse";
+    case "APP_CREDENTIALS_NOT_CONFIGURED":
+      return "App credentials not configured";
     case "INTERNAL_ERROR":
       return "Internal error";
     case "NETWORK_ERROR":

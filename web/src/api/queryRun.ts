@@ -3,6 +3,12 @@
 import { api } from "./client";
 import type { QueryPending, QueryResult, QueryRunAnswer, RunQueryBody } from "./types";
 
+/**
+ * What one run sends. The document describes `parameters` as an object without saying what its
+ * values are, which the generator reads as `Record<string, never>`; values are any JSON.
+ */
+export type RunRequest = Omit<RunQueryBody, "parameters"> & { parameters: Record<string, unknown> };
+
 export function isPending(answer: QueryRunAnswer): answer is QueryPending {
   return "run_id" in answer;
 }
@@ -32,10 +38,14 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
  */
 export async function runQuery(
   name: string,
-  body: RunQueryBody,
+  request: RunRequest,
   signal: AbortSignal,
   onPending: (pending: QueryPending) => void,
 ): Promise<QueryResult> {
+  const body: RunQueryBody = {
+    ...request,
+    parameters: request.parameters as unknown as RunQueryBody["parameters"],
+  };
   let answer = await api.post("/api/queries/{name}", { path: { name }, body, signal, timeoutMs: 60_000 });
   while (isPending(answer)) {
     onPending(answer);

@@ -1,6 +1,6 @@
 import { useRef, useState } from "react";
-import { runQuery } from "../api/queryRun";
-import type { QueryColumn, RunQueryBody } from "../api/types";
+import { runQuery, type RunRequest } from "../api/queryRun";
+import type { QueryColumn } from "../api/types";
 import { saveText, toCsv } from "../csv";
 import { formatCount } from "../format";
 import { ErrorPanel } from "./ErrorPanel";
@@ -10,7 +10,7 @@ export const CSV_ROW_CAP = 10_000;
 const CSV_PAGE = 1000;
 
 /** Fetches the whole result (up to CSV_ROW_CAP rows, in 1000-row pages) and saves it as CSV. */
-export function CsvDownloadButton({ query, parameters }: { query: string; parameters: RunQueryBody["parameters"] }) {
+export function CsvDownloadButton({ query, parameters }: { query: string; parameters: RunRequest["parameters"] }) {
   const [fetched, setFetched] = useState<number | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [note, setNote] = useState<string | null>(null);

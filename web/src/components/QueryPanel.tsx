@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { ApiError } from "../api/errors";
-import { runQuery } from "../api/queryRun";
-import type { QueryDefinition, QueryPending, QueryResult, RunQueryBody } from "../api/types";
+import { runQuery, type RunRequest } from "../api/queryRun";
+import type { QueryDefinition, QueryPending, QueryResult } from "../api/types";
 import { initialValues, toRequestParameters, type ParameterValues } from "../queryParameters";
 import { ErrorPanel } from "./ErrorPanel";
 import { Loading } from "./Loading";
@@ -12,7 +12,7 @@ const PAGE_SIZES = [10, 50, 100, 500] as const;
 
 /** The parameters and page size of the run on screen, reused to fetch its later pages. */
 interface Submitted {
-  parameters: RunQueryBody["parameters"];
+  parameters: RunRequest["parameters"];
   limit: number;
 }
 
@@ -41,7 +41,7 @@ export function QueryPanel({ query }: { query: QueryDefinition }) {
 
   useEffect(() => () => controller.current?.abort(), []);
 
-  const fetchPage = async (body: RunQueryBody, onResult: (r: QueryResult) => void) => {
+  const fetchPage = async (body: RunRequest, onResult: (r: QueryResult) => void) => {
     controller.current?.abort();
     const abort = new AbortController();
     controller.current = abort;
@@ -134,7 +134,7 @@ export function QueryPanel({ query }: { query: QueryDefinition }) {
             <Loading
               label={
                 run.pending
-                  ? `The SQL warehouse is starting (${run.pending.warehouse_state.toLowerCase()})… the query runs once it is up.`
+                  ? `The SQL warehouse is starting${run.pending.warehouse_state ? ` (state ${run.pending.warehouse_state})` : ""}… the query runs as soon as it is up.`
                   : "Running the query…"
               }
             />

@@ -1,4 +1,5 @@
-import type { QueryResult, RunQueryBody } from "../api/types";
+import type { RunRequest } from "../api/queryRun";
+import type { QueryResult } from "../api/types";
 import { formatCount, formatMs, formatTime } from "../format";
 import { CsvDownloadButton } from "./CsvDownloadButton";
 import { DataGrid } from "./DataGrid";
@@ -16,7 +17,7 @@ export function QueryResultView({
   onPage,
 }: {
   query: string;
-  parameters: RunQueryBody["parameters"];
+  parameters: RunRequest["parameters"];
   pages: QueryResult[];
   pageIndex: number;
   pageSize: number;

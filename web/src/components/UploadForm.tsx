@@ -26,7 +26,10 @@ function FailureHelp({ error, file, onOverwrite }: { error: unknown; file: File;
     );
   }
   if (error.code === "PAYLOAD_TOO_LARGE") {
-    const limit = typeof error.detail === "object" && error.detail !== null ? (error.detail as { limit?: unknown }).limit : undefined;
+    const limit =
+      typeof error.detail === "object" && error.detail !== null
+        ? (error.detail as { limit_bytes?: unknown }).limit_bytes
+        : undefined;
     return (
       <p data-testid="upload-too-large">
         {file.name} is {formatBytes(file.size)}
@@ -35,7 +38,11 @@ function FailureHelp({ error, file, onOverwrite }: { error: unknown; file: File;
     );
   }
   if (error.code === "PERMISSION_DENIED") {
-    return <p>You may read this volume but not write to it: ask its owner for the WRITE VOLUME privilege.</p>;
+    return (
+      <p data-testid="upload-forbidden">
+        You may not write to this volume: its owner can grant you the WRITE VOLUME privilege.
+      </p>
+    );
   }
   return null;
 }

@@ -8,7 +8,7 @@ import { pathOf } from "../router";
 export function QueriesPage({ name }: { name: string | undefined }) {
   const queries = useQuery({
     queryKey: ["queries"],
-    queryFn: () => api.get("/api/queries", { query: { limit: 1000 } }),
+    queryFn: () => api.get("/api/queries"),
   });
   return (
     <div className="page">
