@@ -1,5 +1,5 @@
 import { useMutation } from "@tanstack/react-query";
-import { useRef } from "react";
+import { useId, useRef } from "react";
 import { api } from "../api/client";
 import { ErrorPanel } from "./ErrorPanel";
 
@@ -20,6 +20,7 @@ export function DeleteFileButton({
   onDeleted: () => void;
 }) {
   const dialog = useRef<HTMLDialogElement>(null);
+  const headingId = useId();
   const remove = useMutation({
     mutationFn: () =>
       api.delete("/api/volumes/{catalog}/{schema}/{volume}/files/content", {
@@ -44,8 +45,8 @@ export function DeleteFileButton({
       >
         Delete
       </button>
-      <dialog ref={dialog} className="confirm-dialog" aria-labelledby={`delete-${path}-h`} data-testid="delete-dialog">
-        <h3 id={`delete-${path}-h`}>Delete {name}?</h3>
+      <dialog ref={dialog} className="confirm-dialog" aria-labelledby={headingId} data-testid="delete-dialog">
+        <h3 id={headingId}>Delete {name}?</h3>
         <p>
           <code className="path">/{path}</code> will be removed from the volume. This cannot be undone.
         </p>

@@ -30,12 +30,14 @@ function format(v: number): string {
 }
 
 /**
- * A chart of the rows on screen: a line of the first numeric column over the first DATE or
- * TIMESTAMP column when there is one, else bars of the first numeric column by the first text
- * column (summed when a label repeats). Nothing when the columns allow neither.
+ * A chart of the rows on screen: a line of the first numeric column (not an `id`) over the
+ * first DATE or TIMESTAMP column when there is one, else bars of that numeric column by the
+ * first text column (summed when a label repeats). Nothing when the columns allow neither.
  */
 export function ResultChart({ columns, rows }: { columns: QueryColumn[]; rows: unknown[][] }) {
-  const valueAt = columns.findIndex((c) => isNumericType(c.type_name));
+  // Identifiers are numbers too, but plotting them says nothing: prefer a measure.
+  const measureAt = columns.findIndex((c) => isNumericType(c.type_name) && !/(^|_)id$/i.test(c.name));
+  const valueAt = measureAt >= 0 ? measureAt : columns.findIndex((c) => isNumericType(c.type_name));
   if (valueAt < 0 || rows.length === 0) return null;
   const valueName = columns[valueAt]?.name ?? "";
   const timeAt = columns.findIndex((c) => isTemporalType(c.type_name));

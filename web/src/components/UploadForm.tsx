@@ -1,51 +1,16 @@
 import { useEffect, useRef, useState, type FormEvent } from "react";
 import { urlOf } from "../api/client";
-import { ApiError } from "../api/errors";
 import { putWithProgress } from "../api/upload";
 import { formatBytes } from "../format";
 import { joinPath } from "../volumePaths";
 import { ErrorPanel } from "./ErrorPanel";
+import { UploadFailureHelp } from "./UploadFailureHelp";
 
 type Upload =
   | { state: "idle" }
   | { state: "sending"; sent: number; total: number }
   | { state: "done"; name: string; size: number }
   | { state: "failed"; error: unknown; file: File };
-
-/** What a failed upload lets the user do, or why it cannot be done, beyond the error itself. */
-function FailureHelp({ error, file, onOverwrite }: { error: unknown; file: File; onOverwrite: () => void }) {
-  if (!(error instanceof ApiError)) return null;
-  if (error.code === "FILE_ALREADY_EXISTS") {
-    return (
-      <div className="form-row" data-testid="upload-conflict">
-        <span>A file named {file.name} is already here.</span>
-        <button type="button" className="button danger" onClick={onOverwrite}>
-          Replace it
-        </button>
-      </div>
-    );
-  }
-  if (error.code === "PAYLOAD_TOO_LARGE") {
-    const limit =
-      typeof error.detail === "object" && error.detail !== null
-        ? (error.detail as { limit_bytes?: unknown }).limit_bytes
-        : undefined;
-    return (
-      <p data-testid="upload-too-large">
-        {file.name} is {formatBytes(file.size)}
-        {typeof limit === "number" ? `; uploads are limited to ${formatBytes(limit)}.` : ", over the upload limit."}
-      </p>
-    );
-  }
-  if (error.code === "PERMISSION_DENIED") {
-    return (
-      <p data-testid="upload-forbidden">
-        You may not write to this volume: its owner can grant you the WRITE VOLUME privilege.
-      </p>
-    );
-  }
-  return null;
-}
 
 /** Uploads one file into the directory on screen, showing how much has been sent. */
 export function UploadForm({
@@ -137,7 +102,7 @@ export function UploadForm({
       {upload.state === "failed" && (
         <>
           <ErrorPanel error={upload.error} />
-          <FailureHelp error={upload.error} file={upload.file} onOverwrite={() => void send(upload.file, true)} />
+          <UploadFailureHelp error={upload.error} file={upload.file} onOverwrite={() => void send(upload.file, true)} />
         </>
       )}
     </form>
