@@ -21,3 +21,4 @@ mod serve;
 mod unity_catalog;
 mod usage;
 mod user;
+mod volumes;
