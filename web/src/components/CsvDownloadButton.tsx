@@ -1,4 +1,4 @@
-import { useRef, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { runQuery, type RunRequest } from "../api/queryRun";
 import type { QueryColumn } from "../api/types";
 import { saveText, toCsv } from "../csv";
@@ -15,6 +15,8 @@ export function CsvDownloadButton({ query, parameters }: { query: string; parame
   const [error, setError] = useState<unknown>(null);
   const [note, setNote] = useState<string | null>(null);
   const controller = useRef<AbortController | null>(null);
+
+  useEffect(() => () => controller.current?.abort(), []);
 
   const download = async () => {
     const abort = new AbortController();
@@ -50,9 +52,20 @@ export function CsvDownloadButton({ query, parameters }: { query: string; parame
   return (
     <div className="csv-download">
       {fetched === null ? (
-        <button type="button" className="button secondary" onClick={() => void download()} data-track="query-csv">
-          Download CSV
-        </button>
+        <>
+          <button
+            type="button"
+            className="button secondary"
+            onClick={() => void download()}
+            aria-describedby="csv-cap"
+            data-track="query-csv"
+          >
+            Download CSV
+          </button>
+          <span id="csv-cap" className="muted small">
+            every page, up to {formatCount(CSV_ROW_CAP)} rows
+          </span>
+        </>
       ) : (
         <>
           <span className="muted small" role="status">
