@@ -136,6 +136,14 @@ class Control:
     def expire_token(self, token: str) -> None:
         self._call("POST", "/tokens/expire", json={"token": token})
 
+    def warehouse_state(self, warehouse_id: str, state: str) -> None:
+        """Puts a warehouse in RUNNING, STOPPED, STARTING or STOPPING from now on."""
+        self._call("PUT", f"/warehouses/{warehouse_id}", json={"state": state})
+
+    def sessions(self) -> List[Dict[str, Any]]:
+        """The open SQL sessions: session_id, owner, warehouse_id, catalog, schema, session_confs."""
+        return self._call("GET", "/sessions").json()["sessions"]
+
     def requests(self, path_prefix: Optional[str] = None) -> List[Dict[str, Any]]:
         """The request log: dicts with method, path, query, principal, status, fault, user_agent."""
         params = {"path_prefix": path_prefix} if path_prefix else None

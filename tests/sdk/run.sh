@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the official Databricks Python SDK (databricks-sdk 0.162.0) and the `openai` client
-# (3.51.0, on the OpenAI-compatible serving routes) against the dbapp emulator.
+# Runs the official Databricks Python SDK (databricks-sdk 0.162.0), the `openai` client (3.51.0,
+# on the OpenAI-compatible serving routes) and databricks-sql-connector (4.9.0, use_sea=True)
+# against the dbapp emulator.
 #
 #   bash tests/sdk/run.sh [pytest args...]
 #

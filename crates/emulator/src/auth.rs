@@ -156,7 +156,9 @@ mod tests {
     use crate::fixture::Fixture;
 
     fn emulator() -> Emulator {
-        Emulator::new(Fixture::default(), "http://127.0.0.1:1".into(), None)
+        let fixture = Fixture::default();
+        let engine = crate::engine::Engine::load(&fixture).expect("the default fixture loads");
+        Emulator::new(fixture, engine, "http://127.0.0.1:1".into(), None)
     }
 
     #[test]

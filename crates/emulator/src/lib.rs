@@ -18,6 +18,8 @@
 //! - `files`: the in-memory files of every volume, with their size caps;
 //! - `control`: what tests use to inject faults, expire tokens and read the log, as typed
 //!   methods of [`EmulatorHandle`] and as the `/_emulator/` HTTP API, one implementation for both;
+//! - `engine`: the SQL the warehouses run (sqlparser's Databricks dialect over an in-memory
+//!   SQLite copy of the fixture tables), and `sql`: the life of a submitted statement;
 //! - `routes`: one module per Databricks service;
 //! - `warehouse`: the clock-driven power state of SQL warehouses;
 //! - `results`: statement results as JSON, CSV and Arrow bytes, and the signed external links;
@@ -29,6 +31,7 @@
 
 mod auth;
 mod control;
+mod engine;
 mod error;
 mod faults;
 mod files;
@@ -44,6 +47,7 @@ mod state;
 mod warehouse;
 
 pub use control::ControlError;
+pub use engine::EngineError;
 pub use faults::{ActiveFault, FaultRule};
 pub use fixture::{Fixture, WarehouseState};
 pub use server::{EmulatorHandle, StartError};

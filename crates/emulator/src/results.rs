@@ -99,6 +99,7 @@ pub(crate) fn encode(
     rows: &[Row],
 ) -> Result<Vec<u8>, ArrowError> {
     match format {
+        // Rows of strings and nulls always serialise; the fallback only satisfies the type.
         Format::JsonArray => Ok(serde_json::to_vec(rows).unwrap_or_default()),
         Format::Csv => Ok(csv(columns, rows).into_bytes()),
         Format::ArrowStream => arrow_stream(columns, rows),

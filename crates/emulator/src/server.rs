@@ -19,6 +19,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
 use crate::EmulatorConfig;
+use crate::engine::{Engine, EngineError};
 use crate::faults::DropConnection;
 use crate::fixture::FixtureError;
 use crate::lakebase::{LakebaseAdmin, LakebaseError};
@@ -36,6 +37,9 @@ pub enum StartError {
     /// The Postgres admin connection failed.
     #[error(transparent)]
     Lakebase(#[from] LakebaseError),
+    /// The fixture tables could not be loaded into the SQL engine.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
 }
 
 /// A running emulator. Dropping the handle stops it.
@@ -97,7 +101,8 @@ pub(crate) async fn start(
         Some(url) => Some(LakebaseAdmin::connect(&url).await?),
         None => None,
     };
-    let emulator = Emulator::new(fixture, base_url.clone(), lakebase);
+    let engine = Engine::load(&fixture)?;
+    let emulator = Emulator::new(fixture, engine, base_url.clone(), lakebase);
     let mut app = crate::routes::router(emulator.clone());
     // On loopback only local clients are meant to reach us, so a request naming another host
     // is a DNS-rebound web page (`host`); bound elsewhere, other names are the point.

@@ -1,72 +1,45 @@
-//! The SQL the emulated warehouses understand, and the life of a submitted statement
-//! (`shared/UPSTREAM.md` §4.4). This module owns parsing, evaluation against the fixture as the
-//! caller, the `PENDING → RUNNING → terminal` clock, result chunking and the JSON shapes of a
-//! statement, its manifest and its result chunks. It knows nothing of HTTP: request validation,
+//! The life of a submitted statement (`shared/UPSTREAM.md` §4.4): the `PENDING → RUNNING →
+//! terminal` clock, result chunking, limits and dispositions, and the JSON shapes of a statement,
+//! its manifest and its result chunks, plus the types a result is made of ([`ColumnInfo`], [`ResultSet`], [`SqlError`]).
+//! Parsing and evaluating the SQL is `crate::engine`'s job, whose header documents what SQL the
+//! emulator understands; this module knows nothing of HTTP either: request validation, warehouses,
 //! waiting, and "only the submitter may see it" live in `routes::statements`.
 //!
-//! # The SQL subset
+//! # Failures
 //!
-//! ```text
-//! statement  := SELECT projection FROM table_name [LIMIT n] [OFFSET m] [;]
-//! projection := *  |  COUNT(*)  |  COUNT(1)
-//! table_name := identifier [. identifier [. identifier]]
-//! identifier := plain | quoted
-//! plain      := [A-Za-z_][A-Za-z0-9_]*
-//! quoted     := ` any characters, a backquote written as `` `
-//! n, m       := decimal integer from 0 to 2147483647
-//! ```
-//!
-//! - Keywords are case-insensitive. Whitespace (newlines included), `-- line comments` and
-//!   `/* block comments */` may appear between any two tokens. One trailing `;` is allowed.
-//! - A table name of one part (`t`) is looked up in the request's `catalog` and `schema`, of two
-//!   parts (`s.t`) in the request's `catalog`; these default to `main` and `default`. Names match
-//!   the fixture case-insensitively, plain and quoted alike, since Unity Catalog names are
-//!   case-insensitive (stored in lowercase).
-//! - `SELECT *` returns every column in fixture order and the rows in fixture order.
-//!   `SELECT COUNT(*)` returns one row with one column named `count(1)` (type `LONG`, type text
-//!   `BIGINT`), as Spark names it. `LIMIT` and `OFFSET` apply to that result, so
-//!   `SELECT COUNT(*) FROM t OFFSET 1` has no rows. The request's `row_limit` applies last and sets
-//!   `manifest.truncated` when it removes rows.
-//! - Statement parameters (`:name`) are not part of the subset: a `:` is a syntax error.
-//!
-//! Anything else fails. Every failure is reported as state `FAILED` with `error_code`
-//! `BAD_REQUEST`, a message that starts with the Spark error class and ends with
-//! `SQLSTATE: <code>`, and `status.sql_state`:
-//!
-//! | error class | `sql_state` | when |
-//! |---|---|---|
-//! | `PARSE_EMPTY_STATEMENT` | 42617 | nothing but whitespace, comments or `;` |
-//! | `PARSE_SYNTAX_ERROR` | 42601 | outside the grammar above; unterminated backquote; more than three name parts. The message says `at or near '<token>'`, what the emulator supports, and `(line L, pos P)` (`pos` counts characters from 0, as Spark does) |
-//! | `UNCLOSED_BRACKETED_COMMENT` | 42601 | a `/*` without `*/` |
-//! | `INVALID_LIMIT_LIKE_EXPRESSION.IS_NEGATIVE` | 42K0E | `LIMIT -1`, `OFFSET -1` |
-//! | `INVALID_LIMIT_LIKE_EXPRESSION.DATA_TYPE` | 42K0E | a value above 2147483647 (Spark's `INT`) |
-//! | `TABLE_OR_VIEW_NOT_FOUND` | 42P01 | no such catalog, schema or table; the name is quoted as written, e.g. `` `main`.`default`.`nope` `` |
-//! | `INSUFFICIENT_PERMISSIONS` | 42501 | the table exists but the caller is not admitted by the `readers` of its catalog, schema and table: ``Insufficient privileges: User does not have SELECT on Table 'c.s.t'.`` |
+//! A statement that cannot run is reported as state `FAILED` with `error_code` `BAD_REQUEST`, a
+//! message that starts with the Spark error class in brackets and ends with `SQLSTATE: <code>`
+//! (and `(line L, pos P)` for a syntax error, `pos` counting characters from 0 as Spark does),
+//! and `status.sql_state`. The classes are listed in `crate::engine`.
 //!
 //! # Results
 //!
-//! `data_array` holds strings or `null` only, whatever the column type: JSON strings pass through
-//! as written (dates and timestamps included), booleans become `"true"`/`"false"`, numbers their
-//! JSON text, except that a `DOUBLE`/`FLOAT` integer gets `.0` (`129` → `"129.0"`) and a
-//! `DECIMAL(p,s)` is written with `s` decimals (`12.5` → `"12.50"`); arrays and objects become
-//! their JSON text. Column metadata comes from the fixture, with `type_text` upper-cased as the
-//! real service reports it (`decimal(10,2)` → `DECIMAL(10,2)`; struct field names keep their case)
-//! and `type_precision`/`type_scale` for decimals.
+//! `data_array` holds strings or `null` only, whatever the column type; `crate::engine` renders
+//! them. Column metadata has `type_text` upper-cased as the real service reports it
+//! (`decimal(10,2)` → `DECIMAL(10,2)`; struct field names keep their case) and
+//! `type_precision`/`type_scale` for decimals.
 //!
 //! Results are cut into chunks of `sql_chunk_rows` rows. An empty result has one chunk with
 //! `row_count` 0 and no `data_array` (`total_chunk_count` 1), which is what clients that loop over
-//! `chunks` handle without a special case.
+//! `chunks` handle without a special case. `byte_limit` keeps the longest prefix of rows whose JSON
+//! texts add up to at most the limit; it and `row_limit` set `manifest.truncated` when they cut.
+//!
+//! A chunk goes out as its rows (`INLINE`), as a signed link to its bytes (`EXTERNAL_LINKS`), or,
+//! for `INLINE_OR_EXTERNAL_LINKS`, inline when the result is one chunk of at most
+//! `sql_hybrid_inline_bytes` (rows for `JSON_ARRAY`, base64 bytes in `attachment` otherwise) and as
+//! links when not. The bytes of each format and the link tokens are `crate::results`' business.
 //!
 //! # Lifecycle
 //!
 //! A statement is evaluated once, when it is submitted (the fixture never changes while the
 //! emulator runs, so the outcome is already known), and that outcome is revealed by the clock: the
-//! statement is `PENDING` for `sql_pending_ms`, then `RUNNING` for `sql_running_ms`, then
-//! `SUCCEEDED` or `FAILED`. No task runs in the background; the state is a function of the time.
-//! The timings and chunk size are those of the moment of submission. A cancel before the terminal
-//! state makes it `CANCELED` for good; after, it changes nothing. The emulator never moves a
-//! statement to `CLOSED`. Rows are rendered only when a chunk is asked for, so a statement holds
-//! indices into the fixture, not a copy of the data.
+//! statement is `PENDING` for `sql_pending_ms` (and at least until its warehouse is `RUNNING`,
+//! when the submission had to start it), then `RUNNING` for `sql_running_ms`, then `SUCCEEDED` or
+//! `FAILED`. No task runs in the background; the state is a function of the time. The timings,
+//! chunk size and delivery options are those of the moment of submission. A cancel before the
+//! terminal state makes it `CANCELED` for good; after, it changes nothing. A close (the SQL
+//! connector's `DELETE`) cancels it if unfinished and makes it `CLOSED`, its result gone. A
+//! succeeded statement holds its rendered rows (at most `engine::MAX_RESULT_ROWS`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,7 +53,6 @@ use serde_json::Value;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::fixture::{Column, Fixture, Table};
 use crate::results::{self, ColumnType, Format, LinkSigner, LinkTarget};
 use crate::state::Principal;
 
@@ -89,18 +61,6 @@ pub(crate) const STATEMENT_CAPACITY: usize = 10_000;
 
 /// How many statements one eviction forgets: a batch, so that evicting stays cheap per insert.
 const EVICTION_BATCH: usize = STATEMENT_CAPACITY / 10;
-
-/// The largest `LIMIT`/`OFFSET` value: Spark's `INT`.
-const MAX_LIMIT: u64 = i32::MAX as u64;
-
-/// Catalog used for one-part and two-part names when the request names none.
-pub(crate) const DEFAULT_CATALOG: &str = "main";
-
-/// Schema used for one-part names when the request names none.
-pub(crate) const DEFAULT_SCHEMA: &str = "default";
-
-const SUPPORTED: &str = "The emulator understands only SELECT * FROM <table> [LIMIT n] [OFFSET m] \
-     and SELECT COUNT(*) FROM <table>, where <table> is name, schema.name or catalog.schema.name.";
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -118,7 +78,12 @@ pub(crate) struct SqlError {
 }
 
 impl SqlError {
-    fn new(class: &'static str, sql_state: &'static str, detail: impl Into<String>) -> Self {
+    /// An error of Spark class `class` with SQLSTATE `sql_state`.
+    pub(crate) fn new(
+        class: &'static str,
+        sql_state: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self {
             class,
             detail: detail.into(),
@@ -127,18 +92,13 @@ impl SqlError {
         }
     }
 
-    fn syntax(near: &str, position: (usize, usize), extra: &str) -> Self {
-        Self {
-            position: Some(position),
-            ..Self::new(
-                "PARSE_SYNTAX_ERROR",
-                "42601",
-                format!("Syntax error at or near {near}{extra}. {SUPPORTED}"),
-            )
-        }
+    /// The same error, pointing at `(line, pos)` of the statement.
+    pub(crate) fn at(self, position: Option<(usize, usize)>) -> Self {
+        Self { position, ..self }
     }
 
-    fn table_not_found(parts: &[String]) -> Self {
+    /// `TABLE_OR_VIEW_NOT_FOUND`, quoting the name as written.
+    pub(crate) fn table_not_found(parts: &[String]) -> Self {
         let name = parts
             .iter()
             .map(|p| format!("`{}`", p.replace('`', "``")))
@@ -155,7 +115,8 @@ impl SqlError {
         )
     }
 
-    fn insufficient_permissions(catalog: &str, schema: &str, table: &str) -> Self {
+    /// `INSUFFICIENT_PERMISSIONS` for reading the table `catalog.schema.table`.
+    pub(crate) fn insufficient_permissions(catalog: &str, schema: &str, table: &str) -> Self {
         Self::new(
             "INSUFFICIENT_PERMISSIONS",
             "42501",
@@ -168,7 +129,7 @@ impl SqlError {
 
     /// The Spark error class, e.g. `PARSE_SYNTAX_ERROR`.
     #[cfg(test)]
-    fn class(&self) -> &'static str {
+    pub(crate) fn class(&self) -> &'static str {
         self.class
     }
 
@@ -193,381 +154,8 @@ impl std::fmt::Display for SqlError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tokenizer
+// Results
 // ---------------------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum TokenKind {
-    /// A plain identifier or a keyword, as written.
-    Word(String),
-    /// A backquoted identifier, unescaped.
-    Quoted(String),
-    /// A run of decimal digits.
-    Integer(String),
-    /// Any other single character: `*`, `(`, `.`, `;`, `-`, but also `'` or `é`, which the
-    /// parser then rejects with their position.
-    Symbol(char),
-}
-
-#[derive(Debug, Clone)]
-struct Token {
-    kind: TokenKind,
-    /// The source text, for error messages.
-    text: String,
-    line: usize,
-    pos: usize,
-}
-
-/// A cursor over the source that tracks Spark's `(line, pos)`.
-struct Lexer<'a> {
-    src: &'a str,
-    at: usize,
-    line: usize,
-    pos: usize,
-}
-
-impl Lexer<'_> {
-    fn peek(&self) -> Option<char> {
-        self.src[self.at..].chars().next()
-    }
-
-    fn peek_second(&self) -> Option<char> {
-        self.src[self.at..].chars().nth(1)
-    }
-
-    fn bump(&mut self) -> Option<char> {
-        let c = self.peek()?;
-        self.at += c.len_utf8();
-        if c == '\n' {
-            self.line += 1;
-            self.pos = 0;
-        } else {
-            self.pos += 1;
-        }
-        Some(c)
-    }
-
-    fn bump_while(&mut self, keep: impl Fn(char) -> bool) {
-        while self.peek().is_some_and(&keep) {
-            self.bump();
-        }
-    }
-}
-
-/// Splits `sql` into tokens, dropping whitespace and comments; also returns the end position.
-fn tokenize(sql: &str) -> Result<(Vec<Token>, (usize, usize)), SqlError> {
-    let mut lexer = Lexer {
-        src: sql,
-        at: 0,
-        line: 1,
-        pos: 0,
-    };
-    let mut tokens = Vec::new();
-    while let Some(c) = lexer.peek() {
-        let (start, line, pos) = (lexer.at, lexer.line, lexer.pos);
-        let kind = match c {
-            c if c.is_whitespace() => {
-                lexer.bump();
-                continue;
-            }
-            '-' if lexer.peek_second() == Some('-') => {
-                lexer.bump_while(|c| c != '\n');
-                continue;
-            }
-            '/' if lexer.peek_second() == Some('*') => {
-                skip_block_comment(&mut lexer, (line, pos))?;
-                continue;
-            }
-            c if c.is_ascii_alphabetic() || c == '_' => {
-                lexer.bump_while(|c| c.is_ascii_alphanumeric() || c == '_');
-                TokenKind::Word(sql[start..lexer.at].to_owned())
-            }
-            c if c.is_ascii_digit() => {
-                lexer.bump_while(|c| c.is_ascii_digit());
-                TokenKind::Integer(sql[start..lexer.at].to_owned())
-            }
-            '`' => TokenKind::Quoted(quoted_identifier(&mut lexer, (line, pos))?),
-            other => {
-                lexer.bump();
-                TokenKind::Symbol(other)
-            }
-        };
-        tokens.push(Token {
-            kind,
-            text: sql[start..lexer.at].to_owned(),
-            line,
-            pos,
-        });
-    }
-    Ok((tokens, (lexer.line, lexer.pos)))
-}
-
-fn skip_block_comment(lexer: &mut Lexer<'_>, start: (usize, usize)) -> Result<(), SqlError> {
-    lexer.bump();
-    lexer.bump();
-    loop {
-        match lexer.bump() {
-            None => {
-                return Err(SqlError {
-                    position: Some(start),
-                    ..SqlError::new(
-                        "UNCLOSED_BRACKETED_COMMENT",
-                        "42601",
-                        "Found an unclosed bracketed comment. Please, append */ at the end of the \
-                         comment.",
-                    )
-                });
-            }
-            Some('*') if lexer.peek() == Some('/') => {
-                lexer.bump();
-                return Ok(());
-            }
-            Some(_) => {}
-        }
-    }
-}
-
-/// Reads a backquoted identifier, the lexer being on its opening backquote.
-fn quoted_identifier(lexer: &mut Lexer<'_>, start: (usize, usize)) -> Result<String, SqlError> {
-    lexer.bump();
-    let mut name = String::new();
-    loop {
-        match lexer.bump() {
-            None => {
-                return Err(SqlError::syntax(
-                    "'`'",
-                    start,
-                    ": unterminated quoted identifier",
-                ));
-            }
-            Some('`') if lexer.peek() == Some('`') => {
-                lexer.bump();
-                name.push('`');
-            }
-            Some('`') => return Ok(name),
-            Some(c) => name.push(c),
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Parser
-// ---------------------------------------------------------------------------------------------
-
-/// What a statement selects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Projection {
-    /// `SELECT *`.
-    All,
-    /// `SELECT COUNT(*)`.
-    Count,
-}
-
-/// A parsed statement of the subset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Query {
-    projection: Projection,
-    /// One to three name parts, unescaped, as written.
-    table: Vec<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
-}
-
-struct Parser {
-    tokens: Vec<Token>,
-    at: usize,
-    end: (usize, usize),
-}
-
-impl Parser {
-    fn peek(&self) -> Option<&TokenKind> {
-        self.tokens.get(self.at).map(|t| &t.kind)
-    }
-
-    /// Consumes the keyword `keyword` if it is next.
-    fn keyword(&mut self, keyword: &str) -> bool {
-        let found =
-            matches!(self.peek(), Some(TokenKind::Word(w)) if w.eq_ignore_ascii_case(keyword));
-        if found {
-            self.at += 1;
-        }
-        found
-    }
-
-    /// Consumes the symbol `symbol` if it is next.
-    fn symbol(&mut self, symbol: char) -> bool {
-        let found = self.peek() == Some(&TokenKind::Symbol(symbol));
-        if found {
-            self.at += 1;
-        }
-        found
-    }
-
-    fn expect_keyword(&mut self, keyword: &str) -> Result<(), SqlError> {
-        if self.keyword(keyword) {
-            Ok(())
-        } else {
-            Err(self.unexpected(""))
-        }
-    }
-
-    fn expect_symbol(&mut self, symbol: char) -> Result<(), SqlError> {
-        if self.symbol(symbol) {
-            Ok(())
-        } else {
-            Err(self.unexpected(""))
-        }
-    }
-
-    /// A syntax error at the next token (or the end of input).
-    fn unexpected(&self, extra: &str) -> SqlError {
-        match self.tokens.get(self.at) {
-            Some(t) => SqlError::syntax(&format!("'{}'", t.text), (t.line, t.pos), extra),
-            None => SqlError::syntax("end of input", self.end, extra),
-        }
-    }
-
-    fn identifier(&mut self) -> Result<String, SqlError> {
-        match self.peek() {
-            Some(TokenKind::Word(name) | TokenKind::Quoted(name)) => {
-                let name = name.clone();
-                self.at += 1;
-                Ok(name)
-            }
-            _ => Err(self.unexpected("")),
-        }
-    }
-
-    fn table_name(&mut self) -> Result<Vec<String>, SqlError> {
-        let mut parts = vec![self.identifier()?];
-        while self.peek() == Some(&TokenKind::Symbol('.')) {
-            if parts.len() == 3 {
-                return Err(self.unexpected(": a table name has at most three parts"));
-            }
-            self.at += 1;
-            parts.push(self.identifier()?);
-        }
-        Ok(parts)
-    }
-
-    /// The value of `LIMIT` or `OFFSET` (`which`), checked as Spark checks it.
-    fn limit_value(&mut self, which: &str) -> Result<usize, SqlError> {
-        let negative = self.symbol('-');
-        let Some(TokenKind::Integer(digits)) = self.peek() else {
-            return Err(self.unexpected(""));
-        };
-        let digits = digits.clone();
-        self.at += 1;
-        let literal = if negative {
-            format!("-{digits}")
-        } else {
-            digits.clone()
-        };
-        let invalid = |detail: String| {
-            SqlError::new(
-                "INVALID_LIMIT_LIKE_EXPRESSION",
-                "42K0E",
-                format!("The limit like expression \"{literal}\" is invalid. {detail}"),
-            )
-        };
-        let value = digits.parse::<u64>().ok().filter(|v| *v <= MAX_LIMIT);
-        let Some(value) = value else {
-            // Spark types an integer literal as the smallest of INT, BIGINT and DECIMAL it fits.
-            let data_type = if literal.parse::<i64>().is_ok() {
-                "BIGINT".to_owned()
-            } else {
-                let significant = digits.trim_start_matches('0').len().clamp(1, 38);
-                format!("DECIMAL({significant},0)")
-            };
-            let error = invalid(format!(
-                "The {which} expression must be integer type, but got \"{data_type}\"."
-            ));
-            return Err(SqlError {
-                class: "INVALID_LIMIT_LIKE_EXPRESSION.DATA_TYPE",
-                ..error
-            });
-        };
-        if negative && value > 0 {
-            let error = invalid(format!(
-                "The {which} expression must be equal to or greater than 0, but got -{value}."
-            ));
-            return Err(SqlError {
-                class: "INVALID_LIMIT_LIKE_EXPRESSION.IS_NEGATIVE",
-                ..error
-            });
-        }
-        usize::try_from(value).map_err(|_| self.unexpected(""))
-    }
-
-    fn statement(&mut self) -> Result<Query, SqlError> {
-        self.expect_keyword("SELECT")?;
-        let projection = if self.symbol('*') {
-            Projection::All
-        } else if self.keyword("COUNT") {
-            self.expect_symbol('(')?;
-            let one = matches!(self.peek(), Some(TokenKind::Integer(d)) if d == "1");
-            if one {
-                self.at += 1;
-            } else if !self.symbol('*') {
-                return Err(self.unexpected(""));
-            }
-            self.expect_symbol(')')?;
-            Projection::Count
-        } else {
-            return Err(self.unexpected(""));
-        };
-        self.expect_keyword("FROM")?;
-        let table = self.table_name()?;
-        let limit = if self.keyword("LIMIT") {
-            Some(self.limit_value("limit")?)
-        } else {
-            None
-        };
-        let offset = if self.keyword("OFFSET") {
-            Some(self.limit_value("offset")?)
-        } else {
-            None
-        };
-        self.symbol(';');
-        if self.at < self.tokens.len() {
-            return Err(self.unexpected(""));
-        }
-        Ok(Query {
-            projection,
-            table,
-            limit,
-            offset,
-        })
-    }
-}
-
-/// Parses one statement of the subset.
-fn parse(sql: &str) -> Result<Query, SqlError> {
-    let (tokens, end) = tokenize(sql)?;
-    if tokens.iter().all(|t| t.kind == TokenKind::Symbol(';')) {
-        return Err(SqlError::new(
-            "PARSE_EMPTY_STATEMENT",
-            "42617",
-            "Syntax error, unexpected empty statement.",
-        ));
-    }
-    Parser { tokens, at: 0, end }.statement()
-}
-
-// ---------------------------------------------------------------------------------------------
-// Evaluation
-// ---------------------------------------------------------------------------------------------
-
-/// Where a statement runs: the workspace, the caller it runs as, and the default namespace.
-#[derive(Debug)]
-pub(crate) struct Context<'a> {
-    pub(crate) fixture: &'a Fixture,
-    pub(crate) principal: &'a Principal,
-    /// For one- and two-part names; [`DEFAULT_CATALOG`] when the request names none.
-    pub(crate) catalog: &'a str,
-    /// For one-part names; [`DEFAULT_SCHEMA`] when the request names none.
-    pub(crate) schema: &'a str,
-}
 
 /// A column of the result, as the manifest describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -583,56 +171,28 @@ pub(crate) struct ColumnInfo {
 }
 
 impl ColumnInfo {
-    fn of_fixture(position: usize, column: &Column) -> Self {
-        let type_name = column.type_name.to_ascii_uppercase();
-        let (type_precision, type_scale) = if type_name == "DECIMAL" {
-            let (p, s) = decimal_precision_scale(&column.type_text);
-            (Some(p), Some(s))
-        } else {
-            (None, None)
-        };
+    /// A column named `name` at `position`, with the API's type name and text.
+    pub(crate) fn new(
+        name: String,
+        position: usize,
+        type_name: String,
+        type_text: String,
+        type_precision: Option<u32>,
+        type_scale: Option<u32>,
+    ) -> Self {
         Self {
-            name: column.name.clone(),
+            name,
             position,
             type_name,
-            type_text: upper_type_text(&column.type_text),
+            type_text,
             type_precision,
             type_scale,
-        }
-    }
-
-    fn count() -> Self {
-        Self {
-            name: "count(1)".into(),
-            position: 0,
-            type_name: "LONG".into(),
-            type_text: "BIGINT".into(),
-            type_precision: None,
-            type_scale: None,
-        }
-    }
-
-    /// Renders a fixture value as the string `data_array` carries.
-    fn render(&self, value: &Value) -> Option<String> {
-        match value {
-            Value::Null => None,
-            Value::String(s) => Some(s.clone()),
-            Value::Bool(b) => Some(b.to_string()),
-            Value::Number(n) => Some(match (self.type_name.as_str(), self.type_scale) {
-                ("DECIMAL", Some(scale)) if scale > 0 => match n.as_i64() {
-                    Some(i) => format!("{i}.{}", "0".repeat(scale as usize)),
-                    None => format!("{:.*}", scale as usize, n.as_f64().unwrap_or_default()),
-                },
-                ("DOUBLE" | "FLOAT", _) if !n.is_f64() => format!("{n}.0"),
-                _ => n.to_string(),
-            }),
-            Value::Array(_) | Value::Object(_) => Some(value.to_string()),
         }
     }
 }
 
 /// `(precision, scale)` of `decimal(p,s)`; Spark's default `DECIMAL(10,0)` when not written.
-fn decimal_precision_scale(type_text: &str) -> (u32, u32) {
+pub(crate) fn decimal_precision_scale(type_text: &str) -> (u32, u32) {
     let inside = type_text
         .split_once('(')
         .and_then(|(_, rest)| rest.split_once(')'))
@@ -649,7 +209,7 @@ fn decimal_precision_scale(type_text: &str) -> (u32, u32) {
 
 /// Upper-cases the type keywords of a type text, leaving struct field names (a word followed by
 /// `:`) and backquoted names as written, as Spark prints `STRUCT<a: INT>`.
-fn upper_type_text(type_text: &str) -> String {
+pub(crate) fn upper_type_text(type_text: &str) -> String {
     let mut out = String::with_capacity(type_text.len());
     let mut rest = type_text;
     while let Some(c) = rest.chars().next() {
@@ -676,150 +236,45 @@ fn upper_type_text(type_text: &str) -> String {
     out
 }
 
-/// Indices of a table in the fixture, which never changes while the emulator runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TableLocation {
-    catalog: usize,
-    schema: usize,
-    table: usize,
-}
-
-impl TableLocation {
-    fn table(self, fixture: &Fixture) -> Option<&Table> {
-        fixture
-            .catalogs
-            .get(self.catalog)?
-            .schemas
-            .get(self.schema)?
-            .tables
-            .get(self.table)
-    }
-}
-
-/// Where the rows of a result come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Source {
-    /// The rows of a fixture table.
-    Table(TableLocation),
-    /// A single row holding this count.
-    Count(usize),
-}
-
-/// The rows of a successful statement: a window over its source, rendered on demand.
+/// The rows of a successful statement, rendered as `data_array` strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ResultSet {
     columns: Vec<ColumnInfo>,
-    source: Source,
-    /// First source row of the result.
-    start: usize,
-    /// Rows in the result, after `LIMIT`, `OFFSET` and `row_limit`.
-    len: usize,
-    /// Whether `row_limit` removed rows.
+    rows: Vec<Vec<Option<String>>>,
+    /// Whether `row_limit` or the engine's row cap removed rows.
     truncated: bool,
 }
 
 impl ResultSet {
-    /// Result rows `from..to` as `data_array` rows.
-    fn rows(&self, fixture: &Fixture, from: usize, to: usize) -> Vec<Vec<Option<String>>> {
-        match &self.source {
-            Source::Count(count) => (from..to).map(|_| vec![Some(count.to_string())]).collect(),
-            Source::Table(location) => {
-                let rows = location.table(fixture).map_or(&[][..], |t| &t.rows[..]);
-                let first = (self.start + from).min(rows.len());
-                let last = (self.start + to).min(rows.len());
-                rows[first..last]
-                    .iter()
-                    .map(|row| {
-                        row.iter()
-                            .zip(&self.columns)
-                            .map(|(value, column)| column.render(value))
-                            .collect()
-                    })
-                    .collect()
-            }
+    /// A result of `columns` and `rows`, `truncated` when rows were cut off.
+    pub(crate) fn new(
+        columns: Vec<ColumnInfo>,
+        rows: Vec<Vec<Option<String>>>,
+        truncated: bool,
+    ) -> Self {
+        Self {
+            columns,
+            rows,
+            truncated,
         }
     }
-}
 
-fn same_name(a: &str, b: &str) -> bool {
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .eq(b.chars().flat_map(char::to_lowercase))
-}
-
-/// Finds the table `parts` names and checks that the caller may read it.
-fn resolve(parts: &[String], context: &Context<'_>) -> Result<TableLocation, SqlError> {
-    let (catalog, schema, table) = match parts {
-        [t] => (context.catalog, context.schema, t.as_str()),
-        [s, t] => (context.catalog, s.as_str(), t.as_str()),
-        [c, s, t] => (c.as_str(), s.as_str(), t.as_str()),
-        _ => return Err(SqlError::table_not_found(parts)),
-    };
-    let not_found = || SqlError::table_not_found(parts);
-    let (ci, c) = (context.fixture.catalogs.iter().enumerate())
-        .find(|(_, c)| same_name(&c.name, catalog))
-        .ok_or_else(not_found)?;
-    let (si, s) = (c.schemas.iter().enumerate())
-        .find(|(_, s)| same_name(&s.name, schema))
-        .ok_or_else(not_found)?;
-    let (ti, t) = (s.tables.iter().enumerate())
-        .find(|(_, t)| same_name(&t.name, table))
-        .ok_or_else(not_found)?;
-    let lists = [c.readers.as_ref(), s.readers.as_ref(), t.readers.as_ref()];
-    if !context.principal.admitted_by_all(lists) {
-        return Err(SqlError::insufficient_permissions(
-            &c.name, &s.name, &t.name,
-        ));
+    /// Columns, rows and the truncation flag, for tests that look inside a result.
+    #[cfg(test)]
+    pub(crate) fn parts(&self) -> (&[ColumnInfo], &[Vec<Option<String>>], bool) {
+        (&self.columns, &self.rows, self.truncated)
     }
-    Ok(TableLocation {
-        catalog: ci,
-        schema: si,
-        table: ti,
-    })
-}
 
-/// Runs `sql` as `context.principal`: the rows it returns, or why it fails.
-///
-/// # Errors
-/// [`SqlError`] for statements outside the subset, unknown tables and tables the caller may not
-/// read; see the module docs for each error class.
-pub(crate) fn evaluate(
-    sql: &str,
-    context: &Context<'_>,
-    row_limit: Option<usize>,
-) -> Result<ResultSet, SqlError> {
-    let query = parse(sql)?;
-    let location = resolve(&query.table, context)?;
-    let table = location
-        .table(context.fixture)
-        .ok_or_else(|| SqlError::table_not_found(&query.table))?;
-    let (columns, source, available) = match query.projection {
-        Projection::All => (
-            (table.columns.iter().enumerate())
-                .map(|(i, c)| ColumnInfo::of_fixture(i, c))
-                .collect(),
-            Source::Table(location),
-            table.rows.len(),
-        ),
-        Projection::Count => (
-            vec![ColumnInfo::count()],
-            Source::Count(table.rows.len()),
-            1,
-        ),
-    };
-    let start = query.offset.unwrap_or(0).min(available);
-    let len = (available - start).min(query.limit.unwrap_or(usize::MAX));
-    let (len, truncated) = match row_limit {
-        Some(max) if len > max => (max, true),
-        _ => (len, false),
-    };
-    Ok(ResultSet {
-        columns,
-        source,
-        start,
-        len,
-        truncated,
-    })
+    /// Rows in the result.
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Result rows `from..to` as `data_array` rows.
+    fn rows(&self, from: usize, to: usize) -> Vec<Vec<Option<String>>> {
+        let last = to.min(self.rows.len());
+        self.rows[from.min(last)..last].to_vec()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -891,17 +346,6 @@ pub(crate) struct Delivery {
     pub(crate) hybrid_inline_bytes: usize,
 }
 
-impl Default for Delivery {
-    fn default() -> Self {
-        Self {
-            format: Format::JsonArray,
-            disposition: Disposition::Inline,
-            byte_limit: None,
-            hybrid_inline_bytes: 0,
-        }
-    }
-}
-
 /// What the URLs of `EXTERNAL_LINKS` need: who signs them, where they point, how long they live.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Links<'a> {
@@ -964,7 +408,7 @@ impl Statement {
         let running_at = (now + timing.pending).max(timing.warehouse_ready);
         let (shown, truncated) = outcome
             .as_ref()
-            .map_or((0, false), |r| (r.len, r.truncated));
+            .map_or((0, false), |r| (r.len(), r.truncated));
         Self {
             id,
             owner: owner.user_name.clone(),
@@ -985,12 +429,12 @@ impl Statement {
 
     /// Applies the delivery options: `byte_limit` (bytes counted as the JSON text of each row)
     /// and the format and disposition, the hybrid one resolved against the result's size.
-    pub(crate) fn deliver(mut self, delivery: Delivery, fixture: &Fixture) -> Self {
+    pub(crate) fn deliver(mut self, delivery: Delivery) -> Self {
         self.format = delivery.format;
         let mut bytes = 0usize;
         if let Ok(result) = &self.outcome {
-            let rows = result.rows(fixture, 0, result.len);
-            let sizes = rows
+            let sizes = result
+                .rows
                 .iter()
                 .map(|row| serde_json::to_vec(row).map_or(0, |v| v.len()));
             let limit = delivery
@@ -1004,7 +448,7 @@ impl Statement {
                 bytes += size;
                 kept += 1;
             }
-            if kept < result.len {
+            if kept < result.len() {
                 self.shown = kept;
                 self.truncated = true;
             }
@@ -1084,7 +528,6 @@ impl Statement {
     pub(crate) fn response(
         &self,
         now: Instant,
-        fixture: &Fixture,
         links: &Links<'_>,
     ) -> Result<StatementResponse, EncodeError> {
         let state = self.state_at(now);
@@ -1100,8 +543,8 @@ impl Statement {
         };
         match (&self.outcome, state) {
             (Ok(result), StatementState::Succeeded) => {
-                response.manifest = Some(self.manifest(result, fixture)?);
-                response.result = Some(self.result_chunk(result, 0, fixture, links)?);
+                response.manifest = Some(self.manifest(result)?);
+                response.result = Some(self.result_chunk(result, 0, links)?);
             }
             (Err(error), StatementState::Failed) => {
                 response.status.error = Some(ServiceError {
@@ -1142,27 +585,21 @@ impl Statement {
         &self,
         index: usize,
         now: Instant,
-        fixture: &Fixture,
         links: &Links<'_>,
     ) -> Result<ResultChunk, ChunkError> {
         let result = self.succeeded(now)?;
         self.check_index(index)?;
-        Ok(self.result_chunk(result, index, fixture, links)?)
+        Ok(self.result_chunk(result, index, links)?)
     }
 
     /// The bytes of chunk `index` in the statement's format, as its external link serves them.
     ///
     /// # Errors
     /// As [`Statement::chunk`].
-    pub(crate) fn chunk_bytes(
-        &self,
-        index: usize,
-        now: Instant,
-        fixture: &Fixture,
-    ) -> Result<Vec<u8>, ChunkError> {
+    pub(crate) fn chunk_bytes(&self, index: usize, now: Instant) -> Result<Vec<u8>, ChunkError> {
         let result = self.succeeded(now)?;
         self.check_index(index)?;
-        Ok(self.encode_chunk(result, index, fixture)?)
+        Ok(self.encode_chunk(result, index)?)
     }
 
     /// One chunk per `chunk_rows` rows, and one empty chunk for an empty result.
@@ -1176,27 +613,22 @@ impl Statement {
         (offset, self.chunk_rows.min(self.shown - offset))
     }
 
-    fn encode_chunk(
-        &self,
-        result: &ResultSet,
-        index: usize,
-        fixture: &Fixture,
-    ) -> Result<Vec<u8>, EncodeError> {
+    fn encode_chunk(&self, result: &ResultSet, index: usize) -> Result<Vec<u8>, EncodeError> {
         let (row_offset, row_count) = self.chunk_bounds(index);
-        let rows = result.rows(fixture, row_offset, row_offset + row_count);
+        let rows = result.rows(row_offset, row_offset + row_count);
         let columns: Vec<ColumnType<'_>> =
             result.columns.iter().map(ColumnInfo::column_type).collect();
         Ok(results::encode(self.format, &columns, &rows)?)
     }
 
-    fn manifest(&self, result: &ResultSet, fixture: &Fixture) -> Result<Manifest, EncodeError> {
+    fn manifest(&self, result: &ResultSet) -> Result<Manifest, EncodeError> {
         let count = self.chunk_count();
         let mut chunks = Vec::with_capacity(count);
         let mut total_bytes = 0;
         for chunk_index in 0..count {
             let (row_offset, row_count) = self.chunk_bounds(chunk_index);
             let byte_count = if self.external {
-                let bytes = self.encode_chunk(result, chunk_index, fixture)?.len();
+                let bytes = self.encode_chunk(result, chunk_index)?.len();
                 total_bytes += bytes;
                 Some(bytes)
             } else {
@@ -1227,7 +659,6 @@ impl Statement {
         &self,
         result: &ResultSet,
         index: usize,
-        fixture: &Fixture,
         links: &Links<'_>,
     ) -> Result<ResultChunk, EncodeError> {
         let (row_offset, row_count) = self.chunk_bounds(index);
@@ -1242,7 +673,7 @@ impl Statement {
             )
         });
         if self.external {
-            let bytes = self.encode_chunk(result, index, fixture)?;
+            let bytes = self.encode_chunk(result, index)?;
             let expires_at = chrono::Utc::now() + links.ttl;
             let token = links.signer.token(&LinkTarget {
                 statement_id: self.id.clone(),
@@ -1266,13 +697,12 @@ impl Statement {
         }
         let (data_array, attachment) = match (row_count > 0, self.format) {
             (false, _) => (None, None),
-            (true, Format::JsonArray) => (
-                Some(result.rows(fixture, row_offset, row_offset + row_count)),
-                None,
-            ),
+            (true, Format::JsonArray) => {
+                (Some(result.rows(row_offset, row_offset + row_count)), None)
+            }
             // The hybrid disposition's inline form for Arrow and CSV: the bytes, base64.
             (true, _) => {
-                let bytes = self.encode_chunk(result, index, fixture)?;
+                let bytes = self.encode_chunk(result, index)?;
                 (None, Some(STANDARD.encode(bytes)))
             }
         };
@@ -1452,15 +882,17 @@ mod tests {
         principal("bob@example.com", &["users"])
     }
 
-    fn run(sql: &str, who: &Principal) -> Result<ResultSet, SqlError> {
-        let fixture = Fixture::default();
-        let context = Context {
-            fixture: &fixture,
-            principal: who,
-            catalog: DEFAULT_CATALOG,
-            schema: DEFAULT_SCHEMA,
-        };
-        evaluate(sql, &context, None)
+    /// A succeeded outcome of `count` one-column rows (`"1"`, `"2"`, …).
+    fn rows(count: usize) -> Result<ResultSet, SqlError> {
+        let column = ColumnInfo::new("id".into(), 0, "LONG".into(), "BIGINT".into(), None, None);
+        let data = (1..=count).map(|i| vec![Some(i.to_string())]).collect();
+        Ok(ResultSet::new(vec![column], data, false))
+    }
+
+    fn failed() -> Result<ResultSet, SqlError> {
+        Err(SqlError::insufficient_permissions(
+            "main", "sales", "orders",
+        ))
     }
 
     fn timing(pending_ms: u64, running_ms: u64, chunk_rows: usize) -> Timing {
@@ -1480,354 +912,6 @@ mod tests {
             signer,
             base_url: "http://127.0.0.1:1",
             ttl: chrono::Duration::minutes(15),
-        }
-    }
-
-    #[test]
-    fn accepted_statements_parse_to_their_query() {
-        // Arrange
-        let q = |projection, table: &[&str], limit, offset| Query {
-            projection,
-            table: table.iter().map(|p| (*p).to_owned()).collect(),
-            limit,
-            offset,
-        };
-        let cases = [
-            ("SELECT * FROM t", q(Projection::All, &["t"], None, None)),
-            (
-                "select * from S.T",
-                q(Projection::All, &["S", "T"], None, None),
-            ),
-            (
-                "SeLeCt*FrOm a.b.c;",
-                q(Projection::All, &["a", "b", "c"], None, None),
-            ),
-            (
-                "\n  SELECT\t*\nFROM  main . default . customers  LIMIT 5 OFFSET 10 ; ",
-                q(
-                    Projection::All,
-                    &["main", "default", "customers"],
-                    Some(5),
-                    Some(10),
-                ),
-            ),
-            (
-                "SELECT * FROM t OFFSET 3",
-                q(Projection::All, &["t"], None, Some(3)),
-            ),
-            (
-                "SELECT * FROM t LIMIT 0",
-                q(Projection::All, &["t"], Some(0), None),
-            ),
-            (
-                "SELECT * FROM t LIMIT -0",
-                q(Projection::All, &["t"], Some(0), None),
-            ),
-            (
-                "SELECT * FROM t LIMIT 2147483647",
-                q(Projection::All, &["t"], Some(2_147_483_647), None),
-            ),
-            (
-                "SELECT COUNT(*) FROM t",
-                q(Projection::Count, &["t"], None, None),
-            ),
-            (
-                "select count ( 1 ) from t",
-                q(Projection::Count, &["t"], None, None),
-            ),
-            (
-                "SELECT * FROM `my-cat`.`we``ird`.`ünï cødé`",
-                q(
-                    Projection::All,
-                    &["my-cat", "we`ird", "ünï cødé"],
-                    None,
-                    None,
-                ),
-            ),
-            ("SELECT * FROM ``", q(Projection::All, &[""], None, None)),
-            (
-                "-- a comment\nSELECT /* inline */ * FROM t -- trailing",
-                q(Projection::All, &["t"], None, None),
-            ),
-            (
-                "SELECT * FROM limit",
-                q(Projection::All, &["limit"], None, None),
-            ),
-        ];
-
-        for (sql, expected) in cases {
-            // Act
-            let parsed = parse(sql);
-
-            // Assert
-            assert_eq!(parsed, Ok(expected), "{sql}");
-        }
-    }
-
-    #[test]
-    fn rejected_statements_name_their_error_class() {
-        // Arrange
-        let cases = [
-            ("", "PARSE_EMPTY_STATEMENT"),
-            ("   \n\t", "PARSE_EMPTY_STATEMENT"),
-            (";", "PARSE_EMPTY_STATEMENT"),
-            ("-- only a comment", "PARSE_EMPTY_STATEMENT"),
-            ("SELECT", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM", "PARSE_SYNTAX_ERROR"),
-            ("SELECT id FROM t", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM t WHERE id = 1", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM t;;", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM t; SELECT * FROM t", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM a.b.c.d", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM a..b", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM `unterminated", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM t LIMIT", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM t LIMIT 1.5", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM t LIMIT :n", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM t OFFSET 1 LIMIT 1", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM tablé", "PARSE_SYNTAX_ERROR"),
-            ("SELECT COUNT(2) FROM t", "PARSE_SYNTAX_ERROR"),
-            ("SELECT COUNT(* FROM t", "PARSE_SYNTAX_ERROR"),
-            ("INSERT INTO t VALUES (1)", "PARSE_SYNTAX_ERROR"),
-            ("SELECT * FROM t /* open", "UNCLOSED_BRACKETED_COMMENT"),
-            (
-                "SELECT * FROM t LIMIT -1",
-                "INVALID_LIMIT_LIKE_EXPRESSION.IS_NEGATIVE",
-            ),
-            (
-                "SELECT * FROM t OFFSET -7",
-                "INVALID_LIMIT_LIKE_EXPRESSION.IS_NEGATIVE",
-            ),
-            (
-                "SELECT * FROM t LIMIT 2147483648",
-                "INVALID_LIMIT_LIKE_EXPRESSION.DATA_TYPE",
-            ),
-            (
-                "SELECT * FROM t LIMIT 123456789012345678901234567890123456789012345",
-                "INVALID_LIMIT_LIKE_EXPRESSION.DATA_TYPE",
-            ),
-        ];
-
-        for (sql, class) in cases {
-            // Act
-            let error = parse(sql).expect_err(sql);
-
-            // Assert
-            assert_eq!(error.class(), class, "{sql}: {error}");
-            assert!(
-                error.to_string().starts_with(&format!("[{class}] ")),
-                "{error}"
-            );
-        }
-    }
-
-    #[test]
-    fn syntax_errors_point_at_the_offending_token_and_say_what_is_supported() {
-        // Arrange
-        let sql = "SELECT *\n  FROM t WHERE x";
-
-        // Act
-        let error = parse(sql).unwrap_err();
-
-        // Assert
-        let message = error.to_string();
-        assert!(
-            message.starts_with("[PARSE_SYNTAX_ERROR] Syntax error at or near 'WHERE'"),
-            "{message}"
-        );
-        assert!(
-            message.contains("SELECT COUNT(*) FROM <table>"),
-            "{message}"
-        );
-        assert!(
-            message.ends_with("SQLSTATE: 42601 (line 2, pos 9)"),
-            "{message}"
-        );
-        assert_eq!(error.sql_state(), "42601");
-    }
-
-    #[test]
-    fn limit_errors_read_like_spark() {
-        // Arrange / Act
-        let negative = parse("SELECT * FROM t LIMIT -1").unwrap_err();
-        let too_big = parse("SELECT * FROM t OFFSET 99999999999").unwrap_err();
-
-        // Assert
-        assert_eq!(
-            negative.to_string(),
-            "[INVALID_LIMIT_LIKE_EXPRESSION.IS_NEGATIVE] The limit like expression \"-1\" is \
-             invalid. The limit expression must be equal to or greater than 0, but got -1. \
-             SQLSTATE: 42K0E"
-        );
-        assert!(
-            too_big
-                .to_string()
-                .contains("The offset expression must be integer type, but got \"BIGINT\"."),
-            "{too_big}"
-        );
-    }
-
-    #[test]
-    fn select_star_returns_fixture_columns_and_a_window_of_rows() {
-        // Arrange / Act
-        let result = run("SELECT * FROM customers LIMIT 3 OFFSET 5", &alice()).unwrap();
-
-        // Assert
-        let names: Vec<_> = result.columns.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "id",
-                "name",
-                "email",
-                "signup_date",
-                "is_active",
-                "lifetime_value"
-            ]
-        );
-        assert_eq!((result.start, result.len, result.truncated), (5, 3, false));
-        let rows = result.rows(&Fixture::default(), 0, result.len);
-        assert_eq!(rows[0][0].as_deref(), Some("6"));
-        assert_eq!(
-            rows[1][5], None,
-            "Margaret Hamilton's lifetime value is NULL"
-        );
-        assert_eq!(rows[2][4].as_deref(), Some("true"));
-    }
-
-    #[test]
-    fn offset_past_the_end_and_row_limit_shape_the_window() {
-        // Arrange
-        let fixture = Fixture::default();
-        let who = alice();
-        let context = Context {
-            fixture: &fixture,
-            principal: &who,
-            catalog: "MAIN",
-            schema: "Default",
-        };
-
-        // Act
-        let past_end = evaluate("SELECT * FROM products OFFSET 100", &context, None).unwrap();
-        let limited = evaluate("SELECT * FROM products", &context, Some(3)).unwrap();
-        let exact = evaluate("SELECT * FROM products", &context, Some(8)).unwrap();
-
-        // Assert
-        assert_eq!((past_end.len, past_end.truncated), (0, false));
-        assert_eq!((limited.len, limited.truncated), (3, true));
-        assert_eq!((exact.len, exact.truncated), (8, false));
-    }
-
-    #[test]
-    fn count_is_one_bigint_row_named_like_spark() {
-        // Arrange / Act
-        let result = run("SELECT COUNT(*) FROM main.sales.orders", &alice()).unwrap();
-        let skipped = run("SELECT COUNT(*) FROM main.sales.orders OFFSET 1", &alice()).unwrap();
-
-        // Assert
-        assert_eq!(result.columns, [ColumnInfo::count()]);
-        assert_eq!(
-            result.rows(&Fixture::default(), 0, 1),
-            [[Some("120".to_owned())]]
-        );
-        assert_eq!(skipped.len, 0);
-    }
-
-    #[test]
-    fn names_resolve_case_insensitively_against_the_context() {
-        // Arrange
-        let fixture = Fixture::default();
-        let who = alice();
-        let context = Context {
-            fixture: &fixture,
-            principal: &who,
-            catalog: "samples",
-            schema: "nyctaxi",
-        };
-
-        // Act
-        let one_part = evaluate("SELECT * FROM TRIPS", &context, None).unwrap();
-        let two_parts = evaluate("SELECT * FROM `NycTaxi`.trips", &context, None).unwrap();
-        let three_parts = evaluate("SELECT * FROM Main.Default.Customers", &context, None).unwrap();
-
-        // Assert
-        assert_eq!(one_part.len, 60);
-        assert_eq!(one_part.source, two_parts.source);
-        assert_eq!(three_parts.len, 25);
-    }
-
-    #[test]
-    fn unknown_tables_are_not_found_and_hidden_ones_are_not_permitted() {
-        // Arrange / Act
-        let missing = run("SELECT * FROM main.`default`.nope", &alice()).unwrap_err();
-        let missing_catalog = run("SELECT * FROM nope.a.b", &bob()).unwrap_err();
-        let hidden_schema = run("SELECT * FROM main.sales.orders", &bob()).unwrap_err();
-        let hidden_catalog = run("SELECT COUNT(*) FROM samples.nyctaxi.trips", &bob()).unwrap_err();
-
-        // Assert
-        assert_eq!(missing.class(), "TABLE_OR_VIEW_NOT_FOUND");
-        assert_eq!(missing.sql_state(), "42P01");
-        assert!(
-            missing.to_string().starts_with(
-                "[TABLE_OR_VIEW_NOT_FOUND] The table or view `main`.`default`.`nope` cannot be found."
-            ),
-            "{missing}"
-        );
-        assert_eq!(missing_catalog.class(), "TABLE_OR_VIEW_NOT_FOUND");
-        assert_eq!(
-            hidden_schema.to_string(),
-            "[INSUFFICIENT_PERMISSIONS] Insufficient privileges: User does not have SELECT on \
-             Table 'main.sales.orders'. SQLSTATE: 42501"
-        );
-        assert_eq!(hidden_catalog.class(), "INSUFFICIENT_PERMISSIONS");
-    }
-
-    #[test]
-    fn values_render_as_strings_by_column_type() {
-        // Arrange
-        let column = |type_name: &str, type_text: &str| {
-            ColumnInfo::of_fixture(
-                0,
-                &Column {
-                    name: "c".into(),
-                    type_text: type_text.into(),
-                    type_name: type_name.into(),
-                    nullable: true,
-                    comment: None,
-                },
-            )
-        };
-        let decimal = column("DECIMAL", "decimal(10,2)");
-        let double = column("DOUBLE", "double");
-        let long = column("LONG", "bigint");
-        let cases = [
-            (&decimal, json!(12.5), Some("12.50")),
-            (&decimal, json!(129), Some("129.00")),
-            (&decimal, json!("3.14159"), Some("3.14159")),
-            (&double, json!(129), Some("129.0")),
-            (&double, json!(1652.97), Some("1652.97")),
-            (&long, json!(-42), Some("-42")),
-            (&long, json!(null), None),
-            (&long, json!(true), Some("true")),
-            (&long, json!({"a": [1, "x"]}), Some(r#"{"a":[1,"x"]}"#)),
-            (
-                &long,
-                json!("2026-02-02T07:13:00Z"),
-                Some("2026-02-02T07:13:00Z"),
-            ),
-        ];
-
-        for (column, value, expected) in cases {
-            // Act
-            let rendered = column.render(&value);
-
-            // Assert
-            assert_eq!(
-                rendered.as_deref(),
-                expected,
-                "{value} as {}",
-                column.type_text
-            );
         }
     }
 
@@ -1858,20 +942,8 @@ mod tests {
     fn state_follows_the_clock_and_the_outcome() {
         // Arrange
         let start = Instant::now();
-        let ok = Statement::new(
-            "s1".into(),
-            &alice(),
-            start,
-            timing(100, 200, 10),
-            run("SELECT * FROM customers", &alice()),
-        );
-        let bad = Statement::new(
-            "s2".into(),
-            &alice(),
-            start,
-            timing(100, 200, 10),
-            run("SELECT", &alice()),
-        );
+        let ok = Statement::new("s1".into(), &alice(), start, timing(100, 200, 10), rows(25));
+        let bad = Statement::new("s2".into(), &alice(), start, timing(100, 200, 10), failed());
         let at = |ms| start + Duration::from_millis(ms);
 
         // Act / Assert
@@ -1889,7 +961,7 @@ mod tests {
     fn cancel_wins_only_before_the_terminal_state() {
         // Arrange
         let start = Instant::now();
-        let outcome = run("SELECT * FROM customers", &alice());
+        let outcome = rows(25);
         let mut early = Statement::new(
             "a".into(),
             &alice(),
@@ -1915,7 +987,7 @@ mod tests {
     async fn cancel_wakes_whoever_waits_for_the_statement() {
         // Arrange
         let start = Instant::now();
-        let outcome = run("SELECT * FROM customers", &alice());
+        let outcome = rows(25);
         let mut statement =
             Statement::new("w".into(), &alice(), start, timing(60_000, 0, 10), outcome);
         let wake = statement.wake();
@@ -1934,22 +1006,13 @@ mod tests {
     #[test]
     fn results_are_cut_into_linked_chunks() {
         // Arrange
-        let fixture = Fixture::default();
         let signer = LinkSigner::new();
         let now = Instant::now();
-        let statement = Statement::new(
-            "s".into(),
-            &alice(),
-            now,
-            timing(0, 0, 10),
-            run("SELECT * FROM customers", &alice()),
-        );
+        let statement = Statement::new("s".into(), &alice(), now, timing(0, 0, 10), rows(25));
 
         // Act
-        let body =
-            serde_json::to_value(statement.response(now, &fixture, &links(&signer)).unwrap())
-                .unwrap();
-        let last = statement.chunk(2, now, &fixture, &links(&signer)).unwrap();
+        let body = serde_json::to_value(statement.response(now, &links(&signer)).unwrap()).unwrap();
+        let last = statement.chunk(2, now, &links(&signer)).unwrap();
 
         // Assert
         assert_eq!(body["status"], json!({"state": "SUCCEEDED"}));
@@ -1963,7 +1026,7 @@ mod tests {
                 {"chunk_index": 2, "row_offset": 20, "row_count": 5},
             ])
         );
-        assert_eq!(body["manifest"]["schema"]["column_count"], 6);
+        assert_eq!(body["manifest"]["schema"]["column_count"], 1);
         assert_eq!(
             body["manifest"]["schema"]["columns"][0],
             json!({"name": "id", "position": 0, "type_name": "LONG", "type_text": "BIGINT"})
@@ -1978,7 +1041,7 @@ mod tests {
         assert_eq!(last["data_array"].as_array().map(Vec::len), Some(5));
         assert!(last.get("next_chunk_index").is_none());
         assert!(matches!(
-            statement.chunk(3, now, &fixture, &links(&signer)),
+            statement.chunk(3, now, &links(&signer)),
             Err(ChunkError::OutOfRange { count: 3 })
         ));
     }
@@ -1986,21 +1049,12 @@ mod tests {
     #[test]
     fn an_empty_result_is_one_chunk_without_data() {
         // Arrange
-        let fixture = Fixture::default();
         let signer = LinkSigner::new();
         let now = Instant::now();
-        let statement = Statement::new(
-            "e".into(),
-            &alice(),
-            now,
-            timing(0, 0, 10),
-            run("SELECT * FROM products LIMIT 0", &alice()),
-        );
+        let statement = Statement::new("e".into(), &alice(), now, timing(0, 0, 10), rows(0));
 
         // Act
-        let body =
-            serde_json::to_value(statement.response(now, &fixture, &links(&signer)).unwrap())
-                .unwrap();
+        let body = serde_json::to_value(statement.response(now, &links(&signer)).unwrap()).unwrap();
 
         // Assert
         assert_eq!(body["manifest"]["total_chunk_count"], 1);
@@ -2014,22 +1068,13 @@ mod tests {
     #[test]
     fn failures_carry_bad_request_and_the_sql_state_without_results() {
         // Arrange
-        let fixture = Fixture::default();
         let signer = LinkSigner::new();
         let now = Instant::now();
-        let statement = Statement::new(
-            "f".into(),
-            &bob(),
-            now,
-            timing(0, 0, 10),
-            run("SELECT * FROM main.sales.orders", &bob()),
-        );
+        let statement = Statement::new("f".into(), &bob(), now, timing(0, 0, 10), failed());
 
         // Act
-        let body =
-            serde_json::to_value(statement.response(now, &fixture, &links(&signer)).unwrap())
-                .unwrap();
-        let chunk = statement.chunk(0, now, &fixture, &links(&signer));
+        let body = serde_json::to_value(statement.response(now, &links(&signer)).unwrap()).unwrap();
+        let chunk = statement.chunk(0, now, &links(&signer));
 
         // Assert
         assert_eq!(body["status"]["state"], "FAILED");
@@ -2045,21 +1090,12 @@ mod tests {
     #[test]
     fn pending_statements_show_only_their_state() {
         // Arrange
-        let fixture = Fixture::default();
         let signer = LinkSigner::new();
         let now = Instant::now();
-        let statement = Statement::new(
-            "p".into(),
-            &alice(),
-            now,
-            timing(1000, 0, 10),
-            run("SELECT", &alice()),
-        );
+        let statement = Statement::new("p".into(), &alice(), now, timing(1000, 0, 10), failed());
 
         // Act
-        let body =
-            serde_json::to_value(statement.response(now, &fixture, &links(&signer)).unwrap())
-                .unwrap();
+        let body = serde_json::to_value(statement.response(now, &links(&signer)).unwrap()).unwrap();
 
         // Assert
         assert_eq!(
@@ -2073,7 +1109,7 @@ mod tests {
         // Arrange
         let mut statements = HashMap::new();
         let now = Instant::now();
-        let outcome = run("SELECT COUNT(*) FROM products", &alice());
+        let outcome = rows(1);
         let make = |i: usize| {
             Statement::new(
                 format!("s{i}"),
@@ -2094,5 +1130,49 @@ mod tests {
         assert!(!statements.contains_key("s0"));
         assert!(statements.contains_key(&format!("s{STATEMENT_CAPACITY}")));
         assert!(statements.contains_key(&format!("s{}", STATEMENT_CAPACITY - 1)));
+    }
+
+    #[test]
+    fn a_statement_stays_pending_until_its_warehouse_runs() {
+        // Arrange
+        let start = Instant::now();
+        let at = |ms| start + Duration::from_millis(ms);
+        let timing = Timing {
+            warehouse_ready: at(500),
+            ..timing(10, 0, 10)
+        };
+
+        // Act
+        let statement = Statement::new("w".into(), &alice(), start, timing, rows(1));
+
+        // Assert
+        assert_eq!(statement.state_at(at(499)), StatementState::Pending);
+        assert_eq!(statement.state_at(at(500)), StatementState::Succeeded);
+    }
+
+    #[test]
+    fn the_hybrid_disposition_links_only_what_is_too_big_to_inline() {
+        // Arrange
+        let now = Instant::now();
+        let make = |count, hybrid_inline_bytes| {
+            Statement::new("h".into(), &alice(), now, timing(0, 0, 10), rows(count)).deliver(
+                Delivery {
+                    format: Format::ArrowStream,
+                    disposition: Disposition::InlineOrExternalLinks,
+                    byte_limit: None,
+                    hybrid_inline_bytes,
+                },
+            )
+        };
+
+        // Act
+        let small = make(3, 1000);
+        let many_chunks = make(11, 1000);
+        let too_many_bytes = make(3, 10);
+
+        // Assert
+        assert!(!small.external);
+        assert!(many_chunks.external);
+        assert!(too_many_bytes.external);
     }
 }

@@ -1,9 +1,10 @@
 //! Everything the emulator knows, behind one cheaply cloned handle.
 //!
 //! The fixture and the principals derived from it never change while the emulator runs; tokens,
-//! SQL statements, warehouse states, SQL sessions, fault rules, run-time settings and the request log do, and each sits behind its
-//! own `std::sync::Mutex`. Locks are held for a few map operations and never across an `.await`,
-//! so a plain mutex is both correct and the fastest choice here.
+//! SQL statements, warehouse states, SQL sessions, fault rules, run-time settings and the request
+//! log do, and each sits behind its own `std::sync::Mutex`. Locks are held for a few map
+//! operations and never across an `.await`, so a plain mutex is both correct and the fastest
+//! choice here.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -12,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::engine::Engine;
 use crate::faults::FaultRules;
 use crate::files::FileTree;
 use crate::fixture::{Fixture, Settings};
@@ -30,6 +32,8 @@ pub(crate) struct Emulator(Arc<Inner>);
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) fixture: Fixture,
+    /// The fixture tables in SQL form, loaded once at start.
+    pub(crate) engine: Engine,
     pub(crate) principals: HashMap<String, Arc<Principal>>,
     /// Fallback base URL when a request carries no `Host` header.
     pub(crate) base_url: String,
@@ -181,13 +185,19 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Emulator {
-    pub(crate) fn new(fixture: Fixture, base_url: String, lakebase: Option<LakebaseAdmin>) -> Self {
+    pub(crate) fn new(
+        fixture: Fixture,
+        engine: Engine,
+        base_url: String,
+        lakebase: Option<LakebaseAdmin>,
+    ) -> Self {
         let principals = principals_of(&fixture);
         let settings = fixture.settings.clone();
         let tokens = static_tokens(&fixture);
         let faults = FaultRules::new(settings.fault_seed);
         let warehouses = Warehouses::new(&fixture.warehouses, &settings, Instant::now());
         Self(Arc::new(Inner {
+            engine,
             principals,
             base_url,
             lakebase,

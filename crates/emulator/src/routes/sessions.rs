@@ -107,7 +107,7 @@ async fn feature_flags(
     Json(json!({ "flags": [], "ttl_seconds": FEATURE_FLAGS_TTL_SECONDS }))
 }
 
-/// Client telemetry: accepted and dropped.
-async fn telemetry(JsonBody(_): JsonBody<Value>) -> Json<Value> {
+/// Client telemetry on the authenticated route: accepted and dropped.
+async fn telemetry(Authenticated(_): Authenticated, JsonBody(_): JsonBody<Value>) -> Json<Value> {
     Json(json!({ "errors": [], "numSuccess": 0, "numProtoSuccess": 0 }))
 }

@@ -6,14 +6,15 @@
 //! exist, the caller needs CAN_USE, a stopped one is started), waiting up to `wait_timeout`,
 //! `on_wait_timeout`, and the rule that only the principal that submitted a statement can see,
 //! cancel or close it (anyone else gets the same 404 as for an unknown id, so ids leak nothing).
-//! The SQL, the state clock and the response shapes live in `crate::sql`; the result bytes and
+//! The SQL engine lives in `crate::engine` (whose header documents what SQL the emulator
+//! understands), the state clock and the response shapes in `crate::sql`, the result bytes and
 //! link tokens in `crate::results`.
 //!
 //! Request fields and what the emulator does with them:
 //!
 //! | field | handling |
 //! |---|---|
-//! | `statement` | required; evaluated as the caller (see `crate::sql`) |
+//! | `statement` | required; evaluated once, at submission, as the caller (see `crate::engine`), on a blocking thread |
 //! | `warehouse_id` | required unless `session_id` names a session (whose warehouse is then used; a different one is `400`); unknown: `404 RESOURCE_DOES_NOT_EXIST`; no CAN_USE: `403 PERMISSION_DENIED`; not running: started, and the statement stays `PENDING` until it runs |
 //! | `session_id` | a session of the caller (else `404`); its `catalog`/`schema` are the defaults |
 //! | `catalog`, `schema` | default namespace; the session's, else `main` and `default` |
@@ -24,7 +25,7 @@
 //! | `row_limit` | applied; sets `manifest.truncated`; negative is `400` |
 //! | `byte_limit` | rows past it (counted as each row's JSON text) are cut; sets `manifest.truncated`; negative is `400` |
 //! | `result_compression` | ignored: results are never compressed, and the manifest says nothing of compression |
-//! | `parameters` | checked to be `[{"name", ...}]` |
+//! | `parameters` | `[{"name", "value"?, "type"?}]`: `name` a non-empty string, unique ignoring case; `value` a string or absent/null (NULL); `type` absent (`STRING`) or one of `STRING`, `BOOLEAN`, `TINYINT`, `SMALLINT`, `INT`/`INTEGER`, `BIGINT`, `FLOAT`, `DOUBLE`, `DECIMAL(p,s)`, `DATE`, `TIMESTAMP`; anything else (`ARRAY`, `MAP`, `STRUCT` included) is `400 INVALID_PARAMETER_VALUE`. A value that does not convert to its type fails the statement, not the request (see `crate::engine`) |
 //! | `query_tags` | checked to be at most 20, otherwise ignored |
 //!
 //! The execute call also answers at `/api/2.0/sql/statements/` (trailing slash), the path the
@@ -36,6 +37,7 @@
 //! plus an `Authorization` header is two authentication mechanisms), answers `403` once expired,
 //! and speaks cloud storage's XML errors rather than the Databricks envelope.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -49,13 +51,14 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::auth::Authenticated;
+use crate::engine::{self, Context, Parameter, SqlType};
 use crate::error::ApiError;
 use crate::fixture::{Warehouse, WarehouseState};
 use crate::results::Format;
 use crate::routes::{JsonBody, base_url};
 use crate::sql::{
-    self, ChunkError, Context, Delivery, Disposition, Links, ResultChunk, Statement,
-    StatementResponse, Timing,
+    ChunkError, Delivery, Disposition, Links, ResultChunk, Statement, StatementResponse, Timing,
+    insert_bounded,
 };
 use crate::state::{Emulator, Principal, SqlSessionInfo, lock};
 
@@ -117,6 +120,7 @@ struct Execution {
     format: Format,
     disposition: Disposition,
     byte_limit: Option<u64>,
+    parameters: Vec<Parameter>,
 }
 
 /// The warehouse `id` if `principal` may use it: `404` when unknown, `403` without CAN_USE.
@@ -216,12 +220,7 @@ impl ExecuteRequest {
                     .map_err(|_| ApiError::bad_request("byte_limit must not be negative"))
             })
             .transpose()?;
-        let named = |p: &Value| p.get("name").is_some_and(Value::is_string);
-        if self.parameters.is_some_and(|ps| !ps.iter().all(named)) {
-            return Err(ApiError::bad_request(
-                "every statement parameter needs a string name",
-            ));
-        }
+        let parameters = parse_parameters(self.parameters.unwrap_or_default())?;
         if self.query_tags.is_some_and(|tags| tags.len() > 20) {
             return Err(ApiError::bad_request("at most 20 query_tags are allowed"));
         }
@@ -236,15 +235,83 @@ impl ExecuteRequest {
         Ok(Execution {
             statement,
             warehouse,
-            catalog: or_default(self.catalog, session_catalog, sql::DEFAULT_CATALOG),
-            schema: or_default(self.schema, session_schema, sql::DEFAULT_SCHEMA),
+            catalog: or_default(self.catalog, session_catalog, engine::DEFAULT_CATALOG),
+            schema: or_default(self.schema, session_schema, engine::DEFAULT_SCHEMA),
             wait,
             cancel_on_timeout,
             row_limit,
             format,
             disposition,
             byte_limit,
+            parameters,
         })
+    }
+}
+
+/// Validates `parameters[]`: what a malformed entry gets is a `400`, as from the real API.
+fn parse_parameters(raw: Vec<Value>) -> Result<Vec<Parameter>, ApiError> {
+    let mut parameters: Vec<Parameter> = Vec::with_capacity(raw.len());
+    for entry in raw {
+        let name = match entry.get("name") {
+            Some(Value::String(name)) if !name.is_empty() => name.clone(),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "every statement parameter needs a non-empty string name",
+                ));
+            }
+        };
+        let value = match entry.get("value") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(value)) => Some(value.clone()),
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "the value of parameter '{name}' must be a string"
+                )));
+            }
+        };
+        let sql_type = match entry.get("type") {
+            None | Some(Value::Null) => SqlType::String,
+            Some(Value::String(text)) => parameter_type(&name, text)?,
+            Some(_) => {
+                return Err(ApiError::bad_request(format!(
+                    "the type of parameter '{name}' must be a string"
+                )));
+            }
+        };
+        if parameters
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case(&name))
+        {
+            return Err(ApiError::bad_request(format!(
+                "parameter '{name}' is given more than once"
+            )));
+        }
+        parameters.push(Parameter {
+            name,
+            value,
+            sql_type,
+        });
+    }
+    Ok(parameters)
+}
+
+/// The type of a parameter: the scalar types of the API; collections are refused.
+fn parameter_type(name: &str, text: &str) -> Result<SqlType, ApiError> {
+    let head = text.trim().to_ascii_uppercase();
+    if ["ARRAY", "MAP", "STRUCT"]
+        .iter()
+        .any(|collection| head.starts_with(collection))
+    {
+        return Err(ApiError::bad_request(format!(
+            "parameter '{name}' has type {text}: ARRAY, MAP and STRUCT parameters are not \
+             supported; pass a scalar and build the collection in SQL"
+        )));
+    }
+    match SqlType::parse(text) {
+        Some(SqlType::Binary | SqlType::Null | SqlType::Other { .. }) | None => Err(
+            ApiError::bad_request(format!("parameter '{name}' has an unknown type '{text}'")),
+        ),
+        Some(sql_type) => Ok(sql_type),
     }
 }
 
@@ -283,7 +350,7 @@ fn parse_wait_timeout(text: Option<&str>) -> Result<Duration, ApiError> {
     })
 }
 
-/// The link settings for a client that reached us with `headers`.
+/// The link settings for a client that reached us at `base`.
 fn links<'a>(emulator: &'a Emulator, base: &'a str) -> Links<'a> {
     let ttl_secs = i64::try_from(emulator.settings().sql_link_ttl_secs).unwrap_or(i64::MAX);
     Links {
@@ -300,7 +367,7 @@ fn respond(
 ) -> Result<Json<StatementResponse>, ApiError> {
     let base = base_url(headers, emulator);
     statement
-        .response(Instant::now(), &emulator.fixture, &links(emulator, &base))
+        .response(Instant::now(), &links(emulator, &base))
         .map(Json)
         .map_err(|e| {
             ApiError::new(
@@ -320,13 +387,28 @@ async fn execute_statement(
 ) -> Result<Json<StatementResponse>, ApiError> {
     let execution = request.validate(&emulator, &principal)?;
     let settings = emulator.settings();
-    let context = Context {
-        fixture: &emulator.fixture,
-        principal: &principal,
-        catalog: &execution.catalog,
-        schema: &execution.schema,
-    };
-    let outcome = sql::evaluate(&execution.statement, &context, execution.row_limit);
+    // SQLite blocks while it evaluates, so the evaluation runs on a blocking thread.
+    let (shared, caller) = (emulator.clone(), Arc::clone(&principal));
+    let (execution, outcome) = tokio::task::spawn_blocking(move || {
+        let context = Context {
+            engine: &shared.engine,
+            fixture: &shared.fixture,
+            principal: &caller,
+            catalog: &execution.catalog,
+            schema: &execution.schema,
+            parameters: &execution.parameters,
+        };
+        let outcome = engine::evaluate(&execution.statement, &context, execution.row_limit);
+        (execution, outcome)
+    })
+    .await
+    .map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL_ERROR",
+            "the statement could not be evaluated",
+        )
+    })?;
     let submitted = Instant::now();
     // Auto-start (UNCONFIRMED on the real service): a statement starts a stopped warehouse and
     // waits in PENDING for it.
@@ -350,9 +432,9 @@ async fn execute_statement(
         hybrid_inline_bytes: settings.sql_hybrid_inline_bytes,
     };
     let id = uuid::Uuid::new_v4().to_string();
-    let mut statement = Statement::new(id, &principal, submitted, timing, outcome)
-        .deliver(delivery, &emulator.fixture);
-    sql::insert_bounded(&mut lock(&emulator.statements), statement.clone());
+    let mut statement =
+        Statement::new(id, &principal, submitted, timing, outcome).deliver(delivery);
+    insert_bounded(&mut lock(&emulator.statements), statement.clone());
 
     if !execution.wait.is_zero() && statement.done_at() > submitted {
         let wake = statement.wake();
@@ -435,7 +517,7 @@ async fn get_statement_result_chunk_n(
     })?;
     let base = base_url(&headers, &emulator);
     let links = links(&emulator, &base);
-    match statement.chunk(index, Instant::now(), &emulator.fixture, &links) {
+    match statement.chunk(index, Instant::now(), &links) {
         Ok(chunk) => Ok(Json(chunk)),
         Err(error) => Err(chunk_error(&id, index, error)),
     }
@@ -528,10 +610,7 @@ async fn download_result(
         .cloned();
     let bytes = statement.map(|s| {
         let format = s.format();
-        (
-            format,
-            s.chunk_bytes(target.chunk_index, Instant::now(), &emulator.fixture),
-        )
+        (format, s.chunk_bytes(target.chunk_index, Instant::now()))
     });
     match bytes {
         Some((format, Ok(bytes))) => (

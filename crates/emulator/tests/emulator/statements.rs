@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 
 use crate::support::{ALICE, BOB, TestEmulator, spawn, spawn_with_fixture};
 
-const STATEMENTS: &str = "/api/2.0/sql/statements";
-const WAREHOUSE: &str = "dev-warehouse";
+pub(crate) const STATEMENTS: &str = "/api/2.0/sql/statements";
+pub(crate) const WAREHOUSE: &str = "dev-warehouse";
 
 /// Executes `sql` as `token` with extra request fields merged in.
-async fn execute_with(
+pub(crate) async fn execute_with(
     te: &TestEmulator,
     token: &str,
     sql: &str,
@@ -27,13 +27,13 @@ async fn execute_with(
 }
 
 /// Executes `sql` as `token` with the default options and expects HTTP 200.
-async fn execute(te: &TestEmulator, token: &str, sql: &str) -> Value {
+pub(crate) async fn execute(te: &TestEmulator, token: &str, sql: &str) -> Value {
     let (status, body) = execute_with(te, token, sql, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
 }
 
-fn statement_id(body: &Value) -> String {
+pub(crate) fn statement_id(body: &Value) -> String {
     body["statement_id"]
         .as_str()
         .expect("statement_id")
@@ -42,7 +42,11 @@ fn statement_id(body: &Value) -> String {
 
 /// Polls `GET /statements/{id}` until a terminal state, returning every state seen and the last
 /// body. Polling is what a client does; the bound keeps a broken emulator from hanging the test.
-async fn poll_until_terminal(te: &TestEmulator, token: &str, id: &str) -> (Vec<String>, Value) {
+pub(crate) async fn poll_until_terminal(
+    te: &TestEmulator,
+    token: &str,
+    id: &str,
+) -> (Vec<String>, Value) {
     let mut states = Vec::new();
     for _ in 0..500 {
         let (status, body) = te.get(&format!("{STATEMENTS}/{id}"), token).await;
@@ -62,7 +66,7 @@ async fn poll_until_terminal(te: &TestEmulator, token: &str, id: &str) -> (Vec<S
     panic!("statement {id} did not finish; states seen: {states:?}");
 }
 
-fn rows(result: &Value) -> Vec<Vec<Value>> {
+pub(crate) fn rows(result: &Value) -> Vec<Vec<Value>> {
     serde_json::from_value(result["data_array"].clone()).expect("data_array")
 }
 
@@ -425,9 +429,15 @@ async fn failed_statements_are_http_200_with_spark_error_classes() {
     let cases = [
         (
             ALICE,
-            "SELECT name FROM main.default.customers",
-            "[PARSE_SYNTAX_ERROR] Syntax error at or near 'name'",
+            "SELECT name FROM main.default.customers WHERE",
+            "[PARSE_SYNTAX_ERROR] Syntax error at or near end of input.",
             "42601",
+        ),
+        (
+            ALICE,
+            "DROP TABLE main.default.customers",
+            "[UNSUPPORTED_FEATURE] The feature is not supported: DROP statements.",
+            "0A000",
         ),
         (
             ALICE,
@@ -525,9 +535,10 @@ async fn invalid_requests_are_rejected_with_invalid_parameter_value() {
         json!({"statement": sql, "warehouse_id": WAREHOUSE, "wait_timeout": "51s"}),
         json!({"statement": sql, "warehouse_id": WAREHOUSE, "wait_timeout": "10"}),
         json!({"statement": sql, "warehouse_id": WAREHOUSE, "on_wait_timeout": "STOP"}),
-        json!({"statement": sql, "warehouse_id": WAREHOUSE, "disposition": "EXTERNAL_LINKS"}),
-        json!({"statement": sql, "warehouse_id": WAREHOUSE, "format": "CSV"}),
+        json!({"statement": sql, "warehouse_id": WAREHOUSE, "disposition": "ALL_AT_ONCE"}),
+        json!({"statement": sql, "warehouse_id": WAREHOUSE, "format": "PARQUET"}),
         json!({"statement": sql, "warehouse_id": WAREHOUSE, "row_limit": -1}),
+        json!({"statement": sql, "warehouse_id": WAREHOUSE, "byte_limit": -1}),
         json!({"warehouse_id": WAREHOUSE}),
         json!({"statement": sql}),
     ];
@@ -540,29 +551,6 @@ async fn invalid_requests_are_rejected_with_invalid_parameter_value() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{request}: {body}");
         assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE", "{request}");
     }
-}
-
-#[tokio::test]
-async fn external_links_are_refused_with_a_message_naming_inline() {
-    // Arrange
-    let te = spawn().await;
-
-    // Act
-    let (status, body) = execute_with(
-        &te,
-        ALICE,
-        "SELECT * FROM main.default.regions",
-        json!({"disposition": "EXTERNAL_LINKS", "format": "ARROW_STREAM"}),
-    )
-    .await;
-
-    // Assert
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    let message = body["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("supports only disposition INLINE"),
-        "{message}"
-    );
 }
 
 #[tokio::test]
@@ -717,4 +705,118 @@ async fn the_sdk_path_with_a_trailing_slash_executes_too() {
     // Assert
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["result"]["data_array"], json!([["3"]]));
+}
+
+#[tokio::test]
+async fn parameters_bind_typed_values_including_limit_and_offset() {
+    // Arrange
+    let te = spawn().await;
+    let parameters = json!([
+        {"name": "active", "value": "true", "type": "BOOLEAN"},
+        {"name": "n", "value": "2", "type": "INT"},
+        {"name": "m", "value": "1", "type": "INT"},
+        {"name": "unused"}
+    ]);
+
+    // Act
+    let (status, body) = execute_with(
+        &te,
+        ALICE,
+        "SELECT id, name FROM main.default.customers WHERE is_active = :active \
+         ORDER BY id LIMIT :n OFFSET :m",
+        json!({"parameters": parameters}),
+    )
+    .await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"]["state"], "SUCCEEDED", "{body}");
+    assert_eq!(
+        body["result"]["data_array"],
+        json!([["2", "Grace Hopper"], ["3", "Alan Turing"]])
+    );
+    assert_eq!(
+        body["manifest"]["schema"]["columns"][0],
+        json!({"name": "id", "position": 0, "type_name": "LONG", "type_text": "BIGINT"})
+    );
+}
+
+#[tokio::test]
+async fn a_marker_without_a_parameter_fails_as_unbound() {
+    // Arrange
+    let te = spawn().await;
+
+    // Act
+    let body = execute(
+        &te,
+        ALICE,
+        "SELECT * FROM main.default.customers WHERE id = :id",
+    )
+    .await;
+
+    // Assert
+    assert_eq!(body["status"]["state"], "FAILED");
+    assert_eq!(body["status"]["sql_state"], "42P02");
+    let message = body["status"]["error"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.starts_with("[UNBOUND_SQL_PARAMETER] Found the unbound parameter: id."),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_parameters_are_rejected_with_invalid_parameter_value() {
+    // Arrange
+    let te = spawn().await;
+    let cases = [
+        json!([{"value": "1"}]),
+        json!([{"name": ""}]),
+        json!([{"name": "a", "value": 1}]),
+        json!([{"name": "a", "type": "ARRAY<INT>"}]),
+        json!([{"name": "a", "type": "MAP<STRING,INT>"}]),
+        json!([{"name": "a", "type": "STRUCT<x:INT>"}]),
+        json!([{"name": "a", "type": "INTERVAL"}]),
+        json!([{"name": "a", "type": "DECIMAL(40,2)"}]),
+        json!([{"name": "a"}, {"name": "A", "value": "2"}]),
+    ];
+
+    for parameters in cases {
+        // Act
+        let (status, body) = execute_with(
+            &te,
+            ALICE,
+            "SELECT :a",
+            json!({"parameters": parameters.clone()}),
+        )
+        .await;
+
+        // Assert
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{parameters}: {body}");
+        assert_eq!(
+            body["error_code"], "INVALID_PARAMETER_VALUE",
+            "{parameters}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_join_bob_cannot_fully_read_fails_whole() {
+    // Arrange
+    let te = spawn().await;
+
+    // Act
+    let body = execute(
+        &te,
+        BOB,
+        "SELECT c.name, o.amount FROM main.default.customers c \
+         JOIN main.sales.orders o ON o.customer_id = c.id",
+    )
+    .await;
+
+    // Assert
+    assert_eq!(body["status"]["state"], "FAILED");
+    assert_eq!(body["status"]["sql_state"], "42501");
+    assert!(body.get("result").is_none(), "{body}");
 }

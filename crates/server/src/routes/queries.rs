@@ -240,21 +240,24 @@ fn workspace_for<'a>(
 /// Maps a failed statement. The parameters were checked here, so a statement the warehouse
 /// refuses is the query file's fault (`UPSTREAM_ERROR`, logged), except a missing privilege,
 /// which is the caller's (`PERMISSION_DENIED`). A refused app credential is ours, never the
-/// caller's `AUTH_*`.
+/// caller's `AUTH_*`. "Not found" is the run's statement when resuming one
+/// (`QUERY_RUN_NOT_FOUND`), and otherwise the warehouse: a deployment fault (`UPSTREAM_ERROR`).
 fn statement_error(
     app: &AppState,
     caller: &Caller,
     run_as: RunAs,
     error: DatabricksError,
+    resuming: bool,
 ) -> ApiError {
     match (error.kind(), run_as) {
         (ErrorKind::BadRequest, _) if error.to_string().contains("INSUFFICIENT_PERMISSIONS") => {
             ApiError::PermissionDenied(error)
         }
-        (ErrorKind::BadRequest, _) => ApiError::Upstream(error),
+        (ErrorKind::NotFound, _) if resuming => run_not_found(),
+        (ErrorKind::BadRequest | ErrorKind::NotFound, _) => ApiError::Upstream(error),
         (kind, RunAs::App) if kind.is_auth_failure() => ApiError::Upstream(error),
-        (_, RunAs::App) => ApiError::from_upstream(error, ErrorCode::QueryRunNotFound),
-        (_, RunAs::User) => caller.upstream_error(app, error, ErrorCode::QueryRunNotFound),
+        (_, RunAs::App) => ApiError::from_upstream(error, ErrorCode::QueryNotFound),
+        (_, RunAs::User) => caller.upstream_error(app, error, ErrorCode::QueryNotFound),
     }
 }
 
@@ -405,7 +408,7 @@ async fn run_query(
         .timeout(statement_timeout(&app));
     let progress = sql::run(&workspace, &statement, Some(pending_wait(&app)))
         .await
-        .map_err(|e| statement_error(&app, &caller, query.run_as, e))?;
+        .map_err(|e| statement_error(&app, &caller, query.run_as, e, false))?;
     match progress {
         Progress::Done(result) => {
             Ok(Json(finish(&app, &query, key, result, offset, limit)).into_response())
@@ -502,7 +505,7 @@ async fn get_query_run(
         }
         Err(error) => {
             app.queries.runs.finish(run_id);
-            Err(statement_error(&app, &caller, query.run_as, error))
+            Err(statement_error(&app, &caller, query.run_as, error, true))
         }
     }
 }
