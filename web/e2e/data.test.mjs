@@ -56,7 +56,9 @@ describe("queries", () => {
       const grid = result.getByTestId("data-grid");
       await grid.waitFor();
       assert.equal(await grid.locator("tbody tr").count(), 10);
-      await result.locator("[data-testid=result-chart] svg").waitFor();
+      await result.locator('[data-testid=result-chart][data-chart-kind=line] figure[data-chart="orders by day"] svg').waitFor();
+      await result.getByLabel("Plotted column").selectOption("amount");
+      await result.locator('figure[data-chart="amount by day"] svg').waitFor();
       await result.getByTestId("pager-range").getByText(/^1–10/).waitFor();
       const firstPage = await grid.locator("tbody").innerText();
       await shot(page, "query-result");

@@ -1,3 +1,4 @@
+import { useState } from "react";
 import type { QueryColumn } from "../api/types";
 import { isNumericType, isTemporalType, isTextType } from "../columnTypes";
 import { formatCount } from "../format";
@@ -30,36 +31,53 @@ function format(v: number): string {
 }
 
 /**
- * A chart of the rows on screen: a line of the first numeric column (not an `id`) over the
- * first DATE or TIMESTAMP column when there is one, else bars of that numeric column by the
- * first text column (summed when a label repeats). Nothing when the columns allow neither.
+ * A chart of the rows on screen: a line of a numeric column over the first DATE or TIMESTAMP
+ * column when there is one, else bars of it by the first text column (summed when a label
+ * repeats). The numeric column is the first that is not an `id`, and the user may pick another.
+ * Nothing when the columns allow neither chart.
  */
 export function ResultChart({ columns, rows }: { columns: QueryColumn[]; rows: unknown[][] }) {
+  const numeric = columns.filter((c) => isNumericType(c.type_name)).map((c) => c.name);
   // Identifiers are numbers too, but plotting them says nothing: prefer a measure.
-  const measureAt = columns.findIndex((c) => isNumericType(c.type_name) && !/(^|_)id$/i.test(c.name));
-  const valueAt = measureAt >= 0 ? measureAt : columns.findIndex((c) => isNumericType(c.type_name));
-  if (valueAt < 0 || rows.length === 0) return null;
-  const valueName = columns[valueAt]?.name ?? "";
+  const preferred = numeric.find((name) => !/(^|_)id$/i.test(name)) ?? numeric[0];
+  const [chosen, setChosen] = useState<string | undefined>(undefined);
+  const valueName = chosen !== undefined && numeric.includes(chosen) ? chosen : preferred;
+  const valueAt = columns.findIndex((c) => c.name === valueName);
   const timeAt = columns.findIndex((c) => isTemporalType(c.type_name));
+  const labelAt = columns.findIndex((c) => isTextType(c.type_name));
+  if (valueAt < 0 || rows.length === 0 || (timeAt < 0 && labelAt < 0)) return null;
+
+  const picker =
+    numeric.length > 1 ? (
+      <div className="field chart-picker">
+        <label htmlFor="chart-column">Plotted column</label>
+        <select id="chart-column" value={valueName} onChange={(e) => setChosen(e.target.value)}>
+          {numeric.map((name) => (
+            <option key={name} value={name}>
+              {name}
+            </option>
+          ))}
+        </select>
+      </div>
+    ) : null;
+
   if (timeAt >= 0) {
     const points = rows
       .map((r) => ({ t: toTime(r[timeAt]), v: toNumber(r[valueAt]) }))
       .filter((p): p is { t: number; v: number | null } => p.t !== null)
       .sort((a, b) => a.t - b.t);
-    const title = `${valueName} by ${columns[timeAt]?.name ?? ""}`;
     return (
       <div data-testid="result-chart" data-chart-kind="line">
+        {picker}
         <LineChart
-          title={title}
+          title={`${valueName} by ${columns[timeAt]?.name ?? ""}`}
           times={points.map((p) => p.t)}
-          series={[{ label: valueName, color: "var(--chart-1)", values: points.map((p) => p.v) }]}
+          series={[{ label: valueName ?? "", color: "var(--chart-1)", values: points.map((p) => p.v) }]}
           format={format}
         />
       </div>
     );
   }
-  const labelAt = columns.findIndex((c) => isTextType(c.type_name));
-  if (labelAt < 0) return null;
   const sums = new Map<string, number>();
   for (const r of rows) {
     const v = toNumber(r[valueAt]);
@@ -68,11 +86,11 @@ export function ResultChart({ columns, rows }: { columns: QueryColumn[]; rows: u
     sums.set(label, (sums.get(label) ?? 0) + v);
   }
   const bars: Bar[] = [...sums].map(([label, value]) => ({ label, value }));
-  const shown = bars.slice(0, MAX_BARS);
   const title = `${valueName} by ${columns[labelAt]?.name ?? ""}${bars.length > MAX_BARS ? ` (first ${MAX_BARS} of ${bars.length})` : ""}`;
   return (
     <div data-testid="result-chart" data-chart-kind="bar">
-      <BarChart title={title} bars={shown} format={format} />
+      {picker}
+      <BarChart title={title} bars={bars.slice(0, MAX_BARS)} format={format} />
     </div>
   );
 }
