@@ -2,7 +2,7 @@
 // `TIMESTAMP`, …), the value an <input> holds, and the JSON value the server is sent.
 import type { QueryParameter } from "./api/types";
 
-export type ParameterKind = "integer" | "decimal" | "double" | "boolean" | "date" | "timestamp" | "text";
+type ParameterKind = "integer" | "decimal" | "double" | "boolean" | "date" | "timestamp" | "text";
 
 /** What the form holds for each parameter: a checkbox's state or an input's text. */
 export type ParameterValues = Record<string, string | boolean>;

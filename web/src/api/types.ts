@@ -42,10 +42,6 @@ export type QueryRunAnswer = ResponseOf<"/api/queries/{name}", "post">;
 export type QueryPending = Extract<QueryRunAnswer, { run_id: string }>;
 export type QueryResult = Exclude<QueryRunAnswer, QueryPending>;
 export type QueryColumn = QueryResult["columns"][number];
-export type Volume = Item<
-  ResponseOf<"/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/volumes", "get">
->;
-export type VolumeFile = Item<ResponseOf<"/api/volumes/{catalog}/{schema}/{volume}/files", "get">>;
 export type UsageEvent = RequestBodyOf<"/api/v1/metrics/usage-events", "post">["events"][number];
 
 /** The largest `timeout_seconds` of an invocation with the server's default request deadline

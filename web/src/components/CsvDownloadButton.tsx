@@ -6,7 +6,7 @@ import { formatCount } from "../format";
 import { ErrorPanel } from "./ErrorPanel";
 
 /** The most rows a CSV download holds: ten pages of the server's largest page (1000 rows). */
-export const CSV_ROW_CAP = 10_000;
+const CSV_ROW_CAP = 10_000;
 const CSV_PAGE = 1000;
 
 /** Fetches the whole result (up to CSV_ROW_CAP rows, in 1000-row pages) and saves it as CSV. */
