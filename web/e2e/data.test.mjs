@@ -268,6 +268,63 @@ describe("volumes", () => {
     }
   });
 
+  const cap = Number(process.env.DBAPP_VOLUME_UPLOAD_MAX_BYTES ?? 0);
+
+  test("a file over the upload cap is refused with the cap shown", { skip: !cap && "DBAPP_VOLUME_UPLOAD_MAX_BYTES not set" }, async () => {
+    const { page, context } = await pageAs(chrome.browser, "alice");
+    try {
+      await page.goto(`${BASE_URL}/volumes/${CATALOG}/${SCHEMA}/${VOLUME}`);
+      await page.getByTestId("file-list").locator('tr[data-name="README.md"]').waitFor();
+      const name = `big-${run}.bin`;
+      await chooseFile(page, name, Buffer.alloc(cap + 1, 7));
+      const alert = page.getByTestId("volume-browser").getByRole("alert");
+      await alert.waitFor();
+      assert.equal(await alert.getAttribute("data-error-code"), "PAYLOAD_TOO_LARGE");
+      const help = await page.getByTestId("upload-too-large").innerText();
+      assert.match(help, new RegExp(`limited to ${(cap / 1024 / 1024).toFixed(1)} MiB`));
+      assert.equal(await page.locator(`tr[data-name="${name}"]`).count(), 0);
+      await shot(page, "volume-too-large");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("upload progress is shown while the bytes leave", async () => {
+    const { page, context } = await pageAs(chrome.browser, "alice");
+    try {
+      await page.goto(`${BASE_URL}/volumes/${CATALOG}/${SCHEMA}/${VOLUME}`);
+      await page.getByTestId("file-list").locator('tr[data-name="README.md"]').waitFor();
+      // Throttle the upload to 256 KiB/s: a 768 KiB file takes about three seconds.
+      const cdp = await context.newCDPSession(page);
+      await cdp.send("Network.enable");
+      await cdp.send("Network.emulateNetworkConditions", {
+        offline: false,
+        latency: 0,
+        downloadThroughput: -1,
+        uploadThroughput: 256 * 1024,
+      });
+      const name = `slow-${run}.bin`;
+      await chooseFile(page, name, Buffer.alloc(768 * 1024, 1));
+      const bar = page.getByRole("progressbar", { name: "Upload progress" });
+      await bar.waitFor();
+      await page.getByRole("button", { name: "Cancel upload" }).waitFor();
+      // Part of the bytes are out and the bar says so, before the upload is done.
+      await page.waitForFunction(() => {
+        const progress = /** @type {HTMLProgressElement | null} */ (document.getElementById("upload-progress"));
+        return progress !== null && progress.value > 0 && progress.value < 100;
+      });
+      await shot(page, "volume-uploading");
+      await page.getByTestId("upload-done").waitFor({ timeout: 30_000 });
+      await page.locator(`tr[data-name="${name}"]`).waitFor();
+      await cdp.send("Network.emulateNetworkConditions", { offline: false, latency: 0, downloadThroughput: -1, uploadThroughput: -1 });
+      await page.getByRole("button", { name: `Delete ${name}` }).click();
+      await page.getByTestId("delete-dialog").and(page.locator("[open]")).getByRole("button", { name: "Delete" }).click();
+      await page.locator(`tr[data-name="${name}"]`).waitFor({ state: "detached" });
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a user who may only read is told so when uploading", async () => {
     const { page, context } = await pageAs(chrome.browser, "bob");
     try {
