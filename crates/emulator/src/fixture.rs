@@ -11,7 +11,8 @@
 //! Visibility: catalogs, schemas and tables carry optional `readers` lists naming users (by user
 //! name), service principals (by application id) or groups. A principal sees an object when it is
 //! named (directly or through a group) in every list set on the object and its parents; an object
-//! without a list inherits its parent's.
+//! without a list inherits its parent's. Volumes also carry `writers`: who may change their files
+//! besides the owner.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -809,6 +810,21 @@ mod tests {
 
         // Assert
         assert!(matches!(result, Err(FixtureError::Invalid(m)) if m.contains("used twice")));
+    }
+
+    #[test]
+    fn volume_files_need_relative_paths() {
+        // Arrange
+        let mut fixture = Fixture::default();
+        fixture.catalogs[0].schemas[0].volumes[0].files[0].path = "../escape".into();
+
+        // Act
+        let result = fixture.validate();
+
+        // Assert
+        assert!(
+            matches!(result, Err(FixtureError::Invalid(m)) if m.contains("not a relative path"))
+        );
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `dbapp-emulator`: a local Databricks workspace, served over HTTP, for development, tests and
 //! benchmarks.
 //!
-//! It reproduces the wire contracts of `shared/UPSTREAM.md` (discovery and OAuth, SCIM Me, Unity
-//! Catalog, Model Serving, SQL Statement Execution, the Lakebase control plane) closely enough that
-//! the official Databricks SDKs work against it unchanged, from a [`Fixture`] that says who exists,
-//! what each principal may see, and what data the tables hold. It depends on no other dbapp crate:
+//! It reproduces the wire contracts of `shared/UPSTREAM.md` and `shared/UPSTREAM-2.md` (discovery
+//! and OAuth, SCIM Me, Unity Catalog with volumes, the Files API, Model Serving, SQL Statement
+//! Execution, the Lakebase control plane) closely enough that the official Databricks SDKs work
+//! against it unchanged, from a [`Fixture`] that says who exists, what each principal may see,
+//! and what data the tables and volumes hold. It depends on no other dbapp crate:
 //! it is written from the wire contract, so a wrong shared type cannot hide the same bug on both
 //! sides.
 //!

@@ -58,14 +58,10 @@ use crate::body_limit::BodyLimitLayer;
 use crate::http_metrics::TrackHttpLayer;
 use crate::limits::SHUTDOWN_GRACE;
 use crate::request_head::RequestHeadLayer;
+use crate::routes::Uncompressed;
 use crate::serve::serve_app;
 use crate::state::AppState;
 use crate::telemetry::{CorrelateLayer, make_request_span, on_response};
-
-/// A response extension: the compression layer passes this response through as it is (a file
-/// download keeps its `Content-Length` and its bytes flow as they arrive).
-#[derive(Debug, Clone, Copy)]
-pub struct Uncompressed;
 
 /// The whole application, routes inside their middleware (see the module header), as one
 /// tower service: served as it is, with no router around it that would box the stack's future

@@ -871,6 +871,8 @@ export interface components {
          * @enum {string}
          */
         ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "VOLUME_NOT_FOUND" | "FILE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "QUERY_NOT_FOUND" | "QUERY_RUN_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "FILE_ALREADY_EXISTS" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "APP_CREDENTIALS_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        /** Format: binary */
+        FileContent: string;
         /** @description A file or directory of a volume. */
         FileItem: {
             /** @description Whether it is a directory. */
@@ -3843,7 +3845,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/octet-stream": number[];
+                    "application/octet-stream": components["schemas"]["FileContent"];
                 };
             };
             /** @description INVALID_IDENTIFIER, INVALID_REQUEST */
@@ -3926,7 +3928,7 @@ export interface operations {
         /** @description The file's bytes; at most `DBAPP_VOLUME_UPLOAD_MAX_BYTES` (default 100 MiB) */
         requestBody: {
             content: {
-                "application/octet-stream": number[];
+                "application/octet-stream": components["schemas"]["FileContent"];
             };
         };
         responses: {

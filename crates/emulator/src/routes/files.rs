@@ -341,7 +341,10 @@ async fn upload(
     }
     // The whole body is read before the tree is touched, so a failed or oversized upload
     // stores nothing.
-    let mut data = Vec::new();
+    // Sized from the declared length (already within the cap), so a large upload is not
+    // copied over and over as the buffer grows.
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
+    let mut data = Vec::with_capacity(capacity);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {

@@ -360,3 +360,34 @@ async fn table_exists_answers_for_readable_schemas() {
     assert_eq!(body["error_code"], "SCHEMA_DOES_NOT_EXIST");
     assert_eq!(no_catalog, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_listing_page_holds_at_most_a_thousand_entries() {
+    // Arrange: 1 001 directories in one place.
+    let te = spawn().await;
+    for n in 0..1001 {
+        let (status, _) =
+            send(te.request(Method::PUT, &dirs(&format!("{ROOT}/wide/{n:04}")), ADMIN)).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+
+    // Act
+    let (_, first) = te
+        .get(
+            &format!("{}?page_size=5000", dirs(&format!("{ROOT}/wide"))),
+            ALICE,
+        )
+        .await;
+    let token = first["next_page_token"].as_str().unwrap();
+    let (_, rest) = te
+        .get(
+            &format!("{}?page_token={token}", dirs(&format!("{ROOT}/wide"))),
+            ALICE,
+        )
+        .await;
+
+    // Assert
+    assert_eq!(first["contents"].as_array().unwrap().len(), 1000);
+    assert_eq!(rest["contents"][0]["name"], "1000");
+    assert!(rest.get("next_page_token").is_none());
+}

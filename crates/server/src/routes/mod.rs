@@ -1,6 +1,7 @@
 //! The routes of `API.md`, one module per resource, each with its `router()`; and what they
-//! share: pagination ([`PageSpec`], an extractor, and [`page_upstream`]), and the JSON fallback
-//! for unknown `/api` paths. Input checks live in the extractors of [`crate::extract`].
+//! share: pagination ([`PageSpec`], an extractor, and [`page_upstream`]), the [`Uncompressed`]
+//! marker, and the JSON fallback for unknown `/api` paths. Input checks live in the extractors
+//! of [`crate::extract`].
 //!
 //! Response types send every field, `null` included, so each `Option` field of one says
 //! `#[schema(required)]`: utoipa would otherwise document it as optional and the UI's generated
@@ -48,6 +49,11 @@ pub fn from_json_object<T: serde::de::DeserializeOwned>(
     }
     serde_json::from_value(value).map_err(|e| ApiError::invalid(field, e.to_string()))
 }
+
+/// A response extension a route sets to keep its response out of the compression layer (see
+/// `app`): a file download keeps its `Content-Length`, and its bytes flow as they arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct Uncompressed;
 
 /// Milliseconds since the epoch (as the workspace sends them) as RFC 3339 UTC.
 #[must_use]

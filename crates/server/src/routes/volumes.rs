@@ -18,7 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use dbapp_databricks::api::{DirectoryEntry, DirectoryPageRequest, PageRequest};
@@ -29,8 +30,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms};
-use crate::app::Uncompressed;
+use super::{ItemsPage, PageSpec, Pagination, Uncompressed, page_upstream, rfc3339_ms};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{ApiQuery, Catalog, Name, Schema, Volume};
@@ -71,6 +71,23 @@ pub struct FileItem {
     #[schema(required)]
     pub last_modified: Option<String>,
 }
+
+/// A file's raw bytes, as the OpenAPI document describes a download or upload body: a binary
+/// string, not JSON.
+#[derive(Debug)]
+pub struct FileContent;
+
+impl utoipa::PartialSchema for FileContent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for FileContent {}
 
 /// The directory to list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -141,11 +158,23 @@ pub fn parse_path(path: Option<&str>, root_ok: bool) -> Result<String, ApiError>
     Ok(path.to_owned())
 }
 
-/// The volume a route names.
+/// The volume a route names: its three path parameters, each checked as a [`Name`].
 struct VolumeRef {
     catalog: Name<Catalog>,
     schema: Name<Schema>,
     volume: Name<Volume>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for VolumeRef {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Ok(Self {
+            catalog: Name::from_request_parts(parts, state).await?,
+            schema: Name::from_request_parts(parts, state).await?,
+            volume: Name::from_request_parts(parts, state).await?,
+        })
+    }
 }
 
 impl VolumeRef {
@@ -272,18 +301,11 @@ fn file_item(directory: &str, entry: DirectoryEntry) -> FileItem {
 async fn list_files(
     State(app): State<AppState>,
     caller: Caller,
-    catalog: Name<Catalog>,
-    schema: Name<Schema>,
-    volume: Name<Volume>,
+    volume: VolumeRef,
     ApiQuery(query): ApiQuery<DirectoryQuery>,
     spec: PageSpec,
 ) -> Result<Json<ItemsPage<FileItem>>, ApiError> {
     let directory = parse_path(query.path.as_deref(), true)?;
-    let volume = VolumeRef {
-        catalog,
-        schema,
-        volume,
-    };
     let absolute = volume.absolute(&directory);
     let workspace = caller.workspace(&app);
     let listed = page_upstream(&spec, |token, limit| {
@@ -342,7 +364,7 @@ fn content_disposition(name: &str) -> HeaderValue {
     security(("user_token" = [])),
     params(("catalog" = String, Path), ("schema" = String, Path), ("volume" = String, Path), FileQuery),
     responses(
-    (status = 200, description = "The file's bytes, with `Content-Type`, `Content-Length` and `Content-Disposition: attachment`", content_type = "application/octet-stream", body = Vec<u8>),
+    (status = 200, description = "The file's bytes, with `Content-Type`, `Content-Length` and `Content-Disposition: attachment`", content_type = "application/octet-stream", body = FileContent),
     (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "PERMISSION_DENIED"),
     (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND"),
@@ -351,17 +373,10 @@ fn content_disposition(name: &str) -> HeaderValue {
 async fn download_file(
     State(app): State<AppState>,
     caller: Caller,
-    catalog: Name<Catalog>,
-    schema: Name<Schema>,
-    volume: Name<Volume>,
+    volume: VolumeRef,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<Response, ApiError> {
     let relative = parse_path(query.path.as_deref(), false)?;
-    let volume = VolumeRef {
-        catalog,
-        schema,
-        volume,
-    };
     let workspace = caller
         .workspace(&app)
         .with_timeout(app.settings.request_timeout());
@@ -391,7 +406,7 @@ async fn download_file(
 #[utoipa::path(put, path = "/api/volumes/{catalog}/{schema}/{volume}/files/content", tag = "volumes",
     security(("user_token" = [])),
     params(("catalog" = String, Path), ("schema" = String, Path), ("volume" = String, Path), UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes; at most `DBAPP_VOLUME_UPLOAD_MAX_BYTES` (default 100 MiB)"),
+    request_body(content = FileContent, content_type = "application/octet-stream", description = "The file's bytes; at most `DBAPP_VOLUME_UPLOAD_MAX_BYTES` (default 100 MiB)"),
     responses(
     (status = 201, body = FileItem),
     (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
@@ -401,13 +416,10 @@ async fn download_file(
     (status = 413, body = ErrorBody, description = "PAYLOAD_TOO_LARGE; `detail.limit_bytes` is the cap"),
     (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
 ))]
-#[allow(clippy::too_many_arguments)] // one extractor per input, as every handler here
 async fn upload_file(
     State(app): State<AppState>,
     caller: Caller,
-    catalog: Name<Catalog>,
-    schema: Name<Schema>,
-    volume: Name<Volume>,
+    volume: VolumeRef,
     ApiQuery(query): ApiQuery<UploadQuery>,
     headers: HeaderMap,
     body: Body,
@@ -424,11 +436,6 @@ async fn upload_file(
     if declared.is_some_and(|n| n > cap) {
         return Err(too_large());
     }
-    let volume = VolumeRef {
-        catalog,
-        schema,
-        volume,
-    };
     // Counted as it streams: past the cap the stream fails, the upstream request is cut off
     // before it completes (so nothing is stored), and the flag says why it failed.
     let over_cap = Arc::new(AtomicBool::new(false));
@@ -495,17 +502,10 @@ async fn upload_file(
 async fn delete_file(
     State(app): State<AppState>,
     caller: Caller,
-    catalog: Name<Catalog>,
-    schema: Name<Schema>,
-    volume: Name<Volume>,
+    volume: VolumeRef,
     ApiQuery(query): ApiQuery<FileQuery>,
 ) -> Result<StatusCode, ApiError> {
     let relative = parse_path(query.path.as_deref(), false)?;
-    let volume = VolumeRef {
-        catalog,
-        schema,
-        volume,
-    };
     let workspace = caller.workspace(&app);
     match workspace.delete_file(&volume.absolute(&relative)).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
