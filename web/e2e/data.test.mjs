@@ -268,6 +268,28 @@ describe("volumes", () => {
     }
   });
 
+  test("a directory is listed in pages", async () => {
+    const { page, context } = await pageAs(chrome.browser, "alice");
+    try {
+      // One entry per page instead of 100, so the fixture's two root entries take two pages.
+      await page.route("**/api/volumes/*/*/*/files?*", async (route) => {
+        const url = new URL(route.request().url());
+        url.searchParams.set("limit", "1");
+        await route.continue({ url: url.toString() });
+      });
+      await page.goto(`${BASE_URL}/volumes/${CATALOG}/${SCHEMA}/${VOLUME}`);
+      const rows = page.getByTestId("file-list").locator("tbody tr");
+      await rows.first().waitFor();
+      assert.equal(await rows.count(), 1);
+      await page.getByRole("button", { name: "Load more" }).click();
+      await rows.nth(1).waitFor();
+      const names = await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-name")).sort());
+      assert.deepEqual(names, ["README.md", "data"]);
+    } finally {
+      await context.close();
+    }
+  });
+
   const cap = Number(process.env.DBAPP_VOLUME_UPLOAD_MAX_BYTES ?? 0);
 
   test("a file over the upload cap is refused with the cap shown", { skip: !cap && "DBAPP_VOLUME_UPLOAD_MAX_BYTES not set" }, async () => {
