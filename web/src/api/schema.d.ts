@@ -3735,7 +3735,10 @@ export interface operations {
     list_files: {
         parameters: {
             query?: {
-                /** @description Directory relative to the volume root; the root when absent or empty. */
+                /**
+                 * @description Directory relative to the volume root (at most 1 024 bytes); the root when absent or
+                 *     empty.
+                 */
                 path?: string;
                 /** @description Items per page, 1–1000 (default 100). */
                 limit?: number;
@@ -3797,6 +3800,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3826,7 +3838,10 @@ export interface operations {
     download_file: {
         parameters: {
             query: {
-                /** @description File path relative to the volume root, e.g. `data/regions.csv` (required). */
+                /**
+                 * @description File path relative to the volume root, e.g. `data/regions.csv` (required; at most
+                 *     1 024 bytes).
+                 */
                 path: string;
             };
             header?: never;
@@ -3883,6 +3898,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3912,7 +3936,7 @@ export interface operations {
     upload_file: {
         parameters: {
             query: {
-                /** @description File path relative to the volume root (required). */
+                /** @description File path relative to the volume root (required; at most 1 024 bytes). */
                 path: string;
                 /** @description Replace an existing file (default false: an existing file is `FILE_ALREADY_EXISTS`). */
                 overwrite?: boolean;
@@ -3993,6 +4017,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4022,7 +4055,10 @@ export interface operations {
     delete_file: {
         parameters: {
             query: {
-                /** @description File path relative to the volume root, e.g. `data/regions.csv` (required). */
+                /**
+                 * @description File path relative to the volume root, e.g. `data/regions.csv` (required; at most
+                 *     1 024 bytes).
+                 */
                 path: string;
             };
             header?: never;
@@ -4070,6 +4106,15 @@ export interface operations {
             };
             /** @description CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description URI_TOO_LONG: the path and query are over 8 KiB */
+            414: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -93,8 +93,8 @@ impl ToSchema for FileContent {}
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
-    /// Directory relative to the volume root; the root when absent or empty.
-    #[param(max_length = 1024)]
+    /// Directory relative to the volume root (at most 1 024 bytes); the root when absent or
+    /// empty.
     pub path: Option<String>,
 }
 
@@ -102,8 +102,9 @@ pub struct DirectoryQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FileQuery {
-    /// File path relative to the volume root, e.g. `data/regions.csv` (required).
-    #[param(required = true, max_length = 1024)]
+    /// File path relative to the volume root, e.g. `data/regions.csv` (required; at most
+    /// 1 024 bytes).
+    #[param(required = true)]
     pub path: Option<String>,
 }
 
@@ -111,8 +112,8 @@ pub struct FileQuery {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// File path relative to the volume root (required).
-    #[param(required = true, max_length = 1024)]
+    /// File path relative to the volume root (required; at most 1 024 bytes).
+    #[param(required = true)]
     pub path: Option<String>,
     /// Replace an existing file (default false: an existing file is `FILE_ALREADY_EXISTS`).
     pub overwrite: Option<bool>,
@@ -295,6 +296,7 @@ fn file_item(directory: &str, entry: DirectoryEntry) -> FileItem {
     (status = 200, body = ItemsPage<FileItem>),
     (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "PERMISSION_DENIED"),
+    (status = 414, body = ErrorBody, description = "URI_TOO_LONG: the path and query are over 8 KiB"),
     (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND (no such directory)"),
     (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
 ))]
@@ -367,6 +369,7 @@ fn content_disposition(name: &str) -> HeaderValue {
     (status = 200, description = "The file's bytes, with `Content-Type`, `Content-Length` and `Content-Disposition: attachment`", content_type = "application/octet-stream", body = FileContent),
     (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "PERMISSION_DENIED"),
+    (status = 414, body = ErrorBody, description = "URI_TOO_LONG: the path and query are over 8 KiB"),
     (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND"),
     (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
 ))]
@@ -411,6 +414,7 @@ async fn download_file(
     (status = 201, body = FileItem),
     (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "PERMISSION_DENIED"),
+    (status = 414, body = ErrorBody, description = "URI_TOO_LONG: the path and query are over 8 KiB"),
     (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND"),
     (status = 409, body = ErrorBody, description = "FILE_ALREADY_EXISTS"),
     (status = 413, body = ErrorBody, description = "PAYLOAD_TOO_LARGE; `detail.limit_bytes` is the cap"),
@@ -496,6 +500,7 @@ async fn upload_file(
     (status = 204, description = "Deleted"),
     (status = 400, body = ErrorBody, description = "INVALID_IDENTIFIER, INVALID_REQUEST"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "PERMISSION_DENIED"),
+    (status = 414, body = ErrorBody, description = "URI_TOO_LONG: the path and query are over 8 KiB"),
     (status = 404, body = ErrorBody, description = "CATALOG_NOT_FOUND, SCHEMA_NOT_FOUND, VOLUME_NOT_FOUND, FILE_NOT_FOUND"),
     (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
 ))]
