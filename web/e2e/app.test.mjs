@@ -31,6 +31,10 @@ describe("pages", () => {
       await page.getByTestId("catalog-list").getByRole("link").first().waitFor();
       await shot(page, "catalog");
 
+      await page.getByRole("link", { name: "Queries" }).click();
+      await page.getByTestId("query-list").getByRole("link").first().waitFor();
+      await shot(page, "queries");
+
       await page.getByRole("link", { name: "Model Serving" }).click();
       await page.getByTestId("endpoint-list").getByRole("link").first().waitFor();
       await page.getByTestId("history").waitFor();

@@ -23,6 +23,8 @@ if [ -z "${BASE_URL:-}" ]; then
     (cd "$web/.." && cargo build -p dbapp --locked)
   fi
   state="$(mktemp -d)"
+  # A small upload cap, so data.test.mjs can show a 413 without sending 100 MiB (the default).
+  export DBAPP_VOLUME_UPLOAD_MAX_BYTES="${DBAPP_VOLUME_UPLOAD_MAX_BYTES:-2097152}"
   # Port 0 and a private state directory: a free port, and an empty dev store on every run.
   "$bin" dev --port 0 --dir "$state/.dbapp" >e2e/.run/dev.log 2>&1 &
   pid=$!
@@ -67,7 +69,7 @@ fi
 
 echo "e2e against $BASE_URL (screenshots in web/e2e/screenshots/)"
 set +e
-node --test --test-concurrency=1 --test-timeout=120000 e2e/app.test.mjs
+node --test --test-concurrency=1 --test-timeout=120000 e2e/app.test.mjs e2e/data.test.mjs
 code=$?
 set -e
 exit "$code"

@@ -124,6 +124,9 @@ pub(crate) enum Scenario {
     PrefsList,
     /// Time to the first event of a streamed chat answer through dbapp vs from the emulator.
     ChatStream,
+    /// A governed query through dbapp (cache off) vs the same statement sent to the emulator
+    /// at one connection; and a cached governed query vs the hello-world server.
+    Query,
     /// Preferences under load on an emulated Lakebase whose tokens live 4 s; errors must be 0.
     Rotation,
     /// Spawn to the first 200 on `/ready`, vs the hello-world server's first 200.
@@ -146,6 +149,7 @@ impl Scenario {
             Self::PrefsPut => "prefs-put",
             Self::PrefsList => "prefs-list",
             Self::ChatStream => "chat-stream",
+            Self::Query => "query",
             Self::Rotation => "rotation",
             Self::Startup => "startup",
             Self::Rss => "rss",

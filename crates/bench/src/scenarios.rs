@@ -4,7 +4,8 @@
 //! Processes: one `dbapp emulate`; `dbapp serve` with the identity cache on and a fresh Postgres
 //! database on the machine's server (`health`, `me-cached`, `catalogs`, `prefs-*`, `rss`); a
 //! second `dbapp serve` with the cache off (`me-uncached`); the baseline server
-//! (`crate::baseline`) on the same database; and, for `rotation` only, a private Postgres
+//! (`crate::baseline`) on the same database; the main server also serves two governed queries
+//! written to its home directory (`query`); and, for `rotation` only, a private Postgres
 //! cluster (TLS, SCRAM) with its own emulator minting 3-second Lakebase tokens and a server
 //! configured like a Databricks App (`PG*`, `LAKEBASE_INSTANCE_NAME`, M2M credentials).
 //!
@@ -42,6 +43,16 @@ const SCRAPE_TOKEN: &str = "bench-scrape-token-0123456789";
 /// Lifetime of the Lakebase tokens in the rotation scenario: the server refreshes at half-life.
 const ROTATION_TTL_SECS: u64 = 3;
 const EMULATOR_ANNOUNCE: &str = "dbapp emulator listening on ";
+/// The fixture's warehouse, which the benchmarked servers run statements on.
+const WAREHOUSE: &str = "dev-warehouse";
+/// The statement of the `query` scenario's governed queries: a small table every user reads.
+const QUERY_SQL: &str = "SELECT * FROM main.default.regions";
+/// The governed query run on every request (TTL 0).
+const QUERY_UNCACHED: &str = "bench_uncached";
+const QUERY_UNCACHED_PATH: &str = "/api/queries/bench_uncached";
+/// The governed query answered from the cache after its first run.
+const QUERY_CACHED: &str = "bench_cached";
+const QUERY_CACHED_PATH: &str = "/api/queries/bench_cached";
 
 /// Everything a run has started, each on first use.
 struct Bench<'a> {
@@ -232,6 +243,10 @@ fn get(addr: SocketAddr, path: &'static str, auth: Auth) -> MakeRequest {
     Arc::new(move |_, _| request(addr, Method::GET, path, auth, None))
 }
 
+fn post(addr: SocketAddr, path: &'static str, auth: Auth, body: String) -> MakeRequest {
+    Arc::new(move |_, _| request(addr, Method::POST, path, auth, Some(body.clone())))
+}
+
 /// `PUT {prefix}/k<NN>` with a small JSON body, cycling over 50 keys.
 fn put_pref(addr: SocketAddr, prefix: &'static str, auth: Auth) -> MakeRequest {
     Arc::new(move |connection, n| {
@@ -357,6 +372,7 @@ impl Bench<'_> {
                 Ok(vec![latency(row, 1.3, "≤ 1.3× p50")])
             }
             Scenario::ChatStream => self.chat_stream().await,
+            Scenario::Query => self.query().await,
             Scenario::Rotation => self.rotation().await.map(|row| vec![row]),
             Scenario::Startup => self.startup().await.map(|row| vec![row]),
             Scenario::Rss => self.rss().await.map(|row| vec![row]),
@@ -423,6 +439,69 @@ impl Bench<'_> {
             rows.push(overhead(row));
         }
         Ok(rows)
+    }
+
+    /// Governed queries: [`QUERY_UNCACHED`] through dbapp against the very statement request
+    /// dbapp sends, made to the emulator directly, at one connection (the overhead of
+    /// parameter binding, the run and the typing of values; the cache is off for this query),
+    /// and [`QUERY_CACHED`] answered from the result cache against the hello-world server.
+    async fn query(&mut self) -> anyhow::Result<Vec<Row>> {
+        let server = self.main().await?;
+        let emulator = self.emulator().await?;
+        let base = self.baseline().await?;
+        // What dbapp's statement client sends for this query (see `dbapp_databricks::api::sql`).
+        let direct = serde_json::json!({
+            "statement": QUERY_SQL,
+            "warehouse_id": WAREHOUSE,
+            "wait_timeout": "0s",
+            "on_wait_timeout": "CONTINUE",
+            "disposition": "INLINE",
+            "format": "JSON_ARRAY",
+            "row_limit": 10_000,
+        })
+        .to_string();
+        let uncached = self
+            .compare(
+                "query@1",
+                (
+                    server,
+                    "dbapp governed query, no cache",
+                    post(
+                        server.1,
+                        QUERY_UNCACHED_PATH,
+                        Auth::Forwarded,
+                        "{}".to_owned(),
+                    ),
+                ),
+                (
+                    emulator,
+                    "emulator statement",
+                    post(emulator.1, "/api/2.0/sql/statements", Auth::Bearer, direct),
+                ),
+                1,
+            )
+            .await?;
+        let cached = self
+            .compare(
+                "query-cached",
+                (
+                    server,
+                    "dbapp governed query, cached",
+                    post(
+                        server.1,
+                        QUERY_CACHED_PATH,
+                        Auth::Forwarded,
+                        "{}".to_owned(),
+                    ),
+                ),
+                (base, "hello-world", get(base.1, "/health", Auth::None)),
+                self.connections,
+            )
+            .await?;
+        Ok(vec![
+            overhead(uncached),
+            throughput(cached, 0.5, "≥ 0.5× req/s"),
+        ])
     }
 
     /// A dbapp route backed by one upstream call, against that call made directly: with the
@@ -642,8 +721,20 @@ impl Bench<'_> {
     async fn server_command(&mut self, port: u16) -> anyhow::Result<tokio::process::Command> {
         let (_, emulator) = self.emulator().await?;
         let url = self.database().await?;
+        let queries = self.home.path().join("queries");
+        std::fs::create_dir_all(&queries)?;
+        for (name, ttl) in [(QUERY_UNCACHED, 0), (QUERY_CACHED, 3600)] {
+            std::fs::write(
+                queries.join(format!("{name}.sql")),
+                format!(
+                    "-- @title {name}\n-- @run_as user\n-- @cache_ttl_secs {ttl}\n{QUERY_SQL}\n"
+                ),
+            )?;
+        }
         let mut command = procs::command(&self.dbapp, &["serve"], self.home.path());
         command
+            .env("DATABRICKS_WAREHOUSE_ID", WAREHOUSE)
+            .env("DBAPP_QUERIES_DIR", &queries)
             .env("DATABRICKS_HOST", format!("http://{emulator}"))
             .env("DATABRICKS_APP_PORT", port.to_string())
             .env("DATABASE_URL", url)
@@ -863,8 +954,20 @@ impl Bench<'_> {
         )
         .await?;
         let port = procs::free_port()?;
+        let queries = self.home.path().join("queries");
+        std::fs::create_dir_all(&queries)?;
+        for (name, ttl) in [(QUERY_UNCACHED, 0), (QUERY_CACHED, 3600)] {
+            std::fs::write(
+                queries.join(format!("{name}.sql")),
+                format!(
+                    "-- @title {name}\n-- @run_as user\n-- @cache_ttl_secs {ttl}\n{QUERY_SQL}\n"
+                ),
+            )?;
+        }
         let mut command = procs::command(&self.dbapp, &["serve"], self.home.path());
         command
+            .env("DATABRICKS_WAREHOUSE_ID", WAREHOUSE)
+            .env("DBAPP_QUERIES_DIR", &queries)
             .env("DATABRICKS_HOST", format!("http://{}", emulator.addr))
             .env("DATABRICKS_APP_PORT", port.to_string())
             .env("DATABRICKS_CLIENT_ID", "dbapp-sp")

@@ -94,6 +94,27 @@ impl Caller {
             .with_observer(app.metrics.upstream_observer(&self.0.route))
     }
 
+    /// The workspace as the app's own identity (its service principal), for the governed
+    /// queries that declare `run_as: app` and for nothing else: it carries this request's
+    /// correlation id and upstream metrics, never the caller's token. `None` when the server
+    /// has no credentials of its own (the auth type was only inferred as the Databricks CLI
+    /// because nothing was configured).
+    #[must_use]
+    pub fn app_workspace<'a>(&'a self, app: &'a AppState) -> Option<Workspace<'a>> {
+        let config = app.databricks.config();
+        let inferred_cli = config.auth_type() == dbapp_databricks::AuthType::DatabricksCli
+            && matches!(
+                config.source_of("auth_type"),
+                Some(dbapp_databricks::config::Source::Derived) | None
+            );
+        (!inferred_cli).then(|| {
+            app.databricks
+                .as_app()
+                .with_correlation_id(self.0.correlation_id.clone())
+                .with_observer(app.metrics.upstream_observer(&self.0.route))
+        })
+    }
+
     /// Maps a failed resource call made as the caller; forgets the cached identity when the
     /// workspace refused the token, so the next request re-checks it at once.
     #[must_use]

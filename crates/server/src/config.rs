@@ -50,7 +50,12 @@
 //! | `DBAPP_RETENTION_INTERVAL_SECS` | `3600` | the retention task purges at start and then this often (at least 1; see the `retention` module) |
 //! | `DBAPP_MIGRATE_ON_START` | `true` | apply store migrations when the app starts (`serve`, `dev`); a failure is logged and the server still starts (see the `startup` module) |
 //! | `DBAPP_SQLITE_PATH` | `.dbapp/dbapp.db` | SQLite file used outside Databricks Apps when no database is configured |
-//! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview statement |
+//! | `DBAPP_STATEMENT_TIMEOUT_SECS` | `30` | deadline of a table preview or governed query statement |
+//! | `DBAPP_QUERIES_DIR` | – | a directory of `.sql` query files read at start *instead of* the ones embedded in the binary (see `docs/queries.md`); a bad file stops the start |
+//! | `DBAPP_QUERY_ROW_LIMIT` | `10000` | 1 to 1 000 000: the `row_limit` of a governed query's statement; a result cut there says `truncated: true` |
+//! | `DBAPP_QUERY_CACHE_MAX_ENTRIES` | `1000` | governed query results kept at once; `0` disables the cache |
+//! | `DBAPP_QUERY_CACHE_MAX_BYTES` | `67108864` | estimated bytes of the cached query results (64 MiB); a larger result is not cached |
+//! | `DBAPP_QUERY_PENDING_WAIT_MS` | `2000` | 1 to 60 000: how long a query request waits for a starting warehouse before answering `202` with a run to poll |
 //! | `DBAPP_QUOTA_USAGE_EVENTS_PER_MINUTE` | `1200` | usage events per user per minute, also the burst (see the `quota` module); `0`: no quota |
 //! | `DBAPP_QUOTA_INVOCATIONS_PER_MINUTE` | `120` | model invocations per user per minute, also the burst; `0`: no quota |
 //! | `DBAPP_VOLUME_UPLOAD_MAX_BYTES` | `104857600` (100 MiB) | largest file uploaded to a volume (`PUT /api/volumes/…/files/content`), at least 1; that route streams its body and is exempt from the 1 MiB body limit (see the `body_limit` module) |
@@ -115,6 +120,7 @@ const TEXT_VARIABLES: &[&str] = &[
     "DATABRICKS_APP_NAME",
     "DATABRICKS_WAREHOUSE_ID",
     "DBAPP_SQLITE_PATH",
+    "DBAPP_QUERIES_DIR",
     "DBAPP_ADMIN_GROUPS",
     "DBAPP_CORS_ORIGINS",
 ];
@@ -182,6 +188,17 @@ pub struct DbappSettings {
     pub sqlite_path: String,
     /// `DBAPP_STATEMENT_TIMEOUT_SECS`.
     pub statement_timeout_secs: u64,
+    /// `DBAPP_QUERIES_DIR`: query files read instead of the embedded ones.
+    #[serde(deserialize_with = "non_empty")]
+    pub queries_dir: Option<String>,
+    /// `DBAPP_QUERY_ROW_LIMIT`.
+    pub query_row_limit: u64,
+    /// `DBAPP_QUERY_CACHE_MAX_ENTRIES`; 0 disables the cache.
+    pub query_cache_max_entries: usize,
+    /// `DBAPP_QUERY_CACHE_MAX_BYTES`.
+    pub query_cache_max_bytes: usize,
+    /// `DBAPP_QUERY_PENDING_WAIT_MS`.
+    pub query_pending_wait_ms: u64,
     /// `DBAPP_METRICS_TOKEN`: a scrape token that reads `/metrics` as `Authorization: Bearer`.
     #[serde(skip_serializing, deserialize_with = "secret")]
     pub metrics_token: Option<SecretString>,
@@ -229,6 +246,11 @@ impl Default for DbappSettings {
             migrate_on_start: true,
             sqlite_path: ".dbapp/dbapp.db".to_owned(),
             statement_timeout_secs: 30,
+            queries_dir: None,
+            query_row_limit: 10_000,
+            query_cache_max_entries: 1_000,
+            query_cache_max_bytes: 64 * 1024 * 1024,
+            query_pending_wait_ms: 2_000,
             metrics_token: None,
             metrics_user_labels: UserLabels::Hash,
             chat_timeout_secs: 300,
@@ -260,6 +282,12 @@ pub const MODEL_TIMEOUT_MARGIN_SECS: u64 = 10;
 /// Largest `DBAPP_HISTORY_OUTBOX_CAPACITY`: far above any useful setting (a million records of
 /// up to 64 KiB of inputs each), and well within what the outbox's semaphore can count.
 pub const MAX_HISTORY_OUTBOX_CAPACITY: usize = 1_000_000;
+
+/// Largest `DBAPP_QUERY_ROW_LIMIT`: a result is held whole in memory to page and cache it.
+pub const MAX_QUERY_ROW_LIMIT: u64 = 1_000_000;
+
+/// Largest `DBAPP_QUERY_PENDING_WAIT_MS`: the wait must stay well inside the request deadline.
+pub const MAX_QUERY_PENDING_WAIT_MS: u64 = 60_000;
 
 /// Shortest scrape token accepted: it is a password.
 pub const MIN_METRICS_TOKEN_CHARS: usize = 24;
@@ -443,6 +471,18 @@ impl ServerSettings {
             return Err(ConfigError::new(
                 "DBAPP_STATEMENT_TIMEOUT_SECS",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=MAX_QUERY_ROW_LIMIT).contains(&self.dbapp.query_row_limit) {
+            return Err(ConfigError::new(
+                "DBAPP_QUERY_ROW_LIMIT",
+                format!("must be from 1 to {MAX_QUERY_ROW_LIMIT}"),
+            ));
+        }
+        if !(1..=MAX_QUERY_PENDING_WAIT_MS).contains(&self.dbapp.query_pending_wait_ms) {
+            return Err(ConfigError::new(
+                "DBAPP_QUERY_PENDING_WAIT_MS",
+                format!("must be from 1 to {MAX_QUERY_PENDING_WAIT_MS}"),
             ));
         }
         if let Some(token) = &self.dbapp.metrics_token

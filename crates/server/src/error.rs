@@ -73,6 +73,11 @@ pub enum ErrorCode {
     PreferenceNotFound,
     /// 404: no such conversation of the caller (another user's included).
     ConversationNotFound,
+    /// 404: no such governed query.
+    QueryNotFound,
+    /// 404: no such run of the caller for this query (another user's, an expired one, or one
+    /// already answered included).
+    QueryRunNotFound,
     /// 405: the route exists, not with this method.
     MethodNotAllowed,
     /// 400: bad query, path or body; `detail` says which field and why.
@@ -111,13 +116,15 @@ pub enum ErrorCode {
     StorageNotConfigured,
     /// 503: table preview without `DATABRICKS_WAREHOUSE_ID`.
     WarehouseNotConfigured,
+    /// 503: a `run_as: app` query, and the server has no credentials of its own.
+    AppCredentialsNotConfigured,
     /// 500: anything else; details only in the log, under the correlation id.
     InternalError,
 }
 
 impl ErrorCode {
     /// Every code, in the order of `API.md`'s table.
-    pub const ALL: [Self; 36] = [
+    pub const ALL: [Self; 39] = [
         Self::AuthMissing,
         Self::AuthInvalid,
         Self::AuthExpired,
@@ -135,6 +142,8 @@ impl ErrorCode {
         Self::EndpointNotFound,
         Self::PreferenceNotFound,
         Self::ConversationNotFound,
+        Self::QueryNotFound,
+        Self::QueryRunNotFound,
         Self::MethodNotAllowed,
         Self::InvalidRequest,
         Self::InvalidIdentifier,
@@ -153,6 +162,7 @@ impl ErrorCode {
         Self::DatabaseUnavailable,
         Self::StorageNotConfigured,
         Self::WarehouseNotConfigured,
+        Self::AppCredentialsNotConfigured,
         Self::InternalError,
     ];
 
@@ -176,7 +186,9 @@ impl ErrorCode {
             | Self::FileNotFound
             | Self::EndpointNotFound
             | Self::PreferenceNotFound
-            | Self::ConversationNotFound => StatusCode::NOT_FOUND,
+            | Self::ConversationNotFound
+            | Self::QueryNotFound
+            | Self::QueryRunNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidRequest | Self::InvalidIdentifier | Self::ModelInputInvalid => {
                 StatusCode::BAD_REQUEST
@@ -189,7 +201,8 @@ impl ErrorCode {
             Self::UpstreamTimeout | Self::ModelTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::DatabaseUnavailable
             | Self::StorageNotConfigured
-            | Self::WarehouseNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
+            | Self::WarehouseNotConfigured
+            | Self::AppCredentialsNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -215,6 +228,8 @@ impl ErrorCode {
             Self::EndpointNotFound => "ENDPOINT_NOT_FOUND",
             Self::PreferenceNotFound => "PREFERENCE_NOT_FOUND",
             Self::ConversationNotFound => "CONVERSATION_NOT_FOUND",
+            Self::QueryNotFound => "QUERY_NOT_FOUND",
+            Self::QueryRunNotFound => "QUERY_RUN_NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::InvalidRequest => "INVALID_REQUEST",
             Self::InvalidIdentifier => "INVALID_IDENTIFIER",
@@ -233,6 +248,7 @@ impl ErrorCode {
             Self::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
             Self::StorageNotConfigured => "STORAGE_NOT_CONFIGURED",
             Self::WarehouseNotConfigured => "WAREHOUSE_NOT_CONFIGURED",
+            Self::AppCredentialsNotConfigured => "APP_CREDENTIALS_NOT_CONFIGURED",
             Self::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -444,6 +460,12 @@ pub enum ApiError {
         "No SQL warehouse is configured (DATABRICKS_WAREHOUSE_ID), so tables cannot be previewed."
     )]
     WarehouseNotConfigured,
+    /// `503 APP_CREDENTIALS_NOT_CONFIGURED`: a `run_as: app` query, and the server has no
+    /// credentials of its own (`DATABRICKS_CLIENT_ID`/`DATABRICKS_CLIENT_SECRET`).
+    #[error(
+        "This query runs as the app, and the app has no credentials of its own (DATABRICKS_CLIENT_ID, DATABRICKS_CLIENT_SECRET)."
+    )]
+    AppCredentialsNotConfigured,
     /// `500 INTERNAL_ERROR`: anything else; the cause is only logged.
     #[error("An internal error occurred.")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -484,6 +506,7 @@ impl ApiError {
             }
             Self::StorageNotConfigured => ErrorCode::StorageNotConfigured,
             Self::WarehouseNotConfigured => ErrorCode::WarehouseNotConfigured,
+            Self::AppCredentialsNotConfigured => ErrorCode::AppCredentialsNotConfigured,
             Self::Internal(_) => ErrorCode::InternalError,
         }
     }

@@ -31,6 +31,11 @@ use crate::limits::{PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, PAGE_LIMIT_MIN, PREFEREN
 #[from_request(via(axum::extract::Query), rejection(ApiError))]
 pub struct ApiQuery<T>(pub T);
 
+/// `Path<T>` whose rejection is the error envelope (`INVALID_REQUEST`).
+#[derive(Debug, axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
 /// `Json<T>` whose rejections are the error envelope: `UNSUPPORTED_MEDIA_TYPE` without a JSON
 /// content type, `PAYLOAD_TOO_LARGE` over the body limit, `INVALID_REQUEST` for bad JSON.
 #[derive(Debug, axum::extract::FromRequest)]

@@ -14,7 +14,9 @@
 //!    task that purges old rows), [`http_metrics`] (the
 //!    `TrackHttpLayer` middleware), [`telemetry`] (the correlation layer, request span, access
 //!    log and log subscriber), [`assets`] (the embedded web UI), [`storage`] (which store to
-//!    open), [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
+//!    open), [`sql`] (running a statement and typing its rows, for the table preview and the
+//!    governed queries), [`queries`] (the query catalog, result cache, runs and page tokens),
+//!    [`identity`] (the identity cache), [`mod@serve`] (the connection loop: hyper, the
 //!    timeouts, the connection cap, graceful shutdown), [`quota`] (the per-user quotas), and
 //!    [`state`] ([`AppState`], what
 //!    handlers share).
@@ -45,12 +47,14 @@ pub mod json_log;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod queries;
 pub mod quota;
 pub mod records;
 pub mod request_head;
 pub mod retention;
 pub mod routes;
 pub mod serve;
+pub mod sql;
 pub mod startup;
 pub mod state;
 pub mod storage;

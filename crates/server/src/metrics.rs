@@ -87,6 +87,12 @@ pub const CHAT_TIME_TO_FIRST_TOKEN_SECONDS: &str = "chat_time_to_first_token_sec
 /// from the first token to the end of the stream.
 pub const CHAT_TOKENS_PER_SECOND: &str = "chat_tokens_per_second";
 
+/// `query_cache_hits_total{query}`: governed query requests answered from the result cache;
+/// `query` is always a declared query's name, so the series are bounded by the catalog.
+pub const QUERY_CACHE_HITS_TOTAL: &str = "query_cache_hits_total";
+/// `query_cache_misses_total{query}`: governed query requests that ran a statement.
+pub const QUERY_CACHE_MISSES_TOTAL: &str = "query_cache_misses_total";
+
 /// The `user_id` (and `endpoint`) label for values past their bound.
 pub const OTHER_USERS: &str = "_other";
 

@@ -40,6 +40,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "volumes", description = "Files in Unity Catalog volumes, as the user"),
         (name = "model-serving", description = "Model Serving, as the user"),
         (name = "preferences", description = "The caller's preferences"),
+        (name = "queries", description = "Governed SQL queries, as the user or as the app"),
         (name = "conversations", description = "The caller's chat conversations"),
         (name = "metrics", description = "Usage events and performance dashboards")
     )
@@ -81,6 +82,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::model_serving::router())
         .merge(routes::chat::router())
         .merge(routes::preferences::router())
+        .merge(routes::queries::router())
         .merge(routes::conversations::router())
         .merge(routes::usage::router())
 }

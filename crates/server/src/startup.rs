@@ -4,6 +4,8 @@
 //! workspace client, the store, the migrations or the router are set up.
 //!
 //! [`Application::build`], in order:
+//! 0. loads and validates the governed query files ([`QueryCatalog::load`]); a bad file stops
+//!    the start, naming the file, the line and the problem;
 //! 1. resolves the app's workspace configuration ([`Settings::workspace_config`]) and builds the
 //!    one [`Client`] (its connection pool is the process's);
 //! 2. opens the store the settings name ([`open_store`]); a Lakebase store mints its first token
@@ -35,6 +37,8 @@ use tower::Service;
 use crate::app::{build_app, serve_service};
 use crate::config::{ConfigError, Settings};
 use crate::metrics::Metrics;
+use crate::queries::QueryCatalog;
+use crate::queries::definition::DefinitionError;
 use crate::retention::{RetentionPolicy, spawn_retention};
 use crate::state::AppState;
 use crate::storage::{StorageError, open_store};
@@ -51,6 +55,9 @@ pub enum StartupError {
     /// The store could not be opened.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A query file cannot be used; the message names the file, the line and the problem.
+    #[error(transparent)]
+    Queries(#[from] DefinitionError),
     /// The address could not be bound.
     #[error("cannot listen on {address}{hint}")]
     Bind {
@@ -110,6 +117,15 @@ impl Application {
         address: SocketAddr,
         metrics: Metrics,
     ) -> Result<Self, StartupError> {
+        // Query files first: a bad one should stop the start before anything is opened.
+        let queries = QueryCatalog::load(
+            settings
+                .server
+                .dbapp
+                .queries_dir
+                .as_deref()
+                .map(std::path::Path::new),
+        )?;
         let client = workspace_client(&settings)?;
         let store = open_store(&settings, Some(&client)).await?;
         if settings.server.dbapp.migrate_on_start
@@ -128,7 +144,7 @@ impl Application {
                 },
                 source,
             })?;
-        let state = AppState::new(settings.server, client, store, metrics);
+        let state = AppState::new(settings.server, client, store, metrics, queries);
         Ok(Self { listener, state })
     }
 

@@ -13,6 +13,7 @@ use crate::config::ServerSettings;
 use crate::history::History;
 use crate::identity::IdentityCache;
 use crate::metrics::Metrics;
+use crate::queries::{Queries, QueryCatalog};
 use crate::quota::Quotas;
 use crate::records::RequestRecorder;
 
@@ -40,6 +41,8 @@ pub struct AppInner {
     pub history: History,
     /// The per-user quotas of usage events and invocations.
     pub quotas: Quotas,
+    /// The governed queries: catalog, result cache and pending runs.
+    pub queries: Queries,
     /// Slots of chat turns being recorded (`routes::chat::MAX_CHAT_RECORDINGS`): a turn holds
     /// one from its start until its answer is stored, so recordings the store has not caught up
     /// with cannot pile up in memory.
@@ -63,6 +66,7 @@ impl AppState {
         databricks: Client,
         store: Option<Arc<dyn Store>>,
         metrics: Metrics,
+        queries: QueryCatalog,
     ) -> Self {
         let identities = IdentityCache::new(
             settings.identity_cache_ttl(),
@@ -85,6 +89,11 @@ impl AppState {
             settings.dbapp.quota_invocations_per_minute,
             metrics.clone(),
         );
+        let queries = Queries::new(
+            queries,
+            settings.dbapp.query_cache_max_entries,
+            settings.dbapp.query_cache_max_bytes,
+        );
         Self(Arc::new(AppInner {
             settings,
             store,
@@ -94,6 +103,7 @@ impl AppState {
             records,
             history,
             quotas,
+            queries,
             chat_recordings: Arc::new(tokio::sync::Semaphore::new(
                 crate::routes::chat::MAX_CHAT_RECORDINGS,
             )),

@@ -68,7 +68,8 @@ function buildUrl(template: string, path: object | undefined, query: object | un
   return qs ? `${url}?${qs}` : url;
 }
 
-function newCorrelationId(): string {
+/** A fresh id for `X-Correlation-ID`, so a failure can be found in the server log. */
+export function newCorrelationId(): string {
   return typeof crypto.randomUUID === "function"
     ? crypto.randomUUID()
     : `ui-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
@@ -154,6 +155,18 @@ export async function call<M extends Method, P extends PathsWith<M>>(
     throw ApiError.client("BAD_RESPONSE", "The server answered with invalid JSON.", responseId);
   }
   return parsed as ResponseOf<P, M>;
+}
+
+/**
+ * The URL of a route with its parameters filled in, for requests `call` cannot make: links the
+ * browser follows itself (downloads) and uploads that report progress.
+ */
+export function urlOf<M extends Method, P extends PathsWith<M>>(
+  _method: M,
+  route: P,
+  params: { path?: PathParamsOf<P, M>; query?: QueryOf<P, M> },
+): string {
+  return buildUrl(route, params.path, params.query);
 }
 
 export const api = {

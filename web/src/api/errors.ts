@@ -95,12 +95,16 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Schema not found";
     case "TABLE_NOT_FOUND":
       return "Table not found";
+    case "ENDPOINT_NOT_FOUND":
+      return "Endpoint not found";
     case "VOLUME_NOT_FOUND":
       return "Volume not found";
     case "FILE_NOT_FOUND":
       return "File not found";
-    case "ENDPOINT_NOT_FOUND":
-      return "Endpoint not found";
+    case "QUERY_NOT_FOUND":
+      return "Query not found";
+    case "QUERY_RUN_NOT_FOUND":
+      return "Query run not found";
     case "PREFERENCE_NOT_FOUND":
       return "Preference not found";
     case "CONVERSATION_NOT_FOUND":
@@ -112,10 +116,10 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
     case "URI_TOO_LONG":
     case "HEADERS_TOO_LARGE":
       return "Invalid request";
-    case "ENDPOINT_NOT_READY":
-      return "Endpoint not ready";
     case "FILE_ALREADY_EXISTS":
       return "File already exists";
+    case "ENDPOINT_NOT_READY":
+      return "Endpoint not ready";
     case "UPSTREAM_ERROR":
       return "Workspace error";
     case "MODEL_INPUT_INVALID":
@@ -132,6 +136,8 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Storage not configured";
     case "WAREHOUSE_NOT_CONFIGURED":
       return "No SQL warehouse";
+    case "APP_CREDENTIALS_NOT_CONFIGURED":
+      return "App credentials not configured";
     case "INTERNAL_ERROR":
       return "Internal error";
     case "NETWORK_ERROR":

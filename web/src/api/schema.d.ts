@@ -199,6 +199,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/queries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The governed queries the server offers. */
+        get: operations["list_queries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/queries/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Runs a governed query with typed parameters: `200` with a page of the result (from the
+         *     cache when it holds one), or `202` while the SQL warehouse starts.
+         */
+        post: operations["run_query"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/queries/{name}/runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A run that waited for its warehouse: `202` while it still waits, then `200` with the page
+         *     the starting request asked for (later pages: `POST /api/queries/{name}` with the same
+         *     parameters and `page_token`). Only the user who started the run can see it.
+         */
+        get: operations["get_query_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/unity-catalog/catalogs": {
         parameters: {
             query?: never;
@@ -600,6 +658,15 @@ export interface components {
             /** @description Tools the model may call (OpenAI `tools`), passed on as given. */
             tools?: Record<string, never>[] | null;
         };
+        /** @description A result column. */
+        Column: {
+            /** @description Name. */
+            name: string;
+            /** @description e.g. `LONG`, `STRING`, `DECIMAL`. */
+            type_name: string | null;
+            /** @description The SQL type, e.g. `BIGINT`, `DECIMAL(10,2)`. */
+            type_text: string | null;
+        };
         /** @description A column of a table. */
         ColumnItem: {
             /** @description Comment. */
@@ -803,7 +870,7 @@ export interface components {
          * @description Every machine-readable error code of `API.md`, as sent in `error_code`.
          * @enum {string}
          */
-        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "VOLUME_NOT_FOUND" | "FILE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "FILE_ALREADY_EXISTS" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "VOLUME_NOT_FOUND" | "FILE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "QUERY_NOT_FOUND" | "QUERY_RUN_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "FILE_ALREADY_EXISTS" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "APP_CREDENTIALS_NOT_CONFIGURED" | "INTERNAL_ERROR";
         /** Format: binary */
         FileContent: string;
         /** @description A file or directory of a volume. */
@@ -956,6 +1023,29 @@ export interface components {
                  * @description Size in bytes; `null` for directories.
                  */
                 size: number | null;
+            }[];
+            /** @description The token of the next page; `null` at the end. */
+            next_page_token: string | null;
+        };
+        /** @description A page of a list backed by the workspace. */
+        ItemsPage_QueryItem: {
+            /** @description The items. */
+            items: {
+                /**
+                 * Format: int64
+                 * @description How long a result is cached; 0: never.
+                 */
+                cache_ttl_secs: number;
+                /** @description Description. */
+                description: string;
+                /** @description Name (from the file name): `[a-z0-9_-]`. */
+                name: string;
+                /** @description Its parameters, in declaration order. */
+                parameters: components["schemas"]["QueryParameterItem"][];
+                /** @description Whose identity it runs with. */
+                run_as: components["schemas"]["RunAsName"];
+                /** @description Title. */
+                title: string;
             }[];
             /** @description The token of the next page; `null` at the end. */
             next_page_token: string | null;
@@ -1142,6 +1232,91 @@ export interface components {
             /** @description By key. */
             items: components["schemas"]["PreferenceItem"][];
         };
+        /** @description A governed query. */
+        QueryItem: {
+            /**
+             * Format: int64
+             * @description How long a result is cached; 0: never.
+             */
+            cache_ttl_secs: number;
+            /** @description Description. */
+            description: string;
+            /** @description Name (from the file name): `[a-z0-9_-]`. */
+            name: string;
+            /** @description Its parameters, in declaration order. */
+            parameters: components["schemas"]["QueryParameterItem"][];
+            /** @description Whose identity it runs with. */
+            run_as: components["schemas"]["RunAsName"];
+            /** @description Title. */
+            title: string;
+        };
+        /** @description A declared parameter. */
+        QueryParameterItem: {
+            /**
+             * @description The default, as a caller would send it (a number for INT, BIGINT and DOUBLE, a boolean
+             *     for BOOLEAN, else a string); `null` when the parameter is required.
+             */
+            default: unknown;
+            /** @description What it means. */
+            description: string;
+            /** @description Name, as sent in `parameters`. */
+            name: string;
+            /** @description Whether a value must be sent. */
+            required: boolean;
+            /** @description `STRING`, `INT`, `BIGINT`, `DOUBLE`, `DECIMAL(p,s)`, `BOOLEAN`, `DATE` or `TIMESTAMP`. */
+            type: string;
+        };
+        /** @description A page of a query's result. */
+        QueryResultPage: {
+            /** @description Whether the result came from the cache. */
+            cached: boolean;
+            /** @description Columns in order. */
+            columns: components["schemas"]["Column"][];
+            /** @description When the statement finished, RFC 3339 UTC. */
+            executed_at: string;
+            /**
+             * Format: int64
+             * @description How long the statement took, as the server saw it.
+             */
+            execution_time_ms: number;
+            /** @description The token of the next page; `null` at the end. */
+            next_page_token: string | null;
+            /** @description The query's name. */
+            query: string;
+            /** @description Rows in this page. */
+            row_count: number;
+            /**
+             * @description This page's rows: numbers as numbers, booleans as booleans, NULL as null, others as
+             *     strings.
+             */
+            rows: unknown[][];
+            /** @description The workspace's statement id. */
+            statement_id: string;
+            /** @description Rows in the whole result (at most `DBAPP_QUERY_ROW_LIMIT`). */
+            total_row_count: number;
+            /** @description Whether the statement's row limit cut the result. */
+            truncated: boolean;
+        };
+        /** @description `202`: the query's warehouse is starting; poll `Location` after `poll_after_ms`. */
+        QueryRunPending: {
+            /**
+             * Format: int64
+             * @description How long to wait before polling.
+             */
+            poll_after_ms: number;
+            /**
+             * Format: uuid
+             * @description The run to poll at `/api/queries/{name}/runs/{run_id}`.
+             */
+            run_id: string;
+            /** @description Always `PENDING`. */
+            state: components["schemas"]["RunState"];
+            /**
+             * @description The warehouse's state as the workspace reports it (e.g. `STARTING`); `null` when it
+             *     could not be read.
+             */
+            warehouse_state: string | null;
+        };
         /** @description Readiness answer. */
         Ready: {
             /** @description Each check: `ok`, `not_configured`, or `failed: <reason>`. */
@@ -1200,6 +1375,28 @@ export interface components {
             /** @description Type name, e.g. `LONG`. */
             type_name: string | null;
         };
+        /**
+         * @description Whose identity a query runs with.
+         * @enum {string}
+         */
+        RunAsName: "user" | "app";
+        /** @description Body of `POST /api/queries/{name}`. */
+        RunQueryRequest: {
+            /**
+             * Format: int64
+             * @description Rows per page, 1–1000 (default 100).
+             */
+            limit?: number | null;
+            /** @description The previous page's `next_page_token`; send the same parameters with it. */
+            page_token?: string | null;
+            /** @description Parameter values by name; absent or `null` ones take their default. */
+            parameters?: Record<string, never>;
+        };
+        /**
+         * @description The state of a run that is not finished.
+         * @enum {string}
+         */
+        RunState: "PENDING";
         /** @description A schema. */
         SchemaItem: {
             /** @description Comment. */
@@ -2430,6 +2627,225 @@ export interface operations {
                 };
             };
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_queries: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemsPage_QueryItem"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    run_query: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The query's name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RunQueryRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueryResultPage"];
+                };
+            };
+            /** @description The warehouse is starting; poll `Location` */
+            202: {
+                headers: {
+                    Location?: string;
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueryRunPending"];
+                };
+            };
+            /** @description INVALID_REQUEST (`detail.field` is `parameters.<name>`, `limit`, `page_token` or `body`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description QUERY_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description WAREHOUSE_NOT_CONFIGURED, APP_CREDENTIALS_NOT_CONFIGURED */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UPSTREAM_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_query_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The query's name */
+                name: string;
+                /** @description From the `202` answer */
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueryResultPage"];
+                };
+            };
+            /** @description Still waiting for the warehouse */
+            202: {
+                headers: {
+                    Location?: string;
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["QueryRunPending"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description QUERY_NOT_FOUND, QUERY_RUN_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description WAREHOUSE_NOT_CONFIGURED, APP_CREDENTIALS_NOT_CONFIGURED */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UPSTREAM_TIMEOUT */
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -34,6 +34,14 @@ export type Preference = Item<ResponseOf<"/api/preferences", "get">>;
 export type Performance = ResponseOf<"/api/v1/metrics/performance", "get">;
 export type UsageSummary = ResponseOf<"/api/v1/metrics/usage", "get">;
 export type TimeSeries = ResponseOf<"/api/v1/metrics/time-series", "get">;
+export type QueryDefinition = Item<ResponseOf<"/api/queries", "get">>;
+export type QueryParameter = QueryDefinition["parameters"][number];
+export type RunQueryBody = RequestBodyOf<"/api/queries/{name}", "post">;
+/** What running a query answers: its result (200) or a run still waiting for the warehouse (202). */
+export type QueryRunAnswer = ResponseOf<"/api/queries/{name}", "post">;
+export type QueryPending = Extract<QueryRunAnswer, { run_id: string }>;
+export type QueryResult = Exclude<QueryRunAnswer, QueryPending>;
+export type QueryColumn = QueryResult["columns"][number];
 export type UsageEvent = RequestBodyOf<"/api/v1/metrics/usage-events", "post">["events"][number];
 
 /** The largest `timeout_seconds` of an invocation with the server's default request deadline

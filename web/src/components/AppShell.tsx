@@ -7,21 +7,26 @@ import { TopBar } from "./TopBar";
 import { OverviewPage } from "../pages/OverviewPage";
 import { CatalogPage } from "../pages/CatalogPage";
 import { ServingPage } from "../pages/ServingPage";
+import { QueriesPage } from "../pages/QueriesPage";
 import { PreferencesPage } from "../pages/PreferencesPage";
 import { AdminPage } from "../pages/AdminPage";
 import { NotFoundPage } from "../pages/NotFoundPage";
 
-export type PageId = "overview" | "catalog" | "serving" | "preferences" | "admin" | "not-found";
+export type PageId = "overview" | "catalog" | "queries" | "serving" | "preferences" | "admin" | "not-found";
 
 function pageOf(first: string | undefined): PageId {
   switch (first) {
     case undefined:
       return "overview";
     case "catalog":
+    case "queries":
     case "serving":
     case "preferences":
     case "admin":
       return first;
+    // A volume's files are part of the Unity Catalog browser.
+    case "volumes":
+      return "catalog";
     default:
       return "not-found";
   }
@@ -43,7 +48,15 @@ export function AppShell() {
       content = <OverviewPage />;
       break;
     case "catalog":
-      content = <CatalogPage segments={rest} search={location.search} />;
+      content =
+        location.segments[0] === "volumes" ? (
+          <CatalogPage segments={rest.slice(0, 2)} volume={rest[2]} search={location.search} />
+        ) : (
+          <CatalogPage segments={rest} search={location.search} />
+        );
+      break;
+    case "queries":
+      content = <QueriesPage name={rest[0]} />;
       break;
     case "serving":
       content = <ServingPage endpoint={rest[0]} />;

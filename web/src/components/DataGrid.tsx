@@ -1,6 +1,5 @@
+import { isNumericType } from "../columnTypes";
 import { CellValue } from "./CellValue";
-
-const NUMERIC = new Set(["LONG", "INT", "SHORT", "BYTE", "DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "INTEGER"]);
 
 export function DataGrid({ columns, rows }: { columns: { name: string; type_name?: string | null }[]; rows: unknown[][] }) {
   if (rows.length === 0) return <p className="muted">No rows.</p>;
@@ -10,7 +9,7 @@ export function DataGrid({ columns, rows }: { columns: { name: string; type_name
         <thead>
           <tr>
             {columns.map((c) => (
-              <th key={c.name} scope="col" className={NUMERIC.has((c.type_name ?? "").toUpperCase()) ? "num" : undefined}>
+              <th key={c.name} scope="col" className={isNumericType(c.type_name) ? "num" : undefined}>
                 {c.name}
                 <span className="col-type">{(c.type_name ?? "").toLowerCase()}</span>
               </th>
@@ -21,7 +20,7 @@ export function DataGrid({ columns, rows }: { columns: { name: string; type_name
           {rows.map((row, i) => (
             <tr key={i}>
               {columns.map((c, j) => (
-                <td key={c.name} className={NUMERIC.has((c.type_name ?? "").toUpperCase()) ? "num" : undefined} data-column={c.name}>
+                <td key={c.name} className={isNumericType(c.type_name) ? "num" : undefined} data-column={c.name}>
                   <CellValue value={row[j]} />
                 </td>
               ))}

@@ -3,19 +3,62 @@ import { CatalogList } from "../components/CatalogList";
 import { SchemaList } from "../components/SchemaList";
 import { TableList } from "../components/TableList";
 import { TableDetailView } from "../components/TableDetailView";
+import { VolumeBrowser } from "../components/VolumeBrowser";
+import { VolumeList } from "../components/VolumeList";
 import { pathOf } from "../router";
+import { normalizeDir, volumeHref } from "../volumePaths";
 
-export function CatalogPage({ segments }: { segments: string[]; search: URLSearchParams }) {
+/**
+ * The Unity Catalog browser: /catalog/{catalog}/{schema}/{table} for tables, and
+ * /volumes/{catalog}/{schema}/{volume}?path=<dir> for the files of a volume.
+ */
+export function CatalogPage({
+  segments,
+  volume,
+  search,
+}: {
+  segments: string[];
+  volume?: string | undefined;
+  search: URLSearchParams;
+}) {
   const [catalog, schema, table] = segments;
   const crumbs = [{ label: "Catalogs", href: "/catalog" }];
   if (catalog) crumbs.push({ label: catalog, href: pathOf("catalog", catalog) });
   if (catalog && schema) crumbs.push({ label: schema, href: pathOf("catalog", catalog, schema) });
   if (catalog && schema && table) crumbs.push({ label: table, href: pathOf("catalog", catalog, schema, table) });
+  if (catalog && schema && volume) crumbs.push({ label: volume, href: volumeHref(catalog, schema, volume, "") });
 
   let browser;
   if (!catalog) browser = <CatalogList />;
   else if (!schema) browser = <SchemaList catalog={catalog} />;
-  else browser = <TableList catalog={catalog} schema={schema} selected={table} />;
+  else
+    browser = (
+      <>
+        <TableList catalog={catalog} schema={schema} selected={table} />
+        <VolumeList catalog={catalog} schema={schema} selected={volume} />
+      </>
+    );
+
+  let detail;
+  if (catalog && schema && volume) {
+    const dir = normalizeDir(search.get("path"));
+    detail = <VolumeBrowser key={`${catalog}.${schema}.${volume}/${dir}`} catalog={catalog} schema={schema} volume={volume} dir={dir} />;
+  } else if (catalog && schema && table) {
+    detail = <TableDetailView key={`${catalog}.${schema}.${table}`} catalog={catalog} schema={schema} table={table} />;
+  } else {
+    detail = (
+      <div className="card empty-state">
+        <p>
+          {!catalog
+            ? "Choose a catalog to see its schemas."
+            : !schema
+              ? `Choose a schema of ${catalog} to see its tables and volumes.`
+              : `Choose a table of ${catalog}.${schema} to see its columns and preview its rows, or a volume to see its files.`}
+        </p>
+        <p className="muted small">Everything here is listed with your own token: you see what Unity Catalog lets you see.</p>
+      </div>
+    );
+  }
 
   return (
     <div className="page">
@@ -28,20 +71,7 @@ export function CatalogPage({ segments }: { segments: string[]; search: URLSearc
           {browser}
         </section>
         <section className="detail" aria-label="Details">
-          {catalog && schema && table ? (
-            <TableDetailView key={`${catalog}.${schema}.${table}`} catalog={catalog} schema={schema} table={table} />
-          ) : (
-            <div className="card empty-state">
-              <p>
-                {!catalog
-                  ? "Choose a catalog to see its schemas."
-                  : !schema
-                    ? `Choose a schema of ${catalog} to see its tables.`
-                    : `Choose a table of ${catalog}.${schema} to see its columns and preview its rows.`}
-              </p>
-              <p className="muted small">Everything here is listed with your own token: you see what Unity Catalog lets you see.</p>
-            </div>
-          )}
+          {detail}
         </section>
       </div>
     </div>

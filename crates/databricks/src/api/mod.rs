@@ -19,7 +19,7 @@ pub use files::{
 pub use serving::{
     ChatMessage, ChatRequest, ChatResponse, Invocation, ServingEndpoint, ServingStream, StreamEnd,
 };
-pub use sql::{ExecuteStatement, StatementResult};
+pub use sql::{ExecuteStatement, StatementParameter, StatementProgress, StatementResult};
 pub use warehouses::Warehouse;
 
 use std::future::Future;

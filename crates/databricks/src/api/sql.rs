@@ -93,6 +93,13 @@ impl ExecuteStatement {
         self
     }
 
+    /// Sets the named parameters (sent typed, never written into the SQL).
+    #[must_use]
+    pub fn parameters(mut self, parameters: Vec<StatementParameter>) -> Self {
+        self.parameters = parameters;
+        self
+    }
+
     /// Sets the row limit.
     #[must_use]
     pub fn row_limit(mut self, limit: u64) -> Self {
@@ -215,6 +222,19 @@ pub struct ResultChunk {
     pub next_chunk_index: Option<u64>,
 }
 
+/// Where a statement stands after [`Workspace::start_statement`] or
+/// [`Workspace::resume_statement`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatementProgress {
+    /// It finished; its typed result.
+    Finished(StatementResult),
+    /// It is still waiting for its warehouse (`PENDING`).
+    Pending {
+        /// The id to resume it with.
+        statement_id: String,
+    },
+}
+
 /// A finished statement's typed result.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -261,8 +281,73 @@ impl Workspace<'_> {
         &self,
         request: &ExecuteStatement,
     ) -> Result<StatementResult, DatabricksError> {
-        let deadline = Instant::now() + request.timeout;
-        let mut response = self.submit_statement(request, deadline).await?;
+        match self.start_statement(request, None).await? {
+            StatementProgress::Finished(result) => Ok(result),
+            // Without a pending wait `drive` only returns once the statement is terminal.
+            StatementProgress::Pending { statement_id } => Err(DatabricksError::new(
+                ErrorKind::Timeout,
+                format!("statement {statement_id} is still pending"),
+            )),
+        }
+    }
+
+    /// Submits a statement and drives it as [`Workspace::execute_statement`] does, except that
+    /// a statement still `PENDING` (its warehouse is starting) once `pending_wait` has passed
+    /// is handed back as [`StatementProgress::Pending`], neither cancelled nor failed, so the
+    /// caller can report progress and pick it up later with [`Workspace::resume_statement`].
+    /// `None` waits for the whole `request.timeout`.
+    ///
+    /// # Errors
+    /// As [`Workspace::execute_statement`].
+    #[tracing::instrument(skip_all, fields(warehouse_id = %request.warehouse_id))]
+    pub async fn start_statement(
+        &self,
+        request: &ExecuteStatement,
+        pending_wait: Option<Duration>,
+    ) -> Result<StatementProgress, DatabricksError> {
+        let started = Instant::now();
+        let deadline = started + request.timeout;
+        let pending_until = pending_wait.map(|wait| started + wait);
+        let response = self
+            .submit_statement(request, deadline, pending_wait)
+            .await?;
+        self.drive(response, deadline, pending_until, request.timeout)
+            .await
+    }
+
+    /// Picks up a statement that [`Workspace::start_statement`] handed back as pending: reads
+    /// its state, and drives it on within `timeout`, handing it back again when it is still
+    /// `PENDING` after `pending_wait`.
+    ///
+    /// # Errors
+    /// As [`Workspace::execute_statement`]; [`ErrorKind::NotFound`] for an unknown id.
+    #[tracing::instrument(skip_all, fields(statement_id = %statement_id))]
+    pub async fn resume_statement(
+        &self,
+        statement_id: &str,
+        pending_wait: Duration,
+        timeout: Duration,
+    ) -> Result<StatementProgress, DatabricksError> {
+        let started = Instant::now();
+        let response = self.get_statement(statement_id).await?;
+        self.drive(
+            response,
+            started + timeout,
+            Some(started + pending_wait),
+            timeout,
+        )
+        .await
+    }
+
+    /// Polls until the statement is terminal (then fetches its result), still `PENDING` at
+    /// `pending_until`, or past `deadline` (then cancels it).
+    async fn drive(
+        &self,
+        mut response: StatementResponse,
+        deadline: Instant,
+        pending_until: Option<Instant>,
+        timeout: Duration,
+    ) -> Result<StatementProgress, DatabricksError> {
         let mut poll = Duration::from_millis(100);
         while matches!(response.status.state.as_str(), "PENDING" | "RUNNING") {
             let now = Instant::now();
@@ -274,26 +359,42 @@ impl Workspace<'_> {
                 }
                 return Err(DatabricksError::new(
                     ErrorKind::Timeout,
-                    format!(
-                        "statement {id} did not finish within {:?}; it was cancelled",
-                        request.timeout
-                    ),
+                    format!("statement {id} did not finish within {timeout:?}; it was cancelled"),
                 ));
             }
-            tokio::time::sleep(poll.min(deadline - now)).await;
+            let waiting_for_warehouse = response.status.state == "PENDING";
+            if waiting_for_warehouse && pending_until.is_some_and(|until| now >= until) {
+                return Ok(StatementProgress::Pending {
+                    statement_id: response.statement_id,
+                });
+            }
+            let mut wake = deadline;
+            if waiting_for_warehouse && let Some(until) = pending_until {
+                wake = wake.min(until);
+            }
+            tokio::time::sleep(poll.min(wake - now)).await;
             poll = (poll * 2).min(Duration::from_secs(1));
             response = self.get_statement(&response.statement_id).await?;
         }
-        self.finish(response, deadline).await
+        self.finish(response, deadline)
+            .await
+            .map(StatementProgress::Finished)
     }
 
     async fn submit_statement(
         &self,
         request: &ExecuteStatement,
         deadline: Instant,
+        pending_wait: Option<Duration>,
     ) -> Result<StatementResponse, DatabricksError> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let wait = wait_timeout(request.wait_timeout.min(remaining));
+        // A caller that reports a pending statement early must get the answer early too.
+        let wait = wait_timeout(
+            request
+                .wait_timeout
+                .min(remaining)
+                .min(pending_wait.unwrap_or(Duration::MAX)),
+        );
         let mut body = json!({
             "statement": request.statement,
             "warehouse_id": request.warehouse_id,

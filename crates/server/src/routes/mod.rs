@@ -14,6 +14,7 @@ pub mod conversations;
 pub mod health;
 pub mod model_serving;
 pub mod preferences;
+pub mod queries;
 pub mod unity_catalog;
 pub mod usage;
 pub mod user;

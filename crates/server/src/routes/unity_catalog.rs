@@ -3,7 +3,7 @@
 //! `DATABRICKS_WAREHOUSE_ID`. Every name in a path is a [`Name`], checked against the identifier
 //! pattern (`INVALID_IDENTIFIER`) before the handler runs, and quoted with backticks in SQL.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
@@ -18,6 +18,7 @@ use super::{ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{Catalog, Limit, Name, Offset, Schema, Table};
+use crate::sql::{self, Progress};
 use crate::state::AppState;
 
 /// A catalog.
@@ -353,9 +354,35 @@ async fn get_table(
     }))
 }
 
+/// The largest preview `offset`: it is sent as an `INT` statement parameter.
+pub const MAX_PREVIEW_OFFSET: u64 = i32::MAX as u64;
+
 /// Quotes an identifier for Databricks SQL (already validated: no backtick can occur).
 fn quote(identifier: &str) -> String {
     format!("`{}`", identifier.replace('`', "``"))
+}
+
+/// The preview statement: `limit + 1` rows (one more than asked tells whether more follow)
+/// from `offset`. The numbers travel as `INT` statement parameters; only the validated, quoted
+/// identifiers are part of the SQL text.
+fn preview_statement(
+    catalog: &str,
+    schema: &str,
+    table: &str,
+    limit: u32,
+    offset: u64,
+    warehouse: String,
+) -> ExecuteStatement {
+    let statement = format!(
+        "SELECT * FROM {}.{}.{} LIMIT :limit OFFSET :offset",
+        quote(catalog),
+        quote(schema),
+        quote(table),
+    );
+    ExecuteStatement::new(statement, warehouse).parameters(vec![
+        sql::int_param("limit", u64::from(limit) + 1),
+        sql::int_param("offset", offset),
+    ])
 }
 
 /// A page of the table's rows, read as the user on the SQL warehouse.
@@ -380,30 +407,30 @@ async fn preview_rows(
     table: Name<Table>,
 ) -> Result<Json<TableRows>, ApiError> {
     let (limit, offset) = (limit.get(), offset.get());
+    if offset > MAX_PREVIEW_OFFSET {
+        return Err(ApiError::invalid(
+            "offset",
+            format!("must be at most {MAX_PREVIEW_OFFSET} (an INT statement parameter)"),
+        ));
+    }
     let Some(warehouse) = app.settings.databricks_warehouse_id.clone() else {
         return Err(ApiError::WarehouseNotConfigured);
     };
     // Existence and permission first, so the answer is TABLE_NOT_FOUND or PERMISSION_DENIED
     // rather than a SQL error.
     fetch_table(&app, &caller, &catalog, &schema, &table).await?;
-    // One row more than asked tells whether more follow.
-    let statement = format!(
-        "SELECT * FROM {}.{}.{} LIMIT {} OFFSET {offset}",
-        quote(&catalog),
-        quote(&schema),
-        quote(&table),
-        limit + 1
+    let request = preview_statement(&catalog, &schema, &table, limit, offset, warehouse).timeout(
+        Duration::from_secs(app.settings.dbapp.statement_timeout_secs),
     );
-    let request = ExecuteStatement::new(statement, warehouse).timeout(Duration::from_secs(
-        app.settings.dbapp.statement_timeout_secs,
-    ));
-    let started = Instant::now();
-    let result = caller
-        .workspace(&app)
-        .execute_statement(&request)
+    let result = match sql::run(&caller.workspace(&app), &request, None)
         .await
-        .map_err(|e| caller.upstream_error(&app, e, ErrorCode::TableNotFound))?;
-    let execution_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        .map_err(|e| caller.upstream_error(&app, e, ErrorCode::TableNotFound))?
+    {
+        Progress::Done(result) => result,
+        // Without a pending wait the statement is driven to its end or to the deadline.
+        Progress::Pending { .. } => return Err(ApiError::UpstreamTimeout(None)),
+    };
+    let execution_time_ms = result.execution_time_ms;
     let mut rows = result.rows;
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let has_more = rows.len() > limit;
@@ -423,4 +450,29 @@ async fn preview_rows(
         statement_id: result.statement_id,
         execution_time_ms,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use dbapp_databricks::api::StatementParameter;
+
+    use super::*;
+
+    #[test]
+    fn the_preview_sends_its_numbers_as_int_parameters_not_sql() {
+        let request = preview_statement("main", "default", "customers", 10, 20, "w".to_owned());
+        assert_eq!(
+            request.statement,
+            "SELECT * FROM `main`.`default`.`customers` LIMIT :limit OFFSET :offset"
+        );
+        let int = |name: &str, value: &str| StatementParameter {
+            name: name.to_owned(),
+            value: Some(value.to_owned()),
+            type_name: Some("INT".to_owned()),
+        };
+        assert_eq!(
+            request.parameters,
+            vec![int("limit", "11"), int("offset", "20")]
+        );
+    }
 }

@@ -224,6 +224,27 @@ impl TestApp {
         self.call(reqwest::Method::GET, &path, token)
     }
 
+    /// `GET /api/queries`.
+    pub(crate) fn list_queries(&self, token: &str) -> ApiCall {
+        self.call(reqwest::Method::GET, "/api/queries", token)
+    }
+
+    /// `POST /api/queries/{name}` with `body`.
+    pub(crate) fn run_query(&self, token: &str, name: &str, body: &Value) -> ApiCall {
+        let call = self.call(
+            reqwest::Method::POST,
+            &format!("/api/queries/{name}"),
+            token,
+        );
+        ApiCall(call.0.json(body))
+    }
+
+    /// `GET /api/queries/{name}/runs/{run_id}`.
+    pub(crate) fn get_query_run(&self, token: &str, name: &str, run_id: &str) -> ApiCall {
+        let path = format!("/api/queries/{name}/runs/{run_id}");
+        self.call(reqwest::Method::GET, &path, token)
+    }
+
     /// `GET /api/preferences`.
     pub(crate) fn list_preferences(&self, token: &str) -> ApiCall {
         self.call(reqwest::Method::GET, "/api/preferences", token)

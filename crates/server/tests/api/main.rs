@@ -14,6 +14,7 @@ mod logs;
 mod model_serving;
 mod openapi;
 mod preferences;
+mod queries;
 mod retention;
 mod security;
 mod serve;

@@ -137,6 +137,7 @@ async fn an_unreachable_database_is_database_unavailable_with_retry_after_5() {
         app.state.databricks.clone(),
         Some(store),
         dbapp_server::metrics::Metrics::new(10, dbapp_server::config::UserLabels::Hash),
+        app.state.queries.catalog.clone(),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();

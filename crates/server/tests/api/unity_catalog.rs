@@ -490,3 +490,22 @@ async fn one_request_makes_a_bounded_number_of_upstream_calls_and_never_loses_th
     assert!(first["next_page_token"].is_string(), "{first}");
     assert_eq!(seen, ["t0025"]);
 }
+
+#[tokio::test]
+async fn a_preview_offset_beyond_an_int_parameter_is_refused() {
+    // Arrange
+    let app = spawn_app().await;
+    let path = "/api/unity-catalog/catalogs/main/schemas/default/tables/customers/rows";
+
+    // Act
+    let response = app
+        .get(&format!("{path}?offset=2147483648"), Some(ALICE))
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    let body = assert_error(response, 400, "INVALID_REQUEST").await;
+    assert_eq!(body["detail"]["field"], "offset");
+    assert!(app.emulator.requests("/api/2.0/sql/statements").is_empty());
+}
