@@ -41,7 +41,7 @@ pub(crate) const ROUTE_SCOPES: &[(&str, &str)] = &[
     ),
     (
         "sql",
-        "GET …/tables/{table}/rows (table previews on the SQL warehouse)",
+        "GET …/tables/{table}/rows and POST /api/queries/{name} (on the SQL warehouse)",
     ),
 ];
 
