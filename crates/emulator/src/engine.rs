@@ -2578,25 +2578,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn principal(user_name: &str, groups: &[&str]) -> Principal {
-        Principal {
-            id: "1".into(),
-            user_name: user_name.into(),
-            display_name: user_name.into(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            active: true,
-            is_service_principal: false,
-        }
-    }
-
-    fn alice() -> Principal {
-        principal("alice@example.com", &["users", "data-analysts"])
-    }
-
-    fn bob() -> Principal {
-        principal("bob@example.com", &["users"])
-    }
-
     fn param(name: &str, value: Option<&str>, sql_type: &str) -> Parameter {
         Parameter {
             name: name.into(),
@@ -2639,7 +2620,7 @@ mod tests {
     }
 
     fn run(sql: &str) -> Outcome {
-        run_with(sql, &alice(), &[]).unwrap_or_else(|e| panic!("{sql}: {e}"))
+        run_with(sql, &Principal::alice(), &[]).unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     fn fail(sql: &str, who: &Principal, parameters: &[Parameter]) -> SqlError {
@@ -2768,7 +2749,7 @@ mod tests {
 
         for (sql, parameter, expected) in cases {
             // Act
-            let outcome = run_with(sql, &alice(), std::slice::from_ref(&parameter));
+            let outcome = run_with(sql, &Principal::alice(), std::slice::from_ref(&parameter));
 
             // Assert
             let (_, rows, _) = outcome.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -2823,7 +2804,7 @@ mod tests {
 
         // Act
         let (_, literal, _) = run("SELECT id FROM customers ORDER BY id DESC LIMIT 3 OFFSET 2");
-        let (_, bound, _) = run_with(sql, &alice(), &parameters).expect("runs");
+        let (_, bound, _) = run_with(sql, &Principal::alice(), &parameters).expect("runs");
         let (_, offset_only, _) = run("SELECT * FROM regions OFFSET 2");
 
         // Assert
@@ -2928,31 +2909,35 @@ mod tests {
         // Arrange / Act
         let join = fail(
             "SELECT * FROM customers c JOIN main.sales.orders o ON o.customer_id = c.id",
-            &bob(),
+            &Principal::bob(),
             &[],
         );
         let in_subquery = fail(
             "SELECT id FROM customers WHERE id IN (SELECT customer_id FROM main.sales.orders)",
-            &bob(),
+            &Principal::bob(),
             &[],
         );
         let shadowed = run_with(
             "WITH orders AS (SELECT id FROM customers) SELECT COUNT(*) FROM orders",
-            &bob(),
+            &Principal::bob(),
             &[],
         );
         let self_named = fail(
             "WITH orders AS (SELECT * FROM orders) SELECT COUNT(*) FROM orders",
-            &bob(),
+            &Principal::bob(),
             &[param("unused", None, "INT")],
         );
         let chained = run_with(
             "WITH a AS (SELECT id FROM customers WHERE id < 4), b AS (SELECT id FROM a) \
              SELECT COUNT(*) FROM b",
-            &bob(),
+            &Principal::bob(),
             &[],
         );
-        let missing = fail("SELECT * FROM main.`default`.nope", &alice(), &[]);
+        let missing = fail(
+            "SELECT * FROM main.`default`.nope",
+            &Principal::alice(),
+            &[],
+        );
 
         // Assert
         assert_eq!(
@@ -3058,7 +3043,7 @@ mod tests {
 
         for (sql, parameters, class, sql_state) in cases {
             // Act
-            let error = fail(sql, &alice(), parameters);
+            let error = fail(sql, &Principal::alice(), parameters);
 
             // Assert
             assert_eq!(
@@ -3072,7 +3057,7 @@ mod tests {
     #[test]
     fn an_unknown_column_suggests_the_closest_names() {
         // Arrange / Act
-        let error = fail("SELECT nmae FROM customers", &alice(), &[]);
+        let error = fail("SELECT nmae FROM customers", &Principal::alice(), &[]);
 
         // Assert
         assert_eq!(
@@ -3086,8 +3071,12 @@ mod tests {
     #[test]
     fn syntax_errors_point_at_the_token() {
         // Arrange / Act
-        let end = fail("SELECT *\n  FROM customers WHERE", &alice(), &[]);
-        let near = fail("SELECT *\n  FROM customers WHERE id = = 1", &alice(), &[]);
+        let end = fail("SELECT *\n  FROM customers WHERE", &Principal::alice(), &[]);
+        let near = fail(
+            "SELECT *\n  FROM customers WHERE id = = 1",
+            &Principal::alice(),
+            &[],
+        );
 
         // Assert
         assert!(
@@ -3127,14 +3116,14 @@ mod tests {
 
         for (parameter, class) in cases {
             // Act
-            let error = fail(sql, &alice(), std::slice::from_ref(&parameter));
+            let error = fail(sql, &Principal::alice(), std::slice::from_ref(&parameter));
 
             // Assert
             assert_eq!(error.class(), class, "{parameter:?}: {error}");
         }
         let text_limit = fail(
             "SELECT * FROM products LIMIT :n",
-            &alice(),
+            &Principal::alice(),
             &[param("n", Some("3"), "STRING")],
         );
         assert_eq!(
@@ -3213,7 +3202,7 @@ mod tests {
         let (_, literal, _) = run("SELECT COUNT(*) FROM customers WHERE is_active = 'true'");
         let (_, untyped, _) = run_with(
             "SELECT COUNT(*) FROM customers WHERE :flag = is_active",
-            &alice(),
+            &Principal::alice(),
             &[param("flag", Some("TRUE"), "STRING")],
         )
         .expect("runs");
@@ -3221,7 +3210,7 @@ mod tests {
             run("SELECT order_id FROM main.sales.orders WHERE ordered_at = '2026-02-02 07:13:00'");
         let bad = fail(
             "SELECT * FROM customers WHERE is_active = 'perhaps'",
-            &alice(),
+            &Principal::alice(),
             &[],
         );
         let (_, listed, _) = run("SELECT COUNT(*) FROM customers WHERE is_active IN ('true')");
@@ -3257,14 +3246,15 @@ mod tests {
         let cross = "SELECT a.order_id FROM main.sales.orders a, main.sales.orders b";
 
         // Act
-        let (_, capped, truncated) = run_on(&engine, cross, &alice(), &[], None).expect("runs");
+        let (_, capped, truncated) =
+            run_on(&engine, cross, &Principal::alice(), &[], None).expect("runs");
         let (_, limited, limited_truncated) =
-            run_on(&engine, cross, &alice(), &[], Some(5)).expect("runs");
+            run_on(&engine, cross, &Principal::alice(), &[], Some(5)).expect("runs");
         engine.time_limit = Duration::ZERO;
-        let timed_out = run_on(&engine, cross, &alice(), &[], None).unwrap_err();
+        let timed_out = run_on(&engine, cross, &Principal::alice(), &[], None).unwrap_err();
         engine.time_limit = EVALUATION_TIME_LIMIT;
         let long = format!("SELECT '{}'", "x".repeat(MAX_VALUE_BYTES as usize + 1));
-        let too_long = run_on(&engine, &long, &alice(), &[], None).unwrap_err();
+        let too_long = run_on(&engine, &long, &Principal::alice(), &[], None).unwrap_err();
 
         // Assert
         assert_eq!((capped.len(), truncated), (MAX_RESULT_ROWS, true));
@@ -3345,7 +3335,7 @@ mod tests {
             .iter()
             .map(|(call, _)| {
                 let sql = format!("SELECT {call} FROM products");
-                let value = match run_with(&sql, &alice(), &[]) {
+                let value = match run_with(&sql, &Principal::alice(), &[]) {
                     Ok((_, rows, _)) => rows
                         .first()
                         .and_then(|r| r.first())

@@ -867,25 +867,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn principal(user_name: &str, groups: &[&str]) -> Principal {
-        Principal {
-            id: "1".into(),
-            user_name: user_name.into(),
-            display_name: user_name.into(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            active: true,
-            is_service_principal: false,
-        }
-    }
-
-    fn alice() -> Principal {
-        principal("alice@example.com", &["users", "data-analysts"])
-    }
-
-    fn bob() -> Principal {
-        principal("bob@example.com", &["users"])
-    }
-
     /// A succeeded outcome of `count` one-column rows (`"1"`, `"2"`, …).
     fn rows(count: usize) -> Result<ResultSet, SqlError> {
         let column = ColumnInfo::new("id".into(), 0, "LONG".into(), "BIGINT".into(), None, None);
@@ -946,8 +927,20 @@ mod tests {
     fn state_follows_the_clock_and_the_outcome() {
         // Arrange
         let start = Instant::now();
-        let ok = Statement::new("s1".into(), &alice(), start, timing(100, 200, 10), rows(25));
-        let bad = Statement::new("s2".into(), &alice(), start, timing(100, 200, 10), failed());
+        let ok = Statement::new(
+            "s1".into(),
+            &Principal::alice(),
+            start,
+            timing(100, 200, 10),
+            rows(25),
+        );
+        let bad = Statement::new(
+            "s2".into(),
+            &Principal::alice(),
+            start,
+            timing(100, 200, 10),
+            failed(),
+        );
         let at = |ms| start + Duration::from_millis(ms);
 
         // Act / Assert
@@ -968,12 +961,18 @@ mod tests {
         let outcome = rows(25);
         let mut early = Statement::new(
             "a".into(),
-            &alice(),
+            &Principal::alice(),
             start,
             timing(0, 100, 10),
             outcome.clone(),
         );
-        let mut late = Statement::new("b".into(), &alice(), start, timing(0, 100, 10), outcome);
+        let mut late = Statement::new(
+            "b".into(),
+            &Principal::alice(),
+            start,
+            timing(0, 100, 10),
+            outcome,
+        );
         let after = start + Duration::from_millis(100);
 
         // Act
@@ -992,8 +991,13 @@ mod tests {
         // Arrange
         let start = Instant::now();
         let outcome = rows(25);
-        let mut statement =
-            Statement::new("w".into(), &alice(), start, timing(60_000, 0, 10), outcome);
+        let mut statement = Statement::new(
+            "w".into(),
+            &Principal::alice(),
+            start,
+            timing(60_000, 0, 10),
+            outcome,
+        );
         let wake = statement.wake();
         let canceled = wake.notified();
         tokio::pin!(canceled);
@@ -1012,7 +1016,13 @@ mod tests {
         // Arrange
         let signer = LinkSigner::new();
         let now = Instant::now();
-        let statement = Statement::new("s".into(), &alice(), now, timing(0, 0, 10), rows(25));
+        let statement = Statement::new(
+            "s".into(),
+            &Principal::alice(),
+            now,
+            timing(0, 0, 10),
+            rows(25),
+        );
 
         // Act
         let body = serde_json::to_value(statement.response(now, &links(&signer)).unwrap()).unwrap();
@@ -1055,7 +1065,13 @@ mod tests {
         // Arrange
         let signer = LinkSigner::new();
         let now = Instant::now();
-        let statement = Statement::new("e".into(), &alice(), now, timing(0, 0, 10), rows(0));
+        let statement = Statement::new(
+            "e".into(),
+            &Principal::alice(),
+            now,
+            timing(0, 0, 10),
+            rows(0),
+        );
 
         // Act
         let body = serde_json::to_value(statement.response(now, &links(&signer)).unwrap()).unwrap();
@@ -1074,7 +1090,13 @@ mod tests {
         // Arrange
         let signer = LinkSigner::new();
         let now = Instant::now();
-        let statement = Statement::new("f".into(), &bob(), now, timing(0, 0, 10), failed());
+        let statement = Statement::new(
+            "f".into(),
+            &Principal::bob(),
+            now,
+            timing(0, 0, 10),
+            failed(),
+        );
 
         // Act
         let body = serde_json::to_value(statement.response(now, &links(&signer)).unwrap()).unwrap();
@@ -1096,7 +1118,13 @@ mod tests {
         // Arrange
         let signer = LinkSigner::new();
         let now = Instant::now();
-        let statement = Statement::new("p".into(), &alice(), now, timing(1000, 0, 10), failed());
+        let statement = Statement::new(
+            "p".into(),
+            &Principal::alice(),
+            now,
+            timing(1000, 0, 10),
+            failed(),
+        );
 
         // Act
         let body = serde_json::to_value(statement.response(now, &links(&signer)).unwrap()).unwrap();
@@ -1117,7 +1145,7 @@ mod tests {
         let make = |i: usize| {
             Statement::new(
                 format!("s{i}"),
-                &alice(),
+                &Principal::alice(),
                 now,
                 timing(0, 0, 10),
                 outcome.clone(),
@@ -1147,7 +1175,7 @@ mod tests {
         };
 
         // Act
-        let statement = Statement::new("w".into(), &alice(), start, timing, rows(1));
+        let statement = Statement::new("w".into(), &Principal::alice(), start, timing, rows(1));
 
         // Assert
         assert_eq!(statement.state_at(at(499)), StatementState::Pending);
@@ -1159,14 +1187,19 @@ mod tests {
         // Arrange
         let now = Instant::now();
         let make = |count, hybrid_inline_bytes| {
-            Statement::new("h".into(), &alice(), now, timing(0, 0, 10), rows(count)).deliver(
-                Delivery {
-                    format: Format::ArrowStream,
-                    disposition: Disposition::InlineOrExternalLinks,
-                    byte_limit: None,
-                    hybrid_inline_bytes,
-                },
+            Statement::new(
+                "h".into(),
+                &Principal::alice(),
+                now,
+                timing(0, 0, 10),
+                rows(count),
             )
+            .deliver(Delivery {
+                format: Format::ArrowStream,
+                disposition: Disposition::InlineOrExternalLinks,
+                byte_limit: None,
+                hybrid_inline_bytes,
+            })
         };
 
         // Act

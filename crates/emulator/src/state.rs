@@ -74,6 +74,31 @@ pub(crate) struct Principal {
     pub(crate) is_service_principal: bool,
 }
 
+/// The fixture's users as unit tests of the statement code need them.
+#[cfg(test)]
+impl Principal {
+    fn for_test(user_name: &str, groups: &[&str]) -> Self {
+        Self {
+            id: "1".into(),
+            user_name: user_name.into(),
+            display_name: user_name.into(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            active: true,
+            is_service_principal: false,
+        }
+    }
+
+    /// alice, who reads everything in the default fixture.
+    pub(crate) fn alice() -> Self {
+        Self::for_test("alice@example.com", &["users", "data-analysts"])
+    }
+
+    /// bob, who may not read some tables.
+    pub(crate) fn bob() -> Self {
+        Self::for_test("bob@example.com", &["users"])
+    }
+}
+
 impl Principal {
     /// Whether `readers` names this principal or one of its groups; `None` admits everyone.
     pub(crate) fn admitted_by(&self, readers: Option<&Vec<String>>) -> bool {
