@@ -3,11 +3,8 @@
 import { api } from "./client";
 import type { QueryPending, QueryResult, QueryRunAnswer, RunQueryBody } from "./types";
 
-/**
- * What one run sends. The document describes `parameters` as an object without saying what its
- * values are, which the generator reads as `Record<string, never>`; values are any JSON.
- */
-export type RunRequest = Omit<RunQueryBody, "parameters"> & { parameters: Record<string, unknown> };
+/** What one run sends: always the parameter values (any JSON, by name), even when empty. */
+export type RunRequest = RunQueryBody & { parameters: NonNullable<RunQueryBody["parameters"]> };
 
 export function isPending(answer: QueryRunAnswer): answer is QueryPending {
   return "run_id" in answer;
@@ -42,11 +39,7 @@ export async function runQuery(
   signal: AbortSignal,
   onPending: (pending: QueryPending) => void,
 ): Promise<QueryResult> {
-  const body: RunQueryBody = {
-    ...request,
-    parameters: request.parameters as unknown as RunQueryBody["parameters"],
-  };
-  let answer = await api.post("/api/queries/{name}", { path: { name }, body, signal, timeoutMs: 60_000 });
+  let answer = await api.post("/api/queries/{name}", { path: { name }, body: request, signal, timeoutMs: 60_000 });
   while (isPending(answer)) {
     onPending(answer);
     await sleep(Math.min(5_000, Math.max(250, answer.poll_after_ms)), signal);

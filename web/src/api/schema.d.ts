@@ -1390,7 +1390,9 @@ export interface components {
             /** @description The previous page's `next_page_token`; send the same parameters with it. */
             page_token?: string | null;
             /** @description Parameter values by name; absent or `null` ones take their default. */
-            parameters?: Record<string, never>;
+            parameters?: {
+                [key: string]: unknown;
+            } | null;
         };
         /**
          * @description The state of a run that is not finished.

@@ -99,7 +99,7 @@ pub struct QueryItem {
 pub struct RunQueryRequest {
     /// Parameter values by name; absent or `null` ones take their default.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, Value>>)]
     pub parameters: Option<Value>,
     /// Rows per page, 1–1000 (default 100).
     #[serde(default)]
