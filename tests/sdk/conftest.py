@@ -1,6 +1,7 @@
 """Fixtures for the official-SDK compatibility check.
 
-One emulator process serves the whole session: `dbapp emulate --port 0` (the binary comes from
+One emulator process serves the whole session (a test that needs another fixture starts its
+own with `emulator_with_fixture`): `dbapp emulate --port 0` (the binary comes from
 `DBAPP_BIN`, default `<repo>/target/debug/dbapp`). Its single stdout line gives the URL; its
 logs (stderr) go to a temporary file that is printed if it fails to start. Before every test the
 emulator is reset (`POST /_emulator/reset`: faults, settings, tokens, statements and request log
@@ -10,14 +11,16 @@ outside this directory — variables, `~/.databrickscfg` — can influence how t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import tempfile
 import threading
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
 import requests
@@ -47,16 +50,16 @@ def _binary() -> Path:
     return Path(os.environ.get("DBAPP_BIN") or REPO / "target" / "debug" / "dbapp")
 
 
-@pytest.fixture(scope="session")
-def emulator_url() -> Iterator[str]:
-    """Starts `dbapp emulate --port 0`, yields its base URL, and stops it with SIGTERM."""
+@contextmanager
+def running_emulator(*args: str) -> Iterator[str]:
+    """Runs `dbapp emulate --port 0 <args>` and yields its base URL; SIGTERM when done."""
     binary = _binary()
     if not binary.is_file():
         pytest.fail(f"emulator binary {binary} not found: run `cargo build -p dbapp` or set DBAPP_BIN")
     log = tempfile.NamedTemporaryFile(prefix="dbapp-emulator-", suffix=".log", delete=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DBAPP_EMULATOR_")}
     process = subprocess.Popen(
-        [str(binary), "emulate", "--port", "0"],
+        [str(binary), "emulate", "--port", "0", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=log,
@@ -91,6 +94,36 @@ def emulator_url() -> Iterator[str]:
         _stop(process)
         log.close()
         os.unlink(log.name)
+
+
+@pytest.fixture(scope="session")
+def emulator_url() -> Iterator[str]:
+    """The session's emulator, on the default fixture."""
+    with running_emulator() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def default_fixture() -> Dict[str, Any]:
+    """The default fixture as `dbapp emulate --print-fixture` prints it (a fresh copy per use)."""
+    text = subprocess.run(
+        [str(_binary()), "emulate", "--print-fixture"], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(text)
+
+
+@pytest.fixture
+def emulator_with_fixture(tmp_path: Path) -> Iterator[Callable[[Dict[str, Any]], str]]:
+    """`emulator_with_fixture(fixture)`: writes `fixture` to `tmp_path/fixture.json` (so data
+    files it names are relative to `tmp_path`), starts an emulator on it, and yields its URL."""
+    with ExitStack() as stack:
+
+        def start(fixture: Dict[str, Any]) -> str:
+            path = tmp_path / "fixture.json"
+            path.write_text(json.dumps(fixture))
+            return stack.enter_context(running_emulator("--fixture", str(path)))
+
+        yield start
 
 
 def _stop(process: subprocess.Popen) -> None:

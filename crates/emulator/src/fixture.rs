@@ -296,6 +296,10 @@ pub struct Table {
     /// Rows, one JSON array per row with one value per column (`null` for NULL).
     #[serde(default)]
     pub rows: Vec<Vec<Value>>,
+    /// A CSV or Parquet file holding the rows instead, relative to the fixture file; read when
+    /// the fixture is loaded from a file (`crate::table_data` says how values are read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_file: Option<String>,
 }
 
 /// A column of a table.
@@ -571,6 +575,16 @@ pub enum FixtureError {
     /// The fixture contradicts itself.
     #[error("fixture is inconsistent: {0}")]
     Invalid(String),
+    /// A table's data file cannot be read as the table's rows.
+    #[error("data file {path} of table {table}: {message}")]
+    DataFile {
+        /// The data file, as resolved against the fixture file's directory.
+        path: String,
+        /// The table's full name.
+        table: String,
+        /// What is wrong, and where in the file.
+        message: String,
+    },
 }
 
 const DEFAULT_FIXTURE: &str = include_str!("../fixture/default.json");
@@ -596,13 +610,41 @@ impl Fixture {
             path: shown.clone(),
             message,
         };
-        let fixture: Fixture = if path.extension().is_some_and(|e| e == "toml") {
+        let mut fixture: Fixture = if path.extension().is_some_and(|e| e == "toml") {
             toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?
         } else {
             serde_json::from_str(&text).map_err(|e| parse_error(e.to_string()))?
         };
+        fixture.read_data_files(path.parent().unwrap_or(Path::new("")))?;
         fixture.validate()?;
         Ok(fixture)
+    }
+
+    /// Fills the rows of every table that names a `data_file`, resolved against `base`.
+    fn read_data_files(&mut self, base: &Path) -> Result<(), FixtureError> {
+        for catalog in &mut self.catalogs {
+            for schema in &mut catalog.schemas {
+                for table in &mut schema.tables {
+                    let Some(file) = &table.data_file else {
+                        continue;
+                    };
+                    let full_name = format!("{}.{}.{}", catalog.name, schema.name, table.name);
+                    let path = base.join(file);
+                    let failure = |message: String| FixtureError::DataFile {
+                        path: path.display().to_string(),
+                        table: full_name.clone(),
+                        message,
+                    };
+                    if !table.rows.is_empty() {
+                        return Err(failure(
+                            "the table has rows as well; give one or the other".into(),
+                        ));
+                    }
+                    table.rows = crate::table_data::read(&path, &table.columns).map_err(failure)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The embedded default fixture, as JSON text (what `--fixture` files look like).
@@ -838,6 +880,47 @@ mod tests {
 
         // Assert
         assert!(matches!(result, Err(FixtureError::Invalid(m)) if m.contains("does not have")));
+    }
+
+    #[test]
+    fn a_data_file_beside_the_fixture_file_fills_its_tables_rows() {
+        // Arrange: the default fixture, its first table's rows moved to a CSV file in `data/`
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut fixture = Fixture::default();
+        let table = &mut fixture.catalogs[0].schemas[0].tables[0];
+        let names: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+        let csv = names.join(",") + "\n" + &vec![""; names.len()].join(",") + "\n";
+        std::fs::create_dir(dir.path().join("data")).expect("a data directory");
+        std::fs::write(dir.path().join("data/t.csv"), csv).expect("the data file");
+        table.rows.clear();
+        table.data_file = Some("data/t.csv".into());
+        let path = dir.path().join("fixture.json");
+        let write = |fixture: &Fixture| {
+            std::fs::write(&path, serde_json::to_string(fixture).expect("JSON")).expect("written")
+        };
+        write(&fixture);
+
+        // Act
+        let loaded = Fixture::from_file(&path).expect("the fixture loads");
+
+        // Assert: one row of NULLs, read from the file
+        let rows = &loaded.catalogs[0].schemas[0].tables[0].rows;
+        assert_eq!(rows, &vec![vec![Value::Null; names.len()]]);
+
+        // A table with rows and a data file, or a data file that is not there, is refused.
+        fixture.catalogs[0].schemas[0].tables[0].rows = rows.clone();
+        write(&fixture);
+        let both = Fixture::from_file(&path).expect_err("rows and a data file");
+        assert!(both.to_string().contains("has rows as well"), "{both}");
+        let table = &mut fixture.catalogs[0].schemas[0].tables[0];
+        table.rows.clear();
+        table.data_file = Some("data/absent.csv".into());
+        write(&fixture);
+        let absent = Fixture::from_file(&path).expect_err("a missing data file");
+        assert!(
+            matches!(&absent, FixtureError::DataFile { path, .. } if path.ends_with("data/absent.csv")),
+            "{absent}"
+        );
     }
 
     #[test]

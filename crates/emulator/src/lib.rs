@@ -45,6 +45,7 @@ mod routes;
 mod server;
 mod sql;
 mod state;
+mod table_data;
 mod warehouse;
 
 pub use control::ControlError;

@@ -627,6 +627,7 @@ async fn backquoted_identifiers_reach_tables_with_unusual_names() {
                 comment: None,
             }],
             rows: vec![vec![json!("x")], vec![Value::Null]],
+            data_file: None,
         };
         fixture.catalogs[0].schemas[0].tables.push(odd);
     })
