@@ -2,9 +2,11 @@
 //! `POST /api/model-serving/endpoints/{name}/chat`.
 //!
 //! The request is checked (messages in every shape the OpenAI chat contract allows, UPSTREAM-2
-//! §2.4), the endpoint is read as the user (unknown → `ENDPOINT_NOT_FOUND`, not ready →
-//! `ENDPOINT_NOT_READY`), and the endpoint is invoked once with `stream: true`. Anything that
-//! fails before the stream starts is an ordinary JSON error answer with its status. Once the
+//! §2.4) and the endpoint is invoked once, as the user, with `stream: true`; nothing else is
+//! asked of the workspace first. Its refusal is mapped as for invocations (unknown or hidden →
+//! `ENDPOINT_NOT_FOUND`, `INVALID_STATE` → `ENDPOINT_NOT_READY`, other 4xx →
+//! `MODEL_INPUT_INVALID`). Anything that fails before the stream starts is an ordinary JSON
+//! error answer with its status. Once the
 //! endpoint has answered, the reply is `200 text/event-stream`, and:
 //!
 //! - every event of the endpoint is passed on as it arrives, as `data: <its data>\n\n`, unchanged

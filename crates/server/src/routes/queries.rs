@@ -395,13 +395,14 @@ async fn run_query(
     let Some(warehouse) = app.settings.databricks_warehouse_id.clone() else {
         return Err(ApiError::WarehouseNotConfigured);
     };
-    let workspace = workspace_for(&app, &caller, query.run_as)?;
     let labels = [("query", query.name.as_str())];
     if let Some(hit) = app.queries.cache.get(&key) {
         app.metrics.count(QUERY_CACHE_HITS_TOTAL, &labels, 1);
         return Ok(Json(page(&key, &hit, offset, limit, true)).into_response());
     }
     app.metrics.count(QUERY_CACHE_MISSES_TOTAL, &labels, 1);
+    // Only a miss needs a client; an app query without app credentials has never been cached.
+    let workspace = workspace_for(&app, &caller, query.run_as)?;
     let statement = ExecuteStatement::new(query.sql.clone(), warehouse.clone())
         .parameters(statement_params(&params))
         .row_limit(app.settings.dbapp.query_row_limit)

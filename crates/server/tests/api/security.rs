@@ -920,6 +920,11 @@ async fn endpoint_names_made_of_dots_are_refused_on_every_route_that_takes_one()
             "/api/model-serving/endpoints/{}/invocations",
             r#"{"inputs": {"x": 1}}"#,
         ),
+        (
+            "POST",
+            "/api/model-serving/endpoints/{}/chat",
+            r#"{"messages": [{"role": "user", "content": "hi"}]}"#,
+        ),
     ];
 
     for name in ["%2E", "%2E%2E", "%2e%2e", ".%2E"] {
