@@ -992,6 +992,9 @@ mod tests {
             port in prop::option::of(1u16..65535),
             slashes in 0usize..3,
         ) {
+            // A label starting `xn--` claims to be punycode, and random letters after it are
+            // rightly refused as an invalid international name.
+            prop_assume!(!name.split('.').any(|label| label.starts_with("xn--")));
             let raw = format!(
                 "{}{name}{}{}",
                 scheme.unwrap_or(""),
