@@ -5,8 +5,10 @@
 //! shape of [`Fixture`]. The default one, `fixture/default.json`, is embedded in the binary and is
 //! the workspace of `shared/DESIGN.md`: users alice, bob and admin, the service principal
 //! `dbapp-sp`, catalogs `main` and `samples`, the serving endpoints `echo`, `chat` (with a
-//! scripted weather tool call), `broken`, `not-ready`, `embed` and `complete`, the warehouse `dev-warehouse` and the database instance `dev-lakebase`. `dbapp
-//! emulate --fixture FILE` replaces all of it; `docs/emulator.md` documents every field.
+//! scripted weather tool call), `broken`, `not-ready`, `embed` and `complete`, the warehouse
+//! `dev-warehouse`, the Genie spaces "Sales" and "Taxi trips", and the database instance
+//! `dev-lakebase`. `dbapp emulate --fixture FILE` replaces all of it; `docs/emulator.md`
+//! documents every field.
 //!
 //! Visibility: catalogs, schemas and tables carry optional `readers` lists naming users (by user
 //! name), service principals (by application id) or groups. A principal sees an object when it is
