@@ -210,14 +210,12 @@ async fn get_space(
 // Answers
 // ---------------------------------------------------------------------------------------------
 
-/// The body of start-conversation and create-message.
+/// The body of start-conversation and create-message; `enable_visualization` is accepted (serde
+/// ignores it) and does nothing, as the emulator makes no visualizations.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct AskRequest {
     content: Option<String>,
-    /// Accepted and ignored: the emulator makes no visualizations.
-    #[allow(dead_code)]
-    enable_visualization: Option<bool>,
 }
 
 impl AskRequest {
