@@ -20,7 +20,7 @@
 //! | `GET`/`DELETE /_emulator/requests` | the request log (`?path_prefix=`, `?since=<seq>`) / clear it | [`EmulatorHandle::requests`], [`EmulatorHandle::clear_requests`] |
 //! | `PUT /_emulator/warehouses/{id}` | `{"state"}`: put a warehouse in `RUNNING`, `STOPPED`, `STARTING` or `STOPPING` (a transitional state lasts its full delay) | [`EmulatorHandle::set_warehouse_state`] |
 //! | `GET /_emulator/sessions` | the open SQL sessions | [`EmulatorHandle::sql_sessions`] |
-//! | `POST /_emulator/reset` | tokens, statements, warehouses, sessions, faults, settings, volume files and log as at start | [`EmulatorHandle::reset`] |
+//! | `POST /_emulator/reset` | tokens, statements, warehouses, sessions, Genie conversations, faults, settings, volume files and log as at start | [`EmulatorHandle::reset`] |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -267,8 +267,8 @@ impl EmulatorHandle {
         self.emulator.sql_sessions()
     }
 
-    /// Returns tokens, statements, warehouses, sessions, faults, settings and the request log to
-    /// their state at start.
+    /// Returns tokens, statements, warehouses, sessions, Genie conversations, faults, settings,
+    /// volume files and the request log to their state at start.
     ///
     /// # Errors
     /// [`ControlError::Lakebase`] when Postgres refuses to drop the logins of minted credentials.
