@@ -146,6 +146,8 @@ async fn a_healthy_configuration_passes_every_check_and_exits_zero() {
     assert_eq!(run.report["version"], 1);
     assert_eq!(run.report["ok"], true);
     assert_eq!(run.report["context"]["kind"], "local");
+    assert_eq!(run.report["context"]["signal"], Value::Null);
+    assert_eq!(run.report["context"]["user_identity"], "forwarded_token");
     for check in run.report["checks"].as_array().unwrap() {
         // deploy.sync warns until deploy/build.sh has built the binary the command unpacks.
         if check["id"] == "deploy.sync" && !deploy_dir().join("app/dbapp.gz").is_file() {
@@ -254,6 +256,7 @@ async fn the_dual_auth_trap_is_named_with_its_fix() {
         &["remove DATABRICKS_TOKEN", "service principal"],
     );
     assert_eq!(apps.report["context"]["kind"], "databricks_apps");
+    assert_eq!(apps.report["context"]["signal"], "DATABRICKS_APP_NAME");
     assert!(!local.stdout.contains("dev-token-alice"));
 }
 
