@@ -726,3 +726,27 @@ async fn the_human_report_is_readable_and_masks_secrets() {
     assert!(text.contains("failed"), "{text}");
     assert!(!text.contains("dev-secret"), "{text}");
 }
+
+#[tokio::test]
+async fn a_model_serving_signal_is_named_with_the_invoker_as_the_user_identity() {
+    // Arrange: a serving endpoint variable, no token file, the SP's credentials.
+    let emulator = emulator().await;
+    let mut vars = app_vars(emulator.base_url());
+    vars.extend([
+        ("DATABRICKS_SERVING_ENDPOINT", "my-endpoint".to_owned()),
+        ("SERVING_CREDENTIALS_DIR", "/nonexistent-dbapp".to_owned()),
+    ]);
+
+    // Act
+    let run = doctor(&refs(&vars), &[], None).await;
+
+    // Assert
+    let context = &run.report["context"];
+    assert_eq!(context["kind"], "model_serving", "{}", run.stdout);
+    assert_eq!(context["signal"], "DATABRICKS_SERVING_ENDPOINT");
+    assert_eq!(context["user_identity"], "invoker");
+    // Without the token file the app keeps the credentials it was given.
+    assert_eq!(context["app_auth_type"], "oauth-m2m");
+    let reason = context["reason"].as_str().unwrap();
+    assert!(reason.contains("invoker's token"), "{reason}");
+}
