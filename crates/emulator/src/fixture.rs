@@ -51,6 +51,9 @@ pub struct Fixture {
     /// Lakebase Autoscaling endpoints.
     #[serde(default)]
     pub postgres_endpoints: Vec<PostgresEndpoint>,
+    /// Genie spaces, answering questions from scripted rules.
+    #[serde(default)]
+    pub genie_spaces: Vec<GenieSpace>,
 }
 
 /// Workspace identity.
@@ -121,6 +124,9 @@ pub struct Settings {
     /// Most bytes all volumes together may hold (files live in memory); an upload that would
     /// pass it is `413` and stores nothing.
     pub files_max_total_bytes: u64,
+    /// How long a Genie message stays in each status before the next one (`SUBMITTED`,
+    /// `FETCHING_METADATA`, `FILTERING_CONTEXT`, `ASKING_AI`, `EXECUTING_QUERY`).
+    pub genie_step_ms: u64,
 }
 
 impl Default for Settings {
@@ -144,6 +150,7 @@ impl Default for Settings {
             fault_seed: 42,
             files_max_file_bytes: 128 * 1024 * 1024,
             files_max_total_bytes: 512 * 1024 * 1024,
+            genie_step_ms: 100,
         }
     }
 }
@@ -481,6 +488,75 @@ pub enum WarehouseState {
     Stopped,
 }
 
+/// A Genie space: questions in plain language about some tables, answered by scripted rules
+/// (`shared/UPSTREAM-2.md` §1; `docs/emulator.md` has the whole story).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenieSpace {
+    /// 32 lowercase hexadecimal characters, as the real service's ids are.
+    pub space_id: String,
+    /// Display title.
+    pub title: String,
+    /// Free text; the AI bridge reads it as the space's description for agents.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The warehouse that runs the space's queries; it must exist.
+    pub warehouse_id: String,
+    /// Full names (`catalog.schema.table`) of the tables the space covers; each must exist.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Who may use the space (CAN_RUN); `None` means everyone. Others get `403`.
+    #[serde(default)]
+    pub readers: Option<Vec<String>>,
+    /// Who holds CAN_MANAGE (may list every user's conversations); `None` means the `admins`
+    /// group.
+    #[serde(default)]
+    pub managers: Option<Vec<String>>,
+    /// How questions are answered, tried in order; the first that matches wins. Without a
+    /// match Genie answers with a follow-up question saying it cannot answer.
+    #[serde(default)]
+    pub rules: Vec<GenieRule>,
+}
+
+/// One scripted answer of a Genie space: a text, a query (with an optional text beside it), or a
+/// failure.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenieRule {
+    /// A case-insensitive substring of the question; absent matches any question.
+    #[serde(default)]
+    pub when_question_contains: Option<String>,
+    /// A text answer, or the text beside a query's result.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The SQL Genie "generates"; it runs as the asking user on the space's warehouse.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// Title of the query attachment.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Description of the query attachment.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// A failure to script instead of the normal outcome.
+    #[serde(default)]
+    pub fault: Option<GenieFault>,
+    /// The query result expires this long after the message is `COMPLETED`: the message is
+    /// `QUERY_RESULT_EXPIRED` from then until `execute-query` runs it again.
+    #[serde(default)]
+    pub expire_after_ms: Option<u64>,
+}
+
+/// A failure a [`GenieRule`] scripts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum GenieFault {
+    /// The message fails after `ASKING_AI`, with error type `GENERIC_CHAT_COMPLETION_EXCEPTION`.
+    MessageFails,
+    /// The rule's query fails when it runs, with error type `SQL_EXECUTION_EXCEPTION`.
+    QueryFails,
+}
+
 /// A Lakebase Provisioned database instance.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -776,9 +852,62 @@ impl Fixture {
             self.database_instances.iter().map(|d| d.name.as_str()),
             "database instance",
         )?;
+        self.validate_genie_spaces()?;
         let s = &self.settings;
         if s.default_page_size == 0 || s.max_page_size == 0 || s.sql_chunk_rows == 0 {
             return invalid("page sizes and sql_chunk_rows must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+impl Fixture {
+    /// Genie spaces: unique 32-hex ids, an existing warehouse, existing tables, and rules that
+    /// answer something.
+    fn validate_genie_spaces(&self) -> Result<(), FixtureError> {
+        let invalid = |m: String| Err(FixtureError::Invalid(m));
+        unique(
+            self.genie_spaces.iter().map(|s| s.space_id.as_str()),
+            "genie space",
+        )?;
+        for space in &self.genie_spaces {
+            let id = &space.space_id;
+            if id.len() != 32 || !id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return invalid(format!(
+                    "genie space id {id:?} is not 32 lowercase hexadecimal characters"
+                ));
+            }
+            if !self.warehouses.iter().any(|w| w.id == space.warehouse_id) {
+                return invalid(format!(
+                    "genie space {id} names warehouse {}, which the fixture does not have",
+                    space.warehouse_id
+                ));
+            }
+            for name in &space.tables {
+                let parts: Vec<&str> = name.split('.').collect();
+                let found = match parts.as_slice() {
+                    [c, s, t] => self.find_table(c, s, t).is_some(),
+                    _ => false,
+                };
+                if !found {
+                    return invalid(format!(
+                        "genie space {id} covers table {name:?}, which is not a \
+                         catalog.schema.table of the fixture"
+                    ));
+                }
+            }
+            for (index, rule) in space.rules.iter().enumerate() {
+                let answers = rule.text.is_some() || rule.sql.is_some();
+                let query_fault = rule.fault == Some(GenieFault::QueryFails);
+                let needs_sql = query_fault || rule.expire_after_ms.is_some();
+                let fails = rule.fault == Some(GenieFault::MessageFails);
+                if !(answers || fails) || (needs_sql && rule.sql.is_none()) {
+                    return invalid(format!(
+                        "rule {index} of genie space {id} needs a text or sql (and sql for \
+                         query_fails or expire_after_ms)"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -921,6 +1050,29 @@ mod tests {
             matches!(&absent, FixtureError::DataFile { path, .. } if path.ends_with("data/absent.csv")),
             "{absent}"
         );
+    }
+
+    #[test]
+    fn genie_spaces_need_hex_ids_a_known_warehouse_known_tables_and_answering_rules() {
+        // Arrange
+        let broken = |edit: fn(&mut GenieSpace)| {
+            let mut fixture = Fixture::default();
+            edit(&mut fixture.genie_spaces[0]);
+            match fixture.validate() {
+                Err(FixtureError::Invalid(message)) => message,
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        };
+
+        // Act / Assert
+        assert!(broken(|s| s.space_id = "sales".into()).contains("hexadecimal"));
+        assert!(broken(|s| s.warehouse_id = "nope".into()).contains("warehouse nope"));
+        assert!(broken(|s| s.tables.push("main.sales.nope".into())).contains("main.sales.nope"));
+        assert!(broken(|s| s.tables.push("orders".into())).contains("\"orders\""));
+        assert!(broken(|s| s.rules[0].fault = None).contains("needs a text or sql"));
+        let mut twice = Fixture::default();
+        twice.genie_spaces[1].space_id = twice.genie_spaces[0].space_id.clone();
+        assert!(matches!(twice.validate(), Err(FixtureError::Invalid(m)) if m.contains("twice")));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //!
 //! It reproduces the wire contracts of `shared/UPSTREAM.md` and `shared/UPSTREAM-2.md` (discovery
 //! and OAuth, SCIM Me, Unity Catalog with volumes, the Files API, Model Serving, SQL Statement
-//! Execution, the Lakebase control plane) closely enough that the official Databricks SDKs work
-//! against it unchanged, from a [`Fixture`] that says who exists, what each principal may see,
+//! Execution, Genie, the Lakebase control plane) closely enough that the official Databricks SDKs
+//! work against it unchanged, from a [`Fixture`] that says who exists, what each principal may see,
 //! and what data the tables and volumes hold. It depends on no other dbapp crate:
 //! it is written from the wire contract, so a wrong shared type cannot hide the same bug on both
 //! sides.
@@ -23,6 +23,7 @@
 //!   SQLite copy of the fixture tables), and `sql`: the life of a submitted statement;
 //! - `routes`: one module per Databricks service;
 //! - `warehouse`: the clock-driven power state of SQL warehouses;
+//! - `genie`: the status clock, attachments and conversations of Genie messages;
 //! - `results`: statement results as JSON, CSV and Arrow bytes, and the signed external links;
 //! - `lakebase`: turning minted database credentials into real Postgres logins;
 //! - [`postgres`]: starting a private Postgres cluster from the machine's binaries;
@@ -37,6 +38,7 @@ mod error;
 mod faults;
 mod files;
 pub mod fixture;
+mod genie;
 pub mod host;
 mod lakebase;
 pub mod postgres;

@@ -479,6 +479,11 @@ impl Statement {
         self.done_at
     }
 
+    /// `(rows handed over, truncated)` of a result, whatever the state; `None` for a failure.
+    pub(crate) fn result_summary(&self) -> Option<(usize, bool)> {
+        self.outcome.is_ok().then_some((self.shown, self.truncated))
+    }
+
     /// The format its result is delivered in.
     pub(crate) fn format(&self) -> Format {
         self.format

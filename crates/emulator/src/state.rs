@@ -1,8 +1,8 @@
 //! Everything the emulator knows, behind one cheaply cloned handle.
 //!
 //! The fixture and the principals derived from it never change while the emulator runs; tokens,
-//! SQL statements, warehouse states, SQL sessions, fault rules, run-time settings and the request
-//! log do, and each sits behind its own `std::sync::Mutex`. Locks are held for a few map
+//! SQL statements, warehouse states, SQL sessions, Genie conversations, fault rules, run-time
+//! settings and the request log do, and each sits behind its own `std::sync::Mutex`. Locks are held for a few map
 //! operations and never across an `.await`, so a plain mutex is both correct and the fastest
 //! choice here.
 
@@ -17,6 +17,7 @@ use crate::engine::Engine;
 use crate::faults::FaultRules;
 use crate::files::FileTree;
 use crate::fixture::{Fixture, Settings};
+use crate::genie::GenieStore;
 use crate::lakebase::{LakebaseAdmin, LakebaseError};
 use crate::results::LinkSigner;
 use crate::sql::Statement;
@@ -50,6 +51,8 @@ pub(crate) struct Inner {
     pub(crate) log: Mutex<RequestLog>,
     /// The files of every volume, in memory; the fixture's initial files at start and reset.
     pub(crate) files: Mutex<FileTree>,
+    /// Genie conversations and messages of every user.
+    pub(crate) genie: Mutex<GenieStore>,
     /// The fixture settings after command-line overrides: what `reset` returns to.
     initial_settings: Settings,
 }
@@ -235,6 +238,7 @@ impl Emulator {
             faults: Mutex::new(faults),
             log: Mutex::default(),
             files: Mutex::new(FileTree::from_fixture(&fixture, Utc::now())),
+            genie: Mutex::default(),
             initial_settings: settings,
             fixture,
         }))
@@ -245,8 +249,8 @@ impl Emulator {
         lock(&self.settings).clone()
     }
 
-    /// Returns tokens, statements, warehouses, sessions, faults, settings, volume files and the
-    /// log to their state at start.
+    /// Returns tokens, statements, warehouses, sessions, faults, settings, volume files, Genie
+    /// conversations and the log to their state at start.
     pub(crate) async fn reset(&self) -> Result<(), LakebaseError> {
         *lock(&self.tokens) = static_tokens(&self.fixture);
         *lock(&self.settings) = self.initial_settings.clone();
@@ -260,6 +264,7 @@ impl Emulator {
         *lock(&self.faults) = FaultRules::new(self.initial_settings.fault_seed);
         lock(&self.log).clear();
         *lock(&self.files) = FileTree::from_fixture(&self.fixture, Utc::now());
+        *lock(&self.genie) = GenieStore::default();
         // Minted tokens are unknown after a reset, so none may remain a Postgres password.
         if let Some(lakebase) = &self.lakebase {
             lakebase.logins().await.expire_all().await?;

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::fixture::{DatabaseInstance, PostgresEndpoint};
-use crate::routes::{JsonBody, QueryParams, decode_page_token, encode_page_token};
+use crate::routes::{JsonBody, QueryParams, page_of};
 use crate::state::{Emulator, Principal};
 
 /// The `aud` claim of database credentials.
@@ -244,33 +244,16 @@ async fn list_instances(
     Authenticated(_): Authenticated,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let settings = emulator.settings();
-    let page_size = match query.page_size {
-        Some(n) if n < 0 => {
-            return Err(ApiError::bad_request(format!(
-                "page_size must not be negative, got {n}."
-            )));
-        }
-        Some(0) | None => settings.default_page_size,
-        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-    }
-    .min(settings.max_page_size);
-    let offset = match query.page_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(token) => decode_page_token(token)?,
-        None => 0,
-    };
-    let all = &emulator.fixture.database_instances;
-    let page: Vec<Value> = all
-        .iter()
-        .skip(offset)
-        .take(page_size)
+    let items = (emulator.fixture.database_instances.iter())
         .map(|i| instance_json(&emulator, i))
         .collect();
-    let mut body = json!({ "database_instances": page });
-    let next = offset.saturating_add(page_size);
-    if next < all.len() {
-        body["next_page_token"] = Value::String(encode_page_token(next));
-    }
+    let body = page_of(
+        "database_instances",
+        items,
+        query.page_size,
+        query.page_token.as_deref(),
+        &emulator.settings(),
+    )?;
     Ok(Json(body))
 }
 

@@ -10,6 +10,7 @@
 mod catalog;
 mod database;
 mod files;
+mod genie;
 mod oidc;
 mod scim;
 mod serving;
@@ -28,10 +29,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::auth::PrincipalSlot;
 use crate::error::ApiError;
 use crate::faults::{self, FaultApplied};
+use crate::fixture::Settings;
 use crate::state::{Emulator, LoggedRequest, lock};
 
 pub(crate) fn router(emulator: Emulator) -> Router {
@@ -45,6 +48,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
         .merge(warehouses::router())
         .merge(sessions::router())
         .merge(database::router())
+        .merge(genie::router())
         .fallback(no_such_api)
         .layer(from_fn_with_state(emulator.clone(), faults::apply))
         .layer(from_fn_with_state(emulator.clone(), log_request));
@@ -126,6 +130,38 @@ pub(crate) fn decode_page_token(token: &str) -> Result<usize, ApiError> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|text| text.strip_prefix("dbapp-emulator:")?.parse().ok())
         .ok_or_else(|| ApiError::bad_request(format!("Invalid page token: {token}")))
+}
+
+/// One page of `items` as `{key: [...], "next_page_token"?}`, for the lists that take
+/// `page_size` (absent or 0: `default_page_size`; capped at `max_page_size`; negative: `400`) and
+/// an opaque `page_token`; the token is absent on the last page.
+pub(crate) fn page_of(
+    key: &str,
+    items: Vec<Value>,
+    page_size: Option<i64>,
+    page_token: Option<&str>,
+    settings: &Settings,
+) -> Result<Value, ApiError> {
+    let size = match page_size {
+        None | Some(0) => settings.default_page_size,
+        Some(n) => usize::try_from(n).map_err(|_| {
+            ApiError::bad_request(format!("page_size must not be negative, got {n}."))
+        })?,
+    }
+    .min(settings.max_page_size);
+    let start = match page_token.filter(|t| !t.is_empty()) {
+        Some(token) => decode_page_token(token)?,
+        None => 0,
+    };
+    let total = items.len();
+    let page: Vec<Value> = items.into_iter().skip(start).take(size).collect();
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_owned(), Value::Array(page));
+    let next = start.saturating_add(size);
+    if next < total {
+        body.insert("next_page_token".into(), encode_page_token(next).into());
+    }
+    Ok(Value::Object(body))
 }
 
 /// A JSON body, parsed whatever the content type; bad JSON is `400 MALFORMED_REQUEST`.

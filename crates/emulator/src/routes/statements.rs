@@ -365,10 +365,19 @@ fn respond(
     statement: &Statement,
     headers: &HeaderMap,
 ) -> Result<Json<StatementResponse>, ApiError> {
+    statement_response(emulator, statement, headers).map(Json)
+}
+
+/// The `StatementResponse` of `statement` now, for a client that reached us with `headers`; also
+/// what Genie's query-result routes wrap.
+pub(crate) fn statement_response(
+    emulator: &Emulator,
+    statement: &Statement,
+    headers: &HeaderMap,
+) -> Result<StatementResponse, ApiError> {
     let base = base_url(headers, emulator);
     statement
         .response(Instant::now(), &links(emulator, &base))
-        .map(Json)
         .map_err(|e| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::routes::statements::usable_warehouse;
-use crate::routes::{QueryParams, base_url, decode_page_token, encode_page_token};
+use crate::routes::{QueryParams, base_url, page_of};
 use crate::state::{Emulator, lock};
 use crate::warehouse::endpoint_info;
 
@@ -44,33 +44,22 @@ async fn list_warehouses(
     headers: HeaderMap,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let settings = emulator.settings();
-    let size = match query.page_size {
-        None | Some(0) => settings.default_page_size,
-        Some(n) => usize::try_from(n)
-            .map_err(|_| ApiError::bad_request("page_size must not be negative"))?,
-    }
-    .min(settings.max_page_size);
-    let start = match query.page_token.as_deref().filter(|t| !t.is_empty()) {
-        Some(token) => decode_page_token(token)?,
-        None => 0,
-    };
-    let visible: Vec<_> = (emulator.fixture.warehouses.iter())
-        .filter(|w| principal.admitted_by(w.readers.as_ref()))
-        .collect();
     let base = base_url(&headers, &emulator);
     let now = Instant::now();
-    let warehouses = lock(&emulator.warehouses);
-    let page: Vec<Value> = (visible.iter().skip(start).take(size))
-        .filter_map(|w| Some(endpoint_info(w, warehouses.state_at(&w.id, now)?, &base)))
-        .collect();
-    let mut body = json!({ "warehouses": page });
-    let next = start.saturating_add(size);
-    if next < visible.len()
-        && let Some(object) = body.as_object_mut()
-    {
-        object.insert("next_page_token".into(), encode_page_token(next).into());
-    }
+    let items: Vec<Value> = {
+        let warehouses = lock(&emulator.warehouses);
+        (emulator.fixture.warehouses.iter())
+            .filter(|w| principal.admitted_by(w.readers.as_ref()))
+            .filter_map(|w| Some(endpoint_info(w, warehouses.state_at(&w.id, now)?, &base)))
+            .collect()
+    };
+    let body = page_of(
+        "warehouses",
+        items,
+        query.page_size,
+        query.page_token.as_deref(),
+        &emulator.settings(),
+    )?;
     Ok(Json(body))
 }
 

@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod faults;
 mod files;
+mod genie;
 mod host;
 mod lakebase;
 mod results;
