@@ -482,6 +482,15 @@ impl GenieWait {
         }
     }
 
+    /// The same deadline with other waits: `first` growing to `max` (tests, or a caller that
+    /// knows its answers are quick).
+    #[must_use]
+    pub fn delays(mut self, first: Duration, max: Duration) -> Self {
+        self.first_delay = first;
+        self.max_delay = max.max(first);
+        self
+    }
+
     /// The wait before poll `n + 1` (n counts from 0), without jitter: `first_delay × 2ⁿ`,
     /// capped at `max_delay`.
     #[must_use]
