@@ -15,7 +15,9 @@
 //! **Terminal statuses** for the waiter: `COMPLETED`, `FAILED`, `CANCELLED` and
 //! `QUERY_RESULT_EXPIRED` (as databricks-ai-bridge does). The Python SDK's
 //! `wait_get_message_genie_completed` treats only `COMPLETED` and `FAILED` as terminal and polls a
-//! cancelled message until its 20-minute timeout; a cancelled message never completes, so we stop.
+//! cancelled or expired message until its 20-minute timeout. A cancelled message never completes,
+//! and an expired one completes again only after [`Workspace::execute_genie_query`], which
+//! polling never sends, so the waiter stops at both.
 
 use std::time::Duration;
 

@@ -162,6 +162,29 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever the id, an accepted one is a single segment that decodes back to the id.
+        #[test]
+        fn an_accepted_id_is_one_segment_that_decodes_to_itself(id in "\\PC{0,12}|[./%?#]{0,4}") {
+            if let Ok(segment) = id_segment("id", &id) {
+                proptest::prop_assert!(!segment.is_empty());
+                proptest::prop_assert!(segment != "." && segment != "..");
+                proptest::prop_assert!(!segment.contains(['/', '?', '#', '\\']));
+                let mut decoded = Vec::new();
+                let mut bytes = segment.bytes();
+                while let Some(b) = bytes.next() {
+                    if b == b'%' {
+                        let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+                        decoded.push(u8::from_str_radix(&hex, 16).unwrap());
+                    } else {
+                        decoded.push(b);
+                    }
+                }
+                proptest::prop_assert_eq!(String::from_utf8(decoded).unwrap(), id);
+            }
+        }
+    }
+
     #[tokio::test]
     async fn pagination_continues_over_empty_pages_that_carry_a_token() {
         // Arrange: pages [], [1, 2], [], [3], [] with tokens between them.
