@@ -10,8 +10,9 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 use crate::config::{AuthType, Config};
+use crate::context::Context;
 use crate::credentials::{self, CredentialsProvider, UserToken};
-use crate::error::DatabricksError;
+use crate::error::{DatabricksError, ErrorKind};
 use crate::http::{
     AttemptObserver, Auth, Call, CallOptions, CorrelationId, Http, Operation, Response,
 };
@@ -112,6 +113,35 @@ impl Client {
             identity: Identity::User(token),
             options: CallOptions::default(),
         }
+    }
+
+    /// Calls made with the invoker's token of a Model Serving request (on-behalf-of-user in
+    /// serving), which the serving runtime hands the model per request. The view is a user view
+    /// like [`Client::as_user`]'s: no call falls back to the app's identity.
+    ///
+    /// # Errors
+    /// [`crate::ErrorKind::Config`] outside Model Serving ([`Context::allows_invoker_credentials`]):
+    /// there is no invoker there, and a token that claims to be one must not be used as such.
+    pub fn as_invoker<'a>(
+        &'a self,
+        context: &Context,
+        token: &'a UserToken,
+    ) -> Result<Workspace<'a>, DatabricksError> {
+        if !context.allows_invoker_credentials() {
+            return Err(DatabricksError::new(
+                ErrorKind::Config,
+                format!(
+                    "on-behalf-of-user (invoker) credentials are used only in Model Serving; this process runs in {}",
+                    context.kind()
+                ),
+            ));
+        }
+        tracing::debug!(
+            event = "databricks.invoker_credentials",
+            signal = context.signal().unwrap_or_default(),
+            "calls use the invoker's token (Model Serving on-behalf-of-user)"
+        );
+        Ok(self.as_user(token))
     }
 
     /// Calls made with the app's own credentials.
@@ -247,6 +277,42 @@ mod tests {
 
     fn assert_send<T: Send>(_: &T) {}
 
+    #[test]
+    fn invoker_credentials_are_refused_outside_model_serving() {
+        // Arrange
+        let settings = ConfigSettings::new("https://h.example.com", AuthType::Pat)
+            .token(secrecy::SecretString::from("dapi"));
+        let client = Client::new(Config::resolve(settings, &|_| None).unwrap()).unwrap();
+        let token = UserToken::parse("invoker-token").unwrap();
+        let env_of = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let outside: [&[(&str, &str)]; 3] = [
+            &[("DATABRICKS_APP_NAME", "app")],
+            &[("DATABRICKS_RUNTIME_VERSION", "15.4")],
+            &[],
+        ];
+
+        for pairs in outside {
+            // Act
+            let context = Context::detect(&env_of(pairs));
+            let refused = client.as_invoker(&context, &token).unwrap_err();
+
+            // Assert
+            assert_eq!(refused.kind(), ErrorKind::Config, "{pairs:?}");
+            assert!(refused.to_string().contains("only in Model Serving"));
+        }
+        let serving = Context::detect(&env_of(&[("DATABRICKS_SERVING_ENDPOINT", "ep")]));
+        let view = client.as_invoker(&serving, &token).unwrap();
+        assert!(view.is_user());
+        assert_eq!(view.auth_type(), AuthType::Pat);
+    }
+
     /// axum handlers need `Send` futures: every public call must produce one.
     #[test]
     fn workspace_futures_are_send() {
@@ -261,6 +327,14 @@ mod tests {
         let request = ExecuteStatement::new("SELECT 1", "w");
         assert_send(&view.execute_statement(&request));
         assert_send(&view.chat("chat", &crate::api::ChatRequest::default()));
+        assert_send(&view.start_genie_conversation("s", "q"));
+        assert_send(&view.wait_for_genie_message(
+            "s",
+            "c",
+            "m",
+            &crate::api::GenieWait::default(),
+            |_| {},
+        ));
         assert_send(&client.as_app().generate_database_credential(&["x"]));
         assert_send(&client.as_app().generate_postgres_credential("p", None));
     }

@@ -25,7 +25,7 @@
 //! | `DATABRICKS_USERNAME`, `DATABRICKS_PASSWORD` | basic | only detected, to report conflicts |
 //! | `ARM_*`, `DATABRICKS_AZURE_RESOURCE_ID`, `GOOGLE_CREDENTIALS`, `DATABRICKS_GOOGLE_SERVICE_ACCOUNT`, `DATABRICKS_METADATA_SERVICE_URL` | azure, google, metadata-service | only detected, to report conflicts |
 //! | `DATABRICKS_MODEL_SERVING_HOST_URL`, `DB_MODEL_SERVING_HOST_URL` | `host` | host inside Model Serving, when `host` is unset |
-//! | `IS_IN_DB_MODEL_SERVING_ENV`, `IS_IN_DATABRICKS_MODEL_SERVING_ENV`, `SERVING_CREDENTIALS_DIR` | – | Model Serving detection and its token file (see `credentials::model_serving`) |
+//! | `IS_IN_DB_MODEL_SERVING_ENV`, `IS_IN_DATABRICKS_MODEL_SERVING_ENV`, `DATABRICKS_SERVING_ENDPOINT`, `MLFLOW_DEPLOYMENT_FLAVOR_NAME`, `SERVING_CREDENTIALS_DIR` | – | Model Serving detection (see `context`) and its token file (see `credentials::model_serving`) |
 //! | `HOME` | – | where `~/.databrickscfg` is |
 //! | `PATH` | – | where the `databricks` CLI is looked up |
 //!
@@ -616,7 +616,7 @@ impl Config {
         }
 
         let serving_token_file = crate::credentials::model_serving::token_file_path(env);
-        let in_model_serving = crate::context::model_serving_flag(env)
+        let in_model_serving = crate::context::model_serving_signal(env).is_some()
             && serving_token_file.exists()
             && raw.get("auth_type").is_none()
             && !raw.has_credentials();

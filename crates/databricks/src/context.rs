@@ -1,16 +1,26 @@
 //! [`Context`]: where this process runs (Databricks Apps, Model Serving, a notebook or job, or a
-//! developer's machine), which strategy the app's own identity uses there, and why — what
-//! `dbapp doctor` prints. Detection reads environment variables only (through an [`Env`]
+//! developer's machine), which variable said so ([`Context::signal`]), which strategy the app's own
+//! identity uses there, how a user's identity reaches the process ([`UserIdentity`]), and why —
+//! what `dbapp doctor` prints. Detection reads environment variables only (through an [`Env`]
 //! function, so tests need not touch the process environment), plus the existence of the Model
 //! Serving token file, in this order:
 //!
-//! 1. `DATABRICKS_APP_NAME` set: Databricks Apps; the app is its service principal (`oauth-m2m`).
-//! 2. `IS_IN_DB_MODEL_SERVING_ENV` or `IS_IN_DATABRICKS_MODEL_SERVING_ENV` = `true` and the token
-//!    file exists: Model Serving (`model-serving`).
+//! 1. `DATABRICKS_APP_NAME` set: Databricks Apps; the app is its service principal (`oauth-m2m`),
+//!    a user is the token the Apps proxy forwards.
+//! 2. Any Model Serving signal, checked in this order: `IS_IN_DB_MODEL_SERVING_ENV` or
+//!    `IS_IN_DATABRICKS_MODEL_SERVING_ENV` = `true`, `DATABRICKS_SERVING_ENDPOINT` set,
+//!    `MLFLOW_DEPLOYMENT_FLAVOR_NAME` = `databricks`. The app is the container's token file
+//!    (`model-serving`) when that file exists, else the local choice below (the SDKs read only the
+//!    first two flags, and only with the file: UPSTREAM §2.9); a user is the invoker, whose token
+//!    the serving runtime hands to the model per request. Only here may on-behalf-of-user
+//!    (invoker) credentials be used: see [`crate::Client::as_invoker`].
 //! 3. `DATABRICKS_RUNTIME_VERSION` set: a notebook or job on a cluster.
 //! 4. Otherwise local: `DATABRICKS_AUTH_TYPE`, else the one kind of credential in the
 //!    environment, else a `~/.databrickscfg` profile or the Databricks CLI (decided by
 //!    [`crate::Config`]).
+//!
+//! In the last two a user is, as in Apps, a token forwarded in `X-Forwarded-Access-Token` (by
+//! `dbapp dev`'s identity layer or a proxy), never an invoker.
 
 use std::fmt;
 
@@ -43,22 +53,59 @@ impl fmt::Display for ContextKind {
     }
 }
 
+/// How a signed-in user's identity reaches this process: the strategy of calls made *for* a user
+/// (the app's own identity is [`Context::app_auth_type`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserIdentity {
+    /// A token forwarded with each request in `X-Forwarded-Access-Token` (the Apps proxy, or
+    /// `dbapp dev`'s identity layer), used through [`crate::Client::as_user`].
+    ForwardedToken,
+    /// The invoker of a Model Serving endpoint (on-behalf-of-user in serving): the serving runtime
+    /// hands the model the invoker's token per request, used through
+    /// [`crate::Client::as_invoker`].
+    Invoker,
+}
+
+impl fmt::Display for UserIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::ForwardedToken => "forwarded user token",
+            Self::Invoker => "invoker's token (on-behalf-of-user)",
+        })
+    }
+}
+
 /// The detected context.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Context {
     kind: ContextKind,
+    signal: Option<&'static str>,
     app_auth_type: Option<AuthType>,
     reason: String,
 }
 
-/// Whether the Model Serving flag variable says `true`.
-pub(crate) fn model_serving_flag(env: Env<'_>) -> bool {
-    [
-        "IS_IN_DB_MODEL_SERVING_ENV",
-        "IS_IN_DATABRICKS_MODEL_SERVING_ENV",
-    ]
-    .iter()
-    .any(|var| env(var).is_some_and(|v| v.trim() == "true"))
+/// The Model Serving signals, in the order they are checked: the variable and the value that
+/// counts (`None`: any non-empty value).
+const MODEL_SERVING_SIGNALS: [(&str, Option<&str>); 4] = [
+    ("IS_IN_DB_MODEL_SERVING_ENV", Some("true")),
+    ("IS_IN_DATABRICKS_MODEL_SERVING_ENV", Some("true")),
+    ("DATABRICKS_SERVING_ENDPOINT", None),
+    ("MLFLOW_DEPLOYMENT_FLAVOR_NAME", Some("databricks")),
+];
+
+/// The first Model Serving signal present in `env`, named by its variable. [`crate::Config`]
+/// uses the same test, so the context and the app's auth type cannot disagree.
+pub(crate) fn model_serving_signal(env: Env<'_>) -> Option<&'static str> {
+    MODEL_SERVING_SIGNALS.iter().find_map(|(var, wanted)| {
+        let value = env(var)?;
+        let value = value.trim();
+        let matched = match wanted {
+            Some(wanted) => value == *wanted,
+            None => !value.is_empty(),
+        };
+        matched.then_some(*var)
+    })
 }
 
 impl Context {
@@ -76,6 +123,7 @@ impl Context {
     /// let env = |name: &str| (name == "DATABRICKS_APP_NAME").then(|| "my-app".to_owned());
     /// let context = Context::detect(&env);
     /// assert_eq!(context.kind(), ContextKind::DatabricksApps);
+    /// assert_eq!(context.signal(), Some("DATABRICKS_APP_NAME"));
     /// assert_eq!(context.app_auth_type(), Some(AuthType::OAuthM2m));
     /// ```
     #[must_use]
@@ -91,47 +139,59 @@ impl Context {
             };
             return Self {
                 kind: ContextKind::DatabricksApps,
+                signal: Some("DATABRICKS_APP_NAME"),
                 app_auth_type: Some(AuthType::OAuthM2m),
                 reason: format!(
                     "DATABRICKS_APP_NAME={app} is set: running in Databricks Apps, where the app's identity is its service principal (oauth-m2m; {credentials}); calls for a user use the forwarded user token"
                 ),
             };
         }
-        let serving_note = if model_serving_flag(env) {
+        if let Some(signal) = model_serving_signal(env) {
             let file = token_file_path(env);
-            if file.exists() {
-                return Self {
-                    kind: ContextKind::ModelServing,
-                    app_auth_type: Some(AuthType::ModelServing),
-                    reason: format!(
-                        "the Model Serving flag is true and the token file {} exists: running in Model Serving (model-serving)",
+            let user = "calls for a user use the invoker's token (on-behalf-of-user), never the app's identity";
+            let (app_auth_type, app) = if file.exists() {
+                (
+                    Some(AuthType::ModelServing),
+                    format!(
+                        "the app's identity is the token file {} (model-serving)",
                         file.display()
                     ),
-                };
-            }
-            format!(
-                " (the Model Serving flag is true, but the token file {} does not exist, so Model Serving was not detected)",
-                file.display()
-            )
-        } else {
-            String::new()
-        };
+                )
+            } else {
+                let (auth, how) = local_choice(&set);
+                (
+                    auth,
+                    format!(
+                        "the token file {} does not exist, so the app's identity is not model-serving: {how}",
+                        file.display()
+                    ),
+                )
+            };
+            return Self {
+                kind: ContextKind::ModelServing,
+                signal: Some(signal),
+                app_auth_type,
+                reason: format!("{signal} is set: running in Model Serving; {app}; {user}"),
+            };
+        }
         if let Some(version) = set("DATABRICKS_RUNTIME_VERSION") {
             let (auth, how) = local_choice(&set);
             return Self {
                 kind: ContextKind::Notebook,
+                signal: Some("DATABRICKS_RUNTIME_VERSION"),
                 app_auth_type: auth,
                 reason: format!(
-                    "DATABRICKS_RUNTIME_VERSION={version} is set: running in a notebook or job; the runtime's own credentials are reachable only from Python, so {how}{serving_note}"
+                    "DATABRICKS_RUNTIME_VERSION={version} is set: running in a notebook or job; the runtime's own credentials are reachable only from Python, so {how}; no on-behalf-of-user (invoker) credentials outside Model Serving"
                 ),
             };
         }
         let (auth, how) = local_choice(&set);
         Self {
             kind: ContextKind::Local,
+            signal: None,
             app_auth_type: auth,
             reason: format!(
-                "no Databricks runtime variables are set: running locally; {how}{serving_note}"
+                "no Databricks runtime variables are set: running locally; {how}; no on-behalf-of-user (invoker) credentials outside Model Serving"
             ),
         }
     }
@@ -142,11 +202,35 @@ impl Context {
         self.kind
     }
 
+    /// The environment variable that decided [`Context::kind`] (e.g. `DATABRICKS_APP_NAME`,
+    /// `DATABRICKS_SERVING_ENDPOINT`); `None` when running locally, where no variable does.
+    #[must_use]
+    pub fn signal(&self) -> Option<&'static str> {
+        self.signal
+    }
+
     /// The strategy for the app's own identity; `None` when the configuration file or the CLI
     /// decides it (see [`crate::Config::resolve`]).
     #[must_use]
     pub fn app_auth_type(&self) -> Option<AuthType> {
         self.app_auth_type
+    }
+
+    /// How a signed-in user's identity reaches the process: the invoker's token in Model
+    /// Serving, a forwarded token everywhere else.
+    #[must_use]
+    pub fn user_identity(&self) -> UserIdentity {
+        if self.kind == ContextKind::ModelServing {
+            UserIdentity::Invoker
+        } else {
+            UserIdentity::ForwardedToken
+        }
+    }
+
+    /// Whether on-behalf-of-user (invoker) credentials may be used: only in Model Serving.
+    #[must_use]
+    pub fn allows_invoker_credentials(&self) -> bool {
+        self.user_identity() == UserIdentity::Invoker
     }
 
     /// Why, in one sentence for people.
@@ -221,117 +305,211 @@ mod tests {
         Context::detect(&move |name: &str| map.get(name).cloned())
     }
 
+    /// One row of the context × signal × strategy table of docs/library.md.
+    struct Case<'a> {
+        env: Vec<(&'a str, &'a str)>,
+        kind: ContextKind,
+        signal: Option<&'static str>,
+        app: Option<AuthType>,
+        user: UserIdentity,
+    }
+
     #[test]
     fn context_detection_matrix() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("model-dependencies-oauth-token"), "{}").unwrap();
-        let creds_dir = dir.path().to_str().unwrap();
-        let apps = [
-            ("DATABRICKS_APP_NAME", "my-app"),
-            ("DATABRICKS_CLIENT_ID", "sp"),
-            ("DATABRICKS_CLIENT_SECRET", "s"),
-            ("DATABRICKS_TOKEN", "t"),
-        ];
-        type Case<'a> = (Vec<(&'a str, &'a str)>, ContextKind, Option<AuthType>);
-        let cases: Vec<Case<'_>> = vec![
-            (
-                apps.to_vec(),
-                ContextKind::DatabricksApps,
-                Some(AuthType::OAuthM2m),
-            ),
-            (
+        let creds = dir.path().to_str().unwrap();
+        let no_file = "/nonexistent-dbapp";
+        fn case<'a>(
+            env: Vec<(&'a str, &'a str)>,
+            kind: ContextKind,
+            signal: Option<&'static str>,
+            app: Option<AuthType>,
+            user: UserIdentity,
+        ) -> Case<'a> {
+            Case {
+                env,
+                kind,
+                signal,
+                app,
+                user,
+            }
+        }
+        use AuthType::{DatabricksCli, ModelServing, OAuthM2m, Pat};
+        use ContextKind as K;
+        use UserIdentity::{ForwardedToken as Forwarded, Invoker};
+        let mut cases: Vec<Case<'_>> = vec![
+            case(
                 vec![
-                    ("IS_IN_DB_MODEL_SERVING_ENV", "true"),
-                    ("SERVING_CREDENTIALS_DIR", creds_dir),
+                    ("DATABRICKS_APP_NAME", "my-app"),
+                    ("DATABRICKS_CLIENT_ID", "sp"),
+                    ("DATABRICKS_CLIENT_SECRET", "s"),
+                    ("DATABRICKS_TOKEN", "t"),
+                    // Apps wins over a stray serving variable.
+                    ("DATABRICKS_SERVING_ENDPOINT", "ep"),
                 ],
-                ContextKind::ModelServing,
-                Some(AuthType::ModelServing),
+                K::DatabricksApps,
+                Some("DATABRICKS_APP_NAME"),
+                Some(OAuthM2m),
+                Forwarded,
             ),
-            (
-                vec![
-                    ("IS_IN_DATABRICKS_MODEL_SERVING_ENV", "true"),
-                    ("SERVING_CREDENTIALS_DIR", creds_dir),
-                ],
-                ContextKind::ModelServing,
-                Some(AuthType::ModelServing),
-            ),
-            // The flag without the token file is not Model Serving.
-            (
-                vec![
-                    ("IS_IN_DB_MODEL_SERVING_ENV", "true"),
-                    ("SERVING_CREDENTIALS_DIR", "/nonexistent-dbapp"),
-                ],
-                ContextKind::Local,
-                None,
-            ),
-            (
-                vec![
-                    ("IS_IN_DB_MODEL_SERVING_ENV", "false"),
-                    ("SERVING_CREDENTIALS_DIR", creds_dir),
-                ],
-                ContextKind::Local,
-                None,
-            ),
-            (
+            case(
                 vec![
                     ("DATABRICKS_RUNTIME_VERSION", "15.4"),
                     ("DATABRICKS_TOKEN", "t"),
                 ],
-                ContextKind::Notebook,
-                Some(AuthType::Pat),
+                K::Notebook,
+                Some("DATABRICKS_RUNTIME_VERSION"),
+                Some(Pat),
+                Forwarded,
             ),
-            (
+            case(
                 vec![("DATABRICKS_TOKEN", "t")],
-                ContextKind::Local,
-                Some(AuthType::Pat),
+                K::Local,
+                None,
+                Some(Pat),
+                Forwarded,
             ),
-            (
+            case(
                 vec![
                     ("DATABRICKS_CLIENT_ID", "c"),
                     ("DATABRICKS_CLIENT_SECRET", "s"),
                 ],
-                ContextKind::Local,
-                Some(AuthType::OAuthM2m),
+                K::Local,
+                None,
+                Some(OAuthM2m),
+                Forwarded,
             ),
-            (
+            case(
                 vec![
                     ("DATABRICKS_TOKEN", "t"),
                     ("DATABRICKS_CLIENT_ID", "c"),
                     ("DATABRICKS_CLIENT_SECRET", "s"),
                 ],
-                ContextKind::Local,
+                K::Local,
                 None,
+                None,
+                Forwarded,
             ),
-            (
+            case(
                 vec![
                     ("DATABRICKS_AUTH_TYPE", "databricks-cli"),
                     ("DATABRICKS_TOKEN", "t"),
                 ],
-                ContextKind::Local,
-                Some(AuthType::DatabricksCli),
+                K::Local,
+                None,
+                Some(DatabricksCli),
+                Forwarded,
             ),
-            (vec![], ContextKind::Local, None),
+            case(vec![], K::Local, None, None, Forwarded),
+            // Values that are not signals.
+            case(
+                vec![
+                    ("IS_IN_DB_MODEL_SERVING_ENV", "false"),
+                    ("MLFLOW_DEPLOYMENT_FLAVOR_NAME", "sagemaker"),
+                    ("DATABRICKS_SERVING_ENDPOINT", "  "),
+                    ("SERVING_CREDENTIALS_DIR", creds),
+                ],
+                K::Local,
+                None,
+                None,
+                Forwarded,
+            ),
         ];
-        for (env, kind, auth) in cases {
-            let context = detect(&env);
+        // Each Model Serving signal alone, with and without the token file.
+        for (var, value) in [
+            ("IS_IN_DB_MODEL_SERVING_ENV", "true"),
+            ("IS_IN_DATABRICKS_MODEL_SERVING_ENV", "true"),
+            ("DATABRICKS_SERVING_ENDPOINT", "my-endpoint"),
+            ("MLFLOW_DEPLOYMENT_FLAVOR_NAME", "databricks"),
+        ] {
+            cases.push(case(
+                vec![(var, value), ("SERVING_CREDENTIALS_DIR", creds)],
+                K::ModelServing,
+                Some(var),
+                Some(ModelServing),
+                Invoker,
+            ));
+            cases.push(case(
+                vec![
+                    (var, value),
+                    ("SERVING_CREDENTIALS_DIR", no_file),
+                    ("DATABRICKS_TOKEN", "t"),
+                ],
+                K::ModelServing,
+                Some(var),
+                Some(Pat),
+                Invoker,
+            ));
+        }
+        // Model Serving wins over the notebook runtime (serving containers may set it too).
+        cases.push(case(
+            vec![
+                ("DATABRICKS_RUNTIME_VERSION", "15.4"),
+                ("MLFLOW_DEPLOYMENT_FLAVOR_NAME", "databricks"),
+                ("SERVING_CREDENTIALS_DIR", creds),
+            ],
+            K::ModelServing,
+            Some("MLFLOW_DEPLOYMENT_FLAVOR_NAME"),
+            Some(ModelServing),
+            Invoker,
+        ));
+
+        for case in cases {
+            let context = detect(&case.env);
+            let env = &case.env;
             assert_eq!(
-                (context.kind(), context.app_auth_type()),
-                (kind, auth),
+                (
+                    context.kind(),
+                    context.signal(),
+                    context.app_auth_type(),
+                    context.user_identity()
+                ),
+                (case.kind, case.signal, case.app, case.user),
                 "{env:?}: {}",
                 context.reason()
             );
-            assert!(!context.reason().is_empty());
-            // The reason names variables, never their secret values.
+            assert_eq!(
+                context.allows_invoker_credentials(),
+                case.kind == K::ModelServing
+            );
+            // The reason names the signal, and never a secret value.
+            if let Some(signal) = case.signal {
+                assert!(context.reason().contains(signal), "{}", context.reason());
+            }
             assert!(!context.reason().contains("=s ") && !context.reason().contains("=t "));
         }
     }
 
     #[test]
-    fn reason_says_why_model_serving_was_not_detected() {
+    fn the_reason_says_which_identity_acts_for_a_user() {
+        let serving = detect(&[("DATABRICKS_SERVING_ENDPOINT", "ep")]);
+        assert!(
+            serving.reason().contains("invoker's token"),
+            "{}",
+            serving.reason()
+        );
+        for local in [
+            detect(&[]),
+            detect(&[("DATABRICKS_RUNTIME_VERSION", "15.4")]),
+        ] {
+            assert!(
+                local
+                    .reason()
+                    .contains("no on-behalf-of-user (invoker) credentials"),
+                "{}",
+                local.reason()
+            );
+        }
+    }
+
+    #[test]
+    fn reason_says_why_the_app_is_not_model_serving_without_the_token_file() {
         let context = detect(&[
             ("IS_IN_DB_MODEL_SERVING_ENV", "true"),
             ("SERVING_CREDENTIALS_DIR", "/nonexistent-dbapp"),
         ]);
+        assert_eq!(context.kind(), ContextKind::ModelServing);
         assert!(
             context.reason().contains("does not exist"),
             "{}",

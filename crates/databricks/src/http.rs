@@ -91,11 +91,18 @@ impl RetryPolicy {
     }
 
     fn jittered(&self, delay: Duration) -> Duration {
-        if self.jitter <= 0.0 {
-            return delay;
-        }
-        delay + delay.mul_f32(self.jitter * rand::random::<f32>())
+        jittered(delay, self.jitter)
     }
+}
+
+/// `delay` plus a random extra of at most `fraction` of it (none when `fraction` is 0), so
+/// clients that failed or started together do not come back in step. Shared by the retry policy
+/// and the pollers of `api` (e.g. the Genie waiter).
+pub(crate) fn jittered(delay: Duration, fraction: f32) -> Duration {
+    if fraction <= 0.0 {
+        return delay;
+    }
+    delay + delay.mul_f32(fraction * rand::random::<f32>())
 }
 
 /// A validated correlation id: 1–128 characters of `[A-Za-z0-9._:-]` (`API.md`). Shared, so

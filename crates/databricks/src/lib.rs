@@ -5,14 +5,15 @@
 //!   values, `DATABRICKS_*` variables and `~/.databrickscfg` profiles, an explicit [`AuthType`]
 //!   and the dual-auth conflict reported at construction;
 //! - [`environment`]: the [`Environment`] snapshot every configuration is parsed from;
-//! - [`context`]: where the process runs (Databricks Apps, Model Serving, notebook, local) and
+//! - [`context`]: where the process runs (Databricks Apps, Model Serving, notebook, local), the
+//!   variable that said so, whether on-behalf-of-user (invoker) credentials may be used, and
 //!   which strategy the app's identity uses there;
 //! - [`credentials`]: the user's forwarded token, PAT, OAuth M2M, the Databricks CLI and Model
 //!   Serving, with a refreshing single-flight token cache;
 //! - [`http`]: one connection pool, timeouts, correlation ids, and the retry policy;
 //! - [`sse`]: the server-sent events parser of streamed invocations;
 //! - [`error`]: [`DatabricksError`] and the parser for every error body shape;
-//! - [`api`]: typed calls (SCIM Me, Unity Catalog, Model Serving, SQL statements, Lakebase),
+//! - [`api`]: typed calls (SCIM Me, Unity Catalog, Model Serving, SQL statements, Genie, Lakebase),
 //!   methods of the [`Workspace`] view that [`Client::as_user`] and [`Client::as_app`] return.
 //!
 //! It knows nothing of web frameworks or databases: the server maps [`ErrorKind`] to its own
@@ -43,7 +44,7 @@ pub mod sse;
 
 pub use client::{Client, Workspace};
 pub use config::{AuthType, Config, ConfigError, ConfigSettings, WorkspaceHost};
-pub use context::{Context, ContextKind};
+pub use context::{Context, ContextKind, UserIdentity};
 pub use credentials::{CredentialsProvider, UserToken};
 pub use environment::Environment;
 pub use error::{DatabricksError, ErrorKind};

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dbapp_databricks::config::Source;
-use dbapp_databricks::{Config, Context, ContextKind, Environment};
+use dbapp_databricks::{Config, Context, ContextKind, Environment, UserIdentity};
 use serde::Serialize;
 
 /// The version of the JSON shape.
@@ -135,8 +135,12 @@ pub(crate) struct ConfigEntry {
 pub(crate) struct ContextInfo {
     /// `databricks_apps`, `model_serving`, `notebook` or `local`.
     pub(crate) kind: &'static str,
+    /// The environment variable that decided `kind` (`None` when local).
+    pub(crate) signal: Option<&'static str>,
     /// The strategy for the app's own identity, when the context decides it.
     pub(crate) app_auth_type: Option<String>,
+    /// How a user's identity arrives: `forwarded_token`, or `invoker` (Model Serving only).
+    pub(crate) user_identity: &'static str,
     pub(crate) reason: String,
 }
 
@@ -240,7 +244,12 @@ pub(crate) async fn diagnose(input: &Input) -> Report {
                 ContextKind::Notebook => "notebook",
                 _ => "local",
             },
+            signal: context.signal(),
             app_auth_type: context.app_auth_type().map(|a| a.to_string()),
+            user_identity: match context.user_identity() {
+                UserIdentity::Invoker => "invoker",
+                _ => "forwarded_token",
+            },
             reason: context.reason().to_owned(),
         },
         config,
@@ -402,6 +411,9 @@ pub(crate) fn render_human(report: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "dbapp doctor\n");
     let _ = writeln!(out, "Context: {}", report.context.reason);
+    if let Some(signal) = report.context.signal {
+        let _ = writeln!(out, "  detected by {signal}");
+    }
     let _ = writeln!(out, "\nConfiguration (effective value, source):");
     let width = report
         .config

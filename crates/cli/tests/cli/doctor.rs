@@ -146,6 +146,8 @@ async fn a_healthy_configuration_passes_every_check_and_exits_zero() {
     assert_eq!(run.report["version"], 1);
     assert_eq!(run.report["ok"], true);
     assert_eq!(run.report["context"]["kind"], "local");
+    assert_eq!(run.report["context"]["signal"], Value::Null);
+    assert_eq!(run.report["context"]["user_identity"], "forwarded_token");
     for check in run.report["checks"].as_array().unwrap() {
         // deploy.sync warns until deploy/build.sh has built the binary the command unpacks.
         if check["id"] == "deploy.sync" && !deploy_dir().join("app/dbapp.gz").is_file() {
@@ -254,6 +256,7 @@ async fn the_dual_auth_trap_is_named_with_its_fix() {
         &["remove DATABRICKS_TOKEN", "service principal"],
     );
     assert_eq!(apps.report["context"]["kind"], "databricks_apps");
+    assert_eq!(apps.report["context"]["signal"], "DATABRICKS_APP_NAME");
     assert!(!local.stdout.contains("dev-token-alice"));
 }
 
@@ -722,4 +725,28 @@ async fn the_human_report_is_readable_and_masks_secrets() {
     assert!(text.contains("fix: set PGSSLMODE=require"), "{text}");
     assert!(text.contains("failed"), "{text}");
     assert!(!text.contains("dev-secret"), "{text}");
+}
+
+#[tokio::test]
+async fn a_model_serving_signal_is_named_with_the_invoker_as_the_user_identity() {
+    // Arrange: a serving endpoint variable, no token file, the SP's credentials.
+    let emulator = emulator().await;
+    let mut vars = app_vars(emulator.base_url());
+    vars.extend([
+        ("DATABRICKS_SERVING_ENDPOINT", "my-endpoint".to_owned()),
+        ("SERVING_CREDENTIALS_DIR", "/nonexistent-dbapp".to_owned()),
+    ]);
+
+    // Act
+    let run = doctor(&refs(&vars), &[], None).await;
+
+    // Assert
+    let context = &run.report["context"];
+    assert_eq!(context["kind"], "model_serving", "{}", run.stdout);
+    assert_eq!(context["signal"], "DATABRICKS_SERVING_ENDPOINT");
+    assert_eq!(context["user_identity"], "invoker");
+    // Without the token file the app keeps the credentials it was given.
+    assert_eq!(context["app_auth_type"], "oauth-m2m");
+    let reason = context["reason"].as_str().unwrap();
+    assert!(reason.contains("invoker's token"), "{reason}");
 }

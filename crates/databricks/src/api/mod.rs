@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod current_user;
 pub mod database;
 pub mod files;
+pub mod genie;
 pub mod serving;
 pub mod sql;
 pub mod warehouses;
@@ -15,6 +16,10 @@ pub use current_user::CurrentUser;
 pub use database::{DatabaseCredential, DatabaseInstance, PostgresEndpoint};
 pub use files::{
     DirectoryEntry, DirectoryPageRequest, FileDownload, FileMetadata, FileStream, VolumeInfo,
+};
+pub use genie::{
+    GenieAttachment, GenieConversation, GenieConversationStart, GenieError, GenieFeedbackRating,
+    GenieMessage, GenieMessageStatus, GenieSpace, GenieWait,
 };
 pub use serving::{
     ChatMessage, ChatRequest, ChatResponse, Invocation, ServingEndpoint, ServingStream, StreamEnd,
@@ -111,6 +116,19 @@ where
     .try_flatten()
 }
 
+/// An id that goes into a URL path as one segment: refused when empty, longer than 256 bytes,
+/// or a dot segment (`.`, `..`, which URL parsing would resolve against the path, whatever their
+/// encoding), then percent-encoded, so no id can change which path is called.
+pub(crate) fn id_segment(what: &str, id: &str) -> Result<String, DatabricksError> {
+    if id.is_empty() || id.len() > 256 || id == "." || id == ".." {
+        return Err(DatabricksError::new(
+            ErrorKind::BadRequest,
+            format!("{what} {id:?} is not a valid id"),
+        ));
+    }
+    Ok(encode_segment(id))
+}
+
 /// Percent-encodes one path segment (everything but unreserved characters).
 pub(crate) fn encode_segment(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -132,6 +150,39 @@ mod tests {
     fn segments_are_encoded() {
         assert_eq!(encode_segment("main.sales.orders"), "main.sales.orders");
         assert_eq!(encode_segment("a b/c%"), "a%20b%2Fc%25");
+    }
+
+    #[test]
+    fn ids_cannot_change_the_path() {
+        assert_eq!(id_segment("space", "01ef-ab_c").unwrap(), "01ef-ab_c");
+        assert_eq!(id_segment("space", "../x?y#z").unwrap(), "..%2Fx%3Fy%23z");
+        for bad in ["", ".", "..", &"a".repeat(257)] {
+            let error = id_segment("space", bad).unwrap_err();
+            assert_eq!(error.kind(), ErrorKind::BadRequest, "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the id, an accepted one is a single segment that decodes back to the id.
+        #[test]
+        fn an_accepted_id_is_one_segment_that_decodes_to_itself(id in "\\PC{0,12}|[./%?#]{0,4}") {
+            if let Ok(segment) = id_segment("id", &id) {
+                proptest::prop_assert!(!segment.is_empty());
+                proptest::prop_assert!(segment != "." && segment != "..");
+                proptest::prop_assert!(!segment.contains(['/', '?', '#', '\\']));
+                let mut decoded = Vec::new();
+                let mut bytes = segment.bytes();
+                while let Some(b) = bytes.next() {
+                    if b == b'%' {
+                        let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+                        decoded.push(u8::from_str_radix(&hex, 16).unwrap());
+                    } else {
+                        decoded.push(b);
+                    }
+                }
+                proptest::prop_assert_eq!(String::from_utf8(decoded).unwrap(), id);
+            }
+        }
     }
 
     #[tokio::test]

@@ -3,9 +3,10 @@
 //! The file is `$SERVING_CREDENTIALS_DIR/model-dependencies-oauth-token` when that variable is
 //! set and non-empty, else `/var/credentials-secret/model-dependencies-oauth-token`, holding
 //! `{"OAUTH_TOKEN":[{"oauthTokenValue":"<token>"}]}`. The platform rewrites it; like the Python
-//! SDK we re-read it at most every 300 s and retry a failed read once after 0.5 s. The invoker's
-//! own token (on-behalf-of user in serving) is a per-request value: pass it to
-//! [`crate::Client::as_user`].
+//! SDK we re-read it at most every 300 s and retry a failed read once after 0.5 s. This file is
+//! the *app's* identity. The invoker's own token (on-behalf-of user in serving) is a per-request
+//! value that no file or variable carries: pass it to [`crate::Client::as_invoker`], which
+//! refuses it outside Model Serving.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -7,6 +7,7 @@ mod current_user;
 mod database;
 mod errors;
 mod files;
+mod genie;
 mod operations;
 mod retry;
 mod serving;
