@@ -78,6 +78,11 @@ pub enum ErrorCode {
     /// 404: no such run of the caller for this query (another user's, an expired one, or one
     /// already answered included).
     QueryRunNotFound,
+    /// 404: no such Genie space (a space the caller may not use is `PERMISSION_DENIED`).
+    GenieSpaceNotFound,
+    /// 404: no such Genie conversation of the caller in the space, or no such message or query
+    /// attachment in it.
+    GenieConversationNotFound,
     /// 405: the route exists, not with this method.
     MethodNotAllowed,
     /// 400: bad query, path or body; `detail` says which field and why.
@@ -88,6 +93,9 @@ pub enum ErrorCode {
     EndpointNotReady,
     /// 409: the file exists and the upload did not ask to overwrite it.
     FileAlreadyExists,
+    /// 409: the Genie message has not finished yet, so its query result cannot be read;
+    /// `detail.status` is its status.
+    GenieResultNotReady,
     /// 413: body over the limit; `detail.limit_bytes` has the limit.
     PayloadTooLarge,
     /// 415: the body's content type is not accepted.
@@ -106,6 +114,10 @@ pub enum ErrorCode {
     ModelInputInvalid,
     /// 502: the model endpoint returned an error; `detail.status` is its HTTP status.
     ModelError,
+    /// 502: Genie could not answer: the message ended `FAILED` or `CANCELLED`
+    /// (`detail.status`), `detail.type` is Genie's error type (e.g. `SQL_EXECUTION_EXCEPTION`)
+    /// and `detail.genie_error` Genie's own message.
+    GenieMessageFailed,
     /// 504: an upstream call exceeded its timeout.
     UpstreamTimeout,
     /// 504: a model invocation exceeded `timeout_seconds`.
@@ -124,7 +136,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of `API.md`'s table.
-    pub const ALL: [Self; 39] = [
+    pub const ALL: [Self; 43] = [
         Self::AuthMissing,
         Self::AuthInvalid,
         Self::AuthExpired,
@@ -144,11 +156,14 @@ impl ErrorCode {
         Self::ConversationNotFound,
         Self::QueryNotFound,
         Self::QueryRunNotFound,
+        Self::GenieSpaceNotFound,
+        Self::GenieConversationNotFound,
         Self::MethodNotAllowed,
         Self::InvalidRequest,
         Self::InvalidIdentifier,
         Self::EndpointNotReady,
         Self::FileAlreadyExists,
+        Self::GenieResultNotReady,
         Self::PayloadTooLarge,
         Self::UnsupportedMediaType,
         Self::UriTooLong,
@@ -157,6 +172,7 @@ impl ErrorCode {
         Self::UpstreamError,
         Self::ModelInputInvalid,
         Self::ModelError,
+        Self::GenieMessageFailed,
         Self::UpstreamTimeout,
         Self::ModelTimeout,
         Self::DatabaseUnavailable,
@@ -174,9 +190,10 @@ impl ErrorCode {
                 StatusCode::UNAUTHORIZED
             }
             Self::AuthRateLimited | Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::AuthUserIdentityFailed | Self::UpstreamError | Self::ModelError => {
-                StatusCode::BAD_GATEWAY
-            }
+            Self::AuthUserIdentityFailed
+            | Self::UpstreamError
+            | Self::ModelError
+            | Self::GenieMessageFailed => StatusCode::BAD_GATEWAY,
             Self::PermissionDenied | Self::AdminRequired => StatusCode::FORBIDDEN,
             Self::RouteNotFound
             | Self::CatalogNotFound
@@ -188,12 +205,16 @@ impl ErrorCode {
             | Self::PreferenceNotFound
             | Self::ConversationNotFound
             | Self::QueryNotFound
-            | Self::QueryRunNotFound => StatusCode::NOT_FOUND,
+            | Self::QueryRunNotFound
+            | Self::GenieSpaceNotFound
+            | Self::GenieConversationNotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::InvalidRequest | Self::InvalidIdentifier | Self::ModelInputInvalid => {
                 StatusCode::BAD_REQUEST
             }
-            Self::EndpointNotReady | Self::FileAlreadyExists => StatusCode::CONFLICT,
+            Self::EndpointNotReady | Self::FileAlreadyExists | Self::GenieResultNotReady => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -230,6 +251,10 @@ impl ErrorCode {
             Self::ConversationNotFound => "CONVERSATION_NOT_FOUND",
             Self::QueryNotFound => "QUERY_NOT_FOUND",
             Self::QueryRunNotFound => "QUERY_RUN_NOT_FOUND",
+            Self::GenieSpaceNotFound => "GENIE_SPACE_NOT_FOUND",
+            Self::GenieConversationNotFound => "GENIE_CONVERSATION_NOT_FOUND",
+            Self::GenieResultNotReady => "GENIE_RESULT_NOT_READY",
+            Self::GenieMessageFailed => "GENIE_MESSAGE_FAILED",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             Self::InvalidRequest => "INVALID_REQUEST",
             Self::InvalidIdentifier => "INVALID_IDENTIFIER",
@@ -430,6 +455,22 @@ pub enum ApiError {
         /// The endpoint's message, at most 1 000 characters.
         message: String,
     },
+    /// `502 GENIE_MESSAGE_FAILED`: the Genie message ended `FAILED` or `CANCELLED`.
+    #[error("Genie could not answer this question.")]
+    GenieMessageFailed {
+        /// The message's status, e.g. `FAILED`.
+        status: String,
+        /// Genie's error type, e.g. `SQL_EXECUTION_EXCEPTION`.
+        error_type: Option<String>,
+        /// Genie's message for people, at most [`GENIE_ERROR_CHARS`] characters.
+        genie_error: Option<String>,
+    },
+    /// `409 GENIE_RESULT_NOT_READY`: the message has not finished, so no result can be read.
+    #[error("The Genie message has not finished (status {status}); its result is not ready.")]
+    GenieResultNotReady {
+        /// The message's status, e.g. `ASKING_AI`.
+        status: String,
+    },
     /// `504 UPSTREAM_TIMEOUT`: an upstream call (or the request) exceeded its timeout.
     #[error("The Databricks workspace did not answer in time.")]
     UpstreamTimeout(#[source] Option<DatabricksError>),
@@ -499,6 +540,8 @@ impl ApiError {
             Self::Upstream(_) => ErrorCode::UpstreamError,
             Self::ModelInputInvalid { .. } => ErrorCode::ModelInputInvalid,
             Self::ModelError { .. } | Self::ModelStreamFailed { .. } => ErrorCode::ModelError,
+            Self::GenieMessageFailed { .. } => ErrorCode::GenieMessageFailed,
+            Self::GenieResultNotReady { .. } => ErrorCode::GenieResultNotReady,
             Self::UpstreamTimeout(_) => ErrorCode::UpstreamTimeout,
             Self::ModelTimeout { .. } => ErrorCode::ModelTimeout,
             Self::DatabaseUnavailable(_) | Self::HistoryBacklogFull { .. } => {
@@ -587,6 +630,12 @@ impl ApiError {
             Self::HistoryBacklogFull { capacity } => {
                 Some(json!({"history_outbox_capacity": capacity}))
             }
+            Self::GenieMessageFailed {
+                status,
+                error_type,
+                genie_error,
+            } => Some(json!({"status": status, "type": error_type, "genie_error": genie_error})),
+            Self::GenieResultNotReady { status } => Some(json!({"status": status})),
             _ => None,
         }
     }
@@ -642,6 +691,10 @@ impl ApiError {
                     ErrorCode::VolumeNotFound => "volume",
                     ErrorCode::FileNotFound => "file or directory",
                     ErrorCode::EndpointNotFound => "serving endpoint",
+                    ErrorCode::GenieSpaceNotFound => "Genie space",
+                    ErrorCode::GenieConversationNotFound => {
+                        "Genie conversation, message or attachment"
+                    }
                     _ => "resource",
                 };
                 Self::not_found(
@@ -662,6 +715,9 @@ impl ApiError {
         }
     }
 }
+
+/// Most characters of Genie's own error message kept in `detail.genie_error`.
+pub const GENIE_ERROR_CHARS: usize = 1_000;
 
 /// `retry_after` of `DATABASE_UNAVAILABLE` (`API.md`).
 pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;

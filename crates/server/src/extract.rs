@@ -294,6 +294,29 @@ pub fn validate_endpoint_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Longest Genie id accepted (real ones are 32 hex characters).
+pub const GENIE_ID_MAX_BYTES: usize = 64;
+
+/// Checks a Genie id (space, conversation, message, attachment): 1–64 ASCII letters, digits,
+/// `-` and `_`, so that it is one URL path segment upstream.
+///
+/// # Errors
+/// `INVALID_REQUEST` on `field`.
+pub fn validate_genie_id(field: &str, value: &str) -> Result<(), ApiError> {
+    let valid = (1..=GENIE_ID_MAX_BYTES).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            field,
+            format!("a Genie id has 1 to {GENIE_ID_MAX_BYTES} letters, digits, '-' and '_'"),
+        ))
+    }
+}
+
 macro_rules! name_kind {
     ($(#[$doc:meta])* $kind:ident, $param:literal, $check:expr) => {
         $(#[$doc])*
@@ -345,6 +368,31 @@ name_kind!(
     PreferenceKey,
     "key",
     validate_key
+);
+
+name_kind!(
+    /// `{space_id}` of a Genie space (`INVALID_REQUEST` on `space_id`).
+    GenieSpace,
+    "space_id",
+    |v| validate_genie_id("space_id", v)
+);
+name_kind!(
+    /// `{conversation_id}` of a Genie conversation (`INVALID_REQUEST` on `conversation_id`).
+    GenieConversation,
+    "conversation_id",
+    |v| validate_genie_id("conversation_id", v)
+);
+name_kind!(
+    /// `{message_id}` of a Genie message (`INVALID_REQUEST` on `message_id`).
+    GenieMessage,
+    "message_id",
+    |v| validate_genie_id("message_id", v)
+);
+name_kind!(
+    /// `{attachment_id}` of a Genie attachment (`INVALID_REQUEST` on `attachment_id`).
+    GenieAttachment,
+    "attachment_id",
+    |v| validate_genie_id("attachment_id", v)
 );
 
 #[cfg(test)]

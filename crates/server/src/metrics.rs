@@ -87,6 +87,11 @@ pub const CHAT_TIME_TO_FIRST_TOKEN_SECONDS: &str = "chat_time_to_first_token_sec
 /// from the first token to the end of the stream.
 pub const CHAT_TOKENS_PER_SECOND: &str = "chat_tokens_per_second";
 
+/// `genie_messages_total{outcome}`: Genie questions streamed, by how the stream ended
+/// (`completed`, `failed`: Genie could not answer, `error`: another error, `cancelled`: the
+/// client went away). Not labelled by space: the label set stays bounded.
+pub const GENIE_MESSAGES_TOTAL: &str = "genie_messages_total";
+
 /// `query_cache_hits_total{query}`: governed query requests answered from the result cache;
 /// `query` is always a declared query's name, so the series are bounded by the catalog.
 pub const QUERY_CACHE_HITS_TOTAL: &str = "query_cache_hits_total";
@@ -328,6 +333,11 @@ impl Metrics {
             HTTP_REQUESTS_TOTAL,
             Unit::Count,
             "HTTP requests served, by route template",
+        );
+        d(
+            GENIE_MESSAGES_TOTAL,
+            Unit::Count,
+            "Genie questions streamed, by outcome",
         );
         d(
             RETENTION_DELETED_ROWS_TOTAL,

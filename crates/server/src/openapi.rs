@@ -13,6 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::routes;
+use crate::routes::genie::{GenieAnswer, GenieStatusEvent};
 use crate::state::AppState;
 
 /// The security scheme name of the forwarded user token.
@@ -31,7 +32,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
                        the `X-Correlation-ID` header.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(ErrorBody, ErrorCode)),
+    components(schemas(ErrorBody, ErrorCode, GenieStatusEvent, GenieAnswer)),
     modifiers(&UserTokenScheme),
     tags(
         (name = "health", description = "Liveness, readiness, metrics"),
@@ -39,6 +40,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "unity-catalog", description = "Unity Catalog, as the user"),
         (name = "volumes", description = "Files in Unity Catalog volumes, as the user"),
         (name = "model-serving", description = "Model Serving, as the user"),
+        (name = "genie", description = "Genie spaces: questions about data, as the user"),
         (name = "preferences", description = "The caller's preferences"),
         (name = "queries", description = "Governed SQL queries, as the user or as the app"),
         (name = "conversations", description = "The caller's chat conversations"),
@@ -81,6 +83,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::volumes::router())
         .merge(routes::model_serving::router())
         .merge(routes::chat::router())
+        .merge(routes::genie::router())
         .merge(routes::preferences::router())
         .merge(routes::queries::router())
         .merge(routes::conversations::router())

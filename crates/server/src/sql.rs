@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
+use dbapp_databricks::api::sql::{ResultColumn, StatementResponse, typed_value};
 use dbapp_databricks::api::{ExecuteStatement, StatementParameter, StatementProgress};
 use dbapp_databricks::{DatabricksError, Workspace};
 use serde::Serialize;
@@ -105,18 +106,82 @@ pub async fn resume(
     Ok(progress_of(progress, started))
 }
 
+/// The result columns as the API sends them.
+#[must_use]
+pub fn columns(columns: Vec<ResultColumn>) -> Vec<Column> {
+    columns
+        .into_iter()
+        .map(|c| Column {
+            name: c.name,
+            type_name: c.type_name,
+            type_text: c.type_text,
+        })
+        .collect()
+}
+
+/// The first page of a statement response that someone else ran to its end (a Genie query
+/// result): at most `limit` rows of its first chunk, typed by the same rule as every other
+/// result ([`typed_value`], from the manifest's column types).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstPage {
+    /// The workspace's statement id.
+    pub statement_id: String,
+    /// Columns in order.
+    pub columns: Vec<Column>,
+    /// Rows, typed.
+    pub rows: Vec<Vec<Value>>,
+    /// Whether the result holds more rows than these: a limit cut it, more chunks follow, or
+    /// the first chunk held more than `limit`.
+    pub truncated: bool,
+    /// Rows in the whole result, when the workspace says.
+    pub total_row_count: Option<u64>,
+}
+
+/// Types the first chunk of `response` (its state is not checked here), cut at `limit` rows.
+#[must_use]
+pub fn first_page(response: StatementResponse, limit: usize) -> FirstPage {
+    let (schema, mut truncated, total_row_count) = match response.manifest {
+        Some(manifest) => (
+            manifest.schema.map(|s| s.columns).unwrap_or_default(),
+            manifest.truncated,
+            manifest.total_row_count,
+        ),
+        None => (Vec::new(), false, None),
+    };
+    let mut raw = match response.result {
+        Some(chunk) => {
+            truncated |= chunk.next_chunk_index.is_some();
+            chunk.data_array
+        }
+        None => Vec::new(),
+    };
+    if raw.len() > limit {
+        raw.truncate(limit);
+        truncated = true;
+    }
+    let types: Vec<Option<&str>> = schema.iter().map(|c| c.type_name.as_deref()).collect();
+    let rows = raw
+        .iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .map(|(i, v)| typed_value(v.as_deref(), types.get(i).copied().flatten()))
+                .collect()
+        })
+        .collect();
+    FirstPage {
+        statement_id: response.statement_id,
+        columns: columns(schema),
+        rows,
+        truncated,
+        total_row_count,
+    }
+}
+
 fn progress_of(progress: StatementProgress, started: Instant) -> Progress {
     match progress {
         StatementProgress::Finished(result) => Progress::Done(StatementRows {
-            columns: result
-                .columns
-                .into_iter()
-                .map(|c| Column {
-                    name: c.name,
-                    type_name: c.type_name,
-                    type_text: c.type_text,
-                })
-                .collect(),
+            columns: columns(result.columns),
             rows: result.rows,
             truncated: result.truncated,
             statement_id: result.statement_id,

@@ -40,6 +40,10 @@ pub(crate) const ROUTE_SCOPES: &[(&str, &str)] = &[
         "/api/volumes/{catalog}/{schema}/{volume}/files… (volume files)",
     ),
     (
+        "genie",
+        "/api/genie/spaces… (Genie spaces, questions, results, feedback)",
+    ),
+    (
         "sql",
         "GET …/tables/{table}/rows and POST /api/queries/{name} (on the SQL warehouse)",
     ),
@@ -802,7 +806,7 @@ mod tests {
 
     #[test]
     fn jobs_scopes_fail_and_aliases_warn() {
-        let all = "[iam.current-user:read, catalog.catalogs:read, catalog.schemas:read, catalog.tables:read, sql, files";
+        let all = "[iam.current-user:read, catalog.catalogs:read, catalog.schemas:read, catalog.tables:read, sql, files, genie";
         let jobs = scopes(
             "dbapp",
             &app(&format!("{all}, model-serving, jobs.jobs]")),

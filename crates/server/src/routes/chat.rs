@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderValue;
+use axum::response::Response;
 use dbapp_databricks::ErrorKind;
 use dbapp_databricks::api::ServingStream;
 use dbapp_store::{
@@ -163,21 +163,12 @@ async fn chat(
         },
         Relay::next,
     );
-    let mut response = Body::from_stream(events).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    // nginx-style proxies otherwise buffer the whole answer.
-    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    let mut response = super::sse::event_stream(Body::from_stream(events));
     if let Some(id) = conversation_id
         && let Ok(value) = HeaderValue::from_str(&id.to_string())
     {
-        headers.insert(CONVERSATION_ID_HEADER, value);
+        response.headers_mut().insert(CONVERSATION_ID_HEADER, value);
     }
-    *response.status_mut() = StatusCode::OK;
     Ok(response)
 }
 
@@ -761,19 +752,19 @@ impl Relay {
         }
         let next = tokio::time::timeout(self.heartbeat, self.upstream.next_data()).await;
         let bytes = match next {
-            Err(_) => Bytes::from_static(b": keep-alive\n\n"),
+            Err(_) => Bytes::from_static(super::sse::KEEP_ALIVE),
             Ok(Ok(Some(data))) => {
                 if let Some(error) = upstream_error_event(&data) {
                     self.fail(error)
                 } else {
                     self.turn.observe(&data);
-                    Bytes::from(format!("data: {data}\n\n"))
+                    super::sse::data(&data)
                 }
             }
             Ok(Ok(None)) => {
                 self.finished = true;
                 self.turn.outcome = MessageOutcome::Completed;
-                Bytes::from_static(b"data: [DONE]\n\n")
+                Bytes::from_static(super::sse::DONE)
             }
             Ok(Err(error)) => {
                 let error = match error.kind() {
@@ -802,9 +793,7 @@ impl Relay {
             endpoint = %self.turn.endpoint,
             error = %crate::error::cause_chain(&error),
         );
-        let envelope = error.envelope(self.turn.correlation_id.as_str());
-        let event = json!({ "error": envelope });
-        Bytes::from(format!("data: {event}\n\n"))
+        super::sse::error(&error, self.turn.correlation_id.as_str(), None)
     }
 }
 

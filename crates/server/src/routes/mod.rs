@@ -11,10 +11,12 @@
 
 pub mod chat;
 pub mod conversations;
+pub mod genie;
 pub mod health;
 pub mod model_serving;
 pub mod preferences;
 pub mod queries;
+pub mod sse;
 pub mod unity_catalog;
 pub mod usage;
 pub mod user;

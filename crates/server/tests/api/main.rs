@@ -7,6 +7,7 @@ mod connections;
 mod conversations;
 mod errors;
 mod faults;
+mod genie;
 mod health;
 mod history;
 mod lakebase;

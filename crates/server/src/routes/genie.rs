@@ -1,0 +1,748 @@
+//! Genie, as the user (`docs/genie.md`): the spaces the caller may use, asking a question (a new
+//! conversation or a follow-up) with its progress streamed as server-sent events, a query
+//! attachment's result page, and feedback.
+//!
+//! Every call goes to the workspace with the caller's token ([`Caller::workspace`]); nothing
+//! here runs as the app, so Genie answers with what the caller may read. Path ids are checked
+//! ([`crate::extract::validate_genie_id`]) before anything is called. The two non-idempotent
+//! calls (asking, and re-running an expired query) are made once and never retried.
+//!
+//! The ask route starts (or continues) the conversation before it answers, so a refusal (unknown
+//! space, no permission) is an ordinary JSON error. Then it answers `200 text/event-stream`:
+//! `event: status` at each status change, `event: message` with the answer, `data: [DONE]`; or
+//! a last `event: error` with the API's error envelope. The waiter
+//! ([`dbapp_databricks::Workspace::wait_for_genie_message`]) runs inside the response body, so
+//! when the client goes away the body is dropped and the polling stops with it.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use dbapp_databricks::api::sql::StatementResponse;
+use dbapp_databricks::api::{
+    GenieFeedbackRating, GenieMessage, GenieMessageStatus, GenieWait, PageRequest,
+};
+use dbapp_databricks::{ErrorKind, Workspace};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ItemsPage, PageSpec, Pagination, page_upstream, sse};
+use crate::auth::Caller;
+use crate::correlation::current_correlation_id;
+use crate::error::{ApiError, ErrorBody, ErrorCode, GENIE_ERROR_CHARS};
+use crate::extract::{
+    ApiJson, GenieAttachment, GenieConversation, GenieMessage as GenieMessageId, GenieSpace, Limit,
+    Name, validate_genie_id,
+};
+use crate::metrics::GENIE_MESSAGES_TOTAL;
+use crate::sql::{self, Column};
+use crate::state::AppState;
+
+/// Longest question, in characters.
+pub const MAX_QUESTION_CHARS: usize = 10_000;
+/// Longest feedback comment, in characters.
+pub const MAX_COMMENT_CHARS: usize = 2_000;
+/// Rows of a result sent in the `message` event.
+pub const STREAM_RESULT_ROWS: usize = 100;
+
+/// A Genie space the caller may use.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenieSpaceItem {
+    /// Id.
+    pub space_id: String,
+    /// Title.
+    pub title: String,
+    /// What the space answers questions about.
+    #[schema(required)]
+    pub description: Option<String>,
+    /// The warehouse its queries run on.
+    #[schema(required)]
+    pub warehouse_id: Option<String>,
+}
+
+/// A question for a space.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AskRequest {
+    /// The question, 1 to 10 000 characters.
+    pub content: String,
+    /// The caller's conversation in this space to continue; without it a new one is started.
+    pub conversation_id: Option<String>,
+}
+
+/// A status change of the message, the `data` of an `event: status`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenieStatusEvent {
+    /// The conversation.
+    pub conversation_id: String,
+    /// The message.
+    pub message_id: String,
+    /// e.g. `SUBMITTED`, `ASKING_AI`, `EXECUTING_QUERY`, `COMPLETED`.
+    pub status: String,
+}
+
+/// The query Genie wrote.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenieQuery {
+    /// The attachment's id, for the result route.
+    pub attachment_id: String,
+    /// The SQL.
+    #[schema(required)]
+    pub query: Option<String>,
+    /// Short title.
+    #[schema(required)]
+    pub title: Option<String>,
+    /// What it answers, in words.
+    #[schema(required)]
+    pub description: Option<String>,
+}
+
+/// A page of a query's result, typed as table previews are: numbers as numbers, booleans as
+/// booleans, others as strings, null as null.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenieResult {
+    /// The statement that ran the query.
+    pub statement_id: String,
+    /// The result's columns.
+    pub columns: Vec<Column>,
+    /// The rows.
+    pub rows: Vec<Vec<Value>>,
+    /// Rows in this page.
+    pub row_count: usize,
+    /// More rows exist than this page holds.
+    pub truncated: bool,
+    /// Rows in the whole result, when the workspace says.
+    #[schema(required)]
+    pub total_row_count: Option<u64>,
+}
+
+/// Genie's answer, the `data` of the `event: message` that ends a stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenieAnswer {
+    /// The space.
+    pub space_id: String,
+    /// The conversation.
+    pub conversation_id: String,
+    /// The message.
+    pub message_id: String,
+    /// `COMPLETED`, or `QUERY_RESULT_EXPIRED` (then `result` is null: read it with the result
+    /// route, which runs the query again).
+    pub status: String,
+    /// The text attachments, in order (markdown).
+    pub text: Vec<String>,
+    /// The query Genie wrote, if any.
+    #[schema(required)]
+    pub query: Option<GenieQuery>,
+    /// The first page of the query's result, read as the caller.
+    #[schema(required)]
+    pub result: Option<GenieResult>,
+    /// Questions Genie suggests asking next.
+    pub suggested_questions: Vec<String>,
+}
+
+/// A rating of an answer.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Rating {
+    /// A good answer.
+    Positive,
+    /// A bad answer.
+    Negative,
+    /// Withdraws a rating.
+    None,
+}
+
+/// Feedback on an answer.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackRequest {
+    /// The rating.
+    pub rating: Rating,
+    /// Free text, at most 2 000 characters.
+    pub comment: Option<String>,
+}
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_spaces))
+        .routes(routes!(ask))
+        .routes(routes!(result))
+        .routes(routes!(feedback))
+}
+
+/// The Genie spaces the caller may use.
+#[utoipa::path(get, path = "/api/genie/spaces", tag = "genie",
+    security(("user_token" = [])), params(Pagination), responses(
+    (status = 200, body = ItemsPage<GenieSpaceItem>),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn list_spaces(
+    State(app): State<AppState>,
+    caller: Caller,
+    spec: PageSpec,
+) -> Result<Json<ItemsPage<GenieSpaceItem>>, ApiError> {
+    let workspace = caller.workspace(&app);
+    let (items, next) = page_upstream(&spec, |token, limit| {
+        let workspace = &workspace;
+        async move {
+            let request = match token {
+                Some(token) => PageRequest::after(limit, token),
+                None => PageRequest::first(limit),
+            };
+            let page = workspace.list_genie_spaces(&request).await?;
+            Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
+        }
+    })
+    .await
+    .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieSpaceNotFound))?;
+    Ok(Json(ItemsPage {
+        items: items
+            .into_iter()
+            .map(|s| GenieSpaceItem {
+                space_id: s.space_id,
+                title: s.title,
+                description: s.description,
+                warehouse_id: s.warehouse_id,
+            })
+            .collect(),
+        next_page_token: next.map(|c| c.encode()),
+    }))
+}
+
+/// Asks a space a question, as the caller, and streams Genie's progress and answer as
+/// server-sent events.
+#[utoipa::path(post, path = "/api/genie/spaces/{space_id}/messages", tag = "genie",
+    security(("user_token" = [])), params(("space_id" = String, Path)), request_body = AskRequest,
+    responses(
+    (status = 200, content_type = "text/event-stream", body = String,
+        description = "`event: status` (`GenieStatusEvent`) at each status change, `: keep-alive` comments while waiting, then `event: message` (`GenieAnswer`) and `data: [DONE]`; or a last `event: error` with `data: {\"error\": <error envelope>}` (GENIE_MESSAGE_FAILED, UPSTREAM_TIMEOUT, …)"),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody, description = "PERMISSION_DENIED: the caller may not use the space"),
+    (status = 404, body = ErrorBody, description = "GENIE_SPACE_NOT_FOUND, GENIE_CONVERSATION_NOT_FOUND"),
+    (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn ask(
+    State(app): State<AppState>,
+    caller: Caller,
+    space: Name<GenieSpace>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Response, ApiError> {
+    let request: AskRequest = super::from_json_object("body", body)?;
+    let chars = request.content.chars().count();
+    if request.content.trim().is_empty() || chars > MAX_QUESTION_CHARS {
+        return Err(ApiError::invalid(
+            "content",
+            format!("must hold 1 to {MAX_QUESTION_CHARS} characters"),
+        ));
+    }
+    if let Some(id) = &request.conversation_id {
+        validate_genie_id("conversation_id", id)?;
+    }
+    let workspace = caller.workspace(&app);
+    // Asked once: a repeat would ask Genie twice.
+    let (conversation_id, message_id) = match &request.conversation_id {
+        None => workspace
+            .start_genie_conversation(&space, &request.content)
+            .await
+            .map(|s| (s.conversation_id, s.message_id))
+            .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieSpaceNotFound))?,
+        Some(conversation) => workspace
+            .create_genie_message(&space, conversation, &request.content)
+            .await
+            .map(|m| (conversation.clone(), m.message_id))
+            .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound))?,
+    };
+    let ids = Ids {
+        space_id: space.to_string(),
+        conversation_id,
+        message_id,
+    };
+    tracing::info!(event = "genie.message_asked", space_id = %ids.space_id, conversation_id = %ids.conversation_id, message_id = %ids.message_id);
+    let (statuses, receiver) = mpsc::unbounded_channel();
+    let answer = Box::pin(answer(app.clone(), caller, ids.clone(), statuses));
+    let progress = Progress {
+        app: app.clone(),
+        ids,
+        answer: Some(answer),
+        statuses: receiver,
+        queued: VecDeque::new(),
+        heartbeat: Duration::from_secs(app.settings.dbapp.chat_heartbeat_secs),
+        correlation_id: current_correlation_id().as_str().to_owned(),
+        outcome: None,
+    };
+    let events = futures_util::stream::unfold(progress, Progress::next);
+    Ok(sse::event_stream(Body::from_stream(events)))
+}
+
+/// The ids of one message.
+#[derive(Debug, Clone)]
+struct Ids {
+    space_id: String,
+    conversation_id: String,
+    message_id: String,
+}
+
+type AnswerFuture = Pin<Box<dyn Future<Output = Result<GenieAnswer, ApiError>> + Send>>;
+
+/// Waits for the message as the caller, reporting each status change on `statuses`, and puts
+/// the answer together: texts, the query and the first page of its result.
+async fn answer(
+    app: AppState,
+    caller: Caller,
+    ids: Ids,
+    statuses: mpsc::UnboundedSender<String>,
+) -> Result<GenieAnswer, ApiError> {
+    let workspace = caller.workspace(&app);
+    let wait = GenieWait::with_deadline(Duration::from_secs(app.settings.dbapp.chat_timeout_secs));
+    let message = workspace
+        .wait_for_genie_message(
+            &ids.space_id,
+            &ids.conversation_id,
+            &ids.message_id,
+            &wait,
+            |m| {
+                // The receiver is gone only when the stream is, and then so is this future.
+                let _ = statuses.send(m.status().to_string());
+            },
+        )
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::Timeout => ApiError::UpstreamTimeout(Some(e)),
+            _ => caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound),
+        })?;
+    let status = message.status();
+    match status {
+        GenieMessageStatus::Completed | GenieMessageStatus::QueryResultExpired => {}
+        _ => return Err(failed(&message)),
+    }
+    let query = query_of(&message);
+    let result = match (&query, status) {
+        (Some(query), GenieMessageStatus::Completed) => {
+            let response = workspace
+                .get_genie_query_result(
+                    &ids.space_id,
+                    &ids.conversation_id,
+                    &ids.message_id,
+                    &query.attachment_id,
+                )
+                .await
+                .map_err(|e| {
+                    caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound)
+                })?;
+            Some(result_page(response, STREAM_RESULT_ROWS)?)
+        }
+        _ => None,
+    };
+    Ok(GenieAnswer {
+        space_id: ids.space_id,
+        conversation_id: ids.conversation_id,
+        message_id: ids.message_id,
+        status: message.status().to_string(),
+        text: message.texts().map(str::to_owned).collect(),
+        query,
+        result,
+        suggested_questions: message
+            .attachments
+            .iter()
+            .filter_map(|a| a.suggested_questions.as_ref())
+            .flat_map(|s| s.questions.iter().cloned())
+            .collect(),
+    })
+}
+
+/// The query attachment of a message, as sent to the client.
+fn query_of(message: &GenieMessage) -> Option<GenieQuery> {
+    let attachment = message.query_attachment()?;
+    let query = attachment.query.as_ref()?;
+    Some(GenieQuery {
+        attachment_id: attachment.attachment_id.clone()?,
+        query: query.query.clone(),
+        title: query.title.clone(),
+        description: query.description.clone(),
+    })
+}
+
+/// `GENIE_MESSAGE_FAILED` for a message that ended without an answer.
+fn failed(message: &GenieMessage) -> ApiError {
+    let error = message.error.as_ref();
+    ApiError::GenieMessageFailed {
+        status: message.status().to_string(),
+        error_type: error.and_then(|e| e.error_type.clone()),
+        genie_error: error
+            .and_then(|e| e.error.as_deref())
+            .map(|text| text.chars().take(GENIE_ERROR_CHARS).collect()),
+    }
+}
+
+/// A finished statement's first page; a failed statement is `GENIE_MESSAGE_FAILED`.
+fn result_page(response: StatementResponse, limit: usize) -> Result<GenieResult, ApiError> {
+    if response.status.state != "SUCCEEDED" {
+        let error = response.status.error.as_ref();
+        return Err(ApiError::GenieMessageFailed {
+            status: response.status.state.clone(),
+            error_type: error.and_then(|e| e.error_code.clone()),
+            genie_error: error
+                .and_then(|e| e.message.as_deref())
+                .map(|text| text.chars().take(GENIE_ERROR_CHARS).collect()),
+        });
+    }
+    let page = sql::first_page(response, limit);
+    Ok(GenieResult {
+        statement_id: page.statement_id,
+        columns: page.columns,
+        row_count: page.rows.len(),
+        rows: page.rows,
+        truncated: page.truncated,
+        total_row_count: page.total_row_count,
+    })
+}
+
+/// How a stream ended, for the log line and `genie_messages_total{outcome}`.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Completed,
+    Failed,
+    Error,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// What woke the stream up.
+enum Step {
+    Status(String),
+    Answered(Box<Result<GenieAnswer, ApiError>>),
+    Idle,
+}
+
+/// The stream of one asked message: status events as the waiter reports them, heartbeats, then
+/// the answer or the error.
+struct Progress {
+    app: AppState,
+    ids: Ids,
+    /// The waiter and what follows it; `None` once it has finished.
+    answer: Option<AnswerFuture>,
+    statuses: mpsc::UnboundedReceiver<String>,
+    /// Events still to send once the answer is known.
+    queued: VecDeque<Bytes>,
+    heartbeat: Duration,
+    correlation_id: String,
+    /// Set when the last event is queued; `None` at drop means the client went away.
+    outcome: Option<Outcome>,
+}
+
+impl Progress {
+    async fn next(mut self) -> Option<(Result<Bytes, Infallible>, Self)> {
+        if let Some(bytes) = self.queued.pop_front() {
+            return Some((Ok(bytes), self));
+        }
+        let answer = self.answer.as_mut()?;
+        let step = tokio::select! {
+            biased;
+            Some(status) = self.statuses.recv() => Step::Status(status),
+            result = answer => Step::Answered(Box::new(result)),
+            () = tokio::time::sleep(self.heartbeat) => Step::Idle,
+        };
+        let bytes = match step {
+            Step::Status(status) => self.status_event(&status),
+            Step::Idle => Bytes::from_static(sse::KEEP_ALIVE),
+            Step::Answered(result) => {
+                // Dropping the waiter drops its sender: every status it reported is queued.
+                self.answer = None;
+                while let Ok(status) = self.statuses.try_recv() {
+                    let event = self.status_event(&status);
+                    self.queued.push_back(event);
+                }
+                self.finish(*result);
+                self.queued.pop_front()?
+            }
+        };
+        Some((Ok(bytes), self))
+    }
+
+    fn status_event(&self, status: &str) -> Bytes {
+        let event = GenieStatusEvent {
+            conversation_id: self.ids.conversation_id.clone(),
+            message_id: self.ids.message_id.clone(),
+            status: status.to_owned(),
+        };
+        sse::named("status", &serde_json::to_string(&event).unwrap_or_default())
+    }
+
+    /// Queues the last events: the answer and `[DONE]`, or the error.
+    fn finish(&mut self, result: Result<GenieAnswer, ApiError>) {
+        let outcome = match result {
+            Ok(answer) => match serde_json::to_string(&answer) {
+                Ok(json) => {
+                    self.queued.push_back(sse::named("message", &json));
+                    self.queued.push_back(Bytes::from_static(sse::DONE));
+                    Outcome::Completed
+                }
+                Err(e) => self.fail(&ApiError::internal(e)),
+            },
+            Err(error) => self.fail(&error),
+        };
+        self.outcome = Some(outcome);
+    }
+
+    fn fail(&mut self, error: &ApiError) -> Outcome {
+        tracing::warn!(
+            event = "genie.message_failed",
+            space_id = %self.ids.space_id,
+            message_id = %self.ids.message_id,
+            error_code = error.code().as_str(),
+            error = %crate::error::cause_chain(error),
+        );
+        self.queued
+            .push_back(sse::error(error, &self.correlation_id, Some("error")));
+        if error.code() == ErrorCode::GenieMessageFailed {
+            Outcome::Failed
+        } else {
+            Outcome::Error
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let outcome = self.outcome.map_or("cancelled", Outcome::as_str);
+        tracing::info!(
+            event = "genie.stream_ended",
+            space_id = %self.ids.space_id,
+            message_id = %self.ids.message_id,
+            outcome,
+        );
+        self.app
+            .metrics
+            .count(GENIE_MESSAGES_TOTAL, &[("outcome", outcome)], 1);
+    }
+}
+
+/// A page of a query attachment's result, read as the caller. An expired result
+/// (`QUERY_RESULT_EXPIRED`) is run again first (`execute-query`, once, as the caller).
+#[utoipa::path(get, path = "/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages/{message_id}/attachments/{attachment_id}/result", tag = "genie",
+    security(("user_token" = [])),
+    params(("space_id" = String, Path), ("conversation_id" = String, Path), ("message_id" = String, Path), ("attachment_id" = String, Path),
+        ("limit" = Option<i64>, Query, description = "Rows, 1–1000 (default 100)", minimum = 1, maximum = 1000)),
+    responses(
+    (status = 200, body = GenieResult),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "GENIE_SPACE_NOT_FOUND, GENIE_CONVERSATION_NOT_FOUND (also: no query attachment with this id)"),
+    (status = 409, body = ErrorBody, description = "GENIE_RESULT_NOT_READY (detail.status)"),
+    (status = 429, body = ErrorBody),
+    (status = 502, body = ErrorBody, description = "GENIE_MESSAGE_FAILED, UPSTREAM_ERROR"),
+    (status = 504, body = ErrorBody, description = "UPSTREAM_TIMEOUT"),
+))]
+async fn result(
+    State(app): State<AppState>,
+    caller: Caller,
+    space: Name<GenieSpace>,
+    conversation: Name<GenieConversation>,
+    message: Name<GenieMessageId>,
+    attachment: Name<GenieAttachment>,
+    limit: Limit,
+) -> Result<Json<GenieResult>, ApiError> {
+    let not_found = |e| caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound);
+    let workspace = caller.workspace(&app);
+    let found = workspace
+        .get_genie_message(&space, &conversation, &message)
+        .await
+        .map_err(not_found)?;
+    let has_query = found
+        .attachments
+        .iter()
+        .any(|a| a.attachment_id.as_deref() == Some(&attachment) && a.query.is_some());
+    if !has_query {
+        return Err(ApiError::not_found(
+            ErrorCode::GenieConversationNotFound,
+            "The message has no query attachment with this id.",
+        ));
+    }
+    let limit = usize::try_from(limit.get()).unwrap_or(usize::MAX);
+    let ids = (&*space, &*conversation, &*message, &*attachment);
+    let response = match found.status() {
+        GenieMessageStatus::Completed => fetch_result(&workspace, ids).await.map_err(not_found)?,
+        GenieMessageStatus::QueryResultExpired => {
+            // Not retried: a repeat would run the query twice.
+            let response = workspace
+                .execute_genie_query(ids.0, ids.1, ids.2, ids.3)
+                .await
+                .map_err(not_found)?;
+            let deadline = Duration::from_secs(app.settings.dbapp.statement_timeout_secs);
+            settle(&workspace, ids, response, deadline)
+                .await
+                .map_err(|e| match e.kind() {
+                    ErrorKind::Timeout => ApiError::UpstreamTimeout(Some(e)),
+                    _ => not_found(e),
+                })?
+        }
+        GenieMessageStatus::Failed | GenieMessageStatus::Cancelled => return Err(failed(&found)),
+        other => {
+            return Err(ApiError::GenieResultNotReady {
+                status: other.to_string(),
+            });
+        }
+    };
+    Ok(Json(result_page(response, limit)?))
+}
+
+type AttachmentIds<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+async fn fetch_result(
+    workspace: &Workspace<'_>,
+    (space, conversation, message, attachment): AttachmentIds<'_>,
+) -> Result<StatementResponse, dbapp_databricks::DatabricksError> {
+    workspace
+        .get_genie_query_result(space, conversation, message, attachment)
+        .await
+}
+
+/// Polls a re-run query's result (GETs) until its statement has left `PENDING`/`RUNNING`, for
+/// at most `deadline`.
+async fn settle(
+    workspace: &Workspace<'_>,
+    ids: AttachmentIds<'_>,
+    mut response: StatementResponse,
+    deadline: Duration,
+) -> Result<StatementResponse, dbapp_databricks::DatabricksError> {
+    let until = tokio::time::Instant::now() + deadline;
+    let mut delay = Duration::from_millis(100);
+    while matches!(response.status.state.as_str(), "PENDING" | "RUNNING") {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return Err(dbapp_databricks::DatabricksError::new(
+                ErrorKind::Timeout,
+                format!("the re-run Genie query did not finish within {deadline:?}"),
+            ));
+        }
+        tokio::time::sleep(delay.min(until - now)).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+        response = match fetch_result(workspace, ids).await {
+            Ok(response) => response,
+            // The message may still be on its way from EXECUTING_QUERY to COMPLETED.
+            Err(e) if e.kind() == ErrorKind::BadRequest => continue,
+            Err(e) => return Err(e),
+        };
+    }
+    Ok(response)
+}
+
+/// Rates Genie's answer to a message, as the caller.
+#[utoipa::path(post, path = "/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages/{message_id}/feedback", tag = "genie",
+    security(("user_token" = [])),
+    params(("space_id" = String, Path), ("conversation_id" = String, Path), ("message_id" = String, Path)),
+    request_body = FeedbackRequest,
+    responses(
+    (status = 204, description = "Recorded"),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    (status = 404, body = ErrorBody, description = "GENIE_SPACE_NOT_FOUND, GENIE_CONVERSATION_NOT_FOUND"),
+    (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn feedback(
+    State(app): State<AppState>,
+    caller: Caller,
+    space: Name<GenieSpace>,
+    conversation: Name<GenieConversation>,
+    message: Name<GenieMessageId>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<StatusCode, ApiError> {
+    let request: FeedbackRequest = super::from_json_object("body", body)?;
+    if request
+        .comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT_CHARS)
+    {
+        return Err(ApiError::invalid(
+            "comment",
+            format!("must hold at most {MAX_COMMENT_CHARS} characters"),
+        ));
+    }
+    let rating = match request.rating {
+        Rating::Positive => GenieFeedbackRating::Positive,
+        Rating::Negative => GenieFeedbackRating::Negative,
+        Rating::None => GenieFeedbackRating::None,
+    };
+    caller
+        .workspace(&app)
+        .genie_feedback(
+            &space,
+            &conversation,
+            &message,
+            rating,
+            request.comment.as_deref(),
+        )
+        .await
+        .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound))?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_result_is_typed_from_its_manifest_and_cut_at_the_limit() {
+        // Arrange
+        let response: StatementResponse = serde_json::from_value(json!({
+            "statement_id": "st",
+            "status": {"state": "SUCCEEDED"},
+            "manifest": {"schema": {"columns": [
+                {"name": "id", "type_name": "LONG"}, {"name": "name", "type_name": "STRING"},
+                {"name": "ok", "type_name": "BOOLEAN"}]}, "total_row_count": 3},
+            "result": {"data_array": [["1", "a", "true"], ["2", null, "false"], ["3", "c", null]]}
+        }))
+        .unwrap();
+
+        // Act
+        let page = result_page(response, 2).unwrap();
+
+        // Assert
+        assert_eq!(
+            page.rows,
+            vec![
+                vec![json!(1), json!("a"), json!(true)],
+                vec![json!(2), Value::Null, json!(false)]
+            ]
+        );
+        assert_eq!(page.row_count, 2);
+        assert!(page.truncated);
+        assert_eq!(page.total_row_count, Some(3));
+        assert_eq!(page.columns[0].type_name.as_deref(), Some("LONG"));
+    }
+
+    #[test]
+    fn a_failed_statement_is_genie_message_failed() {
+        let response: StatementResponse = serde_json::from_value(json!({
+            "statement_id": "st",
+            "status": {"state": "FAILED", "error": {"error_code": "BAD_REQUEST", "message": "no"}}
+        }))
+        .unwrap();
+        let error = result_page(response, 10).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::GenieMessageFailed);
+    }
+}
