@@ -109,6 +109,14 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Preference not found";
     case "CONVERSATION_NOT_FOUND":
       return "Conversation not found";
+    case "GENIE_SPACE_NOT_FOUND":
+      return "Genie space not found";
+    case "GENIE_CONVERSATION_NOT_FOUND":
+      return "Genie conversation not found";
+    case "GENIE_RESULT_NOT_READY":
+      return "Genie is still answering";
+    case "GENIE_MESSAGE_FAILED":
+      return "Genie could not answer";
     case "INVALID_REQUEST":
     case "INVALID_IDENTIFIER":
     case "PAYLOAD_TOO_LARGE":

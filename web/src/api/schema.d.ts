@@ -40,6 +40,80 @@ export interface paths {
         patch: operations["rename_conversation"];
         trace?: never;
     };
+    "/api/genie/spaces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The Genie spaces the caller may use. */
+        get: operations["list_spaces"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages/{message_id}/attachments/{attachment_id}/result": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A page of a query attachment's result, read as the caller. An expired result
+         *     (`QUERY_RESULT_EXPIRED`) is run again first (`execute-query`, once, as the caller).
+         */
+        get: operations["result"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages/{message_id}/feedback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Rates Genie's answer to a message, as the caller. */
+        post: operations["feedback"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/genie/spaces/{space_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Asks a space a question, as the caller, and streams Genie's progress and answer as
+         *     server-sent events.
+         */
+        post: operations["ask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/health": {
         parameters: {
             query?: never;
@@ -602,6 +676,13 @@ export interface components {
              */
             accepted: number;
         };
+        /** @description A question for a space. */
+        AskRequest: {
+            /** @description The question, 1 to 10 000 characters. */
+            content: string;
+            /** @description The caller's conversation in this space to continue; without it a new one is started. */
+            conversation_id?: string | null;
+        };
         /** @description Whether the request carries a working user token. */
         AuthStatus: {
             /**
@@ -870,7 +951,14 @@ export interface components {
          * @description Every machine-readable error code of `API.md`, as sent in `error_code`.
          * @enum {string}
          */
-        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "VOLUME_NOT_FOUND" | "FILE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "QUERY_NOT_FOUND" | "QUERY_RUN_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "FILE_ALREADY_EXISTS" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "APP_CREDENTIALS_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "VOLUME_NOT_FOUND" | "FILE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "QUERY_NOT_FOUND" | "QUERY_RUN_NOT_FOUND" | "GENIE_SPACE_NOT_FOUND" | "GENIE_CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "FILE_ALREADY_EXISTS" | "GENIE_RESULT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "GENIE_MESSAGE_FAILED" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "APP_CREDENTIALS_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        /** @description Feedback on an answer. */
+        FeedbackRequest: {
+            /** @description Free text, at most 2 000 characters. */
+            comment?: string | null;
+            /** @description The rating. */
+            rating: components["schemas"]["Rating"];
+        };
         /** Format: binary */
         FileContent: string;
         /** @description A file or directory of a volume. */
@@ -888,6 +976,78 @@ export interface components {
              * @description Size in bytes; `null` for directories.
              */
             size: number | null;
+        };
+        /** @description Genie's answer, the `data` of the `event: message` that ends a stream. */
+        GenieAnswer: {
+            /** @description The conversation. */
+            conversation_id: string;
+            /** @description The message. */
+            message_id: string;
+            query: components["schemas"]["GenieQuery"] | null;
+            result: components["schemas"]["GenieResult"] | null;
+            /** @description The space. */
+            space_id: string;
+            /**
+             * @description `COMPLETED`, or `QUERY_RESULT_EXPIRED` (then `result` is null: read it with the result
+             *     route, which runs the query again).
+             */
+            status: string;
+            /** @description Questions Genie suggests asking next. */
+            suggested_questions: string[];
+            /** @description The text attachments, in order (markdown). */
+            text: string[];
+        };
+        /** @description The query Genie wrote. */
+        GenieQuery: {
+            /** @description The attachment's id, for the result route. */
+            attachment_id: string;
+            /** @description What it answers, in words. */
+            description: string | null;
+            /** @description The SQL. */
+            query: string | null;
+            /** @description Short title. */
+            title: string | null;
+        };
+        /**
+         * @description A page of a query's result, typed as table previews are: numbers as numbers, booleans as
+         *     booleans, others as strings, null as null.
+         */
+        GenieResult: {
+            /** @description The result's columns. */
+            columns: components["schemas"]["Column"][];
+            /** @description Rows in this page. */
+            row_count: number;
+            /** @description The rows. */
+            rows: unknown[][];
+            /** @description The statement that ran the query. */
+            statement_id: string;
+            /**
+             * Format: int64
+             * @description Rows in the whole result, when the workspace says.
+             */
+            total_row_count: number | null;
+            /** @description More rows exist than this page holds. */
+            truncated: boolean;
+        };
+        /** @description A Genie space the caller may use. */
+        GenieSpaceItem: {
+            /** @description What the space answers questions about. */
+            description: string | null;
+            /** @description Id. */
+            space_id: string;
+            /** @description Title. */
+            title: string;
+            /** @description The warehouse its queries run on. */
+            warehouse_id: string | null;
+        };
+        /** @description A status change of the message, the `data` of an `event: status`. */
+        GenieStatusEvent: {
+            /** @description The conversation. */
+            conversation_id: string;
+            /** @description The message. */
+            message_id: string;
+            /** @description e.g. `SUBMITTED`, `ASKING_AI`, `EXECUTING_QUERY`, `COMPLETED`. */
+            status: string;
         };
         /** @description Liveness answer. */
         Health: {
@@ -1023,6 +1183,22 @@ export interface components {
                  * @description Size in bytes; `null` for directories.
                  */
                 size: number | null;
+            }[];
+            /** @description The token of the next page; `null` at the end. */
+            next_page_token: string | null;
+        };
+        /** @description A page of a list backed by the workspace. */
+        ItemsPage_GenieSpaceItem: {
+            /** @description The items. */
+            items: {
+                /** @description What the space answers questions about. */
+                description: string | null;
+                /** @description Id. */
+                space_id: string;
+                /** @description Title. */
+                title: string;
+                /** @description The warehouse its queries run on. */
+                warehouse_id: string | null;
             }[];
             /** @description The token of the next page; `null` at the end. */
             next_page_token: string | null;
@@ -1317,6 +1493,11 @@ export interface components {
              */
             warehouse_state: string | null;
         };
+        /**
+         * @description A rating of an answer.
+         * @enum {string}
+         */
+        Rating: "POSITIVE" | "NEGATIVE" | "NONE";
         /** @description Readiness answer. */
         Ready: {
             /** @description Each check: `ok`, `not_configured`, or `failed: <reason>`. */
@@ -1876,6 +2057,378 @@ export interface operations {
             };
             /** @description DATABASE_UNAVAILABLE, STORAGE_NOT_CONFIGURED */
             503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_spaces: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1–1000 (default 100). */
+                limit?: number;
+                /** @description The previous page's `next_page_token` (opaque). */
+                page_token?: string;
+                /** @description Items to skip (≥ 0); not with `page_token`. */
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemsPage_GenieSpaceItem"];
+                };
+            };
+            /** @description INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    result: {
+        parameters: {
+            query?: {
+                /** @description Rows, 1–1000 (default 100) */
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                space_id: string;
+                conversation_id: string;
+                message_id: string;
+                attachment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GenieResult"];
+                };
+            };
+            /** @description INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description GENIE_SPACE_NOT_FOUND, GENIE_CONVERSATION_NOT_FOUND (also: no query attachment with this id) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description GENIE_RESULT_NOT_READY (detail.status) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description GENIE_MESSAGE_FAILED, UPSTREAM_ERROR */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description UPSTREAM_TIMEOUT */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    feedback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                space_id: string;
+                conversation_id: string;
+                message_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FeedbackRequest"];
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description GENIE_SPACE_NOT_FOUND, GENIE_CONVERSATION_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    ask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                space_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AskRequest"];
+            };
+        };
+        responses: {
+            /** @description `event: status` (`GenieStatusEvent`) at each status change, `: keep-alive` comments while waiting, then `event: message` (`GenieAnswer`) and `data: [DONE]`; or a last `event: error` with `data: {"error": <error envelope>}` (GENIE_MESSAGE_FAILED, UPSTREAM_TIMEOUT, …) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED: the caller may not use the space */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description GENIE_SPACE_NOT_FOUND, GENIE_CONVERSATION_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
                 headers: {
                     [name: string]: unknown;
                 };
