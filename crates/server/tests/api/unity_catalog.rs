@@ -424,6 +424,8 @@ async fn app_with_tables(count: usize, page_size: usize) -> crate::app::TestApp 
             ..template.clone()
         })
         .collect();
+    // The Genie spaces cover tables of main.default that are gone now.
+    fixture.genie_spaces.clear();
     let emulator = dbapp_emulator::start_local(dbapp_emulator::EmulatorConfig {
         fixture,
         ..Default::default()
