@@ -25,9 +25,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use dbapp_databricks::api::sql::StatementResponse;
-use dbapp_databricks::api::{
-    GenieFeedbackRating, GenieMessage, GenieMessageStatus, GenieWait, PageRequest,
-};
+use dbapp_databricks::api::{GenieFeedbackRating, GenieMessage, GenieMessageStatus, GenieWait};
 use dbapp_databricks::{ErrorKind, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -36,7 +34,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ItemsPage, PageSpec, Pagination, page_upstream, sse};
+use super::{ItemsPage, PageSpec, Pagination, page_upstream, sse, upstream_page};
 use crate::auth::Caller;
 use crate::correlation::current_correlation_id;
 use crate::error::{ApiError, ErrorBody, ErrorCode, GENIE_ERROR_CHARS};
@@ -68,6 +66,19 @@ pub struct GenieSpaceItem {
     /// The warehouse its queries run on.
     #[schema(required)]
     pub warehouse_id: Option<String>,
+}
+
+/// A Genie conversation of the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenieConversationItem {
+    /// Id.
+    pub conversation_id: String,
+    /// Title (Genie names it after the first question).
+    #[schema(required)]
+    pub title: Option<String>,
+    /// Creation time (RFC 3339).
+    #[schema(required)]
+    pub created_at: Option<String>,
 }
 
 /// A question for a space.
@@ -175,6 +186,7 @@ pub struct FeedbackRequest {
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_spaces))
+        .routes(routes!(list_conversations))
         .routes(routes!(ask))
         .routes(routes!(result))
         .routes(routes!(feedback))
@@ -197,11 +209,9 @@ async fn list_spaces(
     let (items, next) = page_upstream(&spec, |token, limit| {
         let workspace = &workspace;
         async move {
-            let request = match token {
-                Some(token) => PageRequest::after(limit, token),
-                None => PageRequest::first(limit),
-            };
-            let page = workspace.list_genie_spaces(&request).await?;
+            let page = workspace
+                .list_genie_spaces(&upstream_page(token, limit))
+                .await?;
             Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
         }
     })
@@ -215,6 +225,48 @@ async fn list_spaces(
                 title: s.title,
                 description: s.description,
                 warehouse_id: s.warehouse_id,
+            })
+            .collect(),
+        next_page_token: next.map(|c| c.encode()),
+    }))
+}
+
+/// The caller's own conversations in a space, newest first.
+#[utoipa::path(get, path = "/api/genie/spaces/{space_id}/conversations", tag = "genie",
+    security(("user_token" = [])), params(("space_id" = String, Path), Pagination), responses(
+    (status = 200, body = ItemsPage<GenieConversationItem>),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody, description = "PERMISSION_DENIED: the caller may not use the space"),
+    (status = 404, body = ErrorBody, description = "GENIE_SPACE_NOT_FOUND"),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn list_conversations(
+    State(app): State<AppState>,
+    caller: Caller,
+    space: Name<GenieSpace>,
+    spec: PageSpec,
+) -> Result<Json<ItemsPage<GenieConversationItem>>, ApiError> {
+    let workspace = caller.workspace(&app);
+    let (items, next) = page_upstream(&spec, |token, limit| {
+        let (workspace, space) = (&workspace, &space);
+        async move {
+            // Only the caller's own: include_all would list everyone's to a space manager.
+            let page = workspace
+                .list_genie_conversations(space, false, &upstream_page(token, limit))
+                .await?;
+            Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
+        }
+    })
+    .await
+    .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieSpaceNotFound))?;
+    Ok(Json(ItemsPage {
+        items: items
+            .into_iter()
+            .map(|c| GenieConversationItem {
+                conversation_id: c.conversation_id,
+                title: c.title,
+                created_at: super::rfc3339_ms(c.created_timestamp),
             })
             .collect(),
         next_page_token: next.map(|c| c.encode()),

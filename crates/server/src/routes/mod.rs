@@ -52,6 +52,16 @@ pub fn from_json_object<T: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| ApiError::invalid(field, e.to_string()))
 }
 
+/// The workspace page request of an upstream page token (`None`: the first page), for
+/// [`page_upstream`]'s fetches.
+#[must_use]
+pub fn upstream_page(token: Option<String>, limit: u32) -> dbapp_databricks::api::PageRequest {
+    match token {
+        Some(token) => dbapp_databricks::api::PageRequest::after(limit, token),
+        None => dbapp_databricks::api::PageRequest::first(limit),
+    }
+}
+
 /// A response extension a route sets to keep its response out of the compression layer (see
 /// `app`): a file download keeps its `Content-Length`, and its bytes flow as they arrive.
 #[derive(Debug, Clone, Copy)]

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use dbapp_databricks::api::{ExecuteStatement, PageRequest, TableInfo};
+use dbapp_databricks::api::{ExecuteStatement, TableInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms};
+use super::{ItemsPage, PageSpec, Pagination, page_upstream, rfc3339_ms, upstream_page};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::extract::{Catalog, Limit, Name, Offset, Schema, Table};
@@ -159,13 +159,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(preview_rows))
 }
 
-fn page_request(token: Option<String>, limit: u32) -> PageRequest {
-    match token {
-        Some(token) => PageRequest::after(limit, token),
-        None => PageRequest::first(limit),
-    }
-}
-
 /// The catalogs the user can see.
 #[utoipa::path(get, path = "/api/unity-catalog/catalogs", tag = "unity-catalog",
     security(("user_token" = [])), params(Pagination), responses(
@@ -183,7 +176,9 @@ async fn list_catalogs(
     let (items, next) = page_upstream(&spec, |token, limit| {
         let workspace = &workspace;
         async move {
-            let page = workspace.list_catalogs(&page_request(token, limit)).await?;
+            let page = workspace
+                .list_catalogs(&upstream_page(token, limit))
+                .await?;
             Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
         }
     })
@@ -225,7 +220,7 @@ async fn list_schemas(
         let (workspace, catalog) = (&workspace, &catalog);
         async move {
             let page = workspace
-                .list_schemas(catalog, &page_request(token, limit))
+                .list_schemas(catalog, &upstream_page(token, limit))
                 .await?;
             Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
         }
@@ -286,7 +281,7 @@ async fn list_tables(
         let (workspace, catalog, schema) = (&workspace, &catalog, &schema);
         async move {
             let page = workspace
-                .list_tables(catalog, schema, &page_request(token, limit))
+                .list_tables(catalog, schema, &upstream_page(token, limit))
                 .await?;
             Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
         }

@@ -22,7 +22,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use dbapp_databricks::api::{DirectoryEntry, DirectoryPageRequest, PageRequest};
+use dbapp_databricks::api::{DirectoryEntry, DirectoryPageRequest};
 use dbapp_databricks::{DatabricksError, ErrorKind, Workspace};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -237,11 +237,9 @@ async fn list_volumes(
     let (items, next) = page_upstream(&spec, |token, limit| {
         let (workspace, catalog, schema) = (&workspace, &catalog, &schema);
         async move {
-            let request = match token {
-                Some(token) => PageRequest::after(limit, token),
-                None => PageRequest::first(limit),
-            };
-            let page = workspace.list_volumes(catalog, schema, &request).await?;
+            let page = workspace
+                .list_volumes(catalog, schema, &super::upstream_page(token, limit))
+                .await?;
             Ok::<_, DatabricksError>((page.items, page.next_page_token))
         }
     })

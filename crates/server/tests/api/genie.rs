@@ -565,3 +565,59 @@ async fn a_client_that_goes_away_stops_the_polling() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn each_caller_lists_only_their_own_conversations() {
+    // Arrange: alice asks twice, bob once.
+    let app = genie_app(10).await;
+    ask_all(&app, ALICE, SALES, &json!({"content": "products"})).await;
+    ask_all(&app, ALICE, SALES, &json!({"content": "What can you do?"})).await;
+    ask_all(&app, BOB, SALES, &json!({"content": "products"})).await;
+    let path = format!("/api/genie/spaces/{SALES}/conversations");
+
+    // Act
+    let (status, alice) = app.get_json(&path, Some(ALICE)).await;
+    let (_, bob) = app.get_json(&path, Some(BOB)).await;
+    let (_, first) = app.get_json(&format!("{path}?limit=1"), Some(ALICE)).await;
+
+    // Assert: newest first, each their own, paged.
+    assert_eq!(status, 200, "{alice}");
+    let titles = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["title"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(titles(&alice), ["What can you do?", "products"]);
+    assert_eq!(titles(&bob), ["products"]);
+    assert!(
+        alice["items"][0]["created_at"]
+            .as_str()
+            .unwrap()
+            .ends_with('Z')
+    );
+    assert_eq!(titles(&first), ["What can you do?"]);
+    assert!(first["next_page_token"].is_string());
+    // bob may not use Taxi trips; an unknown space is not found.
+    let (status, _) = app
+        .get_json(
+            &format!("/api/genie/spaces/{TAXI}/conversations"),
+            Some(BOB),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_error(
+        app.get(
+            &format!("/api/genie/spaces/{}/conversations", "0".repeat(32)),
+            Some(ALICE),
+        )
+        .send()
+        .await
+        .unwrap(),
+        404,
+        "GENIE_SPACE_NOT_FOUND",
+    )
+    .await;
+}
