@@ -57,6 +57,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/genie/spaces/{space_id}/conversations": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own conversations in a space, newest first. */
+        get: operations["list_conversations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages/{message_id}/attachments/{attachment_id}/result": {
         parameters: {
             query?: never;
@@ -997,6 +1014,15 @@ export interface components {
             /** @description The text attachments, in order (markdown). */
             text: string[];
         };
+        /** @description A Genie conversation of the caller. */
+        GenieConversationItem: {
+            /** @description Id. */
+            conversation_id: string;
+            /** @description Creation time (RFC 3339). */
+            created_at: string | null;
+            /** @description Title (Genie names it after the first question). */
+            title: string | null;
+        };
         /** @description The query Genie wrote. */
         GenieQuery: {
             /** @description The attachment's id, for the result route. */
@@ -1183,6 +1209,20 @@ export interface components {
                  * @description Size in bytes; `null` for directories.
                  */
                 size: number | null;
+            }[];
+            /** @description The token of the next page; `null` at the end. */
+            next_page_token: string | null;
+        };
+        /** @description A page of a list backed by the workspace. */
+        ItemsPage_GenieConversationItem: {
+            /** @description The items. */
+            items: {
+                /** @description Id. */
+                conversation_id: string;
+                /** @description Creation time (RFC 3339). */
+                created_at: string | null;
+                /** @description Title (Genie names it after the first question). */
+                title: string | null;
             }[];
             /** @description The token of the next page; `null` at the end. */
             next_page_token: string | null;
@@ -2108,6 +2148,93 @@ export interface operations {
                 };
             };
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_conversations: {
+        parameters: {
+            query?: {
+                /** @description Items per page, 1–1000 (default 100). */
+                limit?: number;
+                /** @description The previous page's `next_page_token` (opaque). */
+                page_token?: string;
+                /** @description Items to skip (≥ 0); not with `page_token`. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                space_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemsPage_GenieConversationItem"];
+                };
+            };
+            /** @description INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED: the caller may not use the space */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description GENIE_SPACE_NOT_FOUND */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
