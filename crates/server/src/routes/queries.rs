@@ -351,6 +351,7 @@ async fn pending(
     (status = 400, body = ErrorBody, description = "INVALID_REQUEST (`detail.field` is `parameters.<name>`, `limit`, `page_token` or `body`)"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody, description = "PERMISSION_DENIED"),
     (status = 404, body = ErrorBody, description = "QUERY_NOT_FOUND"),
+    (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
     (status = 429, body = ErrorBody), (status = 502, body = ErrorBody),
     (status = 503, body = ErrorBody, description = "WAREHOUSE_NOT_CONFIGURED, APP_CREDENTIALS_NOT_CONFIGURED"),
     (status = 504, body = ErrorBody, description = "UPSTREAM_TIMEOUT"),
