@@ -1640,6 +1640,17 @@ export interface components {
             /** @description Served entity name. */
             name: string | null;
         };
+        /**
+         * @description One event of a stream, as a client's SSE parser reads it: the OpenAPI schema of a
+         *     `text/event-stream` answer describes each event (OpenAPI 3.1 has no `itemSchema`, so
+         *     `schema` stands for it). The route's description says what `data` holds for each `event`.
+         */
+        SseEvent: {
+            /** @description The event's data: JSON, or `[DONE]` on the last event of a stream that ended well. */
+            data: string;
+            /** @description The event's name; absent means `message`. */
+            event?: string | null;
+        };
         /** @description A table with its columns: the list item's fields, and more. */
         TableDetail: components["schemas"]["TableItem"] & {
             /** @description Columns, in order. */
@@ -2485,7 +2496,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["SseEvent"];
                 };
             };
             /** @description INVALID_REQUEST */
@@ -2758,7 +2769,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["SseEvent"];
                 };
             };
             /** @description INVALID_REQUEST, MODEL_INPUT_INVALID (detail.status) */

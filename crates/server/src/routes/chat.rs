@@ -103,7 +103,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(post, path = "/api/model-serving/endpoints/{name}/chat", tag = "model-serving",
     security(("user_token" = [])), params(("name" = String, Path)), request_body = ChatRequest,
     responses(
-    (status = 200, content_type = "text/event-stream", body = String,
+    (status = 200, content_type = "text/event-stream", body = super::sse::SseEvent,
         description = "`data: <OpenAI chat completion chunk>` events as the endpoint sends them, `: keep-alive` comments, then `data: [DONE]`, or a last `data: {\"error\": <error envelope>}` when the stream fails"),
     (status = 400, body = ErrorBody, description = "INVALID_REQUEST, MODEL_INPUT_INVALID (detail.status)"),
     (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),

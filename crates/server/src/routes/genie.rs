@@ -278,7 +278,7 @@ async fn list_conversations(
 #[utoipa::path(post, path = "/api/genie/spaces/{space_id}/messages", tag = "genie",
     security(("user_token" = [])), params(("space_id" = String, Path)), request_body = AskRequest,
     responses(
-    (status = 200, content_type = "text/event-stream", body = String,
+    (status = 200, content_type = "text/event-stream", body = super::sse::SseEvent,
         description = "`event: status` (`GenieStatusEvent`) at each status change, `: keep-alive` comments while waiting, then `event: message` (`GenieAnswer`) and `data: [DONE]`; or a last `event: error` with `data: {\"error\": <error envelope>}` (GENIE_MESSAGE_FAILED, UPSTREAM_TIMEOUT, …)"),
     (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
     (status = 401, body = ErrorBody),

@@ -10,6 +10,18 @@ use serde_json::json;
 
 use crate::error::ApiError;
 
+/// One event of a stream, as a client's SSE parser reads it: the OpenAPI schema of a
+/// `text/event-stream` answer describes each event (OpenAPI 3.1 has no `itemSchema`, so
+/// `schema` stands for it). The route's description says what `data` holds for each `event`.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)] // documentation only: events are written as bytes by the functions below
+pub struct SseEvent {
+    /// The event's name; absent means `message`.
+    event: Option<String>,
+    /// The event's data: JSON, or `[DONE]` on the last event of a stream that ended well.
+    data: String,
+}
+
 /// The comment sent while the upstream is silent, so idle proxies keep the connection.
 pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 

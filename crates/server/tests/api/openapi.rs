@@ -12,6 +12,8 @@ use crate::app::spawn_app;
 /// types read `x?: T | null`, and TypeScript stops making the UI handle the `null` the server
 /// sends.
 const OMITTED_WHEN_NONE: &[(&str, &str)] = &[
+    // An unnamed server-sent event has no `event:` line.
+    ("SseEvent", "event"),
     ("ErrorBody", "detail"),
     ("ErrorBody", "retry_after"),
     ("TimeSeriesPointItem", "error_rate"),
