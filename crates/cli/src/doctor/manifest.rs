@@ -188,8 +188,9 @@ fn resource_kinds(app: &Value) -> BTreeMap<String, (&'static str, &Value)> {
     kinds
 }
 
-/// Every manifest check for the files in `dir`.
-pub(crate) fn checks(dir: &Path) -> Vec<Check> {
+/// Every manifest check for the files in `dir`. `assistant_env` is `DBAPP_ASSISTANT_ENDPOINT` of
+/// the environment, used when app.yaml does not set it.
+pub(crate) fn checks(dir: &Path, assistant_env: Option<&str>) -> Vec<Check> {
     let found = discover(dir);
     if found.app_yaml.is_none() && found.bundle.is_none() {
         return vec![Check::skip(
@@ -263,6 +264,8 @@ pub(crate) fn checks(dir: &Path) -> Vec<Check> {
             out.push(database(app, &kinds, &env_vars));
             out.push(warehouse(&kinds, &env_vars));
             out.push(scopes(key, app, env_vars.contains_key("DATABRICKS_WAREHOUSE_ID")));
+            out.push(genie(doc, &kinds));
+            out.push(assistant(&kinds, &env_vars, assistant_env));
         }
         (None, _) => out.push(Check::warn(
             "manifest.scopes",
@@ -488,6 +491,9 @@ fn env(doc: &Value, kinds: Option<&BTreeMap<String, (&'static str, &Value)>>) ->
             ("PGHOST", k) if k != "database" => {
                 Some("a database resource (valueFrom gives its host)")
             }
+            ("DBAPP_ASSISTANT_ENDPOINT", k) if k != "serving_endpoint" => {
+                Some("a serving_endpoint resource (valueFrom gives its name)")
+            }
             _ => None,
         };
         if let Some(needs) = wrong {
@@ -686,6 +692,215 @@ fn warehouse(
     }
 }
 
+/// Genie permissions that let an identity ask a space (CAN_VIEW only shows it).
+const GENIE_ASK_PERMISSIONS: &[&str] = &["CAN_RUN", "CAN_EDIT", "CAN_MANAGE"];
+
+/// A bundle value with `${var.name}` replaced by the variable's default; `None` when it refers
+/// to anything that is only known at deploy time (`--var`, a target override, another
+/// substitution).
+fn resolve_var(bundle: &Value, value: &str) -> Option<String> {
+    let Some(start) = value.find("${") else {
+        return Some(value.to_owned());
+    };
+    let end = value[start..].find('}')? + start;
+    let name = value[start + 2..end].strip_prefix("var.")?;
+    let default = match &bundle["variables"][name]["default"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    resolve_var(
+        bundle,
+        &format!("{}{default}{}", &value[..start], &value[end + 1..]),
+    )
+}
+
+/// A Genie space id: 32 hexadecimal characters.
+fn is_space_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A Genie space the app declares as a `genie_space` resource, with a usable id.
+#[derive(Debug, Clone)]
+pub(crate) struct DeclaredSpace {
+    /// The resource key (`name`).
+    pub(crate) resource: String,
+    pub(crate) space_id: String,
+}
+
+/// The Genie spaces of the app's `genie_space` resources in `dir`'s databricks.yml whose
+/// `space_id` is well formed (literal, or a bundle variable with a default): the spaces the
+/// live check `genie.access` asks for as the user. `manifest.genie` reports the others.
+pub(crate) fn genie_spaces(dir: &Path) -> Vec<DeclaredSpace> {
+    let found = discover(dir);
+    let Some((_, Ok(bundle))) = &found.bundle else {
+        return Vec::new();
+    };
+    let Some((_, app)) = first_app(bundle) else {
+        return Vec::new();
+    };
+    resource_kinds(app)
+        .into_iter()
+        .filter(|(_, (kind, _))| *kind == "genie_space")
+        .filter_map(|(resource, (_, space))| {
+            let id = resolve_var(bundle, space["space_id"].as_str()?)?;
+            is_space_id(&id).then_some(DeclaredSpace {
+                resource,
+                space_id: id,
+            })
+        })
+        .collect()
+}
+
+/// `manifest.genie`: each `genie_space` resource has a well-formed `space_id` and a permission
+/// that may ask questions (at least `CAN_RUN`).
+fn genie(bundle: &Value, kinds: &BTreeMap<String, (&'static str, &Value)>) -> Check {
+    const ID: &str = "manifest.genie";
+    let spaces: Vec<(&String, &Value)> = kinds
+        .iter()
+        .filter(|(_, (kind, _))| *kind == "genie_space")
+        .map(|(key, (_, space))| (key, *space))
+        .collect();
+    if spaces.is_empty() {
+        return Check::pass(
+            ID,
+            "no genie_space resources: the Genie routes ask, as each user (scope genie), the \
+             spaces that user may run",
+        );
+    }
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+    let mut fine = Vec::new();
+    for (key, space) in spaces {
+        let raw = space["space_id"].as_str().unwrap_or("");
+        match (raw, resolve_var(bundle, raw)) {
+            ("", _) => {
+                problems.push(format!("genie_space resource {key} has no space_id"));
+                fixes.push(format!(
+                    "set space_id of resource {key} to the space's id (the 32 hexadecimal \
+                     characters after /genie/rooms/ in the space's URL)"
+                ));
+                continue;
+            }
+            (_, Some(id)) if !is_space_id(&id) => {
+                problems.push(format!(
+                    "genie_space resource {key} has space_id {id:?}, which is not a Genie space \
+                     id (32 hexadecimal characters)"
+                ));
+                fixes.push(format!(
+                    "set space_id of resource {key} to the space's id (the 32 hexadecimal \
+                     characters after /genie/rooms/ in the space's URL)"
+                ));
+                continue;
+            }
+            _ => {}
+        }
+        match space["permission"].as_str() {
+            Some(p) if GENIE_ASK_PERMISSIONS.contains(&p) => fine.push(format!("{key} ({p})")),
+            Some("CAN_VIEW") => {
+                problems.push(format!(
+                    "genie_space resource {key} has permission CAN_VIEW: asking Genie needs at \
+                     least CAN_RUN"
+                ));
+                fixes.push(format!("set permission: CAN_RUN on resource {key}"));
+            }
+            other => {
+                problems.push(format!(
+                    "genie_space resource {key} has permission {:?}: it must be one of CAN_VIEW, \
+                     CAN_RUN, CAN_EDIT, CAN_MANAGE, and asking needs at least CAN_RUN",
+                    other.unwrap_or("")
+                ));
+                fixes.push(format!("set permission: CAN_RUN on resource {key}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(
+            ID,
+            format!(
+                "genie_space resources {} may ask their spaces",
+                fine.join(", ")
+            ),
+        )
+    } else {
+        Check::fail(ID, problems.join("; "), fixes.join("; "))
+    }
+}
+
+/// `manifest.assistant`: when `DBAPP_ASSISTANT_ENDPOINT` is set (app.yaml's env, else the
+/// environment), the app declares a `serving_endpoint` resource for it with `CAN_QUERY`.
+fn assistant(
+    kinds: &BTreeMap<String, (&'static str, &Value)>,
+    env: &BTreeMap<String, (Option<String>, Option<String>)>,
+    from_environment: Option<&str>,
+) -> Check {
+    const ID: &str = "manifest.assistant";
+    const NAME: &str = "DBAPP_ASSISTANT_ENDPOINT";
+    let endpoints = || {
+        kinds
+            .iter()
+            .filter(|(_, (kind, _))| *kind == "serving_endpoint")
+            .map(|(key, (_, resource))| (key.as_str(), *resource))
+    };
+    // The resource the endpoint comes from, and how the setting names it.
+    let (resource, shown) = match (env.get(NAME), from_environment) {
+        (Some((_, Some(key))), _) => (
+            endpoints().find(|(k, _)| k == key),
+            format!("{NAME} comes from valueFrom: {key}"),
+        ),
+        (Some((Some(value), _)), _) => (
+            endpoints().find(|(_, r)| r["name"].as_str() == Some(value)),
+            format!("{NAME}={value} in app.yaml"),
+        ),
+        (_, Some(value)) => (
+            endpoints().find(|(_, r)| r["name"].as_str() == Some(value)),
+            format!("{NAME}={value} in the environment"),
+        ),
+        (_, None) => {
+            return Check::pass(
+                ID,
+                format!(
+                    "{NAME} is not set: the assistant is off, so it needs no serving_endpoint resource"
+                ),
+            );
+        }
+    };
+    let endpoint = env
+        .get(NAME)
+        .and_then(|(value, _)| value.clone())
+        .or_else(|| from_environment.map(str::to_owned))
+        .or_else(|| resource.and_then(|(_, r)| r["name"].as_str().map(str::to_owned)))
+        .unwrap_or_else(|| "<endpoint>".to_owned());
+    let Some((key, resource)) = resource else {
+        return Check::warn(
+            ID,
+            format!(
+                "{shown}, but the app declares no serving_endpoint resource for it: the app is \
+                 not granted CAN_QUERY on the assistant's endpoint"
+            ),
+            format!(
+                "add to the app's resources `- name: assistant-endpoint` with `serving_endpoint: \
+                 {{name: {endpoint}, permission: CAN_QUERY}}`, and set {NAME} with \
+                 `valueFrom: assistant-endpoint` in app.yaml"
+            ),
+        );
+    };
+    match resource["permission"].as_str() {
+        Some(p @ ("CAN_QUERY" | "CAN_MANAGE")) => Check::pass(
+            ID,
+            format!("{shown}: serving_endpoint resource {key} ({p})"),
+        ),
+        other => Check::warn(
+            ID,
+            format!(
+                "{shown}: serving_endpoint resource {key} has permission {:?}, not CAN_QUERY",
+                other.unwrap_or("")
+            ),
+            format!("set permission: CAN_QUERY on resource {key}"),
+        ),
+    }
+}
+
 /// `manifest.scopes`: `user_api_scopes` against [`ROUTE_SCOPES`]; jobs scopes do not exist;
 /// deprecated aliases.
 fn scopes(key: &str, app: &Value, previews: bool) -> Check {
@@ -838,6 +1053,22 @@ mod tests {
         assert_eq!(ok.status, super::super::Status::Pass, "{}", ok.message);
         let dev = launcher("exec /tmp/dbapp dev");
         assert_eq!(dev.status, super::super::Status::Fail);
+    }
+
+    #[test]
+    fn bundle_variables_resolve_to_their_defaults_only() {
+        let doc = "variables:\n  space:\n    default: 01f0c0ffee5a1e5000000000000000a1\n  bare:\n    description: x\n";
+        let bundle = to_json(&YamlLoader::load_from_str(doc).unwrap()[0]);
+        let id = resolve_var(&bundle, "${var.space}").unwrap();
+        assert!(is_space_id(&id), "{id}");
+        assert_eq!(
+            resolve_var(&bundle, "a-${var.space}-b").unwrap(),
+            format!("a-{id}-b")
+        );
+        assert_eq!(resolve_var(&bundle, "${var.bare}"), None);
+        assert_eq!(resolve_var(&bundle, "${bundle.target}"), None);
+        assert!(!is_space_id("sales"));
+        assert!(!is_space_id("01f0c0ffee5a1e5000000000000000z1"));
     }
 
     #[test]

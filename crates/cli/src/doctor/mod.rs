@@ -5,7 +5,8 @@
 //! - this module: the report types, masking, and [`diagnose`], which
 //!   runs every check in order;
 //! - `workspace`: authentication conflicts, host reachability and discovery, the user token, the
-//!   app's own login, the SQL warehouse (set, exists, usable by the app and the user, running);
+//!   app's own login, the SQL warehouse (set, exists, usable by the app and the user, running),
+//!   and the Genie spaces of the app's `genie_space` resources (reachable as the user);
 //! - `lakebase`: the `PG*`/`LAKEBASE_*` settings, credential minting, the role name, the token's
 //!   lifetime and a real Postgres login;
 //! - `manifest`: `app.yaml` and `databricks.yml` against what the server's routes need (the scope
@@ -223,7 +224,10 @@ pub(crate) async fn diagnose(input: &Input) -> Report {
     checks.extend(lakebase::checks(input, app_client.as_ref()).await);
     checks.push(workspace::warehouse(input));
     checks.push(workspace::warehouse_state(input, app_client.as_ref(), user_login.as_ref()).await);
-    checks.extend(manifest::checks(&input.manifest_dir));
+    let spaces = manifest::genie_spaces(&input.manifest_dir);
+    checks.push(workspace::genie_access(input, user_login.as_ref(), &spaces).await);
+    let assistant = input.vars.get("DBAPP_ASSISTANT_ENDPOINT");
+    checks.extend(manifest::checks(&input.manifest_dir, assistant.as_deref()));
 
     let config = config_entries(input, auth.config.as_ref());
     let mut summary = Summary::default();
@@ -349,6 +353,7 @@ fn config_entries(input: &Input, config: Option<&Config>) -> Vec<ConfigEntry> {
     }
     entries.push(from_env("DATABRICKS_APP_NAME", false, None));
     entries.push(from_env("DATABRICKS_APP_PORT", false, Some("8000")));
+    entries.push(from_env("DBAPP_ASSISTANT_ENDPOINT", false, None));
     entries.push(match input.user_token() {
         Some((token, source)) => ConfigEntry {
             name: "DATABRICKS_USER_TOKEN".to_owned(),

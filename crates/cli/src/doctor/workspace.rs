@@ -1,7 +1,7 @@
 //! Doctor checks about the workspace: the server's settings load, one authentication method (the
 //! dual-auth trap of `shared/UPSTREAM.md` §2.5), the host answers its discovery documents, the
-//! app's own identity logs in, a user token resolves to an identity, and a warehouse is set for
-//! table previews.
+//! app's own identity logs in, a user token resolves to an identity, a warehouse is set for
+//! table previews, and the user can reach the Genie spaces the app declares.
 
 use std::time::Instant;
 
@@ -12,6 +12,7 @@ use dbapp_databricks::{
 };
 use secrecy::SecretString;
 
+use super::manifest::DeclaredSpace;
 use super::{Check, Input, error_chain};
 
 /// The app's configuration as `dbapp serve` would resolve it, and the verdict on its
@@ -613,5 +614,120 @@ pub(crate) async fn warehouse_state(
             "start it before a demo (SQL Warehouses → Start), or use a serverless warehouse, \
              which starts in seconds",
         )
+    }
+}
+
+/// `genie.access`: the user token's user can reach each Genie space of the app's `genie_space`
+/// resources (`GET /api/2.0/genie/spaces/{id}` as the user, as the Genie routes call). Without
+/// declared spaces, lists the spaces the user may use, which proves the Genie API answers them.
+pub(crate) async fn genie_access(
+    input: &Input,
+    user: Option<&UserLogin>,
+    spaces: &[DeclaredSpace],
+) -> Check {
+    const ID: &str = "genie.access";
+    let Some(login) = user else {
+        return Check::skip(
+            ID,
+            "not attempted: no user token logged in (see auth.user_token); the Genie routes ask \
+             as the user",
+        );
+    };
+    let name = login.user_name.as_str();
+    let workspace = login
+        .client
+        .as_user(&login.token)
+        .with_timeout(input.timeout);
+    if spaces.is_empty() {
+        return match workspace
+            .list_genie_spaces(&dbapp_databricks::api::PageRequest::first(0))
+            .await
+        {
+            Ok(page) => {
+                let titles: Vec<&str> = page.items.iter().map(|s| s.title.as_str()).collect();
+                Check::pass(
+                    ID,
+                    format!(
+                        "no genie_space resources declared; {name} may use {} Genie space{}{}",
+                        titles.len(),
+                        if titles.len() == 1 { "" } else { "s" },
+                        if titles.is_empty() {
+                            String::new()
+                        } else {
+                            format!(
+                                ": {}{}",
+                                titles.join(", "),
+                                if page.next_page_token.is_some() {
+                                    ", …"
+                                } else {
+                                    ""
+                                }
+                            )
+                        }
+                    ),
+                )
+            }
+            Err(error) => Check::fail(
+                ID,
+                format!(
+                    "the Genie spaces could not be listed as {name}: {}",
+                    error.message()
+                ),
+                match error.kind() {
+                    ErrorKind::PermissionDenied => {
+                        "request the genie scope in user_api_scopes (docs/obo-and-scopes.md); \
+                         locally, get a token with it: `dbapp token`"
+                    }
+                    _ => "see host.reachable and the auth checks",
+                },
+            ),
+        };
+    }
+    let mut reached = Vec::new();
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+    for space in spaces {
+        let id = &space.space_id;
+        let key = &space.resource;
+        match workspace.get_genie_space(id).await {
+            Ok(found) => reached.push(format!("{} ({id})", found.title)),
+            Err(error) => {
+                let (what, fix) = match error.kind() {
+                    ErrorKind::NotFound => (
+                        format!(
+                            "Genie space {id} of resource {key} does not exist (asked as {name})"
+                        ),
+                        format!(
+                            "set space_id of resource {key} to an existing space's id (the 32 \
+                             hexadecimal characters after /genie/rooms/ in its URL)"
+                        ),
+                    ),
+                    ErrorKind::PermissionDenied => (
+                        format!("{name} may not use Genie space {id} of resource {key}"),
+                        format!(
+                            "share the space with {name} with CAN RUN (Genie → the space → \
+                             Share), or check that the token carries the genie scope"
+                        ),
+                    ),
+                    _ => (
+                        format!("Genie space {id} of resource {key} could not be read as {name}"),
+                        "see host.reachable and the auth checks".to_owned(),
+                    ),
+                };
+                problems.push(format!("{what}: {}", error.message()));
+                fixes.push(fix);
+            }
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(
+            ID,
+            format!(
+                "{name} may use the declared Genie spaces {}",
+                reached.join(", ")
+            ),
+        )
+    } else {
+        Check::fail(ID, problems.join("; "), fixes.join("; "))
     }
 }

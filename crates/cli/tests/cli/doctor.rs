@@ -180,6 +180,16 @@ async fn a_healthy_configuration_passes_every_check_and_exits_zero() {
         ],
         &[],
     );
+    // deploy/ declares no Genie space: the check lists the ones alice may use.
+    run.assert(
+        "genie.access",
+        "pass",
+        &[
+            "no genie_space resources declared",
+            "alice@example.com may use 2 Genie spaces: Sales, Taxi trips",
+        ],
+        &[],
+    );
     let entry = |name: &str| {
         run.report["config"]
             .as_array()
@@ -749,4 +759,95 @@ async fn a_model_serving_signal_is_named_with_the_invoker_as_the_user_identity()
     assert_eq!(context["app_auth_type"], "oauth-m2m");
     let reason = context["reason"].as_str().unwrap();
     assert!(reason.contains("invoker's token"), "{reason}");
+}
+
+/// `deploy/` with `genie_space` resources for the default fixture's Sales and Taxi trips spaces
+/// (CAN_RUN) and one for a space that does not exist.
+fn deploy_with_genie_spaces(spaces: &[(&str, &str, &str)]) -> tempfile::TempDir {
+    use crate::manifest::{RESOURCES_END, edited_deploy, genie_resources};
+    edited_deploy(&[("databricks.yml", RESOURCES_END, &genie_resources(spaces))])
+}
+
+#[tokio::test]
+async fn the_user_reaches_the_declared_genie_spaces_and_bob_cannot_use_taxi_trips() {
+    use crate::manifest::{SALES_SPACE, TAXI_SPACE};
+    // Arrange
+    let emulator = emulator().await;
+    let sales = deploy_with_genie_spaces(&[("genie-sales", SALES_SPACE, "CAN_RUN")]);
+    let both = deploy_with_genie_spaces(&[
+        ("genie-sales", SALES_SPACE, "CAN_RUN"),
+        ("genie-taxi", TAXI_SPACE, "CAN_RUN"),
+    ]);
+    let as_user = |token: &str| {
+        let mut vars = app_vars(emulator.base_url());
+        vars.push(("DATABRICKS_USER_TOKEN", token.to_owned()));
+        vars
+    };
+    let alice = as_user("dev-token-alice");
+    let bob = as_user("dev-token-bob");
+
+    // Act
+    let alice_sales = doctor(&refs(&alice), &[], Some(sales.path())).await;
+    let bob_sales = doctor(&refs(&bob), &[], Some(sales.path())).await;
+    let alice_both = doctor(&refs(&alice), &[], Some(both.path())).await;
+    let bob_both = doctor(&refs(&bob), &[], Some(both.path())).await;
+
+    // Assert
+    alice_sales.assert(
+        "genie.access",
+        "pass",
+        &[
+            "alice@example.com may use the declared Genie spaces",
+            &format!("Sales ({SALES_SPACE})"),
+        ],
+        &[],
+    );
+    bob_sales.assert(
+        "genie.access",
+        "pass",
+        &["bob@example.com may use", "Sales"],
+        &[],
+    );
+    alice_both.assert(
+        "genie.access",
+        "pass",
+        &["Sales", &format!("Taxi trips ({TAXI_SPACE})")],
+        &[],
+    );
+    assert_eq!(bob_both.code, 1, "{}", bob_both.stdout);
+    bob_both.assert(
+        "genie.access",
+        "fail",
+        &[&format!(
+            "bob@example.com may not use Genie space {TAXI_SPACE} of resource genie-taxi"
+        )],
+        &["share the space with bob@example.com with CAN RUN"],
+    );
+    let message = bob_both.check("genie.access")["message"].as_str().unwrap();
+    assert!(!message.contains(SALES_SPACE), "{message}");
+}
+
+#[tokio::test]
+async fn an_unknown_genie_space_fails_naming_its_id_and_no_user_token_skips() {
+    // Arrange
+    const MISSING: &str = "0123456789abcdef0123456789abcdef";
+    let emulator = emulator().await;
+    let dir = deploy_with_genie_spaces(&[("genie-gone", MISSING, "CAN_RUN")]);
+    let mut vars = app_vars(emulator.base_url());
+    let app_only = doctor(&refs(&vars), &[], Some(dir.path())).await;
+    vars.push(("DATABRICKS_USER_TOKEN", "dev-token-alice".to_owned()));
+
+    // Act
+    let run = doctor(&refs(&vars), &[], Some(dir.path())).await;
+
+    // Assert
+    run.assert(
+        "genie.access",
+        "fail",
+        &[&format!(
+            "Genie space {MISSING} of resource genie-gone does not exist (asked as alice@example.com)"
+        )],
+        &["set space_id of resource genie-gone"],
+    );
+    app_only.assert("genie.access", "skip", &["no user token"], &[]);
 }

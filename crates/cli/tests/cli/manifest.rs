@@ -8,6 +8,15 @@ use crate::doctor::{Doctor, deploy_dir, doctor};
 /// Copies `deploy/` to a temporary directory, applies `(file, from, to)` replacements, and runs
 /// the doctor on it.
 async fn doctor_on_edited(edits: &[(&str, &str, &str)]) -> Doctor {
+    let dir = edited_deploy(edits);
+    let run = doctor(&[], &[], Some(dir.path())).await;
+    drop(dir);
+    run
+}
+
+/// A copy of `deploy/`'s databricks.yml and app/app.yaml in a temporary directory, with
+/// `(file, from, to)` replacements.
+pub(crate) fn edited_deploy(edits: &[(&str, &str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let source = deploy_dir();
     std::fs::create_dir_all(dir.path().join("app")).unwrap();
@@ -21,9 +30,203 @@ async fn doctor_on_edited(edits: &[(&str, &str, &str)]) -> Doctor {
         }
         std::fs::write(dir.path().join(file), text).unwrap();
     }
-    let run = doctor(&[], &[], Some(dir.path())).await;
-    drop(dir);
-    run
+    dir
+}
+
+/// Where a test adds resources to the app: before the commented serving endpoint example.
+pub(crate) const RESOURCES_END: &str = "        # Serving endpoints are called as the user";
+
+/// `genie_space` resources, as `databricks.yml` lines, followed by [`RESOURCES_END`].
+pub(crate) fn genie_resources(spaces: &[(&str, &str, &str)]) -> String {
+    let mut text = String::new();
+    for (key, space_id, permission) in spaces {
+        text.push_str(&format!(
+            "        - name: {key}\n          genie_space:\n            name: {key}\n            \
+             space_id: \"{space_id}\"\n            permission: {permission}\n"
+        ));
+    }
+    text + RESOURCES_END
+}
+
+/// The default fixture's Genie spaces: Sales (alice, bob, admins) and Taxi trips (alice only).
+pub(crate) const SALES_SPACE: &str = "01f0c0ffee5a1e5000000000000000a1";
+pub(crate) const TAXI_SPACE: &str = "01f0c0ffee5a1e5000000000000000b2";
+
+#[tokio::test]
+async fn no_genie_scope_fails_naming_the_genie_routes() {
+    let run = doctor_on_edited(&[(
+        "databricks.yml",
+        "        - genie                   # /api/genie/... (Genie spaces, as the user)\n",
+        "",
+    )])
+    .await;
+    assert_eq!(run.code, 1);
+    run.assert(
+        "manifest.scopes",
+        "fail",
+        &["lacks genie (needed by /api/genie/spaces"],
+        &["add genie", "restart the app"],
+    );
+}
+
+#[tokio::test]
+async fn no_model_serving_or_sql_scope_fails_naming_their_routes() {
+    let run = doctor_on_edited(&[
+        (
+            "databricks.yml",
+            "        - model-serving ",
+            "        # - model-serving ",
+        ),
+        ("databricks.yml", "        - sql  ", "        # - sql  "),
+    ])
+    .await;
+    run.assert(
+        "manifest.scopes",
+        "fail",
+        &[
+            "model-serving (needed by /api/model-serving/endpoints",
+            "sql (needed by GET …/tables/{table}/rows and POST /api/queries/{name}",
+        ],
+        &["add model-serving, sql"],
+    );
+}
+
+#[tokio::test]
+async fn genie_spaces_that_may_only_be_viewed_fail_naming_the_resource() {
+    let run = doctor_on_edited(&[(
+        "databricks.yml",
+        RESOURCES_END,
+        &genie_resources(&[
+            ("genie-sales", SALES_SPACE, "CAN_RUN"),
+            ("genie-taxi", TAXI_SPACE, "CAN_VIEW"),
+        ]),
+    )])
+    .await;
+    assert_eq!(run.code, 1);
+    run.assert(
+        "manifest.genie",
+        "fail",
+        &[
+            "genie_space resource genie-taxi has permission CAN_VIEW",
+            "at least CAN_RUN",
+        ],
+        &["set permission: CAN_RUN on resource genie-taxi"],
+    );
+    assert!(
+        !run.check("manifest.genie")["message"]
+            .as_str()
+            .unwrap()
+            .contains("genie-sales"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_genie_space_id_fails() {
+    let run = doctor_on_edited(&[(
+        "databricks.yml",
+        RESOURCES_END,
+        &genie_resources(&[("genie-sales", "sales", "CAN_RUN")]),
+    )])
+    .await;
+    run.assert(
+        "manifest.genie",
+        "fail",
+        &[
+            "resource genie-sales has space_id \"sales\"",
+            "32 hexadecimal characters",
+        ],
+        &["set space_id of resource genie-sales"],
+    );
+}
+
+#[tokio::test]
+async fn runnable_genie_spaces_and_a_space_id_from_a_variable_pass() {
+    let run = doctor_on_edited(&[
+        (
+            "databricks.yml",
+            RESOURCES_END,
+            &genie_resources(&[
+                ("genie-sales", SALES_SPACE, "CAN_RUN"),
+                ("genie-taxi", "${var.taxi_space}", "CAN_MANAGE"),
+            ]),
+        ),
+        (
+            "databricks.yml",
+            "variables:\n",
+            &format!("variables:\n  taxi_space:\n    default: {TAXI_SPACE}\n"),
+        ),
+    ])
+    .await;
+    run.assert(
+        "manifest.genie",
+        "pass",
+        &["genie-sales (CAN_RUN)", "genie-taxi (CAN_MANAGE)"],
+        &[],
+    );
+}
+
+#[tokio::test]
+async fn an_assistant_endpoint_without_a_serving_endpoint_resource_warns() {
+    // Arrange: the endpoint set literally in app.yaml; then declared with CAN_QUERY and taken
+    // through valueFrom; then only in the environment.
+    let literal = doctor_on_edited(&[(
+        "app/app.yaml",
+        "env:\n",
+        "env:\n  - name: DBAPP_ASSISTANT_ENDPOINT\n    value: my-chat\n",
+    )])
+    .await;
+    let declared = doctor_on_edited(&[
+        (
+            "app/app.yaml",
+            "env:\n",
+            "env:\n  - name: DBAPP_ASSISTANT_ENDPOINT\n    valueFrom: assistant-endpoint\n",
+        ),
+        (
+            "databricks.yml",
+            RESOURCES_END,
+            &format!(
+                "        - name: assistant-endpoint\n          serving_endpoint:\n            \
+                 name: my-chat\n            permission: CAN_QUERY\n{RESOURCES_END}"
+            ),
+        ),
+    ])
+    .await;
+    let dir = edited_deploy(&[]);
+    let environment = doctor(
+        &[("DBAPP_ASSISTANT_ENDPOINT", "my-chat")],
+        &[],
+        Some(dir.path()),
+    )
+    .await;
+
+    // Assert
+    literal.assert(
+        "manifest.assistant",
+        "warn",
+        &[
+            "DBAPP_ASSISTANT_ENDPOINT=my-chat in app.yaml",
+            "declares no serving_endpoint resource",
+        ],
+        &[
+            "name: my-chat, permission: CAN_QUERY",
+            "valueFrom: assistant-endpoint",
+        ],
+    );
+    declared.assert(
+        "manifest.assistant",
+        "pass",
+        &["serving_endpoint resource assistant-endpoint (CAN_QUERY)"],
+        &[],
+    );
+    declared.assert("manifest.env", "pass", &[], &[]);
+    environment.assert(
+        "manifest.assistant",
+        "warn",
+        &["DBAPP_ASSISTANT_ENDPOINT=my-chat in the environment"],
+        &["CAN_QUERY"],
+    );
 }
 
 #[tokio::test]
