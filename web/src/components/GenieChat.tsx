@@ -287,6 +287,7 @@ const GenieTurn = memo(function GenieTurn({
         )}
         {answer && <AnswerView answer={answer} spaceId={spaceId} />}
         {turn.error && <ErrorPanel error={turn.error} />}
+        {turn.error && <GenieFailure error={turn.error} />}
         {state === "stopped" && (
           <p className="bubble-footer">
             <span className="badge badge-warn">Stopped</span>
@@ -315,6 +316,26 @@ const GenieTurn = memo(function GenieTurn({
     </li>
   );
 });
+
+/** What Genie said about a failed message (`GENIE_MESSAGE_FAILED`'s `detail`), when it said it. */
+function GenieFailure({ error }: { error: ApiError }) {
+  if (error.code !== "GENIE_MESSAGE_FAILED") return null;
+  const detail = (error.detail ?? {}) as { type?: unknown; genie_error?: unknown };
+  const said = typeof detail.genie_error === "string" ? detail.genie_error : "";
+  const type = typeof detail.type === "string" ? detail.type : "";
+  if (!said && !type) return null;
+  return (
+    <p className="muted small genie-failure" data-testid="genie-failure" data-type={type || undefined}>
+      {said && <>Genie said: {said}</>}
+      {type && (
+        <>
+          {said && " · "}
+          <code>{type}</code>
+        </>
+      )}
+    </p>
+  );
+}
 
 function AnswerView({ answer, spaceId }: { answer: GenieAnswer; spaceId: string }) {
   const [reloaded, setReloaded] = useState<{ result?: GenieResult; error?: unknown; busy?: boolean }>({});
