@@ -140,6 +140,25 @@ describe("genie", () => {
     }
   });
 
+  test("bob sees only his spaces, and Genie cannot show him rows he cannot read", async () => {
+    const { page, context, errors } = await pageAs(chrome.browser, "bob");
+    try {
+      await openSales(page);
+      const spaces = page.getByTestId("genie-spaces");
+      assert.deepEqual(await spaces.getByRole("link").locator(".name").allInnerTexts(), ["Sales"]);
+      // main.sales.orders is not readable by bob: Genie's query fails as him.
+      await ask(page, "How many orders are there?");
+      const answer = page.getByTestId("genie-answer").last();
+      await answer.and(page.locator("[data-state=failed]")).waitFor();
+      assert.equal(await answer.getByRole("alert").getAttribute("data-error-code"), "GENIE_MESSAGE_FAILED");
+      assert.equal(await answer.getByTestId("genie-failure").getAttribute("data-type"), "SQL_EXECUTION_EXCEPTION");
+      assert.equal(await answer.getByTestId("data-grid").count(), 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("Stop ends the wait for an answer", { skip: !EMULATOR_URL && "EMULATOR_URL not set" }, async () => {
     const { page, context, errors } = await pageAs(chrome.browser, "alice");
     await genieStep(2000);
