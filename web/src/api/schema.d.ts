@@ -65,7 +65,7 @@ export interface paths {
             cookie?: never;
         };
         /** The caller's own conversations in a space, newest first. */
-        get: operations["list_conversations"];
+        get: operations["list_genie_conversations"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2192,7 +2192,7 @@ export interface operations {
             };
         };
     };
-    list_conversations: {
+    list_genie_conversations: {
         parameters: {
             query?: {
                 /** @description Items per page, 1–1000 (default 100). */

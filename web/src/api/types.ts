@@ -47,3 +47,5 @@ export type UsageEvent = RequestBodyOf<"/api/v1/metrics/usage-events", "post">["
 /** The largest `timeout_seconds` of an invocation with the server's default request deadline
  * (110 s, less its 10 s margin); the server refuses more with `INVALID_REQUEST`. */
 export const MAX_TIMEOUT_SECONDS = 100;
+export type GenieSpace = Item<ResponseOf<"/api/genie/spaces", "get">>;
+export type GenieConversation = Item<ResponseOf<"/api/genie/spaces/{space_id}/conversations", "get">>;

@@ -8,11 +8,12 @@ import { OverviewPage } from "../pages/OverviewPage";
 import { CatalogPage } from "../pages/CatalogPage";
 import { ServingPage } from "../pages/ServingPage";
 import { QueriesPage } from "../pages/QueriesPage";
+import { GeniePage } from "../pages/GeniePage";
 import { PreferencesPage } from "../pages/PreferencesPage";
 import { AdminPage } from "../pages/AdminPage";
 import { NotFoundPage } from "../pages/NotFoundPage";
 
-export type PageId = "overview" | "catalog" | "queries" | "serving" | "preferences" | "admin" | "not-found";
+export type PageId = "overview" | "catalog" | "queries" | "genie" | "serving" | "preferences" | "admin" | "not-found";
 
 function pageOf(first: string | undefined): PageId {
   switch (first) {
@@ -20,6 +21,7 @@ function pageOf(first: string | undefined): PageId {
       return "overview";
     case "catalog":
     case "queries":
+    case "genie":
     case "serving":
     case "preferences":
     case "admin":
@@ -57,6 +59,9 @@ export function AppShell() {
       break;
     case "queries":
       content = <QueriesPage name={rest[0]} />;
+      break;
+    case "genie":
+      content = <GeniePage spaceId={rest[0]} />;
       break;
     case "serving":
       content = <ServingPage endpoint={rest[0]} />;

@@ -232,7 +232,9 @@ async fn list_spaces(
 }
 
 /// The caller's own conversations in a space, newest first.
+// Its operation id is not the function's name: `list_conversations` is the chat history's.
 #[utoipa::path(get, path = "/api/genie/spaces/{space_id}/conversations", tag = "genie",
+    operation_id = "list_genie_conversations",
     security(("user_token" = [])), params(("space_id" = String, Path), Pagination), responses(
     (status = 200, body = ItemsPage<GenieConversationItem>),
     (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
