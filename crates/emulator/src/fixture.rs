@@ -955,11 +955,11 @@ mod tests {
             [
                 "echo",
                 "chat",
-                "assistant",
                 "broken",
                 "not-ready",
                 "embed",
-                "complete"
+                "complete",
+                "assistant"
             ]
         );
         let chat = &fixture.serving_endpoints[1];

@@ -28,11 +28,11 @@ async fn list_shows_the_fixture_endpoints_with_state_and_task_with_or_without_a_
         [
             "echo",
             "chat",
-            "assistant",
             "broken",
             "not-ready",
             "embed",
-            "complete"
+            "complete",
+            "assistant"
         ]
     );
     assert_eq!(endpoints[1]["task"], "llm/v1/chat");
