@@ -952,7 +952,15 @@ mod tests {
             .collect();
         assert_eq!(
             endpoints,
-            ["echo", "chat", "broken", "not-ready", "embed", "complete"]
+            [
+                "echo",
+                "chat",
+                "broken",
+                "not-ready",
+                "embed",
+                "complete",
+                "assistant"
+            ]
         );
         let chat = &fixture.serving_endpoints[1];
         assert!(chat.rules.iter().any(|r| !r.tool_calls.is_empty()));

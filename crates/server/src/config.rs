@@ -39,6 +39,10 @@
 //! | `DBAPP_IDLE_TIMEOUT_SECS` | `75` | a connection with no request in flight is closed after it; above the usual 60 s proxy idle timeout |
 //! | `DBAPP_MAX_CONNECTIONS` | `512` | connections open at once; more wait in the listen backlog (half of a 1 024 descriptor limit) |
 //! | `DBAPP_CHAT_TIMEOUT_SECS` | `300` | the longest a streamed chat answer may take, whole (`MODEL_TIMEOUT` event past it) |
+//! | `DBAPP_ASSISTANT_ENDPOINT` | – | the chat serving endpoint the data assistant runs on (`/api/assistant/...`; `503 ASSISTANT_NOT_CONFIGURED` without; see `docs/assistant.md`) |
+//! | `DBAPP_ASSISTANT_MAX_STEPS` | `6` | 1 to 50: most tool calls of one assistant answer; past it the answer ends with a `limit` event |
+//! | `DBAPP_ASSISTANT_DEADLINE_SECS` | `120` | the longest one assistant answer may take, tools included; past it the answer ends with a `limit` event |
+//! | `DBAPP_ASSISTANT_MAX_TOKENS` | `1024` | `max_tokens` asked of the endpoint at each step; an answer cut there ends with a `limit` event |
 //! | `DBAPP_CHAT_HEARTBEAT_SECS` | `15` | a `: keep-alive` comment is sent after this long without an event from the endpoint |
 //! | `DBAPP_METRICS_MAX_USERS` | `1000` | distinct `user_id` labels of `auth_requests_by_user` before `_other` |
 //! | `DBAPP_METRICS_USER_LABELS` | `hash` | `hash` (a short salted hash, random salt per process) or `email`: how `auth_requests_by_user` names users |
@@ -106,6 +110,10 @@ pub enum UserLabels {
     Email,
 }
 
+/// The most `DBAPP_ASSISTANT_MAX_STEPS` may be: each step is a tool call and its result in the
+/// conversation, which holds at most `dbapp_store::MAX_CONVERSATION_MESSAGES`.
+pub const MAX_ASSISTANT_STEPS: u32 = 50;
+
 /// The server's own variables that Databricks defines, read under their own names.
 const RAW_VARIABLES: &[&str] = &[
     "DATABRICKS_APP_NAME",
@@ -121,6 +129,7 @@ const TEXT_VARIABLES: &[&str] = &[
     "DATABRICKS_WAREHOUSE_ID",
     "DBAPP_SQLITE_PATH",
     "DBAPP_QUERIES_DIR",
+    "DBAPP_ASSISTANT_ENDPOINT",
     "DBAPP_ADMIN_GROUPS",
     "DBAPP_CORS_ORIGINS",
 ];
@@ -206,6 +215,15 @@ pub struct DbappSettings {
     pub metrics_user_labels: UserLabels,
     /// `DBAPP_CHAT_TIMEOUT_SECS`: the longest a streamed chat answer may take, whole.
     pub chat_timeout_secs: u64,
+    /// `DBAPP_ASSISTANT_ENDPOINT`: the chat endpoint the assistant runs on; none: not offered.
+    #[serde(deserialize_with = "non_empty")]
+    pub assistant_endpoint: Option<String>,
+    /// `DBAPP_ASSISTANT_MAX_STEPS`: most tool calls of one assistant answer.
+    pub assistant_max_steps: u32,
+    /// `DBAPP_ASSISTANT_DEADLINE_SECS`: the longest one assistant answer may take.
+    pub assistant_deadline_secs: u64,
+    /// `DBAPP_ASSISTANT_MAX_TOKENS`: `max_tokens` of each call to the assistant's endpoint.
+    pub assistant_max_tokens: u32,
     /// `DBAPP_CHAT_HEARTBEAT_SECS`: the keep-alive comment's period while an endpoint is silent.
     pub chat_heartbeat_secs: u64,
     /// `DBAPP_HISTORY_INPUT_MAX_BYTES`.
@@ -255,6 +273,10 @@ impl Default for DbappSettings {
             metrics_user_labels: UserLabels::Hash,
             chat_timeout_secs: 300,
             chat_heartbeat_secs: 15,
+            assistant_endpoint: None,
+            assistant_max_steps: 6,
+            assistant_deadline_secs: 120,
+            assistant_max_tokens: 1024,
             history_input_max_bytes: 64 * 1024,
             history_outbox_capacity: 10_000,
             quota_usage_events_per_minute: 1_200,
@@ -435,6 +457,14 @@ impl ServerSettings {
             ("DBAPP_CHAT_TIMEOUT_SECS", self.dbapp.chat_timeout_secs),
             ("DBAPP_CHAT_HEARTBEAT_SECS", self.dbapp.chat_heartbeat_secs),
             (
+                "DBAPP_ASSISTANT_DEADLINE_SECS",
+                self.dbapp.assistant_deadline_secs,
+            ),
+            (
+                "DBAPP_ASSISTANT_MAX_TOKENS",
+                u64::from(self.dbapp.assistant_max_tokens),
+            ),
+            (
                 "DBAPP_VOLUME_UPLOAD_MAX_BYTES",
                 self.dbapp.volume_upload_max_bytes,
             ),
@@ -442,6 +472,12 @@ impl ServerSettings {
             if value == 0 {
                 return Err(ConfigError::new(variable, "must be at least 1"));
             }
+        }
+        if !(1..=MAX_ASSISTANT_STEPS).contains(&self.dbapp.assistant_max_steps) {
+            return Err(ConfigError::new(
+                "DBAPP_ASSISTANT_MAX_STEPS",
+                format!("must be from 1 to {MAX_ASSISTANT_STEPS}"),
+            ));
         }
         if self.dbapp.max_connections == 0 {
             return Err(ConfigError::new(

@@ -128,6 +128,8 @@ pub enum ErrorCode {
     StorageNotConfigured,
     /// 503: table preview without `DATABRICKS_WAREHOUSE_ID`.
     WarehouseNotConfigured,
+    /// 503: the assistant without `DBAPP_ASSISTANT_ENDPOINT`.
+    AssistantNotConfigured,
     /// 503: a `run_as: app` query, and the server has no credentials of its own.
     AppCredentialsNotConfigured,
     /// 500: anything else; details only in the log, under the correlation id.
@@ -136,7 +138,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of `API.md`'s table.
-    pub const ALL: [Self; 43] = [
+    pub const ALL: [Self; 44] = [
         Self::AuthMissing,
         Self::AuthInvalid,
         Self::AuthExpired,
@@ -178,6 +180,7 @@ impl ErrorCode {
         Self::DatabaseUnavailable,
         Self::StorageNotConfigured,
         Self::WarehouseNotConfigured,
+        Self::AssistantNotConfigured,
         Self::AppCredentialsNotConfigured,
         Self::InternalError,
     ];
@@ -223,6 +226,7 @@ impl ErrorCode {
             Self::DatabaseUnavailable
             | Self::StorageNotConfigured
             | Self::WarehouseNotConfigured
+            | Self::AssistantNotConfigured
             | Self::AppCredentialsNotConfigured => StatusCode::SERVICE_UNAVAILABLE,
             Self::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -273,6 +277,7 @@ impl ErrorCode {
             Self::DatabaseUnavailable => "DATABASE_UNAVAILABLE",
             Self::StorageNotConfigured => "STORAGE_NOT_CONFIGURED",
             Self::WarehouseNotConfigured => "WAREHOUSE_NOT_CONFIGURED",
+            Self::AssistantNotConfigured => "ASSISTANT_NOT_CONFIGURED",
             Self::AppCredentialsNotConfigured => "APP_CREDENTIALS_NOT_CONFIGURED",
             Self::InternalError => "INTERNAL_ERROR",
         }
@@ -501,6 +506,11 @@ pub enum ApiError {
         "No SQL warehouse is configured (DATABRICKS_WAREHOUSE_ID), so tables cannot be previewed."
     )]
     WarehouseNotConfigured,
+    /// `503 ASSISTANT_NOT_CONFIGURED`: the assistant without `DBAPP_ASSISTANT_ENDPOINT`.
+    #[error(
+        "No assistant endpoint is configured (DBAPP_ASSISTANT_ENDPOINT), so the assistant is unavailable."
+    )]
+    AssistantNotConfigured,
     /// `503 APP_CREDENTIALS_NOT_CONFIGURED`: a `run_as: app` query, and the server has no
     /// credentials of its own (`DATABRICKS_CLIENT_ID`/`DATABRICKS_CLIENT_SECRET`).
     #[error(
@@ -549,6 +559,7 @@ impl ApiError {
             }
             Self::StorageNotConfigured => ErrorCode::StorageNotConfigured,
             Self::WarehouseNotConfigured => ErrorCode::WarehouseNotConfigured,
+            Self::AssistantNotConfigured => ErrorCode::AssistantNotConfigured,
             Self::AppCredentialsNotConfigured => ErrorCode::AppCredentialsNotConfigured,
             Self::Internal(_) => ErrorCode::InternalError,
         }

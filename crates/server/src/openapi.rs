@@ -13,6 +13,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::error::{ErrorBody, ErrorCode};
 use crate::routes;
+use crate::routes::assistant::{AssistantAnswer, AssistantLimit, AssistantStep};
 use crate::routes::genie::{GenieAnswer, GenieStatusEvent};
 use crate::state::AppState;
 
@@ -32,7 +33,15 @@ pub const METRICS_TOKEN: &str = "metrics_token";
                        the `X-Correlation-ID` header.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(ErrorBody, ErrorCode, GenieStatusEvent, GenieAnswer)),
+    components(schemas(
+        ErrorBody,
+        ErrorCode,
+        GenieStatusEvent,
+        GenieAnswer,
+        AssistantStep,
+        AssistantAnswer,
+        AssistantLimit
+    )),
     modifiers(&UserTokenScheme),
     tags(
         (name = "health", description = "Liveness, readiness, metrics"),
@@ -41,6 +50,7 @@ pub const METRICS_TOKEN: &str = "metrics_token";
         (name = "volumes", description = "Files in Unity Catalog volumes, as the user"),
         (name = "model-serving", description = "Model Serving, as the user"),
         (name = "genie", description = "Genie spaces: questions about data, as the user"),
+        (name = "assistant", description = "The data assistant: an agent with tools, as the user"),
         (name = "preferences", description = "The caller's preferences"),
         (name = "queries", description = "Governed SQL queries, as the user or as the app"),
         (name = "conversations", description = "The caller's chat conversations"),
@@ -84,6 +94,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::model_serving::router())
         .merge(routes::chat::router())
         .merge(routes::genie::router())
+        .merge(routes::assistant::router())
         .merge(routes::preferences::router())
         .merge(routes::queries::router())
         .merge(routes::conversations::router())

@@ -144,6 +144,8 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return "Storage not configured";
     case "WAREHOUSE_NOT_CONFIGURED":
       return "No SQL warehouse";
+    case "ASSISTANT_NOT_CONFIGURED":
+      return "Assistant not configured";
     case "APP_CREDENTIALS_NOT_CONFIGURED":
       return "App credentials not configured";
     case "INTERNAL_ERROR":

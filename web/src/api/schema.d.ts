@@ -4,6 +4,26 @@
  */
 
 export interface paths {
+    "/api/assistant/conversations/{id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Asks the data assistant a question, as the caller, and streams its steps and answer as
+         *     server-sent events.
+         */
+        post: operations["ask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/conversations": {
         parameters: {
             query?: never;
@@ -700,6 +720,62 @@ export interface components {
             /** @description The caller's conversation in this space to continue; without it a new one is started. */
             conversation_id?: string | null;
         };
+        /** @description The final answer, the `data` of an `event: answer`. */
+        AssistantAnswer: {
+            /**
+             * Format: int64
+             * @description Milliseconds since the answer started.
+             */
+            elapsed_ms: number;
+            /** @description The endpoint's `finish_reason` (`length`: cut at the token limit). */
+            finish_reason: string | null;
+            /**
+             * Format: int32
+             * @description Tool calls made.
+             */
+            steps: number;
+            /** @description The answer's text (markdown). */
+            text: string;
+        };
+        /** @description A limit that ended the answer, the `data` of an `event: limit`. */
+        AssistantLimit: {
+            /**
+             * Format: int64
+             * @description Milliseconds since the answer started.
+             */
+            elapsed_ms: number;
+            /** @description `max_steps`, `deadline` or `max_tokens`. */
+            limit: string;
+            /** @description What happened, for people (also stored as the conversation's last message). */
+            message: string;
+        };
+        /** @description A question for the assistant. */
+        AssistantRequest: {
+            /** @description The question, 1 to 10 000 characters. */
+            content: string;
+        };
+        /** @description A step of the answer, the `data` of an `event: step`. */
+        AssistantStep: {
+            /** @description The call's arguments (as the model wrote them; a string when not JSON). */
+            arguments: Record<string, never>;
+            /** @description The call's id, which its result repeats. */
+            call_id: string;
+            /**
+             * Format: int64
+             * @description Milliseconds since the answer started.
+             */
+            elapsed_ms: number;
+            /** @description `tool_call` (the model asks for a tool) or `tool_result` (what the tool answered). */
+            kind: string;
+            /** @description For a result: whether the tool succeeded; null for a call. */
+            ok: boolean | null;
+            /** @description For a result: what the model is sent (JSON, cut at 16 KiB); null for a call. */
+            result: string | null;
+            /** @description For a result: a short summary (e.g. `12 rows`, or the error code); null for a call. */
+            summary: string | null;
+            /** @description The tool: `ask_genie`, `list_tables` or `preview_table`. */
+            tool: string;
+        };
         /** @description Whether the request carries a working user token. */
         AuthStatus: {
             /**
@@ -968,7 +1044,7 @@ export interface components {
          * @description Every machine-readable error code of `API.md`, as sent in `error_code`.
          * @enum {string}
          */
-        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "VOLUME_NOT_FOUND" | "FILE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "QUERY_NOT_FOUND" | "QUERY_RUN_NOT_FOUND" | "GENIE_SPACE_NOT_FOUND" | "GENIE_CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "FILE_ALREADY_EXISTS" | "GENIE_RESULT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "GENIE_MESSAGE_FAILED" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "APP_CREDENTIALS_NOT_CONFIGURED" | "INTERNAL_ERROR";
+        ErrorCode: "AUTH_MISSING" | "AUTH_INVALID" | "AUTH_EXPIRED" | "AUTH_RATE_LIMITED" | "AUTH_USER_IDENTITY_FAILED" | "IDENTITY_MISMATCH" | "PERMISSION_DENIED" | "ADMIN_REQUIRED" | "ROUTE_NOT_FOUND" | "CATALOG_NOT_FOUND" | "SCHEMA_NOT_FOUND" | "TABLE_NOT_FOUND" | "VOLUME_NOT_FOUND" | "FILE_NOT_FOUND" | "ENDPOINT_NOT_FOUND" | "PREFERENCE_NOT_FOUND" | "CONVERSATION_NOT_FOUND" | "QUERY_NOT_FOUND" | "QUERY_RUN_NOT_FOUND" | "GENIE_SPACE_NOT_FOUND" | "GENIE_CONVERSATION_NOT_FOUND" | "METHOD_NOT_ALLOWED" | "INVALID_REQUEST" | "INVALID_IDENTIFIER" | "ENDPOINT_NOT_READY" | "FILE_ALREADY_EXISTS" | "GENIE_RESULT_NOT_READY" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "URI_TOO_LONG" | "HEADERS_TOO_LARGE" | "RATE_LIMITED" | "UPSTREAM_ERROR" | "MODEL_INPUT_INVALID" | "MODEL_ERROR" | "GENIE_MESSAGE_FAILED" | "UPSTREAM_TIMEOUT" | "MODEL_TIMEOUT" | "DATABASE_UNAVAILABLE" | "STORAGE_NOT_CONFIGURED" | "WAREHOUSE_NOT_CONFIGURED" | "ASSISTANT_NOT_CONFIGURED" | "APP_CREDENTIALS_NOT_CONFIGURED" | "INTERNAL_ERROR";
         /** @description Feedback on an answer. */
         FeedbackRequest: {
             /** @description Free text, at most 2 000 characters. */
@@ -1879,6 +1955,101 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    ask: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description `new`, or the caller's conversation to continue */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssistantRequest"];
+            };
+        };
+        responses: {
+            /** @description `event: step` (`AssistantStep`) per tool call and result, `event: answer` (`AssistantAnswer`), `event: limit` (`AssistantLimit`) when a limit ended the answer, `: keep-alive` comments, then `data: [DONE]`; or a last `event: error` with `data: {"error": <error envelope>}` (MODEL_ERROR, ENDPOINT_NOT_FOUND, …). The conversation's id is in `X-Conversation-ID`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            /** @description INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description CONVERSATION_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description RATE_LIMITED: the caller's invocation quota (an answer is an invocation) */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description ASSISTANT_NOT_CONFIGURED, STORAGE_NOT_CONFIGURED (continuing a conversation without a store), DATABASE_UNAVAILABLE */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_conversations: {
         parameters: {
             query?: {

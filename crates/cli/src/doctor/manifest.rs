@@ -32,20 +32,23 @@ pub(crate) const ROUTE_SCOPES: &[(&str, &str)] = &[
     ),
     (
         "catalog.tables:read",
-        "GET /api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables[/{table}]",
+        "GET /api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables[/{table}]; the assistant's list_tables and preview_table tools",
     ),
-    ("model-serving", "/api/model-serving/endpoints…"),
+    (
+        "model-serving",
+        "/api/model-serving/endpoints… and POST /api/assistant/conversations/{id}/messages (the assistant's endpoint)",
+    ),
     (
         "files",
         "/api/volumes/{catalog}/{schema}/{volume}/files… (volume files)",
     ),
     (
         "genie",
-        "/api/genie/spaces… (Genie spaces, questions, results, feedback)",
+        "/api/genie/spaces… (Genie spaces, questions, results, feedback) and the assistant's ask_genie tool",
     ),
     (
         "sql",
-        "GET …/tables/{table}/rows and POST /api/queries/{name} (on the SQL warehouse)",
+        "GET …/tables/{table}/rows, POST /api/queries/{name} and the assistant's preview_table tool (on the SQL warehouse)",
     ),
 ];
 

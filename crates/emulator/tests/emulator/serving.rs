@@ -25,7 +25,15 @@ async fn list_shows_the_fixture_endpoints_with_state_and_task_with_or_without_a_
         .collect();
     assert_eq!(
         names,
-        ["echo", "chat", "broken", "not-ready", "embed", "complete"]
+        [
+            "echo",
+            "chat",
+            "broken",
+            "not-ready",
+            "embed",
+            "complete",
+            "assistant"
+        ]
     );
     assert_eq!(endpoints[1]["task"], "llm/v1/chat");
     assert_eq!(

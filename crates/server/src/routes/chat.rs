@@ -123,7 +123,15 @@ async fn chat(
     let request: ChatRequest = super::from_json_object("body", body)?;
     check_request(&request)?;
     app.quotas.check_invocation(caller.user_id())?;
-    let (recorder, messages) = Recorder::open(&app, &caller, &name, &request).await?;
+    let (recorder, messages) = Recorder::open(
+        &app,
+        &caller,
+        &name,
+        request.conversation_id,
+        &request.messages,
+        1,
+    )
+    .await?;
     let upstream_body = upstream_body(messages, request);
     let timeout = Duration::from_secs(app.settings.dbapp.chat_timeout_secs);
     let started = Instant::now();
@@ -532,10 +540,10 @@ pub const MAX_CHAT_RECORDINGS: usize = 64;
 /// called, and the answer is appended after that task has finished. What could make the store
 /// refuse them (NUL characters, the size and count limits) is checked before anything starts.
 /// Continuing a conversation reads it first, since its messages are sent to the endpoint.
-struct Recorder {
+pub(crate) struct Recorder {
     store: Arc<dyn Store>,
     user: UserId,
-    conversation_id: Uuid,
+    pub(crate) conversation_id: Uuid,
     /// The write of the conversation and the request's messages; `true` once stored.
     opening: tokio::task::JoinHandle<bool>,
     /// This turn's recording slot, given back when its answer is stored.
@@ -546,16 +554,19 @@ impl Recorder {
     /// Starts recording the turn: reads the conversation it continues (`conversation_id`), or
     /// names a new one, and starts writing the request's messages; returns the recorder with
     /// every message to send the endpoint. Without a store nothing is recorded, and continuing a
-    /// conversation is `STORAGE_NOT_CONFIGURED`.
-    ///
-    async fn open(
+    /// conversation is `STORAGE_NOT_CONFIGURED`. `answers` is the room kept in the conversation
+    /// for the messages the turn will add (one for a chat turn, more for an assistant's steps).
+    /// Shared with the assistant (`routes::assistant`).
+    pub(crate) async fn open(
         app: &AppState,
         caller: &Caller,
         endpoint: &str,
-        request: &ChatRequest,
+        conversation_id: Option<Uuid>,
+        request_messages: &[Value],
+        answers: usize,
     ) -> Result<(Option<Self>, Vec<Value>), ApiError> {
-        let store = match (&app.store, request.conversation_id) {
-            (None, None) => return Ok((None, request.messages.clone())),
+        let store = match (&app.store, conversation_id) {
+            (None, None) => return Ok((None, request_messages.to_vec())),
             (None, Some(_)) => return Err(ApiError::StorageNotConfigured),
             (Some(store), _) => Arc::clone(store),
         };
@@ -565,13 +576,13 @@ impl Recorder {
             .map_err(|_| ApiError::Internal("the chat recording slots are closed".into()))?;
         let user = caller.user_id().clone();
         let mut messages = Vec::new();
-        let new: Vec<NewMessage> = request.messages.iter().map(stored_message).collect();
-        let (conversation_id, created) = match request.conversation_id {
+        let new: Vec<NewMessage> = request_messages.iter().map(stored_message).collect();
+        let (conversation_id, created) = match conversation_id {
             Some(id) => {
                 let stored = store.get_conversation(&user, id).await?;
                 // Room for the new messages and the answer.
                 let count = stored.conversation.message_count as usize;
-                if count + new.len() + 1 > MAX_CONVERSATION_MESSAGES {
+                if count + new.len() + answers > MAX_CONVERSATION_MESSAGES {
                     return Err(ApiError::invalid(
                         "conversation_id",
                         format!(
@@ -590,13 +601,13 @@ impl Recorder {
             None => {
                 let conversation = NewConversation {
                     id: Uuid::new_v4(),
-                    title: title_of(&request.messages),
+                    title: title_of(request_messages),
                     endpoint_name: endpoint.to_owned(),
                 };
                 (conversation.id, Some(conversation))
             }
         };
-        messages.extend(request.messages.iter().cloned());
+        messages.extend(request_messages.iter().cloned());
         let opening = tokio::spawn(Self::write_opening(
             Arc::clone(&store),
             user.clone(),
@@ -657,12 +668,18 @@ impl Recorder {
     /// Appends the turn's answer once the request's messages are stored, holding the slot until
     /// then; failures are logged.
     async fn store_answer(self, message: NewMessage) {
-        if !self.opening.await.unwrap_or(false) {
+        self.store_answers(vec![message]).await;
+    }
+
+    /// Appends the turn's messages (an assistant's steps and answer) once the request's messages
+    /// are stored, holding the slot until then; failures are logged.
+    pub(crate) async fn store_answers(self, messages: Vec<NewMessage>) {
+        if !self.opening.await.unwrap_or(false) || messages.is_empty() {
             return;
         }
         if let Err(error) = self
             .store
-            .append_messages(&self.user, self.conversation_id, &[message])
+            .append_messages(&self.user, self.conversation_id, &messages)
             .await
         {
             tracing::warn!(

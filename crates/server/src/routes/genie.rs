@@ -296,36 +296,14 @@ async fn ask(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let request: AskRequest = super::from_json_object("body", body)?;
-    let chars = request.content.chars().count();
-    if request.content.trim().is_empty() || chars > MAX_QUESTION_CHARS {
-        return Err(ApiError::invalid(
-            "content",
-            format!("must hold 1 to {MAX_QUESTION_CHARS} characters"),
-        ));
-    }
-    if let Some(id) = &request.conversation_id {
-        validate_genie_id("conversation_id", id)?;
-    }
-    let workspace = caller.workspace(&app);
-    // Asked once: a repeat would ask Genie twice.
-    let (conversation_id, message_id) = match &request.conversation_id {
-        None => workspace
-            .start_genie_conversation(&space, &request.content)
-            .await
-            .map(|s| (s.conversation_id, s.message_id))
-            .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieSpaceNotFound))?,
-        Some(conversation) => workspace
-            .create_genie_message(&space, conversation, &request.content)
-            .await
-            .map(|m| (conversation.clone(), m.message_id))
-            .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound))?,
-    };
-    let ids = Ids {
-        space_id: space.to_string(),
-        conversation_id,
-        message_id,
-    };
-    tracing::info!(event = "genie.message_asked", space_id = %ids.space_id, conversation_id = %ids.conversation_id, message_id = %ids.message_id);
+    let ids = start_message(
+        &app,
+        &caller,
+        &space,
+        &request.content,
+        request.conversation_id.as_deref(),
+    )
+    .await?;
     let (statuses, receiver) = mpsc::unbounded_channel();
     let answer = Box::pin(answer(app.clone(), caller, ids.clone(), statuses));
     let progress = Progress {
@@ -342,9 +320,66 @@ async fn ask(
     Ok(sse::event_stream(Body::from_stream(events)))
 }
 
+/// Asks `space` the question as the caller, in a new conversation or in `conversation_id`'s,
+/// once (a repeat would ask Genie twice): the checks and the call of the ask route, shared with
+/// the assistant's `ask_genie` tool. `space` is a checked space id.
+pub(crate) async fn start_message(
+    app: &AppState,
+    caller: &Caller,
+    space: &str,
+    content: &str,
+    conversation_id: Option<&str>,
+) -> Result<Ids, ApiError> {
+    let chars = content.chars().count();
+    if content.trim().is_empty() || chars > MAX_QUESTION_CHARS {
+        return Err(ApiError::invalid(
+            "content",
+            format!("must hold 1 to {MAX_QUESTION_CHARS} characters"),
+        ));
+    }
+    if let Some(id) = conversation_id {
+        validate_genie_id("conversation_id", id)?;
+    }
+    let workspace = caller.workspace(app);
+    let (conversation_id, message_id) = match conversation_id {
+        None => workspace
+            .start_genie_conversation(space, content)
+            .await
+            .map(|s| (s.conversation_id, s.message_id))
+            .map_err(|e| caller.upstream_error(app, e, ErrorCode::GenieSpaceNotFound))?,
+        Some(conversation) => workspace
+            .create_genie_message(space, conversation, content)
+            .await
+            .map(|m| (conversation.to_owned(), m.message_id))
+            .map_err(|e| caller.upstream_error(app, e, ErrorCode::GenieConversationNotFound))?,
+    };
+    let ids = Ids {
+        space_id: space.to_owned(),
+        conversation_id,
+        message_id,
+    };
+    tracing::info!(event = "genie.message_asked", space_id = %ids.space_id, conversation_id = %ids.conversation_id, message_id = %ids.message_id);
+    Ok(ids)
+}
+
+/// Asks a space a question as the caller in a new conversation and waits for the answer, as
+/// the ask route does but without the progress events: the assistant's `ask_genie` tool.
+pub(crate) async fn ask_and_wait(
+    app: &AppState,
+    caller: &Caller,
+    space_id: &str,
+    question: &str,
+) -> Result<GenieAnswer, ApiError> {
+    validate_genie_id("space_id", space_id)?;
+    let ids = start_message(app, caller, space_id, question, None).await?;
+    // Nobody listens to the statuses: the sender's failures are ignored by `answer`.
+    let (statuses, _) = mpsc::unbounded_channel();
+    answer(app.clone(), caller.clone(), ids, statuses).await
+}
+
 /// The ids of one message.
 #[derive(Debug, Clone)]
-struct Ids {
+pub(crate) struct Ids {
     space_id: String,
     conversation_id: String,
     message_id: String,

@@ -9,6 +9,7 @@
 //! (`skip_serializing_if = "Option::is_none"`) stays optional; `tests/api/openapi.rs` lists those
 //! and fails on any other optional response property.
 
+pub mod assistant;
 pub mod chat;
 pub mod conversations;
 pub mod genie;

@@ -276,9 +276,23 @@ async fn list_tables(
     schema: Name<Schema>,
     spec: PageSpec,
 ) -> Result<Json<ItemsPage<TableItem>>, ApiError> {
-    let workspace = caller.workspace(&app);
-    let (items, next) = page_upstream(&spec, |token, limit| {
-        let (workspace, catalog, schema) = (&workspace, &catalog, &schema);
+    tables_page(&app, &caller, &catalog, &schema, &spec)
+        .await
+        .map(Json)
+}
+
+/// A page of a schema's tables as the caller: the list route, and the assistant's
+/// `list_tables` tool.
+pub(crate) async fn tables_page(
+    app: &AppState,
+    caller: &Caller,
+    catalog: &Name<Catalog>,
+    schema: &Name<Schema>,
+    spec: &PageSpec,
+) -> Result<ItemsPage<TableItem>, ApiError> {
+    let workspace = caller.workspace(app);
+    let (items, next) = page_upstream(spec, |token, limit| {
+        let workspace = &workspace;
         async move {
             let page = workspace
                 .list_tables(catalog, schema, &upstream_page(token, limit))
@@ -287,14 +301,14 @@ async fn list_tables(
         }
     })
     .await
-    .map_err(|e| caller.upstream_error(&app, e, ErrorCode::SchemaNotFound))?;
-    Ok(Json(ItemsPage {
+    .map_err(|e| caller.upstream_error(app, e, ErrorCode::SchemaNotFound))?;
+    Ok(ItemsPage {
         items: items
             .iter()
-            .map(|t| table_item(t, &catalog, &schema))
+            .map(|t| table_item(t, catalog, schema))
             .collect(),
         next_page_token: next.map(|c| c.encode()),
-    }))
+    })
 }
 
 async fn fetch_table(
@@ -401,7 +415,30 @@ async fn preview_rows(
     schema: Name<Schema>,
     table: Name<Table>,
 ) -> Result<Json<TableRows>, ApiError> {
-    let (limit, offset) = (limit.get(), offset.get());
+    preview(
+        &app,
+        &caller,
+        &catalog,
+        &schema,
+        &table,
+        limit.get(),
+        offset.get(),
+    )
+    .await
+    .map(Json)
+}
+
+/// Up to `limit` rows of a table from `offset`, read as the caller on the SQL warehouse: the
+/// preview route, and the assistant's `preview_table` tool.
+pub(crate) async fn preview(
+    app: &AppState,
+    caller: &Caller,
+    catalog: &Name<Catalog>,
+    schema: &Name<Schema>,
+    table: &Name<Table>,
+    limit: u32,
+    offset: u64,
+) -> Result<TableRows, ApiError> {
     if offset > MAX_PREVIEW_OFFSET {
         return Err(ApiError::invalid(
             "offset",
@@ -413,13 +450,13 @@ async fn preview_rows(
     };
     // Existence and permission first, so the answer is TABLE_NOT_FOUND or PERMISSION_DENIED
     // rather than a SQL error.
-    fetch_table(&app, &caller, &catalog, &schema, &table).await?;
-    let request = preview_statement(&catalog, &schema, &table, limit, offset, warehouse).timeout(
+    fetch_table(app, caller, catalog, schema, table).await?;
+    let request = preview_statement(catalog, schema, table, limit, offset, warehouse).timeout(
         Duration::from_secs(app.settings.dbapp.statement_timeout_secs),
     );
-    let result = match sql::run(&caller.workspace(&app), &request, None)
+    let result = match sql::run(&caller.workspace(app), &request, None)
         .await
-        .map_err(|e| caller.upstream_error(&app, e, ErrorCode::TableNotFound))?
+        .map_err(|e| caller.upstream_error(app, e, ErrorCode::TableNotFound))?
     {
         Progress::Done(result) => result,
         // Without a pending wait the statement is driven to its end or to the deadline.
@@ -430,7 +467,7 @@ async fn preview_rows(
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
     let has_more = rows.len() > limit;
     rows.truncate(limit);
-    Ok(Json(TableRows {
+    Ok(TableRows {
         columns: result
             .columns
             .into_iter()
@@ -444,30 +481,5 @@ async fn preview_rows(
         has_more,
         statement_id: result.statement_id,
         execution_time_ms,
-    }))
-}
-
-#[cfg(test)]
-mod tests {
-    use dbapp_databricks::api::StatementParameter;
-
-    use super::*;
-
-    #[test]
-    fn the_preview_sends_its_numbers_as_int_parameters_not_sql() {
-        let request = preview_statement("main", "default", "customers", 10, 20, "w".to_owned());
-        assert_eq!(
-            request.statement,
-            "SELECT * FROM `main`.`default`.`customers` LIMIT :limit OFFSET :offset"
-        );
-        let int = |name: &str, value: &str| StatementParameter {
-            name: name.to_owned(),
-            value: Some(value.to_owned()),
-            type_name: Some("INT".to_owned()),
-        };
-        assert_eq!(
-            request.parameters,
-            vec![int("limit", "11"), int("offset", "20")]
-        );
-    }
+    })
 }

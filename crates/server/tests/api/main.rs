@@ -2,6 +2,7 @@
 //! emulator over HTTP, and a temporary SQLite store.
 
 mod app;
+mod assistant;
 mod chat;
 mod connections;
 mod conversations;
