@@ -85,7 +85,7 @@ async fn no_model_serving_or_sql_scope_fails_naming_their_routes() {
         "fail",
         &[
             "model-serving (needed by /api/model-serving/endpoints",
-            "sql (needed by GET …/tables/{table}/rows and POST /api/queries/{name}",
+            "sql (needed by GET …/tables/{table}/rows, POST /api/queries/{name}",
         ],
         &["add model-serving, sql"],
     );
