@@ -66,6 +66,9 @@ mkdir -p "$report"
 # schemathesis keeps its example database (for `st replay`) in ./.schemathesis: under the report.
 cd "$report"
 set +e
+# The assistant is left out: `dbapp dev` configures no assistant endpoint, so every request
+# would get its documented 503 ASSISTANT_NOT_CONFIGURED (crates/server/tests/api/assistant.rs
+# covers the route).
 "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$url/api/openapi.json" \
     --url "$url" \
     -H "Cookie: dbapp_dev_user=$user" \
@@ -78,6 +81,7 @@ set +e
     --request-timeout 20 \
     --suppress-health-check too_slow,filter_too_much \
     --report junit --report-dir "$report" \
+    --exclude-path "/api/assistant/conversations/{id}/messages" \
     --output-truncate true \
     "$@"
 code=$?
