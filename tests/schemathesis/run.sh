@@ -69,9 +69,6 @@ set +e
 # One worker: with two, CPython 3.11's AST constructor can fail under threads ("AST constructor
 # recursion depth mismatch", python/cpython#106905) while hypothesis describes a strategy, an
 # error of the tool that ended one CI run. The run is bounded by --max-time either way.
-# The assistant is left out: `dbapp dev` configures no assistant endpoint, so every request
-# would get its documented 503 ASSISTANT_NOT_CONFIGURED (crates/server/tests/api/assistant.rs
-# covers the route).
 "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$url/api/openapi.json" \
     --url "$url" \
     -H "Cookie: dbapp_dev_user=$user" \
@@ -84,7 +81,6 @@ set +e
     --request-timeout 20 \
     --suppress-health-check too_slow,filter_too_much \
     --report junit --report-dir "$report" \
-    --exclude-path "/api/assistant/conversations/{id}/messages" \
     --output-truncate true \
     "$@"
 code=$?

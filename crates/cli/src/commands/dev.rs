@@ -159,6 +159,12 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
                 .server
                 .databricks_warehouse_id
                 .get_or_insert_with(|| "dev-warehouse".to_owned());
+            // The emulator's scripted tool-calling endpoint, so the assistant works out of the box.
+            settings
+                .server
+                .dbapp
+                .assistant_endpoint
+                .get_or_insert_with(|| "assistant".to_owned());
             emulator = Some(handle);
             ["alice", "bob", "admin"]
                 .iter()
