@@ -91,7 +91,8 @@ pub struct AssistantStep {
     /// For a result: a short summary (e.g. `12 rows`, or the error code); null for a call.
     #[schema(required)]
     pub summary: Option<String>,
-    /// For a result: what the model is sent (JSON, cut at 16 KiB); null for a call.
+    /// For a result: what the model is sent, JSON of at most 16 KiB (rows past that are left out
+    /// and `truncated` set; other text is cut); null for a call.
     #[schema(required)]
     pub result: Option<String>,
     /// Milliseconds since the answer started.
@@ -123,8 +124,72 @@ pub struct AssistantLimit {
     pub elapsed_ms: u64,
 }
 
+/// How the assistant is set up, for a client to show before the first question.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssistantInfo {
+    /// The chat serving endpoint the assistant runs on (`DBAPP_ASSISTANT_ENDPOINT`); null when
+    /// none is configured, and then every question is `503 ASSISTANT_NOT_CONFIGURED`. Its
+    /// conversations are those of `GET /api/conversations` with this `endpoint_name`.
+    #[schema(required)]
+    pub endpoint: Option<String>,
+    /// Most tool calls of one answer (`DBAPP_ASSISTANT_MAX_STEPS`).
+    pub max_steps: u32,
+    /// The longest one answer may take, in seconds (`DBAPP_ASSISTANT_DEADLINE_SECS`).
+    pub deadline_secs: u64,
+    /// `max_tokens` of each call to the endpoint (`DBAPP_ASSISTANT_MAX_TOKENS`).
+    pub max_tokens: u32,
+    /// The tools the model may call, each run as the caller.
+    pub tools: Vec<AssistantTool>,
+}
+
+/// One tool of the assistant.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssistantTool {
+    /// The tool's name, as the steps name it.
+    pub name: String,
+    /// What it does, as the model is told.
+    pub description: String,
+}
+
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(ask))
+    OpenApiRouter::new()
+        .routes(routes!(info))
+        .routes(routes!(ask))
+}
+
+/// How the assistant is set up: its endpoint (or none), its limits and its tools.
+#[utoipa::path(get, path = "/api/assistant", tag = "assistant",
+    security(("user_token" = [])),
+    responses(
+    (status = 200, body = AssistantInfo),
+    (status = 401, body = ErrorBody),
+))]
+async fn info(State(app): State<AppState>, _caller: Caller) -> axum::Json<AssistantInfo> {
+    let settings = &app.settings.dbapp;
+    let tools = tools()
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|tool| AssistantTool {
+            name: tool
+                .pointer("/function/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            description: tool
+                .pointer("/function/description")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+        })
+        .collect();
+    axum::Json(AssistantInfo {
+        endpoint: settings.assistant_endpoint.clone(),
+        max_steps: settings.assistant_max_steps,
+        deadline_secs: settings.assistant_deadline_secs,
+        max_tokens: settings.assistant_max_tokens,
+        tools,
+    })
 }
 
 /// Asks the data assistant a question, as the caller, and streams its steps and answer as
@@ -514,7 +579,7 @@ impl Agent {
                 (false, summary, value)
             }
         };
-        let content = cut(&result.to_string(), MAX_TOOL_RESULT_BYTES);
+        let content = fit(result, MAX_TOOL_RESULT_BYTES);
         tracing::info!(event = "assistant.tool_called", tool = %tool, ok, elapsed_ms = self.elapsed_ms());
         self.send(
             "step",
@@ -538,6 +603,34 @@ impl Agent {
         });
         in_time
     }
+}
+
+/// Where a tool's rows are: a table preview's `rows`, a Genie answer's `result.rows`.
+const ROW_POINTERS: [&str; 2] = ["/rows", "/result/rows"];
+
+/// A tool's result as JSON of at most `max` bytes. Rows are dropped from the end first (the
+/// object holding them then says `"truncated": true`), so the model and the stored conversation
+/// keep valid JSON with the first rows; only when that is not enough is the text cut.
+fn fit(mut result: Value, max: usize) -> String {
+    let mut text = result.to_string();
+    for pointer in ROW_POINTERS {
+        while text.len() > max {
+            let Some(rows) = result.pointer_mut(pointer).and_then(Value::as_array_mut) else {
+                break;
+            };
+            if rows.is_empty() {
+                break;
+            }
+            let keep = rows.len() / 2;
+            rows.truncate(keep);
+            let parent = &pointer[..pointer.len() - "/rows".len()];
+            if let Some(Value::Object(holder)) = result.pointer_mut(parent) {
+                holder.insert("truncated".to_owned(), Value::Bool(true));
+            }
+            text = result.to_string();
+        }
+    }
+    cut(&text, max)
 }
 
 /// `text` cut at `max` bytes, on a character boundary.
@@ -756,6 +849,33 @@ mod tests {
             assert_eq!(tool["type"], "function");
             assert!(tool["function"]["parameters"]["required"].is_array());
         }
+    }
+
+    #[test]
+    fn a_result_with_too_many_rows_keeps_its_first_rows_as_valid_json() {
+        let rows: Vec<Value> = (0..1000).map(|i| json!([i, "x".repeat(50)])).collect();
+        let answer =
+            json!({"text": ["ok"], "result": {"columns": [], "rows": rows, "truncated": false}});
+        let preview = json!({"columns": [], "rows": answer["result"]["rows"].clone()});
+
+        for value in [answer, preview] {
+            let text = fit(value, MAX_TOOL_RESULT_BYTES);
+            let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
+            let holder = parsed.pointer("/result").unwrap_or(&parsed);
+            let kept = holder["rows"].as_array().unwrap();
+            assert!(text.len() <= MAX_TOOL_RESULT_BYTES);
+            assert!(!kept.is_empty() && kept.len() < 1000);
+            assert_eq!(kept[0][0], 0);
+            assert_eq!(holder["truncated"], true);
+        }
+    }
+
+    #[test]
+    fn a_small_result_is_left_alone_and_text_without_rows_is_cut() {
+        let small = json!({"rows": [[1]]});
+        assert_eq!(fit(small.clone(), 1024), small.to_string());
+        let long = json!({"message": "y".repeat(100)});
+        assert_eq!(fit(long, 20).len(), 20);
     }
 
     #[test]

@@ -205,7 +205,7 @@ async fn the_step_limit_ends_the_answer_with_the_limit_message() {
 }
 
 #[tokio::test]
-async fn without_an_assistant_endpoint_the_route_answers_503() {
+async fn without_an_assistant_endpoint_the_route_answers_503_and_the_info_says_why() {
     // Arrange
     let app = spawn_app_with(Options::default()).await;
 
@@ -214,9 +214,49 @@ async fn without_an_assistant_endpoint_the_route_answers_503() {
         .send()
         .await
         .unwrap();
+    let info: Value = app
+        .request(reqwest::Method::GET, "/api/assistant", ALICE)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
 
     // Assert
     assert_error(response, 503, "ASSISTANT_NOT_CONFIGURED").await;
+    assert_eq!(info["endpoint"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_info_names_the_endpoint_the_limits_and_the_tools() {
+    // Arrange
+    let app = assistant_app(vec![("DBAPP_ASSISTANT_MAX_STEPS", "3")]).await;
+
+    // Act
+    let response = app
+        .request(reqwest::Method::GET, "/api/assistant", ALICE)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let info: Value = response.json().await.unwrap();
+    let anonymous = app.get("/api/assistant", None).send().await.unwrap();
+
+    // Assert
+    assert_eq!(status, 200);
+    assert_eq!(info["endpoint"], "assistant");
+    assert_eq!(info["max_steps"], 3);
+    assert_eq!(info["deadline_secs"], 120);
+    assert_eq!(info["max_tokens"], 1024);
+    let tools: Vec<&str> = info["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["ask_genie", "list_tables", "preview_table"]);
+    assert_error(anonymous, 401, "AUTH_MISSING").await;
 }
 
 #[tokio::test]
