@@ -69,7 +69,7 @@ fi
 
 echo "e2e against $BASE_URL (screenshots in web/e2e/screenshots/)"
 set +e
-node --test --test-concurrency=1 --test-timeout=120000 e2e/app.test.mjs e2e/data.test.mjs e2e/genie.test.mjs
+node --test --test-concurrency=1 --test-timeout=120000 e2e/app.test.mjs e2e/data.test.mjs e2e/genie.test.mjs e2e/assistant.test.mjs
 code=$?
 set -e
 exit "$code"

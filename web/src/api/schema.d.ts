@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/assistant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How the assistant is set up: its endpoint (or none), its limits and its tools. */
+        get: operations["info"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/assistant/conversations/{id}/messages": {
         parameters: {
             query?: never;
@@ -737,6 +754,32 @@ export interface components {
             /** @description The answer's text (markdown). */
             text: string;
         };
+        /** @description How the assistant is set up, for a client to show before the first question. */
+        AssistantInfo: {
+            /**
+             * Format: int64
+             * @description The longest one answer may take, in seconds (`DBAPP_ASSISTANT_DEADLINE_SECS`).
+             */
+            deadline_secs: number;
+            /**
+             * @description The chat serving endpoint the assistant runs on (`DBAPP_ASSISTANT_ENDPOINT`); null when
+             *     none is configured, and then every question is `503 ASSISTANT_NOT_CONFIGURED`. Its
+             *     conversations are those of `GET /api/conversations` with this `endpoint_name`.
+             */
+            endpoint: string | null;
+            /**
+             * Format: int32
+             * @description Most tool calls of one answer (`DBAPP_ASSISTANT_MAX_STEPS`).
+             */
+            max_steps: number;
+            /**
+             * Format: int32
+             * @description `max_tokens` of each call to the endpoint (`DBAPP_ASSISTANT_MAX_TOKENS`).
+             */
+            max_tokens: number;
+            /** @description The tools the model may call, each run as the caller. */
+            tools: components["schemas"]["AssistantTool"][];
+        };
         /** @description A limit that ended the answer, the `data` of an `event: limit`. */
         AssistantLimit: {
             /**
@@ -769,12 +812,22 @@ export interface components {
             kind: string;
             /** @description For a result: whether the tool succeeded; null for a call. */
             ok: boolean | null;
-            /** @description For a result: what the model is sent (JSON, cut at 16 KiB); null for a call. */
+            /**
+             * @description For a result: what the model is sent, JSON of at most 16 KiB (rows past that are left out
+             *     and `truncated` set; other text is cut); null for a call.
+             */
             result: string | null;
             /** @description For a result: a short summary (e.g. `12 rows`, or the error code); null for a call. */
             summary: string | null;
             /** @description The tool: `ask_genie`, `list_tables` or `preview_table`. */
             tool: string;
+        };
+        /** @description One tool of the assistant. */
+        AssistantTool: {
+            /** @description What it does, as the model is told. */
+            description: string;
+            /** @description The tool's name, as the steps name it. */
+            name: string;
         };
         /** @description Whether the request carries a working user token. */
         AuthStatus: {
@@ -1955,6 +2008,33 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    info: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AssistantInfo"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     ask: {
         parameters: {
             query?: never;

@@ -9,11 +9,12 @@ import { CatalogPage } from "../pages/CatalogPage";
 import { ServingPage } from "../pages/ServingPage";
 import { QueriesPage } from "../pages/QueriesPage";
 import { GeniePage } from "../pages/GeniePage";
+import { AssistantPage } from "../pages/AssistantPage";
 import { PreferencesPage } from "../pages/PreferencesPage";
 import { AdminPage } from "../pages/AdminPage";
 import { NotFoundPage } from "../pages/NotFoundPage";
 
-export type PageId = "overview" | "catalog" | "queries" | "genie" | "serving" | "preferences" | "admin" | "not-found";
+export type PageId = "overview" | "catalog" | "queries" | "genie" | "assistant" | "serving" | "preferences" | "admin" | "not-found";
 
 function pageOf(first: string | undefined): PageId {
   switch (first) {
@@ -22,6 +23,7 @@ function pageOf(first: string | undefined): PageId {
     case "catalog":
     case "queries":
     case "genie":
+    case "assistant":
     case "serving":
     case "preferences":
     case "admin":
@@ -62,6 +64,9 @@ export function AppShell() {
       break;
     case "genie":
       content = <GeniePage spaceId={rest[0]} />;
+      break;
+    case "assistant":
+      content = <AssistantPage conversationId={rest[0]} />;
       break;
     case "serving":
       content = <ServingPage endpoint={rest[0]} />;

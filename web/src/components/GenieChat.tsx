@@ -337,7 +337,8 @@ function GenieFailure({ error }: { error: ApiError }) {
   );
 }
 
-function AnswerView({ answer, spaceId }: { answer: GenieAnswer; spaceId: string }) {
+/** Genie's answer: its text, the SQL it wrote, and the rows (chart and table); shared with the assistant's `ask_genie` steps. */
+export function AnswerView({ answer, spaceId }: { answer: GenieAnswer; spaceId: string }) {
   const [reloaded, setReloaded] = useState<{ result?: GenieResult; error?: unknown; busy?: boolean }>({});
   const result = answer.result ?? reloaded.result ?? null;
   const query = answer.query;

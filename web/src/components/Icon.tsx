@@ -1,5 +1,5 @@
 // Inline SVG icons (bundled; no icon font or CDN).
-export type IconName = "home" | "catalog" | "serving" | "prefs" | "admin" | "sun" | "moon" | "table" | "schema" | "search" | "user" | "query" | "volume" | "folder" | "file" | "genie";
+export type IconName = "home" | "catalog" | "serving" | "prefs" | "admin" | "sun" | "moon" | "table" | "schema" | "search" | "user" | "query" | "volume" | "folder" | "file" | "genie" | "assistant";
 
 const paths: Record<IconName, string> = {
   home: "M3 10.5 12 3l9 7.5V21h-6v-6H9v6H3z",
@@ -15,6 +15,7 @@ const paths: Record<IconName, string> = {
   query: "M4 3h16v4H4zm0 6h10v2H4zm0 4h10v2H4zm0 4h7v2H4zm12-4.5 6 4.5-6 4.5z",
   volume: "M3 6c0-1.7 4-3 9-3s9 1.3 9 3v12c0 1.7-4 3-9 3s-9-1.3-9-3zm2 3.2V12c0 .6 2.8 2 7 2s7-1.4 7-2V9.2c-1.7.8-4.2 1.3-7 1.3s-5.3-.5-7-1.3z",
   folder: "M2 5h7l2 2h11v13H2z",
+  assistant: "M4 3h16v12H9l-5 4z",
   genie: "M12 2l2.4 7.6L22 12l-7.6 2.4L12 22l-2.4-7.6L2 12l7.6-2.4zM19 1l.9 2.1L22 4l-2.1.9L19 7l-.9-2.1L16 4l2.1-.9z",
   file: "M5 2h9l5 5v15H5zm8 1.5V8h4.5z",
   user: "M12 3a4.5 4.5 0 1 1 0 9 4.5 4.5 0 0 1 0-9zm0 11c5 0 8 2.5 8 5v2H4v-2c0-2.5 3-5 8-5z",

@@ -7,6 +7,7 @@ const items: { id: PageId; href: string; label: string; icon: IconName }[] = [
   { id: "catalog", href: "/catalog", label: "Unity Catalog", icon: "catalog" },
   { id: "queries", href: "/queries", label: "Queries", icon: "query" },
   { id: "genie", href: "/genie", label: "Genie", icon: "genie" },
+  { id: "assistant", href: "/assistant", label: "Assistant", icon: "assistant" },
   { id: "serving", href: "/serving", label: "Model Serving", icon: "serving" },
   { id: "preferences", href: "/preferences", label: "Preferences", icon: "prefs" },
   { id: "admin", href: "/admin", label: "Admin metrics", icon: "admin" },
