@@ -1,6 +1,7 @@
 //! Genie, as the user (`docs/genie.md`): the spaces the caller may use, asking a question (a new
-//! conversation or a follow-up) with its progress streamed as server-sent events, a query
-//! attachment's result page, and feedback.
+//! conversation or a follow-up) with its progress streamed as server-sent events, a
+//! conversation's earlier messages, deleting a conversation, a query attachment's result page,
+//! and feedback.
 //!
 //! Every call goes to the workspace with the caller's token ([`Caller::workspace`]); nothing
 //! here runs as the app, so Genie answers with what the caller may read. Path ids are checked
@@ -13,6 +14,9 @@
 //! a last `event: error` with the API's error envelope. The waiter
 //! ([`dbapp_databricks::Workspace::wait_for_genie_message`]) runs inside the response body, so
 //! when the client goes away the body is dropped and the polling stops with it.
+//!
+//! A message becomes a [`GenieAnswer`] in one place, [`answer_of`] (with [`first_rows`] for its
+//! result), whether it arrives at the end of the stream or in a conversation's history.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -27,10 +31,11 @@ use axum::response::Response;
 use dbapp_databricks::api::sql::StatementResponse;
 use dbapp_databricks::api::{GenieFeedbackRating, GenieMessage, GenieMessageStatus, GenieWait};
 use dbapp_databricks::{ErrorKind, Workspace};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::mpsc;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -39,8 +44,8 @@ use crate::auth::Caller;
 use crate::correlation::current_correlation_id;
 use crate::error::{ApiError, ErrorBody, ErrorCode, GENIE_ERROR_CHARS};
 use crate::extract::{
-    ApiJson, GenieAttachment, GenieConversation, GenieMessage as GenieMessageId, GenieSpace, Limit,
-    Name, validate_genie_id,
+    ApiJson, ApiQuery, GenieAttachment, GenieConversation, GenieMessage as GenieMessageId,
+    GenieSpace, Limit, Name, validate_genie_id,
 };
 use crate::metrics::GENIE_MESSAGES_TOTAL;
 use crate::sql::{self, Column};
@@ -50,8 +55,17 @@ use crate::state::AppState;
 pub const MAX_QUESTION_CHARS: usize = 10_000;
 /// Longest feedback comment, in characters.
 pub const MAX_COMMENT_CHARS: usize = 2_000;
-/// Rows of a result sent in the `message` event.
+/// Rows of a result sent in the `message` event, and with each earlier message of a
+/// conversation.
 pub const STREAM_RESULT_ROWS: usize = 100;
+/// Most messages in one page of a conversation's history. Smaller than other lists' 1 000: each
+/// answered message with a query costs one more workspace call (its rows).
+pub const HISTORY_LIMIT_MAX: u32 = 50;
+/// Messages in a page of a conversation's history when the client does not say.
+pub const HISTORY_LIMIT_DEFAULT: u32 = 20;
+/// Result fetches one history page runs at the same time, so a page of 50 answers neither waits
+/// for 50 calls in a row nor sends them to the workspace at once.
+const HISTORY_RESULT_FETCHES: usize = 4;
 
 /// A Genie space the caller may use.
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,7 +151,8 @@ pub struct GenieResult {
     pub total_row_count: Option<u64>,
 }
 
-/// Genie's answer, the `data` of the `event: message` that ends a stream.
+/// A message and Genie's answer to it: the `data` of the `event: message` that ends a stream,
+/// and each item of a conversation's history.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct GenieAnswer {
     /// The space.
@@ -146,19 +161,84 @@ pub struct GenieAnswer {
     pub conversation_id: String,
     /// The message.
     pub message_id: String,
-    /// `COMPLETED`, or `QUERY_RESULT_EXPIRED` (then `result` is null: read it with the result
-    /// route, which runs the query again).
+    /// The question, as asked.
+    pub content: String,
+    /// When it was asked (RFC 3339), when the workspace says.
+    #[schema(required)]
+    pub created_at: Option<String>,
+    /// In the stream, `COMPLETED` or `QUERY_RESULT_EXPIRED` (then `result` is null: read it with
+    /// the result route, which runs the query again). In a history, any status: `FAILED` (see
+    /// `error`), `CANCELLED`, or one of a message Genie is still answering (`ASKING_AI`, …).
     pub status: String,
     /// The text attachments, in order (markdown).
     pub text: Vec<String>,
     /// The query Genie wrote, if any.
     #[schema(required)]
     pub query: Option<GenieQuery>,
-    /// The first page of the query's result, read as the caller.
+    /// The first page of the query's result, read as the caller; null without a query, before
+    /// the message has completed, or when the result can no longer be read (the result route
+    /// runs the query again).
     #[schema(required)]
     pub result: Option<GenieResult>,
     /// Questions Genie suggests asking next.
     pub suggested_questions: Vec<String>,
+    /// Why Genie could not answer, for a `FAILED` message (the stream reports failures as an
+    /// `event: error` instead, so there it is always null). Not named `error`: stream readers
+    /// (`web/src/api/sse.ts`) take any event data with an `error` member for the error envelope.
+    #[schema(required)]
+    pub failure: Option<GenieFailure>,
+}
+
+/// Genie's own account of a failed message (as `GENIE_MESSAGE_FAILED`'s `detail` gives it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GenieFailure {
+    /// Genie's error type, e.g. `SQL_EXECUTION_EXCEPTION`.
+    #[serde(rename = "type")]
+    #[schema(required)]
+    pub error_type: Option<String>,
+    /// Genie's message for people, at most 1 000 characters.
+    #[schema(required)]
+    pub message: Option<String>,
+}
+
+/// Pagination of a conversation's messages: as every list route's, with smaller pages (each
+/// message may cost a workspace call for its rows).
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryPagination {
+    /// Messages per page, 1–50 (default 20).
+    #[param(minimum = 1, maximum = 50)]
+    pub limit: Option<i64>,
+    /// The previous page's `next_page_token` (opaque).
+    pub page_token: Option<String>,
+    /// Messages to skip (≥ 0); not with `page_token`.
+    #[param(minimum = 0)]
+    pub offset: Option<i64>,
+}
+
+impl HistoryPagination {
+    /// Validates the parameters.
+    ///
+    /// # Errors
+    /// `INVALID_REQUEST` naming `limit`, `offset` or `page_token`.
+    fn spec(self) -> Result<PageSpec, ApiError> {
+        let limit = match self.limit {
+            None => i64::from(HISTORY_LIMIT_DEFAULT),
+            Some(n) if (1..=i64::from(HISTORY_LIMIT_MAX)).contains(&n) => n,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "limit",
+                    format!("must be between 1 and {HISTORY_LIMIT_MAX}"),
+                ));
+            }
+        };
+        Pagination {
+            limit: Some(limit),
+            page_token: self.page_token,
+            offset: self.offset,
+        }
+        .spec()
+    }
 }
 
 /// A rating of an answer.
@@ -187,6 +267,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_spaces))
         .routes(routes!(list_conversations))
+        .routes(routes!(list_messages))
+        .routes(routes!(delete_conversation))
         .routes(routes!(ask))
         .routes(routes!(result))
         .routes(routes!(feedback))
@@ -273,6 +355,103 @@ async fn list_conversations(
             .collect(),
         next_page_token: next.map(|c| c.encode()),
     }))
+}
+
+/// The caller's messages in one of their conversations, oldest first, each with Genie's answer
+/// as the ask stream sends it (text, the SQL, the first rows of its result read as the caller,
+/// suggested questions) or why it failed.
+// Its operation id is not the function's name: `list_messages` would read as the chat's.
+#[utoipa::path(get, path = "/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages", tag = "genie",
+    operation_id = "list_genie_messages",
+    security(("user_token" = [])),
+    params(("space_id" = String, Path), ("conversation_id" = String, Path), HistoryPagination),
+    responses(
+    (status = 200, body = ItemsPage<GenieAnswer>),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody, description = "PERMISSION_DENIED: the caller may not use the space"),
+    (status = 404, body = ErrorBody, description = "GENIE_CONVERSATION_NOT_FOUND: no such conversation of the caller (another user's included) or no such space"),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn list_messages(
+    State(app): State<AppState>,
+    caller: Caller,
+    space: Name<GenieSpace>,
+    conversation: Name<GenieConversation>,
+    ApiQuery(paging): ApiQuery<HistoryPagination>,
+) -> Result<Json<ItemsPage<GenieAnswer>>, ApiError> {
+    let spec = paging.spec()?;
+    let workspace = caller.workspace(&app);
+    let (messages, next) = page_upstream(&spec, |token, limit| {
+        let (workspace, space, conversation) = (&workspace, &space, &conversation);
+        async move {
+            let page = workspace
+                .list_genie_messages(space, conversation, &upstream_page(token, limit))
+                .await?;
+            Ok::<_, dbapp_databricks::DatabricksError>((page.items, page.next_page_token))
+        }
+    })
+    .await
+    .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound))?;
+    let (app, caller, workspace) = (&app, &caller, &workspace);
+    let (space, conversation) = (&*space, &*conversation);
+    let items = futures_util::stream::iter(messages)
+        .map(|message| async move {
+            let mut answer = answer_of(space, conversation, &message);
+            answer.result = match first_rows(app, caller, workspace, &answer).await {
+                Ok(result) => result,
+                // An earlier answer whose rows cannot be read any more (the statement failed, or
+                // the workspace no longer holds the result) is listed without them, so one lost
+                // result does not hide the conversation; the result route runs the query again.
+                // Auth, rate-limit and upstream failures still fail the page.
+                Err(
+                    e @ (ApiError::GenieMessageFailed { .. }
+                    | ApiError::NotFound { .. }
+                    | ApiError::InvalidRequest { .. }),
+                ) => {
+                    tracing::debug!(event = "genie.history_result_unreadable", message_id = %answer.message_id, error_code = e.code().as_str());
+                    None
+                }
+                Err(e) => return Err(e),
+            };
+            Ok(answer)
+        })
+        .buffered(HISTORY_RESULT_FETCHES)
+        .try_collect()
+        .await?;
+    Ok(Json(ItemsPage {
+        items,
+        next_page_token: next.map(|c| c.encode()),
+    }))
+}
+
+/// Deletes one of the caller's conversations in a space, with its messages.
+// Its operation id is not the function's name: `delete_conversation` is the chat history's.
+#[utoipa::path(delete, path = "/api/genie/spaces/{space_id}/conversations/{conversation_id}", tag = "genie",
+    operation_id = "delete_genie_conversation",
+    security(("user_token" = [])),
+    params(("space_id" = String, Path), ("conversation_id" = String, Path)),
+    responses(
+    (status = 204, description = "Deleted"),
+    (status = 400, body = ErrorBody, description = "INVALID_REQUEST"),
+    (status = 401, body = ErrorBody),
+    (status = 403, body = ErrorBody, description = "PERMISSION_DENIED: the caller may not use the space"),
+    (status = 404, body = ErrorBody, description = "GENIE_CONVERSATION_NOT_FOUND: no such conversation of the caller (another user's included, and one already deleted) or no such space"),
+    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+))]
+async fn delete_conversation(
+    State(app): State<AppState>,
+    caller: Caller,
+    space: Name<GenieSpace>,
+    conversation: Name<GenieConversation>,
+) -> Result<StatusCode, ApiError> {
+    caller
+        .workspace(&app)
+        .delete_genie_conversation(&space, &conversation)
+        .await
+        .map_err(|e| caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound))?;
+    tracing::info!(event = "genie.conversation_deleted", space_id = %&*space, conversation_id = %&*conversation);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Asks a space a question, as the caller, and streams Genie's progress and answer as
@@ -413,44 +592,73 @@ async fn answer(
             ErrorKind::Timeout => ApiError::UpstreamTimeout(Some(e)),
             _ => caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound),
         })?;
-    let status = message.status();
-    match status {
+    match message.status() {
         GenieMessageStatus::Completed | GenieMessageStatus::QueryResultExpired => {}
         _ => return Err(failed(&message)),
     }
-    let query = query_of(&message);
-    let result = match (&query, status) {
-        (Some(query), GenieMessageStatus::Completed) => {
-            let response = workspace
-                .get_genie_query_result(
-                    &ids.space_id,
-                    &ids.conversation_id,
-                    &ids.message_id,
-                    &query.attachment_id,
-                )
-                .await
-                .map_err(|e| {
-                    caller.upstream_error(&app, e, ErrorCode::GenieConversationNotFound)
-                })?;
-            Some(result_page(response, STREAM_RESULT_ROWS)?)
-        }
-        _ => None,
-    };
-    Ok(GenieAnswer {
-        space_id: ids.space_id,
-        conversation_id: ids.conversation_id,
-        message_id: ids.message_id,
+    let mut answer = answer_of(&ids.space_id, &ids.conversation_id, &message);
+    answer.result = first_rows(&app, &caller, &workspace, &answer).await?;
+    Ok(answer)
+}
+
+/// A message as the client sees it, without its rows (see [`first_rows`]). The ids are the
+/// route's, which the workspace's message may leave out.
+fn answer_of(space_id: &str, conversation_id: &str, message: &GenieMessage) -> GenieAnswer {
+    GenieAnswer {
+        space_id: space_id.to_owned(),
+        conversation_id: conversation_id.to_owned(),
+        message_id: message.message_id.clone(),
+        content: message.content.clone(),
+        created_at: super::rfc3339_ms(message.created_timestamp),
         status: message.status().to_string(),
         text: message.texts().map(str::to_owned).collect(),
-        query,
-        result,
+        query: query_of(message),
+        result: None,
         suggested_questions: message
             .attachments
             .iter()
             .filter_map(|a| a.suggested_questions.as_ref())
             .flat_map(|s| s.questions.iter().cloned())
             .collect(),
-    })
+        failure: message.error.as_ref().map(|e| GenieFailure {
+            error_type: e.error_type.clone(),
+            message: e
+                .error
+                .as_deref()
+                .map(|text| text.chars().take(GENIE_ERROR_CHARS).collect()),
+        }),
+    }
+}
+
+/// The first [`STREAM_RESULT_ROWS`] rows of an answer's query, read as the caller: `None`
+/// without a query or unless the message has `COMPLETED` (an expired result is run again only
+/// by the result route).
+///
+/// # Errors
+/// `GENIE_MESSAGE_FAILED` when the statement failed; the upstream mapping of the fetch, a 404
+/// being `GENIE_CONVERSATION_NOT_FOUND`.
+async fn first_rows(
+    app: &AppState,
+    caller: &Caller,
+    workspace: &Workspace<'_>,
+    answer: &GenieAnswer,
+) -> Result<Option<GenieResult>, ApiError> {
+    let Some(query) = &answer.query else {
+        return Ok(None);
+    };
+    if answer.status != GenieMessageStatus::Completed.as_str() {
+        return Ok(None);
+    }
+    let response = workspace
+        .get_genie_query_result(
+            &answer.space_id,
+            &answer.conversation_id,
+            &answer.message_id,
+            &query.attachment_id,
+        )
+        .await
+        .map_err(|e| caller.upstream_error(app, e, ErrorCode::GenieConversationNotFound))?;
+    Ok(Some(result_page(response, STREAM_RESULT_ROWS)?))
 }
 
 /// The query attachment of a message, as sent to the client.

@@ -1,7 +1,7 @@
 //! Genie as the user (`/api/genie/...`) against the emulator's Genie: who sees which space, the
 //! streamed progress and answer, Genie's failures (bob cannot read `main.sales.orders`, the
-//! fixture's fault rules), result pages (an expired one is run again), feedback, and a client
-//! that goes away.
+//! fixture's fault rules), result pages (an expired one is run again), feedback, a client
+//! that goes away, and a conversation's history and deletion (only the caller's own).
 
 use std::time::{Duration, Instant};
 
@@ -620,4 +620,198 @@ async fn each_caller_lists_only_their_own_conversations() {
         "GENIE_SPACE_NOT_FOUND",
     )
     .await;
+}
+
+fn messages_path(conversation: &str) -> String {
+    format!("/api/genie/spaces/{SALES}/conversations/{conversation}/messages")
+}
+
+fn conversation_path(conversation: &str) -> String {
+    format!("/api/genie/spaces/{SALES}/conversations/{conversation}")
+}
+
+/// Asks, in `conversation` or a new one, and returns the stream's events.
+async fn ask_in(
+    app: &TestApp,
+    token: &str,
+    conversation: Option<&str>,
+    content: &str,
+) -> Vec<Event> {
+    let body = match conversation {
+        Some(id) => json!({"content": content, "conversation_id": id}),
+        None => json!({ "content": content }),
+    };
+    ask_all(app, token, SALES, &body).await.1
+}
+
+#[tokio::test]
+async fn a_conversations_messages_are_listed_oldest_first_as_the_stream_answered_them() {
+    // Arrange: an answer with rows, a failed query and an expired result, in one conversation.
+    let app = genie_app(10).await;
+    let events = ask_in(&app, ALICE, None, "products").await;
+    let streamed = named(&events, "message").expect("a message event").json();
+    let conversation = streamed["conversation_id"].as_str().unwrap().to_owned();
+    ask_in(&app, ALICE, Some(&conversation), "[fail query] orders").await;
+    ask_in(&app, ALICE, Some(&conversation), "[expire result] products").await;
+    let path = messages_path(&conversation);
+
+    // Act
+    let (status, page) = app.get_json(&path, Some(ALICE)).await;
+
+    // Assert: oldest first, the first exactly as the stream sent it.
+    assert_eq!(status, 200, "{page}");
+    let items = page["items"].as_array().unwrap();
+    let questions: Vec<&str> = items
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        questions,
+        [
+            "products",
+            "[fail query] orders",
+            "[expire result] products"
+        ]
+    );
+    assert!(page["next_page_token"].is_null());
+    assert_eq!(items[0], streamed);
+    // No `error` member: stream readers take event data that has one for the error envelope.
+    assert!(streamed.get("error").is_none(), "{streamed}");
+    assert_eq!(items[0]["content"], "products");
+    assert!(items[0]["created_at"].as_str().unwrap().ends_with('Z'));
+    assert!(items[0]["failure"].is_null());
+    assert!(items[0]["result"]["rows"][0][0].is_number(), "{}", items[0]);
+    // The failed message carries Genie's account, and no rows.
+    assert_eq!(items[1]["status"], "FAILED");
+    assert_eq!(items[1]["failure"]["type"], "SQL_EXECUTION_EXCEPTION");
+    assert!(items[1]["failure"]["message"].is_string(), "{}", items[1]);
+    assert!(items[1]["result"].is_null());
+    // The expired one keeps its SQL; its rows come from the result route.
+    assert_eq!(items[2]["status"], "QUERY_RESULT_EXPIRED");
+    assert!(
+        items[2]["query"]["query"]
+            .as_str()
+            .unwrap()
+            .contains("products")
+    );
+    assert!(items[2]["result"].is_null());
+    let calls = app.emulator.requests("/api/2.0/genie");
+    assert!(
+        calls
+            .iter()
+            .all(|r| r.principal.as_deref() == Some("alice@example.com"))
+    );
+
+    // Act: page by page.
+    let (_, first) = app.get_json(&format!("{path}?limit=2"), Some(ALICE)).await;
+    let token = first["next_page_token"].as_str().expect("a next page");
+    let (_, second) = app
+        .get_json(&format!("{path}?limit=2&page_token={token}"), Some(ALICE))
+        .await;
+
+    // Assert
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(second["items"][0]["content"], "[expire result] products");
+    assert!(second["next_page_token"].is_null());
+    for bad in ["limit=0", "limit=51", "offset=-1", "page_token=nope"] {
+        assert_error(
+            app.get(&format!("{path}?{bad}"), Some(ALICE))
+                .send()
+                .await
+                .unwrap(),
+            400,
+            "INVALID_REQUEST",
+        )
+        .await;
+    }
+}
+
+#[tokio::test]
+async fn bob_can_neither_read_nor_delete_alices_conversation() {
+    // Arrange
+    let app = genie_app(10).await;
+    let events = ask_in(&app, ALICE, None, "What can you do?").await;
+    let answer = named(&events, "message").expect("a message event").json();
+    let conversation = answer["conversation_id"].as_str().unwrap().to_owned();
+    let delete = |token: &'static str| {
+        app.request(
+            reqwest::Method::DELETE,
+            &conversation_path(&conversation),
+            token,
+        )
+        .send()
+    };
+
+    // Act
+    let read = app
+        .get(&messages_path(&conversation), Some(BOB))
+        .send()
+        .await
+        .unwrap();
+    let deleted = delete(BOB).await.unwrap();
+
+    // Assert: both refused as if the conversation did not exist, and it is still there.
+    assert_error(read, 404, "GENIE_CONVERSATION_NOT_FOUND").await;
+    assert_error(deleted, 404, "GENIE_CONVERSATION_NOT_FOUND").await;
+    let (status, page) = app
+        .get_json(&messages_path(&conversation), Some(ALICE))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["items"][0]["content"], "What can you do?");
+    assert!(page["items"][0]["query"].is_null() && page["items"][0]["result"].is_null());
+
+    // Act: alice deletes it.
+    let deleted = delete(ALICE).await.unwrap();
+
+    // Assert: gone from her list and her reads; a second delete is not found.
+    assert_eq!(deleted.status(), 204);
+    assert!(deleted.bytes().await.unwrap().is_empty());
+    let (_, list) = app
+        .get_json(
+            &format!("/api/genie/spaces/{SALES}/conversations"),
+            Some(ALICE),
+        )
+        .await;
+    assert_eq!(list["items"], json!([]));
+    let read = app
+        .get(&messages_path(&conversation), Some(ALICE))
+        .send()
+        .await
+        .unwrap();
+    assert_error(read, 404, "GENIE_CONVERSATION_NOT_FOUND").await;
+    assert_error(
+        delete(ALICE).await.unwrap(),
+        404,
+        "GENIE_CONVERSATION_NOT_FOUND",
+    )
+    .await;
+    let upstream_deletes: Vec<_> = app
+        .emulator
+        .requests("/api/2.0/genie")
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.principal.unwrap_or_default())
+        .collect();
+    assert_eq!(
+        upstream_deletes,
+        ["bob@example.com", "alice@example.com", "alice@example.com"]
+    );
+    // Ids are checked before the workspace is called.
+    let long = "x".repeat(65);
+    assert_error(
+        app.request(reqwest::Method::DELETE, &conversation_path(&long), ALICE)
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "INVALID_REQUEST",
+    )
+    .await;
+    let (status, _) = app
+        .get_json(
+            &format!("/api/genie/spaces/{TAXI}/conversations/{conversation}/messages"),
+            Some(BOB),
+        )
+        .await;
+    assert_eq!(status, 403);
 }
