@@ -116,6 +116,69 @@ describe("genie", () => {
     }
   });
 
+  test("a reopened conversation shows its earlier questions, SQL and rows; Delete asks first, then removes it", async () => {
+    const { page, context, errors } = await pageAs(chrome.browser, "alice");
+    try {
+      await openSales(page);
+      await ask(page, "List the products");
+      await page.getByTestId("genie-answer").last().and(page.locator("[data-state=done]")).waitFor();
+      const log = page.getByTestId("genie-log");
+      const conversationId = await log.getAttribute("data-conversation-id");
+      assert.ok(conversationId, "the question started a conversation");
+      await ask(page, "[fail query] how many orders");
+      await page.getByTestId("genie-answer").nth(1).and(page.locator("[data-state=failed]")).waitFor();
+
+      // A reload forgets the log; reopening the conversation loads it from the server.
+      await page.reload();
+      await page.getByTestId("genie-chat").getByRole("heading", { name: "Sales" }).waitFor();
+      const item = page.getByTestId("genie-conversations").locator(`[data-conversation-id="${conversationId}"]`);
+      await item.locator(".conversation-open").click();
+      const earlier = page.getByTestId("genie-earlier");
+      await earlier.nth(1).waitFor();
+      assert.equal(await earlier.count(), 2);
+      assert.equal(await log.getAttribute("data-conversation-id"), conversationId);
+      const first = earlier.first();
+      assert.equal(await first.locator(".genie-question").innerText(), "List the products");
+      assert.equal(await first.getAttribute("data-state"), "done");
+      assert.match(
+        await first.getByTestId("genie-sql").locator("pre").innerText(),
+        /SELECT id, name, price, category FROM main\.default\.products/,
+      );
+      const grid = first.getByTestId("genie-result").getByTestId("data-grid");
+      assert.equal(await grid.locator("tbody tr").count(), 8);
+      // The failed question shows Genie's error type.
+      const second = earlier.nth(1);
+      assert.equal(await second.locator(".genie-question").innerText(), "[fail query] how many orders");
+      assert.equal(await second.getAttribute("data-state"), "failed");
+      assert.equal(await second.getByTestId("genie-failure").getAttribute("data-type"), "SQL_EXECUTION_EXCEPTION");
+      await shot(page, "genie-history");
+
+      // A follow-up continues the reopened conversation, after its earlier messages.
+      const asked = page.waitForRequest((r) => r.method() === "POST" && r.url().endsWith(`/spaces/${SALES}/messages`));
+      await ask(page, "How many orders are there?");
+      assert.equal((await asked).postDataJSON().conversation_id, conversationId);
+      await page.getByTestId("genie-answer").nth(2).and(page.locator("[data-state=done]")).waitFor();
+      assert.equal(await earlier.count(), 2, "the history is not loaded again");
+
+      // Delete asks to confirm; Cancel keeps the conversation.
+      await item.getByTestId("genie-conversation-delete").click();
+      await item.getByTestId("genie-conversation-delete-cancel").click();
+      await item.getByTestId("genie-conversation-delete").click();
+      const deleted = page.waitForResponse(
+        (r) => r.request().method() === "DELETE" && r.url().endsWith(`/conversations/${conversationId}`),
+      );
+      await item.getByTestId("genie-conversation-delete-confirm").click();
+      assert.equal((await deleted).status(), 204);
+      await item.waitFor({ state: "detached" });
+      // The open conversation was the deleted one: the log starts afresh.
+      assert.equal(await log.getAttribute("data-conversation-id"), null);
+      assert.equal(await page.getByTestId("genie-answer").count(), 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
   test("a question whose query fails shows the error with its code and correlation id", async () => {
     const { page, context, errors } = await pageAs(chrome.browser, "alice");
     try {

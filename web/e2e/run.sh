@@ -2,6 +2,7 @@
 # End-to-end tests of the web UI: starts `dbapp dev` on a free port, waits for /health, runs
 # the tests in headless Debian Chromium (playwright-core, no browser download), stops the
 # server and exits with the tests' code. Idempotent; run from anywhere.
+#   bash e2e/run.sh [FILE…]   only these test files (e.g. e2e/genie.test.mjs); all by default
 #   DBAPP_BIN=path/to/dbapp   the binary (default: ../target/debug/dbapp, built if missing)
 #   BASE_URL=http://…          test an already running server instead of starting one
 #   EMULATOR_URL=http://…      with BASE_URL: its emulator, for the tests that inject faults
@@ -69,7 +70,9 @@ fi
 
 echo "e2e against $BASE_URL (screenshots in web/e2e/screenshots/)"
 set +e
-node --test --test-concurrency=1 --test-timeout=120000 e2e/app.test.mjs e2e/data.test.mjs e2e/genie.test.mjs e2e/assistant.test.mjs
+files=("$@")
+[ "${#files[@]}" -gt 0 ] || files=(e2e/app.test.mjs e2e/data.test.mjs e2e/genie.test.mjs e2e/assistant.test.mjs)
+node --test --test-concurrency=1 --test-timeout=120000 "${files[@]}"
 code=$?
 set -e
 exit "$code"

@@ -111,6 +111,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/genie/spaces/{space_id}/conversations/{conversation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Deletes one of the caller's conversations in a space, with its messages. */
+        delete: operations["delete_genie_conversation"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The caller's messages in one of their conversations, oldest first, each with Genie's answer
+         *     as the ask stream sends it (text, the SQL, the first rows of its result read as the caller,
+         *     suggested questions) or why it failed.
+         */
+        get: operations["list_genie_messages"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages/{message_id}/attachments/{attachment_id}/result": {
         parameters: {
             query?: never;
@@ -1123,10 +1161,18 @@ export interface components {
              */
             size: number | null;
         };
-        /** @description Genie's answer, the `data` of the `event: message` that ends a stream. */
+        /**
+         * @description A message and Genie's answer to it: the `data` of the `event: message` that ends a stream,
+         *     and each item of a conversation's history.
+         */
         GenieAnswer: {
+            /** @description The question, as asked. */
+            content: string;
             /** @description The conversation. */
             conversation_id: string;
+            /** @description When it was asked (RFC 3339), when the workspace says. */
+            created_at: string | null;
+            failure: components["schemas"]["GenieFailure"] | null;
             /** @description The message. */
             message_id: string;
             query: components["schemas"]["GenieQuery"] | null;
@@ -1134,8 +1180,9 @@ export interface components {
             /** @description The space. */
             space_id: string;
             /**
-             * @description `COMPLETED`, or `QUERY_RESULT_EXPIRED` (then `result` is null: read it with the result
-             *     route, which runs the query again).
+             * @description In the stream, `COMPLETED` or `QUERY_RESULT_EXPIRED` (then `result` is null: read it with
+             *     the result route, which runs the query again). In a history, any status: `FAILED` (see
+             *     `error`), `CANCELLED`, or one of a message Genie is still answering (`ASKING_AI`, …).
              */
             status: string;
             /** @description Questions Genie suggests asking next. */
@@ -1151,6 +1198,13 @@ export interface components {
             created_at: string | null;
             /** @description Title (Genie names it after the first question). */
             title: string | null;
+        };
+        /** @description Genie's own account of a failed message (as `GENIE_MESSAGE_FAILED`'s `detail` gives it). */
+        GenieFailure: {
+            /** @description Genie's message for people, at most 1 000 characters. */
+            message: string | null;
+            /** @description Genie's error type, e.g. `SQL_EXECUTION_EXCEPTION`. */
+            type: string | null;
         };
         /** @description The query Genie wrote. */
         GenieQuery: {
@@ -1338,6 +1392,37 @@ export interface components {
                  * @description Size in bytes; `null` for directories.
                  */
                 size: number | null;
+            }[];
+            /** @description The token of the next page; `null` at the end. */
+            next_page_token: string | null;
+        };
+        /** @description A page of a list backed by the workspace. */
+        ItemsPage_GenieAnswer: {
+            /** @description The items. */
+            items: {
+                /** @description The question, as asked. */
+                content: string;
+                /** @description The conversation. */
+                conversation_id: string;
+                /** @description When it was asked (RFC 3339), when the workspace says. */
+                created_at: string | null;
+                failure: components["schemas"]["GenieFailure"] | null;
+                /** @description The message. */
+                message_id: string;
+                query: components["schemas"]["GenieQuery"] | null;
+                result: components["schemas"]["GenieResult"] | null;
+                /** @description The space. */
+                space_id: string;
+                /**
+                 * @description In the stream, `COMPLETED` or `QUERY_RESULT_EXPIRED` (then `result` is null: read it with
+                 *     the result route, which runs the query again). In a history, any status: `FAILED` (see
+                 *     `error`), `CANCELLED`, or one of a message Genie is still answering (`ASKING_AI`, …).
+                 */
+                status: string;
+                /** @description Questions Genie suggests asking next. */
+                suggested_questions: string[];
+                /** @description The text attachments, in order (markdown). */
+                text: string[];
             }[];
             /** @description The token of the next page; `null` at the end. */
             next_page_token: string | null;
@@ -2496,6 +2581,174 @@ export interface operations {
                 };
             };
             /** @description GENIE_SPACE_NOT_FOUND */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_genie_conversation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                space_id: string;
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED: the caller may not use the space */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description GENIE_CONVERSATION_NOT_FOUND: no such conversation of the caller (another user's included, and one already deleted) or no such space */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_genie_messages: {
+        parameters: {
+            query?: {
+                /** @description Messages per page, 1–50 (default 20). */
+                limit?: number;
+                /** @description The previous page's `next_page_token` (opaque). */
+                page_token?: string;
+                /** @description Messages to skip (≥ 0); not with `page_token`. */
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                space_id: string;
+                conversation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ItemsPage_GenieAnswer"];
+                };
+            };
+            /** @description INVALID_REQUEST */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description PERMISSION_DENIED: the caller may not use the space */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description GENIE_CONVERSATION_NOT_FOUND: no such conversation of the caller (another user's included) or no such space */
             404: {
                 headers: {
                     [name: string]: unknown;

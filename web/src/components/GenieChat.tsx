@@ -1,19 +1,23 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { memo, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { memo, useEffect, useId, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { api } from "../api/client";
 import { ApiError, asApiError } from "../api/errors";
 import { streamGenie, type GenieAnswer, type GenieResult } from "../api/genieStream";
 import type { GenieSpace } from "../api/types";
-import { formatCount, formatTime } from "../format";
+import { formatCount } from "../format";
 import { CopyButton } from "./CopyButton";
 import { DataGrid } from "./DataGrid";
 import { ErrorPanel } from "./ErrorPanel";
+import { GENIE_CONVERSATIONS_KEY, GenieConversationList } from "./GenieConversationList";
 import { Loading } from "./Loading";
 import { Markdown } from "./Markdown";
 import { ResultChart } from "./ResultChart";
 
-/** How a question stands: Genie working on it, answered, stopped by the user, failed. */
-type State = "asking" | "done" | "stopped" | "failed";
+/**
+ * How a question stands: Genie working on it, answered, stopped by the user, failed; or, for an
+ * earlier message of a reopened conversation, still being answered when it was loaded.
+ */
+type State = "asking" | "done" | "stopped" | "failed" | "unfinished";
 
 interface Turn {
   key: string;
@@ -23,6 +27,8 @@ interface Turn {
   statuses: string[];
   answer?: GenieAnswer;
   error?: ApiError;
+  /** An earlier message of a reopened conversation, loaded from the server. */
+  earlier?: boolean;
 }
 
 let keys = 0;
@@ -43,7 +49,37 @@ const STATUS_TEXT: Record<string, string> = {
 };
 const statusText = (s: string | undefined) => (s ? (STATUS_TEXT[s] ?? `Genie: ${s.toLowerCase()}…`) : "Asking Genie…");
 
-export const GENIE_CONVERSATIONS_KEY = ["genie-conversations"] as const;
+/** Messages per page of a conversation's history (the route's most)… */
+const HISTORY_PAGE = 50;
+/** …and the pages loaded when a conversation is reopened: longer histories show their start. */
+const HISTORY_PAGES = 4;
+
+/** A reopened conversation's earlier messages, oldest first; `more` when some were left out. */
+async function loadHistory(spaceId: string, conversationId: string) {
+  const messages: GenieAnswer[] = [];
+  let token: string | undefined;
+  for (let i = 0; i < HISTORY_PAGES; i++) {
+    const page = await api.get("/api/genie/spaces/{space_id}/conversations/{conversation_id}/messages", {
+      path: { space_id: spaceId, conversation_id: conversationId },
+      query: { limit: HISTORY_PAGE, page_token: token },
+    });
+    messages.push(...page.items);
+    if (!page.next_page_token) return { messages, more: false };
+    token = page.next_page_token;
+  }
+  return { messages, more: true };
+}
+
+/** An earlier message as a turn of the log. */
+function earlierTurn(answer: GenieAnswer): Turn {
+  const state: State =
+    answer.status === "COMPLETED" || answer.status === "QUERY_RESULT_EXPIRED"
+      ? "done"
+      : answer.status === "FAILED" || answer.status === "CANCELLED"
+        ? "failed"
+        : "unfinished";
+  return { key: `m-${answer.message_id}`, question: answer.content, state, statuses: [], answer, earlier: true };
+}
 
 /** A chat with one Genie space: ask, watch the progress, see the SQL and its rows, follow up. */
 export function GenieChat({ space }: { space: GenieSpace }) {
@@ -51,8 +87,8 @@ export function GenieChat({ space }: { space: GenieSpace }) {
   const client = useQueryClient();
   const [turns, setTurns] = useState<Turn[]>([]);
   const [conversationId, setConversationId] = useState<string | null>(null);
-  /** A conversation picked from the list: its earlier messages are Genie's, not shown here. */
-  const [resumed, setResumed] = useState<string | null>(null);
+  /** A conversation picked from the list, whose earlier messages are loaded and shown first. */
+  const [resumed, setResumed] = useState<{ id: string; title: string } | null>(null);
   const [draft, setDraft] = useState("");
   const [asking, setAsking] = useState(false);
   const abort = useRef<AbortController | null>(null);
@@ -61,18 +97,24 @@ export function GenieChat({ space }: { space: GenieSpace }) {
   const input = useRef<HTMLTextAreaElement>(null);
   const end = useRef<HTMLDivElement>(null);
 
-  const conversations = useQuery({
-    queryKey: [...GENIE_CONVERSATIONS_KEY, space.space_id],
-    queryFn: () =>
-      api.get("/api/genie/spaces/{space_id}/conversations", { path: { space_id: space.space_id }, query: { limit: 50 } }),
+  const history = useQuery({
+    queryKey: ["genie-history", space.space_id, resumed?.id],
+    queryFn: () => loadHistory(space.space_id, resumed?.id ?? ""),
+    enabled: resumed !== null,
+    // Loaded once per opening: questions asked since are already in the log as turns, so a
+    // refetch (on focus, say) would show them twice. Dropped when closed, so reopening reloads.
+    staleTime: Infinity,
+    gcTime: 0,
   });
+  const loaded = resumed ? history.data : undefined;
+  const earlier = useMemo(() => loaded?.messages.map(earlierTurn) ?? [], [loaded]);
   const refreshList = () =>
     void client.invalidateQueries({ queryKey: [...GENIE_CONVERSATIONS_KEY, space.space_id] });
 
   useEffect(() => () => abort.current?.abort(), []);
   useEffect(() => {
     end.current?.scrollIntoView?.({ block: "nearest" });
-  }, [turns.length]);
+  }, [turns.length, earlier.length]);
 
   const reset = (to: string | null = null) => {
     abort.current?.abort();
@@ -137,45 +179,6 @@ export function GenieChat({ space }: { space: GenieSpace }) {
     input.current?.focus();
   };
 
-  let list;
-  if (conversations.isPending) list = <Loading label="Loading conversations…" />;
-  else if (conversations.isError)
-    list = <ErrorPanel error={conversations.error} onRetry={() => void conversations.refetch()} />;
-  else if (conversations.data.items.length === 0)
-    list = (
-      <p className="muted small" data-testid="genie-conversations-empty">
-        No conversations in {space.title} yet.
-      </p>
-    );
-  else
-    list = (
-      <ul className="conversations" data-testid="genie-conversations">
-        {conversations.data.items.map((c) => (
-          <li
-            key={c.conversation_id}
-            className={c.conversation_id === conversationId ? "active" : undefined}
-            data-conversation-id={c.conversation_id}
-          >
-            <button
-              type="button"
-              className="conversation-open"
-              aria-current={c.conversation_id === conversationId ? "true" : undefined}
-              onClick={() => {
-                if (c.conversation_id === conversationId) return;
-                reset(c.conversation_id);
-                setResumed(c.title || "Untitled");
-                input.current?.focus();
-              }}
-              data-track="genie-conversation-open"
-            >
-              <span className="conversation-title">{c.title || "Untitled"}</span>
-              {c.created_at && <span className="muted small">{formatTime(c.created_at)}</span>}
-            </button>
-          </li>
-        ))}
-      </ul>
-    );
-
   return (
     <section className="card" aria-labelledby="genie-h" data-testid="genie-chat" data-space-id={space.space_id}>
       <div className="card-header">
@@ -197,7 +200,21 @@ export function GenieChat({ space }: { space: GenieSpace }) {
       <div className="chat-layout">
         <div className="conversation-panel">
           <h4>Your conversations</h4>
-          {list}
+          <GenieConversationList
+            space={space}
+            activeId={conversationId}
+            onOpen={(id, title) => {
+              if (id === conversationId) return;
+              reset(id);
+              setResumed({ id, title });
+              input.current?.focus();
+            }}
+            onDeleted={(id) => {
+              if (id !== conversationId) return;
+              reset();
+              setResumed(null);
+            }}
+          />
         </div>
         <div className="chat-main">
           <ol
@@ -207,11 +224,27 @@ export function GenieChat({ space }: { space: GenieSpace }) {
             aria-live="polite"
             aria-busy={asking}
           >
-            {turns.length === 0 && (
+            {resumed && history.isPending && (
+              <li data-testid="genie-history-loading">
+                <Loading label="Loading earlier messages…" />
+              </li>
+            )}
+            {resumed && history.isError && (
+              <li data-testid="genie-history-error">
+                <ErrorPanel error={history.error} onRetry={() => void history.refetch()} />
+              </li>
+            )}
+            {earlier.map((t) => (
+              <GenieTurn key={t.key} turn={t} spaceId={space.space_id} onAsk={ask} asking={asking} />
+            ))}
+            {resumed && history.data?.more && (
+              <li className="muted small" data-testid="genie-history-truncated">
+                Only the first {HISTORY_PAGE * HISTORY_PAGES} messages of “{resumed.title}” are shown; the later ones are not.
+              </li>
+            )}
+            {turns.length === 0 && earlier.length === 0 && !(resumed && !history.isSuccess) && (
               <li className="muted">
-                {conversationId && resumed
-                  ? `Continuing “${resumed}”: Genie remembers its earlier questions, which are not shown here.`
-                  : `Ask ${space.title} a question about its data.`}
+                {resumed ? `Continue “${resumed.title}”.` : `Ask ${space.title} a question about its data.`}
               </li>
             )}
             {turns.map((t) => (
@@ -263,7 +296,13 @@ const GenieTurn = memo(function GenieTurn({
 }) {
   const { answer, state } = turn;
   return (
-    <li className="genie-turn" data-state={state}>
+    <li
+      className="genie-turn"
+      data-state={state}
+      data-earlier={turn.earlier ? "true" : undefined}
+      data-message-id={answer?.message_id}
+      data-testid={turn.earlier ? "genie-earlier" : undefined}
+    >
       <div className="bubble bubble-user genie-question">
         <div className="bubble-text">{turn.question}</div>
       </div>
@@ -286,6 +325,18 @@ const GenieTurn = memo(function GenieTurn({
           </div>
         )}
         {answer && <AnswerView answer={answer} spaceId={spaceId} />}
+        {answer?.failure && <GenieSaid said={answer.failure.message} type={answer.failure.type} />}
+        {state === "failed" && turn.earlier && !answer?.failure && (
+          <p className="muted small" data-testid="genie-failure">
+            Genie could not answer ({answer?.status.toLowerCase()}).
+          </p>
+        )}
+        {state === "unfinished" && (
+          <p className="bubble-footer" data-testid="genie-unfinished">
+            <span className="badge badge-warn">{answer?.status.toLowerCase().replace(/_/g, " ")}</span>
+            <span className="muted small">Genie was still answering; reopen the conversation to see its answer.</span>
+          </p>
+        )}
         {turn.error && <ErrorPanel error={turn.error} />}
         {turn.error && <GenieFailure error={turn.error} />}
         {state === "stopped" && (
@@ -321,8 +372,16 @@ const GenieTurn = memo(function GenieTurn({
 function GenieFailure({ error }: { error: ApiError }) {
   if (error.code !== "GENIE_MESSAGE_FAILED") return null;
   const detail = (error.detail ?? {}) as { type?: unknown; genie_error?: unknown };
-  const said = typeof detail.genie_error === "string" ? detail.genie_error : "";
-  const type = typeof detail.type === "string" ? detail.type : "";
+  return (
+    <GenieSaid
+      said={typeof detail.genie_error === "string" ? detail.genie_error : null}
+      type={typeof detail.type === "string" ? detail.type : null}
+    />
+  );
+}
+
+/** Genie's own message and error type for a message it could not answer, when it gave them. */
+function GenieSaid({ said, type }: { said: string | null; type: string | null }) {
   if (!said && !type) return null;
   return (
     <p className="muted small genie-failure" data-testid="genie-failure" data-type={type || undefined}>
@@ -391,7 +450,8 @@ export function AnswerView({ answer, spaceId }: { answer: GenieAnswer; spaceId: 
           </p>
         </section>
       ) : (
-        query && (
+        query &&
+        (answer.status === "COMPLETED" || answer.status === "QUERY_RESULT_EXPIRED") && (
           <div className="genie-result" data-testid="genie-result-expired">
             <p className="muted small">The result has expired: Genie can run the query again.</p>
             {reloaded.error !== undefined && <ErrorPanel error={reloaded.error} />}
