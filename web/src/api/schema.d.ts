@@ -3054,6 +3054,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description RATE_LIMITED: the caller's invocation quota (a question is an invocation), or the workspace's rate limit */
             429: {
                 headers: {
                     [name: string]: unknown;

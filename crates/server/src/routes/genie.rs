@@ -466,7 +466,8 @@ async fn delete_conversation(
     (status = 403, body = ErrorBody, description = "PERMISSION_DENIED: the caller may not use the space"),
     (status = 404, body = ErrorBody, description = "GENIE_SPACE_NOT_FOUND, GENIE_CONVERSATION_NOT_FOUND"),
     (status = 413, body = ErrorBody), (status = 415, body = ErrorBody),
-    (status = 429, body = ErrorBody), (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
+    (status = 429, body = ErrorBody, description = "RATE_LIMITED: the caller's invocation quota (a question is an invocation), or the workspace's rate limit"),
+    (status = 502, body = ErrorBody), (status = 504, body = ErrorBody),
 ))]
 async fn ask(
     State(app): State<AppState>,
@@ -475,6 +476,8 @@ async fn ask(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Response, ApiError> {
     let request: AskRequest = super::from_json_object("body", body)?;
+    // A question makes Genie write and run SQL: it uses one of the caller's invocations.
+    app.quotas.check_invocation(caller.user_id())?;
     let ids = start_message(
         &app,
         &caller,

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use dbapp_emulator::WarehouseState;
 use serde_json::{Value, json};
 
-use crate::app::{ADMIN, ALICE, BOB, TestApp, assert_error, captured_logs, spawn_app};
+use crate::app::{
+    ADMIN, ALICE, BOB, Options, TestApp, assert_error, captured_logs, spawn_app, spawn_app_with,
+};
 
 const SALES: &str = "01f0c0ffee5a1e5000000000000000a1";
 const TAXI: &str = "01f0c0ffee5a1e5000000000000000b2";
@@ -814,4 +816,42 @@ async fn bob_can_neither_read_nor_delete_alices_conversation() {
         )
         .await;
     assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn questions_count_against_the_invocation_quota() {
+    // Arrange: one invocation a minute.
+    let app = spawn_app_with(Options {
+        env: vec![("DBAPP_QUOTA_INVOCATIONS_PER_MINUTE", "1")],
+        ..Options::default()
+    })
+    .await;
+    app.emulator
+        .update_settings(|s| s.genie_step_ms = 1)
+        .unwrap();
+    let question = json!({"content": "List the products"});
+    ask_all(&app, ALICE, SALES, &question).await;
+    let started = app
+        .emulator
+        .requests(&format!("/api/2.0/genie/spaces/{SALES}/start-conversation"))
+        .len();
+
+    // Act
+    let over = ask(&app, ALICE, SALES, &question).send().await.unwrap();
+    let bobs = ask(&app, BOB, SALES, &question).send().await.unwrap();
+
+    // Assert: refused before Genie is asked; bob's quota is his own.
+    let retry_after = over.headers().get("retry-after").cloned();
+    let body = assert_error(over, 429, "RATE_LIMITED").await;
+    assert_eq!(body["detail"]["quota"], "invocations");
+    assert!(retry_after.is_some(), "Retry-After is set");
+    assert_eq!(bobs.status(), 200);
+    let _ = bobs.text().await;
+    assert_eq!(
+        app.emulator
+            .requests(&format!("/api/2.0/genie/spaces/{SALES}/start-conversation"))
+            .len(),
+        started + 1,
+        "only bob's question reached Genie"
+    );
 }
