@@ -17,4 +17,5 @@ mod outage;
 mod performance;
 mod preferences;
 mod retention;
+mod rls;
 mod usage;
