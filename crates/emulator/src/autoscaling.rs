@@ -210,7 +210,10 @@ impl<'a> Target<'a> {
         if parts.iter().any(|p| p.is_empty()) {
             return None;
         }
-        if parts.len() >= 4 && parts.len() % 2 == 0 && parts[parts.len() - 2] == "operations" {
+        if parts.len() >= 4
+            && parts.len().is_multiple_of(2)
+            && parts[parts.len() - 2] == "operations"
+        {
             return Some(Self::Operation(name));
         }
         Some(match parts.as_slice() {
