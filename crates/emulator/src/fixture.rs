@@ -129,6 +129,9 @@ pub struct Settings {
     /// How long a Genie message stays in each status before the next one (`SUBMITTED`,
     /// `FETCHING_METADATA`, `FILTERING_CONTEXT`, `ASKING_AI`, `EXECUTING_QUERY`).
     pub genie_step_ms: u64,
+    /// How long a Lakebase Autoscaling operation (create, update, delete) takes to be `done`;
+    /// 0 answers every operation already done.
+    pub postgres_operation_ms: u64,
 }
 
 impl Default for Settings {
@@ -153,6 +156,7 @@ impl Default for Settings {
             files_max_file_bytes: 128 * 1024 * 1024,
             files_max_total_bytes: 512 * 1024 * 1024,
             genie_step_ms: 100,
+            postgres_operation_ms: 0,
         }
     }
 }
@@ -854,6 +858,18 @@ impl Fixture {
             self.database_instances.iter().map(|d| d.name.as_str()),
             "database instance",
         )?;
+        unique(
+            self.postgres_endpoints.iter().map(|e| e.name.as_str()),
+            "postgres endpoint",
+        )?;
+        for endpoint in &self.postgres_endpoints {
+            if !crate::autoscaling::is_endpoint_name(&endpoint.name) {
+                return invalid(format!(
+                    "postgres endpoint {:?} is not projects/{{p}}/branches/{{b}}/endpoints/{{e}} with ids of 1-63 characters [a-z][a-z0-9-]*",
+                    endpoint.name
+                ));
+            }
+        }
         self.validate_genie_spaces()?;
         let s = &self.settings;
         if s.default_page_size == 0 || s.max_page_size == 0 || s.sql_chunk_rows == 0 {

@@ -32,6 +32,7 @@
 //!   `dbapp dev` applies to its own port too.
 
 mod auth;
+mod autoscaling;
 mod control;
 mod engine;
 mod error;

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::autoscaling::Autoscaling;
 use crate::engine::Engine;
 use crate::faults::FaultRules;
 use crate::files::FileTree;
@@ -53,6 +54,9 @@ pub(crate) struct Inner {
     pub(crate) files: Mutex<FileTree>,
     /// Genie conversations and messages of every user.
     pub(crate) genie: Mutex<GenieStore>,
+    /// Lakebase Autoscaling projects, branches, endpoints and operations; the fixture's
+    /// endpoints at start and reset.
+    pub(crate) autoscaling: Mutex<Autoscaling>,
     /// The fixture settings after command-line overrides: what `reset` returns to.
     initial_settings: Settings,
 }
@@ -239,6 +243,7 @@ impl Emulator {
             log: Mutex::default(),
             files: Mutex::new(FileTree::from_fixture(&fixture, Utc::now())),
             genie: Mutex::default(),
+            autoscaling: Mutex::new(autoscaling_of(&fixture)),
             initial_settings: settings,
             fixture,
         }))
@@ -250,7 +255,7 @@ impl Emulator {
     }
 
     /// Returns tokens, statements, warehouses, sessions, faults, settings, volume files, Genie
-    /// conversations and the log to their state at start.
+    /// conversations, Autoscaling projects and the log to their state at start.
     pub(crate) async fn reset(&self) -> Result<(), LakebaseError> {
         *lock(&self.tokens) = static_tokens(&self.fixture);
         *lock(&self.settings) = self.initial_settings.clone();
@@ -265,12 +270,25 @@ impl Emulator {
         lock(&self.log).clear();
         *lock(&self.files) = FileTree::from_fixture(&self.fixture, Utc::now());
         *lock(&self.genie) = GenieStore::default();
+        *lock(&self.autoscaling) = autoscaling_of(&self.fixture);
         // Minted tokens are unknown after a reset, so none may remain a Postgres password.
         if let Some(lakebase) = &self.lakebase {
             lakebase.logins().await.expire_all().await?;
         }
         Ok(())
     }
+}
+
+/// The fixture's Autoscaling endpoints as projects, owned by the first workspace admin (else the
+/// first user), who stands in for the creator the fixture does not name.
+fn autoscaling_of(fixture: &Fixture) -> Autoscaling {
+    let users = &fixture.users;
+    let owner = users
+        .iter()
+        .find(|u| u.groups.iter().any(|g| g == "admins"))
+        .or_else(|| users.first())
+        .map_or("admin@example.com", |u| u.user_name.as_str());
+    Autoscaling::from_fixture(&fixture.postgres_endpoints, owner)
 }
 
 fn principals_of(fixture: &Fixture) -> HashMap<String, Arc<Principal>> {

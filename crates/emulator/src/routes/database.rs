@@ -1,5 +1,6 @@
 //! The Lakebase control plane (`shared/UPSTREAM.md` §4.5): database credentials for Provisioned
-//! instances and Autoscaling endpoints, instance get and list, and endpoint get.
+//! instances and Autoscaling endpoints, and instance get and list. Autoscaling's projects,
+//! branches and endpoints are `routes::autoscaling`; a credential's endpoint must exist there.
 //!
 //! Credentials are JWT-shaped tokens minted for the caller (`sub` = its user name or application
 //! id) with the `lakebase` audience; they authenticate against the workspace APIs like any minted
@@ -20,10 +21,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Authenticated;
+use crate::autoscaling;
 use crate::error::ApiError;
-use crate::fixture::{DatabaseInstance, PostgresEndpoint};
+use crate::fixture::DatabaseInstance;
 use crate::routes::{JsonBody, QueryParams, page_of};
-use crate::state::{Emulator, Principal};
+use crate::state::{Emulator, Principal, lock};
 
 /// The `aud` claim of database credentials.
 const AUDIENCE: &str = "lakebase";
@@ -36,9 +38,6 @@ const MAX_SETTING_TTL_SECS: i64 = 100 * 365 * 24 * 3600;
 const CREATION_TIME: &str = "2025-01-01T00:00:00Z";
 /// Point-in-time recovery window the real service defaults to.
 const RETENTION_DAYS: u32 = 7;
-/// Autoscaling compute limits reported for every endpoint.
-const MIN_CU: f64 = 0.5;
-const MAX_CU: f64 = 4.0;
 
 pub(super) fn router() -> Router<Emulator> {
     Router::new()
@@ -46,10 +45,6 @@ pub(super) fn router() -> Router<Emulator> {
         .route("/api/2.0/database/instances", get(list_instances))
         .route("/api/2.0/database/instances/{name}", get(get_instance))
         .route("/api/2.0/postgres/credentials", post(postgres_credential))
-        .route(
-            "/api/2.0/postgres/projects/{project}/branches/{branch}/endpoints/{endpoint}",
-            get(get_endpoint),
-        )
 }
 
 /// `GenerateDatabaseCredentialRequest`; `request_id` is accepted and ignored.
@@ -105,8 +100,8 @@ async fn postgres_credential(
         .filter(|e| !e.is_empty())
         .ok_or_else(|| ApiError::bad_request("Missing required field: endpoint"))?;
     let (project, branch, endpoint) = parse_endpoint_name(name)?;
-    if find_endpoint(&emulator, project, branch, endpoint).is_none() {
-        return Err(endpoint_not_found(name));
+    if !lock(&emulator.autoscaling).endpoint_exists(project, branch, endpoint) {
+        return Err(autoscaling::not_found("endpoint", name));
     }
     let ttl = match (request.ttl, request.expire_time) {
         (Some(_), Some(_)) => {
@@ -316,69 +311,6 @@ fn parse_endpoint_name(name: &str) -> Result<(&str, &str, &str), ApiError> {
     }
 }
 
-fn find_endpoint<'a>(
-    emulator: &'a Emulator,
-    project: &str,
-    branch: &str,
-    endpoint: &str,
-) -> Option<&'a PostgresEndpoint> {
-    let name = format!("projects/{project}/branches/{branch}/endpoints/{endpoint}");
-    emulator
-        .fixture
-        .postgres_endpoints
-        .iter()
-        .find(|e| e.name == name)
-}
-
-fn endpoint_not_found(name: &str) -> ApiError {
-    ApiError::not_found(
-        "RESOURCE_DOES_NOT_EXIST",
-        format!("Endpoint '{name}' does not exist."),
-    )
-}
-
-async fn get_endpoint(
-    State(emulator): State<Emulator>,
-    Authenticated(_): Authenticated,
-    Path((project, branch, endpoint)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let found = find_endpoint(&emulator, &project, &branch, &endpoint).ok_or_else(|| {
-        endpoint_not_found(&format!(
-            "projects/{project}/branches/{branch}/endpoints/{endpoint}"
-        ))
-    })?;
-    let (host, pooled) = match &emulator.lakebase {
-        // One local server stands for both the direct and the pooled host.
-        Some(lakebase) => (lakebase.host().to_owned(), lakebase.host().to_owned()),
-        None => (found.host.clone(), pooled_host(&found.host)),
-    };
-    Ok(Json(json!({
-        "name": found.name,
-        "parent": format!("projects/{project}/branches/{branch}"),
-        "status": {
-            "current_state": "ACTIVE",
-            "endpoint_type": "ENDPOINT_TYPE_READ_WRITE",
-            "hosts": {
-                "host": host,
-                "read_write_pooled_host": pooled,
-            },
-            "autoscaling_limit_min_cu": MIN_CU,
-            "autoscaling_limit_max_cu": MAX_CU,
-        },
-        // Also at the top level, where older clients of the Postgres API read them.
-        "autoscaling_limit_min_cu": MIN_CU,
-        "autoscaling_limit_max_cu": MAX_CU,
-    })))
-}
-
-/// `ep-x.database.…` → `ep-x-pooler.database.…`, the pooled host naming of the real service.
-fn pooled_host(host: &str) -> String {
-    match host.split_once('.') {
-        Some((first, rest)) => format!("{first}-pooler.{rest}"),
-        None => format!("{host}-pooler"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,17 +363,5 @@ mod tests {
         assert_eq!(ok.unwrap(), ("p", "b", "e"));
         assert!(parse_endpoint_name("projects/p/branches/b").is_err());
         assert!(parse_endpoint_name("projects//branches/b/endpoints/e").is_err());
-    }
-
-    #[test]
-    fn pooled_hosts_insert_pooler_after_the_first_label() {
-        // Arrange / Act
-        let pooled = pooled_host("ep-primary.database.us-west-2.cloud.databricks.com");
-
-        // Assert
-        assert_eq!(
-            pooled,
-            "ep-primary-pooler.database.us-west-2.cloud.databricks.com"
-        );
     }
 }

@@ -7,6 +7,7 @@
 //! whatever its content type, like the real service) and [`QueryParams`], both answering bad
 //! input with a Databricks error body instead of axum's plain-text rejections.
 
+mod autoscaling;
 mod catalog;
 mod database;
 mod files;
@@ -48,6 +49,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
         .merge(warehouses::router())
         .merge(sessions::router())
         .merge(database::router())
+        .merge(autoscaling::router())
         .merge(genie::router())
         .fallback(no_such_api)
         .layer(from_fn_with_state(emulator.clone(), faults::apply))

@@ -314,7 +314,7 @@ async fn autoscaling_credential_for_a_missing_unknown_or_malformed_endpoint() {
     // Assert
     assert_eq!(missing, StatusCode::BAD_REQUEST);
     assert_eq!(unknown, StatusCode::NOT_FOUND);
-    assert_eq!(unknown_body["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(unknown_body["error_code"], "NOT_FOUND");
     assert_eq!(malformed, StatusCode::BAD_REQUEST);
 }
 
@@ -419,11 +419,11 @@ async fn endpoint_get_reports_state_and_hosts_and_404s_unknown_ones() {
     );
     assert!(body["status"]["hosts"]["read_write_pooled_host"].is_string());
     assert!(
-        body["autoscaling_limit_min_cu"].as_f64().unwrap()
-            <= body["autoscaling_limit_max_cu"].as_f64().unwrap()
+        body["status"]["autoscaling_limit_min_cu"].as_f64().unwrap()
+            <= body["status"]["autoscaling_limit_max_cu"].as_f64().unwrap()
     );
     assert_eq!(missing, StatusCode::NOT_FOUND);
-    assert_eq!(missing_body["error_code"], "RESOURCE_DOES_NOT_EXIST");
+    assert_eq!(missing_body["error_code"], "NOT_FOUND");
 }
 
 #[tokio::test]
@@ -559,6 +559,19 @@ async fn alice_logs_in_as_her_own_role_with_an_autoscaling_credential() {
     let (_, endpoint) = te
         .get(&format!("/api/2.0/postgres/{ENDPOINT}"), ALICE)
         .await;
+    let (_, created) = te
+        .post(
+            "/api/2.0/postgres/projects?project_id=mine",
+            ALICE,
+            json!({}),
+        )
+        .await;
+    let (_, listed) = te
+        .get(
+            "/api/2.0/postgres/projects/mine/branches/production/endpoints",
+            ALICE,
+        )
+        .await;
 
     // Act
     let (status, body) = te
@@ -576,6 +589,12 @@ async fn alice_logs_in_as_her_own_role_with_an_autoscaling_credential() {
     // Assert
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(endpoint["status"]["hosts"]["host"], "127.0.0.1");
+    assert_eq!(created["done"], true, "{created}");
+    // Endpoints created through the API point at the admin URL's host too.
+    assert_eq!(
+        listed["endpoints"][0]["status"]["hosts"]["host"],
+        "127.0.0.1"
+    );
     assert_eq!(current_user(&mut connection).await, "alice@example.com");
 }
 

@@ -4,6 +4,7 @@
 mod support;
 
 mod auth;
+mod autoscaling;
 mod catalog;
 mod faults;
 mod files;
