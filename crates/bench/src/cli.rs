@@ -118,12 +118,18 @@ pub(crate) enum Scenario {
     MeUncached,
     /// `GET /api/unity-catalog/catalogs` vs the emulator's catalog list called directly.
     Catalogs,
+    /// `GET /api/genie/spaces` vs the emulator's Genie space list called directly.
+    GenieSpaces,
     /// `PUT /api/preferences/{key}` on Postgres vs the same upsert through raw sqlx.
     PrefsPut,
     /// `GET /api/preferences` on Postgres vs the same select through raw sqlx.
     PrefsList,
     /// Time to the first event of a streamed chat answer through dbapp vs from the emulator.
     ChatStream,
+    /// Asking Genie, to the end of the streamed answer, vs a client that starts the
+    /// conversation, polls the message as dbapp's waiter does and fetches the result itself, at
+    /// one connection.
+    GenieAsk,
     /// A governed query through dbapp (cache off) vs the same statement sent to the emulator
     /// at one connection; and a cached governed query vs the hello-world server.
     Query,
@@ -146,9 +152,11 @@ impl Scenario {
             Self::MeCached => "me-cached",
             Self::MeUncached => "me-uncached",
             Self::Catalogs => "catalogs",
+            Self::GenieSpaces => "genie-spaces",
             Self::PrefsPut => "prefs-put",
             Self::PrefsList => "prefs-list",
             Self::ChatStream => "chat-stream",
+            Self::GenieAsk => "genie-ask",
             Self::Query => "query",
             Self::Rotation => "rotation",
             Self::Startup => "startup",

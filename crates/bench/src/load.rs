@@ -37,6 +37,10 @@ pub(crate) struct LoadSpec {
     pub(crate) bursts: Option<(Duration, Duration)>,
     /// When a response's latency is taken.
     pub(crate) latency_to: LatencyTo,
+    /// What a 2xx body must end with to count as a success: a stream that answers `200` and
+    /// then reports an error in its last event (the Genie ask route's `event: error`) is a
+    /// failure, not a fast answer.
+    pub(crate) body_ends_with: Option<&'static [u8]>,
 }
 
 /// When a response's latency is taken; the body is read to its end either way.
@@ -125,13 +129,24 @@ impl Recording {
     /// A recording of timed operations other than HTTP requests, none failed: one latency per
     /// operation, `elapsed` in all.
     pub(crate) fn of_timings(latencies: &[Duration], elapsed: Duration) -> Self {
+        Self::of_operations(latencies, Vec::new(), elapsed)
+    }
+
+    /// A recording of timed operations made of several requests each (a client's poll loop):
+    /// one latency per operation that succeeded, the failures as their messages (the first few
+    /// are kept as samples), `elapsed` in all.
+    pub(crate) fn of_operations(
+        latencies: &[Duration],
+        failures: Vec<String>,
+        elapsed: Duration,
+    ) -> Self {
         Self {
             latencies_us: latencies
                 .iter()
                 .map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX))
                 .collect(),
-            errors: 0,
-            samples: Vec::new(),
+            errors: failures.len() as u64,
+            samples: failures.into_iter().take(3).collect(),
             elapsed,
         }
     }
@@ -190,7 +205,8 @@ pub(crate) async fn record(spec: &LoadSpec) -> Recording {
     recording
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+/// A kept-alive HTTP/1.1 client connection to `addr`, with `TCP_NODELAY`.
+pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     let stream = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
@@ -269,6 +285,13 @@ async fn drive(spec: &LoadSpec, index: usize, started: Instant, deadline: Instan
                             let body = body.to_bytes();
                             let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
                             stats.error(format!("{status}: {text}"));
+                        } else if let Some(end) = spec.body_ends_with {
+                            let body = body.to_bytes();
+                            if !body.ends_with(end) {
+                                let tail = &body[body.len().saturating_sub(200)..];
+                                let text = String::from_utf8_lossy(tail);
+                                stats.error(format!("{status}, but the body ends …{text}"));
+                            }
                         }
                         sender = Some(client);
                     }

@@ -6,7 +6,8 @@
 //!   closed-loop HTTP load generator. `procs`: child processes, readiness, `/proc` memory.
 //!   `baseline`: the hello-world and raw-sqlx server the harness runs as its own process
 //!   (`--baseline-server`). `report`: the Markdown table and the JSON document. `admin_report`:
-//!   the in-process scenario of the admin performance report over many raw records.
+//!   the in-process scenario of the admin performance report over many raw records. `genie`:
+//!   the direct Genie client the `genie-ask` scenario compares dbapp's ask route with.
 //!
 //! Exit status: 0 when every process survived, every scenario could be set up and the rotation
 //! scenario saw no error; 1 otherwise. Missed speed targets never fail a run: on a shared
@@ -15,6 +16,7 @@
 mod admin_report;
 mod baseline;
 mod cli;
+mod genie;
 mod load;
 mod procs;
 mod report;
