@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `DATABASE_URL` | any `postgres://` or `sqlite:` URL; when set, the Lakebase variables are not used |
 //! | `PGHOST`, `PGPORT`, `PGDATABASE`, `PGUSER`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGAPPNAME`, `PGPASSWORD` | Lakebase (see [`crate::lakebase`]); for a `postgres://` `DATABASE_URL` they fill the parts the URL leaves out, as libpq does |
-//! | `LAKEBASE_INSTANCE_NAME` / `LAKEBASE_ENDPOINT` | which credential API mints the Postgres password (Provisioned / Autoscaling) |
+//! | `LAKEBASE_INSTANCE_NAME` / `LAKEBASE_ENDPOINT` (an endpoint or a branch) / `LAKEBASE_PROJECT` + `LAKEBASE_BRANCH` | which credential API mints the Postgres password (Provisioned / Autoscaling) |
 //! | `PGHOSTADDR`, `PGSSLCERT`, `PGSSLKEY`, `PGOPTIONS` | refused when a Postgres store is configured: dbapp does not use them, and sqlx would otherwise apply them unseen |
 //!
 //! Nothing reads the environment after this parse. sqlx's `PgConnectOptions` constructors do

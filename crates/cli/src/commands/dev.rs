@@ -115,6 +115,8 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
         "PGPASSWORD",
         "LAKEBASE_INSTANCE_NAME",
         "LAKEBASE_ENDPOINT",
+        "LAKEBASE_PROJECT",
+        "LAKEBASE_BRANCH",
     ]))?;
     settings.server.dbapp.log_format = LogFormat::Pretty;
     settings.server.dbapp.sqlite_path = args.dir.join("dbapp.db").display().to_string();

@@ -107,34 +107,20 @@ async fn lakebase(args: &TokenArgs, env: &Environment) -> anyhow::Result<()> {
     let client = workspace_client(&loaded)
         .context("cannot resolve the identity that mints the Lakebase credential")?;
     let target = CredentialTarget::from_env(env.lookup())?.context(
-        "set LAKEBASE_INSTANCE_NAME (Provisioned) or LAKEBASE_ENDPOINT (Autoscaling) to say which \
-         Lakebase to mint a credential for",
+        "set LAKEBASE_INSTANCE_NAME (Provisioned), or LAKEBASE_ENDPOINT or LAKEBASE_PROJECT and \
+         LAKEBASE_BRANCH (Autoscaling), to say which Lakebase to mint a credential for",
     )?;
     let app = client.as_app();
-    let credential = match &target {
-        CredentialTarget::Instance(name) => {
-            app.generate_database_credential(&[name.as_str()]).await
-        }
-        CredentialTarget::Endpoint(endpoint) => {
-            app.generate_postgres_credential(endpoint, None).await
-        }
-    }
-    .context("cannot mint a Lakebase credential (`dbapp doctor` says why)")?;
+    let credential = target
+        .mint(&app)
+        .await
+        .context("cannot mint a Lakebase credential (`dbapp doctor` says why)")?;
     let host = match env.get("PGHOST") {
         Some(host) => host,
-        None => match &target {
-            CredentialTarget::Instance(name) => app
-                .get_database_instance(name)
-                .await?
-                .read_write_dns
-                .with_context(|| format!("instance {name} has no read_write_dns yet"))?,
-            CredentialTarget::Endpoint(endpoint) => app
-                .get_postgres_endpoint(endpoint)
-                .await?
-                .host()
-                .map(str::to_owned)
-                .with_context(|| format!("endpoint {endpoint} has no host yet"))?,
-        },
+        None => target
+            .host(&app)
+            .await?
+            .with_context(|| format!("{target} has no host yet"))?,
     };
     let token = credential.token.expose_secret();
     let user = match env.get("PGUSER") {

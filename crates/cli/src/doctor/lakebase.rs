@@ -275,16 +275,7 @@ async fn mint(
     target: &CredentialTarget,
 ) -> (Vec<Check>, Option<(String, SecretString)>) {
     let app = client.as_app().with_timeout(input.timeout);
-    let (what, result) = match target {
-        CredentialTarget::Instance(name) => (
-            format!("instance {name}"),
-            app.generate_database_credential(&[name.as_str()]).await,
-        ),
-        CredentialTarget::Endpoint(endpoint) => (
-            format!("endpoint {endpoint}"),
-            app.generate_postgres_credential(endpoint, None).await,
-        ),
-    };
+    let (what, result) = (target.to_string(), target.mint(&app).await);
     let credential = match result {
         Ok(credential) => credential,
         Err(error) => {
@@ -295,7 +286,9 @@ async fn mint(
                 }
                 (ErrorKind::NotFound | ErrorKind::BadRequest, CredentialTarget::Endpoint(_)) => {
                     "LAKEBASE_ENDPOINT must be an existing projects/<p>/branches/<b>/endpoints/<e> \
-                     (in app.yaml, `valueFrom: postgres` gives exactly that)"
+                     (in app.yaml, `valueFrom: postgres` gives exactly that), or a branch \
+                     projects/<p>/branches/<b> (or LAKEBASE_PROJECT and LAKEBASE_BRANCH) with a \
+                     read-write endpoint"
                 }
                 (ErrorKind::PermissionDenied, _) => {
                     "the app's service principal needs access to the instance: add it as the \
@@ -473,15 +466,5 @@ async fn lookup_host(
     input: &Input,
 ) -> Option<String> {
     let app = app?.as_app().with_timeout(input.timeout);
-    match target? {
-        CredentialTarget::Instance(name) => {
-            app.get_database_instance(name).await.ok()?.read_write_dns
-        }
-        CredentialTarget::Endpoint(name) => app
-            .get_postgres_endpoint(name)
-            .await
-            .ok()?
-            .host()
-            .map(str::to_owned),
-    }
+    target?.host(&app).await.ok()?
 }

@@ -378,6 +378,8 @@ fn config_entries(input: &Input, config: Option<&Config>) -> Vec<ConfigEntry> {
         ("PGPASSWORD", true, None),
         ("LAKEBASE_INSTANCE_NAME", false, None),
         ("LAKEBASE_ENDPOINT", false, None),
+        ("LAKEBASE_PROJECT", false, None),
+        ("LAKEBASE_BRANCH", false, None),
     ] {
         let mut entry = from_env(name, secret, default);
         if name == "PGUSER" && entry.value.is_none() {

@@ -24,6 +24,10 @@ const GET_DATABASE_INSTANCE: Operation = Operation::new("database", "get_databas
 const GENERATE_POSTGRES_CREDENTIAL: Operation =
     Operation::new("postgres", "generate_postgres_credential");
 const GET_POSTGRES_ENDPOINT: Operation = Operation::new("postgres", "get_postgres_endpoint");
+const LIST_POSTGRES_ENDPOINTS: Operation = Operation::new("postgres", "list_postgres_endpoints");
+
+/// Pages of a branch's endpoints read at most; a branch has a handful of endpoints.
+const MAX_ENDPOINT_PAGES: usize = 10;
 
 /// A database credential: the token to use as the Postgres password, and its expiry.
 #[derive(Clone)]
@@ -87,7 +91,24 @@ pub struct PostgresEndpoint {
     pub other: BTreeMap<String, Value>,
 }
 
+#[derive(Deserialize)]
+struct EndpointPage {
+    #[serde(default)]
+    endpoints: Vec<PostgresEndpoint>,
+    #[serde(default)]
+    next_page_token: Option<String>,
+}
+
 impl PostgresEndpoint {
+    /// Whether it is a read-write endpoint (its `status.endpoint_type` says `READ_WRITE`).
+    #[must_use]
+    pub fn is_read_write(&self) -> bool {
+        self.status
+            .as_ref()
+            .and_then(|s| s.endpoint_type.as_deref())
+            .is_some_and(|t| t.contains("READ_WRITE"))
+    }
+
     /// The read-write host, if reported.
     #[must_use]
     pub fn host(&self) -> Option<&str> {
@@ -102,6 +123,9 @@ pub struct EndpointStatus {
     /// e.g. `ACTIVE`.
     #[serde(default)]
     pub current_state: Option<String>,
+    /// `ENDPOINT_TYPE_READ_WRITE` or `ENDPOINT_TYPE_READ_ONLY`.
+    #[serde(default)]
+    pub endpoint_type: Option<String>,
     /// Host names.
     #[serde(default)]
     pub hosts: Option<EndpointHosts>,
@@ -247,38 +271,116 @@ impl Workspace<'_> {
         &self,
         name: &str,
     ) -> Result<PostgresEndpoint, DatabricksError> {
-        let segments: Vec<&str> = name.split('/').collect();
-        let valid = matches!(
-            segments.as_slice(),
-            ["projects", p, "branches", b, "endpoints", e] if !p.is_empty() && !b.is_empty() && !e.is_empty()
-        );
-        if !valid {
-            return Err(DatabricksError::new(
-                ErrorKind::BadRequest,
-                format!(
-                    "{name:?} is not projects/{{project}}/branches/{{branch}}/endpoints/{{endpoint}}"
-                ),
-            ));
-        }
-        let path = format!(
-            "/api/2.0/postgres/{}",
-            segments
-                .iter()
-                .map(|s| encode_segment(s))
-                .collect::<Vec<_>>()
-                .join("/")
-        );
+        let segments = resource_path(name, &["projects", "branches", "endpoints"])?;
+        let path = format!("/api/2.0/postgres/{segments}");
         self.get_json(
             self.call(GET_POSTGRES_ENDPOINT, Method::GET, &path),
             "postgres endpoint",
         )
         .await
     }
+
+    /// The endpoints of an Autoscaling branch (`projects/{p}/branches/{b}`), every page.
+    ///
+    /// # Errors
+    /// [`ErrorKind::BadRequest`] for a malformed name; [`ErrorKind::NotFound`], auth,
+    /// transport and 5xx kinds.
+    #[tracing::instrument(skip_all, fields(branch = %branch))]
+    pub async fn list_postgres_endpoints(
+        &self,
+        branch: &str,
+    ) -> Result<Vec<PostgresEndpoint>, DatabricksError> {
+        let segments = resource_path(branch, &["projects", "branches"])?;
+        let path = format!("/api/2.0/postgres/{segments}/endpoints");
+        let mut endpoints = Vec::new();
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_ENDPOINT_PAGES {
+            let mut call = self.call(LIST_POSTGRES_ENDPOINTS, Method::GET, &path);
+            if let Some(token) = &token {
+                call = call.query("page_token", token);
+            }
+            let page: EndpointPage = self.get_json(call, "postgres endpoints").await?;
+            endpoints.extend(page.endpoints);
+            token = page.next_page_token.filter(|t| !t.is_empty());
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(endpoints)
+    }
+
+    /// The endpoint `name` stands for: an endpoint (`projects/{p}/branches/{b}/endpoints/{e}`)
+    /// as it is, or a branch (`projects/{p}/branches/{b}`)'s read-write endpoint, the first its
+    /// list reports, as databricks-ai-bridge's `LakebasePool` picks it (UPSTREAM-2 §6).
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`] for a branch without a read-write endpoint; otherwise as
+    /// [`Workspace::get_postgres_endpoint`] and [`Workspace::list_postgres_endpoints`].
+    pub async fn find_postgres_endpoint(
+        &self,
+        name: &str,
+    ) -> Result<PostgresEndpoint, DatabricksError> {
+        if !is_postgres_branch(name) {
+            return self.get_postgres_endpoint(name).await;
+        }
+        self.list_postgres_endpoints(name)
+            .await?
+            .into_iter()
+            .find(PostgresEndpoint::is_read_write)
+            .ok_or_else(|| {
+                DatabricksError::new(
+                    ErrorKind::NotFound,
+                    format!("branch {name} has no read-write endpoint"),
+                )
+            })
+    }
+}
+
+/// Whether `name` has the shape of an Autoscaling branch (`projects/{p}/branches/{b}`) rather
+/// than of an endpoint.
+#[must_use]
+pub fn is_postgres_branch(name: &str) -> bool {
+    resource_path(name, &["projects", "branches"]).is_ok()
+}
+
+/// `name`'s segments, percent-encoded and joined, when it is `{kinds[0]}/{id}/{kinds[1]}/{id}…`
+/// with no empty id; [`ErrorKind::BadRequest`] naming the expected shape otherwise.
+fn resource_path(name: &str, kinds: &[&str]) -> Result<String, DatabricksError> {
+    let segments: Vec<&str> = name.split('/').collect();
+    let valid = segments.len() == 2 * kinds.len()
+        && segments
+            .chunks(2)
+            .zip(kinds)
+            .all(|(pair, kind)| pair[0] == *kind && !pair[1].is_empty());
+    if !valid {
+        let shape: Vec<String> = kinds.iter().map(|k| format!("{k}/{{id}}")).collect();
+        return Err(DatabricksError::new(
+            ErrorKind::BadRequest,
+            format!("{name:?} is not {}", shape.join("/")),
+        ));
+    }
+    Ok(segments
+        .iter()
+        .map(|s| encode_segment(s))
+        .collect::<Vec<_>>()
+        .join("/"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn branch_and_endpoint_names_are_told_apart() {
+        assert!(is_postgres_branch("projects/p/branches/b"));
+        assert!(!is_postgres_branch("projects/p/branches/b/endpoints/e"));
+        assert!(!is_postgres_branch("projects/p/branches/"));
+        assert!(!is_postgres_branch("projects/p/databases/b"));
+        assert_eq!(
+            resource_path("projects/a b/branches/c", &["projects", "branches"]).unwrap(),
+            "projects/a%20b/branches/c"
+        );
+    }
 
     #[test]
     fn credential_debug_hides_the_token() {

@@ -33,16 +33,20 @@ struct RecordingTokenSource {
     minted: std::sync::Mutex<Vec<LakebaseToken>>,
 }
 
+/// A client of the emulator at `base_url` whose app identity is `dbapp-sp` (OAuth M2M).
+fn app_client(base_url: &str) -> Client {
+    let mut settings = ConfigSettings::new(base_url, AuthType::OAuthM2m);
+    settings.client_id = Some("dbapp-sp".into());
+    settings.client_secret = Some(SecretString::from("dev-secret"));
+    let config = Config::resolve(settings, &|_| None).expect("an M2M configuration");
+    Client::new(config).expect("a workspace client")
+}
+
 impl RecordingTokenSource {
     fn new(base_url: &str) -> Self {
-        let mut settings = ConfigSettings::new(base_url, AuthType::OAuthM2m);
-        settings.client_id = Some("dbapp-sp".into());
-        settings.client_secret = Some(SecretString::from("dev-secret"));
-        let config = Config::resolve(settings, &|_| None).expect("an M2M configuration");
-        let client = Client::new(config).expect("a workspace client");
         Self {
             real: WorkspaceTokenSource::new(
-                client,
+                app_client(base_url),
                 CredentialTarget::Instance("dev-lakebase".into()),
             ),
             minted: Default::default(),
@@ -272,5 +276,47 @@ async fn rotating_tokens_under_continuous_writes_fail_no_operation() {
     tokio::time::sleep(wait).await;
     let expired = login(&cluster, last.token.expose_secret()).await;
     assert!(expired.as_ref().is_err_and(is_login_refused), "{expired:?}");
+    emulator.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_autoscaling_branch_mints_through_its_read_write_endpoint() {
+    // Arrange: LAKEBASE_PROJECT=dev and LAKEBASE_BRANCH=production.
+    let emulator = dbapp_emulator::start_local(EmulatorConfig::default())
+        .await
+        .expect("the emulator starts");
+    let target = CredentialTarget::from_env(|name| match name {
+        "LAKEBASE_PROJECT" => Some("dev".to_owned()),
+        "LAKEBASE_BRANCH" => Some("production".to_owned()),
+        _ => None,
+    })
+    .unwrap()
+    .expect("a target");
+    let source = WorkspaceTokenSource::new(app_client(emulator.base_url()), target.clone());
+
+    // Act
+    let token = source.fetch_token().await.unwrap();
+
+    // Assert: the branch's endpoints were listed, then the credential minted for the app.
+    assert_eq!(
+        target.to_string(),
+        "the read-write endpoint of branch projects/dev/branches/production"
+    );
+    assert_eq!(
+        lakebase::token_subject(token.token.expose_secret()).as_deref(),
+        Some("dbapp-sp")
+    );
+    let calls: Vec<String> = emulator
+        .requests("/api/2.0/postgres/")
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "GET /api/2.0/postgres/projects/dev/branches/production/endpoints",
+            "POST /api/2.0/postgres/credentials"
+        ]
+    );
     emulator.shutdown().await;
 }
