@@ -3,7 +3,7 @@
 // tables, or the tool's error), and the final answer or the limit that ended it. A conversation
 // reopened from the list is rebuilt from its stored messages, which hold the same steps.
 import { useQueryClient } from "@tanstack/react-query";
-import { memo, useEffect, useId, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { memo, useEffect, useRef, useState } from "react";
 import { streamAssistant } from "../api/assistantStream";
 import { api } from "../api/client";
 import { ApiError, asApiError } from "../api/errors";
@@ -14,6 +14,7 @@ import { formatCount, formatMs } from "../format";
 import { contentText } from "./ChatView";
 import { CONVERSATIONS_KEY } from "./ConversationList";
 import { DataGrid } from "./DataGrid";
+import { ChatComposer } from "./ChatComposer";
 import { ErrorPanel } from "./ErrorPanel";
 import { AnswerView } from "./GenieChat";
 import { Loading } from "./Loading";
@@ -166,10 +167,8 @@ export function AssistantChat({
   conversationId: string | undefined;
   onConversation: (id: string) => void;
 }) {
-  const inputId = useId();
   const client = useQueryClient();
   const [turns, setTurns] = useState<Turn[]>([]);
-  const [draft, setDraft] = useState("");
   const [asking, setAsking] = useState(false);
   const [loading, setLoading] = useState<{ id: string; error?: unknown } | null>(null);
   /** The conversation the log shows (null: a new one, started by the first question). */
@@ -177,7 +176,6 @@ export function AssistantChat({
   const abort = useRef<AbortController | null>(null);
   /** Bumped whenever the log is replaced: a stream still running must not write into the new one. */
   const session = useRef(0);
-  const input = useRef<HTMLTextAreaElement>(null);
   const end = useRef<HTMLDivElement>(null);
 
   const refreshList = () => void client.invalidateQueries({ queryKey: CONVERSATIONS_KEY });
@@ -266,21 +264,6 @@ export function AssistantChat({
     }
   };
 
-  const submit = (e?: FormEvent) => {
-    e?.preventDefault();
-    const q = draft.trim();
-    if (!q || asking || loading) return;
-    setDraft("");
-    void send(q);
-  };
-  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) submit(e);
-  };
-  const stop = () => {
-    abort.current?.abort();
-    input.current?.focus();
-  };
-
   return (
     <section className="card chat-main" aria-labelledby="assistant-chat-h" data-testid="assistant-chat">
       <h2 id="assistant-chat-h" className="visually-hidden">
@@ -311,35 +294,17 @@ export function AssistantChat({
         </ol>
       )}
       <div ref={end} />
-      <form className="chat-form" onSubmit={submit}>
-        <label htmlFor={inputId} className="visually-hidden">
-          Question
-        </label>
-        <textarea
-          id={inputId}
-          ref={input}
-          rows={2}
-          placeholder={current.current ? "Ask a follow-up question" : "Ask a question about your data (Enter sends)"}
-          value={draft}
-          onChange={(e) => setDraft(e.target.value)}
-          onKeyDown={onKeyDown}
-          data-testid="assistant-input"
-        />
-        {asking ? (
-          <button type="button" className="button danger" onClick={stop} data-track="assistant-stop">
-            Stop
-          </button>
-        ) : (
-          <button
-            type="submit"
-            className="button primary"
-            disabled={!draft.trim() || loading !== null}
-            data-track="assistant-ask"
-          >
-            Ask
-          </button>
-        )}
-      </form>
+      <ChatComposer
+        label="Question"
+        placeholder={current.current ? "Ask a follow-up question" : "Ask a question about your data (Enter sends)"}
+        sendLabel="Ask"
+        busy={asking}
+        disabled={loading !== null}
+        testId="assistant-input"
+        track="assistant"
+        onSend={(q) => void send(q)}
+        onStop={() => abort.current?.abort()}
+      />
     </section>
   );
 }

@@ -1,11 +1,12 @@
 import { useQueryClient } from "@tanstack/react-query";
-import { memo, useEffect, useId, useLayoutEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { memo, useEffect, useLayoutEffect, useRef, useState } from "react";
 import { streamChat, type ChatMessage } from "../api/chatStream";
 import { api } from "../api/client";
 import { ApiError, asApiError } from "../api/errors";
 import type { ConversationMessage } from "../api/types";
 import { ConversationList, CONVERSATIONS_KEY } from "./ConversationList";
 import { CopyButton } from "./CopyButton";
+import { ChatComposer } from "./ChatComposer";
 import { ErrorPanel } from "./ErrorPanel";
 import { Loading } from "./Loading";
 import { Markdown } from "./Markdown";
@@ -74,11 +75,9 @@ const STATUS_LABEL: Record<Status, string> = {
  * partial answer stays, marked), and the turns are kept in the caller's conversations.
  */
 export function ChatView({ name }: { name: string }) {
-  const inputId = useId();
   const client = useQueryClient();
   const [turns, setTurns] = useState<Turn[]>([]);
   const [conversationId, setConversationId] = useState<string | null>(null);
-  const [draft, setDraft] = useState("");
   const [streaming, setStreaming] = useState(false);
   const [loading, setLoading] = useState<{ id: string; error?: unknown } | null>(null);
   const abort = useRef<AbortController | null>(null);
@@ -174,22 +173,6 @@ export function ChatView({ name }: { name: string }) {
     }
   };
 
-  const submit = (e?: FormEvent) => {
-    e?.preventDefault();
-    const text = draft.trim();
-    if (!text || streaming) return;
-    setDraft("");
-    void send(text);
-  };
-  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    // Enter sends; Shift+Enter is a new line (and so is Enter while composing with an IME).
-    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) submit(e);
-  };
-  const stop = () => {
-    abort.current?.abort();
-    input.current?.focus();
-  };
-
   return (
     <section className="card" aria-labelledby="chat-h">
       <div className="card-header">
@@ -237,30 +220,18 @@ export function ChatView({ name }: { name: string }) {
               <ChatBubble key={t.key} turn={t} />
             ))}
           </ol>
-          <form className="chat-form" onSubmit={submit}>
-            <label htmlFor={inputId} className="visually-hidden">
-              Message
-            </label>
-            <textarea
-              id={inputId}
-              ref={input}
-              rows={2}
-              placeholder="Type a message (Enter sends, Shift+Enter for a new line)"
-              value={draft}
-              onChange={(e) => setDraft(e.target.value)}
-              onKeyDown={onKeyDown}
-              data-testid="chat-input"
-            />
-            {streaming ? (
-              <button type="button" className="button danger" onClick={stop} data-track="chat-stop">
-                Stop
-              </button>
-            ) : (
-              <button type="submit" className="button primary" disabled={!draft.trim() || Boolean(loading)} data-track="chat-send">
-                Send
-              </button>
-            )}
-          </form>
+          <ChatComposer
+            label="Message"
+            placeholder="Type a message (Enter sends, Shift+Enter for a new line)"
+            sendLabel="Send"
+            busy={streaming}
+            disabled={Boolean(loading)}
+            testId="chat-input"
+            track="chat"
+            onSend={(text) => void send(text)}
+            onStop={() => abort.current?.abort()}
+            inputRef={input}
+          />
         </div>
       </div>
     </section>

@@ -1,5 +1,5 @@
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { memo, useEffect, useId, useMemo, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
+import { memo, useEffect, useMemo, useRef, useState } from "react";
 import { api } from "../api/client";
 import { ApiError, asApiError } from "../api/errors";
 import { streamGenie, type GenieAnswer, type GenieResult } from "../api/genieStream";
@@ -7,6 +7,7 @@ import type { GenieSpace } from "../api/types";
 import { formatCount } from "../format";
 import { CopyButton } from "./CopyButton";
 import { DataGrid } from "./DataGrid";
+import { ChatComposer } from "./ChatComposer";
 import { ErrorPanel } from "./ErrorPanel";
 import { GENIE_CONVERSATIONS_KEY, GenieConversationList } from "./GenieConversationList";
 import { Loading } from "./Loading";
@@ -83,13 +84,11 @@ function earlierTurn(answer: GenieAnswer): Turn {
 
 /** A chat with one Genie space: ask, watch the progress, see the SQL and its rows, follow up. */
 export function GenieChat({ space }: { space: GenieSpace }) {
-  const inputId = useId();
   const client = useQueryClient();
   const [turns, setTurns] = useState<Turn[]>([]);
   const [conversationId, setConversationId] = useState<string | null>(null);
   /** A conversation picked from the list, whose earlier messages are loaded and shown first. */
   const [resumed, setResumed] = useState<{ id: string; title: string } | null>(null);
-  const [draft, setDraft] = useState("");
   const [asking, setAsking] = useState(false);
   const abort = useRef<AbortController | null>(null);
   /** Bumped whenever the log is replaced: a stream still running must not write into the new one. */
@@ -164,19 +163,7 @@ export function GenieChat({ space }: { space: GenieSpace }) {
   const ask = (text: string) => {
     const q = text.trim();
     if (!q || asking) return;
-    setDraft("");
     void send(q);
-  };
-  const submit = (e?: FormEvent) => {
-    e?.preventDefault();
-    ask(draft);
-  };
-  const onKeyDown = (e: KeyboardEvent<HTMLTextAreaElement>) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.nativeEvent.isComposing) submit(e);
-  };
-  const stop = () => {
-    abort.current?.abort();
-    input.current?.focus();
   };
 
   return (
@@ -252,30 +239,17 @@ export function GenieChat({ space }: { space: GenieSpace }) {
             ))}
           </ol>
           <div ref={end} />
-          <form className="chat-form" onSubmit={submit}>
-            <label htmlFor={inputId} className="visually-hidden">
-              Question
-            </label>
-            <textarea
-              id={inputId}
-              ref={input}
-              rows={2}
-              placeholder={conversationId ? "Ask a follow-up question" : "Ask a question (Enter sends)"}
-              value={draft}
-              onChange={(e) => setDraft(e.target.value)}
-              onKeyDown={onKeyDown}
-              data-testid="genie-input"
-            />
-            {asking ? (
-              <button type="button" className="button danger" onClick={stop} data-track="genie-stop">
-                Stop
-              </button>
-            ) : (
-              <button type="submit" className="button primary" disabled={!draft.trim()} data-track="genie-ask">
-                Ask
-              </button>
-            )}
-          </form>
+          <ChatComposer
+            label="Question"
+            placeholder={conversationId ? "Ask a follow-up question" : "Ask a question (Enter sends)"}
+            sendLabel="Ask"
+            busy={asking}
+            testId="genie-input"
+            track="genie"
+            onSend={ask}
+            onStop={() => abort.current?.abort()}
+            inputRef={input}
+          />
         </div>
       </div>
     </section>
