@@ -2,10 +2,7 @@
 //! Postgres dialect.
 //!
 //! Every statement that reads or writes user data binds `user_id` as its first parameter and
-//! filters or writes it, and runs on a connection acting for that user ([`Scope`]): the tables'
-//! row-level-security policies (migration 0008) then enforce the same isolation in Postgres, so a
-//! statement that forgot its filter would still see only the caller's rows. Admin aggregates and
-//! retention use the explicit, logged admin bypass. Request aggregates sum the per-minute rollups in SQL (one row per
+//! filters or writes it. Request aggregates sum the per-minute rollups in SQL (one row per
 //! route, method and latency bucket, or per time bucket and latency bucket) and compute the
 //! percentiles from that histogram in `aggregate`, as the SQLite store does; sorting of text
 //! uses `COLLATE "C"` (byte order), so results do not depend on the database's collation and
@@ -83,48 +80,7 @@ impl PgStore {
     }
 }
 
-/// Whom a connection acts for under the row-level-security policies of the user tables
-/// (migration 0008): `dbapp.user_id` and `dbapp.scope`, set on the connection when the store
-/// hands it out.
-#[derive(Debug, Clone, Copy)]
-pub enum Scope<'a> {
-    /// The caller: only their rows of the user tables are visible or writable.
-    User(&'a UserId),
-    /// Every user's rows, for admin aggregates and retention: the explicit bypass, logged as
-    /// `store.rls_bypass` with its reason.
-    Admin(&'static str),
-}
-
-/// Names the connection's caller (or the admin bypass) for the policies, in one round trip.
-/// Session settings, not `SET LOCAL`: they hold for the statements and transactions that follow
-/// on this connection, and are set again each time the store hands the connection out.
-const SET_SCOPE: &str =
-    "SELECT set_config('dbapp.user_id', $1, false), set_config('dbapp.scope', $2, false)";
-
 impl PgStore {
-    /// A connection acting for `scope`. Every statement on the user tables runs on one: the
-    /// policies then hide other users' rows even from a statement that forgets its `user_id`
-    /// filter.
-    pub async fn connection(
-        &self,
-        scope: Scope<'_>,
-    ) -> Result<PoolConnection<Postgres>, StoreError> {
-        let (user, admin) = match scope {
-            Scope::User(user) => (user.as_str(), ""),
-            Scope::Admin(reason) => {
-                tracing::info!(event = "store.rls_bypass", reason);
-                ("", "admin")
-            }
-        };
-        let mut conn = self.conn().await?;
-        sqlx::query(SET_SCOPE)
-            .bind(user)
-            .bind(admin)
-            .execute(&mut *conn)
-            .await?;
-        Ok(conn)
-    }
-
     /// A connection from the pool. A login the server refused is retried a few times, briefly
     /// apart: a rotating password (Lakebase) can be refused at the instant it is replaced, and a
     /// refused login ran no statement, so retrying it cannot repeat a write.
@@ -491,7 +447,7 @@ impl Store for PgStore {
         let row: Option<PreferenceRow> = sqlx::query_as(SELECT_PREFERENCE)
             .bind(user.as_str())
             .bind(key)
-            .fetch_optional(&mut *self.connection(Scope::User(user)).await?)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(PreferenceRow::into_preference)
             .ok_or(StoreError::NotFound(Resource::Preference))
@@ -501,7 +457,7 @@ impl Store for PgStore {
     async fn list_preferences(&self, user: &UserId) -> Result<Vec<Preference>, StoreError> {
         let rows: Vec<PreferenceRow> = sqlx::query_as(LIST_PREFERENCES)
             .bind(user.as_str())
-            .fetch_all(&mut *self.connection(Scope::User(user)).await?)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -523,7 +479,7 @@ impl Store for PgStore {
             .bind(key)
             .bind(Json(value))
             .bind(crate::now())
-            .fetch_one(&mut *self.connection(Scope::User(user)).await?)
+            .fetch_one(&mut *self.conn().await?)
             .await?;
         let created = row.revision == 1;
         Ok(Upserted {
@@ -537,7 +493,7 @@ impl Store for PgStore {
         let done = sqlx::query(DELETE_PREFERENCE)
             .bind(user.as_str())
             .bind(key)
-            .execute(&mut *self.connection(Scope::User(user)).await?)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -561,7 +517,7 @@ impl Store for PgStore {
             .bind(micros(log.created_at))
             .bind(log.completed_at.map(micros))
             .bind(log.inputs_truncated)
-            .execute(&mut *self.connection(Scope::User(user)).await?)
+            .execute(&mut *self.conn().await?)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict("inference log"),
@@ -576,16 +532,15 @@ impl Store for PgStore {
         user: &UserId,
         page: PageRequest,
     ) -> Result<Page<InferenceLog>, StoreError> {
-        let mut conn = self.connection(Scope::User(user)).await?;
         let rows: Vec<InferenceRow> = sqlx::query_as(LIST_INFERENCE_LOGS)
             .bind(user.as_str())
             .bind(page.limit_i64())
             .bind(page.offset_i64())
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let total_count: i64 = sqlx::query_scalar(COUNT_INFERENCE_LOGS)
             .bind(user.as_str())
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut *self.conn().await?)
             .await?;
         let items = rows
             .into_iter()
@@ -607,7 +562,7 @@ impl Store for PgStore {
             .bind(&conversation.title)
             .bind(&conversation.endpoint_name)
             .bind(crate::now())
-            .fetch_one(&mut *self.connection(Scope::User(user)).await?)
+            .fetch_one(&mut *self.conn().await?)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict("conversation"),
@@ -624,7 +579,7 @@ impl Store for PgStore {
         messages: &[NewMessage],
     ) -> Result<(), StoreError> {
         aggregate::check_messages(messages)?;
-        let mut conn = self.connection(Scope::User(user)).await?;
+        let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
         let held: Option<i32> = sqlx::query_scalar(LOCK_MESSAGE_COUNT)
             .bind(user.as_str())
@@ -688,7 +643,7 @@ impl Store for PgStore {
         user: &UserId,
         id: Uuid,
     ) -> Result<ConversationDetail, StoreError> {
-        let mut conn = self.connection(Scope::User(user)).await?;
+        let mut conn = self.conn().await?;
         // One snapshot for both reads, so the messages match the conversation's count even
         // while an append commits.
         let mut tx = conn
@@ -724,16 +679,15 @@ impl Store for PgStore {
         user: &UserId,
         page: PageRequest,
     ) -> Result<Page<Conversation>, StoreError> {
-        let mut conn = self.connection(Scope::User(user)).await?;
         let rows: Vec<ConversationRow> = sqlx::query_as(LIST_CONVERSATIONS)
             .bind(user.as_str())
             .bind(page.limit_i64())
             .bind(page.offset_i64())
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let total_count: i64 = sqlx::query_scalar(COUNT_CONVERSATIONS)
             .bind(user.as_str())
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut *self.conn().await?)
             .await?;
         let items = rows
             .into_iter()
@@ -755,7 +709,7 @@ impl Store for PgStore {
             .bind(id)
             .bind(title)
             .bind(crate::now())
-            .fetch_optional(&mut *self.connection(Scope::User(user)).await?)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.ok_or(StoreError::NotFound(Resource::Conversation))?
             .into_conversation()
@@ -766,7 +720,7 @@ impl Store for PgStore {
         let done = sqlx::query(DELETE_CONVERSATION)
             .bind(user.as_str())
             .bind(id)
-            .execute(&mut *self.connection(Scope::User(user)).await?)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -813,7 +767,7 @@ impl Store for PgStore {
                     .map(|e| micros(e.timestamp))
                     .collect::<Vec<_>>(),
             )
-            .execute(&mut *self.connection(Scope::User(user)).await?)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -829,29 +783,28 @@ impl Store for PgStore {
             .bind(user.as_str())
             .bind(window.start)
             .bind(window.end)
-            .fetch_one(&mut *self.connection(Scope::User(user)).await?)
+            .fetch_one(&mut *self.conn().await?)
             .await?)
     }
 
     #[tracing::instrument(skip_all)]
     async fn admin_usage_summary(&self, window: TimeWindow) -> Result<UsageSummary, StoreError> {
-        let mut conn = self.connection(Scope::Admin("usage summary")).await?;
         let window = window.truncated();
         let (total_events, unique_users): (i64, i64) = sqlx::query_as(USAGE_TOTALS)
             .bind(window.start)
             .bind(window.end)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut *self.conn().await?)
             .await?;
         let by_type: Vec<(String, i64)> = sqlx::query_as(USAGE_BY_TYPE)
             .bind(window.start)
             .bind(window.end)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let pages: Vec<(String, i64)> = sqlx::query_as(USAGE_TOP_PAGES)
             .bind(window.start)
             .bind(window.end)
             .bind(TOP_PAGES as i64)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         Ok(UsageSummary {
             total_events,
@@ -937,7 +890,6 @@ impl Store for PgStore {
         window: TimeWindow,
         bucket: Bucket,
     ) -> Result<Vec<TimeSeriesPoint>, StoreError> {
-        let mut conn = self.connection(Scope::Admin("time series")).await?;
         let window = window.truncated();
         let range = aggregate::bucket_range(window, bucket)?;
         let width_us = bucket.seconds() * 1_000_000;
@@ -949,13 +901,13 @@ impl Store for PgStore {
                 .bind(split.hours_end)
                 .bind(split.end)
                 .bind(width_us)
-                .fetch_all(&mut *conn)
+                .fetch_all(&mut *self.conn().await?)
                 .await?;
         let usage: Vec<(i64, i64, i64)> = sqlx::query_as(USAGE_BUCKETS)
             .bind(window.start)
             .bind(window.end)
             .bind(width_us)
-            .fetch_all(&mut *conn)
+            .fetch_all(&mut *self.conn().await?)
             .await?;
         let requests = aggregate::request_buckets(requests);
         let usage = aggregate::usage_buckets(usage);
@@ -975,7 +927,7 @@ impl Store for PgStore {
                 let done = sqlx::query(statement)
                     .bind(micros(cutoff))
                     .bind(i64::from(PURGE_BATCH))
-                    .execute(&mut *self.connection(Scope::Admin("retention")).await?)
+                    .execute(&mut *self.conn().await?)
                     .await?;
                 deleted += done.rows_affected();
                 if done.rows_affected() < u64::from(PURGE_BATCH) {

@@ -17,5 +17,4 @@ mod outage;
 mod performance;
 mod preferences;
 mod retention;
-mod rls;
 mod usage;
