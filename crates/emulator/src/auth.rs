@@ -68,6 +68,20 @@ pub(crate) fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
 }
 
 const INVALID: &str = "Invalid access token.";
+/// The `aud` claim of database credentials.
+pub(crate) const DATABASE_AUDIENCE: &str = "lakebase";
+
+/// Why the Lakebase front refused a login; the client is told only that the password failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LoginRefusal {
+    /// Not a token this emulator issued, or one revoked (by a reset too).
+    Unknown,
+    /// A personal access token: Lakebase takes OAuth tokens only.
+    NotOAuth,
+    Expired,
+    /// Issued to another principal than the role logging in.
+    OtherRole,
+}
 const EXPIRED: &str = "JWT has expired";
 
 impl Emulator {
@@ -123,6 +137,7 @@ impl Emulator {
             expires_at: Some(expires_at),
             revoked: false,
             is_jwt: true,
+            branch: None,
         };
         let mut tokens = lock(&self.tokens);
         // Keep the map bounded under long benchmarks: forget minted tokens once long expired.
@@ -132,6 +147,50 @@ impl Emulator {
         }
         tokens.insert(token.clone(), record);
         (token, expires_at)
+    }
+
+    /// Mints a Lakebase database credential: a token with the `lakebase` audience that the
+    /// Postgres front accepts, opening `branch`'s database when it names an Autoscaling branch.
+    pub(crate) fn mint_database_credential(
+        &self,
+        principal: &Principal,
+        ttl: Duration,
+        branch: Option<String>,
+    ) -> (String, DateTime<Utc>) {
+        let (token, expires_at) = self.mint_token(principal, ttl, DATABASE_AUDIENCE);
+        if let Some(record) = lock(&self.tokens).get_mut(&token) {
+            record.branch = branch;
+        }
+        (token, expires_at)
+    }
+
+    /// Checks a Postgres login of the Lakebase front: `password` must be an OAuth token this
+    /// emulator issued to the principal named `user`, neither revoked nor expired. Any such token
+    /// works, not only database credentials, as public code uses workspace tokens too
+    /// (`shared/UPSTREAM.md` §5). Returns the branch whose database the login opens, if any.
+    pub(crate) fn database_login(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Option<String>, LoginRefusal> {
+        let record = lock(&self.tokens).get(password).cloned();
+        let record = record.ok_or(LoginRefusal::Unknown)?;
+        if record.revoked {
+            return Err(LoginRefusal::Unknown);
+        }
+        if !record.is_jwt {
+            return Err(LoginRefusal::NotOAuth);
+        }
+        if record.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(LoginRefusal::Expired);
+        }
+        if record.principal != user {
+            return Err(LoginRefusal::OtherRole);
+        }
+        match self.principals.get(user) {
+            Some(principal) if principal.active => Ok(record.branch),
+            _ => Err(LoginRefusal::Unknown),
+        }
     }
 
     /// Changes a token's state: `expire` makes it expired now, `revoke` makes it unknown.

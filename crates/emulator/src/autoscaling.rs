@@ -831,6 +831,22 @@ impl Autoscaling {
         model
     }
 
+    /// The names of the branches a purge of `target` removes for good (a project's, or one
+    /// branch), whose backend databases then go too.
+    pub(crate) fn purged_branches(&self, target: &Target<'_>) -> Vec<String> {
+        match *target {
+            Target::Project(p) => self.project(p).map_or_else(Vec::new, |project| {
+                project
+                    .branches
+                    .iter()
+                    .map(|b| format!("projects/{p}/branches/{}", b.id))
+                    .collect()
+            }),
+            Target::Branch(p, b) => vec![format!("projects/{p}/branches/{b}")],
+            _ => Vec::new(),
+        }
+    }
+
     fn project(&self, id: &str) -> Option<&Project> {
         self.projects.iter().find(|p| p.id == id)
     }

@@ -34,7 +34,6 @@ use crate::EmulatorHandle;
 use crate::error::ApiError;
 use crate::faults::{ActiveFault, FaultRule};
 use crate::fixture::{Settings, WarehouseState};
-use crate::lakebase::LakebaseError;
 use crate::routes::{JsonBody, QueryParams};
 use crate::state::{Emulator, LoggedRequest, SqlSessionInfo, lock};
 use tokio::time::Instant;
@@ -58,9 +57,6 @@ pub enum ControlError {
     /// The fixture has no warehouse with this id (`404` over HTTP).
     #[error("no warehouse {0}")]
     UnknownWarehouse(String),
-    /// Postgres refused to change a Lakebase login (`500` over HTTP).
-    #[error(transparent)]
-    Lakebase(#[from] LakebaseError),
 }
 
 impl From<ControlError> for ApiError {
@@ -73,7 +69,6 @@ impl From<ControlError> for ApiError {
             | ControlError::UnknownWarehouse(_) => {
                 ApiError::not_found("RESOURCE_DOES_NOT_EXIST", error.to_string())
             }
-            ControlError::Lakebase(error) => error.into(),
         }
     }
 }
@@ -124,14 +119,11 @@ impl Emulator {
         Ok(self.mint_token(principal, ttl, "workspace"))
     }
 
-    /// Expires (`revoke == false`) or revokes a token, and its Postgres login if it is one.
-    async fn change_token(&self, token: &str, revoke: bool) -> Result<(), ControlError> {
+    /// Expires (`revoke == false`) or revokes a token; the Lakebase front reads the same record,
+    /// so a database credential stops opening sessions at once (open ones live on).
+    fn change_token(&self, token: &str, revoke: bool) -> Result<(), ControlError> {
         if !self.update_token(token, revoke) {
             return Err(ControlError::UnknownToken);
-        }
-        // A Lakebase credential that is a role's password must stop opening Postgres sessions too.
-        if let Some(lakebase) = &self.lakebase {
-            lakebase.logins().await.expire(token).await?;
         }
         Ok(())
     }
@@ -228,10 +220,9 @@ impl EmulatorHandle {
     /// "JWT has expired"), and a Lakebase credential stops opening Postgres sessions.
     ///
     /// # Errors
-    /// [`ControlError::UnknownToken`] for a token the emulator never issued;
-    /// [`ControlError::Lakebase`] when Postgres refuses to drop the login.
+    /// [`ControlError::UnknownToken`] for a token the emulator never issued.
     pub async fn expire_token(&self, token: &str) -> Result<(), ControlError> {
-        self.emulator.change_token(token, false).await
+        self.emulator.change_token(token, false)
     }
 
     /// Revokes a token: from now on it is refused as unknown ("Invalid access token.").
@@ -239,7 +230,7 @@ impl EmulatorHandle {
     /// # Errors
     /// As [`EmulatorHandle::expire_token`].
     pub async fn revoke_token(&self, token: &str) -> Result<(), ControlError> {
-        self.emulator.change_token(token, true).await
+        self.emulator.change_token(token, true)
     }
 
     /// The logged workspace requests whose path starts with `path_prefix`, oldest first
@@ -268,12 +259,10 @@ impl EmulatorHandle {
     }
 
     /// Returns tokens, statements, warehouses, sessions, Genie conversations, faults, settings,
-    /// volume files and the request log to their state at start.
-    ///
-    /// # Errors
-    /// [`ControlError::Lakebase`] when Postgres refuses to drop the logins of minted credentials.
-    pub async fn reset(&self) -> Result<(), ControlError> {
-        Ok(self.emulator.reset().await?)
+    /// volume files and the request log to their state at start. Minted tokens become unknown,
+    /// so the Lakebase front refuses them too; data in the Postgres backend stays.
+    pub async fn reset(&self) {
+        self.emulator.reset();
     }
 }
 
@@ -300,6 +289,10 @@ async fn info(State(emulator): State<Emulator>) -> Json<Value> {
         "base_url": emulator.base_url,
         "workspace_id": emulator.fixture.workspace.workspace_id.to_string(),
         "lakebase_logins": emulator.lakebase.is_some(),
+        "lakebase": emulator.lakebase.as_ref().map(|l| json!({
+            "host": l.host(),
+            "port": l.front().port(),
+        })),
         "settings": emulator.settings(),
     }))
 }
@@ -392,7 +385,7 @@ async fn expire_token(
     State(emulator): State<Emulator>,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<StatusCode, ApiError> {
-    emulator.change_token(&request.token, false).await?;
+    emulator.change_token(&request.token, false)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -400,7 +393,7 @@ async fn revoke_token(
     State(emulator): State<Emulator>,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<StatusCode, ApiError> {
-    emulator.change_token(&request.token, true).await?;
+    emulator.change_token(&request.token, true)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -423,9 +416,9 @@ async fn clear_requests(State(emulator): State<Emulator>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
-async fn reset(State(emulator): State<Emulator>) -> Result<StatusCode, ApiError> {
-    emulator.reset().await?;
-    Ok(StatusCode::NO_CONTENT)
+async fn reset(State(emulator): State<Emulator>) -> StatusCode {
+    emulator.reset();
+    StatusCode::NO_CONTENT
 }
 
 #[derive(Deserialize)]

@@ -1,32 +1,33 @@
-//! Minted database credentials as real Postgres logins: the part of the emulated Lakebase that
-//! talks to Postgres.
+//! The backend side of the emulated Lakebase: the Postgres server behind the front (`pgfront`),
+//! its roles and its databases.
 //!
 //! With `--postgres-admin-url` (a superuser URL), the emulator keeps a small admin pool on that
-//! server, makes sure the database `databricks_postgres` exists, and turns every credential minted
-//! by `POST /api/2.0/database/credentials` or `POST /api/2.0/postgres/credentials` into the login
-//! password of the caller's role (named after the token's `sub`: the user name, or a service
-//! principal's application id), valid until the credential expires. A role is created on first
-//! use with `LOGIN`, `CONNECT, CREATE` on the database and `USAGE, CREATE` on its schema `public`,
-//! which is what the Apps database resource grants. Postgres then accepts exactly what Lakebase
-//! would: a current, unexpired minted token, for its own role, checked only at login.
+//! server and makes sure the database `databricks_postgres` exists. A principal's role (named after
+//! the token's `sub`: the user name, or a service principal's application id) is created when a
+//! credential is first minted for it, with `LOGIN`, `CONNECT, CREATE` on the database and
+//! `USAGE, CREATE` on its schema `public`, which is what the Apps database resource grants.
 //!
-//! Secrets: the token never reaches Postgres in clear. The emulator sends a SCRAM-SHA-256 verifier
-//! computed here (as `psql`'s `\password` does), so neither the server log nor a failed statement
-//! can reveal it, and statement logging is off on the admin connections.
+//! Clients never log in to this server with a token. The front checks the token and then logs in
+//! as the role with a password only this emulator knows: an HMAC of the role name under a key
+//! drawn at start, set as a SCRAM-SHA-256 verifier the first time the role is used. So any number
+//! of unexpired tokens of a role work at once, as on Lakebase, and trust auth on the server lets
+//! nothing through the front that the front refused.
 //!
-//! Divergences from the real Lakebase, which accepts every unexpired token it issued:
-//! - Postgres keeps one password per role, so minting a new credential for a principal makes its
-//!   older, still unexpired credentials fail for *new* logins (open connections are unaffected,
-//!   as in Lakebase). Clients that share one principal must share its latest credential.
-//! - Only credentials from the two credential endpoints are passwords; a workspace OAuth token
-//!   (which some public code uses as a password) is not.
+//! Autoscaling branches are databases here: [`branch_database`] names the one a branch's
+//! `databricks_postgres` opens, created on first login and dropped when the branch is purged.
+//!
+//! Secrets: neither tokens nor the backend password reach the server in clear; the password goes
+//! as a verifier computed here (as `psql`'s `\password` does), and statement logging is off on
+//! the admin connections.
+//!
+//! Divergences from the real Lakebase:
 //! - Claims (`claims`, per-table permission sets) are accepted but not enforced: a role gets the
 //!   database-level grants above, whatever the claims say.
-//!
-//! The routes that mint credentials live in `routes::database`; this module only manages roles.
+//! - `current_database()` in a branch session names the branch's backend database.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::time::Duration;
@@ -34,11 +35,10 @@ use std::time::Duration;
 use aws_lc_rs::{digest, hmac, pbkdf2};
 use axum::http::StatusCode;
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::Mutex;
 
 use crate::error::ApiError;
 
@@ -57,38 +57,61 @@ const DUPLICATE_OBJECT: &str = "42710";
 /// Postgres `duplicate_database`: a concurrent `CREATE DATABASE` won.
 const DUPLICATE_DATABASE: &str = "42P04";
 
-/// The admin side of the Postgres server whose roles the emulator manages.
+/// The admin side of the Postgres server behind the front.
 pub(crate) struct LakebaseAdmin {
-    /// Host of the admin URL: what clients are told to connect to.
-    host: String,
-    port: u16,
+    /// Where the front listens: its IP is the host clients are told (instances' and endpoints'
+    /// host names).
+    front: SocketAddr,
+    front_host: String,
+    /// The backend server, as the admin URL names it.
+    backend_host: String,
+    backend_port: u16,
+    /// Connect options of the admin URL, for one-off connections to branch databases.
+    options: PgConnectOptions,
     /// On the admin URL's database: roles and `CREATE DATABASE`.
     server: PgPool,
     /// On `databricks_postgres`: grants on its schema `public`.
     database: PgPool,
-    /// A tokio mutex, because it is held across the statements of one update: updates are
-    /// serialised, so the credential minted last is the password that stays.
-    logins: Mutex<LoginState>,
+    /// The key of the roles' backend passwords, drawn at start.
+    key: hmac::Key,
+    /// A tokio mutex, because it is held across the statements of one preparation: two first
+    /// logins of one role must not both create it.
+    prepared: Mutex<Prepared>,
 }
 
-// Written by hand: the pools' connect options hold the superuser password, and the state holds
-// tokens; neither may appear in a debug print of the emulator.
+// Written by hand: the pools' connect options hold the superuser password, and the key derives
+// every role's password; neither may appear in a debug print of the emulator.
 impl fmt::Debug for LakebaseAdmin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LakebaseAdmin")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("front", &self.front)
+            .field("backend_host", &self.backend_host)
+            .field("backend_port", &self.backend_port)
             .finish_non_exhaustive()
     }
 }
 
+/// What this emulator has already made ready on the backend.
 #[derive(Default)]
-struct LoginState {
-    /// Role name to the token that is its password now, so that expiring that token can make
-    /// Postgres refuse it.
-    current: HashMap<String, String>,
-    /// Roles this emulator has created or checked and granted to.
-    prepared: HashSet<String>,
+struct Prepared {
+    /// Roles created or checked, with their backend password set.
+    roles: HashSet<String>,
+    /// `(role, database)` pairs granted to, for `databricks_postgres` and branch databases.
+    grants: HashSet<(String, String)>,
+}
+
+/// How the front logs in to the backend as a role.
+pub(crate) struct BackendLogin {
+    pub(crate) role: String,
+    pub(crate) password: String,
+}
+
+impl fmt::Debug for BackendLogin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackendLogin")
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a Postgres operation of the emulated Lakebase failed. Messages never contain a token or a
@@ -146,11 +169,12 @@ impl From<LakebaseError> for ApiError {
 
 impl LakebaseAdmin {
     /// Connects to the server of a superuser URL and makes sure `databricks_postgres` exists.
+    /// `front` is the front's bound address, where clients will be told to connect.
     ///
     /// # Errors
     /// [`LakebaseError::InvalidUrl`], [`LakebaseError::Connect`] or [`LakebaseError::Database`].
     #[tracing::instrument(skip_all)]
-    pub(crate) async fn connect(url: &str) -> Result<Self, LakebaseError> {
+    pub(crate) async fn connect(url: &str, front: SocketAddr) -> Result<Self, LakebaseError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| LakebaseError::InvalidUrl(e.to_string()))?
             // sqlx logs statements at info/debug; role statements carry password verifiers.
@@ -167,7 +191,7 @@ impl LakebaseAdmin {
                 port,
                 source,
             })?;
-        ensure_database(&mut first).await?;
+        ensure_database(&mut first, DATABASE).await?;
         // Closing is a courtesy to the server; the pools below are what the emulator uses.
         let _ = first.close().await;
         let server = PgPoolOptions::new()
@@ -177,155 +201,112 @@ impl LakebaseAdmin {
         let database = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
-            .connect_lazy_with(options.database(DATABASE));
+            .connect_lazy_with(options.clone().database(DATABASE));
         tracing::info!(event = "lakebase.admin_connected", host = %host, port);
         Ok(Self {
-            host,
-            port,
+            front,
+            front_host: front.ip().to_string(),
+            backend_host: host,
+            backend_port: port,
+            options,
             server,
             database,
-            logins: Mutex::default(),
+            key: hmac::Key::new(hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
+            prepared: Mutex::default(),
         })
     }
 
-    /// The host clients should connect to: the admin URL's.
+    /// The host clients should connect to: the front's.
     pub(crate) fn host(&self) -> &str {
-        &self.host
+        &self.front_host
     }
 
-    /// Exclusive access to the logins, for as long as the returned guard lives. Mint the token
-    /// while holding it, so that the token minted last is the one Postgres keeps.
-    pub(crate) async fn logins(&self) -> Logins<'_> {
-        Logins {
-            admin: self,
-            state: self.logins.lock().await,
-        }
+    /// The front's bound address.
+    pub(crate) fn front(&self) -> SocketAddr {
+        self.front
     }
-}
 
-async fn ensure_database(server: &mut PgConnection) -> Result<(), LakebaseError> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(DATABASE)
-            .fetch_one(&mut *server)
-            .await
-            .map_err(LakebaseError::Database)?;
-    if exists {
-        return Ok(());
+    /// The backend server the front relays to.
+    pub(crate) fn backend_address(&self) -> (&str, u16) {
+        (&self.backend_host, self.backend_port)
     }
-    match sqlx::raw_sql("CREATE DATABASE databricks_postgres")
-        .execute(&mut *server)
-        .await
-    {
-        Ok(_) => Ok(()),
-        // Another emulator on the same server created it in between.
-        Err(e) if has_sql_state(&e, DUPLICATE_DATABASE) => Ok(()),
-        Err(e) => Err(LakebaseError::Database(e)),
-    }
-}
 
-/// Exclusive access to the roles' passwords (see [`LakebaseAdmin::logins`]).
-pub(crate) struct Logins<'a> {
-    admin: &'a LakebaseAdmin,
-    state: MutexGuard<'a, LoginState>,
-}
-
-impl Logins<'_> {
-    /// Makes `token` the password of `role` until `expires_at`, creating the role if needed.
+    /// Makes `role` ready to log in to the backend (created, granted, its backend password set),
+    /// once per emulator run.
     ///
     /// # Errors
     /// [`LakebaseError::RoleName`] for names Postgres cannot hold, [`LakebaseError::Superuser`]
     /// for superuser roles, [`LakebaseError::Role`] when a statement fails.
     #[tracing::instrument(skip_all, fields(role = %role))]
-    pub(crate) async fn set_password(
-        &mut self,
+    pub(crate) async fn prepare_role(&self, role: &str) -> Result<BackendLogin, LakebaseError> {
+        let mut prepared = self.prepared.lock().await;
+        self.role_ready(&mut prepared, role).await
+    }
+
+    /// As [`Self::prepare_role`], and makes `database` usable by the role: for
+    /// `databricks_postgres` and branch databases (`managed`), the database is created when
+    /// missing and the role gets what the Apps resource grants on it; other databases are the
+    /// role's own business and are left as they are.
+    ///
+    /// # Errors
+    /// As [`Self::prepare_role`], plus [`LakebaseError::Database`].
+    #[tracing::instrument(skip_all, fields(role = %role, database = %database))]
+    pub(crate) async fn prepare(
+        &self,
         role: &str,
-        token: &str,
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), LakebaseError> {
-        let ident = quote_ident(role)?;
-        let failed = |source| LakebaseError::Role {
+        database: &str,
+    ) -> Result<BackendLogin, LakebaseError> {
+        let mut prepared = self.prepared.lock().await;
+        let login = self.role_ready(&mut prepared, role).await?;
+        let managed = database == DATABASE || database.starts_with(BRANCH_PREFIX);
+        let key = (role.to_owned(), database.to_owned());
+        if managed && !prepared.grants.contains(&key) {
+            self.grant(role, database).await?;
+            prepared.grants.insert(key);
+        }
+        Ok(login)
+    }
+
+    /// Drops a branch's database, closing its sessions, when the branch is purged.
+    ///
+    /// # Errors
+    /// [`LakebaseError::Database`] when the statement fails.
+    pub(crate) async fn drop_branch_database(&self, branch: &str) -> Result<(), LakebaseError> {
+        let name = branch_database(branch);
+        let ident = quote_ident(&name)?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {ident} WITH (FORCE)"
+        )))
+        .execute(&self.server)
+        .await
+        .map_err(LakebaseError::Database)?;
+        self.prepared
+            .lock()
+            .await
+            .grants
+            .retain(|(_, database)| *database != name);
+        tracing::info!(event = "lakebase.branch_database_dropped", branch, database = %name);
+        Ok(())
+    }
+
+    /// The role's backend password: an HMAC of its name under this run's key.
+    fn password(&self, role: &str) -> String {
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, role.as_bytes()).as_ref())
+    }
+
+    async fn role_ready(
+        &self,
+        prepared: &mut Prepared,
+        role: &str,
+    ) -> Result<BackendLogin, LakebaseError> {
+        let login = BackendLogin {
             role: role.to_owned(),
-            source,
+            password: self.password(role),
         };
-        if !self.state.prepared.contains(role) {
-            self.prepare(role, &ident).await?;
-            self.state.prepared.insert(role.to_owned());
+        if prepared.roles.contains(role) {
+            return Ok(login);
         }
-        let verifier = scram_verifier(token, &rand::random::<[u8; 16]>());
-        let statement = format!(
-            "ALTER ROLE {ident} WITH LOGIN PASSWORD {} VALID UNTIL {}",
-            quote_literal(&verifier),
-            quote_literal(&timestamp(expires_at)),
-        );
-        sqlx::raw_sql(AssertSqlSafe(statement))
-            .execute(&self.admin.server)
-            .await
-            .map_err(failed)?;
-        self.state.current.insert(role.to_owned(), token.to_owned());
-        tracing::debug!(event = "lakebase.password_set", role, expires_at = %expires_at);
-        Ok(())
-    }
-
-    /// If `token` is some role's password, makes Postgres refuse it for new logins from now on.
-    /// Returns whether it was.
-    ///
-    /// # Errors
-    /// [`LakebaseError::Role`] when the statement fails.
-    #[tracing::instrument(skip_all)]
-    pub(crate) async fn expire(&mut self, token: &str) -> Result<bool, LakebaseError> {
-        let Some(role) = self
-            .state
-            .current
-            .iter()
-            .find(|(_, current)| current.as_str() == token)
-            .map(|(role, _)| role.clone())
-        else {
-            return Ok(false);
-        };
-        self.expire_role(&role).await?;
-        self.state.current.remove(&role);
-        Ok(true)
-    }
-
-    /// Makes Postgres refuse every password this emulator set, as after a reset every minted
-    /// token is unknown.
-    ///
-    /// # Errors
-    /// [`LakebaseError::Role`] for the first statement that fails.
-    #[tracing::instrument(skip_all)]
-    pub(crate) async fn expire_all(&mut self) -> Result<(), LakebaseError> {
-        let roles: Vec<String> = self.state.current.keys().cloned().collect();
-        for role in roles {
-            self.expire_role(&role).await?;
-            self.state.current.remove(&role);
-        }
-        Ok(())
-    }
-
-    async fn expire_role(&self, role: &str) -> Result<(), LakebaseError> {
         let ident = quote_ident(role)?;
-        // In the past, so the very next login is refused whatever the clocks' rounding.
-        let past = Utc::now() - chrono::Duration::seconds(1);
-        let statement = format!(
-            "ALTER ROLE {ident} VALID UNTIL {}",
-            quote_literal(&timestamp(past))
-        );
-        sqlx::raw_sql(AssertSqlSafe(statement))
-            .execute(&self.admin.server)
-            .await
-            .map_err(|source| LakebaseError::Role {
-                role: role.to_owned(),
-                source,
-            })?;
-        tracing::debug!(event = "lakebase.password_expired", role);
-        Ok(())
-    }
-
-    /// Creates the role when missing and grants what the Apps database resource grants. The
-    /// grants are repeated for roles that already exist, which is harmless (they are idempotent)
-    /// and repairs a role whose first preparation failed half way.
-    async fn prepare(&self, role: &str, ident: &str) -> Result<(), LakebaseError> {
         let failed = |source| LakebaseError::Role {
             role: role.to_owned(),
             source,
@@ -333,7 +314,7 @@ impl Logins<'_> {
         let superuser: Option<bool> =
             sqlx::query_scalar("SELECT rolsuper FROM pg_roles WHERE rolname = $1")
                 .bind(role)
-                .fetch_optional(&self.admin.server)
+                .fetch_optional(&self.server)
                 .await
                 .map_err(failed)?;
         match superuser {
@@ -342,7 +323,7 @@ impl Logins<'_> {
             None => {
                 let create = format!("CREATE ROLE {ident} LOGIN");
                 match sqlx::raw_sql(AssertSqlSafe(create))
-                    .execute(&self.admin.server)
+                    .execute(&self.server)
                     .await
                 {
                     Ok(_) => tracing::info!(event = "lakebase.role_created", role),
@@ -352,28 +333,127 @@ impl Logins<'_> {
                 }
             }
         }
-        let grant_database = format!("GRANT CONNECT, CREATE ON DATABASE {DATABASE} TO {ident}");
+        // `VALID UNTIL 'infinity'` undoes an expiry an older emulator may have left on the role.
+        let verifier = scram_verifier(&login.password, &rand::random::<[u8; 16]>());
+        let statement = format!(
+            "ALTER ROLE {ident} WITH LOGIN PASSWORD {} VALID UNTIL 'infinity'",
+            quote_literal(&verifier),
+        );
+        sqlx::raw_sql(AssertSqlSafe(statement))
+            .execute(&self.server)
+            .await
+            .map_err(failed)?;
+        self.grant(role, DATABASE).await?;
+        prepared
+            .grants
+            .insert((role.to_owned(), DATABASE.to_owned()));
+        prepared.roles.insert(role.to_owned());
+        Ok(login)
+    }
+
+    /// Creates `database` when missing and grants the role `CONNECT, CREATE` on it and
+    /// `USAGE, CREATE` on its schema `public`. Repeating it is harmless (grants are idempotent),
+    /// which repairs a preparation that failed half way.
+    async fn grant(&self, role: &str, database: &str) -> Result<(), LakebaseError> {
+        let ident = quote_ident(role)?;
+        let failed = |source| LakebaseError::Role {
+            role: role.to_owned(),
+            source,
+        };
+        let mut server = self
+            .server
+            .acquire()
+            .await
+            .map_err(LakebaseError::Database)?;
+        ensure_database(&mut server, database).await?;
+        let grant_database = format!(
+            "GRANT CONNECT, CREATE ON DATABASE {} TO {ident}",
+            quote_ident(database)?
+        );
         sqlx::raw_sql(AssertSqlSafe(grant_database))
-            .execute(&self.admin.server)
+            .execute(&mut *server)
             .await
             .map_err(failed)?;
         let grant_schema = format!("GRANT USAGE, CREATE ON SCHEMA public TO {ident}");
-        sqlx::raw_sql(AssertSqlSafe(grant_schema))
-            .execute(&self.admin.database)
-            .await
-            .map_err(failed)?;
+        if database == DATABASE {
+            sqlx::raw_sql(AssertSqlSafe(grant_schema))
+                .execute(&self.database)
+                .await
+                .map_err(failed)?;
+        } else {
+            let mut branch = self
+                .options
+                .clone()
+                .database(database)
+                .connect()
+                .await
+                .map_err(LakebaseError::Database)?;
+            sqlx::raw_sql(AssertSqlSafe(grant_schema))
+                .execute(&mut branch)
+                .await
+                .map_err(failed)?;
+            let _ = branch.close().await;
+        }
         Ok(())
+    }
+}
+
+/// Prefix of branch databases on the backend.
+const BRANCH_PREFIX: &str = "lakebase_branch_";
+
+/// The backend database an Autoscaling branch's `databricks_postgres` opens: the prefix, the
+/// branch's project and branch ids reduced to what needs no quoting, and a hash of the whole name,
+/// so that different branches never share a database and the name stays within 63 bytes.
+pub(crate) fn branch_database(branch: &str) -> String {
+    let digest = digest::digest(&digest::SHA256, branch.as_bytes());
+    let hash: String = digest.as_ref()[..4]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let readable: String = branch
+        .trim_start_matches("projects/")
+        .replace("/branches/", "_")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_IDENTIFIER_BYTES - BRANCH_PREFIX.len() - hash.len() - 1)
+        .collect();
+    format!("{BRANCH_PREFIX}{readable}_{hash}")
+}
+
+async fn ensure_database(server: &mut PgConnection, database: &str) -> Result<(), LakebaseError> {
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(database)
+            .fetch_one(&mut *server)
+            .await
+            .map_err(LakebaseError::Database)?;
+    if exists {
+        return Ok(());
+    }
+    let create = format!("CREATE DATABASE {}", quote_ident(database)?);
+    match sqlx::raw_sql(AssertSqlSafe(create))
+        .execute(&mut *server)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(event = "lakebase.database_created", database);
+            Ok(())
+        }
+        // Another emulator on the same server created it in between.
+        Err(e) if has_sql_state(&e, DUPLICATE_DATABASE) => Ok(()),
+        Err(e) => Err(LakebaseError::Database(e)),
     }
 }
 
 /// Whether `error` is a Postgres error with SQLSTATE `code`.
 fn has_sql_state(error: &sqlx::Error, code: &str) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.code().as_deref() == Some(code))
-}
-
-/// A timestamp literal Postgres reads unambiguously whatever its `DateStyle` and `TimeZone`.
-fn timestamp(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M:%S%.6f+00").to_string()
 }
 
 /// Quotes a role name as a Postgres identifier: `"` around it, inner `"` doubled.
@@ -400,7 +480,7 @@ fn quote_ident(name: &str) -> Result<String, LakebaseError> {
 
 /// Quotes a string literal as Postgres' own `quote_literal` does: `'` doubled, and an `E''`
 /// literal with doubled backslashes when there is a backslash, so the result means the same
-/// whatever `standard_conforming_strings` says. The inputs here (verifiers, timestamps) never
+/// whatever `standard_conforming_strings` says. The inputs here (verifiers) never
 /// hold a NUL.
 fn quote_literal(value: &str) -> String {
     let quoted = value.replace('\'', "''");
@@ -508,16 +588,28 @@ mod tests {
         WG5d8oPm3OtcPnkdi4Uo7BkeZkBFzpcXkuLmtbsT4qY=:wfPLwcE6nTWhTAmQ7tl2KeoiWGPlZqQxSrmfPwDl2dU=";
 
     #[test]
-    fn timestamps_are_utc_with_microseconds() {
+    fn branch_databases_are_distinct_short_and_need_no_quoting() {
         // Arrange
-        let at = DateTime::parse_from_rfc3339("2026-03-04T05:06:07.5Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let long = format!("projects/{}/branches/dev", "p".repeat(80));
 
         // Act
-        let text = timestamp(at);
+        let main = branch_database("projects/shop/branches/production");
+        let dash = branch_database("projects/shop/branches/pr-12");
+        let under = branch_database("projects/shop/branches/pr_12");
+        let long = branch_database(&long);
 
         // Assert
-        assert_eq!(text, "2026-03-04 05:06:07.500000+00");
+        assert!(
+            main.starts_with("lakebase_branch_shop_production_"),
+            "{main}"
+        );
+        assert_ne!(dash, under, "the hash tells apart names that read the same");
+        assert!(long.len() <= MAX_IDENTIFIER_BYTES, "{long}");
+        for name in [&main, &dash, &under, &long] {
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            );
+        }
     }
 }

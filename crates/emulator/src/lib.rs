@@ -25,7 +25,9 @@
 //! - `warehouse`: the clock-driven power state of SQL warehouses;
 //! - `genie`: the status clock, attachments and conversations of Genie messages;
 //! - `results`: statement results as JSON, CSV and Arrow bytes, and the signed external links;
-//! - `lakebase`: turning minted database credentials into real Postgres logins;
+//! - `lakebase`: the Postgres server behind the emulated Lakebase: roles, grants, branch databases;
+//! - `pgfront`: the emulated Lakebase's Postgres front, which takes minted tokens as passwords
+//!   over TLS and relays to that server;
 //! - [`postgres`]: starting a private Postgres cluster from the machine's binaries;
 //! - `server`: the accept loop (HTTP/1.1 and h2c), connection dropping and shutdown;
 //! - [`host`]: the Host rule (on loopback, only requests addressed to a loopback name), which
@@ -42,6 +44,7 @@ pub mod fixture;
 mod genie;
 pub mod host;
 mod lakebase;
+mod pgfront;
 pub mod postgres;
 mod results;
 mod routes;
@@ -64,9 +67,12 @@ pub use state::SqlSessionInfo;
 pub struct EmulatorConfig {
     /// The workspace to serve; [`Fixture::default`] when not replaced.
     pub fixture: Fixture,
-    /// A Postgres superuser URL. When set, every minted database credential becomes the login
-    /// password of the caller's Postgres role until the credential expires.
+    /// A Postgres superuser URL: the server behind the emulated Lakebase. When set, a Postgres
+    /// front listens on `lakebase_listen` and takes minted tokens as passwords, as Lakebase does.
     pub postgres_admin_url: Option<String>,
+    /// Where the Lakebase front listens; `127.0.0.1` on a free port when not set. Its IP is the
+    /// host name instances and endpoints report.
+    pub lakebase_listen: Option<std::net::SocketAddr>,
     /// Lifetime of minted database credentials, overriding the fixture's setting.
     pub db_token_ttl_secs: Option<u64>,
 }

@@ -1,5 +1,6 @@
 //! The accept loop: HTTP/1.1 and HTTP/2 cleartext on one listener, and the ability to drop a
-//! connection without answering.
+//! connection without answering; with a Postgres backend, also the Lakebase front's listener
+//! (served by `pgfront`).
 //!
 //! `axum::serve` cannot drop a connection on purpose (its service is infallible), so connections
 //! are served with hyper-util directly: a response marked [`DropConnection`] turns into a service
@@ -23,6 +24,7 @@ use crate::engine::{Engine, EngineError};
 use crate::faults::DropConnection;
 use crate::fixture::FixtureError;
 use crate::lakebase::{LakebaseAdmin, LakebaseError};
+use crate::pgfront::{self, FrontTls};
 use crate::state::Emulator;
 
 /// Why an emulator could not start.
@@ -37,6 +39,9 @@ pub enum StartError {
     /// The Postgres admin connection failed.
     #[error(transparent)]
     Lakebase(#[from] LakebaseError),
+    /// The Lakebase front could not listen or make its TLS certificate.
+    #[error("cannot start the Lakebase front: {0}")]
+    LakebaseFront(String),
     /// The fixture tables could not be loaded into the SQL engine.
     #[error(transparent)]
     Engine(#[from] EngineError),
@@ -55,6 +60,8 @@ pub struct EmulatorHandle {
     addr: SocketAddr,
     stop: watch::Sender<()>,
     task: JoinHandle<()>,
+    /// The Lakebase front's accept loop, when there is a Postgres backend.
+    front: Option<JoinHandle<()>>,
 }
 
 impl EmulatorHandle {
@@ -68,13 +75,24 @@ impl EmulatorHandle {
         self.addr
     }
 
-    /// Stops accepting, closes every connection and waits for the accept loop to end.
+    /// Where the emulated Lakebase's Postgres front listens, when the emulator has a Postgres
+    /// backend (`postgres_admin_url`): `PGHOST` and `PGPORT` for clients.
+    pub fn lakebase_addr(&self) -> Option<SocketAddr> {
+        self.emulator.lakebase.as_ref().map(|l| l.front())
+    }
+
+    /// Stops accepting, closes every connection and waits for the accept loops to end.
     pub async fn shutdown(self) {
-        let Self { stop, task, .. } = self;
+        let Self {
+            stop, task, front, ..
+        } = self;
         drop(stop);
-        // The loop only ends by our signal; a join error would mean it panicked, which the
+        // The loops only end by our signal; a join error would mean one panicked, which the
         // caller cannot act on during shutdown.
         let _ = task.await;
+        if let Some(front) = front {
+            let _ = front.await;
+        }
     }
 }
 
@@ -89,6 +107,7 @@ pub(crate) async fn start(
     let EmulatorConfig {
         mut fixture,
         postgres_admin_url,
+        lakebase_listen,
         db_token_ttl_secs,
     } = config;
     fixture.validate()?;
@@ -97,9 +116,18 @@ pub(crate) async fn start(
     }
     let addr = listener.local_addr().map_err(StartError::Bind)?;
     let base_url = format!("http://{addr}");
-    let lakebase = match postgres_admin_url {
-        Some(url) => Some(LakebaseAdmin::connect(&url).await?),
-        None => None,
+    let (lakebase, front_listener) = match postgres_admin_url {
+        Some(url) => {
+            let listen = lakebase_listen.unwrap_or_else(pgfront::default_listen);
+            let listener = TcpListener::bind(listen).await.map_err(|e| {
+                StartError::LakebaseFront(format!("cannot listen on {listen}: {e}"))
+            })?;
+            let front = listener.local_addr().map_err(StartError::Bind)?;
+            let tls = FrontTls::new(&front.ip().to_string()).map_err(StartError::LakebaseFront)?;
+            let admin = LakebaseAdmin::connect(&url, front).await?;
+            (Some(admin), Some((listener, tls)))
+        }
+        None => (None, None),
     };
     let engine = Engine::load(&fixture)?;
     let emulator = Emulator::new(fixture, engine, base_url.clone(), lakebase);
@@ -110,6 +138,14 @@ pub(crate) async fn start(
         app = app.layer(axum::middleware::from_fn(crate::host::refuse_foreign_host));
     }
     let (stop, stopped) = watch::channel(());
+    let front = front_listener.map(|(listener, tls)| {
+        tokio::spawn(pgfront::serve(
+            listener,
+            emulator.clone(),
+            tls,
+            stopped.clone(),
+        ))
+    });
     let task = tokio::spawn(accept_loop(listener, app, stopped));
     tracing::info!(event = "emulator.started", url = %base_url);
     Ok(EmulatorHandle {
@@ -118,6 +154,7 @@ pub(crate) async fn start(
         addr,
         stop,
         task,
+        front,
     })
 }
 

@@ -19,7 +19,7 @@ use crate::faults::FaultRules;
 use crate::files::FileTree;
 use crate::fixture::{Fixture, Settings};
 use crate::genie::GenieStore;
-use crate::lakebase::{LakebaseAdmin, LakebaseError};
+use crate::lakebase::LakebaseAdmin;
 use crate::results::LinkSigner;
 use crate::sql::Statement;
 use crate::warehouse::Warehouses;
@@ -154,6 +154,9 @@ pub(crate) struct TokenRecord {
     pub(crate) revoked: bool,
     /// JWT-shaped OAuth tokens answer "JWT has expired" once expired; PATs do not.
     pub(crate) is_jwt: bool,
+    /// For a database credential minted for an Autoscaling endpoint, its branch
+    /// (`projects/p/branches/b`), whose database the Lakebase front opens.
+    pub(crate) branch: Option<String>,
 }
 
 /// One served request, as `GET /_emulator/requests` and
@@ -256,7 +259,7 @@ impl Emulator {
 
     /// Returns tokens, statements, warehouses, sessions, faults, settings, volume files, Genie
     /// conversations, Autoscaling projects and the log to their state at start.
-    pub(crate) async fn reset(&self) -> Result<(), LakebaseError> {
+    pub(crate) fn reset(&self) {
         *lock(&self.tokens) = static_tokens(&self.fixture);
         *lock(&self.settings) = self.initial_settings.clone();
         lock(&self.statements).clear();
@@ -271,11 +274,6 @@ impl Emulator {
         *lock(&self.files) = FileTree::from_fixture(&self.fixture, Utc::now());
         *lock(&self.genie) = GenieStore::default();
         *lock(&self.autoscaling) = autoscaling_of(&self.fixture);
-        // Minted tokens are unknown after a reset, so none may remain a Postgres password.
-        if let Some(lakebase) = &self.lakebase {
-            lakebase.logins().await.expire_all().await?;
-        }
-        Ok(())
     }
 }
 
@@ -334,6 +332,7 @@ fn static_tokens(fixture: &Fixture) -> HashMap<String, TokenRecord> {
                     expires_at: None,
                     revoked: false,
                     is_jwt: false,
+                    branch: None,
                 };
                 (t.clone(), record)
             })

@@ -123,23 +123,17 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
 
     let mut cluster = None;
     let mut emulator = None;
+    let mut lakebase_banner = None;
     let users = match &args.workspace {
         None => {
             let postgres_admin_url = if args.lakebase {
+                eprintln!("dbapp dev: starting the local Postgres cluster for --lakebase…");
                 let started = PrivateCluster::start(ClusterOptions {
                     dir: Some(std::fs::canonicalize(&args.dir)?.join("lakebase")),
                     ..ClusterOptions::default()
                 })
                 .await
                 .context("cannot start the local Postgres cluster for --lakebase")?;
-                let mut lakebase = LakebaseSettings::new(started.host());
-                lakebase.port = started.port();
-                lakebase.user = Some(EMULATOR_APP_ID.to_owned());
-                lakebase.ssl_mode = SslMode::Require;
-                settings.store = StoreConfig {
-                    database: Some(DatabaseConfig::Lakebase(lakebase)),
-                    credentials: Some(CredentialTarget::Instance("dev-lakebase".to_owned())),
-                };
                 let url = started.admin_url();
                 cluster = Some(started);
                 Some(url)
@@ -152,6 +146,24 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
             })
             .await
             .context("cannot start the workspace emulator")?;
+            // The store reaches the emulated Lakebase as an app reaches Lakebase: through its
+            // front, with tokens minted for the app's service principal, over TLS.
+            if let Some(front) = handle.lakebase_addr() {
+                let mut lakebase = LakebaseSettings::new(front.ip().to_string());
+                lakebase.port = front.port();
+                lakebase.user = Some(EMULATOR_APP_ID.to_owned());
+                lakebase.ssl_mode = SslMode::Require;
+                settings.store = StoreConfig {
+                    database: Some(DatabaseConfig::Lakebase(lakebase)),
+                    credentials: Some(CredentialTarget::Instance("dev-lakebase".to_owned())),
+                };
+                lakebase_banner = Some(format!(
+                    "  lakebase: PGHOST={} PGPORT={} PGDATABASE=databricks_postgres PGSSLMODE=require \
+            (PGUSER and PGPASSWORD: `dbapp token --lakebase`, or any user's credential)",
+                    front.ip(),
+                    front.port()
+                ));
+            }
             settings.workspace = ConfigSettings::new(handle.base_url(), AuthType::OAuthM2m)
                 .client_credentials(
                     EMULATOR_APP_ID,
@@ -218,6 +230,9 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
         },
         users.0[0].name,
     );
+    if let Some(banner) = lakebase_banner {
+        eprintln!("{banner}");
+    }
     app.run_until_stopped_with(DevIdentity { users, policy }, shutdown_signal())
         .await?;
     if let Some(emulator) = emulator {

@@ -168,6 +168,23 @@ async fn remove(
     let target = target(&name)?;
     let purge = flag("purge", query.purge.as_deref())?;
     let delay = delay(&emulator);
-    let operation = lock(&emulator.autoscaling).delete(&target, purge, view(&emulator), delay)?;
+    let (operation, purged) = {
+        let mut autoscaling = lock(&emulator.autoscaling);
+        let purged = if purge {
+            autoscaling.purged_branches(&target)
+        } else {
+            Vec::new()
+        };
+        let operation = autoscaling.delete(&target, purge, view(&emulator), delay)?;
+        (operation, purged)
+    };
+    // A purged branch's data is gone on Lakebase; its backend database goes too.
+    if let Some(lakebase) = &emulator.lakebase {
+        for branch in purged {
+            if let Err(error) = lakebase.drop_branch_database(&branch).await {
+                tracing::warn!(event = "lakebase.branch_drop_failed", branch, error = %error);
+            }
+        }
+    }
     Ok(Json(operation))
 }

@@ -4,10 +4,11 @@
 //!
 //! Credentials are JWT-shaped tokens minted for the caller (`sub` = its user name or application
 //! id) with the `lakebase` audience; they authenticate against the workspace APIs like any minted
-//! token. When the emulator has a Postgres admin URL, each credential also becomes the caller's
-//! Postgres password (`lakebase` does that), host names in instances and endpoints become the admin
-//! URL's host so that clients reach that server, and a credential whose login could not be set is
-//! never handed out.
+//! token. When the emulator has a Postgres backend, the Lakebase front (`pgfront`) accepts them as
+//! passwords of the caller's role, host names in instances and endpoints become the front's host,
+//! the caller's role is made ready before the credential is handed out (so a role that cannot
+//! exist fails here, with the reason), and a credential for an Autoscaling endpoint opens its
+//! branch's database.
 //!
 //! Lifetimes: Provisioned credentials live `db_token_ttl_secs` (an hour by default). Autoscaling
 //! credentials take `ttl` (`"3600s"`) or `expire_time` (RFC 3339), which must give 300 to 3600
@@ -27,8 +28,6 @@ use crate::fixture::DatabaseInstance;
 use crate::routes::{JsonBody, QueryParams, page_of};
 use crate::state::{Emulator, Principal, lock};
 
-/// The `aud` claim of database credentials.
-const AUDIENCE: &str = "lakebase";
 /// Bounds of an Autoscaling credential's requested lifetime, in seconds.
 const MIN_TTL_SECS: i64 = 300;
 const MAX_TTL_SECS: i64 = 3600;
@@ -72,7 +71,7 @@ async fn database_credential(
         }
     }
     let ttl = Duration::seconds(db_token_ttl(&emulator));
-    let (token, expires_at) = issue(&emulator, &principal, ttl).await?;
+    let (token, expires_at) = issue(&emulator, &principal, ttl, None).await?;
     Ok(Json(json!({
         "token": token,
         "expiration_time": rfc3339(expires_at),
@@ -113,39 +112,32 @@ async fn postgres_credential(
         (None, Some(at)) => requested_expiry(&at, Utc::now())?,
         (None, None) => Duration::seconds(db_token_ttl(&emulator)),
     };
-    let (token, expires_at) = issue(&emulator, &principal, ttl).await?;
+    let branch = format!("projects/{project}/branches/{branch}");
+    let (token, expires_at) = issue(&emulator, &principal, ttl, Some(branch)).await?;
     Ok(Json(json!({
         "token": token,
         "expire_time": rfc3339(expires_at),
     })))
 }
 
-/// Mints a database credential and, with a Postgres admin URL, makes it the role's password.
+/// Mints a database credential, after making the caller's role ready on the Postgres backend.
 async fn issue(
     emulator: &Emulator,
     principal: &Principal,
     ttl: Duration,
+    branch: Option<String>,
 ) -> Result<(String, DateTime<Utc>), ApiError> {
-    let Some(lakebase) = &emulator.lakebase else {
-        return Ok(emulator.mint_token(principal, ttl, AUDIENCE));
-    };
-    // Minted under the lock, so that the credential minted last is the password that stays.
-    let mut logins = lakebase.logins().await;
-    let (token, expires_at) = emulator.mint_token(principal, ttl, AUDIENCE);
-    if let Err(error) = logins
-        .set_password(&principal.user_name, &token, expires_at)
-        .await
+    if let Some(lakebase) = &emulator.lakebase
+        && let Err(error) = lakebase.prepare_role(&principal.user_name).await
     {
-        // The caller never sees this token; forget it so it cannot be used anywhere.
-        emulator.update_token(&token, true);
         tracing::warn!(
-            event = "lakebase.login_update_failed",
+            event = "lakebase.role_failed",
             role = %principal.user_name,
             error = %error
         );
         return Err(error.into());
     }
-    Ok((token, expires_at))
+    Ok(emulator.mint_database_credential(principal, ttl, branch))
 }
 
 /// `db_token_ttl_secs`, capped so that no setting can overflow a timestamp.

@@ -559,7 +559,7 @@ async fn the_endpoint_cap_is_a_clear_error_and_reset_forgets_created_projects() 
     let (past_cap, body) = te
         .pg_post(&format!("{branch}/endpoints?endpoint_id=ro-10"), read_only)
         .await;
-    te.handle.reset().await.unwrap();
+    te.handle.reset().await;
     let (_, after_reset) = te.pg_get(&format!("{branch}/endpoints")).await;
 
     // Assert

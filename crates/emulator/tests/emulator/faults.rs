@@ -285,7 +285,7 @@ async fn reset_clears_faults_settings_and_the_log() {
     te.get(ME, ALICE).await;
 
     // Act
-    te.handle.reset().await.expect("reset");
+    te.handle.reset().await;
     let (status, _) = te.get(ME, ALICE).await;
 
     // Assert

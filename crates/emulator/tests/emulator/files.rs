@@ -331,7 +331,7 @@ async fn reset_restores_the_fixture_files() {
     let (deleted, _) = te.get(&files(&readme), ALICE).await;
 
     // Act
-    te.handle.reset().await.unwrap();
+    te.handle.reset().await;
     let (restored, _) = te.get(&files(&readme), ALICE).await;
 
     // Assert
