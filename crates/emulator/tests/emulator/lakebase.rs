@@ -1,13 +1,15 @@
-//! Lakebase: the credential endpoints, instances and endpoints over HTTP, and — against a private
-//! Postgres cluster started for the test — that minted credentials are real logins with
-//! Lakebase's semantics (TLS only, tokens not PATs, expiry checked only at login).
+//! Lakebase: the credential endpoints, instances and endpoints over HTTP, and — through the
+//! Postgres front, with a private cluster started for the test behind it — that minted credentials
+//! are real logins with Lakebase's semantics (TLS only, any unexpired token of the role, not PATs,
+//! expiry checked only at login), that branches are separate databases, and that trust auth on the
+//! backend changes nothing.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration, Utc};
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
 use dbapp_emulator::{EmulatorConfig, Fixture};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sqlx::{Connection, Executor};
@@ -68,22 +70,35 @@ async fn lakebase(edit: impl FnOnce(&mut Fixture)) -> (TestEmulator, PrivateClus
     (te, cluster)
 }
 
-fn login_options(cluster: &PrivateCluster, user: &str, password: &str) -> PgConnectOptions {
+/// Login options for the emulated Lakebase: its front, as a client is told to reach it.
+fn login_options(te: &TestEmulator, user: &str, password: &str) -> PgConnectOptions {
+    let front = te
+        .handle
+        .lakebase_addr()
+        .expect("the emulator has a Lakebase front");
     PgConnectOptions::new()
-        .host("127.0.0.1")
-        .port(cluster.port())
+        .host(&front.ip().to_string())
+        .port(front.port())
         .username(user)
         .password(password)
         .database("databricks_postgres")
         .ssl_mode(PgSslMode::Require)
 }
 
-async fn login(
-    cluster: &PrivateCluster,
-    user: &str,
-    password: &str,
-) -> Result<PgConnection, sqlx::Error> {
-    PgConnection::connect_with(&login_options(cluster, user, password)).await
+async fn login(te: &TestEmulator, user: &str, password: &str) -> Result<PgConnection, sqlx::Error> {
+    PgConnection::connect_with(&login_options(te, user, password)).await
+}
+
+/// The SQLSTATE and message of a refused login.
+fn refusal(result: Result<PgConnection, sqlx::Error>) -> (String, String) {
+    match result {
+        Ok(_) => panic!("the login was accepted"),
+        Err(sqlx::Error::Database(e)) => (
+            e.code().map(|c| c.into_owned()).unwrap_or_default(),
+            e.message().to_owned(),
+        ),
+        Err(other) => panic!("not a database error: {other}"),
+    }
 }
 
 /// The SQLSTATE of a refused login.
@@ -98,7 +113,10 @@ fn sql_state(result: Result<PgConnection, sqlx::Error>) -> String {
 /// Postgres' `invalid_password`, which covers wrong and expired passwords alike.
 const INVALID_PASSWORD: &str = "28P01";
 /// Postgres' `invalid_authorization_specification`: no pg_hba.conf line admits the connection.
-const NO_HBA_ENTRY: &str = "28000";
+const INVALID_AUTHORIZATION: &str = "28000";
+/// What the front says to a plain-TCP client, and to a bad password of `dbapp-sp`.
+const INSECURE: &str = "connection is insecure (try using `sslmode=require`)";
+const FAILED_FOR_SP: &str = "password authentication failed for user \"dbapp-sp\"";
 
 async fn current_user(connection: &mut PgConnection) -> String {
     sqlx::query_scalar("SELECT current_user::text")
@@ -454,7 +472,7 @@ async fn service_principal_logs_in_with_a_minted_credential_and_can_create_table
 
     // Act
     let credential = provisioned_credential(&te, &access_token).await;
-    let mut connection = login(&cluster, "dbapp-sp", &credential)
+    let mut connection = login(&te, "dbapp-sp", &credential)
         .await
         .expect("the minted credential logs in");
     let user = current_user(&mut connection).await;
@@ -476,7 +494,7 @@ async fn service_principal_logs_in_with_a_minted_credential_and_can_create_table
 }
 
 #[tokio::test]
-async fn postgres_refuses_pats_plain_tcp_and_other_principals_credentials() {
+async fn the_front_refuses_pats_plain_tcp_and_other_principals_credentials() {
     // Arrange
     let (te, cluster) = lakebase(|_| {}).await;
     let credential = provisioned_credential(
@@ -489,18 +507,27 @@ async fn postgres_refuses_pats_plain_tcp_and_other_principals_credentials() {
     let alices = provisioned_credential(&te, ALICE).await;
 
     // Act
-    let pat = login(&cluster, "dbapp-sp", "dapi0123456789abcdef0123456789abcdef").await;
+    let pat = login(&te, "dbapp-sp", "dapi0123456789abcdef0123456789abcdef").await;
     let plain = PgConnection::connect_with(
-        &login_options(&cluster, "dbapp-sp", &credential).ssl_mode(PgSslMode::Disable),
+        &login_options(&te, "dbapp-sp", &credential).ssl_mode(PgSslMode::Disable),
     )
     .await;
-    let wrong_role = login(&cluster, "dbapp-sp", &alices).await;
-    let good = login(&cluster, "dbapp-sp", &credential).await;
+    let wrong_role = login(&te, "dbapp-sp", &alices).await;
+    let good = login(&te, "dbapp-sp", &credential).await;
 
     // Assert
-    assert_eq!(sql_state(pat), INVALID_PASSWORD);
-    assert_eq!(sql_state(plain), NO_HBA_ENTRY);
-    assert_eq!(sql_state(wrong_role), INVALID_PASSWORD);
+    assert_eq!(
+        refusal(pat),
+        (INVALID_PASSWORD.into(), FAILED_FOR_SP.into())
+    );
+    assert_eq!(
+        refusal(plain),
+        (INVALID_AUTHORIZATION.into(), INSECURE.into())
+    );
+    assert_eq!(
+        refusal(wrong_role),
+        (INVALID_PASSWORD.into(), FAILED_FOR_SP.into())
+    );
     assert!(good.is_ok(), "{:?}", good.err());
 }
 
@@ -515,13 +542,11 @@ async fn an_expired_credential_is_refused_at_login_but_open_connections_keep_wor
             .unwrap(),
     )
     .await;
-    let mut open = login(&cluster, "dbapp-sp", &credential)
-        .await
-        .expect("login");
+    let mut open = login(&te, "dbapp-sp", &credential).await.expect("login");
 
     // Act
     let expired = te.handle.expire_token(&credential).await;
-    let new_login = login(&cluster, "dbapp-sp", &credential).await;
+    let new_login = login(&te, "dbapp-sp", &credential).await;
     let still_open = current_user(&mut open).await;
 
     // Assert
@@ -531,31 +556,158 @@ async fn an_expired_credential_is_refused_at_login_but_open_connections_keep_wor
 }
 
 #[tokio::test]
-async fn a_newer_credential_replaces_the_older_one_for_new_logins() {
-    // Arrange: the documented divergence — Postgres keeps one password per role.
-    let (te, cluster) = lakebase(|_| {}).await;
+async fn every_unexpired_credential_of_a_role_logs_in_not_only_the_newest() {
+    // Arrange: a client that mints during a login (node `pg` with a password callback) holds an
+    // older credential while a newer one exists; Lakebase takes both.
+    let (te, _cluster) = lakebase(|_| {}).await;
     let sp = te
         .handle
         .mint_token("dbapp-sp", std::time::Duration::from_secs(3600))
         .unwrap();
     let older = provisioned_credential(&te, &sp).await;
-    let mut open = login(&cluster, "dbapp-sp", &older).await.expect("login");
+    let workspace_token = te
+        .handle
+        .mint_token("dbapp-sp", std::time::Duration::from_secs(3600))
+        .unwrap();
 
     // Act
     let newer = provisioned_credential(&te, &sp).await;
-    let with_older = login(&cluster, "dbapp-sp", &older).await;
-    let with_newer = login(&cluster, "dbapp-sp", &newer).await;
+    let with_older = login(&te, "dbapp-sp", &older).await;
+    let with_newer = login(&te, "dbapp-sp", &newer).await;
+    let with_workspace_token = login(&te, "dbapp-sp", &workspace_token).await;
 
     // Assert
-    assert_eq!(sql_state(with_older), INVALID_PASSWORD);
-    assert!(with_newer.is_ok(), "{:?}", with_newer.err());
-    assert_eq!(current_user(&mut open).await, "dbapp-sp");
+    assert_ne!(older, newer);
+    for (which, result) in [
+        ("older", with_older),
+        ("newer", with_newer),
+        ("workspace OAuth", with_workspace_token),
+    ] {
+        let mut connection = result.unwrap_or_else(|e| panic!("the {which} token: {e}"));
+        assert_eq!(current_user(&mut connection).await, "dbapp-sp");
+    }
+}
+
+#[tokio::test]
+async fn a_backend_with_trust_auth_lets_nothing_through_that_the_front_refuses() {
+    // Arrange: the private cluster switched to trust auth for TCP, as a developer's own server
+    // named by --postgres-admin-url often is.
+    let (te, cluster) = lakebase(|_| {}).await;
+    let hba = cluster.data_dir().join("pg_hba.conf");
+    let trusting = std::fs::read_to_string(&hba)
+        .unwrap()
+        .replace("scram-sha-256", "trust");
+    std::fs::write(&hba, trusting).unwrap();
+    let mut admin = PgConnection::connect_with(&cluster.admin_connect_options())
+        .await
+        .unwrap();
+    admin.execute("SELECT pg_reload_conf()").await.unwrap();
+    let credential = provisioned_credential(&te, ALICE).await;
+    let mut direct = PgConnection::connect_with(
+        &cluster
+            .admin_connect_options()
+            .username("alice@example.com")
+            .password("x")
+            .database("databricks_postgres"),
+    )
+    .await
+    .expect("the backend itself now trusts anyone");
+
+    // Act
+    let anything = login(&te, "alice@example.com", "x").await;
+    let pat = login(&te, "alice@example.com", ALICE).await;
+    let good = login(&te, "alice@example.com", &credential).await;
+
+    // Assert
+    assert_eq!(current_user(&mut direct).await, "alice@example.com");
+    assert_eq!(refusal(anything).0, INVALID_PASSWORD);
+    assert_eq!(refusal(pat).0, INVALID_PASSWORD);
+    let mut good = good.expect("a minted credential logs in through a trusting backend too");
+    assert_eq!(current_user(&mut good).await, "alice@example.com");
+}
+
+#[tokio::test]
+async fn autoscaling_branches_are_separate_databases_and_a_purge_drops_one() {
+    // Arrange: a second branch of the fixture project, and a credential for each branch.
+    let (te, cluster) = lakebase(|_| {}).await;
+    let (status, created) = te
+        .post(
+            "/api/2.0/postgres/projects/dev/branches?branch_id=feature",
+            ALICE,
+            json!({"spec": {"source_branch": "projects/dev/branches/production"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let (status, created) = te
+        .post(
+            "/api/2.0/postgres/projects/dev/branches/feature/endpoints?endpoint_id=rw",
+            ALICE,
+            json!({"spec": {"endpoint_type": "ENDPOINT_TYPE_READ_WRITE"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let credential = |endpoint: &'static str| {
+        let te = &te;
+        async move {
+            let (_, body) = te
+                .post(POSTGRES_CREDENTIALS, ALICE, json!({"endpoint": endpoint}))
+                .await;
+            body["token"].as_str().expect("token").to_owned()
+        }
+    };
+    let production = credential(ENDPOINT).await;
+    let feature = credential("projects/dev/branches/feature/endpoints/rw").await;
+    let mut on_production = login(&te, "alice@example.com", &production).await.unwrap();
+    on_production
+        .execute("CREATE TABLE only_in_production (id int)")
+        .await
+        .unwrap();
+
+    // Act
+    let mut on_feature = login(&te, "alice@example.com", &feature).await.unwrap();
+    let visible: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('only_in_production')::text")
+            .fetch_one(&mut on_feature)
+            .await
+            .unwrap();
+    let feature_database: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&mut on_feature)
+        .await
+        .unwrap();
+    drop(on_feature);
+    let (purged, _) = send(te.request(
+        Method::DELETE,
+        "/api/2.0/postgres/projects/dev/branches/feature?purge=true",
+        ALICE,
+    ))
+    .await;
+    let mut admin = PgConnection::connect_with(&cluster.admin_connect_options())
+        .await
+        .unwrap();
+    let still_there: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&feature_database)
+            .fetch_one(&mut admin)
+            .await
+            .unwrap();
+
+    // Assert
+    assert_eq!(
+        visible, None,
+        "a branch does not see another branch's tables"
+    );
+    assert!(
+        feature_database.starts_with("lakebase_branch_dev_feature_"),
+        "{feature_database}"
+    );
+    assert_eq!(purged, StatusCode::OK);
+    assert!(!still_there, "the purged branch's database is dropped");
 }
 
 #[tokio::test]
 async fn alice_logs_in_as_her_own_role_with_an_autoscaling_credential() {
     // Arrange
-    let (te, cluster) = lakebase(|_| {}).await;
+    let (te, _cluster) = lakebase(|_| {}).await;
     let (_, endpoint) = te
         .get(&format!("/api/2.0/postgres/{ENDPOINT}"), ALICE)
         .await;
@@ -582,7 +734,7 @@ async fn alice_logs_in_as_her_own_role_with_an_autoscaling_credential() {
         )
         .await;
     let credential = body["token"].as_str().expect("token");
-    let mut connection = login(&cluster, "alice@example.com", credential)
+    let mut connection = login(&te, "alice@example.com", credential)
         .await
         .expect("alice logs in");
 
@@ -590,7 +742,7 @@ async fn alice_logs_in_as_her_own_role_with_an_autoscaling_credential() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(endpoint["status"]["hosts"]["host"], "127.0.0.1");
     assert_eq!(created["done"], true, "{created}");
-    // Endpoints created through the API point at the admin URL's host too.
+    // Endpoints created through the API point at the front too.
     assert_eq!(
         listed["endpoints"][0]["status"]["hosts"]["host"],
         "127.0.0.1"
@@ -683,6 +835,6 @@ async fn private_cluster_reuses_an_initialised_directory() {
     // Assert
     assert_eq!(second.superuser_password(), &password);
     assert_eq!(kept, 0);
-    assert_eq!(sql_state(plain), NO_HBA_ENTRY);
+    assert_eq!(sql_state(plain), INVALID_AUTHORIZATION);
     assert!(!format!("{second:?}").contains(password.expose()));
 }
