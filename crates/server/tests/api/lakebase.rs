@@ -1,5 +1,5 @@
-//! The preferences store on Lakebase: a private Postgres cluster whose logins are the
-//! emulator's minted credentials, reached with the app's identity.
+//! The preferences store on Lakebase: the emulator's Lakebase front, which takes its minted
+//! credentials as passwords, before a private Postgres cluster, reached with the app's identity.
 
 use dbapp_emulator::EmulatorConfig;
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
@@ -9,7 +9,7 @@ use crate::app::{ALICE, BOB, assert_error, settings_for, start_server};
 
 #[tokio::test]
 async fn preferences_are_isolated_on_lakebase_reached_with_the_apps_identity() {
-    // Arrange: a private Postgres whose logins are tokens the emulator mints, and the server's
+    // Arrange: a private Postgres behind the front, whose logins are tokens the emulator mints, and the server's
     // own store selection from the PG* / LAKEBASE_* settings.
     let cluster = PrivateCluster::start(ClusterOptions::default())
         .await
@@ -20,11 +20,12 @@ async fn preferences_are_isolated_on_lakebase_reached_with_the_apps_identity() {
     })
     .await
     .unwrap();
+    let front = emulator.lakebase_addr().expect("a Lakebase front");
     let settings = settings_for(
         &emulator,
         vec![
-            ("PGHOST", cluster.host().to_owned()),
-            ("PGPORT", cluster.port().to_string()),
+            ("PGHOST", front.ip().to_string()),
+            ("PGPORT", front.port().to_string()),
             ("PGDATABASE", "databricks_postgres".to_owned()),
             ("PGUSER", "dbapp-sp".to_owned()),
             ("PGSSLMODE", "require".to_owned()),
