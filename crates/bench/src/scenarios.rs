@@ -1085,6 +1085,9 @@ impl Bench<'_> {
             .context("cannot start a private Postgres cluster")?;
         let ttl = ROTATION_TTL_SECS.to_string();
         let admin_url = cluster.admin_url();
+        // The server logs in through the emulator's Lakebase front, as an app does on Lakebase.
+        let front = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
+        let front_arg = front.to_string();
         let command = procs::command(
             &self.dbapp,
             &[
@@ -1093,6 +1096,8 @@ impl Bench<'_> {
                 "0",
                 "--postgres-admin-url",
                 &admin_url,
+                "--lakebase-listen",
+                &front_arg,
                 "--db-token-ttl",
                 &ttl,
             ],
@@ -1127,8 +1132,8 @@ impl Bench<'_> {
             .env("DATABRICKS_CLIENT_SECRET", "dev-secret")
             .env("LAKEBASE_INSTANCE_NAME", "dev-lakebase")
             .env("DBAPP_METRICS_TOKEN", SCRAPE_TOKEN)
-            .env("PGHOST", cluster.host())
-            .env("PGPORT", cluster.port().to_string())
+            .env("PGHOST", front.ip().to_string())
+            .env("PGPORT", front.port().to_string())
             .env("PGDATABASE", "databricks_postgres")
             .env("PGSSLMODE", "require");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));

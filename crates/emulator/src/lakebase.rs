@@ -45,8 +45,11 @@ use crate::error::ApiError;
 /// The database every Lakebase instance and project has.
 pub(crate) const DATABASE: &str = "databricks_postgres";
 
-/// PBKDF2 iterations of the SCRAM verifier; Postgres' own default (`scram_iterations`).
-const SCRAM_ITERATIONS: u32 = 4096;
+/// PBKDF2 iterations of the roles' SCRAM verifiers. Postgres defaults to 4096 to slow down the
+/// guessing of human passwords; a backend password is 256 random bits, which no guessing reaches,
+/// and every login through the front pays the iterations twice (the front as client, Postgres as
+/// server), so a handful keeps logins cheap.
+const SCRAM_ITERATIONS: u32 = 16;
 
 /// Longest identifier Postgres keeps (`NAMEDATALEN - 1`); longer names would be truncated, and
 /// the role would not be the one clients log in as.
@@ -334,7 +337,11 @@ impl LakebaseAdmin {
             }
         }
         // `VALID UNTIL 'infinity'` undoes an expiry an older emulator may have left on the role.
-        let verifier = scram_verifier(&login.password, &rand::random::<[u8; 16]>());
+        let verifier = scram_verifier(
+            &login.password,
+            &rand::random::<[u8; 16]>(),
+            SCRAM_ITERATIONS,
+        );
         let statement = format!(
             "ALTER ROLE {ident} WITH LOGIN PASSWORD {} VALID UNTIL 'infinity'",
             quote_literal(&verifier),
@@ -495,8 +502,8 @@ fn quote_literal(value: &str) -> String {
 /// `ALTER ROLE … PASSWORD` accepts: `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`.
 /// Minted tokens are printable ASCII, which SASLprep leaves unchanged, so no normalisation is
 /// needed for clients to derive the same keys.
-fn scram_verifier(password: &str, salt: &[u8]) -> String {
-    let iterations = NonZeroU32::new(SCRAM_ITERATIONS).unwrap_or(NonZeroU32::MIN);
+fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
+    let iterations = NonZeroU32::new(iterations).unwrap_or(NonZeroU32::MIN);
     let mut salted = [0u8; 32];
     pbkdf2::derive(
         pbkdf2::PBKDF2_HMAC_SHA256,
@@ -578,7 +585,7 @@ mod tests {
         let salt = STANDARD.decode("W22ZaJ0SNY7soEsUEjb6gQ==").unwrap();
 
         // Act
-        let verifier = scram_verifier("pencil", &salt);
+        let verifier = scram_verifier("pencil", &salt, 4096);
 
         // Assert
         assert_eq!(verifier, EXPECTED_PENCIL);

@@ -128,7 +128,11 @@ fn refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
 async fn a_healthy_configuration_passes_every_check_and_exits_zero() {
     // Arrange
     let (emulator, cluster) = lakebase().await;
-    let port = cluster.port().to_string();
+    let port = emulator
+        .lakebase_addr()
+        .expect("a Lakebase front")
+        .port()
+        .to_string();
     let mut vars = app_vars(emulator.base_url());
     vars.extend([
         ("DATABRICKS_USER_TOKEN", "dev-token-alice".to_owned()),
@@ -552,7 +556,11 @@ async fn a_personal_access_token_as_postgres_password_fails() {
 async fn a_database_named_main_warns_and_its_login_fails_with_the_fix() {
     // Arrange
     let (emulator, cluster) = lakebase().await;
-    let port = cluster.port().to_string();
+    let port = emulator
+        .lakebase_addr()
+        .expect("a Lakebase front")
+        .port()
+        .to_string();
     let vars = lakebase_vars(
         emulator.base_url(),
         &[("PGPORT", &port), ("PGDATABASE", "main")],

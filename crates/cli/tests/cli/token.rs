@@ -216,7 +216,11 @@ async fn token_lakebase_prints_pg_variables_that_psql_logs_in_with() {
     // Arrange
     let (emulator, cluster) = lakebase().await;
     let home = Home::new();
-    let port = cluster.port().to_string();
+    let port = emulator
+        .lakebase_addr()
+        .expect("a Lakebase front")
+        .port()
+        .to_string();
 
     // Act
     let output = home
