@@ -6,12 +6,12 @@ retries.py `poll`: 1 s, 2 s, … between polls) until `done`, then read `respons
 `response` is `google.protobuf.Empty`. The emulator finishes operations at once unless
 `postgres_operation_ms` says otherwise; one test sets it so the waiter really polls.
 
-LakebasePool itself opens a psycopg pool to `<host>:5432` with `sslmode=require` as soon as it is
-built, which the emulator cannot serve on a fixed port. What it does before that — resolve the
-host (endpoint mode: `get_endpoint`; project/branch mode: `list_endpoints` and the first
-READ_WRITE endpoint), infer the user from SCIM Me and mint the first credential — lives in its
-base class `_LakebaseBase`, whose constructor does exactly that without connecting; the tests
-drive that class.
+LakebasePool opens a psycopg pool to `<host>:5432` as soon as it is built; this module's session
+emulator has no Postgres behind it, so the tests here drive its base class `_LakebaseBase`, which
+does everything before that (resolve the host — endpoint mode: `get_endpoint`; project/branch
+mode: `list_endpoints` and the first READ_WRITE endpoint —, infer the user from SCIM Me, mint the
+first credential) without connecting. `test_lakebase_front.py` runs the whole pool against the
+emulated Lakebase's Postgres front.
 """
 
 from __future__ import annotations
