@@ -113,6 +113,18 @@ def test_psycopg_logs_in_over_tls_with_two_credentials_of_one_role(user_client, 
     assert body == "hello"
 
 
+def test_a_verifying_client_trusts_the_published_certificate(user_client, front, tmp_path):
+    # sslmode=verify-full checks the chain and that the certificate names the host dialled.
+    root = tmp_path / "lakebase-front.pem"
+    root.write_text(front["certificate_pem"])
+    token = credential(user_client("alice"))
+
+    with connect(front, "alice@example.com", token, sslmode="verify-full", sslrootcert=str(root)) as conn:
+        who = conn.execute("SELECT current_user").fetchone()[0]
+
+    assert who == "alice@example.com"
+
+
 def test_refusals_carry_the_texts_lakebase_sends(user_client, front, lakebase_url):
     alice = user_client("alice")
     bobs = credential(user_client("bob"))

@@ -292,6 +292,7 @@ async fn info(State(emulator): State<Emulator>) -> Json<Value> {
         "lakebase": emulator.lakebase.as_ref().map(|l| json!({
             "host": l.host(),
             "port": l.front().port(),
+            "certificate_pem": l.certificate_pem(),
         })),
         "settings": emulator.settings(),
     }))

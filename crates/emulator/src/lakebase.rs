@@ -66,6 +66,8 @@ pub(crate) struct LakebaseAdmin {
     /// host names).
     front: SocketAddr,
     front_host: String,
+    /// The front's TLS certificate, PEM.
+    certificate_pem: String,
     /// The backend server, as the admin URL names it.
     backend_host: String,
     backend_port: u16,
@@ -177,7 +179,11 @@ impl LakebaseAdmin {
     /// # Errors
     /// [`LakebaseError::InvalidUrl`], [`LakebaseError::Connect`] or [`LakebaseError::Database`].
     #[tracing::instrument(skip_all)]
-    pub(crate) async fn connect(url: &str, front: SocketAddr) -> Result<Self, LakebaseError> {
+    pub(crate) async fn connect(
+        url: &str,
+        front: SocketAddr,
+        certificate_pem: String,
+    ) -> Result<Self, LakebaseError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| LakebaseError::InvalidUrl(e.to_string()))?
             // sqlx logs statements at info/debug; role statements carry password verifiers.
@@ -209,6 +215,7 @@ impl LakebaseAdmin {
         Ok(Self {
             front,
             front_host: front.ip().to_string(),
+            certificate_pem,
             backend_host: host,
             backend_port: port,
             options,
@@ -227,6 +234,11 @@ impl LakebaseAdmin {
     /// The front's bound address.
     pub(crate) fn front(&self) -> SocketAddr {
         self.front
+    }
+
+    /// The front's TLS certificate, PEM.
+    pub(crate) fn certificate_pem(&self) -> &str {
+        &self.certificate_pem
     }
 
     /// The backend server the front relays to.

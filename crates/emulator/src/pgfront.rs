@@ -85,6 +85,9 @@ type Stream = Box<dyn Io>;
 pub(crate) struct FrontTls {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
+    /// The server certificate, PEM, for clients that verify (`sslmode=verify-full`, Node's
+    /// default): published in `GET /_emulator/info`.
+    pub(crate) certificate_pem: String,
 }
 
 impl FrontTls {
@@ -119,6 +122,7 @@ impl FrontTls {
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
+            certificate_pem: generated.cert.pem(),
         })
     }
 }

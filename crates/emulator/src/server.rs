@@ -124,7 +124,7 @@ pub(crate) async fn start(
             })?;
             let front = listener.local_addr().map_err(StartError::Bind)?;
             let tls = FrontTls::new(&front.ip().to_string()).map_err(StartError::LakebaseFront)?;
-            let admin = LakebaseAdmin::connect(&url, front).await?;
+            let admin = LakebaseAdmin::connect(&url, front, tls.certificate_pem.clone()).await?;
             (Some(admin), Some((listener, tls)))
         }
         None => (None, None),
