@@ -234,3 +234,80 @@ async fn the_emulator_control_api_is_not_reachable_through_the_app() {
     assert!(mint_status.is_client_error(), "{mint_status}: {mint_body}");
     assert!(!mint_body.contains("access_token"), "{mint_body}");
 }
+
+#[tokio::test]
+async fn dev_lakebase_stores_through_the_front_its_banner_names() {
+    // Arrange: `dbapp dev --lakebase` with its banner (stderr) read until the lakebase line.
+    let dir = dev_dir();
+    let mut child = super::dbapp()
+        .args(["dev", "--lakebase", "--port", "0"])
+        .current_dir(dir.path())
+        .env_remove("DATABRICKS_APP_NAME")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("dbapp starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let _running = super::Running(child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("dbapp dev: serving on ")
+        .unwrap()
+        .to_owned();
+    let banner = loop {
+        let mut line = String::new();
+        assert!(
+            std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0,
+            "no banner"
+        );
+        if line.contains("lakebase: PGHOST=") {
+            break line;
+        }
+    };
+    let var = |name: &str| {
+        banner
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("{name} in {banner}"))
+            .to_owned()
+    };
+    let (host, port) = (var("PGHOST"), var("PGPORT").parse::<u16>().unwrap());
+    let http = reqwest::Client::new();
+
+    // Act: the app writes through its store, and a PAT is tried at the front.
+    let put = http
+        .put(format!("{url}/api/preferences/theme"))
+        .json(&json!("dark"))
+        .send()
+        .await
+        .unwrap();
+    let got = http
+        .get(format!("{url}/api/preferences/theme"))
+        .send()
+        .await
+        .unwrap();
+    let pat = sqlx::postgres::PgConnectOptions::new_without_pgpass()
+        .host(&host)
+        .port(port)
+        .username("alice@example.com")
+        .password("dev-token-alice")
+        .database(&var("PGDATABASE"))
+        .ssl_mode(sqlx::postgres::PgSslMode::Require);
+    let refused = sqlx::ConnectOptions::connect(&pat).await;
+
+    // Assert
+    assert!(put.status().is_success(), "{}", put.status());
+    let (status, body) = json_of(got).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"], "dark");
+    match refused {
+        Err(sqlx::Error::Database(e)) => assert_eq!(
+            e.message(),
+            "password authentication failed for user \"alice@example.com\""
+        ),
+        other => panic!("the front took a PAT: {:?}", other.map(|_| ())),
+    }
+}
