@@ -467,7 +467,7 @@ async fn emulator_start_fails_clearly_when_the_admin_url_does_not_connect() {
 #[tokio::test]
 async fn service_principal_logs_in_with_a_minted_credential_and_can_create_tables() {
     // Arrange
-    let (te, cluster) = lakebase(|_| {}).await;
+    let (te, _cluster) = lakebase(|_| {}).await;
     let access_token = m2m_token(&te).await;
 
     // Act
@@ -496,7 +496,7 @@ async fn service_principal_logs_in_with_a_minted_credential_and_can_create_table
 #[tokio::test]
 async fn the_front_refuses_pats_plain_tcp_and_other_principals_credentials() {
     // Arrange
-    let (te, cluster) = lakebase(|_| {}).await;
+    let (te, _cluster) = lakebase(|_| {}).await;
     let credential = provisioned_credential(
         &te,
         &te.handle
@@ -534,7 +534,7 @@ async fn the_front_refuses_pats_plain_tcp_and_other_principals_credentials() {
 #[tokio::test]
 async fn an_expired_credential_is_refused_at_login_but_open_connections_keep_working() {
     // Arrange
-    let (te, cluster) = lakebase(|_| {}).await;
+    let (te, _cluster) = lakebase(|_| {}).await;
     let credential = provisioned_credential(
         &te,
         &te.handle
