@@ -2,8 +2,10 @@
 //! the database as that role by [`plan`], carried out one step at a time by [`apply_step`]
 //! (`dbapp lakebase setup`), and reported by `dbapp doctor`.
 //!
-//! The store keeps its tables in schema [`SCHEMA`] (its statements name tables without a schema,
-//! and `public` is where Postgres' default `search_path` puts them). The app's role must own
+//! The store's statements name tables without a schema, so its tables live in the role's current
+//! schema: the first schema of its `search_path` that exists, which with Postgres' default
+//! `search_path` (`"$user", public`) is `public`. The plan reads that schema ([`Plan::schema`])
+//! rather than assuming it, and falls back to [`DEFAULT_SCHEMA`] when none on the path exists. The app's role must own
 //! them: the migrations alter the tables they created (columns, row-level security), and only an
 //! owner may. Lakebase's Apps database resource gives the role `CONNECT` and `CREATE` on the
 //! database and nothing else, so a table some other role created first (a person who ran the
@@ -33,8 +35,8 @@ use sqlx::{AssertSqlSafe, Executor};
 use crate::StoreError;
 use crate::postgres::MIGRATOR;
 
-/// The schema of the store's tables.
-pub const SCHEMA: &str = "public";
+/// The schema the store's tables go to when no schema of the role's `search_path` exists yet.
+pub const DEFAULT_SCHEMA: &str = "public";
 
 /// sqlx's bookkeeping table: which migrations ran.
 const MIGRATIONS_TABLE: &str = "_sqlx_migrations";
@@ -87,6 +89,8 @@ pub struct Plan {
     pub role: String,
     /// The database (`current_database()`).
     pub database: String,
+    /// The schema of the store's tables: `current_schema()`, else [`DEFAULT_SCHEMA`].
+    pub schema: String,
     /// The steps; empty when everything is in place.
     pub steps: Vec<Step>,
 }
@@ -182,6 +186,7 @@ fn ident(name: &str) -> String {
 struct Basics {
     role: String,
     database: String,
+    schema: String,
     can_connect: bool,
     can_create_schema: bool,
     schema_owner: Option<String>,
@@ -193,14 +198,15 @@ struct Basics {
 const BASICS: &str = "\
 SELECT current_user::text AS role,
        current_database()::text AS database,
+       s.name AS schema,
        has_database_privilege(current_database(), 'CONNECT') AS can_connect,
        has_database_privilege(current_database(), 'CREATE') AS can_create_schema,
        pg_get_userbyid(n.nspowner)::text AS schema_owner,
        has_schema_privilege(n.oid, 'USAGE') AS schema_usage,
        has_schema_privilege(n.oid, 'CREATE') AS schema_create,
        pg_has_role(n.nspowner, 'USAGE') AS owns_schema
-FROM (SELECT 1) AS one
-LEFT JOIN pg_namespace n ON n.nspname = $1";
+FROM (SELECT coalesce(current_schema()::text, $1) AS name) AS s
+LEFT JOIN pg_namespace n ON n.nspname = s.name";
 
 #[derive(sqlx::FromRow)]
 struct TableRow {
@@ -228,11 +234,12 @@ WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND c.relname = ANY($2)";
 #[tracing::instrument(skip_all)]
 pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, StoreError> {
     let basics: Basics = sqlx::query_as(BASICS)
-        .bind(SCHEMA)
+        .bind(DEFAULT_SCHEMA)
         .fetch_one(&mut *conn)
         .await?;
     let role = quoted(&basics.role);
-    let schema = ident(SCHEMA);
+    let name = basics.schema.as_str();
+    let schema = ident(name);
     let mut steps = Vec::new();
     let mut step = |action, topic, statement: String, why: String| {
         steps.push(Step {
@@ -267,7 +274,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
             Topic::Privileges,
             format!("CREATE SCHEMA IF NOT EXISTS {schema}"),
             format!(
-                "the store's tables live in schema {SCHEMA}, which does not exist: the app's role creates it, and so owns it"
+                "the store's tables live in schema {name}, which does not exist: the app's role creates it, and so owns it"
             ),
         ),
         (None, ..) => step(
@@ -275,7 +282,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
             Topic::Privileges,
             format!("CREATE SCHEMA {schema} AUTHORIZATION {role};"),
             format!(
-                "schema {SCHEMA} does not exist and {} may not create schemas in {}",
+                "schema {name} does not exist and {} may not create schemas in {}",
                 basics.role, basics.database
             ),
         ),
@@ -296,7 +303,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
                 }
             ),
             format!(
-                "{} lacks USAGE or CREATE on schema {SCHEMA} (owned by {owner}): it cannot \
+                "{} lacks USAGE or CREATE on schema {name} (owned by {owner}): it cannot \
                  read its tables or create new ones",
                 basics.role
             ),
@@ -308,7 +315,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
     wanted.push(MIGRATIONS_TABLE.to_owned());
     let tables: Vec<TableRow> = if basics.schema_owner.is_some() {
         sqlx::query_as(TABLES)
-            .bind(SCHEMA)
+            .bind(name)
             .bind(&wanted)
             .fetch_all(&mut *conn)
             .await?
@@ -328,7 +335,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
                 format!(
                     "{}.{} is owned by {}, a role {} belongs to: the app's role takes it over so \
                      that migrations can alter it",
-                    SCHEMA, table.name, table.owner, basics.role
+                    name, table.name, table.owner, basics.role
                 ),
             );
         } else {
@@ -337,7 +344,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
                 Topic::Ownership,
                 format!("{statement};"),
                 format!(
-                    "{SCHEMA}.{} is owned by {}: migrations alter the store's tables, which only \
+                    "{name}.{} is owned by {}: migrations alter the store's tables, which only \
                      their owner may, and only {} or an admin can hand it over (run it as one of them)",
                     table.name, table.owner, table.owner
                 ),
@@ -369,13 +376,13 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
              FROM (SELECT 1) AS one LEFT JOIN pg_namespace n ON n.nspname = $2",
         )
         .bind(reader)
-        .bind(SCHEMA)
+        .bind(name)
         .fetch_one(&mut *conn)
         .await?;
         let (reader_usage, can_grant_usage, has_default) = state;
         if reader_usage != Some(true) {
             let statement = format!("GRANT USAGE ON SCHEMA {schema} TO {reader_ident}");
-            let why = format!("{reader} must reach schema {SCHEMA} to read the store's tables");
+            let why = format!("{reader} must reach schema {name} to read the store's tables");
             if can_grant_usage == Some(false) {
                 step(Action::Human, Topic::Readers, format!("{statement};"), why);
             } else {
@@ -402,7 +409,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
                 "SELECT has_table_privilege($1, format('%I.%I', $2::text, $3::text), 'SELECT')",
             )
             .bind(reader)
-            .bind(SCHEMA)
+            .bind(name)
             .bind(&table.name)
             .fetch_one(&mut *conn)
             .await?;
@@ -414,10 +421,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
                         "GRANT SELECT ON {schema}.{} TO {reader_ident}",
                         ident(&table.name)
                     ),
-                    format!(
-                        "{reader} reads {SCHEMA}.{}, which exists already",
-                        table.name
-                    ),
+                    format!("{reader} reads {name}.{}, which exists already", table.name),
                 );
             }
         }
@@ -454,6 +458,7 @@ pub async fn plan(conn: &mut PgConnection, readers: &[String]) -> Result<Plan, S
     Ok(Plan {
         role: basics.role,
         database: basics.database,
+        schema: basics.schema,
         steps,
     })
 }

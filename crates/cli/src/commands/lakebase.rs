@@ -91,7 +91,7 @@ async fn setup(args: SetupArgs, env: &Environment) -> anyhow::Result<()> {
         "dbapp lakebase setup: role {} on database {}, schema {}{}",
         plan.role,
         plan.database,
-        setup::SCHEMA,
+        plan.schema,
         if args.dry_run {
             " (dry run: nothing is executed)"
         } else {

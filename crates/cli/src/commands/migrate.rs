@@ -19,7 +19,10 @@ pub(crate) struct MigrateArgs {}
 
 pub(crate) async fn run(_args: MigrateArgs, env: &Environment) -> anyhow::Result<()> {
     let store = open_store(env).await?;
-    store.migrate().await.context("migrations failed")?;
+    store.migrate().await.context(
+        "migrations failed (on Postgres, `dbapp lakebase setup --dry-run` shows what the app's \
+         role lacks)",
+    )?;
     println!("migrations applied ({})", store.backend());
     Ok(())
 }

@@ -516,7 +516,7 @@ async fn access(input: &Input, conn: Option<PgConnection>, migrate_on_start: boo
 
 /// The three checks of [`access`] from the plan.
 fn plan_checks(plan: &Plan, ids: [&'static str; 3], migrate_on_start: bool) -> Vec<Check> {
-    let schema = setup::SCHEMA;
+    let schema = &plan.schema;
     vec![
         topic_check(
             plan,

@@ -145,6 +145,8 @@ async fn setup_creates_the_tables_owned_by_the_app_role_and_a_second_run_changes
         assert!(readable, "analyst reads {table}");
     }
     assert_eq!(after_first.1.len(), total, "{:?}", after_first.1);
+    // stdout is a pipe here: no colour codes.
+    assert!(!first.stdout.contains('\x1b'), "{}", first.stdout);
 
     assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
     assert!(

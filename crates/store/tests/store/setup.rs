@@ -207,3 +207,47 @@ async fn migrations_bookkeeping_another_role_owns_is_named_for_a_person() {
     admin.close().await.ok();
     db.cluster.stop().await.ok();
 }
+
+#[tokio::test]
+async fn the_plan_follows_the_schema_the_store_writes_to() {
+    // Arrange: the role's search_path names a schema of its own, as some teams configure.
+    let db = AppDatabase::start().await;
+    let mut admin = db.admin().await;
+    for statement in [
+        "CREATE SCHEMA app_data AUTHORIZATION app",
+        "ALTER ROLE app SET search_path = app_data",
+    ] {
+        admin.execute(statement).await.unwrap();
+    }
+
+    // Act
+    let before = db.plan().await;
+    db.apply(&before).await;
+    let store = PgStore::new(db.app.clone());
+    store.migrate().await.unwrap();
+    let after = db.plan().await;
+
+    // Assert: no privilege step (the role owns app_data), and the tables went there.
+    assert_eq!(before.schema, "app_data");
+    assert_eq!(
+        before.steps_about(Topic::Privileges).count(),
+        0,
+        "{before:#?}"
+    );
+    let placed: Vec<(String, String)> = sqlx::query_as(
+        "SELECT c.relname::text, pg_get_userbyid(c.relowner)::text FROM pg_class c
+         WHERE c.relnamespace = 'app_data'::regnamespace AND c.relkind = 'r'",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    for table in setup::store_tables() {
+        assert!(
+            placed.contains(&(table.clone(), "app".to_owned())),
+            "{table} in {placed:?}"
+        );
+    }
+    assert_eq!(after.steps, []);
+    admin.close().await.ok();
+    db.cluster.stop().await.ok();
+}
