@@ -23,12 +23,16 @@ struct Run {
     stderr: String,
 }
 
-/// The app's configuration for Lakebase on `cluster`, minting through `emulator`.
-fn vars(emulator: &EmulatorHandle, cluster: &PrivateCluster) -> Vec<(&'static str, String)> {
+/// The app's configuration for the emulated Lakebase: its Postgres front (which logs the minted
+/// token's role in to the cluster), minting through `emulator`.
+fn vars(emulator: &EmulatorHandle) -> Vec<(&'static str, String)> {
+    let front = emulator
+        .lakebase_addr()
+        .expect("the emulator has a Lakebase front");
     let mut vars = app_vars(emulator.base_url());
     vars.extend([
-        ("PGHOST", cluster.host().to_owned()),
-        ("PGPORT", cluster.port().to_string()),
+        ("PGHOST", front.ip().to_string()),
+        ("PGPORT", front.port().to_string()),
         ("LAKEBASE_INSTANCE_NAME", "dev-lakebase".to_owned()),
     ]);
     vars
@@ -98,7 +102,7 @@ async fn public_relations(admin: &mut PgConnection) -> i64 {
 async fn setup_creates_the_tables_owned_by_the_app_role_and_a_second_run_changes_nothing() {
     // Arrange
     let (emulator, cluster) = lakebase().await;
-    let vars = vars(&emulator, &cluster);
+    let vars = vars(&emulator);
     let mut admin = admin(&cluster).await;
     admin.execute("CREATE ROLE analyst").await.unwrap();
 
@@ -166,7 +170,7 @@ async fn setup_creates_the_tables_owned_by_the_app_role_and_a_second_run_changes
 async fn dry_run_explains_every_step_and_executes_nothing() {
     // Arrange
     let (emulator, cluster) = lakebase().await;
-    let vars = vars(&emulator, &cluster);
+    let vars = vars(&emulator);
     let mut admin = admin(&cluster).await;
 
     // Act
@@ -215,7 +219,7 @@ async fn dry_run_explains_every_step_and_executes_nothing() {
 async fn a_table_another_role_owns_stops_setup_and_doctor_names_the_exact_statement() {
     // Arrange: a person ran the first migration as themselves, so its table is theirs.
     let (emulator, cluster) = lakebase().await;
-    let vars = vars(&emulator, &cluster);
+    let vars = vars(&emulator);
     let mut admin = admin(&cluster).await;
     let first = MIGRATOR.iter().next().unwrap();
     admin.execute("CREATE ROLE legacy_owner").await.unwrap();
