@@ -3,6 +3,7 @@
 
 mod commands;
 mod doctor;
+mod terminal;
 
 use clap::Parser;
 

@@ -17,6 +17,9 @@
 //! - [`lakebase`]: connection settings from the `PG*` variables, and a token refresher that rotates
 //!   the OAuth token Lakebase takes as a password.
 //!
+//! - [`setup`]: what the app's Postgres role needs (schema privileges, ownership of the tables,
+//!   grants to readers, pending migrations) as a plan of statements, for `dbapp lakebase setup`
+//!   and `dbapp doctor`.
 //! - [`workspace`]: the real [`lakebase::TokenSource`], minting credentials through
 //!   `dbapp-databricks` as the app's identity (`LAKEBASE_INSTANCE_NAME` or `LAKEBASE_ENDPOINT`).
 //!
@@ -69,6 +72,7 @@ pub mod config;
 mod error;
 pub mod lakebase;
 pub mod postgres;
+pub mod setup;
 pub mod sqlite;
 pub mod workspace;
 
@@ -828,6 +832,12 @@ impl PoolConnections {
 pub trait Store: Send + Sync + fmt::Debug {
     /// The backend's name, `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
+
+    /// The Postgres store behind this one, for what only Postgres has (`setup`: roles, owners,
+    /// grants); `None` for SQLite.
+    fn postgres(&self) -> Option<&postgres::PgStore> {
+        None
+    }
 
     /// The connections of the store's pool now, for the `db_pool_connections` gauge: every
     /// backend has one (Lakebase, any Postgres, SQLite).

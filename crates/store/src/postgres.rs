@@ -424,6 +424,10 @@ impl Store for PgStore {
         "postgres"
     }
 
+    fn postgres(&self) -> Option<&PgStore> {
+        Some(self)
+    }
+
     fn pool_connections(&self) -> crate::PoolConnections {
         crate::PoolConnections::of(self.pool.size(), self.pool.num_idle())
     }

@@ -4,6 +4,7 @@
 mod dev;
 mod doctor;
 mod emulate;
+mod lakebase;
 mod migrate;
 mod openapi;
 mod serve;
@@ -30,6 +31,8 @@ pub(crate) enum Command {
     Emulate(emulate::EmulateArgs),
     /// Apply the store's migrations.
     Migrate(migrate::MigrateArgs),
+    /// Lakebase administration: `setup` makes the database ready for the app's role.
+    Lakebase(lakebase::LakebaseArgs),
     /// Diagnose the configuration: context, effective settings, and checks with fixes.
     Doctor(doctor::DoctorArgs),
     /// Print a user token for local calls, or with --lakebase the PG* variables for psql.
@@ -42,11 +45,11 @@ impl Command {
     pub(crate) async fn run(self, env: Environment) -> anyhow::Result<()> {
         // `serve` installs the server's own subscriber (JSON lines on stdout); the others log
         // human-readable lines on stderr.
-        // `doctor` and `token` print for people or scripts on stdout; their logs stay quiet
-        // unless RUST_LOG asks.
+        // `doctor`, `token` and `lakebase` print for people or scripts on stdout; their logs
+        // stay quiet unless RUST_LOG asks.
         match self {
             Self::Serve(_) => {}
-            Self::Doctor(_) | Self::Token(_) => init_tracing(&env, "warn"),
+            Self::Doctor(_) | Self::Token(_) | Self::Lakebase(_) => init_tracing(&env, "warn"),
             _ => init_tracing(&env, "info"),
         }
         match self {
@@ -54,6 +57,7 @@ impl Command {
             Self::Dev(args) => dev::run(args, &env).await,
             Self::Emulate(args) => emulate::run(args).await,
             Self::Migrate(args) => migrate::run(args, &env).await,
+            Self::Lakebase(args) => lakebase::run(args, &env).await,
             Self::Doctor(args) => doctor::run(args, env).await,
             Self::Token(args) => token::run(args, &env).await,
             Self::Openapi(args) => openapi::run(args),

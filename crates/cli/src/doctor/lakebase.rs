@@ -1,6 +1,11 @@
 //! Doctor checks about Lakebase (`shared/UPSTREAM.md` §1.3, §5): the host is set, the database
 //! name, TLS, no personal access token as the password, which credential API mints the password,
-//! that minting works, the role name, the token's remaining lifetime, and finally a real login.
+//! that minting works, the role name, the token's remaining lifetime, a real login, and then, on
+//! that login, what the app's role may do: its privileges on the database and the store's schema
+//! (`lakebase.privileges`), who owns the store's tables (`lakebase.ownership`) and the pending
+//! migrations (`lakebase.migrations`). Those three read the plan `dbapp lakebase setup` would
+//! carry out (`dbapp_store::setup`), so doctor and setup cannot disagree; for what the role
+//! cannot fix itself, the fix is the exact `GRANT`/`ALTER … OWNER TO` statement for a person.
 //!
 //! The rules are the store's (`dbapp_store::lakebase`): its defaults, its refusal of `dapi…`
 //! passwords and of non-TLS modes, the token's `sub` as the role when `PGUSER` is unset.
@@ -13,10 +18,11 @@ use dbapp_store::lakebase::{
     DEFAULT_DATABASE, DEFAULT_PORT, DatabaseConfig, LakebaseError, LakebaseSettings,
     looks_like_pat, token_subject,
 };
+use dbapp_store::setup::{self, Action, Plan, Topic};
 use dbapp_store::workspace::CredentialTarget;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::ConnectOptions;
-use sqlx::postgres::PgSslMode;
+use sqlx::postgres::{PgConnection, PgSslMode};
 
 use super::{Check, Input, Status, error_chain};
 
@@ -233,26 +239,37 @@ pub(crate) async fn checks(input: &Input, app: Option<&Client>) -> Vec<Check> {
     }
 
     // The login uses exactly the connect options the store would: the loader's settings.
-    let loaded = match dbapp_server::config::Settings::load(&input.vars) {
-        Ok(settings) => match settings.store.database {
-            Some(DatabaseConfig::Lakebase(lakebase)) => Some(lakebase),
-            _ => None,
-        },
-        Err(_) => None,
+    let (loaded, migrate_on_start) = match dbapp_server::config::Settings::load(&input.vars) {
+        Ok(settings) => (
+            match settings.store.database {
+                Some(DatabaseConfig::Lakebase(lakebase)) => Some(lakebase),
+                _ => None,
+            },
+            settings.server.dbapp.migrate_on_start,
+        ),
+        Err(_) => (None, true),
     };
-    out.push(match (login, blocked, loaded) {
+    let (login_check, conn) = match (login, blocked, loaded) {
         (Some((user, password)), false, Some(lakebase)) => {
             real_login(input, &lakebase, &user, &password).await
         }
-        (Some(_), false, None) => Check::skip(
-            "lakebase.login",
-            "not attempted: the settings do not load (see config.load)",
+        (Some(_), false, None) => (
+            Check::skip(
+                "lakebase.login",
+                "not attempted: the settings do not load (see config.load)",
+            ),
+            None,
         ),
-        _ => Check::skip(
-            "lakebase.login",
-            "not attempted: fix the Lakebase failures above first",
+        _ => (
+            Check::skip(
+                "lakebase.login",
+                "not attempted: fix the Lakebase failures above first",
+            ),
+            None,
         ),
-    });
+    };
+    out.push(login_check);
+    out.extend(access(input, conn, migrate_on_start).await);
     if out
         .iter()
         .any(|c| c.id == "lakebase.database" && c.status == Status::Warn)
@@ -395,13 +412,13 @@ async fn mint(
 }
 
 /// `lakebase.login`: one real Postgres login with the connect options and password the store
-/// would use.
+/// would use; the connection, when it worked, for the checks of [`access`].
 async fn real_login(
     input: &Input,
     lakebase: &LakebaseSettings,
     user: &str,
     password: &SecretString,
-) -> Check {
+) -> (Check, Option<PgConnection>) {
     const ID: &str = "lakebase.login";
     let options = lakebase
         .connect_options(user)
@@ -414,14 +431,18 @@ async fn real_login(
         let row: (String,) = sqlx::query_as("SELECT current_user::text")
             .fetch_one(&mut conn)
             .await?;
-        let _ = sqlx::Connection::close(conn).await;
-        Ok::<_, sqlx::Error>(row.0)
+        Ok::<_, sqlx::Error>((row.0, conn))
     };
-    match tokio::time::timeout(input.timeout * 2, attempt).await {
-        Ok(Ok(role)) => Check::pass(
-            ID,
-            format!("logged in to {host}:{port}/{database} as {role} over TLS"),
-        ),
+    let check = match tokio::time::timeout(input.timeout * 2, attempt).await {
+        Ok(Ok((role, conn))) => {
+            return (
+                Check::pass(
+                    ID,
+                    format!("logged in to {host}:{port}/{database} as {role} over TLS"),
+                ),
+                Some(conn),
+            );
+        }
         Err(_) => Check::fail(
             ID,
             format!(
@@ -456,6 +477,136 @@ async fn real_login(
                 fix,
             )
         }
+    };
+    (check, None)
+}
+
+/// `lakebase.privileges`, `lakebase.ownership` and `lakebase.migrations`, read on the doctor's
+/// own login as the app's role.
+async fn access(input: &Input, conn: Option<PgConnection>, migrate_on_start: bool) -> Vec<Check> {
+    const IDS: [&str; 3] = [
+        "lakebase.privileges",
+        "lakebase.ownership",
+        "lakebase.migrations",
+    ];
+    let Some(mut conn) = conn else {
+        return IDS
+            .map(|id| Check::skip(id, "not attempted: lakebase.login must pass first"))
+            .into();
+    };
+    let plan = tokio::time::timeout(input.timeout, setup::plan(&mut conn, &[])).await;
+    let _ = sqlx::Connection::close(conn).await;
+    let failure = match plan {
+        Ok(Ok(plan)) => return plan_checks(&plan, IDS, migrate_on_start),
+        Ok(Err(error)) => format!("cannot read the role's privileges: {}", error_chain(&error)),
+        Err(_) => format!(
+            "reading the role's privileges did not finish within {} s",
+            input.timeout.as_secs()
+        ),
+    };
+    IDS.map(|id| {
+        Check::fail(
+            id,
+            failure.clone(),
+            "see lakebase.login; `dbapp lakebase setup --dry-run` reads the same catalogs",
+        )
+    })
+    .into()
+}
+
+/// The three checks of [`access`] from the plan.
+fn plan_checks(plan: &Plan, ids: [&'static str; 3], migrate_on_start: bool) -> Vec<Check> {
+    let schema = &plan.schema;
+    vec![
+        topic_check(
+            plan,
+            Topic::Privileges,
+            ids[0],
+            format!(
+                "{} has CONNECT on {}, and USAGE and CREATE on schema {schema}",
+                plan.role, plan.database
+            ),
+        ),
+        topic_check(
+            plan,
+            Topic::Ownership,
+            ids[1],
+            format!(
+                "{} owns every store table that exists in schema {schema}",
+                plan.role
+            ),
+        ),
+        migrations_check(plan, ids[2], migrate_on_start),
+    ]
+}
+
+/// One check from the plan's steps about `topic`: pass without steps, fail with the statements
+/// for a person when any step is theirs, else warn that `dbapp lakebase setup` does it.
+fn topic_check(plan: &Plan, topic: Topic, id: &'static str, pass: String) -> Check {
+    let steps: Vec<_> = plan.steps_about(topic).collect();
+    if steps.is_empty() {
+        return Check::pass(id, pass);
+    }
+    let why = steps
+        .iter()
+        .map(|s| s.why.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let human: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.action == Action::Human)
+        .map(|s| s.statement.as_str())
+        .collect();
+    if human.is_empty() {
+        let statements: Vec<&str> = steps.iter().map(|s| s.statement.as_str()).collect();
+        Check::warn(
+            id,
+            why,
+            format!(
+                "`dbapp lakebase setup` does it as the app's role: {}",
+                statements.join("; ")
+            ),
+        )
+    } else {
+        Check::fail(
+            id,
+            format!("the app's role cannot fix this itself: {why}"),
+            format!(
+                "run as the owner or an admin (e.g. in the Lakebase SQL editor): {}",
+                human.join(" ")
+            ),
+        )
+    }
+}
+
+/// `lakebase.migrations`: none pending, or which, and who applies them.
+fn migrations_check(plan: &Plan, id: &'static str, migrate_on_start: bool) -> Check {
+    let total = dbapp_store::postgres::MIGRATOR.iter().count();
+    let pending: Vec<&str> = plan
+        .steps_about(Topic::Migrations)
+        .map(|s| s.statement.trim_start_matches("migration "))
+        .collect();
+    if pending.is_empty() {
+        return Check::pass(id, format!("all {total} migrations are applied"));
+    }
+    let message = format!(
+        "{} of {total} migrations pending: {}",
+        pending.len(),
+        pending.join(", ")
+    );
+    if migrate_on_start {
+        Check::pass(
+            id,
+            format!(
+                "{message}; `dbapp serve` applies them at start (DBAPP_MIGRATE_ON_START), or                  run `dbapp lakebase setup` now"
+            ),
+        )
+    } else {
+        Check::warn(
+            id,
+            message,
+            "DBAPP_MIGRATE_ON_START=false: run `dbapp lakebase setup` before the app starts",
+        )
     }
 }
 

@@ -112,7 +112,7 @@ fn closed_port() -> String {
 }
 
 /// The app's identity of the default fixture, against `host`.
-fn app_vars(host: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn app_vars(host: &str) -> Vec<(&'static str, String)> {
     vec![
         ("DATABRICKS_HOST", host.to_owned()),
         ("DATABRICKS_CLIENT_ID", "dbapp-sp".to_owned()),
@@ -120,7 +120,7 @@ fn app_vars(host: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {
     vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 

@@ -1,7 +1,8 @@
 //! The store's conformance suite: every behaviour of the `Store` trait, run against both backends
 //! (SQLite in a temporary directory, Postgres in a fresh database per test), plus, on a private
 //! Postgres cluster (TLS, SCRAM) started from the machine's binaries: the Lakebase login
-//! rotation against the emulator, and a Postgres stop and restart under load.
+//! rotation against the emulator, a Postgres stop and restart under load, and `setup`'s plan
+//! as a non-superuser app role next to roles that own what it needs.
 //!
 //! Postgres: the plain conformance tests use the machine's Postgres at 127.0.0.1:5432 as user
 //! `postgres` (trust auth), or `DBAPP_TEST_POSTGRES_URL`; each test creates `test_<uuid>` and
@@ -17,4 +18,5 @@ mod outage;
 mod performance;
 mod preferences;
 mod retention;
+mod setup;
 mod usage;
