@@ -157,11 +157,16 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
                     database: Some(DatabaseConfig::Lakebase(lakebase)),
                     credentials: Some(CredentialTarget::Instance("dev-lakebase".to_owned())),
                 };
-                lakebase_banner = Some(format!(
-                    "  lakebase: PGHOST={} PGPORT={} PGDATABASE=databricks_postgres PGSSLMODE=require \
-            (PGUSER and PGPASSWORD: `dbapp token --lakebase`, or any user's credential)",
+                let pg = format!(
+                    "PGHOST={} PGPORT={} PGDATABASE=databricks_postgres PGSSLMODE=require",
                     front.ip(),
                     front.port()
+                );
+                lakebase_banner = Some(format!(
+                    "  lakebase: {pg}\n  psql as the app: eval \"$(DATABRICKS_HOST={} \
+                     DATABRICKS_CLIENT_ID={EMULATOR_APP_ID} DATABRICKS_CLIENT_SECRET={EMULATOR_APP_SECRET} \
+                     LAKEBASE_INSTANCE_NAME=dev-lakebase {pg} dbapp token --lakebase --export)\"; psql",
+                    handle.base_url()
                 ));
             }
             settings.workspace = ConfigSettings::new(handle.base_url(), AuthType::OAuthM2m)

@@ -275,6 +275,23 @@ async fn dev_lakebase_stores_through_the_front_its_banner_names() {
             .to_owned()
     };
     let (host, port) = (var("PGHOST"), var("PGPORT").parse::<u16>().unwrap());
+    let mut psql_line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut psql_line).unwrap();
+    let recipe = psql_line
+        .trim()
+        .strip_prefix("psql as the app: ")
+        .unwrap_or_else(|| panic!("the psql recipe follows the banner: {psql_line}"))
+        .replace(
+            "dbapp token",
+            &format!("{} token", env!("CARGO_BIN_EXE_dbapp")),
+        )
+        .replace(
+            "; psql",
+            &format!(
+                "; {} -Atc 'SELECT current_user'",
+                crate::token::psql().display()
+            ),
+        );
     let http = reqwest::Client::new();
 
     // Act: the app writes through its store, and a PAT is tried at the front.
@@ -297,6 +314,11 @@ async fn dev_lakebase_stores_through_the_front_its_banner_names() {
         .database(&var("PGDATABASE"))
         .ssl_mode(sqlx::postgres::PgSslMode::Require);
     let refused = sqlx::ConnectOptions::connect(&pat).await;
+    let psql = tokio::process::Command::new("sh")
+        .args(["-c", &recipe])
+        .output()
+        .await
+        .unwrap();
 
     // Assert
     assert!(put.status().is_success(), "{}", put.status());
@@ -310,4 +332,10 @@ async fn dev_lakebase_stores_through_the_front_its_banner_names() {
         ),
         other => panic!("the front took a PAT: {:?}", other.map(|_| ())),
     }
+    assert!(
+        psql.status.success(),
+        "{}",
+        String::from_utf8_lossy(&psql.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), "dbapp-sp");
 }

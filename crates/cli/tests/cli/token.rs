@@ -192,7 +192,7 @@ async fn token_refuses_a_service_principal_profile() {
 }
 
 /// psql from the machine's PostgreSQL (the same installation the private cluster runs from).
-fn psql() -> PathBuf {
+pub(crate) fn psql() -> PathBuf {
     let from_pg_config = std::process::Command::new("pg_config")
         .arg("--bindir")
         .output()
