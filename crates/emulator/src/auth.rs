@@ -96,10 +96,9 @@ impl Emulator {
             let message = if record.is_jwt { EXPIRED } else { INVALID };
             return Err(ApiError::token_rejected(message));
         }
+        // An app's service principal goes with its app: its tokens then stop working.
         let principal = self
-            .principals
-            .get(&record.principal)
-            .cloned()
+            .principal(&record.principal)
             .ok_or_else(|| ApiError::token_rejected(INVALID))?;
         if !principal.active {
             return Err(ApiError::token_rejected(INVALID));
@@ -187,7 +186,7 @@ impl Emulator {
         if record.principal != user {
             return Err(LoginRefusal::OtherRole);
         }
-        match self.principals.get(user) {
+        match self.principal(user) {
             Some(principal) if principal.active => Ok(record.branch),
             _ => Err(LoginRefusal::Unknown),
         }
