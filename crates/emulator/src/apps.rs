@@ -274,12 +274,12 @@ fn config_of(body: &Value) -> Result<Map<String, Value>, ApiError> {
 }
 
 fn validate_config(config: &Map<String, Value>) -> Result<(), ApiError> {
-    if let Some(size) = config.get("compute_size") {
-        if !size.as_str().is_some_and(|s| COMPUTE_SIZES.contains(&s)) {
-            return Err(ApiError::bad_request(format!(
-                "Invalid compute_size {size}: expected one of {COMPUTE_SIZES:?}."
-            )));
-        }
+    if let Some(size) = config.get("compute_size")
+        && !size.as_str().is_some_and(|s| COMPUTE_SIZES.contains(&s))
+    {
+        return Err(ApiError::bad_request(format!(
+            "Invalid compute_size {size}: expected one of {COMPUTE_SIZES:?}."
+        )));
     }
     if let Some(description) = config.get("description").filter(|d| !d.is_string()) {
         return Err(ApiError::bad_request(format!(
