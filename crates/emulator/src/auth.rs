@@ -239,6 +239,42 @@ mod tests {
     }
 
     #[test]
+    fn an_apps_service_principal_authenticates_and_logs_in_until_the_app_is_deleted() {
+        // Arrange
+        let emulator = emulator();
+        let new = crate::apps::NewApp {
+            caller: "alice@example.com",
+            no_compute: true,
+            workspace_id: 1,
+        };
+        let app = lock(&emulator.apps)
+            .create(
+                &json!({"name": "my-app"}),
+                &new,
+                Utc::now(),
+                Duration::zero(),
+            )
+            .unwrap();
+        let client_id = app["service_principal_client_id"].as_str().unwrap();
+        let sp = emulator.principal(client_id).expect("the app's principal");
+        let (token, _) = emulator.mint_token(&sp, Duration::seconds(60), DATABASE_AUDIENCE);
+
+        // Act
+        let authenticated = emulator.authenticate(&token).map(|p| p.user_name.clone());
+        let login = emulator.database_login(client_id, &token);
+        lock(&emulator.apps).delete("my-app", Utc::now()).unwrap();
+
+        // Assert
+        assert_eq!(authenticated.unwrap(), client_id);
+        assert_eq!(login, Ok(None));
+        assert!(emulator.authenticate(&token).is_err());
+        assert_eq!(
+            emulator.database_login(client_id, &token),
+            Err(LoginRefusal::Unknown)
+        );
+    }
+
+    #[test]
     fn expired_jwt_and_expired_pat_get_different_messages() {
         // Arrange
         let emulator = emulator();

@@ -415,6 +415,9 @@ async fn each_app_has_a_service_principal_that_gets_tokens_and_goes_with_the_app
     let access_token = token["access_token"].as_str().unwrap().to_owned();
     let (_, me) = te.get("/api/2.0/preview/scim/v2/Me", &access_token).await;
     let (wrong, _) = send(token_request(&credentials.client_id, "not-the-secret")).await;
+    let minted = te
+        .handle
+        .mint_token(&credentials.client_id, Duration::from_secs(60));
     te.apps(Method::DELETE, "/with-sp", None).await;
     let (after_delete, _) = te.get("/api/2.0/preview/scim/v2/Me", &access_token).await;
     let (refused, _) = send(token_request(
@@ -433,6 +436,15 @@ async fn each_app_has_a_service_principal_that_gets_tokens_and_goes_with_the_app
     assert_eq!(after_delete, StatusCode::FORBIDDEN);
     assert_eq!(refused, StatusCode::UNAUTHORIZED);
     assert!(te.handle.app_credentials("with-sp").is_err());
+    assert!(
+        minted.is_ok(),
+        "the control API mints for app principals: {minted:?}"
+    );
+    assert!(
+        te.handle
+            .mint_token(&credentials.client_id, Duration::from_secs(60))
+            .is_err()
+    );
 }
 
 #[tokio::test]
