@@ -70,12 +70,18 @@ def test_update_without_a_mask_resets_the_scopes_and_a_masked_update_keeps_them(
         "scoped", update_mask="description", app=App(name="scoped", description="Masked")
     )
     after_mask = w.apps.get("scoped")
+    # A full replacement that sends everything it read (output fields included) keeps it all.
+    after_mask.compute_size = ComputeSize.LARGE
+    round_trip = w.apps.update("scoped", after_mask)
     # What databricks-ai-bridge's deploy did before PR #608: only the resources, no mask.
     replaced = w.apps.update("scoped", App(name="scoped", resources=[warehouse]))
 
     assert masked.status.state == AppUpdateUpdateStatusUpdateState.SUCCEEDED
     assert after_mask.description == "Masked"
     assert after_mask.user_api_scopes == ["sql"]
+    assert round_trip.user_api_scopes == ["sql"]
+    assert round_trip.description == "Masked"
+    assert round_trip.compute_size == ComputeSize.LARGE
     assert replaced.user_api_scopes is None
     assert replaced.description is None
     assert replaced.resources[0].sql_warehouse.id == "dev-warehouse"
