@@ -540,6 +540,22 @@ async fn refusals_carry_databricks_codes() {
             )
             .await,
         ),
+        (
+            "command not strings",
+            te.apps_post(
+                "/taken/deployments",
+                json!({"source_code_path": "/W", "command": "run"}),
+            )
+            .await,
+        ),
+        (
+            "nameless env var",
+            te.apps_post(
+                "/taken/deployments",
+                json!({"source_code_path": "/W", "env_vars": [{}]}),
+            )
+            .await,
+        ),
     ];
 
     // Assert
@@ -564,6 +580,8 @@ async fn refusals_carry_databricks_codes() {
         (400, "INVALID_PARAMETER_VALUE"),
         (400, "INVALID_PARAMETER_VALUE"),
         (400, "INVALID_PARAMETER_VALUE"),
+        (400, "INVALID_PARAMETER_VALUE"),
+        (400, "INVALID_PARAMETER_VALUE"),
     ];
     assert_eq!(cases.len(), expected.len());
     for ((case, (status, body)), (code, error_code)) in cases.iter().zip(expected) {
@@ -580,6 +598,30 @@ async fn refusals_carry_databricks_codes() {
         1,
         "nothing refused was kept"
     );
+}
+
+#[tokio::test]
+async fn a_git_deployment_needs_no_source_code_path_and_keeps_what_was_sent() {
+    // Arrange
+    let te = spawn().await;
+    te.create_app(json!({"name": "from-git", "compute_min_instances": 1,
+        "compute_max_instances": 2}))
+        .await;
+    let sent = json!({"git_source": {"branch": "main"}, "command": ["python", "app.py"],
+        "env_vars": [{"name": "MODE", "value": "demo"}]});
+
+    // Act
+    let (status, deployment) = te.apps_post("/from-git/deployments", sent.clone()).await;
+    let app = te.app("from-git").await;
+
+    // Assert
+    assert_eq!(status, StatusCode::OK, "{deployment}");
+    assert!(deployment.get("source_code_path").is_none(), "{deployment}");
+    for field in ["git_source", "command", "env_vars"] {
+        assert_eq!(deployment[field], sent[field], "{field}");
+    }
+    assert_eq!(app["compute_max_instances"], 2);
+    assert_eq!(app["app_status"]["state"], "RUNNING");
 }
 
 #[tokio::test]
