@@ -36,10 +36,10 @@ use crate::state::Principal;
 
 /// Most apps the emulator keeps, the real per-workspace limit on AWS and Azure
 /// (`shared/UPSTREAM.md` §1.5); one more is refused.
-pub(crate) const MAX_APPS: usize = 100;
+const MAX_APPS: usize = 100;
 /// Most deployments one app keeps; past it the oldest one that is neither active nor pending
 /// is forgotten, so a long development loop never hits a wall.
-pub(crate) const MAX_DEPLOYMENTS_PER_APP: usize = 100;
+const MAX_DEPLOYMENTS_PER_APP: usize = 100;
 /// App names: lowercase letters, digits and `-`, of this many characters.
 const NAME_LENGTH: std::ops::RangeInclusive<usize> = 2..=30;
 /// The scopes every app's user token has (`shared/UPSTREAM.md` §1.6), sorted as the real
@@ -50,7 +50,7 @@ const DEFAULT_COMPUTE_SIZE: &str = "MEDIUM";
 const DEPLOYMENT_MODES: [&str; 2] = ["SNAPSHOT", "AUTO_SYNC"];
 /// The fields a client sets: what create takes, `PATCH` replaces and an update mask may name
 /// (the fields of the SDK's `AppUpdate`).
-pub(crate) const CONFIG_FIELDS: [&str; 11] = [
+const CONFIG_FIELDS: [&str; 11] = [
     "budget_policy_id",
     "compute_max_instances",
     "compute_min_instances",
