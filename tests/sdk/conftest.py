@@ -173,6 +173,10 @@ class Control:
         """Puts a warehouse in RUNNING, STOPPED, STARTING or STOPPING from now on."""
         self._call("PUT", f"/warehouses/{warehouse_id}", json={"state": state})
 
+    def app_credentials(self, name: str) -> Dict[str, str]:
+        """`client_id` and `client_secret` of an app's own service principal (what its container gets)."""
+        return self._call("GET", f"/apps/{name}/credentials").json()
+
     def sessions(self) -> List[Dict[str, Any]]:
         """The open SQL sessions: session_id, owner, warehouse_id, catalog, schema, session_confs."""
         return self._call("GET", "/sessions").json()["sessions"]

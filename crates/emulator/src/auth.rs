@@ -96,10 +96,9 @@ impl Emulator {
             let message = if record.is_jwt { EXPIRED } else { INVALID };
             return Err(ApiError::token_rejected(message));
         }
+        // An app's service principal goes with its app: its tokens then stop working.
         let principal = self
-            .principals
-            .get(&record.principal)
-            .cloned()
+            .principal(&record.principal)
             .ok_or_else(|| ApiError::token_rejected(INVALID))?;
         if !principal.active {
             return Err(ApiError::token_rejected(INVALID));
@@ -187,7 +186,7 @@ impl Emulator {
         if record.principal != user {
             return Err(LoginRefusal::OtherRole);
         }
-        match self.principals.get(user) {
+        match self.principal(user) {
             Some(principal) if principal.active => Ok(record.branch),
             _ => Err(LoginRefusal::Unknown),
         }
@@ -237,6 +236,42 @@ mod tests {
         assert_eq!(claims["sub"], "dbapp-sp");
         assert_eq!(claims["exp"], expires_at.timestamp());
         assert_eq!(emulator.authenticate(&token).unwrap().user_name, "dbapp-sp");
+    }
+
+    #[test]
+    fn an_apps_service_principal_authenticates_and_logs_in_until_the_app_is_deleted() {
+        // Arrange
+        let emulator = emulator();
+        let new = crate::apps::NewApp {
+            caller: "alice@example.com",
+            no_compute: true,
+            workspace_id: 1,
+        };
+        let app = lock(&emulator.apps)
+            .create(
+                &json!({"name": "my-app"}),
+                &new,
+                Utc::now(),
+                Duration::zero(),
+            )
+            .unwrap();
+        let client_id = app["service_principal_client_id"].as_str().unwrap();
+        let sp = emulator.principal(client_id).expect("the app's principal");
+        let (token, _) = emulator.mint_token(&sp, Duration::seconds(60), DATABASE_AUDIENCE);
+
+        // Act
+        let authenticated = emulator.authenticate(&token).map(|p| p.user_name.clone());
+        let login = emulator.database_login(client_id, &token);
+        lock(&emulator.apps).delete("my-app", Utc::now()).unwrap();
+
+        // Assert
+        assert_eq!(authenticated.unwrap(), client_id);
+        assert_eq!(login, Ok(None));
+        assert!(emulator.authenticate(&token).is_err());
+        assert_eq!(
+            emulator.database_login(client_id, &token),
+            Err(LoginRefusal::Unknown)
+        );
     }
 
     #[test]

@@ -253,14 +253,6 @@ fn bad_request(message: impl Into<String>) -> ApiError {
     )
 }
 
-fn limit_exceeded(message: String) -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::BAD_REQUEST,
-        "RESOURCE_LIMIT_EXCEEDED",
-        message,
-    )
-}
-
 fn already_exists(kind: &str, name: &str) -> ApiError {
     ApiError::new(
         axum::http::StatusCode::CONFLICT,
@@ -298,7 +290,8 @@ pub(crate) fn is_endpoint_name(name: &str) -> bool {
     )
 }
 
-fn rfc3339(at: DateTime<Utc>) -> String {
+/// A timestamp as these APIs write it: RFC 3339, UTC, milliseconds.
+pub(crate) fn rfc3339(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -1028,7 +1021,7 @@ impl Autoscaling {
                     return Err(already_exists("project", &format!("projects/{id}")));
                 }
                 if self.projects.len() >= MAX_PROJECTS {
-                    return Err(limit_exceeded(format!(
+                    return Err(ApiError::limit_exceeded(format!(
                         "The emulator keeps at most {MAX_PROJECTS} projects; delete one with purge=true first."
                     )));
                 }
@@ -1102,7 +1095,7 @@ impl Autoscaling {
                     existing.update_time = now;
                 } else {
                     if project.branches.len() >= MAX_BRANCHES_PER_PROJECT {
-                        return Err(limit_exceeded(format!(
+                        return Err(ApiError::limit_exceeded(format!(
                             "The emulator keeps at most {MAX_BRANCHES_PER_PROJECT} branches per project; delete one with purge=true first."
                         )));
                     }
@@ -1158,7 +1151,7 @@ impl Autoscaling {
                         )));
                     }
                     if branch.endpoints.len() >= MAX_ENDPOINTS_PER_BRANCH {
-                        return Err(limit_exceeded(format!(
+                        return Err(ApiError::limit_exceeded(format!(
                             "The emulator keeps at most {MAX_ENDPOINTS_PER_BRANCH} endpoints per branch; delete one first."
                         )));
                     }

@@ -20,7 +20,8 @@
 //! | `GET`/`DELETE /_emulator/requests` | the request log (`?path_prefix=`, `?since=<seq>`) / clear it | [`EmulatorHandle::requests`], [`EmulatorHandle::clear_requests`] |
 //! | `PUT /_emulator/warehouses/{id}` | `{"state"}`: put a warehouse in `RUNNING`, `STOPPED`, `STARTING` or `STOPPING` (a transitional state lasts its full delay) | [`EmulatorHandle::set_warehouse_state`] |
 //! | `GET /_emulator/sessions` | the open SQL sessions | [`EmulatorHandle::sql_sessions`] |
-//! | `POST /_emulator/reset` | tokens, statements, warehouses, sessions, Genie conversations, faults, settings, volume files and log as at start | [`EmulatorHandle::reset`] |
+//! | `GET /_emulator/apps/{name}/credentials` | the OAuth client id and secret of an app's own service principal, which the Apps API never returns | [`EmulatorHandle::app_credentials`] |
+//! | `POST /_emulator/reset` | tokens, statements, warehouses, sessions, Genie conversations, Autoscaling projects, apps, faults, settings, volume files and log as at start | [`EmulatorHandle::reset`] |
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -31,6 +32,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::EmulatorHandle;
+use crate::apps::AppCredentials;
 use crate::error::ApiError;
 use crate::faults::{ActiveFault, FaultRule};
 use crate::fixture::{Settings, WarehouseState};
@@ -45,7 +47,7 @@ pub enum ControlError {
     /// The fault rule or settings are not valid (`400 INVALID_PARAMETER_VALUE` over HTTP).
     #[error("{0}")]
     Invalid(String),
-    /// The fixture has no such principal (`404` over HTTP).
+    /// Neither the fixture nor an app has such a principal (`404` over HTTP).
     #[error("no principal {0}")]
     UnknownPrincipal(String),
     /// The emulator never issued this token (`404` over HTTP).
@@ -57,6 +59,9 @@ pub enum ControlError {
     /// The fixture has no warehouse with this id (`404` over HTTP).
     #[error("no warehouse {0}")]
     UnknownWarehouse(String),
+    /// No app has this name (`404` over HTTP).
+    #[error("no app {0}")]
+    UnknownApp(String),
 }
 
 impl From<ControlError> for ApiError {
@@ -66,7 +71,8 @@ impl From<ControlError> for ApiError {
             ControlError::UnknownPrincipal(_)
             | ControlError::UnknownToken
             | ControlError::UnknownFault(_)
-            | ControlError::UnknownWarehouse(_) => {
+            | ControlError::UnknownWarehouse(_)
+            | ControlError::UnknownApp(_) => {
                 ApiError::not_found("RESOURCE_DOES_NOT_EXIST", error.to_string())
             }
         }
@@ -113,10 +119,9 @@ impl Emulator {
         ttl: Duration,
     ) -> Result<(String, DateTime<Utc>), ControlError> {
         let principal = self
-            .principals
-            .get(principal)
+            .principal(principal)
             .ok_or_else(|| ControlError::UnknownPrincipal(principal.to_owned()))?;
-        Ok(self.mint_token(principal, ttl, "workspace"))
+        Ok(self.mint_token(&principal, ttl, "workspace"))
     }
 
     /// Expires (`revoke == false`) or revokes a token; the Lakebase front reads the same record,
@@ -148,6 +153,12 @@ impl Emulator {
         let settings = self.settings();
         lock(&self.warehouses).set(warehouse, &settings, state, Instant::now());
         Ok(())
+    }
+
+    fn app_credentials(&self, name: &str) -> Result<AppCredentials, ControlError> {
+        lock(&self.apps)
+            .credentials(name)
+            .ok_or_else(|| ControlError::UnknownApp(name.to_owned()))
     }
 
     fn sql_sessions(&self) -> Vec<SqlSessionInfo> {
@@ -203,7 +214,8 @@ impl EmulatorHandle {
     /// expires after `ttl`.
     ///
     /// # Errors
-    /// [`ControlError::UnknownPrincipal`] when the fixture has no such principal;
+    /// [`ControlError::UnknownPrincipal`] when neither the fixture nor an app has such a
+    /// principal;
     /// [`ControlError::Invalid`] when `ttl` is too large to represent.
     pub fn mint_token(
         &self,
@@ -258,7 +270,17 @@ impl EmulatorHandle {
         self.emulator.sql_sessions()
     }
 
-    /// Returns tokens, statements, warehouses, sessions, Genie conversations, faults, settings,
+    /// The OAuth client id and secret of app `name`'s own service principal, which
+    /// `/oidc/v1/token` takes as any service principal's.
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownApp`] when no app has this name.
+    pub fn app_credentials(&self, name: &str) -> Result<AppCredentials, ControlError> {
+        self.emulator.app_credentials(name)
+    }
+
+    /// Returns tokens, statements, warehouses, sessions, Genie conversations, Autoscaling
+    /// projects, apps (whose service principals then stop authenticating), faults, settings,
     /// volume files and the request log to their state at start. Minted tokens become unknown,
     /// so the Lakebase front refuses them too; data in the Postgres backend stays.
     pub async fn reset(&self) {
@@ -281,6 +303,7 @@ pub(crate) fn router() -> Router<Emulator> {
         .route("/requests", get(list_requests).delete(clear_requests))
         .route("/warehouses/{id}", put(set_warehouse_state))
         .route("/sessions", get(list_sessions))
+        .route("/apps/{name}/credentials", get(app_credentials))
         .route("/reset", post(reset))
 }
 
@@ -435,6 +458,13 @@ async fn set_warehouse_state(
 ) -> Result<StatusCode, ApiError> {
     emulator.set_warehouse_state(&id, request.state)?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn app_credentials(
+    State(emulator): State<Emulator>,
+    Path(name): Path<String>,
+) -> Result<Json<AppCredentials>, ApiError> {
+    Ok(Json(emulator.app_credentials(&name)?))
 }
 
 async fn list_sessions(State(emulator): State<Emulator>) -> Json<Value> {

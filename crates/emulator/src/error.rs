@@ -31,6 +31,12 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", message)
     }
 
+    /// `400 RESOURCE_LIMIT_EXCEEDED`: one of the emulator's caps is reached. A `400`, not a `429`,
+    /// so SDKs fail at once instead of retrying.
+    pub(crate) fn limit_exceeded(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "RESOURCE_LIMIT_EXCEEDED", message)
+    }
+
     /// `404` with a resource-specific code such as `CATALOG_DOES_NOT_EXIST`.
     pub(crate) fn not_found(error_code: &str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, error_code, message)

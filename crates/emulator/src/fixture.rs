@@ -132,6 +132,9 @@ pub struct Settings {
     /// How long a Lakebase Autoscaling operation (create, update, delete) takes to be `done`;
     /// 0 answers every operation already done.
     pub postgres_operation_ms: u64,
+    /// How long an app's compute stays `STARTING` or `STOPPING`, a deployment `IN_PROGRESS` and
+    /// an app update `IN_PROGRESS`; 0 settles each at once.
+    pub apps_transition_ms: u64,
 }
 
 impl Default for Settings {
@@ -157,6 +160,7 @@ impl Default for Settings {
             files_max_total_bytes: 512 * 1024 * 1024,
             genie_step_ms: 100,
             postgres_operation_ms: 0,
+            apps_transition_ms: 0,
         }
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! It reproduces the wire contracts of `shared/UPSTREAM.md` and `shared/UPSTREAM-2.md` (discovery
 //! and OAuth, SCIM Me, Unity Catalog with volumes, the Files API, Model Serving, SQL Statement
-//! Execution, Genie, the Lakebase control plane) closely enough that the official Databricks SDKs
-//! work against it unchanged, from a [`Fixture`] that says who exists, what each principal may see,
+//! Execution, Genie, the Lakebase and Apps control planes) closely enough that the official
+//! Databricks SDKs work against it unchanged, from a [`Fixture`] that says who exists, what each principal may see,
 //! and what data the tables and volumes hold. It depends on no other dbapp crate:
 //! it is written from the wire contract, so a wrong shared type cannot hide the same bug on both
 //! sides.
@@ -23,6 +23,8 @@
 //!   SQLite copy of the fixture tables), and `sql`: the life of a submitted statement;
 //! - `routes`: one module per Databricks service;
 //! - `warehouse`: the clock-driven power state of SQL warehouses;
+//! - `apps`: Databricks Apps' control plane: apps, their compute and deployments, and the
+//!   service principal each app gets;
 //! - `genie`: the status clock, attachments and conversations of Genie messages;
 //! - `results`: statement results as JSON, CSV and Arrow bytes, and the signed external links;
 //! - `lakebase`: the Postgres server behind the emulated Lakebase: roles, grants, branch databases;
@@ -33,6 +35,7 @@
 //! - [`host`]: the Host rule (on loopback, only requests addressed to a loopback name), which
 //!   `dbapp dev` applies to its own port too.
 
+mod apps;
 mod auth;
 mod autoscaling;
 mod control;
@@ -54,6 +57,7 @@ mod state;
 mod table_data;
 mod warehouse;
 
+pub use apps::AppCredentials;
 pub use control::ControlError;
 pub use engine::EngineError;
 pub use faults::{ActiveFault, FaultRule};

@@ -1,8 +1,8 @@
 //! Everything the emulator knows, behind one cheaply cloned handle.
 //!
 //! The fixture and the principals derived from it never change while the emulator runs; tokens,
-//! SQL statements, warehouse states, SQL sessions, Genie conversations, fault rules, run-time
-//! settings and the request log do, and each sits behind its own `std::sync::Mutex`. Locks are held for a few map
+//! SQL statements, warehouse states, SQL sessions, Genie conversations, Autoscaling projects, apps
+//! (with their service principals), fault rules, run-time settings and the request log do, and each sits behind its own `std::sync::Mutex`. Locks are held for a few map
 //! operations and never across an `.await`, so a plain mutex is both correct and the fastest
 //! choice here.
 
@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::time::Instant;
 
+use crate::apps::Apps;
 use crate::autoscaling::Autoscaling;
 use crate::engine::Engine;
 use crate::faults::FaultRules;
@@ -57,6 +58,8 @@ pub(crate) struct Inner {
     /// Lakebase Autoscaling projects, branches, endpoints and operations; the fixture's
     /// endpoints at start and reset.
     pub(crate) autoscaling: Mutex<Autoscaling>,
+    /// Apps, their deployments and their service principals; none at start and reset.
+    pub(crate) apps: Mutex<Apps>,
     /// The fixture settings after command-line overrides: what `reset` returns to.
     initial_settings: Settings,
 }
@@ -247,6 +250,7 @@ impl Emulator {
             files: Mutex::new(FileTree::from_fixture(&fixture, Utc::now())),
             genie: Mutex::default(),
             autoscaling: Mutex::new(autoscaling_of(&fixture)),
+            apps: Mutex::default(),
             initial_settings: settings,
             fixture,
         }))
@@ -257,8 +261,16 @@ impl Emulator {
         lock(&self.settings).clone()
     }
 
+    /// A principal by SCIM `userName`: the fixture's, else an app's service principal.
+    pub(crate) fn principal(&self, user_name: &str) -> Option<Arc<Principal>> {
+        self.principals
+            .get(user_name)
+            .cloned()
+            .or_else(|| lock(&self.apps).service_principal(user_name))
+    }
+
     /// Returns tokens, statements, warehouses, sessions, faults, settings, volume files, Genie
-    /// conversations, Autoscaling projects and the log to their state at start.
+    /// conversations, Autoscaling projects, apps and the log to their state at start.
     pub(crate) fn reset(&self) {
         *lock(&self.tokens) = static_tokens(&self.fixture);
         *lock(&self.settings) = self.initial_settings.clone();
@@ -274,6 +286,7 @@ impl Emulator {
         *lock(&self.files) = FileTree::from_fixture(&self.fixture, Utc::now());
         *lock(&self.genie) = GenieStore::default();
         *lock(&self.autoscaling) = autoscaling_of(&self.fixture);
+        *lock(&self.apps) = Apps::default();
     }
 }
 

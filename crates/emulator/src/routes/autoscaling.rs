@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::auth::Authenticated;
 use crate::autoscaling::{Change, Target, View};
 use crate::error::ApiError;
-use crate::routes::{JsonBody, QueryParams, page_of};
+use crate::routes::{JsonBody, QueryParams, clock_delay, flag, page_of};
 use crate::state::{Emulator, lock};
 
 pub(super) fn router() -> Router<Emulator> {
@@ -44,16 +44,6 @@ struct PostgresQuery {
     purge: Option<String>,
 }
 
-fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
-    match value.map(str::to_ascii_lowercase).as_deref() {
-        None | Some("false" | "0" | "") => Ok(false),
-        Some("true" | "1") => Ok(true),
-        Some(other) => Err(ApiError::bad_request(format!(
-            "Invalid {name} {other:?}: expected true or false."
-        ))),
-    }
-}
-
 fn target(name: &str) -> Result<Target<'_>, ApiError> {
     Target::parse(name).ok_or_else(|| {
         ApiError::not_found(
@@ -72,8 +62,7 @@ fn view(emulator: &Emulator) -> View<'_> {
 
 /// How long operations take to finish (`postgres_operation_ms`).
 fn delay(emulator: &Emulator) -> Duration {
-    let ms = emulator.settings().postgres_operation_ms;
-    Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX).min(86_400_000))
+    clock_delay(emulator.settings().postgres_operation_ms)
 }
 
 fn is_collection(target: &Target<'_>) -> bool {

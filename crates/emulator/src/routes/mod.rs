@@ -7,6 +7,7 @@
 //! whatever its content type, like the real service) and [`QueryParams`], both answering bad
 //! input with a Databricks error body instead of axum's plain-text rejections.
 
+mod apps;
 mod autoscaling;
 mod catalog;
 mod database;
@@ -50,6 +51,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
         .merge(sessions::router())
         .merge(database::router())
         .merge(autoscaling::router())
+        .merge(apps::router())
         .merge(genie::router())
         .fallback(no_such_api)
         .layer(from_fn_with_state(emulator.clone(), faults::apply))
@@ -117,6 +119,23 @@ pub(crate) fn base_url(headers: &HeaderMap, emulator: &Emulator) -> String {
             || emulator.base_url.clone(),
             |host| format!("http://{host}"),
         )
+}
+
+/// A boolean query parameter as clients send it (`true`, `True`, `1`; absent is false).
+pub(crate) fn flag(name: &str, value: Option<&str>) -> Result<bool, ApiError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "Invalid {name} {other:?}: expected true or false."
+        ))),
+    }
+}
+
+/// A transition delay setting in milliseconds as a duration, at most a day so that the time it
+/// settles stays representable.
+pub(crate) fn clock_delay(ms: u64) -> chrono::Duration {
+    chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX).min(86_400_000))
 }
 
 /// An opaque page token for a list position, so clients cannot rely on its shape.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::routes::base_url;
-use crate::state::Emulator;
+use crate::state::{Emulator, lock};
 
 pub(super) fn router() -> Router<Emulator> {
     Router::new()
@@ -102,7 +102,12 @@ async fn token(
         .service_principals
         .iter()
         .any(|sp| sp.application_id == client_id && sp.client_secret == client_secret);
-    let Some(principal) = emulator.principals.get(&client_id).filter(|_| known) else {
+    // An app's own service principal authenticates with the credentials its container gets.
+    let principal = match emulator.principals.get(&client_id).filter(|_| known) {
+        Some(principal) => Some(principal.clone()),
+        None => lock(&emulator.apps).authenticate_client(&client_id, &client_secret),
+    };
+    let Some(principal) = principal else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -112,7 +117,7 @@ async fn token(
     let ttl = emulator.settings().oauth_token_ttl_secs;
     let scope = form.scope.unwrap_or_else(|| "all-apis".into());
     let (access_token, _) =
-        emulator.mint_token(principal, Duration::seconds(ttl as i64), "workspace");
+        emulator.mint_token(&principal, Duration::seconds(ttl as i64), "workspace");
     let mut response = Json(json!({
         "access_token": access_token,
         "token_type": "Bearer",

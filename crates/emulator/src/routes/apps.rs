@@ -1,0 +1,197 @@
+//! The Apps API over HTTP (`shared/UPSTREAM-2.md` §4.1), on the model of [`crate::apps`]:
+//!
+//! - `POST /api/2.0/apps[?no_compute=true]`, `GET /api/2.0/apps` (paged, `space` filter),
+//!   `GET`/`PATCH`/`DELETE /api/2.0/apps/{name}`;
+//! - `POST …/{name}/start`, `POST …/{name}/stop`;
+//! - `POST`/`GET …/{name}/update` (the masked update and its status);
+//! - `POST`/`GET …/{name}/deployments` (paged), `GET …/{name}/deployments/{id}`.
+//!
+//! Any principal may use every route: app permissions (`CAN_USE`, `CAN_MANAGE`) are not
+//! modelled.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{Duration, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::apps::NewApp;
+use crate::auth::Authenticated;
+use crate::error::ApiError;
+use crate::routes::{JsonBody, QueryParams, clock_delay, flag, page_of};
+use crate::state::{Emulator, lock};
+
+pub(super) fn router() -> Router<Emulator> {
+    Router::new()
+        .route("/api/2.0/apps", get(list_apps).post(create_app))
+        .route(
+            "/api/2.0/apps/{name}",
+            get(get_app).patch(replace_app).delete(delete_app),
+        )
+        .route("/api/2.0/apps/{name}/start", post(start_app))
+        .route("/api/2.0/apps/{name}/stop", post(stop_app))
+        .route(
+            "/api/2.0/apps/{name}/update",
+            get(get_app_update).post(update_app),
+        )
+        .route(
+            "/api/2.0/apps/{name}/deployments",
+            get(list_deployments).post(deploy_app),
+        )
+        .route("/api/2.0/apps/{name}/deployments/{id}", get(get_deployment))
+}
+
+/// Every query parameter of the API, as text: booleans arrive as `true`/`True`.
+#[derive(Debug, Default, Deserialize)]
+struct AppsQuery {
+    page_size: Option<i64>,
+    page_token: Option<String>,
+    space: Option<String>,
+    no_compute: Option<String>,
+}
+
+/// How long compute, deployment and update transitions take (`apps_transition_ms`).
+fn delay(emulator: &Emulator) -> Duration {
+    clock_delay(emulator.settings().apps_transition_ms)
+}
+
+async fn create_app(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    QueryParams(query): QueryParams<AppsQuery>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let new = NewApp {
+        caller: &principal.user_name,
+        no_compute: flag("no_compute", query.no_compute.as_deref())?,
+        workspace_id: emulator.fixture.workspace.workspace_id,
+    };
+    let delay = delay(&emulator);
+    let app = lock(&emulator.apps).create(&body, &new, Utc::now(), delay)?;
+    Ok(Json(app))
+}
+
+async fn list_apps(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    QueryParams(query): QueryParams<AppsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let apps = lock(&emulator.apps).list(query.space.as_deref(), Utc::now());
+    let page = page_of(
+        "apps",
+        apps,
+        query.page_size,
+        query.page_token.as_deref(),
+        &emulator.settings(),
+    )?;
+    Ok(Json(page))
+}
+
+async fn get_app(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    lock(&emulator.apps).get(&name, Utc::now()).map(Json)
+}
+
+async fn replace_app(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    lock(&emulator.apps)
+        .replace(&name, &body, &principal.user_name, Utc::now())
+        .map(Json)
+}
+
+async fn delete_app(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    lock(&emulator.apps).delete(&name, Utc::now()).map(Json)
+}
+
+async fn start_app(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let delay = delay(&emulator);
+    lock(&emulator.apps)
+        .start(&name, Utc::now(), delay)
+        .map(Json)
+}
+
+async fn stop_app(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let delay = delay(&emulator);
+    lock(&emulator.apps)
+        .stop(&name, Utc::now(), delay)
+        .map(Json)
+}
+
+async fn update_app(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let delay = delay(&emulator);
+    lock(&emulator.apps)
+        .update(&name, &body, &principal.user_name, Utc::now(), delay)
+        .map(Json)
+}
+
+async fn get_app_update(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    lock(&emulator.apps).get_update(&name, Utc::now()).map(Json)
+}
+
+async fn deploy_app(
+    State(emulator): State<Emulator>,
+    Authenticated(principal): Authenticated,
+    Path(name): Path<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let delay = delay(&emulator);
+    lock(&emulator.apps)
+        .deploy(&name, &body, &principal.user_name, Utc::now(), delay)
+        .map(Json)
+}
+
+async fn list_deployments(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path(name): Path<String>,
+    QueryParams(query): QueryParams<AppsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let deployments = lock(&emulator.apps).deployments(&name, Utc::now())?;
+    let page = page_of(
+        "app_deployments",
+        deployments,
+        query.page_size,
+        query.page_token.as_deref(),
+        &emulator.settings(),
+    )?;
+    Ok(Json(page))
+}
+
+async fn get_deployment(
+    State(emulator): State<Emulator>,
+    Authenticated(_): Authenticated,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    lock(&emulator.apps)
+        .deployment(&name, &id, Utc::now())
+        .map(Json)
+}
