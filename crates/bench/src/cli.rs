@@ -124,6 +124,10 @@ pub(crate) enum Scenario {
     PrefsPut,
     /// `GET /api/preferences` on Postgres vs the same select through raw sqlx.
     PrefsList,
+    /// `PUT` and `GET /api/preferences` on a private cluster with row-level security enforced
+    /// (dbapp logs in as an ordinary role that owns its tables) and bypassed (dbapp as the
+    /// superuser), each vs the same statements through raw sqlx: the cost of the policies.
+    PrefsRls,
     /// Time to the first event of a streamed chat answer through dbapp vs from the emulator.
     ChatStream,
     /// Asking Genie, to the end of the streamed answer, vs a client that starts the
@@ -155,6 +159,7 @@ impl Scenario {
             Self::GenieSpaces => "genie-spaces",
             Self::PrefsPut => "prefs-put",
             Self::PrefsList => "prefs-list",
+            Self::PrefsRls => "prefs-rls",
             Self::ChatStream => "chat-stream",
             Self::GenieAsk => "genie-ask",
             Self::Query => "query",

@@ -7,9 +7,12 @@
 //! (`crate::baseline`) on the same database; the main server also serves two governed queries
 //! written to its home directory (`query`) and answers Genie questions as the user
 //! (`genie-spaces`, `genie-ask`, which sets the emulator's `genie_step_ms` for its rows and
-//! puts it back); and, for `rotation` only, a private Postgres
+//! puts it back); for `rotation` only, a private Postgres
 //! cluster (TLS, SCRAM) with its own emulator minting 3-second Lakebase tokens and a server
-//! configured like a Databricks App (`PG*`, `LAKEBASE_INSTANCE_NAME`, M2M credentials).
+//! configured like a Databricks App (`PG*`, `LAKEBASE_INSTANCE_NAME`, M2M credentials); and, for
+//! `prefs-rls` only, a private cluster where one `dbapp serve` logs in as an ordinary role that
+//! owns its tables (row-level security enforced, as for the app's role on Lakebase) and another
+//! as the superuser (policies bypassed), with a baseline server as the superuser.
 //!
 //! Each comparison warms both sides up (discarded), then interleaves them with the same
 //! connections: baseline, dbapp, dbapp, baseline, each for half the measured time, so that a
@@ -62,6 +65,11 @@ const QUERY_CACHED_PATH: &str = "/api/queries/bench_cached";
 /// measures the waiter's schedule and the relay, not the emulator's clock (at the default 100 ms
 /// both would wait 0.5 + 1 s for an answer ready at 0.6 s).
 const GENIE_STEP_MS: u64 = 5;
+/// The ordinary role of `prefs-rls`: it owns the database, so its migrations make it the tables'
+/// owner, as `dbapp lakebase setup` does for the app's role.
+const RLS_ROLE: &str = "dbapp_app";
+const RLS_PASSWORD: &str = "bench-rls-password";
+const RLS_DATABASE: &str = "app";
 /// What the ask route's body ends with when Genie answered (`crates/server/src/routes/sse.rs`).
 const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
 
@@ -392,6 +400,7 @@ impl Bench<'_> {
                     .await?;
                 Ok(vec![latency(row, 1.3, "≤ 1.3× p50")])
             }
+            Scenario::PrefsRls => self.prefs_rls().await,
             Scenario::ChatStream => self.chat_stream().await,
             Scenario::GenieAsk => self.genie_ask().await,
             Scenario::Query => self.query().await,
@@ -400,6 +409,124 @@ impl Bench<'_> {
             Scenario::Rss => self.rss().await.map(|row| vec![row]),
             Scenario::AdminReport => admin_report::run(self.cli).await.map(|row| vec![row]),
         }
+    }
+
+    /// The preference routes with row-level security enforced, on a private cluster (the
+    /// machine's server logs the benchmark in as a superuser, which bypasses the policies):
+    /// dbapp as an ordinary role that owns its tables (`-rls` rows) and dbapp as the superuser
+    /// (`-rls-off` rows), each against raw sqlx as the superuser on the same database. Both
+    /// dbapp servers run the same code; the rows differ by the policies' cost alone.
+    async fn prefs_rls(&mut self) -> anyhow::Result<Vec<Row>> {
+        let cluster = PrivateCluster::start(ClusterOptions::default())
+            .await
+            .context("cannot start a private Postgres cluster")?;
+        let mut started = Vec::new();
+        let rows = self.prefs_rls_rows(&cluster, &mut started).await;
+        for proc in started {
+            let name = proc.name.clone();
+            if let Err(error) = proc.stop().await {
+                self.failures.push(format!("crash: {name}: {error:#}"));
+            }
+        }
+        cluster.stop().await.ok();
+        rows
+    }
+
+    async fn prefs_rls_rows(
+        &mut self,
+        cluster: &PrivateCluster,
+        started: &mut Vec<Proc>,
+    ) -> anyhow::Result<Vec<Row>> {
+        let mut admin = cluster.admin_connect_options().connect().await?;
+        admin
+            .execute(AssertSqlSafe(format!(
+                "CREATE ROLE {RLS_ROLE} LOGIN PASSWORD '{RLS_PASSWORD}'"
+            )))
+            .await?;
+        admin
+            .execute(AssertSqlSafe(format!(
+                "CREATE DATABASE {RLS_DATABASE} OWNER {RLS_ROLE}"
+            )))
+            .await?;
+        admin.close().await.ok();
+        let url = |user: &str, password: &str| {
+            format!(
+                "postgres://{user}:{password}@{}:{}/{RLS_DATABASE}?sslmode=require",
+                cluster.host(),
+                cluster.port()
+            )
+        };
+        let superuser = url(cluster.superuser(), cluster.superuser_password().expose());
+        // The owner first: its migrations create the tables and their policies.
+        for (name, database_url) in [
+            ("dbapp serve (RLS on)", url(RLS_ROLE, RLS_PASSWORD)),
+            ("dbapp serve (RLS bypassed)", superuser.clone()),
+        ] {
+            let port = procs::free_port()?;
+            let mut command = self.server_command(port).await?;
+            command.env("DATABASE_URL", database_url);
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let stderr = self
+                .home
+                .path()
+                .join(format!("server-{}.stderr", started.len()));
+            let (proc, _) = Proc::spawn_listening(name, command, addr, "/ready", stderr).await?;
+            started.push(proc);
+        }
+        let stderr = self.home.path().join("baseline-rls.stderr");
+        let command = self.baseline_command(&superuser)?;
+        started.push(
+            Proc::spawn_announced("baseline server (RLS)", command, baseline::ANNOUNCE, stderr)
+                .await?,
+        );
+        let [on, off, base] = [&started[0], &started[1], &started[2]].map(|p| (p.pid, p.addr));
+        let mut rows = Vec::new();
+        for (name, list) in [("prefs-put", false), ("prefs-list", true)] {
+            if list {
+                // 50 keys for dbapp's user (both servers) and for the raw side's.
+                for connection in 0..50 {
+                    for (addr, prefix, auth) in [
+                        (on.1, "/api/preferences", Auth::Forwarded),
+                        (base.1, "/prefs", Auth::None),
+                    ] {
+                        one_request(addr, put_pref(addr, prefix, auth)(connection, 0)).await?;
+                    }
+                }
+            }
+            let mut ratios = Vec::new();
+            for (suffix, server) in [("rls", on), ("rls-off", off)] {
+                let (dbapp, raw) = if list {
+                    (
+                        get(server.1, "/api/preferences", Auth::Forwarded),
+                        get(base.1, "/prefs", Auth::None),
+                    )
+                } else {
+                    (
+                        put_pref(server.1, "/api/preferences", Auth::Forwarded),
+                        put_pref(base.1, "/prefs", Auth::None),
+                    )
+                };
+                let label = format!("dbapp {name}, {suffix}");
+                let row = self
+                    .compare(
+                        &format!("{name}-{suffix}"),
+                        (server, &label, dbapp),
+                        (base, "raw sqlx, superuser", raw),
+                        self.connections,
+                    )
+                    .await?;
+                let row = latency(row, 1.3, "≤ 1.3× p50");
+                ratios.push(row.ratio.unwrap_or(f64::NAN));
+                rows.push(row);
+            }
+            let first = rows.len() - 2;
+            rows[first].notes.push(format!(
+                "RLS cost: {:.2}× the p50 ratio with the policies bypassed ({:.2})",
+                ratios[0] / ratios[1],
+                ratios[1]
+            ));
+        }
+        Ok(rows)
     }
 
     /// Time to the first event of a streamed chat answer through dbapp's chat route, against

@@ -6,8 +6,10 @@
 //!   performance records;
 //! - [`UserId`], the only way to name whose data a call touches. Every method that reads or writes
 //!   user data takes one, and every SQL statement behind it filters or writes `user_id`, so no
-//!   call can reach another user's rows. Aggregates across users are separate methods whose names
-//!   start with `admin_`; the caller (the server's admin routes) decides who may call them;
+//!   call can reach another user's rows. On Postgres, row-level security enforces it again
+//!   (`PgStore` names the caller on every connection it hands out); SQLite has only the filters.
+//!   Aggregates across users are separate methods whose names start with `admin_`; the caller
+//!   (the server's admin routes) decides who may call them;
 //! - two implementations with one SQL text per dialect: [`postgres::PgStore`] (Postgres and
 //!   Lakebase) and [`sqlite::SqliteStore`] (local work and tests), which pass one conformance
 //!   suite (`tests/store/`);

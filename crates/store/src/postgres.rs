@@ -2,7 +2,12 @@
 //! Postgres dialect.
 //!
 //! Every statement that reads or writes user data binds `user_id` as its first parameter and
-//! filters or writes it. Request aggregates sum the per-minute rollups in SQL (one row per
+//! filters or writes it, and runs on a connection acting for that user ([`Scope`]): the tables'
+//! row-level-security policies (migration 0008) then enforce the same isolation in Postgres, so
+//! a statement that forgot its filter would still see only the caller's rows. Naming the scope
+//! costs no round trip of its own: it is the statement that checks a pooled connection is alive
+//! before it is handed out, in place of sqlx's ping ([`PgStore::connection`]). Admin aggregates
+//! and retention use the explicit, logged admin bypass. Request aggregates sum the per-minute rollups in SQL (one row per
 //! route, method and latency bucket, or per time bucket and latency bucket) and compute the
 //! percentiles from that histogram in `aggregate`, as the SQLite store does; sorting of text
 //! uses `COLLATE "C"` (byte order), so results do not depend on the database's collation and
@@ -74,16 +79,86 @@ impl PgStore {
         Self::new(pool_options(settings).connect_lazy_with(options))
     }
 
-    /// The pool, e.g. for [`crate::lakebase`] to rotate its password or for benchmarks.
+    /// The pool, e.g. for [`crate::lakebase`] to rotate its password or for benchmarks. A
+    /// connection taken from it directly still carries the scope the store last named on it
+    /// (and is not checked before it is handed out): user data goes through
+    /// [`Self::connection`].
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 }
 
+/// Whom a connection acts for under the row-level-security policies of the user tables
+/// (migration 0008): `dbapp.user_id` and `dbapp.scope`, set on the connection each time the store
+/// hands it out.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// The caller: only their rows of the user tables are visible or writable.
+    User(&'a UserId),
+    /// Every user's rows, for admin aggregates and retention: the explicit bypass, logged as
+    /// `store.rls_bypass` with its reason.
+    Admin(&'static str),
+    /// No user: the user tables show no rows. For the request telemetry tables (which have no
+    /// policy), migrations and the readiness ping.
+    Nobody,
+}
+
+/// Names the connection's caller (or the admin bypass, or nobody) for the policies. Session
+/// settings rather than `SET LOCAL` (which would need a transaction, and so two more round trips
+/// around a single statement): they hold until the store hands the connection out again, which
+/// always overwrites both, before any other statement runs on it.
+const SET_SCOPE: &str =
+    "SELECT set_config('dbapp.user_id', $1, false), set_config('dbapp.scope', $2, false)";
+
 impl PgStore {
-    /// A connection from the pool. A login the server refused is retried a few times, briefly
-    /// apart: a rotating password (Lakebase) can be refused at the instant it is replaced, and a
-    /// refused login ran no statement, so retrying it cannot repeat a write.
+    /// A connection acting for `scope`: every statement of the store runs on one, so the
+    /// policies hide other users' rows even from a statement that forgets its `user_id` filter.
+    ///
+    /// [`SET_SCOPE`] is the only statement the store sends before its own, and it replaces
+    /// sqlx's ping of an idle connection (the pool is built with `test_before_acquire(false)`,
+    /// see [`pool_options`]), so RLS adds no round trip. It doubles as that liveness check: a
+    /// connection that cannot run it (the server restarted, an idle session was cut) is
+    /// discarded and another one taken, as the pool does after a failed ping; the statement
+    /// changes nothing, so running it again is harmless.
+    pub async fn connection(
+        &self,
+        scope: Scope<'_>,
+    ) -> Result<PoolConnection<Postgres>, StoreError> {
+        let (user, admin) = match scope {
+            Scope::User(user) => (user.as_str(), ""),
+            Scope::Admin(reason) => {
+                tracing::info!(event = "store.rls_bypass", reason);
+                ("", "admin")
+            }
+            Scope::Nobody => ("", ""),
+        };
+        // Every idle connection may be dead (after a server restart), and one more opens anew.
+        let attempts = self.pool.options().get_max_connections() + 1;
+        let mut attempt = 1;
+        loop {
+            let mut conn = self.conn().await?;
+            let named = sqlx::query(SET_SCOPE)
+                .bind(user)
+                .bind(admin)
+                .execute(&mut *conn)
+                .await;
+            match named {
+                Ok(_) => return Ok(conn),
+                Err(error) if attempt < attempts => {
+                    tracing::debug!(event = "store.connection_discarded", attempt, %error);
+                    // Closed, not returned to the pool (sqlx bounds the close by a timeout).
+                    conn.close_on_drop();
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// A connection from the pool, its scope not yet named: only [`Self::connection`] takes
+    /// one. A login the server refused is retried a few times, briefly apart: a rotating
+    /// password (Lakebase) can be refused at the instant it is replaced, and a refused login ran
+    /// no statement, so retrying it cannot repeat a write.
     async fn conn(&self) -> Result<PoolConnection<Postgres>, StoreError> {
         let mut attempt = 0;
         loop {
@@ -106,9 +181,11 @@ fn login_refused(error: &sqlx::Error) -> bool {
 }
 
 /// Pool options from the settings; `max_lifetime` recycles connections before their login token
-/// is an hour old.
+/// is an hour old. No ping before a connection is handed out: [`PgStore::connection`]'s scope
+/// statement checks it instead, in the same round trip.
 pub(crate) fn pool_options(settings: &PoolSettings) -> PgPoolOptions {
     PgPoolOptions::new()
+        .test_before_acquire(false)
         .max_connections(settings.max_connections)
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
@@ -434,15 +511,16 @@ impl Store for PgStore {
 
     #[tracing::instrument(skip_all)]
     async fn migrate(&self) -> Result<(), StoreError> {
+        // On the pool itself: the migrations touch no user's rows, and run at start, on a pool
+        // with no idle connection that could have been cut.
         MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
 
     #[tracing::instrument(skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&mut *self.conn().await?)
-            .await?;
+        // Naming the scope is a statement the server answered.
+        self.connection(Scope::Nobody).await?;
         Ok(())
     }
 
@@ -451,7 +529,7 @@ impl Store for PgStore {
         let row: Option<PreferenceRow> = sqlx::query_as(SELECT_PREFERENCE)
             .bind(user.as_str())
             .bind(key)
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut *self.connection(Scope::User(user)).await?)
             .await?;
         row.map(PreferenceRow::into_preference)
             .ok_or(StoreError::NotFound(Resource::Preference))
@@ -461,7 +539,7 @@ impl Store for PgStore {
     async fn list_preferences(&self, user: &UserId) -> Result<Vec<Preference>, StoreError> {
         let rows: Vec<PreferenceRow> = sqlx::query_as(LIST_PREFERENCES)
             .bind(user.as_str())
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut *self.connection(Scope::User(user)).await?)
             .await?;
         Ok(rows
             .into_iter()
@@ -483,7 +561,7 @@ impl Store for PgStore {
             .bind(key)
             .bind(Json(value))
             .bind(crate::now())
-            .fetch_one(&mut *self.conn().await?)
+            .fetch_one(&mut *self.connection(Scope::User(user)).await?)
             .await?;
         let created = row.revision == 1;
         Ok(Upserted {
@@ -497,7 +575,7 @@ impl Store for PgStore {
         let done = sqlx::query(DELETE_PREFERENCE)
             .bind(user.as_str())
             .bind(key)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *self.connection(Scope::User(user)).await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -521,7 +599,7 @@ impl Store for PgStore {
             .bind(micros(log.created_at))
             .bind(log.completed_at.map(micros))
             .bind(log.inputs_truncated)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *self.connection(Scope::User(user)).await?)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict("inference log"),
@@ -536,15 +614,16 @@ impl Store for PgStore {
         user: &UserId,
         page: PageRequest,
     ) -> Result<Page<InferenceLog>, StoreError> {
+        let mut conn = self.connection(Scope::User(user)).await?;
         let rows: Vec<InferenceRow> = sqlx::query_as(LIST_INFERENCE_LOGS)
             .bind(user.as_str())
             .bind(page.limit_i64())
             .bind(page.offset_i64())
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut *conn)
             .await?;
         let total_count: i64 = sqlx::query_scalar(COUNT_INFERENCE_LOGS)
             .bind(user.as_str())
-            .fetch_one(&mut *self.conn().await?)
+            .fetch_one(&mut *conn)
             .await?;
         let items = rows
             .into_iter()
@@ -566,7 +645,7 @@ impl Store for PgStore {
             .bind(&conversation.title)
             .bind(&conversation.endpoint_name)
             .bind(crate::now())
-            .fetch_one(&mut *self.conn().await?)
+            .fetch_one(&mut *self.connection(Scope::User(user)).await?)
             .await
             .map_err(|e| match StoreError::from(e) {
                 StoreError::Conflict(_) => StoreError::Conflict("conversation"),
@@ -583,7 +662,7 @@ impl Store for PgStore {
         messages: &[NewMessage],
     ) -> Result<(), StoreError> {
         aggregate::check_messages(messages)?;
-        let mut conn = self.conn().await?;
+        let mut conn = self.connection(Scope::User(user)).await?;
         let mut tx = conn.begin().await?;
         let held: Option<i32> = sqlx::query_scalar(LOCK_MESSAGE_COUNT)
             .bind(user.as_str())
@@ -647,7 +726,7 @@ impl Store for PgStore {
         user: &UserId,
         id: Uuid,
     ) -> Result<ConversationDetail, StoreError> {
-        let mut conn = self.conn().await?;
+        let mut conn = self.connection(Scope::User(user)).await?;
         // One snapshot for both reads, so the messages match the conversation's count even
         // while an append commits.
         let mut tx = conn
@@ -683,15 +762,16 @@ impl Store for PgStore {
         user: &UserId,
         page: PageRequest,
     ) -> Result<Page<Conversation>, StoreError> {
+        let mut conn = self.connection(Scope::User(user)).await?;
         let rows: Vec<ConversationRow> = sqlx::query_as(LIST_CONVERSATIONS)
             .bind(user.as_str())
             .bind(page.limit_i64())
             .bind(page.offset_i64())
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut *conn)
             .await?;
         let total_count: i64 = sqlx::query_scalar(COUNT_CONVERSATIONS)
             .bind(user.as_str())
-            .fetch_one(&mut *self.conn().await?)
+            .fetch_one(&mut *conn)
             .await?;
         let items = rows
             .into_iter()
@@ -713,7 +793,7 @@ impl Store for PgStore {
             .bind(id)
             .bind(title)
             .bind(crate::now())
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut *self.connection(Scope::User(user)).await?)
             .await?;
         row.ok_or(StoreError::NotFound(Resource::Conversation))?
             .into_conversation()
@@ -724,7 +804,7 @@ impl Store for PgStore {
         let done = sqlx::query(DELETE_CONVERSATION)
             .bind(user.as_str())
             .bind(id)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *self.connection(Scope::User(user)).await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
@@ -771,7 +851,7 @@ impl Store for PgStore {
                     .map(|e| micros(e.timestamp))
                     .collect::<Vec<_>>(),
             )
-            .execute(&mut *self.conn().await?)
+            .execute(&mut *self.connection(Scope::User(user)).await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -787,28 +867,29 @@ impl Store for PgStore {
             .bind(user.as_str())
             .bind(window.start)
             .bind(window.end)
-            .fetch_one(&mut *self.conn().await?)
+            .fetch_one(&mut *self.connection(Scope::User(user)).await?)
             .await?)
     }
 
     #[tracing::instrument(skip_all)]
     async fn admin_usage_summary(&self, window: TimeWindow) -> Result<UsageSummary, StoreError> {
+        let mut conn = self.connection(Scope::Admin("usage summary")).await?;
         let window = window.truncated();
         let (total_events, unique_users): (i64, i64) = sqlx::query_as(USAGE_TOTALS)
             .bind(window.start)
             .bind(window.end)
-            .fetch_one(&mut *self.conn().await?)
+            .fetch_one(&mut *conn)
             .await?;
         let by_type: Vec<(String, i64)> = sqlx::query_as(USAGE_BY_TYPE)
             .bind(window.start)
             .bind(window.end)
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut *conn)
             .await?;
         let pages: Vec<(String, i64)> = sqlx::query_as(USAGE_TOP_PAGES)
             .bind(window.start)
             .bind(window.end)
             .bind(TOP_PAGES as i64)
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut *conn)
             .await?;
         Ok(UsageSummary {
             total_events,
@@ -830,7 +911,7 @@ impl Store for PgStore {
         if records.is_empty() {
             return Ok(0);
         }
-        let mut conn = self.conn().await?;
+        let mut conn = self.connection(Scope::Nobody).await?;
         let mut tx = conn.begin().await?;
         let done = sqlx::query(INSERT_REQUEST_RECORDS)
             .bind(records.iter().map(|r| r.route.clone()).collect::<Vec<_>>())
@@ -883,7 +964,7 @@ impl Store for PgStore {
                 .bind(split.hours_end)
                 .bind(split.end)
                 .bind(route)
-                .fetch_all(&mut *self.conn().await?)
+                .fetch_all(&mut *self.connection(Scope::Nobody).await?)
                 .await?;
         Ok(aggregate::report(rows))
     }
@@ -896,6 +977,7 @@ impl Store for PgStore {
     ) -> Result<Vec<TimeSeriesPoint>, StoreError> {
         let window = window.truncated();
         let range = aggregate::bucket_range(window, bucket)?;
+        let mut conn = self.connection(Scope::Admin("time series")).await?;
         let width_us = bucket.seconds() * 1_000_000;
         let split = aggregate::split(window, bucket.seconds() % 3_600 == 0);
         let requests: Vec<aggregate::TimeBucketRow> =
@@ -905,13 +987,13 @@ impl Store for PgStore {
                 .bind(split.hours_end)
                 .bind(split.end)
                 .bind(width_us)
-                .fetch_all(&mut *self.conn().await?)
+                .fetch_all(&mut *conn)
                 .await?;
         let usage: Vec<(i64, i64, i64)> = sqlx::query_as(USAGE_BUCKETS)
             .bind(window.start)
             .bind(window.end)
             .bind(width_us)
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut *conn)
             .await?;
         let requests = aggregate::request_buckets(requests);
         let usage = aggregate::usage_buckets(usage);
@@ -925,13 +1007,18 @@ impl Store for PgStore {
         cutoff: DateTime<Utc>,
     ) -> Result<u64, StoreError> {
         aggregate::check_timestamp("cutoff", cutoff)?;
+        let scope = match table {
+            Retained::UsageEvents | Retained::InferenceLogs => Scope::Admin("retention"),
+            Retained::RequestRecords | Retained::Rollups => Scope::Nobody,
+        };
+        let mut conn = self.connection(scope).await?;
         let mut deleted = 0;
         for &statement in purge_statements(table) {
             loop {
                 let done = sqlx::query(statement)
                     .bind(micros(cutoff))
                     .bind(i64::from(PURGE_BATCH))
-                    .execute(&mut *self.conn().await?)
+                    .execute(&mut *conn)
                     .await?;
                 deleted += done.rows_affected();
                 if done.rows_affected() < u64::from(PURGE_BATCH) {

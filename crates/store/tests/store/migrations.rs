@@ -28,7 +28,7 @@ async fn migrations_run_twice_are_a_no_op(db: &TestDb) {
     db.store.migrate().await.unwrap();
 
     // Assert
-    assert_eq!(before, [1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(before, [1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(applied(&db.raw).await, before);
     assert_eq!(
         db.store.get_preference(&alice, "kept").await.unwrap().value,
