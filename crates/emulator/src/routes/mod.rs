@@ -19,6 +19,7 @@ mod serving;
 mod sessions;
 mod statements;
 mod warehouses;
+mod workspace;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -52,6 +53,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
         .merge(database::router())
         .merge(autoscaling::router())
         .merge(apps::router())
+        .merge(workspace::router())
         .merge(genie::router())
         .fallback(no_such_api)
         .layer(from_fn_with_state(emulator.clone(), faults::apply))
