@@ -48,7 +48,7 @@ impl WorkspacePath {
     /// Parses a path as clients send it; `None` when it is not absolute or has an empty, `.`
     /// or `..` segment or a control character.
     pub(crate) fn parse(raw: &str) -> Option<Self> {
-        let rest = raw.strip_prefix('/')?;
+        let rest = raw.strip_prefix('/').filter(|r| !r.starts_with('/'))?;
         let segments = relative_segments(rest)?;
         let segments = match segments.split_first() {
             Some((first, tail)) if first == &WORKSPACE_PREFIX[1..] => tail.to_vec(),
