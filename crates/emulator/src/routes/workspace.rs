@@ -25,14 +25,13 @@ use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::files::Caps;
-use crate::routes::{JsonBody, QueryParams, flag};
+use crate::routes::{JsonBody, QueryParams, flag, read_capped};
 use crate::state::{Emulator, lock};
 use crate::workspace::{Kind, WorkspaceError, WorkspacePath, auto_kind, language};
 
@@ -106,26 +105,6 @@ fn refused(error: WorkspaceError) -> ApiError {
     }
 }
 
-/// Reads a byte stream to its end, refusing it with `too_large` as soon as it passes `limit`.
-async fn read_capped<E: std::fmt::Display>(
-    stream: impl Stream<Item = Result<Bytes, E>>,
-    limit: usize,
-    too_large: impl FnOnce() -> ApiError,
-) -> Result<Vec<u8>, ApiError> {
-    let mut stream = std::pin::pin!(stream);
-    let mut data = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(format!("The request body could not be read: {e}"))
-        })?;
-        if data.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        data.extend_from_slice(&chunk);
-    }
-    Ok(data)
-}
-
 /// An import request, from either body form.
 #[derive(Debug, Default, Deserialize)]
 struct ImportRequest {
@@ -161,7 +140,7 @@ async fn multipart_import(
         } else {
             FIELD_MAX_BYTES
         };
-        let data = read_capped(field, limit, || {
+        let data = read_capped(field, limit, 0, || {
             if name == "content" {
                 refused(WorkspaceError::FileTooLarge(max_file_bytes as u64))
             } else {
@@ -191,7 +170,7 @@ async fn json_import(
 ) -> Result<(ImportRequest, Vec<u8>), ApiError> {
     let limit = max_file_bytes.div_ceil(3) * 4 + FIELD_MAX_BYTES;
     let (parts, body) = request.into_parts();
-    let bytes = read_capped(body.into_data_stream(), limit, || {
+    let bytes = read_capped(body.into_data_stream(), limit, 0, || {
         refused(WorkspaceError::FileTooLarge(max_file_bytes as u64))
     })
     .await?;
