@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
-from databricks.sdk.errors import InvalidParameterValue, ResourceAlreadyExists, ResourceDoesNotExist
+from databricks.sdk.errors import InvalidParameterValue, OperationFailed, ResourceAlreadyExists, ResourceDoesNotExist
 from databricks.sdk.service.apps import (
     App,
     AppDeployment,
@@ -26,6 +26,15 @@ from databricks.sdk.service.apps import (
     ComputeSize,
     ComputeState,
 )
+from databricks.sdk.service.workspace import ImportFormat
+
+def upload_app(w: WorkspaceClient, folder: str) -> None:
+    """Uploads a tiny app (app.yaml and app.py) to `folder`, as a deploy does before it names the
+    folder as the source code path."""
+    w.workspace.mkdirs(folder)
+    w.workspace.upload(f"{folder}/app.yaml", b"command: [python, app.py]\n", format=ImportFormat.AUTO, overwrite=True)
+    w.workspace.upload(f"{folder}/app.py", b"print('hello')\n", format=ImportFormat.AUTO, overwrite=True)
+
 
 DEFAULT_SCOPES = ["iam.access-control:read", "iam.current-user:read"]
 SOURCE = "/Workspace/Users/alice@example.com/my-app"
@@ -36,6 +45,7 @@ def test_create_and_wait_then_deploy_and_wait_polls_until_the_app_runs(pat_clien
     w = pat_client("alice")
 
     created = w.apps.create_and_wait(App(name="my-app", description="Demo"))
+    upload_app(w, SOURCE)
     deployment = w.apps.deploy_and_wait(
         "my-app", AppDeployment(source_code_path=SOURCE, mode=AppDeploymentMode.SNAPSHOT)
     )
@@ -54,6 +64,18 @@ def test_create_and_wait_then_deploy_and_wait_polls_until_the_app_runs(pat_clien
     assert app.active_deployment.deployment_id == deployment.deployment_id
     assert app.compute_size == ComputeSize.MEDIUM
     assert [d.deployment_id for d in w.apps.list_deployments("my-app")] == [deployment.deployment_id]
+
+
+def test_deploy_and_wait_fails_when_the_source_code_path_was_never_uploaded(pat_client):
+    w = pat_client("alice")
+    w.apps.create_and_wait(App(name="no-source"))
+
+    with pytest.raises(OperationFailed, match="does not exist"):
+        w.apps.deploy_and_wait("no-source", AppDeployment(source_code_path=f"{SOURCE}-missing"))
+
+    deployment = w.apps.list_deployments("no-source").__next__()
+    assert deployment.status.state == AppDeploymentState.FAILED
+    assert w.apps.get("no-source").active_deployment is None
 
 
 def test_update_without_a_mask_resets_the_scopes_and_a_masked_update_keeps_them(pat_client):

@@ -21,8 +21,10 @@
 //!   update (`POST …/update`) changes only the fields its mask names, at once;
 //! - `effective_user_api_scopes` are the IAM defaults plus `user_api_scopes` as they were when the
 //!   compute last started, so a scope change shows only after a stop and a start;
-//! - a deployment needs `ACTIVE` compute and no other deployment in progress, and always
-//!   succeeds: the emulator has no workspace files to find its `source_code_path` in;
+//! - a deployment needs `ACTIVE` compute and no other deployment in progress; it succeeds when
+//!   its `source_code_path` is a workspace directory when it is made (the caller checks, see
+//!   [`Apps::deploy`]) and fails with a `status.message` that says why otherwise; a failed
+//!   deployment never becomes the active one. Git deployments (no path) always succeed;
 //! - `stop` keeps `active_deployment`, which `start` runs again.
 
 use std::sync::Arc;
@@ -167,6 +169,8 @@ struct Deployment {
     creator: String,
     create_time: DateTime<Utc>,
     done_at: DateTime<Utc>,
+    /// Why the deployment fails once done; `None` when it succeeds.
+    failure: Option<String>,
 }
 
 impl Deployment {
@@ -174,9 +178,17 @@ impl Deployment {
         now >= self.done_at
     }
 
+    /// Done and succeeded: a deployment the app may run.
+    fn succeeded(&self, now: DateTime<Utc>) -> bool {
+        self.done(now) && self.failure.is_none()
+    }
+
     fn json(&self, now: DateTime<Utc>) -> Value {
         let (state, message, update_time) = if self.done(now) {
-            ("SUCCEEDED", "App started successfully", self.done_at)
+            match &self.failure {
+                Some(reason) => ("FAILED", reason.as_str(), self.done_at),
+                None => ("SUCCEEDED", "App started successfully", self.done_at),
+            }
         } else {
             (
                 "IN_PROGRESS",
@@ -362,9 +374,14 @@ fn random_hex(len: usize) -> String {
 }
 
 impl App {
+    /// The newest deployment that succeeded: what the app runs.
+    fn active_deployment(&self, now: DateTime<Utc>) -> Option<&Deployment> {
+        self.deployments.iter().rev().find(|d| d.succeeded(now))
+    }
+
     fn json(&self, now: DateTime<Utc>) -> Value {
         let (compute_state, compute_message) = self.compute.state(now);
-        let active = self.deployments.iter().rev().find(|d| d.done(now));
+        let active = self.active_deployment(now);
         let pending = self.deployments.iter().find(|d| !d.done(now));
         let (app_state, app_message) = if !self.compute.active(now) {
             ("UNAVAILABLE", "App compute is not running.")
@@ -705,7 +722,9 @@ impl Apps {
         Ok(app.json(now))
     }
 
-    /// Starts a deployment from `source_code_path` (the last active deployment's when absent).
+    /// Starts a deployment from `source_code_path` (the active deployment's when absent).
+    /// `check_source` says why a path holds no source code (`None`: it does); the deployment
+    /// then ends `FAILED` with that message.
     pub(crate) fn deploy(
         &mut self,
         name: &str,
@@ -713,6 +732,7 @@ impl Apps {
         caller: &str,
         now: DateTime<Utc>,
         delay: Duration,
+        check_source: impl FnOnce(&str) -> Option<String>,
     ) -> Result<Value, ApiError> {
         let app = self.app_mut(name)?;
         if !app.compute.active(now) {
@@ -740,8 +760,7 @@ impl Apps {
             }
         }
         let default_path = app
-            .deployments
-            .last()
+            .active_deployment(now)
             .and_then(|d| d.spec.get("source_code_path"))
             .cloned();
         match spec.get("source_code_path") {
@@ -783,6 +802,10 @@ impl Apps {
                 )));
             }
         }
+        let failure = spec
+            .get("source_code_path")
+            .and_then(Value::as_str)
+            .and_then(check_source);
         let id = random_hex(32);
         let deployment = Deployment {
             artifacts_path: format!(
@@ -794,11 +817,19 @@ impl Apps {
             creator: caller.to_owned(),
             create_time: now,
             done_at: now + delay,
+            failure,
         };
         let body = deployment.json(now);
         if app.deployments.len() >= MAX_DEPLOYMENTS_PER_APP {
-            // The oldest goes: the active one is the newest, and none is pending (checked above).
-            app.deployments.remove(0);
+            // The oldest that is not the active one goes; none is pending (checked above).
+            let active = app.active_deployment(now).map(|d| d.id.clone());
+            if let Some(oldest) = app
+                .deployments
+                .iter()
+                .position(|d| Some(&d.id) != active.as_ref())
+            {
+                app.deployments.remove(oldest);
+            }
         }
         app.deployments.push(deployment);
         app.update_time = now;

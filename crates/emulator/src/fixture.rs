@@ -126,6 +126,13 @@ pub struct Settings {
     /// Most bytes all volumes together may hold (files live in memory); an upload that would
     /// pass it is `413` and stores nothing.
     pub files_max_total_bytes: u64,
+    /// Largest workspace file or notebook `POST /api/2.0/workspace/import` accepts, in bytes:
+    /// the real service's 10 MB import limit; a larger one is `400 MAX_NOTEBOOK_SIZE_EXCEEDED`
+    /// and stores nothing.
+    pub workspace_max_file_bytes: u64,
+    /// Most bytes all workspace files and notebooks together may hold (they live in memory); an
+    /// import that would pass it is `400 RESOURCE_LIMIT_EXCEEDED` and stores nothing.
+    pub workspace_max_total_bytes: u64,
     /// How long a Genie message stays in each status before the next one (`SUBMITTED`,
     /// `FETCHING_METADATA`, `FILTERING_CONTEXT`, `ASKING_AI`, `EXECUTING_QUERY`).
     pub genie_step_ms: u64,
@@ -158,6 +165,8 @@ impl Default for Settings {
             fault_seed: 42,
             files_max_file_bytes: 128 * 1024 * 1024,
             files_max_total_bytes: 512 * 1024 * 1024,
+            workspace_max_file_bytes: 10 * 1024 * 1024,
+            workspace_max_total_bytes: 256 * 1024 * 1024,
             genie_step_ms: 100,
             postgres_operation_ms: 0,
             apps_transition_ms: 0,

@@ -3,7 +3,7 @@
 //!
 //! It reproduces the wire contracts of `shared/UPSTREAM.md` and `shared/UPSTREAM-2.md` (discovery
 //! and OAuth, SCIM Me, Unity Catalog with volumes, the Files API, Model Serving, SQL Statement
-//! Execution, Genie, the Lakebase and Apps control planes) closely enough that the official
+//! Execution, Genie, the Workspace API, the Lakebase and Apps control planes) closely enough that the official
 //! Databricks SDKs work against it unchanged, from a [`Fixture`] that says who exists, what each principal may see,
 //! and what data the tables and volumes hold. It depends on no other dbapp crate:
 //! it is written from the wire contract, so a wrong shared type cannot hide the same bug on both
@@ -17,6 +17,8 @@
 //! - `error`: Databricks error bodies (`shared/UPSTREAM.md` §3.1);
 //! - `faults`: fault injection rules and the middleware that applies them;
 //! - `files`: the in-memory files of every volume, with their size caps;
+//! - `workspace`: the in-memory workspace tree (directories, files, notebooks) behind the
+//!   Workspace API, where apps' source code is uploaded;
 //! - `control`: what tests use to inject faults, expire tokens and read the log, as typed
 //!   methods of [`EmulatorHandle`] and as the `/_emulator/` HTTP API, one implementation for both;
 //! - `engine`: the SQL the warehouses run (sqlparser's Databricks dialect over an in-memory
@@ -56,6 +58,7 @@ mod sql;
 mod state;
 mod table_data;
 mod warehouse;
+mod workspace;
 
 pub use apps::AppCredentials;
 pub use control::ControlError;

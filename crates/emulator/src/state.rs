@@ -1,7 +1,7 @@
 //! Everything the emulator knows, behind one cheaply cloned handle.
 //!
 //! The fixture and the principals derived from it never change while the emulator runs; tokens,
-//! SQL statements, warehouse states, SQL sessions, Genie conversations, Autoscaling projects, apps
+//! SQL statements, warehouse states, SQL sessions, workspace files, Genie conversations, Autoscaling projects, apps
 //! (with their service principals), fault rules, run-time settings and the request log do, and each sits behind its own `std::sync::Mutex`. Locks are held for a few map
 //! operations and never across an `.await`, so a plain mutex is both correct and the fastest
 //! choice here.
@@ -24,6 +24,7 @@ use crate::lakebase::LakebaseAdmin;
 use crate::results::LinkSigner;
 use crate::sql::Statement;
 use crate::warehouse::Warehouses;
+use crate::workspace::WorkspaceTree;
 
 /// Most requests the log keeps; older ones are dropped first, so a benchmark cannot grow it.
 const REQUEST_LOG_CAPACITY: usize = 10_000;
@@ -53,6 +54,9 @@ pub(crate) struct Inner {
     pub(crate) log: Mutex<RequestLog>,
     /// The files of every volume, in memory; the fixture's initial files at start and reset.
     pub(crate) files: Mutex<FileTree>,
+    /// The workspace's directories, files and notebooks, in memory; the home directories at
+    /// start and reset.
+    pub(crate) workspace: Mutex<WorkspaceTree>,
     /// Genie conversations and messages of every user.
     pub(crate) genie: Mutex<GenieStore>,
     /// Lakebase Autoscaling projects, branches, endpoints and operations; the fixture's
@@ -248,6 +252,7 @@ impl Emulator {
             faults: Mutex::new(faults),
             log: Mutex::default(),
             files: Mutex::new(FileTree::from_fixture(&fixture, Utc::now())),
+            workspace: Mutex::new(WorkspaceTree::from_fixture(&fixture, Utc::now())),
             genie: Mutex::default(),
             autoscaling: Mutex::new(autoscaling_of(&fixture)),
             apps: Mutex::default(),
@@ -269,8 +274,8 @@ impl Emulator {
             .or_else(|| lock(&self.apps).service_principal(user_name))
     }
 
-    /// Returns tokens, statements, warehouses, sessions, faults, settings, volume files, Genie
-    /// conversations, Autoscaling projects, apps and the log to their state at start.
+    /// Returns tokens, statements, warehouses, sessions, faults, settings, volume files, workspace
+    /// files, Genie conversations, Autoscaling projects, apps and the log to their state at start.
     pub(crate) fn reset(&self) {
         *lock(&self.tokens) = static_tokens(&self.fixture);
         *lock(&self.settings) = self.initial_settings.clone();
@@ -284,6 +289,7 @@ impl Emulator {
         *lock(&self.faults) = FaultRules::new(self.initial_settings.fault_seed);
         lock(&self.log).clear();
         *lock(&self.files) = FileTree::from_fixture(&self.fixture, Utc::now());
+        *lock(&self.workspace) = WorkspaceTree::from_fixture(&self.fixture, Utc::now());
         *lock(&self.genie) = GenieStore::default();
         *lock(&self.autoscaling) = autoscaling_of(&self.fixture);
         *lock(&self.apps) = Apps::default();

@@ -7,7 +7,8 @@
 //! - `POST`/`GET …/{name}/deployments` (paged), `GET …/{name}/deployments/{id}`.
 //!
 //! Any principal may use every route: app permissions (`CAN_USE`, `CAN_MANAGE`) are not
-//! modelled.
+//! modelled. A deployment's `source_code_path` is looked up in the workspace tree
+//! ([`crate::workspace`]) when it is made.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -21,6 +22,7 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::routes::{JsonBody, QueryParams, clock_delay, flag, page_of};
 use crate::state::{Emulator, lock};
+use crate::workspace::{WorkspacePath, WorkspaceTree};
 
 pub(super) fn router() -> Router<Emulator> {
     Router::new()
@@ -164,9 +166,37 @@ async fn deploy_app(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let delay = delay(&emulator);
+    // Workspace before apps, and nowhere the other way round: the two locks cannot deadlock.
+    let workspace = lock(&emulator.workspace);
     lock(&emulator.apps)
-        .deploy(&name, &body, &principal.user_name, Utc::now(), delay)
+        .deploy(
+            &name,
+            &body,
+            &principal.user_name,
+            Utc::now(),
+            delay,
+            |path| source_problem(&workspace, path),
+        )
         .map(Json)
+}
+
+/// Why `path` holds no app source code, as the deployment's `status.message`; `None` when it
+/// is a workspace directory.
+fn source_problem(workspace: &WorkspaceTree, path: &str) -> Option<String> {
+    let parsed = WorkspacePath::parse(path);
+    match parsed
+        .as_ref()
+        .map(|p| (workspace.is_directory(p), workspace.get(p).is_ok()))
+    {
+        Some((true, _)) => None,
+        Some((false, true)) => Some(format!(
+            "Failed to deploy: source code path {path} is not a directory."
+        )),
+        _ => Some(format!(
+            "Failed to deploy: source code path {path} does not exist. Upload the app's files \
+             there (for example with the Workspace API) before deploying."
+        )),
+    }
 }
 
 async fn list_deployments(

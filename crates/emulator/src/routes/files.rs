@@ -24,7 +24,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -32,7 +31,7 @@ use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::files::{Caps, Child, Entry, FileError, VolumePath, relative_segments};
 use crate::routes::catalog::{visible_volume, volume_owner};
-use crate::routes::{QueryParams, decode_page_token, encode_page_token};
+use crate::routes::{QueryParams, decode_page_token, encode_page_token, read_capped};
 use crate::state::{Emulator, Principal, lock};
 
 /// Largest page of a directory listing, and the page size when the client names none.
@@ -341,20 +340,12 @@ async fn upload(
     }
     // The whole body is read before the tree is touched, so a failed or oversized upload
     // stores nothing.
-    // Sized from the declared length (already within the cap), so a large upload is not
-    // copied over and over as the buffer grows.
     let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(0));
-    let mut data = Vec::with_capacity(capacity);
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::bad_request(format!("The request body could not be read: {e}"))
-        })?;
-        if (data.len() + chunk.len()) as u64 > caps.max_file_bytes {
-            return Err(refused(FileError::FileTooLarge(caps.max_file_bytes), &path));
-        }
-        data.extend_from_slice(&chunk);
-    }
+    let limit = usize::try_from(caps.max_file_bytes).unwrap_or(usize::MAX);
+    let data = read_capped(body.into_data_stream(), limit, capacity, || {
+        refused(FileError::FileTooLarge(caps.max_file_bytes), &path)
+    })
+    .await?;
     lock(&emulator.files)
         .put_file(&path, Bytes::from(data), overwrite, caps, Utc::now())
         .map_err(|e| refused(e, &path))?;

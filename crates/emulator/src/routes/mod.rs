@@ -19,6 +19,7 @@ mod serving;
 mod sessions;
 mod statements;
 mod warehouses;
+mod workspace;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -30,6 +31,7 @@ use axum::response::Response;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
+use futures_util::{Stream, StreamExt};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -52,6 +54,7 @@ pub(crate) fn router(emulator: Emulator) -> Router {
         .merge(database::router())
         .merge(autoscaling::router())
         .merge(apps::router())
+        .merge(workspace::router())
         .merge(genie::router())
         .fallback(no_such_api)
         .layer(from_fn_with_state(emulator.clone(), faults::apply))
@@ -183,6 +186,29 @@ pub(crate) fn page_of(
         body.insert("next_page_token".into(), encode_page_token(next).into());
     }
     Ok(Value::Object(body))
+}
+
+/// Reads a request body (or one part of it) to its end, refusing it with `too_large` as soon as
+/// it passes `limit` bytes; `capacity` sizes the buffer up front (a declared length already
+/// within the limit), so a large body is not copied over and over as the buffer grows.
+pub(crate) async fn read_capped<E: std::fmt::Display>(
+    stream: impl Stream<Item = Result<Bytes, E>>,
+    limit: usize,
+    capacity: usize,
+    too_large: impl FnOnce() -> ApiError,
+) -> Result<Vec<u8>, ApiError> {
+    let mut stream = std::pin::pin!(stream);
+    let mut data = Vec::with_capacity(capacity);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request(format!("The request body could not be read: {e}"))
+        })?;
+        if data.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        data.extend_from_slice(&chunk);
+    }
+    Ok(data)
 }
 
 /// A JSON body, parsed whatever the content type; bad JSON is `400 MALFORMED_REQUEST`.

@@ -178,6 +178,7 @@ async fn a_deployment_runs_in_progress_then_succeeds_and_the_app_runs_it() {
     te.create_app(json!({"name": "deployed"})).await;
     te.poll_until("/deployed", |a| compute(a) == "ACTIVE").await;
     let source = "/Workspace/Users/alice@example.com/deployed";
+    te.upload_app(source).await;
 
     // Act
     let (status, pending) = te
@@ -248,6 +249,7 @@ async fn stopping_keeps_the_active_deployment_and_a_stopped_app_takes_no_deploym
     // Arrange
     let te = spawn().await;
     te.create_app(json!({"name": "paused"})).await;
+    te.upload_app("/Workspace/p").await;
     let (_, deployment) = te
         .apps(
             Method::POST,
@@ -686,6 +688,7 @@ async fn an_app_keeps_its_last_100_deployments() {
     // Arrange
     let te = spawn().await;
     te.create_app(json!({"name": "busy"})).await;
+    te.upload_app("/Workspace/b").await;
     let mut ids = Vec::new();
     for _ in 0..101 {
         let (_, deployment) = te
@@ -713,4 +716,107 @@ async fn an_app_keeps_its_last_100_deployments() {
     assert_eq!(kept[0]["deployment_id"], ids[1].as_str());
     assert_eq!(oldest, StatusCode::NOT_FOUND);
     assert_eq!(app["active_deployment"]["deployment_id"], ids[100].as_str());
+}
+
+#[tokio::test]
+async fn a_deployment_from_a_missing_or_non_directory_path_fails_and_the_app_keeps_its_last_good_one()
+ {
+    // Arrange
+    let te = spawn().await;
+    te.slow_transitions().await;
+    te.create_app(json!({"name": "sourced"})).await;
+    te.poll_until("/sourced", |a| compute(a) == "ACTIVE").await;
+    let good = "/Workspace/Users/alice@example.com/sourced";
+    te.upload_app(good).await;
+    let (_, first) = te
+        .apps_post("/sourced/deployments", json!({"source_code_path": good}))
+        .await;
+    let first_id = first["deployment_id"].as_str().unwrap().to_owned();
+    te.poll_until("/sourced", |a| a["app_status"]["state"] == "RUNNING")
+        .await;
+
+    // Act
+    let mut failed = Vec::new();
+    for path in [
+        "/Workspace/Users/alice@example.com/missing",
+        &format!("{good}/app.py"),
+    ] {
+        let (status, pending) = te
+            .apps_post("/sourced/deployments", json!({"source_code_path": path}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{pending}");
+        assert_eq!(
+            pending["status"]["state"], "IN_PROGRESS",
+            "it fails when done"
+        );
+        let id = pending["deployment_id"].as_str().unwrap().to_owned();
+        let done = te
+            .poll_until(&format!("/sourced/deployments/{id}"), |d| {
+                d["status"]["state"] != "IN_PROGRESS"
+            })
+            .await;
+        failed.push(done);
+    }
+    let app = te.app("sourced").await;
+    let (_, reused) = te.apps_post("/sourced/deployments", json!({})).await;
+
+    // Assert
+    assert_eq!(failed[0]["status"]["state"], "FAILED");
+    let missing = failed[0]["status"]["message"].as_str().unwrap();
+    assert!(missing.contains("/missing does not exist"), "{missing}");
+    assert_eq!(failed[1]["status"]["state"], "FAILED");
+    let file = failed[1]["status"]["message"].as_str().unwrap();
+    assert!(file.contains("is not a directory"), "{file}");
+    assert_eq!(app["app_status"]["state"], "RUNNING");
+    assert_eq!(app["active_deployment"]["deployment_id"], first_id.as_str());
+    assert_eq!(app["default_source_code_path"], good);
+    assert_eq!(
+        reused["source_code_path"], good,
+        "the active deployment's path is reused"
+    );
+}
+
+#[tokio::test]
+async fn failed_deployments_never_push_out_the_active_one() {
+    // Arrange
+    let te = spawn().await;
+    te.create_app(json!({"name": "flaky"})).await;
+    te.upload_app("/Workspace/ok").await;
+    let (_, active) = te
+        .apps_post(
+            "/flaky/deployments",
+            json!({"source_code_path": "/Workspace/ok"}),
+        )
+        .await;
+    let mut failed = Vec::new();
+    for _ in 0..100 {
+        let (_, deployment) = te
+            .apps_post(
+                "/flaky/deployments",
+                json!({"source_code_path": "/Workspace/gone"}),
+            )
+            .await;
+        failed.push(deployment["deployment_id"].clone());
+    }
+
+    // Act
+    let (_, list) = te
+        .apps(Method::GET, "/flaky/deployments?page_size=1000", None)
+        .await;
+    let app = te.app("flaky").await;
+
+    // Assert
+    let kept: Vec<_> = list["app_deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["deployment_id"].clone())
+        .collect();
+    assert_eq!(kept.len(), 100);
+    assert_eq!(kept[0], active["deployment_id"], "the active one stays");
+    assert_eq!(kept[1..], failed[1..], "the oldest failed one went");
+    assert_eq!(
+        app["active_deployment"]["deployment_id"],
+        active["deployment_id"]
+    );
 }

@@ -18,3 +18,4 @@ mod sessions;
 mod statements;
 mod streaming;
 mod warehouses;
+mod workspace;

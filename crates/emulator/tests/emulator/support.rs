@@ -1,9 +1,11 @@
 //! Shared setup: start an emulator, and a small client for its workspace APIs. Tests steer the
 //! emulator through the typed control methods of its [`EmulatorHandle`].
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use dbapp_emulator::{EmulatorConfig, EmulatorHandle, Fixture};
 use reqwest::{Method, RequestBuilder, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub(crate) const ALICE: &str = "dev-token-alice";
 pub(crate) const BOB: &str = "dev-token-bob";
@@ -60,6 +62,24 @@ impl TestEmulator {
     /// POST a JSON body as `token`.
     pub(crate) async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         send(self.request(Method::POST, path, token).json(&body)).await
+    }
+
+    /// Uploads a tiny app (`app.yaml` and `app.py`) to the workspace directory `dir` as alice,
+    /// creating it, as a deploy does before it names `dir` as the source code path.
+    pub(crate) async fn upload_app(&self, dir: &str) {
+        let (status, body) = self
+            .post("/api/2.0/workspace/mkdirs", ALICE, json!({"path": dir}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for (name, content) in [
+            ("app.yaml", "command: [python, app.py]\n"),
+            ("app.py", "print('hello')\n"),
+        ] {
+            let import = json!({"path": format!("{dir}/{name}"), "format": "AUTO",
+                "overwrite": true, "content": STANDARD.encode(content)});
+            let (status, body) = self.post("/api/2.0/workspace/import", ALICE, import).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
     }
 }
 
