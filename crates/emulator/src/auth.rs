@@ -113,10 +113,33 @@ impl Emulator {
         ttl: Duration,
         audience: &str,
     ) -> (String, DateTime<Utc>) {
+        self.mint(principal, ttl, audience, None)
+    }
+
+    /// Mints a user token limited to `scopes`, as the Apps proxy forwards in
+    /// `X-Forwarded-Access-Token` (`shared/UPSTREAM.md` §1.2 and §1.6): the workspace APIs refuse
+    /// it for a route that needs a scope it lacks. The scopes are in its `scope` claim,
+    /// space-separated as OAuth writes them.
+    pub(crate) fn mint_downscoped_token(
+        &self,
+        principal: &Principal,
+        ttl: Duration,
+        scopes: &[String],
+    ) -> (String, DateTime<Utc>) {
+        self.mint(principal, ttl, "workspace", Some(scopes.into()))
+    }
+
+    fn mint(
+        &self,
+        principal: &Principal,
+        ttl: Duration,
+        audience: &str,
+        scopes: Option<Arc<[String]>>,
+    ) -> (String, DateTime<Utc>) {
         let now = Utc::now();
         let expires_at = now + ttl;
         let header = json!({"alg": "RS256", "typ": "JWT", "kid": "dbapp-emulator"});
-        let claims = json!({
+        let mut claims = json!({
             "iss": format!("{}/oidc", self.base_url),
             "sub": principal.user_name,
             "aud": audience,
@@ -124,6 +147,9 @@ impl Emulator {
             "exp": expires_at.timestamp(),
             "jti": uuid::Uuid::new_v4().to_string(),
         });
+        if let Some(scopes) = &scopes {
+            claims["scope"] = scopes.join(" ").into();
+        }
         let signature: [u8; 32] = rand::random();
         let token = format!(
             "{}.{}.{}",
@@ -137,6 +163,7 @@ impl Emulator {
             revoked: false,
             is_jwt: true,
             branch: None,
+            scopes,
         };
         let mut tokens = lock(&self.tokens);
         // Keep the map bounded under long benchmarks: forget minted tokens once long expired.

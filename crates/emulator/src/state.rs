@@ -164,6 +164,9 @@ pub(crate) struct TokenRecord {
     /// For a database credential minted for an Autoscaling endpoint, its branch
     /// (`projects/p/branches/b`), whose database the Lakebase front opens.
     pub(crate) branch: Option<String>,
+    /// For a downscoped user token (the Apps proxy's), the scopes it carries; `None` for every
+    /// other token, which has them all.
+    pub(crate) scopes: Option<Arc<[String]>>,
 }
 
 /// One served request, as `GET /_emulator/requests` and
@@ -352,6 +355,7 @@ fn static_tokens(fixture: &Fixture) -> HashMap<String, TokenRecord> {
                     revoked: false,
                     is_jwt: false,
                     branch: None,
+                    scopes: None,
                 };
                 (t.clone(), record)
             })
