@@ -234,7 +234,7 @@ pub(crate) fn checks(dir: &Path, assistant_env: Option<&str>) -> Vec<Check> {
     let kinds = app.map(|(_, a)| resource_kinds(a)).unwrap_or_default();
 
     match &app_yaml {
-        Some((path, doc)) => {
+        Some((_, doc)) => {
             out.push(command(doc));
             out.push(env(doc, app.is_some().then_some(&kinds)));
         }

@@ -1,8 +1,6 @@
 //! `dbapp doctor`'s checks of `app.yaml` and `databricks.yml`: the committed `deploy/` files,
 //! each broken in one way, and `deploy.sync`'s model of what `databricks bundle deploy` uploads.
 
-use std::path::Path;
-
 use crate::doctor::{Doctor, deploy_dir, doctor};
 
 /// Copies `deploy/` to a temporary directory, applies `(file, from, to)` replacements, and runs
