@@ -221,3 +221,43 @@ async fn a_pooled_connection_the_server_cut_is_replaced_when_handed_out() {
     assert_eq!(cut, [true], "the idle session was ended");
     assert_eq!(read.unwrap().value, json!("dark"));
 }
+
+#[tokio::test]
+async fn the_upsert_names_its_caller_in_its_own_statement_and_leaves_the_session_as_it_was() {
+    // Arrange: the store's one connection last acted for bob, then for the admin bypass.
+    let (cluster, store) = store_as_app_role().await;
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    seed(&store, &alice, &bob).await;
+    drop(store.connection(Scope::Admin("test")).await.unwrap());
+
+    // Act: alice's upsert on that connection, then its session settings read raw.
+    let upserted = store
+        .upsert_preference(&alice, "theme", &json!("solarized"))
+        .await
+        .unwrap();
+    let session: (String, String) = sqlx::query_as(
+        "SELECT current_setting('dbapp.user_id', true), current_setting('dbapp.scope', true)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    // A cut connection is replaced for this write too.
+    let mut admin = cluster.admin_connect_options().connect().await.unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = '{APP_ROLE}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let after_cut = store
+        .upsert_preference(&alice, "theme", &json!("dark"))
+        .await;
+
+    // Assert: alice's row changed, bob's did not, and the setting was local to the statement.
+    assert_eq!(upserted.preference.value, json!("solarized"));
+    assert!(!upserted.created);
+    let bob_theme = store.get_preference(&bob, "theme").await.unwrap();
+    assert_eq!(bob_theme.value, json!("light"));
+    assert_eq!(session, (String::new(), "admin".to_owned()));
+    assert_eq!(after_cut.unwrap().preference.value, json!("dark"));
+}
