@@ -299,16 +299,11 @@ async fn a_deprecated_scope_alias_warns() {
 async fn a_command_that_is_a_string_or_not_serve_fails() {
     let string = doctor_on_edited(&[(
         "app/app.yaml",
-        "command:\n  - /bin/sh\n  - -c\n  - gzip -dc dbapp.gz > /tmp/dbapp && chmod 0755 /tmp/dbapp && exec /tmp/dbapp serve\n",
+        "command:\n  - /bin/sh\n  - -c\n  - gzip -dc dbapp.gz > dbapp && chmod 0755 dbapp && exec ./dbapp serve\n",
         "command: ./dbapp serve\n",
     )])
     .await;
-    let dev = doctor_on_edited(&[(
-        "app/app.yaml",
-        "exec /tmp/dbapp serve",
-        "exec /tmp/dbapp dev",
-    )])
-    .await;
+    let dev = doctor_on_edited(&[("app/app.yaml", "exec ./dbapp serve", "exec ./dbapp dev")]).await;
     string.assert(
         "manifest.command",
         "fail",
