@@ -217,7 +217,8 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
     });
     let app = Application::build(settings, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await
-        .context("cannot start the server")?;
+        .context("cannot start the server")
+        .map_err(super::suggest_free_port)?;
     let backend = app
         .state()
         .store

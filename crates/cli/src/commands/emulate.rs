@@ -55,7 +55,8 @@ pub(crate) async fn run(args: EmulateArgs) -> anyhow::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))
+        .map_err(super::suggest_free_port)?;
     let cluster = if args.lakebase {
         eprintln!("dbapp emulate: starting a private Postgres cluster for --lakebase…");
         Some(

@@ -93,3 +93,18 @@ mod tests {
         super::Cli::command().debug_assert();
     }
 }
+
+/// Adds the way out to a bind error: when the port is taken, `--port 0` picks a free one.
+#[cfg(feature = "emulator")]
+fn suggest_free_port(error: anyhow::Error) -> anyhow::Error {
+    let in_use = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+    });
+    if in_use {
+        anyhow::anyhow!("{error:#}; pass --port 0 to pick a free port")
+    } else {
+        error
+    }
+}

@@ -3,6 +3,7 @@
 mod config;
 mod dev;
 mod doctor;
+mod errors;
 mod lakebase;
 mod manifest;
 mod token;
