@@ -84,16 +84,6 @@ pub(crate) fn init_tracing(env: &Environment, default: &str) {
         .init();
 }
 
-#[cfg(test)]
-mod tests {
-    use clap::CommandFactory;
-
-    #[test]
-    fn verify_cli() {
-        super::Cli::command().debug_assert();
-    }
-}
-
 /// Adds the way out to a bind error: when the port is taken, `--port 0` picks a free one.
 #[cfg(feature = "emulator")]
 fn suggest_free_port(error: anyhow::Error) -> anyhow::Error {
@@ -106,5 +96,15 @@ fn suggest_free_port(error: anyhow::Error) -> anyhow::Error {
         anyhow::anyhow!("{error:#}; pass --port 0 to pick a free port")
     } else {
         error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        super::Cli::command().debug_assert();
     }
 }
