@@ -81,6 +81,7 @@ pub(crate) fn init_tracing(env: &Environment, default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(crate::terminal::Paint::stderr(env).colour())
         .init();
 }
 

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `dbapp` binary: the commands as a user runs them.
 
+mod colour;
 mod config;
 mod dev;
 mod doctor;
