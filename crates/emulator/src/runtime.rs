@@ -10,7 +10,7 @@
 //! once a start or a stop is done, `CRASHED` when a serving replica dies. The per-app proxy that
 //! users reach is [`crate::proxy`].
 //!
-//! A deployment copies the workspace directory into `<temporary dir>/<app>/<deployment id>`,
+//! A deployment copies the workspace directory into `<temporary dir>/<app>-<n>/<deployment id>`,
 //! reads `app.yaml` there and starts `compute_max_instances` replicas, each with a clean
 //! environment (`shared/UPSTREAM.md` §1.1–1.3) and its own free port. Each child leads its own
 //! process group, so `SIGTERM` (then `SIGKILL` after the grace period) reaches what it started
@@ -253,6 +253,12 @@ impl Runtime {
         self.ids.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Where the deployments of one registration of an app are copied: an app deleted and
+    /// created again gets a new directory, so removing the old one cannot race a new copy.
+    fn app_dir(&self, name: &str, registration: u64) -> PathBuf {
+        self.root.join(format!("{name}-{registration}"))
+    }
+
     /// Takes over a newly created app and the task serving its proxy.
     pub(crate) fn register(&self, name: &str, proxy_task: JoinHandle<()>) {
         let run = AppRun {
@@ -272,11 +278,11 @@ impl Runtime {
 
     /// Stops an app's processes and closes its proxy: the app was deleted.
     pub(crate) fn remove(&self, name: &str) {
-        let removed = lock(&self.apps).remove(name);
-        if let Some(run) = removed {
-            stop_all(run);
-        }
-        let dir = self.root.join(name);
+        let Some(run) = lock(&self.apps).remove(name) else {
+            return;
+        };
+        let dir = self.app_dir(name, run.id);
+        stop_all(run);
         tokio::spawn(async move {
             // Nothing to do if it is already gone or never existed.
             let _ = tokio::fs::remove_dir_all(dir).await;
@@ -382,8 +388,11 @@ impl Runtime {
         let Some(id) = deployment["deployment_id"].as_str().map(str::to_owned) else {
             return;
         };
+        let Some(registration) = lock(&self.apps).get(name).map(|run| run.id) else {
+            return;
+        };
         let plan = Plan {
-            dir: self.root.join(name).join(&id),
+            dir: self.app_dir(name, registration).join(&id),
             command: deployment.get("command").and_then(strings),
             env_vars: deployment
                 .get("env_vars")
@@ -677,10 +686,11 @@ impl Runtime {
             for replica in &replicas {
                 replica.exited().await;
             }
+            // A start made meanwhile settles the compute itself, once its replicas listen.
             let current = emulator.runtime().is_some_and(|runtime| {
                 lock(&runtime.apps)
                     .get(&app)
-                    .is_some_and(|run| run.id == registration)
+                    .is_some_and(|run| run.id == registration && run.launching.is_none())
             });
             if current {
                 lock(&emulator.apps).settle_compute(&app, Utc::now());
