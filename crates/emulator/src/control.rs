@@ -115,15 +115,21 @@ impl Emulator {
         Ok(updated)
     }
 
+    /// A workspace token for `principal`; with `scopes`, limited to them as the Apps proxy's
+    /// user tokens are.
     fn mint_for(
         &self,
         principal: &str,
         ttl: Duration,
+        scopes: Option<&[String]>,
     ) -> Result<(String, DateTime<Utc>), ControlError> {
         let principal = self
             .principal(principal)
             .ok_or_else(|| ControlError::UnknownPrincipal(principal.to_owned()))?;
-        Ok(self.mint_token(&principal, ttl, "workspace"))
+        Ok(match scopes {
+            Some(scopes) => self.mint_downscoped_token(&principal, ttl, scopes),
+            None => self.mint_token(&principal, ttl, "workspace"),
+        })
     }
 
     /// Expires (`revoke == false`) or revokes a token; the Lakebase front reads the same record,
@@ -234,7 +240,7 @@ impl EmulatorHandle {
     ) -> Result<String, ControlError> {
         let ttl = Duration::from_std(ttl)
             .map_err(|_| ControlError::Invalid(format!("ttl {ttl:?} is out of range")))?;
-        let (token, _) = self.emulator.mint_for(principal, ttl)?;
+        let (token, _) = self.emulator.mint_for(principal, ttl, None)?;
         Ok(token)
     }
 
@@ -405,6 +411,9 @@ struct MintRequest {
     principal: String,
     #[serde(default = "default_ttl")]
     ttl_secs: i64,
+    /// Limits the token to these user authorization scopes.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
 fn default_ttl() -> i64 {
@@ -415,8 +424,11 @@ async fn mint_token(
     State(emulator): State<Emulator>,
     JsonBody(request): JsonBody<MintRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let (token, expires_at) =
-        emulator.mint_for(&request.principal, Duration::seconds(request.ttl_secs))?;
+    let (token, expires_at) = emulator.mint_for(
+        &request.principal,
+        Duration::seconds(request.ttl_secs),
+        request.scopes.as_deref(),
+    )?;
     Ok(Json(
         json!({ "token": token, "expires_at": expires_at.to_rfc3339() }),
     ))

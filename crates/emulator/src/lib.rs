@@ -14,6 +14,7 @@
 //! - `state`: everything that changes while the emulator runs (tokens, statements, knobs, the
 //!   request log) behind one handle;
 //! - `auth`: Bearer authentication and token minting;
+//! - `scopes`: which user authorization scope each workspace API needs, for downscoped tokens;
 //! - `error`: Databricks error bodies (`shared/UPSTREAM.md` §3.1);
 //! - `faults`: fault injection rules and the middleware that applies them;
 //! - `files`: the in-memory files of every volume, with their size caps;
@@ -60,6 +61,7 @@ mod proxy;
 mod results;
 mod routes;
 mod runtime;
+mod scopes;
 mod server;
 mod sql;
 mod state;

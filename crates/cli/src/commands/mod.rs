@@ -1,8 +1,10 @@
 //! The subcommands of `dbapp` (see `shared/DESIGN.md`, "CLI"). Each lives in its own module with a
 //! `run` function; this module owns the clap definitions they share.
 
+#[cfg(feature = "emulator")]
 mod dev;
 mod doctor;
+#[cfg(feature = "emulator")]
 mod emulate;
 mod lakebase;
 mod migrate;
@@ -26,8 +28,10 @@ pub(crate) enum Command {
     /// Run the production server, configured from the environment.
     Serve(serve::ServeArgs),
     /// Run the app locally: emulator (or a real workspace), local store, server, demo users.
+    #[cfg(feature = "emulator")]
     Dev(dev::DevArgs),
     /// Run the local Databricks workspace emulator alone.
+    #[cfg(feature = "emulator")]
     Emulate(emulate::EmulateArgs),
     /// Apply the store's migrations.
     Migrate(migrate::MigrateArgs),
@@ -54,7 +58,9 @@ impl Command {
         }
         match self {
             Self::Serve(args) => serve::run(args, &env).await,
+            #[cfg(feature = "emulator")]
             Self::Dev(args) => dev::run(args, &env).await,
+            #[cfg(feature = "emulator")]
             Self::Emulate(args) => emulate::run(args).await,
             Self::Migrate(args) => migrate::run(args, &env).await,
             Self::Lakebase(args) => lakebase::run(args, &env).await,

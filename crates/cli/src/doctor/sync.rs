@@ -30,7 +30,9 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder, gitconfig_excludes_path};
 use serde_json::Value;
 
 use super::Check;
-use super::manifest::MAX_FILE_BYTES;
+
+/// Databricks Apps refuses to deploy a file over 10 MiB (`File is larger than 10485760 bytes`).
+pub(crate) const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
 const ID: &str = "deploy.sync";
 
