@@ -8,9 +8,12 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use dbapp_emulator::EmulatorConfig;
+use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
 use reqwest::header::{ACCEPT, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 
 use crate::support::{ALICE, TestEmulator, send, spawn_with};
 
@@ -611,4 +614,67 @@ async fn a_process_that_ignores_sigterm_is_killed_after_the_grace_period() {
         "{logs}"
     );
     assert!(!logs.contains("got SIGTERM"), "{logs}");
+}
+
+#[tokio::test]
+async fn the_apps_service_principal_logs_in_to_lakebase_with_the_pg_environment_it_gets() {
+    // Arrange
+    let cluster = PrivateCluster::start(ClusterOptions::default())
+        .await
+        .expect("private cluster starts");
+    let te = spawn_with(EmulatorConfig {
+        postgres_admin_url: Some(cluster.admin_url()),
+        run_apps: true,
+        ..EmulatorConfig::default()
+    })
+    .await;
+    let url = te
+        .running_app("pg", json!({"resources": resources()}), APP_YAML)
+        .await;
+    let (_, _, echo) = through(&te.http, &url, ALICE).await;
+    let env = &echo["env"];
+    let credentials = te.handle.app_credentials("pg").unwrap();
+
+    // Act: what the app does with its environment, as the SDK's default chain would.
+    let (status, token) = send(
+        te.http
+            .post(te.url("/oidc/v1/token"))
+            .basic_auth(
+                env["DATABRICKS_CLIENT_ID"].as_str().unwrap(),
+                env["DATABRICKS_CLIENT_SECRET"].as_str(),
+            )
+            .form(&[("grant_type", "client_credentials"), ("scope", "all-apis")]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{token}");
+    let (status, credential) = te
+        .post(
+            "/api/2.0/database/credentials",
+            token["access_token"].as_str().unwrap(),
+            json!({"instance_names": ["dev-lakebase"], "request_id": "r1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{credential}");
+    let text = |key: &str| env[key].as_str().unwrap().to_owned();
+    let options = PgConnectOptions::new()
+        .host(&text("PGHOST"))
+        .port(text("PGPORT").parse().unwrap())
+        .username(&text("PGUSER"))
+        .database(&text("PGDATABASE"))
+        .password(credential["token"].as_str().unwrap())
+        .ssl_mode(PgSslMode::Require);
+    let mut connection = PgConnection::connect_with(&options).await.expect("login");
+    let user: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+
+    // Assert
+    let front = te.handle.lakebase_addr().unwrap();
+    assert_eq!(text("PGHOST"), front.ip().to_string());
+    assert_eq!(text("PGPORT"), front.port().to_string());
+    assert_eq!(text("DB_HOST"), front.ip().to_string());
+    assert_eq!(user, credentials.client_id);
+    connection.close().await.ok();
+    cluster.stop().await.ok();
 }
