@@ -4,17 +4,18 @@
 //! This module owns, per app, the replicas (one child process and port each), their captured
 //! output (a bounded ring of lines), the launch of a deployment or of a restart, and stopping.
 //! The control-plane model ([`crate::apps`]) keeps the states clients read; this module settles
-//! its held transitions (`apps::HELD`) when the processes say so: a deployment `SUCCEEDED` once every
-//! replica accepts TCP connections (`FAILED` when one cannot start, exits first or misses the
-//! startup timeout; the replicas already serving keep serving), compute `ACTIVE` or `STOPPED`
-//! once a start or a stop is done, `CRASHED` when a serving replica dies. The per-app proxy that
-//! users reach is [`crate::proxy`].
+//! its held transitions (`apps::HELD`) when the processes say so: a deployment `SUCCEEDED` once
+//! every replica accepts TCP connections (`FAILED` when one cannot start, exits first or misses
+//! the startup timeout; the replicas already serving keep serving), compute `ACTIVE` or
+//! `STOPPED` once a start or a stop is done, `CRASHED` when a serving replica dies. The per-app
+//! proxy that users reach is [`crate::proxy`].
 //!
-//! A deployment copies the workspace directory into `<temporary dir>/<app>-<n>/<deployment id>`,
-//! reads `app.yaml` there and starts `compute_max_instances` replicas, each with a clean
-//! environment (`shared/UPSTREAM.md` §1.1–1.3) and its own free port. Each child leads its own
-//! process group, so `SIGTERM` (then `SIGKILL` after the grace period) reaches what it started
-//! too. Nothing is installed: the command runs with what the machine has.
+//! A deployment copies the workspace directory into
+//! `<temporary dir>/<app>-<n>/<deployment id>`, reads `app.yaml` there and starts
+//! `compute_max_instances` replicas, each with a clean environment (`shared/UPSTREAM.md`
+//! §1.1–1.3) and its own free port. Each child leads its own process group, so `SIGTERM` (then
+//! `SIGKILL` after the grace period) reaches what it started too. Nothing is installed: the
+//! command runs with what the machine has.
 //!
 //! Locks: the runtime's map is a `std::sync::Mutex`, held for map operations only, never across
 //! an `.await` and never together with the model's lock (each is taken and released in turn).
@@ -577,6 +578,13 @@ impl Runtime {
             )
         })?;
         let pid = child.id();
+        tracing::info!(
+            event = "apps.replica_started",
+            app = name,
+            replica = index,
+            pid,
+            port
+        );
         logs.push(
             index,
             &format!(
@@ -738,6 +746,7 @@ async fn supervise(job: Supervised, mut child: Child, pumps: [Option<JoinHandle<
         Some(status) => {
             let how = describe(status);
             drain(pumps).await;
+            tracing::warn!(event = "apps.replica_exited", app, replica = index, how);
             logs.push(index, &format!("[emulator] exited {how}"));
             replica
                 .state
@@ -767,6 +776,7 @@ async fn supervise(job: Supervised, mut child: Child, pumps: [Option<JoinHandle<
         }
     };
     drain(pumps).await;
+    tracing::info!(event = "apps.replica_stopped", app, replica = index, how);
     logs.push(index, &format!("[emulator] {how}"));
     replica.state.send_replace(ReplicaState::Exited(how));
 }

@@ -45,12 +45,17 @@ fn emulate_prints_its_url_and_serves_the_workspace() {
         .unwrap_or_else(|| panic!("unexpected first line: {line}"))
         .to_owned();
     let metadata = http_get(&format!("{url}/.well-known/databricks-config"));
+    let info = http_get(&format!("{url}/_emulator/info"));
 
     // Assert
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(
         metadata.contains("\"host_type\":\"WORKSPACE_HOST\""),
         "{metadata}"
+    );
+    assert!(
+        info.contains("\"run_apps\":true"),
+        "apps run by default: {info}"
     );
 }
 
