@@ -678,3 +678,56 @@ async fn the_apps_service_principal_logs_in_to_lakebase_with_the_pg_environment_
     connection.close().await.ok();
     cluster.stop().await.ok();
 }
+
+#[tokio::test]
+async fn a_command_that_cannot_start_or_never_listens_fails_the_deployment() {
+    // Arrange
+    let te = spawn_with(EmulatorConfig {
+        run_apps: true,
+        apps_stop_grace: Duration::from_millis(300),
+        apps_startup_timeout: Duration::from_millis(500),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    te.create(json!({"name": "never"})).await;
+    let missing = format!("{SOURCE}-missing-program");
+    te.upload(
+        &missing,
+        &[("app.yaml", "command: [no-such-program-dbapp]\n")],
+    )
+    .await;
+    let silent = format!("{SOURCE}-silent");
+    let yaml = "command: [python3, -c, \"import time; print('warming up', flush=True); time.sleep(30)\"]\n";
+    te.upload(&silent, &[("app.yaml", yaml)]).await;
+    let empty = format!("{SOURCE}-empty");
+    te.upload(&empty, &[("README.md", "no app here")]).await;
+
+    // Act
+    let cannot_start = te.deploy("never", &missing).await;
+    let never_listens = te.deploy("never", &silent).await;
+    let no_command = te.deploy("never", &empty).await;
+    let app = te.read_app("never").await;
+
+    // Assert
+    let message = |d: &Value| d["status"]["message"].as_str().unwrap().to_owned();
+    assert_eq!(cannot_start["status"]["state"], "FAILED");
+    assert!(
+        message(&cannot_start).contains("cannot start the command"),
+        "{cannot_start}"
+    );
+    assert_eq!(never_listens["status"]["state"], "FAILED");
+    assert!(
+        message(&never_listens).contains("within the startup timeout"),
+        "{never_listens}"
+    );
+    assert!(
+        message(&never_listens).contains("warming up"),
+        "{never_listens}"
+    );
+    assert!(
+        message(&no_command).contains("no `command`"),
+        "{no_command}"
+    );
+    assert!(app.get("active_deployment").is_none(), "{app}");
+    assert_eq!(app["app_status"]["state"], "UNAVAILABLE");
+}
