@@ -55,7 +55,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-time.sleep(0.3)
+time.sleep(0.5)
 ThreadingHTTPServer(("0.0.0.0", int(os.environ["DATABRICKS_APP_PORT"])), Handler).serve_forever()
 """
 

@@ -282,21 +282,27 @@ impl Runtime {
         let Some(run) = lock(&self.apps).remove(name) else {
             return;
         };
+        self.discard(name, run);
+    }
+
+    /// Stops every app, closes every proxy and forgets sign-ins and user tokens, as a reset
+    /// does.
+    pub(crate) fn reset(&self) {
+        let runs: Vec<(String, AppRun)> = lock(&self.apps).drain().collect();
+        for (name, run) in runs {
+            self.discard(&name, run);
+        }
+        self.proxy.reset();
+    }
+
+    /// Stops what an app that goes away runs (nobody waits for it) and removes its copies.
+    fn discard(&self, name: &str, run: AppRun) {
         let dir = self.app_dir(name, run.id);
         stop_all(run);
         tokio::spawn(async move {
-            // Nothing to do if it is already gone or never existed.
+            // Nothing to do if it is already gone or was never made.
             let _ = tokio::fs::remove_dir_all(dir).await;
         });
-    }
-
-    /// Stops every app and closes every proxy, as a reset does.
-    pub(crate) fn reset(&self) {
-        let runs: Vec<AppRun> = lock(&self.apps).drain().map(|(_, run)| run).collect();
-        for run in runs {
-            stop_all(run);
-        }
-        self.proxy.reset();
     }
 
     /// Stops every process (each within its grace period), closes every proxy and removes the

@@ -433,7 +433,7 @@ async fn without_credentials_clients_get_401_and_browsers_sign_in_with_a_cookie(
 }
 
 #[tokio::test]
-async fn three_replicas_take_requests_round_robin() {
+async fn three_replicas_take_requests_round_robin_until_a_reset_stops_them() {
     // Arrange
     let te = spawn_runtime().await;
     let url = te
@@ -452,6 +452,9 @@ async fn three_replicas_take_requests_round_robin() {
         seen.push(replica.unwrap());
     }
     let (_, replicas) = send(te.http.get(te.url("/_emulator/apps/trio/replicas"))).await;
+    te.handle.reset().await;
+    let after_reset = te.http.get(&url).bearer_auth(ALICE).send().await;
+    let (gone, _) = send(te.http.get(te.url("/_emulator/apps/trio/replicas"))).await;
 
     // Assert
     assert_eq!(seen[..3], seen[3..], "{seen:?}");
@@ -469,8 +472,14 @@ async fn three_replicas_take_requests_round_robin() {
         .iter()
         .map(|r| r["port"].as_u64().unwrap())
         .collect();
+    ports.sort_unstable();
     ports.dedup();
     assert_eq!(ports.len(), 3);
+    assert!(
+        after_reset.is_err(),
+        "a reset closes the proxy: {after_reset:?}"
+    );
+    assert_eq!(gone, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
