@@ -40,12 +40,17 @@ fn emulate_prints_its_url_and_serves_the_workspace() {
     // Act: the first line is the readiness signal.
     let url = emulator_url(&mut running);
     let metadata = http_get(&format!("{url}/.well-known/databricks-config"));
+    let info = http_get(&format!("{url}/_emulator/info"));
 
     // Assert
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert!(
         metadata.contains("\"host_type\":\"WORKSPACE_HOST\""),
         "{metadata}"
+    );
+    assert!(
+        info.contains("\"run_apps\":true"),
+        "apps run by default: {info}"
     );
 }
 
