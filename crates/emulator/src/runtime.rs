@@ -399,7 +399,7 @@ impl Runtime {
             return;
         };
         let plan = Plan {
-            dir: self.app_dir(name, registration).join(&id),
+            dir: self.app_dir(name, registration).join(&id).join("source"),
             command: deployment.get("command").and_then(strings),
             env_vars: deployment
                 .get("env_vars")
@@ -528,6 +528,11 @@ impl Runtime {
         };
         let mut replicas = Vec::with_capacity(view.replicas);
         for index in 0..view.replicas {
+            // Each replica is its own container on Apps: it starts from its own copy of the
+            // deployed files, so what one writes at start (an unpacked binary) races no other.
+            copy_tree(&spec.dir, &spec.working_copy(launch, index))
+                .await
+                .map_err(|e| format!("Failed to deploy: cannot copy the source code: {e}"))?;
             let replica = self.spawn_replica(emulator, name, launch, index, &spec, &logs)?;
             replicas.push(replica);
         }
@@ -554,6 +559,7 @@ impl Runtime {
         spec: &Spec,
         logs: &Arc<LogRing>,
     ) -> Result<Arc<Replica>, String> {
+        let dir = spec.working_copy(launch, index);
         let port = free_port().map_err(|e| format!("Failed to deploy: no free port: {e}"))?;
         let port_text = port.to_string();
         let args = spec.command[1..].iter().map(|a| {
@@ -563,7 +569,7 @@ impl Runtime {
         let mut command = Command::new(&spec.command[0]);
         command
             .args(args)
-            .current_dir(&spec.dir)
+            .current_dir(&dir)
             .env_clear()
             .envs(spec.env.iter().map(|(k, v)| (k, v)))
             .env("DATABRICKS_APP_PORT", &port_text)
@@ -635,6 +641,7 @@ impl Runtime {
                 replica: replica.clone(),
                 logs: logs.clone(),
                 grace: self.config.stop_grace,
+                dir,
             },
             child,
             pumps,
@@ -729,6 +736,8 @@ struct Supervised {
     replica: Arc<Replica>,
     logs: Arc<LogRing>,
     grace: Duration,
+    /// The replica's working copy, removed once its process has exited.
+    dir: PathBuf,
 }
 
 /// Owns a replica's process: waits for it to exit or for a stop request, then stops it with
@@ -741,7 +750,9 @@ async fn supervise(job: Supervised, mut child: Child, pumps: [Option<JoinHandle<
         replica,
         logs,
         grace,
+        dir,
     } = job;
+    let _working_copy = RemoveOnDrop(dir);
     let mut stop = replica.stop.subscribe();
     let index = replica.index;
     let status = tokio::select! {
@@ -785,6 +796,49 @@ async fn supervise(job: Supervised, mut child: Child, pumps: [Option<JoinHandle<
     tracing::info!(event = "apps.replica_stopped", app, replica = index, how);
     logs.push(index, &format!("[emulator] {how}"));
     replica.state.send_replace(ReplicaState::Exited(how));
+}
+
+/// Removes a replica's working copy when its supervisor ends, however it ends.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let dir = std::mem::take(&mut self.0);
+        let remove = move || {
+            let _ = std::fs::remove_dir_all(dir);
+        };
+        // Off the async threads (a working copy may hold an unpacked binary of tens of MB),
+        // unless the runtime is already gone.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
+        }
+    }
+}
+
+/// Copies the directory tree `from` to `to` (regular files and directories), off the async
+/// threads.
+async fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (from, to) = (from.to_owned(), to.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let mut pending = vec![(from, to)];
+        while let Some((source, target)) = pending.pop() {
+            std::fs::create_dir_all(&target)?;
+            for entry in std::fs::read_dir(&source)? {
+                let entry = entry?;
+                let kind = entry.file_type()?;
+                let destination = target.join(entry.file_name());
+                if kind.is_dir() {
+                    pending.push((entry.path(), destination));
+                } else if kind.is_file() {
+                    std::fs::copy(entry.path(), destination)?;
+                }
+            }
+        }
+        Ok(())
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// Sends `signal` to a replica's process group (it leads one); a group already gone is fine.
@@ -917,6 +971,13 @@ struct Spec {
     command: Vec<String>,
     dir: PathBuf,
     env: Vec<(String, String)>,
+}
+
+impl Spec {
+    /// Where replica `index` of launch `launch` runs: its own copy of the deployed files.
+    fn working_copy(&self, launch: u64, index: usize) -> PathBuf {
+        self.dir.with_file_name(format!("replica-{launch}-{index}"))
+    }
 }
 
 /// Reads `app.yaml` (or `app.yml`) and resolves the command and the environment.

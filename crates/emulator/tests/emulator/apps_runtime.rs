@@ -53,6 +53,7 @@ class Handler(BaseHTTPRequestHandler):
             "headers": {k.lower(): v for k, v in self.headers.items()},
             "path": self.path,
             "argv": sys.argv,
+            "cwd": os.getcwd(),
         }).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -446,10 +447,12 @@ async fn three_replicas_take_requests_round_robin_until_a_reset_stops_them() {
 
     // Act
     let mut seen = Vec::new();
+    let mut dirs = Vec::new();
     for _ in 0..6 {
-        let (status, replica, _) = through(&te.http, &url, ALICE).await;
+        let (status, replica, echo) = through(&te.http, &url, ALICE).await;
         assert_eq!(status, StatusCode::OK);
         seen.push(replica.unwrap());
+        dirs.push(echo["cwd"].as_str().unwrap().to_owned());
     }
     let (_, replicas) = send(te.http.get(te.url("/_emulator/apps/trio/replicas"))).await;
     te.handle.reset().await;
@@ -458,6 +461,11 @@ async fn three_replicas_take_requests_round_robin_until_a_reset_stops_them() {
 
     // Assert
     assert_eq!(seen[..3], seen[3..], "{seen:?}");
+    // Each replica runs in its own copy of the deployed files, as each is its own container.
+    let mut distinct = dirs[..3].to_vec();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "{dirs:?}");
     let mut first = seen[..3].to_vec();
     first.sort();
     assert_eq!(first, ["0", "1", "2"]);
