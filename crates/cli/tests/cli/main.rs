@@ -1,6 +1,7 @@
 //! End-to-end tests of the `dbapp` binary: the commands as a user runs them.
 
 mod config;
+mod deploy;
 mod dev;
 mod doctor;
 mod lakebase;
