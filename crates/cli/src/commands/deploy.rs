@@ -637,25 +637,7 @@ impl Deploy<'_> {
                 &format!("{url}/ready"),
                 progress,
                 || async { Ok(self.ws.get_from_app(&url, "/ready").await) },
-                |answer: &Result<AppReply, DatabricksError>| match answer {
-                    Ok(reply) => match reply.json() {
-                        Ok(_) => ("200".to_owned(), Verdict::Done),
-                        Err(_) => (
-                            "not the app".to_owned(),
-                            Verdict::Failed(
-                                "the proxy answered with a page that is not the app's, most likely \
-                                 its sign-in page: the Apps proxy takes OAuth tokens, and redirects \
-                                 a personal access token to sign-in. Sign in with `databricks auth \
-                                 login --host <workspace>` and deploy with that profile (--profile)"
-                                    .to_owned(),
-                            ),
-                        ),
-                    },
-                    Err(e) => (
-                        e.status().map_or_else(|| e.kind().to_string(), |s| s.to_string()),
-                        Verdict::Waiting,
-                    ),
-                },
+                ready_verdict,
             )
             .await?;
         ready?;
@@ -718,6 +700,34 @@ impl Deploy<'_> {
             tokio::time::sleep(delay).await;
             delay = (delay * 3 / 2).min(Duration::from_secs(5));
         }
+    }
+}
+
+/// Whether `/ready` answered: the app's JSON is done, the proxy's sign-in page or a refused
+/// token fail at once (waiting cannot fix either), anything else is waited out.
+fn ready_verdict(answer: &Result<AppReply, DatabricksError>) -> (String, Verdict) {
+    const OAUTH: &str = "the Apps proxy takes OAuth tokens and sends a personal access token to \
+                         sign-in: sign in with `databricks auth login --host <workspace>` and \
+                         deploy with that profile (--profile)";
+    match answer {
+        Ok(reply) if reply.json().is_ok() => ("200".to_owned(), Verdict::Done),
+        Ok(_) => (
+            "not the app".to_owned(),
+            Verdict::Failed(format!(
+                "the proxy answered with a page that is not the app's, most likely its sign-in \
+                 page; {OAUTH}"
+            )),
+        ),
+        Err(e) if e.kind().is_auth_failure() => (
+            e.status()
+                .map_or_else(|| e.kind().to_string(), |s| s.to_string()),
+            Verdict::Failed(format!("the proxy refused your token ({e}); {OAUTH}")),
+        ),
+        Err(e) => (
+            e.status()
+                .map_or_else(|| e.kind().to_string(), |s| s.to_string()),
+            Verdict::Waiting,
+        ),
     }
 }
 
