@@ -10,6 +10,7 @@ redeployed with three replicas and put under load, and stopped (SIGTERM).
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import subprocess
@@ -25,7 +26,10 @@ REPO = Path(__file__).resolve().parents[2]
 APP = "dbapp"
 TOKENS = {"alice": "dev-token-alice", "bob": "dev-token-bob", "admin": "dev-token-admin"}
 EMAILS = {user: f"{user}@example.com" for user in TOKENS}
-VARS = ["--var", "warehouse_id=dev-warehouse", "--var", "lakebase_instance=dev-lakebase"]
+# app.yaml names the instance as a literal (`LAKEBASE_INSTANCE_NAME`, equal to the bundle's
+# default `lakebase_instance`), so the emulator's fixture instance is renamed to match it.
+INSTANCE = "dbapp-lakebase"
+VARS = ["--var", "warehouse_id=dev-warehouse", "--var", f"lakebase_instance={INSTANCE}"]
 HTTP_TIMEOUT = 30
 
 # The SDK check's emulator launcher (first stdout line, stderr to a file, SIGTERM at the end).
@@ -36,15 +40,23 @@ _spec.loader.exec_module(sdk_conftest)
 
 
 @pytest.fixture(scope="module")
-def host() -> Iterator[str]:
-    with sdk_conftest.running_emulator("--lakebase") as url:
+def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    fixture = json.loads(
+        subprocess.run(
+            [os.environ["DBAPP_BIN"], "emulate", "--print-fixture"], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    fixture["database_instances"][0]["name"] = INSTANCE
+    path = tmp_path_factory.mktemp("fixture") / "fixture.json"
+    path.write_text(json.dumps(fixture))
+    with sdk_conftest.running_emulator("--lakebase", "--fixture", str(path)) as url:
         yield url
 
 
 def deploy(host: str, bundle: Path, *extra: str) -> subprocess.CompletedProcess:
     """`dbapp deploy` as alice; the rest of the environment is kept (build.sh needs cargo, npm)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")}
-    env.update(DATABRICKS_HOST=host, DATABRICKS_TOKEN=TOKENS["alice"], NO_COLOR="1")
+    env.update(DATABRICKS_HOST=host, DATABRICKS_TOKEN=TOKENS["alice"], NO_COLOR="1", RUST_BACKTRACE="0")
     run = subprocess.run(
         [os.environ["DBAPP_BIN"], "deploy", "--dir", str(bundle), *VARS, *extra],
         cwd=REPO,
