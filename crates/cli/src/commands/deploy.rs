@@ -775,6 +775,10 @@ async fn print_logs(ws: &Workspace<'_>, name: &str, paint: Paint) {
     {
         Ok(text) => {
             let lines: Vec<&str> = text.lines().collect();
+            if lines.is_empty() {
+                println!("The emulated app wrote no log lines (it did not start).");
+                return;
+            }
             println!("The app's last log lines (emulator):");
             for line in &lines[lines.len().saturating_sub(40)..] {
                 println!("  {}", paint.paint(Tone::Quiet, line));
