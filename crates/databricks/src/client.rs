@@ -352,5 +352,9 @@ mod tests {
         ));
         assert_send(&client.as_app().generate_database_credential(&["x"]));
         assert_send(&client.as_app().generate_postgres_credential("p", None));
+        let update = crate::api::UpdateApp::new(crate::api::AppSpec::new("a"), &["description"]);
+        assert_send(&view.update_app(&update.unwrap()));
+        assert_send(&view.get_from_app("http://127.0.0.1:1", "/ready"));
+        assert_send(&view.import_file("/Users/a/f", b"x"));
     }
 }
