@@ -3,13 +3,19 @@
 
 The SDK's waiters (`create_and_wait`, `start_and_wait`, `stop_and_wait`, `deploy_and_wait`,
 `create_update_and_wait`) poll `GET /api/2.0/apps/{name}` (or the deployment, or the update) with
-1 s, 2 s, … between polls until the target state. The emulator settles every transition after
-`apps_transition_ms` (0 by default); the first test sets it so the waiters really poll.
+1 s, 2 s, … between polls until the target state. The emulator settles transitions without
+processes after `apps_transition_ms` (0 by default); the first test sets it so the waiters really
+poll. `dbapp emulate` runs deployed apps (`run_apps`), so a deployment succeeds only once the
+uploaded app listens on `DATABRICKS_APP_PORT`, and `app.url` reaches it through the emulated Apps
+proxy: the last tests deploy a Python and a Node app and call them.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.core import Config
 from databricks.sdk.errors import InvalidParameterValue, OperationFailed, ResourceAlreadyExists, ResourceDoesNotExist
@@ -28,12 +34,54 @@ from databricks.sdk.service.apps import (
 )
 from databricks.sdk.service.workspace import ImportFormat
 
+# A stdlib Python app that answers every GET with its app name and the identity headers the proxy
+# added. It waits a moment before listening, as an app importing its framework does, so that the
+# first poll of `deploy_and_wait` sees the deployment IN_PROGRESS.
+PYTHON_APP = b"""
+import json, os, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({
+            "app": os.environ["DATABRICKS_APP_NAME"],
+            "runtime": "python",
+            "email": self.headers.get("X-Forwarded-Email"),
+            "authorization": self.headers.get("Authorization"),
+        }).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+time.sleep(0.5)
+ThreadingHTTPServer(("0.0.0.0", int(os.environ["DATABRICKS_APP_PORT"])), Handler).serve_forever()
+"""
+
+# The same with Node's stdlib, started by the default command (`npm run start`).
+NODE_SERVER = b"""
+const http = require("http");
+http.createServer((req, res) => {
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify({
+    app: process.env.DATABRICKS_APP_NAME,
+    runtime: "node",
+    email: req.headers["x-forwarded-email"] || null,
+    authorization: req.headers["authorization"] || null,
+  }));
+}).listen(Number(process.env.DATABRICKS_APP_PORT), "0.0.0.0");
+process.on("SIGTERM", () => process.exit(0));
+"""
+NODE_PACKAGE = json.dumps({"name": "node-app", "private": True, "scripts": {"start": "node server.js"}}).encode()
+
+
 def upload_app(w: WorkspaceClient, folder: str) -> None:
-    """Uploads a tiny app (app.yaml and app.py) to `folder`, as a deploy does before it names the
-    folder as the source code path."""
+    """Uploads a small Python app (app.yaml and app.py) to `folder`, as a deploy does before it
+    names the folder as the source code path."""
     w.workspace.mkdirs(folder)
-    w.workspace.upload(f"{folder}/app.yaml", b"command: [python, app.py]\n", format=ImportFormat.AUTO, overwrite=True)
-    w.workspace.upload(f"{folder}/app.py", b"print('hello')\n", format=ImportFormat.AUTO, overwrite=True)
+    w.workspace.upload(f"{folder}/app.yaml", b"command: [python3, app.py]\n", format=ImportFormat.AUTO, overwrite=True)
+    w.workspace.upload(f"{folder}/app.py", PYTHON_APP, format=ImportFormat.AUTO, overwrite=True)
 
 
 DEFAULT_SCOPES = ["iam.access-control:read", "iam.current-user:read"]
@@ -55,7 +103,7 @@ def test_create_and_wait_then_deploy_and_wait_polls_until_the_app_runs(pat_clien
 
     assert created.compute_status.state == ComputeState.ACTIVE
     assert created.creator == "alice@example.com"
-    assert created.url.startswith("https://my-app-")
+    assert created.url.startswith("http://127.0.0.1:")
     assert len(app_polls) >= 2, "create_and_wait saw STARTING first"
     assert deployment.status.state == AppDeploymentState.SUCCEEDED
     assert deployment.source_code_path == SOURCE
@@ -161,3 +209,42 @@ def test_sdk_errors_and_paged_lists(pat_client):
     names = [a.name for a in w.apps.list(page_size=2)]
 
     assert names == ["app-0", "app-1", "app-2"]
+
+
+def test_a_deployed_python_app_answers_at_its_url_through_the_proxy(pat_client):
+    w = pat_client("alice")
+    w.apps.create_and_wait(App(name="py-app"))
+    upload_app(w, f"{SOURCE}-py")
+
+    deployment = w.apps.deploy_and_wait(
+        "py-app", AppDeployment(source_code_path=f"{SOURCE}-py", mode=AppDeploymentMode.SNAPSHOT)
+    )
+    app = w.apps.get("py-app")
+    answer = requests.get(app.url, headers={"Authorization": "Bearer dev-token-alice"}, timeout=10)
+    anonymous = requests.get(app.url, timeout=10)
+
+    assert deployment.status.state == AppDeploymentState.SUCCEEDED
+    assert app.app_status.state == ApplicationState.RUNNING
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"app": "py-app", "runtime": "python", "email": "alice@example.com", "authorization": None}
+    assert answer.headers["x-emulator-replica"] == "0"
+    assert anonymous.status_code == 401
+
+
+def test_a_deployed_node_app_runs_with_the_default_command(pat_client):
+    w = pat_client("alice")
+    folder = f"{SOURCE}-node"
+    w.apps.create_and_wait(App(name="node-app"))
+    w.workspace.mkdirs(folder)
+    w.workspace.upload(f"{folder}/package.json", NODE_PACKAGE, format=ImportFormat.AUTO, overwrite=True)
+    w.workspace.upload(f"{folder}/server.js", NODE_SERVER, format=ImportFormat.AUTO, overwrite=True)
+
+    deployment = w.apps.deploy_and_wait("node-app", AppDeployment(source_code_path=folder))
+    app = w.apps.get("node-app")
+    answer = requests.get(app.url, headers={"Authorization": "Bearer dev-token-bob"}, timeout=10)
+    stopped = w.apps.stop_and_wait("node-app")
+
+    assert deployment.status.state == AppDeploymentState.SUCCEEDED
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"app": "node-app", "runtime": "node", "email": "bob@example.com", "authorization": None}
+    assert stopped.compute_status.state == ComputeState.STOPPED

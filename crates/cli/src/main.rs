@@ -15,10 +15,31 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = commands::Cli::parse();
     // The one read of the process environment: every command parses its configuration from
     // this snapshot (`dbapp_server::config`).
     let env = dbapp_databricks::Environment::capture();
-    cli.command.run(env).await
+    match cli.command.run(env).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => report(&error),
+    }
+}
+
+/// A failed command is a message for its user, not a crash: one `error:` line with its causes,
+/// and never a backtrace (even with `RUST_BACKTRACE=1`, which `anyhow` would honour). A reader
+/// that stopped reading (`dbapp openapi | head`) is not an error at all.
+fn report(error: &anyhow::Error) -> std::process::ExitCode {
+    let closed_pipe = error.chain().any(|cause| {
+        let kind = match cause.downcast_ref::<serde_json::Error>() {
+            Some(e) => e.io_error_kind(),
+            None => cause.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        };
+        kind == Some(std::io::ErrorKind::BrokenPipe)
+    });
+    if closed_pipe {
+        return std::process::ExitCode::SUCCESS;
+    }
+    eprintln!("error: {error:#}");
+    std::process::ExitCode::FAILURE
 }

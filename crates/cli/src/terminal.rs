@@ -1,4 +1,4 @@
-//! How commands write progress for people: colour only when stdout is a terminal, `NO_COLOR` is
+//! How commands write progress and logs for people: colour only when the stream is a terminal, `NO_COLOR` is
 //! unset or empty (<https://no-color.org>) and `TERM` is not `dumb`; plain text otherwise, so
 //! piped output and CI logs carry no escape codes. The decision is made once per command from
 //! the environment snapshot.
@@ -30,6 +30,16 @@ impl Paint {
     /// The choice for stdout in this environment.
     pub(crate) fn stdout(env: &Environment) -> Self {
         Self::new(env, std::io::stdout().is_terminal())
+    }
+
+    /// The choice for stderr (the human-readable logs) in this environment.
+    pub(crate) fn stderr(env: &Environment) -> Self {
+        Self::new(env, std::io::stderr().is_terminal())
+    }
+
+    /// Whether this stream gets colour.
+    pub(crate) fn colour(self) -> bool {
+        self.colour
     }
 
     fn new(env: &Environment, terminal: bool) -> Self {

@@ -26,6 +26,11 @@
 //!   [`Apps::deploy`]) and fails with a `status.message` that says why otherwise; a failed
 //!   deployment never becomes the active one. Git deployments (no path) always succeed;
 //! - `stop` keeps `active_deployment`, which `start` runs again.
+//!
+//! When the emulator runs apps (`runtime`), transitions that wait for real processes are
+//! [`HELD`]: they last until the runtime settles them ([`Apps::settle_deployment`],
+//! [`Apps::settle_compute`]), and a replica that dies marks the app `CRASHED`
+//! ([`Apps::set_crash`]).
 
 use std::sync::Arc;
 
@@ -79,6 +84,9 @@ const RESOURCE_KINDS: [&str; 10] = [
     "sql_warehouse",
     "uc_securable",
 ];
+/// The delay of a transition that only the runtime ends: long enough never to pass on its own,
+/// short enough that `now + HELD` stays representable.
+pub(crate) const HELD: Duration = Duration::days(36_500);
 /// First SCIM id of app service principals, far from the fixture's `7000…` ids.
 const FIRST_SP_ID: u64 = 7_500_000_000_000_000;
 
@@ -135,6 +143,9 @@ struct App {
     effective_scopes: Option<Vec<String>>,
     deployments: Vec<Deployment>,
     update: Option<Update>,
+    /// Why the app's processes are down when they should run (the runtime's report); cleared
+    /// when they run again.
+    crash: Option<String>,
 }
 
 /// Where the compute is heading and when it gets there.
@@ -222,6 +233,26 @@ pub(crate) struct NewApp<'a> {
     pub(crate) no_compute: bool,
     /// The workspace id, part of the app's URL.
     pub(crate) workspace_id: u64,
+}
+
+/// What the runtime needs to run an app's deployment, read in one lock.
+#[derive(Debug, Clone)]
+pub(crate) struct LaunchView {
+    pub(crate) credentials: AppCredentials,
+    pub(crate) resources: Vec<Value>,
+    /// `compute_max_instances`: how many replicas run.
+    pub(crate) replicas: usize,
+    pub(crate) url: String,
+}
+
+/// What the Apps proxy needs to know about an app, read in one lock.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxyView {
+    /// Compute `ACTIVE` with no deployment in progress: the app should be serving.
+    pub(crate) should_serve: bool,
+    /// The scopes the app's user tokens carry, when beyond the IAM defaults; `None` when the
+    /// proxy forwards no user token.
+    pub(crate) user_scopes: Option<Vec<String>>,
 }
 
 fn not_found(name: &str) -> ApiError {
@@ -387,6 +418,8 @@ impl App {
             ("UNAVAILABLE", "App compute is not running.")
         } else if pending.is_some() {
             ("DEPLOYING", "App is being deployed.")
+        } else if let Some(crash) = &self.crash {
+            ("CRASHED", crash.as_str())
         } else if active.is_some() {
             ("RUNNING", "App is running.")
         } else {
@@ -593,6 +626,7 @@ impl Apps {
             effective_scopes: None,
             deployments: Vec::new(),
             update: None,
+            crash: None,
         };
         if !new.no_compute {
             app.start(now, delay);
@@ -807,6 +841,13 @@ impl Apps {
             .and_then(Value::as_str)
             .and_then(check_source);
         let id = random_hex(32);
+        // A deployment that fails before anything runs is over at once, even when the
+        // runtime would otherwise end it.
+        let done_at = if failure.is_some() && delay >= HELD {
+            now
+        } else {
+            now + delay
+        };
         let deployment = Deployment {
             artifacts_path: format!(
                 "/Workspace/Users/{}/src/{id}",
@@ -816,7 +857,7 @@ impl Apps {
             spec,
             creator: caller.to_owned(),
             create_time: now,
-            done_at: now + delay,
+            done_at,
             failure,
         };
         let body = deployment.json(now);
@@ -834,6 +875,101 @@ impl Apps {
         app.deployments.push(deployment);
         app.update_time = now;
         Ok(body)
+    }
+
+    /// Replaces the made-up Apps URL with the one the emulator serves the app at (its proxy's).
+    pub(crate) fn set_url(&mut self, name: &str, url: String) {
+        if let Ok(app) = self.app_mut(name) {
+            app.url = url;
+        }
+    }
+
+    /// Whether the app's compute is running or starting.
+    pub(crate) fn compute_running(&self, name: &str) -> Result<bool, ApiError> {
+        Ok(self.app(name)?.compute.running)
+    }
+
+    /// Ends a [`HELD`] deployment now: `SUCCEEDED` (and active) without a failure, else
+    /// `FAILED` with it as `status.message`. A success clears a crash report.
+    /// Does nothing when the app or the deployment is gone (deleted, or reset, meanwhile) or
+    /// the deployment is already over.
+    pub(crate) fn settle_deployment(
+        &mut self,
+        name: &str,
+        id: &str,
+        failure: Option<String>,
+        now: DateTime<Utc>,
+    ) {
+        let Ok(app) = self.app_mut(name) else {
+            return;
+        };
+        let succeeded = failure.is_none();
+        let Some(deployment) = app
+            .deployments
+            .iter_mut()
+            .find(|d| d.id == id && !d.done(now))
+        else {
+            return;
+        };
+        deployment.done_at = now;
+        deployment.failure = failure;
+        if succeeded {
+            app.crash = None;
+        }
+        app.update_time = now;
+    }
+
+    /// Ends a [`HELD`] compute transition now (`STARTING` → `ACTIVE`, `STOPPING` → `STOPPED`).
+    pub(crate) fn settle_compute(&mut self, name: &str, now: DateTime<Utc>) {
+        if let Ok(app) = self.app_mut(name) {
+            app.compute.settles_at = app.compute.settles_at.min(now);
+        }
+    }
+
+    /// Records why the app's processes are down (`Some`) or that they run again (`None`).
+    pub(crate) fn set_crash(&mut self, name: &str, crash: Option<String>) {
+        if let Ok(app) = self.app_mut(name) {
+            app.crash = crash;
+        }
+    }
+
+    /// What the runtime needs to run the app.
+    pub(crate) fn launch_view(&self, name: &str) -> Option<LaunchView> {
+        let app = self.app(name).ok()?;
+        let replicas = app
+            .config
+            .get("compute_max_instances")
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        Some(LaunchView {
+            credentials: AppCredentials {
+                client_id: app.service_principal.user_name.clone(),
+                client_secret: app.client_secret.clone(),
+            },
+            resources: app
+                .config
+                .get("resources")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default(),
+            replicas: usize::try_from(replicas).unwrap_or(1).max(1),
+            url: app.url.clone(),
+        })
+    }
+
+    /// What the proxy needs to know about the app.
+    pub(crate) fn proxy_view(&self, name: &str, now: DateTime<Utc>) -> Option<ProxyView> {
+        let app = self.app(name).ok()?;
+        let pending = app.deployments.iter().any(|d| !d.done(now));
+        let user_scopes = app
+            .effective_scopes
+            .as_ref()
+            .filter(|scopes| scopes.iter().any(|s| !DEFAULT_SCOPES.contains(&s.as_str())))
+            .cloned();
+        Some(ProxyView {
+            should_serve: app.compute.active(now) && !pending,
+            user_scopes,
+        })
     }
 
     /// An app's deployments, in creation order.

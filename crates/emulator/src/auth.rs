@@ -39,7 +39,7 @@ impl FromRequestParts<Emulator> for Authenticated {
 
     async fn from_request_parts(parts: &mut Parts, state: &Emulator) -> Result<Self, ApiError> {
         let token = bearer_token(parts)?;
-        let principal = state.authenticate(token)?;
+        let principal = state.authenticate_for(token, parts.uri.path())?;
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             *lock(&slot.0) = Some(principal.user_name.clone());
         }
@@ -102,6 +102,21 @@ impl Emulator {
             .ok_or_else(|| ApiError::token_rejected(INVALID))?;
         if !principal.active {
             return Err(ApiError::token_rejected(INVALID));
+        }
+        Ok(principal)
+    }
+
+    /// [`Self::authenticate`], then refuses a downscoped token on a route that needs a scope it
+    /// lacks (`scopes`).
+    pub(crate) fn authenticate_for(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> Result<Arc<Principal>, ApiError> {
+        let principal = self.authenticate(token)?;
+        let scopes = lock(&self.tokens).get(token).and_then(|r| r.scopes.clone());
+        if let Some(granted) = scopes {
+            crate::scopes::check(path, &granted)?;
         }
         Ok(principal)
     }

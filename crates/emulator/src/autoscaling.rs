@@ -871,6 +871,20 @@ impl Autoscaling {
         Ok((project, branch))
     }
 
+    /// The first endpoint of a live branch (`projects/p/branches/b`): its name and host, as an
+    /// app's `postgres` resource resolves to (`runtime`).
+    pub(crate) fn first_endpoint(&self, branch: &str) -> Option<(String, String)> {
+        let Some(Target::Branch(p, b)) = Target::parse(branch) else {
+            return None;
+        };
+        let (_, live) = self.live_branch(p, b).ok()?;
+        let endpoint = live.endpoints.first()?;
+        Some((
+            format!("projects/{p}/branches/{b}/endpoints/{}", endpoint.id),
+            endpoint.host.clone(),
+        ))
+    }
+
     /// Whether a credential may be minted for `projects/{p}/branches/{b}/endpoints/{e}`.
     pub(crate) fn endpoint_exists(&self, p: &str, b: &str, e: &str) -> bool {
         self.live_branch(p, b)

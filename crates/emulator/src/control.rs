@@ -20,6 +20,8 @@
 //! | `GET`/`DELETE /_emulator/requests` | the request log (`?path_prefix=`, `?since=<seq>`) / clear it | [`EmulatorHandle::requests`], [`EmulatorHandle::clear_requests`] |
 //! | `PUT /_emulator/warehouses/{id}` | `{"state"}`: put a warehouse in `RUNNING`, `STOPPED`, `STARTING` or `STOPPING` (a transitional state lasts its full delay) | [`EmulatorHandle::set_warehouse_state`] |
 //! | `GET /_emulator/sessions` | the open SQL sessions | [`EmulatorHandle::sql_sessions`] |
+//! | `GET /_emulator/apps/{name}/logs` | with `run_apps`: the captured output of the app's replicas, as text, each line prefixed `[<replica>]` | [`EmulatorHandle::app_logs`] |
+//! | `GET /_emulator/apps/{name}/replicas` | with `run_apps`: `[{"index", "port", "pid", "state"}]` of the serving replicas, then those of a deployment in progress | - |
 //! | `GET /_emulator/apps/{name}/credentials` | the OAuth client id and secret of an app's own service principal, which the Apps API never returns | [`EmulatorHandle::app_credentials`] |
 //! | `POST /_emulator/reset` | tokens, statements, warehouses, sessions, Genie conversations, Autoscaling projects, apps, faults, settings, volume files and log as at start | [`EmulatorHandle::reset`] |
 
@@ -113,15 +115,21 @@ impl Emulator {
         Ok(updated)
     }
 
+    /// A workspace token for `principal`; with `scopes`, limited to them as the Apps proxy's
+    /// user tokens are.
     fn mint_for(
         &self,
         principal: &str,
         ttl: Duration,
+        scopes: Option<&[String]>,
     ) -> Result<(String, DateTime<Utc>), ControlError> {
         let principal = self
             .principal(principal)
             .ok_or_else(|| ControlError::UnknownPrincipal(principal.to_owned()))?;
-        Ok(self.mint_token(&principal, ttl, "workspace"))
+        Ok(match scopes {
+            Some(scopes) => self.mint_downscoped_token(&principal, ttl, scopes),
+            None => self.mint_token(&principal, ttl, "workspace"),
+        })
     }
 
     /// Expires (`revoke == false`) or revokes a token; the Lakebase front reads the same record,
@@ -158,6 +166,14 @@ impl Emulator {
     fn app_credentials(&self, name: &str) -> Result<AppCredentials, ControlError> {
         lock(&self.apps)
             .credentials(name)
+            .ok_or_else(|| ControlError::UnknownApp(name.to_owned()))
+    }
+
+    /// The captured output of an app's replicas.
+    fn app_logs(&self, name: &str) -> Result<String, ControlError> {
+        self.runtime()
+            .ok_or_else(not_running_apps)?
+            .logs(name)
             .ok_or_else(|| ControlError::UnknownApp(name.to_owned()))
     }
 
@@ -224,7 +240,7 @@ impl EmulatorHandle {
     ) -> Result<String, ControlError> {
         let ttl = Duration::from_std(ttl)
             .map_err(|_| ControlError::Invalid(format!("ttl {ttl:?} is out of range")))?;
-        let (token, _) = self.emulator.mint_for(principal, ttl)?;
+        let (token, _) = self.emulator.mint_for(principal, ttl, None)?;
         Ok(token)
     }
 
@@ -279,6 +295,16 @@ impl EmulatorHandle {
         self.emulator.app_credentials(name)
     }
 
+    /// The captured output of app `name`'s replicas (stdout and stderr, and the emulator's
+    /// `[emulator]` lifecycle lines), each line prefixed with its replica index, e.g. `[0] `.
+    ///
+    /// # Errors
+    /// [`ControlError::UnknownApp`] when no app has this name; [`ControlError::Invalid`] when
+    /// the emulator does not run apps.
+    pub fn app_logs(&self, name: &str) -> Result<String, ControlError> {
+        self.emulator.app_logs(name)
+    }
+
     /// Returns tokens, statements, warehouses, sessions, Genie conversations, Autoscaling
     /// projects, apps (whose service principals then stop authenticating), faults, settings,
     /// volume files and the request log to their state at start. Minted tokens become unknown,
@@ -304,6 +330,8 @@ pub(crate) fn router() -> Router<Emulator> {
         .route("/warehouses/{id}", put(set_warehouse_state))
         .route("/sessions", get(list_sessions))
         .route("/apps/{name}/credentials", get(app_credentials))
+        .route("/apps/{name}/logs", get(app_logs))
+        .route("/apps/{name}/replicas", get(app_replicas))
         .route("/reset", post(reset))
 }
 
@@ -312,6 +340,7 @@ async fn info(State(emulator): State<Emulator>) -> Json<Value> {
         "base_url": emulator.base_url,
         "workspace_id": emulator.fixture.workspace.workspace_id.to_string(),
         "lakebase_logins": emulator.lakebase.is_some(),
+        "run_apps": emulator.runtime().is_some(),
         "lakebase": emulator.lakebase.as_ref().map(|l| json!({
             "host": l.host(),
             "port": l.front().port(),
@@ -382,6 +411,9 @@ struct MintRequest {
     principal: String,
     #[serde(default = "default_ttl")]
     ttl_secs: i64,
+    /// Limits the token to these user authorization scopes.
+    #[serde(default)]
+    scopes: Option<Vec<String>>,
 }
 
 fn default_ttl() -> i64 {
@@ -392,8 +424,11 @@ async fn mint_token(
     State(emulator): State<Emulator>,
     JsonBody(request): JsonBody<MintRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let (token, expires_at) =
-        emulator.mint_for(&request.principal, Duration::seconds(request.ttl_secs))?;
+    let (token, expires_at) = emulator.mint_for(
+        &request.principal,
+        Duration::seconds(request.ttl_secs),
+        request.scopes.as_deref(),
+    )?;
     Ok(Json(
         json!({ "token": token, "expires_at": expires_at.to_rfc3339() }),
     ))
@@ -465,6 +500,36 @@ async fn app_credentials(
     Path(name): Path<String>,
 ) -> Result<Json<AppCredentials>, ApiError> {
     Ok(Json(emulator.app_credentials(&name)?))
+}
+
+async fn app_logs(
+    State(emulator): State<Emulator>,
+    Path(name): Path<String>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    let text = emulator.app_logs(&name)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        text,
+    ))
+}
+
+async fn app_replicas(
+    State(emulator): State<Emulator>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let replicas = emulator
+        .runtime()
+        .ok_or_else(not_running_apps)?
+        .replicas(&name)
+        .ok_or_else(|| ControlError::UnknownApp(name.clone()))?;
+    Ok(Json(json!(replicas)))
+}
+
+fn not_running_apps() -> ControlError {
+    ControlError::Invalid("the emulator does not run apps (run_apps is off)".into())
 }
 
 async fn list_sessions(State(emulator): State<Emulator>) -> Json<Value> {

@@ -14,6 +14,7 @@
 //! - `state`: everything that changes while the emulator runs (tokens, statements, knobs, the
 //!   request log) behind one handle;
 //! - `auth`: Bearer authentication and token minting;
+//! - `scopes`: which user authorization scope each workspace API needs, for downscoped tokens;
 //! - `error`: Databricks error bodies (`shared/UPSTREAM.md` §3.1);
 //! - `faults`: fault injection rules and the middleware that applies them;
 //! - `files`: the in-memory files of every volume, with their size caps;
@@ -27,6 +28,11 @@
 //! - `warehouse`: the clock-driven power state of SQL warehouses;
 //! - `apps`: Databricks Apps' control plane: apps, their compute and deployments, and the
 //!   service principal each app gets;
+//! - `runtime`: with [`EmulatorConfig::run_apps`], the processes of deployed apps (copied source,
+//!   `app.yaml`, environment, replicas, captured output, stop signals), which drive the
+//!   deployment and compute states of `apps`;
+//! - `proxy`: the emulated Apps reverse proxy each app gets with `run_apps`: sign-in, forwarded
+//!   identity headers and user tokens, round robin over replicas, 502/503/504;
 //! - `genie`: the status clock, attachments and conversations of Genie messages;
 //! - `results`: statement results as JSON, CSV and Arrow bytes, and the signed external links;
 //! - `lakebase`: the Postgres server behind the emulated Lakebase: roles, grants, branch databases;
@@ -51,8 +57,11 @@ pub mod host;
 mod lakebase;
 mod pgfront;
 pub mod postgres;
+mod proxy;
 mod results;
 mod routes;
+mod runtime;
+mod scopes;
 mod server;
 mod sql;
 mod state;
@@ -70,7 +79,7 @@ pub use state::LoggedRequest;
 pub use state::SqlSessionInfo;
 
 /// How to start an emulator.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     /// The workspace to serve; [`Fixture::default`] when not replaced.
     pub fixture: Fixture,
@@ -82,6 +91,32 @@ pub struct EmulatorConfig {
     pub lakebase_listen: Option<std::net::SocketAddr>,
     /// Lifetime of minted database credentials, overriding the fixture's setting.
     pub db_token_ttl_secs: Option<u64>,
+    /// Run deployed apps as local processes behind an emulated Apps proxy (`docs/emulator.md`,
+    /// "Running any app locally"); off by default, so deployments then only follow the clock.
+    pub run_apps: bool,
+    /// How long a stopped app's processes have between `SIGTERM` and `SIGKILL` (15 s, as Apps).
+    pub apps_stop_grace: std::time::Duration,
+    /// How long the Apps proxy waits for an app's response headers before it answers 504
+    /// (120 s, as Apps is said to).
+    pub apps_proxy_timeout: std::time::Duration,
+    /// How long every replica of a deployment has to accept connections before the deployment
+    /// fails (10 minutes, as Apps is said to).
+    pub apps_startup_timeout: std::time::Duration,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            fixture: Fixture::default(),
+            postgres_admin_url: None,
+            lakebase_listen: None,
+            db_token_ttl_secs: None,
+            run_apps: false,
+            apps_stop_grace: std::time::Duration::from_secs(15),
+            apps_proxy_timeout: std::time::Duration::from_secs(120),
+            apps_startup_timeout: std::time::Duration::from_secs(600),
+        }
+    }
 }
 
 /// Starts an emulator on `listener` and returns a handle that knows its URL and stops it.

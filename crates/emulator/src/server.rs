@@ -25,6 +25,7 @@ use crate::faults::DropConnection;
 use crate::fixture::FixtureError;
 use crate::lakebase::{LakebaseAdmin, LakebaseError};
 use crate::pgfront::{self, FrontTls};
+use crate::runtime::{Runtime, RuntimeConfig};
 use crate::state::Emulator;
 
 /// Why an emulator could not start.
@@ -45,6 +46,9 @@ pub enum StartError {
     /// The fixture tables could not be loaded into the SQL engine.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The apps runtime could not make its temporary directory.
+    #[error("cannot prepare the apps runtime: {0}")]
+    AppsRuntime(#[source] std::io::Error),
 }
 
 /// A running emulator. Dropping the handle stops it.
@@ -81,8 +85,18 @@ impl EmulatorHandle {
         self.emulator.lakebase.as_ref().map(|l| l.front())
     }
 
-    /// Stops accepting, closes every connection and waits for the accept loops to end.
+    /// Whether the emulator runs deployed apps (`EmulatorConfig::run_apps`).
+    pub fn runs_apps(&self) -> bool {
+        self.emulator.runtime().is_some()
+    }
+
+    /// Stops accepting, closes every connection and waits for the accept loops to end; with
+    /// `run_apps`, first stops every app's processes (each within its grace period) and removes
+    /// their copied source code.
     pub async fn shutdown(self) {
+        if let Some(runtime) = self.emulator.runtime() {
+            runtime.shutdown().await;
+        }
         let Self {
             stop, task, front, ..
         } = self;
@@ -109,6 +123,10 @@ pub(crate) async fn start(
         postgres_admin_url,
         lakebase_listen,
         db_token_ttl_secs,
+        run_apps,
+        apps_stop_grace,
+        apps_proxy_timeout,
+        apps_startup_timeout,
     } = config;
     fixture.validate()?;
     if let Some(ttl) = db_token_ttl_secs {
@@ -131,6 +149,16 @@ pub(crate) async fn start(
     };
     let engine = Engine::load(&fixture)?;
     let emulator = Emulator::new(fixture, engine, base_url.clone(), lakebase);
+    if run_apps {
+        let runtime = Runtime::new(RuntimeConfig {
+            stop_grace: apps_stop_grace,
+            proxy_timeout: apps_proxy_timeout,
+            startup_timeout: apps_startup_timeout,
+        })
+        .map_err(StartError::AppsRuntime)?;
+        // Only this start sets it, so it is empty.
+        let _ = emulator.runtime.set(runtime);
+    }
     let mut app = crate::routes::router(emulator.clone());
     // On loopback only local clients are meant to reach us, so a request naming another host
     // is a DNS-rebound web page (`host`); bound elsewhere, other names are the point.

@@ -7,7 +7,7 @@
 //! choice here.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -22,6 +22,7 @@ use crate::fixture::{Fixture, Settings};
 use crate::genie::GenieStore;
 use crate::lakebase::LakebaseAdmin;
 use crate::results::LinkSigner;
+use crate::runtime::Runtime;
 use crate::sql::Statement;
 use crate::warehouse::Warehouses;
 use crate::workspace::WorkspaceTree;
@@ -64,6 +65,9 @@ pub(crate) struct Inner {
     pub(crate) autoscaling: Mutex<Autoscaling>,
     /// Apps, their deployments and their service principals; none at start and reset.
     pub(crate) apps: Mutex<Apps>,
+    /// The processes and proxies of deployed apps, set once at start when the emulator runs
+    /// apps (`EmulatorConfig::run_apps`).
+    pub(crate) runtime: OnceLock<Runtime>,
     /// The fixture settings after command-line overrides: what `reset` returns to.
     initial_settings: Settings,
 }
@@ -259,9 +263,15 @@ impl Emulator {
             genie: Mutex::default(),
             autoscaling: Mutex::new(autoscaling_of(&fixture)),
             apps: Mutex::default(),
+            runtime: OnceLock::new(),
             initial_settings: settings,
             fixture,
         }))
+    }
+
+    /// The apps runtime, when the emulator runs apps.
+    pub(crate) fn runtime(&self) -> Option<&Runtime> {
+        self.runtime.get()
     }
 
     /// A copy of the current run-time settings.
@@ -296,6 +306,9 @@ impl Emulator {
         *lock(&self.genie) = GenieStore::default();
         *lock(&self.autoscaling) = autoscaling_of(&self.fixture);
         *lock(&self.apps) = Apps::default();
+        if let Some(runtime) = self.runtime() {
+            runtime.reset();
+        }
     }
 }
 

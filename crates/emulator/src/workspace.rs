@@ -357,6 +357,23 @@ impl WorkspaceTree {
     }
 
     /// Everything below the directory `path`, in path order.
+    /// The files and notebooks below a directory as paths relative to it (a notebook with its
+    /// source extension) and contents: what a deployment copies to run (`runtime`).
+    pub(crate) fn snapshot(&self, dir: &WorkspacePath) -> Vec<(String, Bytes)> {
+        let prefix = dir.child_prefix();
+        self.descendants(dir)
+            .filter(|(_, o)| o.kind != Kind::Directory)
+            .map(|(p, o)| {
+                let relative = p.0[prefix.len()..].to_owned();
+                let relative = match o.source_extension() {
+                    Some(extension) => format!("{relative}.{extension}"),
+                    None => relative,
+                };
+                (relative, o.data.clone())
+            })
+            .collect()
+    }
+
     fn descendants<'a>(
         &'a self,
         path: &WorkspacePath,

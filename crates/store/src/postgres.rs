@@ -132,8 +132,6 @@ impl PgStore {
             }
             Scope::Nobody => ("", ""),
         };
-        // Every idle connection may be dead (after a server restart), and one more opens anew.
-        let attempts = self.pool.options().get_max_connections() + 1;
         let mut attempt = 1;
         loop {
             let mut conn = self.conn().await?;
@@ -144,15 +142,30 @@ impl PgStore {
                 .await;
             match named {
                 Ok(_) => return Ok(conn),
-                Err(error) if attempt < attempts => {
-                    tracing::debug!(event = "store.connection_discarded", attempt, %error);
-                    // Closed, not returned to the pool (sqlx bounds the close by a timeout).
-                    conn.close_on_drop();
-                    attempt += 1;
-                }
-                Err(error) => return Err(error.into()),
+                // Any failure: the statement changes nothing, so running it again is harmless.
+                Err(error) => self.discard(conn, error, &mut attempt, |_| true)?,
             }
         }
+    }
+
+    /// After `error` on `conn`: closes the connection and returns so that the caller tries again
+    /// on another, while attempts remain and `retry` accepts the error; else the error. Every
+    /// idle connection may be dead (after a server restart), and one more opens anew.
+    fn discard(
+        &self,
+        mut conn: PoolConnection<Postgres>,
+        error: sqlx::Error,
+        attempt: &mut u32,
+        retry: fn(&sqlx::Error) -> bool,
+    ) -> Result<(), StoreError> {
+        if *attempt > self.pool.options().get_max_connections() || !retry(&error) {
+            return Err(error.into());
+        }
+        tracing::debug!(event = "store.connection_discarded", attempt = *attempt, %error);
+        // Closed, not returned to the pool (sqlx bounds the close by a timeout).
+        conn.close_on_drop();
+        *attempt += 1;
+        Ok(())
     }
 
     /// A connection from the pool, its scope not yet named: only [`Self::connection`] takes
@@ -172,6 +185,19 @@ impl PgStore {
                 Err(error) => return Err(error.into()),
             }
         }
+    }
+}
+
+/// The connection is gone rather than the statement refused: I/O or protocol failures, and
+/// Postgres' connection-exception (08) and operator-intervention (57P) classes, e.g. an
+/// administrator's termination. A write is tried again only after one of these.
+fn connection_lost(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
+        _ => false,
     }
 }
 
@@ -323,9 +349,17 @@ const LIST_PREFERENCES: &str = "SELECT key, value, revision, created_at, updated
 // One statement, so Postgres' ON CONFLICT makes it atomic; `revision` = 1 afterwards means this
 // statement inserted the row. GREATEST keeps `updated_at` from moving back when racing writers'
 // clocks were read in a different order than their writes happened.
+//
+// The hot write names its caller for the policies inside its own statement, in the same round
+// trip, instead of after PgStore::connection's scope statement: the row's `user_id` IS the value
+// `set_config` returns, so the setting is in place before the row exists, and Postgres checks a
+// policy on a row (WITH CHECK, and USING on the row in conflict) only once it exists. `true`
+// makes the setting local to the statement's own transaction: the connection goes back to the
+// pool as it came. The statement writes only the caller's row by construction (its conflict
+// target includes `user_id`), even on a connection last used for an admin aggregate.
 const UPSERT_PREFERENCE: &str = "INSERT INTO user_preferences \
          (user_id, key, value, revision, created_at, updated_at) \
-     VALUES ($1, $2, $3, 1, $4, $4) \
+     SELECT set_config('dbapp.user_id', $1, true), $2, $3, 1, $4, $4 \
      ON CONFLICT (user_id, key) DO UPDATE SET \
          value = EXCLUDED.value, \
          revision = user_preferences.revision + 1, \
@@ -556,13 +590,24 @@ impl Store for PgStore {
     ) -> Result<Upserted, StoreError> {
         aggregate::check_key(key)?;
         aggregate::check_json("value", value)?;
-        let row: PreferenceRow = sqlx::query_as(UPSERT_PREFERENCE)
-            .bind(user.as_str())
-            .bind(key)
-            .bind(Json(value))
-            .bind(crate::now())
-            .fetch_one(&mut *self.connection(Scope::User(user)).await?)
-            .await?;
+        // Names its caller itself (UPSERT_PREFERENCE), so it runs on a connection as taken from
+        // the pool, and is tried again on another when that one turns out to be dead.
+        let now = crate::now();
+        let mut attempt = 1;
+        let row: PreferenceRow = loop {
+            let mut conn = self.conn().await?;
+            let upserted = sqlx::query_as(UPSERT_PREFERENCE)
+                .bind(user.as_str())
+                .bind(key)
+                .bind(Json(value))
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await;
+            match upserted {
+                Ok(row) => break row,
+                Err(error) => self.discard(conn, error, &mut attempt, connection_lost)?,
+            }
+        };
         let created = row.revision == 1;
         Ok(Upserted {
             preference: row.into_preference(),

@@ -244,14 +244,9 @@ fn doctor(args: &DeployArgs, bundle: &Bundle, progress: &mut Progress) -> anyhow
         .iter()
         .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
     {
-        let tone = if check.status == Status::Fail {
-            Tone::Bad
-        } else {
-            Tone::Attention
-        };
         progress.note(&format!(
             "{} {}: {}",
-            paint.paint(tone, check.status.label()),
+            paint.paint(check.status.tone(), check.status.label()),
             check.id,
             check.message
         ));

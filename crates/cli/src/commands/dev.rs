@@ -217,7 +217,8 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
     });
     let app = Application::build(settings, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await
-        .context("cannot start the server")?;
+        .context("cannot start the server")
+        .map_err(super::suggest_free_port)?;
     let backend = app
         .state()
         .store
@@ -226,13 +227,19 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
     let users = Arc::new(DevUsers(users));
     let url = format!("http://{}", app.local_addr()?);
     println!("dbapp dev: serving on {url}");
+    // Only the emulator has other users to switch to; a real workspace has the one whose token
+    // this is.
+    let (workspace, switch) = match &args.workspace {
+        Some(host) => (host.as_str(), String::new()),
+        None => (
+            "emulator",
+            format!(
+                " (switch in the UI's user menu, or POST {url}/_dev/user {{\"user\": \"bob\"}})"
+            ),
+        ),
+    };
     eprintln!(
-        "  workspace: {}  store: {backend}  user: {} (switch: POST {url}/_dev/user {{\"user\": \"bob\"}})  API docs: {url}/docs",
-        if args.workspace.is_some() {
-            "real"
-        } else {
-            "emulator"
-        },
+        "  workspace: {workspace}  store: {backend}  user: {}{switch}  API docs: {url}/docs",
         users.0[0].name,
     );
     if let Some(banner) = lakebase_banner {

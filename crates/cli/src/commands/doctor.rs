@@ -2,6 +2,7 @@
 //! `crate::doctor` for the checks and the JSON shape). Prints the report on stdout and exits
 //! with status 1 when any check failed, so scripts and CI can gate on it.
 
+use crate::terminal::Paint;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ pub(crate) struct DoctorArgs {
 }
 
 pub(crate) async fn run(args: DoctorArgs, env: Environment) -> anyhow::Result<()> {
+    let paint = Paint::stdout(&env);
     let input = Input {
         vars: env,
         user_token_flag: args.user_token,
@@ -42,7 +44,7 @@ pub(crate) async fn run(args: DoctorArgs, env: Environment) -> anyhow::Result<()
             serde_json::to_string_pretty(&report).context("cannot serialise the report")?
         );
     } else {
-        print!("{}", doctor::render_human(&report));
+        print!("{}", doctor::render_human(&report, paint));
     }
     if !report.ok {
         std::process::exit(1);

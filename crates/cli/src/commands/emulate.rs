@@ -5,6 +5,10 @@
 //! the port (useful with `--port 0`); logs go to stderr. With `--lakebase` or
 //! `--postgres-admin-url` it also serves the emulated Lakebase's Postgres front, whose address
 //! `GET /_emulator/info` reports as `lakebase {host, port}`.
+//!
+//! Deployed apps run by default: each app gets a proxy on 127.0.0.1 (its `url`) in front of its
+//! processes (`docs/emulator.md`, "Running any app locally"); `--no-run-apps` keeps deployments
+//! clock-driven only, with no processes.
 
 use std::path::PathBuf;
 
@@ -39,6 +43,10 @@ pub(crate) struct EmulateArgs {
     /// Lifetime of minted database credentials, in seconds.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     db_token_ttl: Option<u64>,
+    /// Do not run deployed apps: deployments and compute then only follow the clock
+    /// (`apps_transition_ms`), and apps get no proxy.
+    #[arg(long)]
+    no_run_apps: bool,
     /// Print the default fixture (the fixture file format, filled in) and exit.
     #[arg(long)]
     print_fixture: bool,
@@ -55,7 +63,8 @@ pub(crate) async fn run(args: EmulateArgs) -> anyhow::Result<()> {
     };
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
-        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+        .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))
+        .map_err(super::suggest_free_port)?;
     let cluster = if args.lakebase {
         eprintln!("dbapp emulate: starting a private Postgres cluster for --lakebase…");
         Some(
@@ -73,6 +82,8 @@ pub(crate) async fn run(args: EmulateArgs) -> anyhow::Result<()> {
             .or_else(|| cluster.as_ref().map(PrivateCluster::admin_url)),
         lakebase_listen: args.lakebase_listen,
         db_token_ttl_secs: args.db_token_ttl,
+        run_apps: !args.no_run_apps,
+        ..EmulatorConfig::default()
     };
     let emulator = dbapp_emulator::start(listener, config)
         .await

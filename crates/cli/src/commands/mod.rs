@@ -2,8 +2,10 @@
 //! `run` function; this module owns the clap definitions they share.
 
 mod deploy;
+#[cfg(feature = "emulator")]
 mod dev;
 mod doctor;
+#[cfg(feature = "emulator")]
 mod emulate;
 mod lakebase;
 mod migrate;
@@ -27,8 +29,10 @@ pub(crate) enum Command {
     /// Run the production server, configured from the environment.
     Serve(serve::ServeArgs),
     /// Run the app locally: emulator (or a real workspace), local store, server, demo users.
+    #[cfg(feature = "emulator")]
     Dev(dev::DevArgs),
     /// Run the local Databricks workspace emulator alone.
+    #[cfg(feature = "emulator")]
     Emulate(emulate::EmulateArgs),
     /// Apply the store's migrations.
     Migrate(migrate::MigrateArgs),
@@ -48,8 +52,8 @@ impl Command {
     pub(crate) async fn run(self, env: Environment) -> anyhow::Result<()> {
         // `serve` installs the server's own subscriber (JSON lines on stdout); the others log
         // human-readable lines on stderr.
-        // `doctor`, `token`, `lakebase` and `deploy` print for people or scripts on stdout; their logs
-        // stay quiet unless RUST_LOG asks.
+        // `doctor`, `token`, `lakebase` and `deploy` print for people or scripts on stdout;
+        // their logs stay quiet unless RUST_LOG asks.
         match self {
             Self::Serve(_) => {}
             Self::Doctor(_) | Self::Token(_) | Self::Lakebase(_) | Self::Deploy(_) => {
@@ -59,7 +63,9 @@ impl Command {
         }
         match self {
             Self::Serve(args) => serve::run(args, &env).await,
+            #[cfg(feature = "emulator")]
             Self::Dev(args) => dev::run(args, &env).await,
+            #[cfg(feature = "emulator")]
             Self::Emulate(args) => emulate::run(args).await,
             Self::Migrate(args) => migrate::run(args, &env).await,
             Self::Lakebase(args) => lakebase::run(args, &env).await,
@@ -81,7 +87,23 @@ pub(crate) fn init_tracing(env: &Environment, default: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(crate::terminal::Paint::stderr(env).colour())
         .init();
+}
+
+/// Adds the way out to a bind error: when the port is taken, `--port 0` picks a free one.
+#[cfg(feature = "emulator")]
+fn suggest_free_port(error: anyhow::Error) -> anyhow::Error {
+    let in_use = error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+    });
+    if in_use {
+        anyhow::anyhow!("{error:#}; pass --port 0 to pick a free port")
+    } else {
+        error
+    }
 }
 
 #[cfg(test)]

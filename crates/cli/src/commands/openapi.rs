@@ -5,7 +5,11 @@
 pub(crate) struct OpenapiArgs {}
 
 pub(crate) fn run(_args: OpenapiArgs) -> anyhow::Result<()> {
+    use std::io::Write;
     let document = dbapp_server::openapi::openapi();
-    println!("{}", serde_json::to_string_pretty(&document)?);
+    // `write!`, not `println!`, which panics when the reader has gone (`dbapp openapi | head`).
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, &document)?;
+    writeln!(out)?;
     Ok(())
 }

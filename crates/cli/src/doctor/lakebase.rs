@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use dbapp_databricks::{Client, ErrorKind};
+use dbapp_databricks::{Client, Environment, ErrorKind};
 use dbapp_store::lakebase::{
     DEFAULT_DATABASE, DEFAULT_PORT, DatabaseConfig, LakebaseError, LakebaseSettings,
     looks_like_pat, token_subject,
@@ -74,7 +74,7 @@ pub(crate) async fn checks(input: &Input, app: Option<&Client>) -> Vec<Check> {
                 },
             )];
         }
-        return vec![if vars.is_set("DATABRICKS_APP_NAME") {
+        let base = if vars.is_set("DATABRICKS_APP_NAME") {
             Check::warn(
                 "lakebase.configured",
                 "no database is configured: the storage routes (preferences, inference history, \
@@ -87,7 +87,8 @@ pub(crate) async fn checks(input: &Input, app: Option<&Client>) -> Vec<Check> {
                 "lakebase.configured",
                 "no Lakebase configured (PGHOST unset): dbapp uses the SQLite file DBAPP_SQLITE_PATH",
             )
-        }];
+        };
+        return without_host(vars, base);
     };
 
     let mut out = Vec::new();
@@ -110,70 +111,13 @@ pub(crate) async fn checks(input: &Input, app: Option<&Client>) -> Vec<Check> {
         format!("PGHOST={host}, port {port}"),
     ));
 
-    out.push(match vars.get("PGDATABASE").as_deref() {
-        None => Check::pass(
-            "lakebase.database",
-            format!("{DEFAULT_DATABASE} (the default database of every Lakebase instance)"),
-        ),
-        Some("main") => Check::warn(
-            "lakebase.database",
-            "PGDATABASE=main: `main` is usually a Unity Catalog catalog, not a Lakebase database; \
-             every Lakebase instance has databricks_postgres",
-            "set PGDATABASE=databricks_postgres (or unset it), unless you created a database named main",
-        ),
-        Some(name) => Check::pass("lakebase.database", format!("PGDATABASE={name}")),
-    });
+    out.push(database_check(vars));
 
-    let ssl_mode = vars.get("PGSSLMODE");
-    let ssl = match ssl_mode.as_deref() {
-        None => Some(PgSslMode::Require),
-        Some("require") => Some(PgSslMode::Require),
-        Some("verify-ca") => Some(PgSslMode::VerifyCa),
-        Some("verify-full") => Some(PgSslMode::VerifyFull),
-        Some(_) => None,
-    };
-    out.push(match (ssl_mode.as_deref(), ssl) {
-        (None, _) => Check::pass("lakebase.sslmode", "require (the default): TLS"),
-        (Some(mode), Some(_)) => Check::pass("lakebase.sslmode", format!("PGSSLMODE={mode}: TLS")),
-        (Some(mode @ ("disable" | "allow" | "prefer")), None) => Check::fail(
-            "lakebase.sslmode",
-            format!(
-                "PGSSLMODE={mode}: Lakebase accepts only TLS connections, and dbapp refuses to \
-                 connect without TLS"
-            ),
-            "set PGSSLMODE=require (what Databricks Apps injects), or verify-full with PGSSLROOTCERT; \
-             for a local Postgres without TLS use DATABASE_URL instead",
-        ),
-        (Some(mode), None) => Check::fail(
-            "lakebase.sslmode",
-            format!("PGSSLMODE={mode} is not an sslmode dbapp accepts"),
-            "set PGSSLMODE=require, verify-ca or verify-full",
-        ),
-    });
+    let (ssl, ssl_check) = sslmode_check(vars);
+    out.push(ssl_check);
 
     let static_password = vars.get("PGPASSWORD");
-    out.push(match &static_password {
-        Some(p) if looks_like_pat(p) => Check::fail(
-            "lakebase.password",
-            LakebaseError::PersonalAccessToken {
-                origin: "PGPASSWORD",
-            }
-            .to_string(),
-            "unset PGPASSWORD and set LAKEBASE_INSTANCE_NAME (or LAKEBASE_ENDPOINT): dbapp mints \
-             and rotates the OAuth token that is the Postgres password",
-        ),
-        Some(_) => Check::warn(
-            "lakebase.password",
-            "PGPASSWORD is set: a static password for a native Postgres role; no OAuth token is \
-             minted or rotated",
-            "fine for a native login (enable_pg_native_login); for OAuth logins unset PGPASSWORD \
-             and set LAKEBASE_INSTANCE_NAME",
-        ),
-        None => Check::pass(
-            "lakebase.password",
-            "no PGPASSWORD: the password is an OAuth token dbapp mints as the app",
-        ),
-    });
+    out.push(password_check(vars));
     let password_is_pat = static_password.as_deref().is_some_and(looks_like_pat);
 
     // Which password to log in with, and as whom.
@@ -281,6 +225,115 @@ pub(crate) async fn checks(input: &Input, app: Option<&Client>) -> Vec<Check> {
              must exist"
                 .to_owned(),
         );
+    }
+    out
+}
+
+/// `lakebase.database`: the database name, which needs no connection to judge.
+fn database_check(vars: &Environment) -> Check {
+    match vars.get("PGDATABASE").as_deref() {
+        None => Check::pass(
+            "lakebase.database",
+            format!("{DEFAULT_DATABASE} (the default database of every Lakebase instance)"),
+        ),
+        Some("main") => Check::warn(
+            "lakebase.database",
+            "PGDATABASE=main: `main` is usually a Unity Catalog catalog, not a Lakebase database; \
+             every Lakebase instance has databricks_postgres",
+            "set PGDATABASE=databricks_postgres (or unset it), unless you created a database named main",
+        ),
+        Some(name) => Check::pass("lakebase.database", format!("PGDATABASE={name}")),
+    }
+}
+
+/// `lakebase.sslmode`, and the TLS mode a login would use (`None`: refused).
+fn sslmode_check(vars: &Environment) -> (Option<PgSslMode>, Check) {
+    let ssl_mode = vars.get("PGSSLMODE");
+    let ssl = match ssl_mode.as_deref() {
+        None => Some(PgSslMode::Require),
+        Some("require") => Some(PgSslMode::Require),
+        Some("verify-ca") => Some(PgSslMode::VerifyCa),
+        Some("verify-full") => Some(PgSslMode::VerifyFull),
+        Some(_) => None,
+    };
+    let check = match (ssl_mode.as_deref(), ssl) {
+        (None, _) => Check::pass("lakebase.sslmode", "require (the default): TLS"),
+        (Some(mode), Some(_)) => Check::pass("lakebase.sslmode", format!("PGSSLMODE={mode}: TLS")),
+        (Some(mode @ ("disable" | "allow" | "prefer")), None) => Check::fail(
+            "lakebase.sslmode",
+            format!(
+                "PGSSLMODE={mode}: Lakebase accepts only TLS connections, and dbapp refuses to \
+                 connect without TLS"
+            ),
+            "set PGSSLMODE=require (what Databricks Apps injects), or verify-full with PGSSLROOTCERT; \
+             for a local Postgres without TLS use DATABASE_URL instead",
+        ),
+        (Some(mode), None) => Check::fail(
+            "lakebase.sslmode",
+            format!("PGSSLMODE={mode} is not an sslmode dbapp accepts"),
+            "set PGSSLMODE=require, verify-ca or verify-full",
+        ),
+    };
+    (ssl, check)
+}
+
+/// `lakebase.password`: no personal access token, and whether a static password replaces the
+/// minted one.
+fn password_check(vars: &Environment) -> Check {
+    match vars.get("PGPASSWORD") {
+        Some(p) if looks_like_pat(&p) => Check::fail(
+            "lakebase.password",
+            LakebaseError::PersonalAccessToken {
+                origin: "PGPASSWORD",
+            }
+            .to_string(),
+            "unset PGPASSWORD and set LAKEBASE_INSTANCE_NAME (or LAKEBASE_ENDPOINT): dbapp mints \
+             and rotates the OAuth token that is the Postgres password",
+        ),
+        Some(_) => Check::warn(
+            "lakebase.password",
+            "PGPASSWORD is set: a static password for a native Postgres role; no OAuth token is \
+             minted or rotated",
+            "fine for a native login (enable_pg_native_login); for OAuth logins unset PGPASSWORD \
+             and set LAKEBASE_INSTANCE_NAME",
+        ),
+        None => Check::pass(
+            "lakebase.password",
+            "no PGPASSWORD: the password is an OAuth token dbapp mints as the app",
+        ),
+    }
+}
+
+/// The `PG*` variables set without `PGHOST`: the store ignores them all (it opens SQLite), which
+/// is worth saying, and what can be judged without a server is judged.
+fn without_host(vars: &Environment, unconfigured: Check) -> Vec<Check> {
+    const IGNORED: [&str; 5] = ["PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD", "PGSSLMODE"];
+    let set: Vec<&str> = IGNORED
+        .into_iter()
+        .filter(|name| vars.is_set(name))
+        .collect();
+    if set.is_empty() {
+        return vec![unconfigured];
+    }
+    let mut out = vec![Check::warn(
+        "lakebase.configured",
+        format!(
+            "{} set but PGHOST is not, so the store ignores them and opens SQLite; checked \
+             below what needs no server; not checked: the credential, the login and the \
+             privileges (they need PGHOST)",
+            set.join(", ")
+        ),
+        "set PGHOST (and LAKEBASE_INSTANCE_NAME or LAKEBASE_ENDPOINT) to use Lakebase, or unset \
+         the PG* variables",
+    )];
+    if vars.is_set("PGDATABASE") {
+        out.push(database_check(vars));
+    }
+    if vars.is_set("PGSSLMODE") {
+        out.push(sslmode_check(vars).1);
+    }
+    if vars.is_set("PGPASSWORD") {
+        out.push(password_check(vars));
     }
     out
 }
@@ -598,7 +651,8 @@ fn migrations_check(plan: &Plan, id: &'static str, migrate_on_start: bool) -> Ch
         Check::pass(
             id,
             format!(
-                "{message}; `dbapp serve` applies them at start (DBAPP_MIGRATE_ON_START), or                  run `dbapp lakebase setup` now"
+                "{message}; `dbapp serve` applies them at start (DBAPP_MIGRATE_ON_START), or \
+                 run `dbapp lakebase setup` now"
             ),
         )
     } else {

@@ -236,9 +236,8 @@ pub(crate) fn checks(dir: &Path, assistant_env: Option<&str>) -> Vec<Check> {
     let kinds = app.map(|(_, a)| resource_kinds(a)).unwrap_or_default();
 
     match &app_yaml {
-        Some((path, doc)) => {
+        Some((_, doc)) => {
             out.push(command(doc));
-            out.push(file_sizes(path.parent().unwrap_or(Path::new("."))));
             out.push(env(doc, app.is_some().then_some(&kinds)));
         }
         None => out.push(Check::warn(
@@ -355,53 +354,6 @@ fn command(doc: &Value) -> Check {
             }
         }
         _ => Check::fail(ID, "command is neither a list nor a string", fix),
-    }
-}
-
-/// Databricks Apps refuses to deploy a file over 10 MiB (`File is larger than 10485760 bytes`).
-pub(crate) const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
-
-/// `manifest.files`: no file of the app's directory is over the deploy limit.
-fn file_sizes(dir: &Path) -> Check {
-    const ID: &str = "manifest.files";
-    let mut too_large = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    let mut count = 0;
-    while let Some(current) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let Ok(meta) = entry.metadata() else { continue };
-            if meta.is_dir() {
-                stack.push(entry.path());
-            } else {
-                count += 1;
-                if meta.len() > MAX_FILE_BYTES {
-                    too_large.push(format!("{} ({} bytes)", entry.path().display(), meta.len()));
-                }
-            }
-        }
-    }
-    if too_large.is_empty() {
-        Check::pass(
-            ID,
-            format!(
-                "{count} files in {}, none over the 10 MiB deploy limit",
-                dir.display()
-            ),
-        )
-    } else {
-        Check::fail(
-            ID,
-            format!(
-                "Databricks Apps refuses files over 10485760 bytes (\"File is larger than \
-                 10485760 bytes\"): {}",
-                too_large.join(", ")
-            ),
-            "ship the binary stripped and compressed (`gzip -9 dbapp`, unpacked by app.yaml's \
-             command; see docs/deployment.md)",
-        )
     }
 }
 

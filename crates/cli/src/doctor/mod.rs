@@ -24,6 +24,7 @@ pub(crate) mod manifest;
 pub(crate) mod sync;
 pub(crate) mod workspace;
 
+use crate::terminal::{Paint, Tone};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +51,15 @@ pub(crate) enum Status {
 }
 
 impl Status {
+    pub(crate) fn tone(self) -> Tone {
+        match self {
+            Self::Pass => Tone::Good,
+            Self::Warn => Tone::Attention,
+            Self::Fail => Tone::Bad,
+            Self::Skip => Tone::Quiet,
+        }
+    }
+
     pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Pass => "PASS",
@@ -413,8 +423,9 @@ fn config_entries(input: &Input, config: Option<&Config>) -> Vec<ConfigEntry> {
     entries
 }
 
-/// The report for people: context, configuration, checks, summary.
-pub(crate) fn render_human(report: &Report) -> String {
+/// The report for people: context, configuration, checks, summary; the status labels in colour
+/// when `paint` says so.
+pub(crate) fn render_human(report: &Report, paint: Paint) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "dbapp doctor\n");
     let _ = writeln!(out, "Context: {}", report.context.reason);
@@ -438,7 +449,7 @@ pub(crate) fn render_human(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  {}  {:width$}  {}",
-            check.status.label(),
+            paint.paint(check.status.tone(), check.status.label()),
             check.id,
             check.message
         );

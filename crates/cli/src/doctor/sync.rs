@@ -30,7 +30,9 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder, gitconfig_excludes_path};
 use serde_json::Value;
 
 use super::Check;
-use super::manifest::MAX_FILE_BYTES;
+
+/// Databricks Apps refuses to deploy a file over 10 MiB (`File is larger than 10485760 bytes`).
+pub(crate) const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
 
 const ID: &str = "deploy.sync";
 
@@ -363,14 +365,30 @@ pub(crate) fn start_files(command: &Value, app_dir: &Path) -> Vec<PathBuf> {
         args.first().map(|a| base(a)).as_deref(),
         Some("sh" | "bash" | "dash")
     ) && args.get(1) == Some(&"-c");
+    // Files the script writes (`gzip -dc dbapp.gz > dbapp`) are made at start, not uploaded.
+    let mut outputs: Vec<PathBuf> = Vec::new();
     let words: Vec<String> = if shell {
         let script = args.get(2).copied().unwrap_or_default();
         // Operators and redirections separate words; quotes only delimit them.
-        script
-            .replace([';', '&', '|', '<', '>', '(', ')', '`'], " ")
+        let mut words = Vec::new();
+        let mut redirected = false;
+        for word in script
+            .replace([';', '&', '|', '<', '(', ')', '`'], " ")
+            .replace('>', " > ")
             .split_whitespace()
-            .map(|w| w.trim_matches(['"', '\'']).to_owned())
-            .collect()
+        {
+            if word == ">" {
+                redirected = true;
+                continue;
+            }
+            let word = word.trim_matches(['"', '\'']).to_owned();
+            if std::mem::take(&mut redirected) {
+                outputs.extend(normalize(Path::new(&word)));
+            } else {
+                words.push(word);
+            }
+        }
+        words
     } else {
         args.iter().map(|a| (*a).to_owned()).collect()
     };
@@ -393,7 +411,11 @@ pub(crate) fn start_files(command: &Value, app_dir: &Path) -> Vec<PathBuf> {
                     && e.chars().all(|c| c.is_ascii_alphanumeric())
             })
             || app_dir.join(&path).is_file();
-        if file_like && !app_dir.join(&path).is_dir() && !files.contains(&path) {
+        if file_like
+            && !app_dir.join(&path).is_dir()
+            && !files.contains(&path)
+            && !outputs.contains(&path)
+        {
             files.push(path);
         }
     }
@@ -737,6 +759,13 @@ mod tests {
         assert_eq!(
             found(
                 r#"["/bin/sh", "-c", "gzip -dc dbapp.gz > /tmp/dbapp && chmod 0755 /tmp/dbapp && exec /tmp/dbapp serve"]"#
+            ),
+            ["dbapp.gz"]
+        );
+        // What the script writes is made at start: only its input must be uploaded.
+        assert_eq!(
+            found(
+                r#"["/bin/sh", "-c", "gzip -dc dbapp.gz > dbapp.bin && chmod 0755 ./dbapp.bin && exec ./dbapp.bin serve"]"#
             ),
             ["dbapp.gz"]
         );

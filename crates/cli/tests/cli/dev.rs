@@ -339,3 +339,43 @@ async fn dev_lakebase_stores_through_the_front_its_banner_names() {
     );
     assert_eq!(String::from_utf8_lossy(&psql.stdout).trim(), "dbapp-sp");
 }
+
+#[test]
+fn against_a_real_workspace_the_banner_names_it_and_offers_no_demo_users() {
+    // Arrange: the emulator stands in for a real workspace, reached with one user's token.
+    let mut emulator = crate::Running(
+        crate::dbapp()
+            .args(["emulate", "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let host = crate::emulator_url(&mut emulator);
+    let dir = tempfile::tempdir().unwrap();
+
+    // Act
+    let mut dev = crate::Running(
+        crate::dbapp()
+            .args(["dev", "--port", "0", "--workspace", &host])
+            .current_dir(dir.path())
+            .env("DATABRICKS_USER_TOKEN", "dev-token-alice")
+            .env("DATABRICKS_CLIENT_ID", "dbapp-sp")
+            .env("DATABRICKS_CLIENT_SECRET", "dev-secret")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = dev.0.stderr.take().unwrap();
+    let banner = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .map_while(Result::ok)
+        .find(|line| line.contains("workspace: "))
+        .expect("the banner");
+
+    // Assert
+    assert!(banner.contains(&format!("workspace: {host}")), "{banner}");
+    assert!(banner.contains("user: me"), "{banner}");
+    assert!(!banner.contains("bob"), "{banner}");
+    assert!(!banner.contains("_dev/user"), "{banner}");
+}

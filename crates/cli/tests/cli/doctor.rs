@@ -859,3 +859,45 @@ async fn an_unknown_genie_space_fails_naming_its_id_and_no_user_token_skips() {
     );
     app_only.assert("genie.access", "skip", &["no user token"], &[]);
 }
+
+#[tokio::test]
+async fn pg_variables_without_pghost_are_each_diagnosed_and_what_was_not_checked_is_said() {
+    // Act: a PAT as the password and a catalog as the database, but no PGHOST.
+    let run = doctor(
+        &[
+            ("PGPASSWORD", "dapi0123456789abcdef0123456789abcdef"),
+            ("PGDATABASE", "main"),
+        ],
+        &[],
+        None,
+    )
+    .await;
+
+    // Assert
+    run.assert(
+        "lakebase.configured",
+        "warn",
+        &[
+            "PGDATABASE, PGPASSWORD set but PGHOST is not",
+            "opens SQLite",
+            "not checked: the credential, the login and the privileges",
+        ],
+        &["set PGHOST"],
+    );
+    run.assert(
+        "lakebase.password",
+        "fail",
+        &["personal access token"],
+        &["unset PGPASSWORD"],
+    );
+    run.assert(
+        "lakebase.database",
+        "warn",
+        &["PGDATABASE=main"],
+        &["databricks_postgres"],
+    );
+    assert!(
+        !run.stdout.contains("dapi0123456789abcdef0123456789abcdef"),
+        "the PAT leaked"
+    );
+}

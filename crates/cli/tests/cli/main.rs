@@ -1,9 +1,11 @@
 //! End-to-end tests of the `dbapp` binary: the commands as a user runs them.
 
+mod colour;
 mod config;
 mod deploy;
 mod dev;
 mod doctor;
+mod errors;
 mod lakebase;
 mod manifest;
 mod token;
@@ -35,17 +37,11 @@ fn emulate_prints_its_url_and_serves_the_workspace() {
         .spawn()
         .expect("dbapp starts");
     let mut running = Running(child);
-    let stdout = running.0.stdout.take().expect("stdout");
 
     // Act: the first line is the readiness signal.
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("a line");
-    let url = line
-        .trim()
-        .strip_prefix("dbapp emulator listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-        .to_owned();
+    let url = emulator_url(&mut running);
     let metadata = http_get(&format!("{url}/.well-known/databricks-config"));
+    let info = http_get(&format!("{url}/_emulator/info"));
 
     // Assert
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
@@ -53,6 +49,22 @@ fn emulate_prints_its_url_and_serves_the_workspace() {
         metadata.contains("\"host_type\":\"WORKSPACE_HOST\""),
         "{metadata}"
     );
+    assert!(
+        info.contains("\"run_apps\":true"),
+        "apps run by default: {info}"
+    );
+}
+
+/// The URL a `dbapp emulate` started with piped stdout prints on its first line, once it
+/// accepts connections.
+fn emulator_url(emulator: &mut Running) -> String {
+    let stdout = emulator.0.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("a line");
+    line.trim()
+        .strip_prefix("dbapp emulator listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned()
 }
 
 /// A minimal HTTP/1.1 GET over a raw socket, so the CLI test needs no HTTP client crate.

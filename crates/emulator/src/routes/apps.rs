@@ -9,6 +9,11 @@
 //! Any principal may use every route: app permissions (`CAN_USE`, `CAN_MANAGE`) are not
 //! modelled. A deployment's `source_code_path` is looked up in the workspace tree
 //! ([`crate::workspace`]) when it is made.
+//!
+//! When the emulator runs apps ([`crate::runtime`]), create also opens the app's proxy (its
+//! `url`), a deployment runs a snapshot of its source code path, stop and start stop and run the
+//! processes, delete stops them; those transitions are then held until the processes settle
+//! them instead of following `apps_transition_ms`.
 
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
@@ -17,7 +22,7 @@ use chrono::{Duration, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::apps::NewApp;
+use crate::apps::{HELD, NewApp};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::routes::{JsonBody, QueryParams, clock_delay, flag, page_of};
@@ -70,8 +75,34 @@ async fn create_app(
         workspace_id: emulator.fixture.workspace.workspace_id,
     };
     let delay = delay(&emulator);
+    let proxy = match emulator.runtime() {
+        Some(_) => Some(crate::proxy::bind().await.map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                format!("Cannot open the app's proxy: {e}"),
+            )
+        })?),
+        None => None,
+    };
     let app = lock(&emulator.apps).create(&body, &new, Utc::now(), delay)?;
-    Ok(Json(app))
+    let (Some(runtime), Some(listener)) = (emulator.runtime(), proxy) else {
+        return Ok(Json(app));
+    };
+    let name = app["name"].as_str().unwrap_or_default().to_owned();
+    let url = listener
+        .local_addr()
+        .map(|addr| format!("http://{addr}"))
+        .unwrap_or_default();
+    let task = tokio::spawn(crate::proxy::serve(
+        listener,
+        emulator.clone(),
+        name.clone(),
+    ));
+    runtime.register(&name, task);
+    let mut apps = lock(&emulator.apps);
+    apps.set_url(&name, url);
+    apps.get(&name, Utc::now()).map(Json)
 }
 
 async fn list_apps(
@@ -114,7 +145,11 @@ async fn delete_app(
     Authenticated(_): Authenticated,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    lock(&emulator.apps).delete(&name, Utc::now()).map(Json)
+    let app = lock(&emulator.apps).delete(&name, Utc::now())?;
+    if let Some(runtime) = emulator.runtime() {
+        runtime.remove(&name);
+    }
+    Ok(Json(app))
 }
 
 async fn start_app(
@@ -122,10 +157,18 @@ async fn start_app(
     Authenticated(_): Authenticated,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let delay = delay(&emulator);
-    lock(&emulator.apps)
-        .start(&name, Utc::now(), delay)
-        .map(Json)
+    let runtime = emulator.runtime().filter(|r| r.can_restart(&name));
+    let (app, restart) = {
+        let mut apps = lock(&emulator.apps);
+        // Running the active deployment again holds the compute in STARTING until it listens.
+        let restart = runtime.is_some() && !apps.compute_running(&name)?;
+        let delay = if restart { HELD } else { delay(&emulator) };
+        (apps.start(&name, Utc::now(), delay)?, restart)
+    };
+    if let Some(runtime) = runtime.filter(|_| restart) {
+        runtime.restart(&emulator, &name);
+    }
+    Ok(Json(app))
 }
 
 async fn stop_app(
@@ -133,10 +176,18 @@ async fn stop_app(
     Authenticated(_): Authenticated,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let delay = delay(&emulator);
-    lock(&emulator.apps)
-        .stop(&name, Utc::now(), delay)
-        .map(Json)
+    // Processes to stop hold the compute in STOPPING until they have exited.
+    let runtime = emulator.runtime().filter(|r| r.is_active(&name));
+    let delay = if runtime.is_some() {
+        HELD
+    } else {
+        delay(&emulator)
+    };
+    let app = lock(&emulator.apps).stop(&name, Utc::now(), delay)?;
+    if let Some(runtime) = runtime {
+        runtime.stop(&emulator, &name);
+    }
+    Ok(Json(app))
 }
 
 async fn update_app(
@@ -165,19 +216,54 @@ async fn deploy_app(
     Path(name): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, ApiError> {
-    let delay = delay(&emulator);
-    // Workspace before apps, and nowhere the other way round: the two locks cannot deadlock.
-    let workspace = lock(&emulator.workspace);
-    lock(&emulator.apps)
-        .deploy(
+    let runtime = emulator.runtime();
+    // With a runtime, the processes end the deployment, not the clock.
+    let delay = if runtime.is_some() {
+        HELD
+    } else {
+        delay(&emulator)
+    };
+    let (deployment, files) = {
+        // Workspace before apps, and nowhere the other way round: the two locks cannot deadlock.
+        let workspace = lock(&emulator.workspace);
+        let deployment = lock(&emulator.apps).deploy(
             &name,
             &body,
             &principal.user_name,
             Utc::now(),
             delay,
             |path| source_problem(&workspace, path),
-        )
-        .map(Json)
+        )?;
+        // The snapshot is taken now: uploads after this call do not change what runs.
+        let files = deployment["source_code_path"]
+            .as_str()
+            .and_then(WorkspacePath::parse)
+            .map(|path| workspace.snapshot(&path));
+        (deployment, files)
+    };
+    let Some(runtime) = runtime else {
+        return Ok(Json(deployment));
+    };
+    if deployment["status"]["state"] != "IN_PROGRESS" {
+        return Ok(Json(deployment));
+    }
+    match files {
+        Some(files) => runtime.deploy(&emulator, &name, &deployment, files),
+        None => {
+            let id = deployment["deployment_id"].as_str().unwrap_or_default();
+            lock(&emulator.apps).settle_deployment(
+                &name,
+                id,
+                Some(
+                    "Failed to deploy: the emulator runs only deployments from a workspace \
+                      source_code_path, not from Git."
+                        .into(),
+                ),
+                Utc::now(),
+            );
+        }
+    }
+    Ok(Json(deployment))
 }
 
 /// Why `path` holds no app source code, as the deployment's `status.message`; `None` when it

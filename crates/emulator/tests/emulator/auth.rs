@@ -241,3 +241,37 @@ async fn inactive_users_cannot_authenticate() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert_eq!(body["message"], "Invalid access token.");
 }
+
+#[tokio::test]
+async fn a_downscoped_token_reaches_only_the_apis_its_scopes_cover() {
+    // Arrange: a token limited as the Apps proxy limits X-Forwarded-Access-Token.
+    let te = spawn().await;
+    let (status, minted) = send(te.http.post(te.url("/_emulator/tokens")).json(&json!({
+        "principal": "alice@example.com",
+        "scopes": ["iam.current-user:read", "dashboards.genie"],
+    })))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{minted}");
+    let token = minted["token"].as_str().unwrap();
+
+    // Act
+    let (me, _) = te.get("/api/2.0/preview/scim/v2/Me", token).await;
+    let (genie, _) = te.get("/api/2.0/genie/spaces", token).await;
+    let (catalogs, refusal) = te.get("/api/2.1/unity-catalog/catalogs", token).await;
+    let (sql, sql_refusal) = te.get("/api/2.0/sql/warehouses", token).await;
+
+    // Assert: the deprecated alias counts as `genie`; the rest is refused with the real text.
+    assert_eq!(me, StatusCode::OK);
+    assert_eq!(genie, StatusCode::OK);
+    assert_eq!(catalogs, StatusCode::FORBIDDEN);
+    assert_eq!(refusal["error_code"], "PERMISSION_DENIED");
+    assert_eq!(
+        refusal["message"],
+        "Provided OAuth token does not have required scopes: catalog.catalogs:read"
+    );
+    assert_eq!(sql, StatusCode::FORBIDDEN);
+    assert_eq!(
+        sql_refusal["message"],
+        "Provided OAuth token does not have required scopes: sql"
+    );
+}

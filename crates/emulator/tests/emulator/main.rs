@@ -4,6 +4,7 @@
 mod support;
 
 mod apps;
+mod apps_runtime;
 mod auth;
 mod autoscaling;
 mod catalog;

@@ -221,3 +221,44 @@ async fn a_pooled_connection_the_server_cut_is_replaced_when_handed_out() {
     assert_eq!(cut, [true], "the idle session was ended");
     assert_eq!(read.unwrap().value, json!("dark"));
 }
+
+#[tokio::test]
+async fn the_upsert_names_its_caller_in_its_own_statement_and_leaves_the_session_as_it_was() {
+    // Arrange: the store's one connection last acted for bob, so its session names bob.
+    let (cluster, store) = store_as_app_role().await;
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    seed(&store, &alice, &bob).await;
+    drop(store.connection(Scope::User(&bob)).await.unwrap());
+
+    // Act: alice's upsert on that connection (the policies would refuse her row under bob's
+    // name), then the session's settings read raw.
+    let upserted = store
+        .upsert_preference(&alice, "theme", &json!("solarized"))
+        .await;
+    let session: (String, String) = sqlx::query_as(
+        "SELECT current_setting('dbapp.user_id', true), current_setting('dbapp.scope', true)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    // A cut connection is replaced for this write too.
+    let mut admin = cluster.admin_connect_options().connect().await.unwrap();
+    sqlx::query(AssertSqlSafe(format!(
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE usename = '{APP_ROLE}'"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let after_cut = store
+        .upsert_preference(&alice, "theme", &json!("dark"))
+        .await;
+
+    // Assert: alice's row changed, bob's did not, and the naming was local to the statement.
+    let upserted = upserted.expect("the statement names alice before her row is checked");
+    assert_eq!(upserted.preference.value, json!("solarized"));
+    assert!(!upserted.created);
+    let bob_theme = store.get_preference(&bob, "theme").await.unwrap();
+    assert_eq!(bob_theme.value, json!("light"));
+    assert_eq!(session, (bob.as_str().to_owned(), String::new()));
+    assert_eq!(after_cut.unwrap().preference.value, json!("dark"));
+}
