@@ -1,6 +1,7 @@
 //! The `dbapp` binary: parses the command line and hands each subcommand to its module in
 //! `commands/`. Everything testable lives in the library crates; this file is wiring.
 
+mod bundle;
 mod commands;
 mod doctor;
 mod terminal;

@@ -234,18 +234,33 @@ impl<'a> Workspace<'a> {
         self.send(call).await?.json(path)
     }
 
+    /// Sends a workspace API call that answers text rather than JSON (e.g. logs), for APIs
+    /// without a typed method; retried as [`Workspace::call_json`] is.
+    ///
+    /// # Errors
+    /// [`DatabricksError`] for any failure, [`ErrorKind::Decode`] when the text is not UTF-8.
+    #[tracing::instrument(skip_all, fields(method = %method, path = %path))]
+    pub async fn call_text(&self, method: Method, path: &str) -> Result<String, DatabricksError> {
+        let call = self.call(Operation::new("other", "other"), method, path);
+        String::from_utf8(self.send(call).await?.body).map_err(|_| {
+            DatabricksError::new(
+                ErrorKind::Decode,
+                format!("{path}: the answer is not UTF-8 text"),
+            )
+        })
+    }
+
     pub(crate) fn call(&self, operation: Operation, method: Method, path: &str) -> Call<'_> {
+        self.call_url(operation, method, self.client.inner.http.host().join(path))
+    }
+
+    /// A call to any URL (a deployed app behind the Apps proxy), with this view's identity.
+    pub(crate) fn call_url(&self, operation: Operation, method: Method, url: String) -> Call<'_> {
         let auth = match self.identity {
             Identity::User(token) => Auth::Token(token.secret()),
             Identity::App => Auth::Provider(self.client.inner.app.as_ref()),
         };
-        Call::new(
-            operation,
-            method,
-            self.client.inner.http.host().join(path),
-            auth,
-            &self.options,
-        )
+        Call::new(operation, method, url, auth, &self.options)
     }
 
     pub(crate) async fn send(&self, call: Call<'_>) -> Result<Response, DatabricksError> {
@@ -337,5 +352,9 @@ mod tests {
         ));
         assert_send(&client.as_app().generate_database_credential(&["x"]));
         assert_send(&client.as_app().generate_postgres_credential("p", None));
+        let update = crate::api::UpdateApp::new(crate::api::AppSpec::new("a"), &["description"]);
+        assert_send(&view.update_app(&update.unwrap()));
+        assert_send(&view.get_from_app("http://127.0.0.1:1", "/ready"));
+        assert_send(&view.import_file("/Users/a/f", b"x"));
     }
 }

@@ -13,7 +13,8 @@
 //! - [`http`]: one connection pool, timeouts, correlation ids, and the retry policy;
 //! - [`sse`]: the server-sent events parser of streamed invocations;
 //! - [`error`]: [`DatabricksError`] and the parser for every error body shape;
-//! - [`api`]: typed calls (SCIM Me, Unity Catalog, Model Serving, SQL statements, Genie, Lakebase),
+//! - [`api`]: typed calls (SCIM Me, Unity Catalog, Model Serving, SQL statements, Genie, Lakebase,
+//!   Apps and workspace files),
 //!   methods of the [`Workspace`] view that [`Client::as_user`] and [`Client::as_app`] return.
 //!
 //! It knows nothing of web frameworks or databases: the server maps [`ErrorKind`] to its own

@@ -1,6 +1,7 @@
 //! The subcommands of `dbapp` (see `shared/DESIGN.md`, "CLI"). Each lives in its own module with a
 //! `run` function; this module owns the clap definitions they share.
 
+mod deploy;
 #[cfg(feature = "emulator")]
 mod dev;
 mod doctor;
@@ -41,6 +42,8 @@ pub(crate) enum Command {
     Doctor(doctor::DoctorArgs),
     /// Print a user token for local calls, or with --lakebase the PG* variables for psql.
     Token(token::TokenArgs),
+    /// Build, check, upload and deploy the bundle's app, then prove it answers.
+    Deploy(deploy::DeployArgs),
     /// Print the OpenAPI document of the server.
     Openapi(openapi::OpenapiArgs),
 }
@@ -49,11 +52,13 @@ impl Command {
     pub(crate) async fn run(self, env: Environment) -> anyhow::Result<()> {
         // `serve` installs the server's own subscriber (JSON lines on stdout); the others log
         // human-readable lines on stderr.
-        // `doctor`, `token` and `lakebase` print for people or scripts on stdout; their logs
-        // stay quiet unless RUST_LOG asks.
+        // `doctor`, `token`, `lakebase` and `deploy` print for people or scripts on stdout;
+        // their logs stay quiet unless RUST_LOG asks.
         match self {
             Self::Serve(_) => {}
-            Self::Doctor(_) | Self::Token(_) | Self::Lakebase(_) => init_tracing(&env, "warn"),
+            Self::Doctor(_) | Self::Token(_) | Self::Lakebase(_) | Self::Deploy(_) => {
+                init_tracing(&env, "warn");
+            }
             _ => init_tracing(&env, "info"),
         }
         match self {
@@ -66,6 +71,7 @@ impl Command {
             Self::Lakebase(args) => lakebase::run(args, &env).await,
             Self::Doctor(args) => doctor::run(args, env).await,
             Self::Token(args) => token::run(args, &env).await,
+            Self::Deploy(args) => deploy::run(args, &env).await,
             Self::Openapi(args) => openapi::run(args),
         }
     }

@@ -101,11 +101,13 @@ pub(crate) fn default_dir() -> PathBuf {
     here
 }
 
-fn find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
+/// The first of `names` that is a file in `dir`.
+pub(crate) fn find(dir: &Path, names: &[&str]) -> Option<PathBuf> {
     names.iter().map(|n| dir.join(n)).find(|p| p.is_file())
 }
 
-fn load(path: &Path) -> Result<Value, String> {
+/// A YAML file's first document, as JSON.
+pub(crate) fn load(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
     let docs = YamlLoader::load_from_str(&text).map_err(|e| format!("not valid YAML: {e}"))?;
     Ok(docs.first().map_or(Value::Null, to_json))
@@ -654,20 +656,45 @@ const GENIE_ASK_PERMISSIONS: &[&str] = &["CAN_RUN", "CAN_EDIT", "CAN_MANAGE"];
 /// to anything that is only known at deploy time (`--var`, a target override, another
 /// substitution).
 fn resolve_var(bundle: &Value, value: &str) -> Option<String> {
-    let Some(start) = value.find("${") else {
-        return Some(value.to_owned());
-    };
-    let end = value[start..].find('}')? + start;
-    let name = value[start + 2..end].strip_prefix("var.")?;
-    let default = match &bundle["variables"][name]["default"] {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => return None,
-    };
-    resolve_var(
-        bundle,
-        &format!("{}{default}{}", &value[..start], &value[end + 1..]),
-    )
+    interpolate(value, &|reference| {
+        let name = reference.strip_prefix("var.")?;
+        scalar(&bundle["variables"][name]["default"])
+    })
+    .ok()
+}
+
+/// A YAML scalar as the text a substitution puts in its place.
+pub(crate) fn scalar(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `value` with every `${reference}` replaced by what `resolve` gives for `reference` (e.g.
+/// `var.warehouse_id`); a replacement may itself hold references, followed a few levels deep.
+/// The error names the first reference `resolve` does not know.
+pub(crate) fn interpolate(
+    value: &str,
+    resolve: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut text = value.to_owned();
+    // Deep enough for any sane bundle, and a variable whose default names itself ends here.
+    for _ in 0..16 {
+        let Some(start) = text.find("${") else {
+            return Ok(text);
+        };
+        let end = text[start..]
+            .find('}')
+            .map(|at| at + start)
+            .ok_or_else(|| format!("{value:?} has an unclosed ${{"))?;
+        let reference = &text[start + 2..end];
+        let replacement = resolve(reference).ok_or_else(|| format!("${{{reference}}}"))?;
+        text = format!("{}{replacement}{}", &text[..start], &text[end + 1..]);
+    }
+    Err(format!("{value:?} refers to itself"))
 }
 
 /// A Genie space id: 32 hexadecimal characters.

@@ -51,7 +51,7 @@ pub(crate) enum Status {
 }
 
 impl Status {
-    fn tone(self) -> Tone {
+    pub(crate) fn tone(self) -> Tone {
         match self {
             Self::Pass => Tone::Good,
             Self::Warn => Tone::Attention,
@@ -60,7 +60,7 @@ impl Status {
         }
     }
 
-    fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::Pass => "PASS",
             Self::Warn => "WARN",

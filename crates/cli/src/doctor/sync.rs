@@ -239,6 +239,11 @@ impl SyncRules {
         Ok(rules)
     }
 
+    /// [`SyncRules::new`] with this machine's `core.excludesFile`, as the CLI would read it.
+    pub(crate) fn for_this_machine(bundle_dir: &Path, bundle: &Value) -> Result<Self, String> {
+        Self::new(bundle_dir, bundle, gitconfig_excludes_path().as_deref())
+    }
+
     /// A path relative to the worktree root, as the user would recognize it.
     fn show(&self, from_worktree: &Path) -> String {
         match from_worktree.strip_prefix(&self.target) {
@@ -417,8 +422,8 @@ pub(crate) fn start_files(command: &Value, app_dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// `path` without `.` components; `None` when it climbs out of its directory.
-fn normalize(path: &Path) -> Option<PathBuf> {
+/// `path` without `.` components; `None` when it climbs out of its directory or is empty.
+pub(crate) fn normalize(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for part in path.components() {
         match part {

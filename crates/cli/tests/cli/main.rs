@@ -2,6 +2,7 @@
 
 mod colour;
 mod config;
+mod deploy;
 mod dev;
 mod doctor;
 mod errors;

@@ -2,6 +2,7 @@
 //! Method names follow the Databricks REST operations they wrap (`shared/UPSTREAM.md` §4); this
 //! module holds what they share: [`Page`], [`PageRequest`] and path-segment encoding.
 
+pub mod apps;
 pub mod catalog;
 pub mod current_user;
 pub mod database;
@@ -10,7 +11,11 @@ pub mod genie;
 pub mod serving;
 pub mod sql;
 pub mod warehouses;
+pub mod workspace;
 
+pub use apps::{
+    App, AppDeployment, AppReply, AppSpec, AppState, AppUpdate, CreateDeployment, UpdateApp,
+};
 pub use catalog::{CatalogInfo, ColumnInfo, SchemaInfo, TableInfo};
 pub use current_user::CurrentUser;
 pub use database::{DatabaseCredential, DatabaseInstance, PostgresEndpoint};
@@ -26,6 +31,7 @@ pub use serving::{
 };
 pub use sql::{ExecuteStatement, StatementParameter, StatementProgress, StatementResult};
 pub use warehouses::Warehouse;
+pub use workspace::ObjectInfo;
 
 use std::future::Future;
 

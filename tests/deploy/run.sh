@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# End-to-end test of `dbapp deploy`: deploys the project's own deploy/ bundle to the emulator
+# (`dbapp emulate --lakebase`, which runs deployed apps behind an emulated Apps proxy) and
+# checks the deployed app as alice and bob, a redeploy with a changed scope, three replicas on
+# one emulated Lakebase under load, and a stop (SIGTERM).
+#
+#   bash tests/deploy/run.sh [pytest args...]
+#
+# Reuses the SDK check's venv (<repo>/.venv-sdk: requests and databricks-sdk), creating it with
+# tests/sdk/run.sh's pinned requirements when missing. The binary is $DBAPP_BIN, default
+# <repo>/target/release/dbapp; the first deploy runs deploy/build.sh with the release profile.
+# DBAPP_DEPLOY_EXTRA_ARGS (e.g. --no-build, with deploy/app/dbapp.gz already built) is added to
+# that first deploy, for reruns.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+venv="$repo/.venv-sdk"
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+        -r "$repo/tests/sdk/requirements.txt"
+fi
+
+export DBAPP_BIN="${DBAPP_BIN:-$repo/target/release/dbapp}"
+cd "$here"
+set +e
+PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
+code=$?
+set -e
+exit "$code"
