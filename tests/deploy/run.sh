@@ -8,7 +8,8 @@
 #
 # Reuses the SDK check's venv (<repo>/.venv-sdk: requests and databricks-sdk), creating it with
 # tests/sdk/run.sh's pinned requirements when missing. The binary is $DBAPP_BIN, default
-# <repo>/target/release/dbapp; the first deploy runs deploy/build.sh with the release profile.
+# <repo>/target/release/dbapp; the first deploy runs deploy/build.sh, which builds the shipped
+# binary (the dist profile, without the emulator: the only build under Apps' 10 MiB limit).
 # DBAPP_DEPLOY_EXTRA_ARGS (e.g. --no-build, with deploy/app/dbapp.gz already built) is added to
 # that first deploy, for reruns.
 set -euo pipefail

@@ -99,7 +99,7 @@ def bundle_copy(tmp_path: Path, edit) -> Path:
 
 def test_deploy_the_project_bundle(host: str) -> None:
     extra = os.environ.get("DBAPP_DEPLOY_EXTRA_ARGS", "").split()
-    run = deploy(host, REPO / "deploy", "--cargo-profile", "release", *extra)
+    run = deploy(host, REPO / "deploy", *extra)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "[7/7] smoke" in run.stdout
     assert "answered for alice@example.com" in run.stdout
