@@ -1,7 +1,7 @@
 //! `dbapp deploy`: builds, checks, uploads and deploys the app of a bundle (`deploy/` by
 //! default), then proves it answers. Seven steps, each printed with its time:
 //!
-//! 1. **build**: `<dir>/build.sh`, with `DBAPP_BUILD_PROFILE` set to `--cargo-profile`;
+//! 1. **build**: `<dir>/build.sh` (dbapp's builds the shipped binary: see that script);
 //! 2. **doctor**: the deployment-file checks of `dbapp doctor` (manifest and sync), in process;
 //!    any failure stops the deploy before anything is uploaded;
 //! 3. **upload**: exactly the files `bundle deploy` would upload (`doctor::sync`), to the folder
@@ -42,24 +42,6 @@ use crate::doctor::manifest;
 use crate::doctor::sync::SyncRules;
 use crate::terminal::{Paint, Tone};
 
-/// The cargo profile `build.sh` is asked to build.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum CargoProfile {
-    /// Fat LTO, stripped: what fits the Apps file limit.
-    Dist,
-    /// The ordinary release build: faster to build, for rehearsals.
-    Release,
-}
-
-impl CargoProfile {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Dist => "dist",
-            Self::Release => "release",
-        }
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub(crate) struct DeployArgs {
     /// The bundle directory, with databricks.yml (default: the current directory when it has
@@ -78,9 +60,6 @@ pub(crate) struct DeployArgs {
     /// Do not run build.sh (the built files must already be there).
     #[arg(long)]
     no_build: bool,
-    /// The cargo profile build.sh builds (passed as DBAPP_BUILD_PROFILE).
-    #[arg(long, value_enum, default_value_t = CargoProfile::Dist)]
-    cargo_profile: CargoProfile,
     /// Seconds each wait may take (compute, update, deployment, readiness).
     #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=7200))]
     timeout: u64,
@@ -154,7 +133,7 @@ pub(crate) async fn run(args: DeployArgs, env: &Environment) -> anyhow::Result<(
         started: Instant::now(),
     };
 
-    build(&args, &bundle, &mut progress)?;
+    build(&args, &bundle, &mut progress).await?;
     doctor(&args, &bundle, &mut progress)?;
 
     let mut settings = ConfigSettings::default();
@@ -203,26 +182,23 @@ pub(crate) async fn run(args: DeployArgs, env: &Environment) -> anyhow::Result<(
     Ok(())
 }
 
-/// Step 1: the bundle's build script.
-fn build(args: &DeployArgs, bundle: &Bundle, progress: &mut Progress) -> anyhow::Result<()> {
+/// Step 1: the bundle's build script, as a child process the command waits for without
+/// blocking its runtime.
+async fn build(args: &DeployArgs, bundle: &Bundle, progress: &mut Progress) -> anyhow::Result<()> {
     progress.start("build");
     let script = bundle.root.join("build.sh");
-    let profile = args.cargo_profile.as_str();
     if args.no_build {
         progress.done("skipped (--no-build)");
     } else if !script.is_file() {
         progress.done(&format!("skipped: no {}", script.display()));
     } else if args.dry_run {
-        progress.note(&format!(
-            "would run bash {} with DBAPP_BUILD_PROFILE={profile}",
-            script.display()
-        ));
+        progress.note(&format!("would run bash {}", script.display()));
         progress.done("skipped (dry run)");
     } else {
-        let status = std::process::Command::new("bash")
+        let status = tokio::process::Command::new("bash")
             .arg(&script)
-            .env("DBAPP_BUILD_PROFILE", profile)
             .status()
+            .await
             .with_context(|| format!("cannot run {}", script.display()))?;
         if !status.success() {
             bail!(
@@ -230,7 +206,7 @@ fn build(args: &DeployArgs, bundle: &Bundle, progress: &mut Progress) -> anyhow:
                 script.display()
             );
         }
-        progress.done(&format!("{} ({profile})", script.display()));
+        progress.done(&script.display().to_string());
     }
     Ok(())
 }
