@@ -6,28 +6,14 @@
 #
 #   bash tests/deploy/run.sh [pytest args...]
 #
-# Reuses the SDK check's venv (<repo>/.venv-sdk: requests and databricks-sdk), creating it with
-# tests/sdk/run.sh's pinned requirements when missing. The binary is $DBAPP_BIN, default
-# <repo>/target/release/dbapp; the first deploy runs deploy/build.sh, which builds the shipped
-# binary (the dist profile, without the emulator: the only build under Apps' 10 MiB limit).
+# Runs in the SDK check's venv (tests/pytest.sh: requests and databricks-sdk). The binary is
+# $DBAPP_BIN, default <repo>/target/release/dbapp; the first deploy runs deploy/build.sh, which
+# builds the shipped binary (the dist profile, without the emulator: the only build under Apps'
+# 10 MiB limit).
 # DBAPP_DEPLOY_EXTRA_ARGS (e.g. --no-build, with deploy/app/dbapp.gz already built) is added to
 # that first deploy, for reruns.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-venv="$repo/.venv-sdk"
-
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
-        -r "$repo/tests/sdk/requirements.txt"
-fi
-
-export DBAPP_BIN="${DBAPP_BIN:-$repo/target/release/dbapp}"
-cd "$here"
-set +e
-PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
-code=$?
-set -e
-exit "$code"
+export DBAPP_BIN="${DBAPP_BIN:-$here/../../target/release/dbapp}"
+exec bash "$here/../pytest.sh" "$here" "$@"

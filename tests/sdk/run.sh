@@ -11,19 +11,4 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
-venv="$repo/.venv-sdk"
-
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-# --no-deps: requirements.txt is the complete pinned set (see the note at its top: databricks-sdk
-# 0.162.0 declares a certifi release the reachable registry does not serve).
-"$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$here/requirements.txt"
-
-cd "$here"
-set +e
-PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -q -p no:cacheprovider "$@"
-code=$?
-set -e
-exit "$code"
+exec bash "$here/../pytest.sh" "$here" "$@"
