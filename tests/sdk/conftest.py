@@ -163,8 +163,12 @@ class Control:
     def faults(self) -> List[Dict[str, Any]]:
         return self._call("GET", "/faults").json()["faults"]
 
-    def mint_token(self, principal: str, ttl_secs: int = 3600) -> str:
-        return self._call("POST", "/tokens", json={"principal": principal, "ttl_secs": ttl_secs}).json()["token"]
+    def mint_token(self, principal: str, ttl_secs: int = 3600, scopes: Optional[List[str]] = None) -> str:
+        """A JWT-shaped token; with `scopes`, limited to them as the Apps proxy's user tokens are."""
+        body: Dict[str, Any] = {"principal": principal, "ttl_secs": ttl_secs}
+        if scopes is not None:
+            body["scopes"] = scopes
+        return self._call("POST", "/tokens", json=body).json()["token"]
 
     def expire_token(self, token: str) -> None:
         self._call("POST", "/tokens/expire", json={"token": token})

@@ -87,6 +87,21 @@ const EXPIRED: &str = "JWT has expired";
 impl Emulator {
     /// Resolves a token to its principal, or the error the real service would send.
     pub(crate) fn authenticate(&self, token: &str) -> Result<Arc<Principal>, ApiError> {
+        self.resolve(token, None)
+    }
+
+    /// [`Self::authenticate`] for a request to `path`, which also refuses a downscoped token on
+    /// a route that needs a scope it lacks (`scopes`).
+    pub(crate) fn authenticate_for(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> Result<Arc<Principal>, ApiError> {
+        self.resolve(token, Some(path))
+    }
+
+    /// One lookup of the token's record serves both checks.
+    fn resolve(&self, token: &str, path: Option<&str>) -> Result<Arc<Principal>, ApiError> {
         let record = lock(&self.tokens).get(token).cloned();
         let record = record.ok_or_else(|| ApiError::token_rejected(INVALID))?;
         if record.revoked {
@@ -103,20 +118,8 @@ impl Emulator {
         if !principal.active {
             return Err(ApiError::token_rejected(INVALID));
         }
-        Ok(principal)
-    }
-
-    /// [`Self::authenticate`], then refuses a downscoped token on a route that needs a scope it
-    /// lacks (`scopes`).
-    pub(crate) fn authenticate_for(
-        &self,
-        token: &str,
-        path: &str,
-    ) -> Result<Arc<Principal>, ApiError> {
-        let principal = self.authenticate(token)?;
-        let scopes = lock(&self.tokens).get(token).and_then(|r| r.scopes.clone());
-        if let Some(granted) = scopes {
-            crate::scopes::check(path, &granted)?;
+        if let (Some(path), Some(granted)) = (path, &record.scopes) {
+            crate::scopes::check(path, granted)?;
         }
         Ok(principal)
     }
