@@ -138,13 +138,11 @@ impl Bundle {
         let mut sync = doc["sync"].take();
         substitute(&mut sync, &resolve).map_err(|e| format!("sync: {e}"))?;
         doc["sync"] = sync;
-        doc["resources"]["apps"][&key] = app.clone();
 
         let source = app["source_code_path"]
             .as_str()
             .ok_or_else(|| format!("resources.apps.{key}.source_code_path is missing"))?;
         let source_dir = sync::normalize(Path::new(source))
-            .filter(|_| !source.starts_with('/'))
             .ok_or_else(|| {
                 format!(
                     "resources.apps.{key}.source_code_path {source:?} must be a folder inside \

@@ -314,8 +314,9 @@ impl Deploy<'_> {
                 progress.would("POST", "/api/2.0/workspace/import", Some(&body));
                 continue;
             }
-            let content =
-                std::fs::read(local).with_context(|| format!("cannot read {}", local.display()))?;
+            let content = tokio::fs::read(local)
+                .await
+                .with_context(|| format!("cannot read {}", local.display()))?;
             self.ws
                 .import_file(&path, &content)
                 .await
@@ -438,7 +439,12 @@ impl Deploy<'_> {
         }
         let update = UpdateApp::new(spec.clone(), &mask)?;
         let wanted: BTreeSet<&String> = spec.user_api_scopes.iter().collect();
-        let scopes_changed = wanted != current.user_api_scopes.iter().collect();
+        // A scope the tokens do not carry yet needs a restart even when it was requested
+        // before: an earlier deploy may have updated the app and failed before its restart.
+        let scopes_changed = wanted != current.user_api_scopes.iter().collect()
+            || !wanted
+                .iter()
+                .all(|s| current.effective_user_api_scopes.contains(s));
         let resources_changed = bundle::resources_differ(&spec.resources, &current.resources);
         let changed: Vec<&str> = [
             ("user_api_scopes", scopes_changed),

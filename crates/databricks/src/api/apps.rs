@@ -392,12 +392,21 @@ impl Workspace<'_> {
         path: &str,
     ) -> Result<AppReply, DatabricksError> {
         let base = app_url.trim_end_matches('/');
-        if !(base.starts_with("https://") || base.starts_with("http://")) || !path.starts_with('/')
-        {
+        // The token goes along: plain HTTP only when the workspace itself is reached that way
+        // (an emulator on loopback), never to an app of a real, HTTPS workspace.
+        let plain_allowed = self
+            .client()
+            .config()
+            .host()
+            .as_str()
+            .starts_with("http://");
+        let secure = base.starts_with("https://") || (plain_allowed && base.starts_with("http://"));
+        if !secure || !path.starts_with('/') {
             return Err(DatabricksError::new(
                 ErrorKind::BadRequest,
                 format!(
-                    "cannot call {path:?} of an app at {app_url:?}: not an http(s) URL and an absolute path"
+                    "cannot call {path:?} of an app at {app_url:?}: it needs an https:// URL \
+                     (http:// only for a workspace reached over http://) and an absolute path"
                 ),
             ));
         }

@@ -20,7 +20,6 @@ use crate::http::Operation;
 const MKDIRS: Operation = Operation::new("workspace", "mkdirs");
 const IMPORT: Operation = Operation::new("workspace", "import");
 const LIST: Operation = Operation::new("workspace", "list");
-const GET_STATUS: Operation = Operation::new("workspace", "get_status");
 const DELETE: Operation = Operation::new("workspace", "delete");
 
 /// A workspace object (`ObjectInfo`).
@@ -113,18 +112,6 @@ impl Workspace<'_> {
             .query("path", absolute(path)?);
         let listing: Listing = self.get_json(call, "workspace listing").await?;
         Ok(listing.objects)
-    }
-
-    /// One object (`GET /api/2.0/workspace/get-status`).
-    ///
-    /// # Errors
-    /// As [`Workspace::list_workspace`].
-    #[tracing::instrument(skip_all, fields(path = %path))]
-    pub async fn get_workspace_status(&self, path: &str) -> Result<ObjectInfo, DatabricksError> {
-        let call = self
-            .call(GET_STATUS, Method::GET, "/api/2.0/workspace/get-status")
-            .query("path", absolute(path)?);
-        self.get_json(call, "workspace object").await
     }
 
     /// Deletes an object (`POST /api/2.0/workspace/delete`); a folder with children only when
