@@ -16,6 +16,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -38,7 +39,7 @@ impl FromRequestParts<Emulator> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Emulator) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
+        let token = bearer_token(&parts.headers)?;
         let principal = state.authenticate_for(token, parts.uri.path())?;
         if let Some(slot) = parts.extensions.get::<PrincipalSlot>() {
             *lock(&slot.0) = Some(principal.user_name.clone());
@@ -48,14 +49,13 @@ impl FromRequestParts<Emulator> for Authenticated {
 }
 
 /// The token of an `Authorization: Bearer` header.
-pub(crate) fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     let missing = || {
         ApiError::unauthenticated(
             "Credential was not sent or was of an unsupported type for this API.",
         )
     };
-    let value = parts
-        .headers
+    let value = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(missing)?;

@@ -405,7 +405,7 @@ pub(crate) async fn apply(
     }
     let (parts, body) = request.into_parts();
     // An invalid token is left for the handler to refuse.
-    let principal = bearer_token(&parts)
+    let principal = bearer_token(&parts.headers)
         .ok()
         .and_then(|t| emulator.authenticate(t).ok());
     if let (Some(p), Some(slot)) = (&principal, parts.extensions.get::<PrincipalSlot>()) {

@@ -78,14 +78,22 @@ fn is_loopback_authority(authority: &str) -> bool {
 /// only when the emulator listens on loopback: bound elsewhere it is meant to be reached by
 /// other names.
 pub(crate) async fn refuse_foreign_host(request: Request, next: Next) -> Response {
-    if loopback_authority(&request).is_none() {
-        return ApiError::permission_denied(
+    match foreign_host_refusal(&request) {
+        Some(refusal) => refusal,
+        None => next.run(request).await,
+    }
+}
+
+/// The answer to a request not addressed to a loopback name, if `request` is one: the rule of
+/// [`refuse_foreign_host`], for servers that are not axum routers (the Apps proxy).
+pub(crate) fn foreign_host_refusal<B>(request: &HttpRequest<B>) -> Option<Response> {
+    loopback_authority(request).is_none().then(|| {
+        ApiError::permission_denied(
             "This emulator listens on loopback and only answers requests addressed to \
              localhost, 127.0.0.1 or [::1] (DNS-rebinding protection).",
         )
-        .into_response();
-    }
-    next.run(request).await
+        .into_response()
+    })
 }
 
 #[cfg(test)]

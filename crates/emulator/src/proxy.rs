@@ -169,6 +169,11 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Response<Body> {
     let request = request.map(Body::new);
+    // A page whose DNS name was rebound to 127.0.0.1 could otherwise sign in as any fixture
+    // user and drive the app with that user's forwarded token.
+    if let Some(refusal) = crate::host::foreign_host_refusal(&request) {
+        return refusal;
+    }
     let Some(runtime) = emulator.runtime() else {
         return plain(StatusCode::BAD_GATEWAY, "The emulator runs no apps.".into());
     };
@@ -329,14 +334,9 @@ fn identify(
     shared: &ProxyShared,
     headers: &HeaderMap,
 ) -> Result<Option<Arc<Principal>>, ApiError> {
-    if let Some(value) = headers.get(AUTHORIZATION) {
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim());
-        let Some(token) = token else {
+    if headers.contains_key(AUTHORIZATION) {
+        // Not a Bearer token: as if no credential was sent (sign-in page or 401).
+        let Ok(token) = crate::auth::bearer_token(headers) else {
             return Ok(None);
         };
         return emulator.authenticate(token).map(Some);

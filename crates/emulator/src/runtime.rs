@@ -125,11 +125,27 @@ impl Drop for AppRun {
 
 /// What a deployment runs: its copied directory and the request's own `command` and
 /// `env_vars`, which come before `app.yaml`'s.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Plan {
     dir: PathBuf,
     command: Option<Vec<String>>,
     env_vars: Vec<Value>,
+}
+
+/// Names the variables, never their values (a deployment's `env_vars` may hold secrets).
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self
+            .env_vars
+            .iter()
+            .filter_map(|v| v["name"].as_str())
+            .collect();
+        f.debug_struct("Plan")
+            .field("dir", &self.dir)
+            .field("command", &self.command)
+            .field("env_vars", &names)
+            .finish()
+    }
 }
 
 /// The state of one replica, as `GET /_emulator/apps/{name}/replicas` reports it.
@@ -370,11 +386,15 @@ impl Runtime {
         let Some(run) = apps.get_mut(name) else {
             return Route::NoReplica;
         };
-        let running: Vec<&Arc<Replica>> = run.serving.iter().filter(|r| r.is_running()).collect();
-        if running.is_empty() {
+        let running = run.serving.iter().filter(|r| r.is_running()).count();
+        let Some(replica) = run
+            .serving
+            .iter()
+            .filter(|r| r.is_running())
+            .nth(run.next % running.max(1))
+        else {
             return Route::NoReplica;
-        }
-        let replica = running[run.next % running.len()];
+        };
         let route = Route::Replica {
             index: replica.index,
             port: replica.port,
@@ -966,11 +986,22 @@ async fn copy_files(dir: &Path, files: Vec<(String, Bytes)>) -> std::io::Result<
 
 /// How a replica is started: program and arguments, directory and environment (without the
 /// port, which differs per replica).
-#[derive(Debug)]
 struct Spec {
     command: Vec<String>,
     dir: PathBuf,
     env: Vec<(String, String)>,
+}
+
+/// Names the variables, never their values (`DATABRICKS_CLIENT_SECRET` is one).
+impl std::fmt::Debug for Spec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.env.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Spec")
+            .field("command", &self.command)
+            .field("dir", &self.dir)
+            .field("env", &names)
+            .finish()
+    }
 }
 
 impl Spec {

@@ -411,8 +411,18 @@ async fn without_credentials_clients_get_401_and_browsers_sign_in_with_a_cookie(
             .header(COOKIE, &session),
     )
     .await;
+    // A page whose DNS name was rebound to 127.0.0.1 cannot sign in (DNS-rebinding rule).
+    let rebound = no_redirects
+        .post(format!("{url}/.emulator/sign-in"))
+        .header(reqwest::header::HOST, "evil.example")
+        .form(&[("user", "bob@example.com"), ("redirect", "/page")])
+        .send()
+        .await
+        .unwrap();
 
     // Assert
+    assert_eq!(rebound.status(), StatusCode::FORBIDDEN);
+    assert!(rebound.headers().get(SET_COOKIE).is_none());
     assert_eq!(api_status, StatusCode::UNAUTHORIZED);
     assert_eq!(api_body["error_code"], "UNAUTHENTICATED");
     assert_eq!(page_status, StatusCode::UNAUTHORIZED);
