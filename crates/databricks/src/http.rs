@@ -432,7 +432,22 @@ impl Http {
     ///
     /// # Errors
     /// The last attempt's [`DatabricksError`], with the number of attempts made.
-    #[tracing::instrument(skip_all, fields(method = %call.method, path = %path_of(&call.url)))]
+    #[tracing::instrument(
+        name = "databricks",
+        skip_all,
+        fields(
+            api = call.operation.api,
+            operation = call.operation.name,
+            method = %call.method,
+            path = %path_of(&call.url),
+            attempts = tracing::field::Empty,
+            databricks.request_id = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            otel.name = call.operation.name,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+        )
+    )]
     pub(crate) async fn send(&self, call: Call<'_>) -> Result<Response, DatabricksError> {
         let path = path_of(&call.url).to_owned();
         let started = Instant::now();
@@ -478,6 +493,9 @@ impl Http {
                 elapsed,
                 retry_in,
             );
+            if retry_in.is_none() {
+                record_outcome(attempt, status, result.as_ref().err());
+            }
             match (result, retry_in) {
                 (Ok(response), _) => return Ok(response),
                 (Err(error), Some(wait)) => {
@@ -502,7 +520,22 @@ impl Http {
     ///
     /// # Errors
     /// The attempt's [`DatabricksError`]; an error answer's body is read to build it.
-    #[tracing::instrument(skip_all, fields(method = %call.method, path = %path_of(&call.url)))]
+    #[tracing::instrument(
+        name = "databricks",
+        skip_all,
+        fields(
+            api = call.operation.api,
+            operation = call.operation.name,
+            method = %call.method,
+            path = %path_of(&call.url),
+            attempts = tracing::field::Empty,
+            databricks.request_id = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            otel.name = call.operation.name,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+        )
+    )]
     pub(crate) async fn send_streaming(
         &self,
         call: Call<'_>,
@@ -516,6 +549,7 @@ impl Http {
             .map_or_else(|e| e.status(), |r| Some(r.status().as_u16()));
         let error = result.as_ref().err();
         report(&call, &path, 1, status, error, started.elapsed(), None);
+        record_outcome(1, status, error);
         result.map_err(|e| e.with_attempts(1))
     }
 
@@ -622,10 +656,16 @@ impl Http {
         if !call.headers.is_empty() {
             request = request.headers(call.headers.clone());
         }
+        if let Some(context) = trace_context() {
+            request = request.headers(context);
+        }
         let response = request
             .send()
             .await
             .map_err(DatabricksError::from_reqwest)?;
+        if let Some(id) = response.headers().get(REQUEST_ID_HEADER) {
+            tracing::Span::current().record("databricks.request_id", id.to_str().unwrap_or(""));
+        }
         let status = response.status();
         if status.is_success() && is_private_link_redirect(response.url()) {
             return Err(DatabricksError::new(
@@ -655,6 +695,53 @@ impl Http {
             &body,
         ))
     }
+}
+
+/// The header of a workspace answer naming the request, for Databricks support (UNCONFIRMED
+/// beyond the error body's `RequestInfo`; see `docs/emulator.md`).
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Records how the call ended on its span (for the trace export): the attempts made, the last
+/// status, and the request id of an error body when no header named one.
+fn record_outcome(attempts: u32, status: Option<u16>, error: Option<&DatabricksError>) {
+    let span = tracing::Span::current();
+    span.record("attempts", attempts);
+    if let Some(status) = status {
+        span.record("http.response.status_code", status);
+    }
+    if let Some(error) = error {
+        span.record("otel.status_code", "error");
+        if let Some(id) = &error.details().request_id {
+            span.record("databricks.request_id", id.as_str());
+        }
+    }
+}
+
+/// W3C `traceparent` (and `tracestate`) for the current span, through the global propagator:
+/// nothing unless the application installed one (`dbapp serve` does when it exports traces),
+/// so the workspace's own traces can join the caller's.
+fn trace_context() -> Option<HeaderMap> {
+    use opentelemetry::propagation::Injector;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    struct Headers(HeaderMap);
+    impl Injector for Headers {
+        fn set(&mut self, key: &str, value: String) {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(key.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                self.0.insert(name, value);
+            }
+        }
+    }
+
+    let context = tracing::Span::current().context();
+    let mut headers = Headers(HeaderMap::new());
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut headers);
+    });
+    (!headers.0.is_empty()).then_some(headers.0)
 }
 
 /// Tells the call's observer, if any, how one attempt went.

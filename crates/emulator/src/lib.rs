@@ -55,6 +55,7 @@ pub mod fixture;
 mod genie;
 pub mod host;
 mod lakebase;
+pub mod otlp;
 mod pgfront;
 pub mod postgres;
 mod proxy;

@@ -198,6 +198,10 @@ pub struct LoggedRequest {
     pub correlation_id: Option<String>,
     /// `User-Agent` as received.
     pub user_agent: Option<String>,
+    /// W3C `traceparent` as received, to check trace propagation.
+    pub traceparent: Option<String>,
+    /// The `x-request-id` the emulator answered with (a UUID per request).
+    pub request_id: String,
 }
 
 #[derive(Debug, Default)]

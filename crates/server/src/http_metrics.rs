@@ -119,7 +119,14 @@ where
         let started = Instant::now();
         let matched = request.extensions().get::<MatchedPath>().cloned();
         let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
-        tracing::Span::current().record("route", route);
+        let span = tracing::Span::current();
+        span.record("route", route);
+        if crate::otel::enabled() {
+            span.record(
+                "otel.name",
+                format!("{} {route}", request.method().as_str()).as_str(),
+            );
+        }
         let identified = route.starts_with("/api/").then(IdentifiedSlot::default);
         if let Some(slot) = &identified {
             request.extensions_mut().insert(slot.clone());

@@ -41,6 +41,10 @@ struct SpanFields(Vec<(&'static str, String)>);
 
 impl SpanFields {
     fn set(&mut self, name: &'static str, json: String) {
+        // The trace export's own fields (`otel.name`, `otel.kind`, …) are not log fields.
+        if name.starts_with("otel.") {
+            return;
+        }
         match self.0.iter_mut().find(|(n, _)| *n == name) {
             Some(slot) => slot.1 = json,
             None => self.0.push((name, json)),

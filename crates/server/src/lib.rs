@@ -47,6 +47,7 @@ pub mod json_log;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod otel;
 pub mod queries;
 pub mod quota;
 pub mod records;

@@ -36,9 +36,10 @@ use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 use tracing::Span;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::Layered;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Registry};
 
 use crate::config::LogFormat;
 use crate::correlation::CORRELATION_ID;
@@ -182,7 +183,7 @@ pub fn make_request_span(request: &Request) -> Span {
     let id = current_correlation_id();
     let correlation_id = id.as_str();
     let method = request.method().as_str();
-    if QUIET_PATHS.contains(&request.uri().path()) {
+    let span = if QUIET_PATHS.contains(&request.uri().path()) {
         tracing::debug_span!(
             "request",
             correlation_id,
@@ -199,8 +200,15 @@ pub fn make_request_span(request: &Request) -> Span {
             method,
             user_id = tracing::field::Empty,
             auth_method = tracing::field::Empty,
+            // For the trace export only (`json_log` leaves `otel.*` out of log lines).
+            otel.name = tracing::field::Empty,
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
         )
-    }
+    };
+    crate::otel::accept_parent(&span, request.headers());
+    span
 }
 
 /// Writes the `http.request` access-log line, inside the request span.
@@ -214,6 +222,12 @@ pub fn on_response<B>(response: &axum::http::Response<B>, latency: Duration, spa
         tracing::debug!(event = "http.request", status, duration_ms);
     } else {
         tracing::info!(event = "http.request", status, duration_ms);
+        if crate::otel::enabled() {
+            span.record("http.response.status_code", status);
+            if status >= 500 {
+                span.record("otel.status_code", "error");
+            }
+        }
     }
 }
 
@@ -222,20 +236,22 @@ pub const DEFAULT_FILTER: &str = "info";
 
 /// Installs the process-wide subscriber writing to stdout through [`QueuedStdout`], filtered by
 /// `directives` (`RUST_LOG` from the environment snapshot; [`DEFAULT_FILTER`] when unset or
-/// invalid). Call once, in `main`, and keep the guard until the end: dropping it writes out the
+/// invalid), and exporting traces when `otel` is given ([`crate::otel`]). Call once, in `main`,
+/// and keep the guard until the end: dropping it exports the queued spans and writes out the
 /// queued lines.
 ///
 /// # Errors
-/// When a subscriber is already installed.
+/// When a subscriber is already installed, or the exporter cannot be started.
 pub fn init(
     format: LogFormat,
     directives: Option<&str>,
+    otel: Option<crate::otel::Exporter>,
 ) -> Result<LogGuard, Box<dyn std::error::Error + Send + Sync + 'static>> {
     let filter = directives
         .and_then(|d| EnvFilter::try_new(d).ok())
         .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
-    let (writer, guard) = QueuedStdout::start()?;
-    init_with_writer(format, filter, writer)?;
+    let (writer, mut guard) = QueuedStdout::start()?;
+    guard.otel = init_with_writer(format, filter, writer, otel)?;
     Ok(guard)
 }
 
@@ -257,9 +273,11 @@ pub struct QueuedStdout {
     queue: std::sync::mpsc::SyncSender<Vec<u8>>,
 }
 
-/// Keeps the log thread; dropping it writes out what is queued and stops the thread.
+/// Keeps the log thread (and the trace export, when on); dropping it exports the queued spans,
+/// writes out what is queued and stops the thread.
 #[derive(Debug)]
 pub struct LogGuard {
+    otel: Option<crate::otel::OtelGuard>,
     queue: std::sync::mpsc::SyncSender<Vec<u8>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -279,6 +297,7 @@ impl QueuedStdout {
                 }
             })?;
         let guard = LogGuard {
+            otel: None,
             queue: queue.clone(),
             thread: Some(thread),
         };
@@ -314,6 +333,8 @@ fn write_lines(lines: &std::sync::mpsc::Receiver<Vec<u8>>, out: &mut impl std::i
 
 impl Drop for LogGuard {
     fn drop(&mut self) {
+        // Spans first: their export may still log.
+        drop(self.otel.take());
         // The stop signal queues behind every line already sent.
         if self.queue.send(Vec::new()).is_ok()
             && let Some(thread) = self.thread.take()
@@ -358,35 +379,49 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for QueuedStdout {
     }
 }
 
-/// As [`init`], writing to `writer` (tests capture the log lines with it).
+/// As [`init`], writing to `writer` (tests capture the log lines with it); returns the guard of
+/// the trace export when `otel` is given.
 ///
 /// # Errors
-/// When a subscriber is already installed.
+/// When a subscriber is already installed, or the exporter cannot be started.
 pub fn init_with_writer<W>(
     format: LogFormat,
     filter: EnvFilter,
     writer: W,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>>
+    otel: Option<crate::otel::Exporter>,
+) -> Result<Option<crate::otel::OtelGuard>, Box<dyn std::error::Error + Send + Sync + 'static>>
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
     match format {
-        LogFormat::Json => {
-            let layer = crate::json_log::JsonLayer::new(writer);
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(layer)
-                .try_init()?;
-        }
-        LogFormat::Pretty => {
-            let layer = tracing_subscriber::fmt::layer().with_writer(writer);
-            tracing_subscriber::registry()
-                .with(filter)
-                .with(layer)
-                .try_init()?;
-        }
+        LogFormat::Json => install(filter, crate::json_log::JsonLayer::new(writer), otel),
+        LogFormat::Pretty => install(
+            filter,
+            tracing_subscriber::fmt::layer().with_writer(writer),
+            otel,
+        ),
     }
-    Ok(())
+}
+
+/// The filter, then the log layer, then the trace export when asked.
+fn install<L>(
+    filter: EnvFilter,
+    logs: L,
+    otel: Option<crate::otel::Exporter>,
+) -> Result<Option<crate::otel::OtelGuard>, Box<dyn std::error::Error + Send + Sync + 'static>>
+where
+    L: tracing_subscriber::Layer<Layered<EnvFilter, Registry>> + Send + Sync + 'static,
+{
+    let registry = tracing_subscriber::registry().with(filter).with(logs);
+    let (layer, guard) = match otel {
+        Some(exporter) => {
+            let (layer, guard) = exporter.start()?;
+            (Some(layer), Some(guard))
+        }
+        None => (None, None),
+    };
+    registry.with(layer).try_init()?;
+    Ok(guard)
 }
 
 #[cfg(test)]

@@ -559,6 +559,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.get_preference", skip_all, fields(db.system.name = "postgresql"))]
     async fn get_preference(&self, user: &UserId, key: &str) -> Result<Preference, StoreError> {
         let row: Option<PreferenceRow> = sqlx::query_as(SELECT_PREFERENCE)
             .bind(user.as_str())
@@ -570,6 +571,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.list_preferences", skip_all, fields(db.system.name = "postgresql"))]
     async fn list_preferences(&self, user: &UserId) -> Result<Vec<Preference>, StoreError> {
         let rows: Vec<PreferenceRow> = sqlx::query_as(LIST_PREFERENCES)
             .bind(user.as_str())
@@ -582,6 +584,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.upsert_preference", skip_all, fields(db.system.name = "postgresql"))]
     async fn upsert_preference(
         &self,
         user: &UserId,
@@ -616,6 +619,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.delete_preference", skip_all, fields(db.system.name = "postgresql"))]
     async fn delete_preference(&self, user: &UserId, key: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(DELETE_PREFERENCE)
             .bind(user.as_str())
@@ -626,6 +630,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, request_id = %log.request_id))]
+    #[tracing::instrument(name = "store.append_inference_log", skip_all, fields(db.system.name = "postgresql"))]
     async fn append_inference_log(
         &self,
         user: &UserId,
@@ -654,6 +659,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.list_inference_logs", skip_all, fields(db.system.name = "postgresql"))]
     async fn list_inference_logs(
         &self,
         user: &UserId,
@@ -678,6 +684,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %conversation.id))]
+    #[tracing::instrument(name = "store.create_conversation", skip_all, fields(db.system.name = "postgresql"))]
     async fn create_conversation(
         &self,
         user: &UserId,
@@ -700,6 +707,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, %conversation_id, messages = messages.len()))]
+    #[tracing::instrument(name = "store.append_messages", skip_all, fields(db.system.name = "postgresql"))]
     async fn append_messages(
         &self,
         user: &UserId,
@@ -766,6 +774,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    #[tracing::instrument(name = "store.get_conversation", skip_all, fields(db.system.name = "postgresql"))]
     async fn get_conversation(
         &self,
         user: &UserId,
@@ -802,6 +811,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.list_conversations", skip_all, fields(db.system.name = "postgresql"))]
     async fn list_conversations(
         &self,
         user: &UserId,
@@ -826,6 +836,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    #[tracing::instrument(name = "store.rename_conversation", skip_all, fields(db.system.name = "postgresql"))]
     async fn rename_conversation(
         &self,
         user: &UserId,
@@ -845,6 +856,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    #[tracing::instrument(name = "store.delete_conversation", skip_all, fields(db.system.name = "postgresql"))]
     async fn delete_conversation(&self, user: &UserId, id: Uuid) -> Result<bool, StoreError> {
         let done = sqlx::query(DELETE_CONVERSATION)
             .bind(user.as_str())
@@ -855,6 +867,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, events = events.len()))]
+    #[tracing::instrument(name = "store.insert_usage_events", skip_all, fields(db.system.name = "postgresql"))]
     async fn insert_usage_events(
         &self,
         user: &UserId,
@@ -902,6 +915,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.count_usage_events", skip_all, fields(db.system.name = "postgresql"))]
     async fn count_usage_events(
         &self,
         user: &UserId,
@@ -917,6 +931,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all)]
+    #[tracing::instrument(name = "store.admin_usage_summary", skip_all, fields(db.system.name = "postgresql"))]
     async fn admin_usage_summary(&self, window: TimeWindow) -> Result<UsageSummary, StoreError> {
         let mut conn = self.connection(Scope::Admin("usage summary")).await?;
         let window = window.truncated();
@@ -996,6 +1011,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(route = route.unwrap_or("*")))]
+    #[tracing::instrument(name = "store.admin_performance_report", skip_all, fields(db.system.name = "postgresql"))]
     async fn admin_performance_report(
         &self,
         window: TimeWindow,
@@ -1015,6 +1031,7 @@ impl Store for PgStore {
     }
 
     #[tracing::instrument(skip_all, fields(bucket = bucket.as_str()))]
+    #[tracing::instrument(name = "store.admin_time_series", skip_all, fields(db.system.name = "postgresql"))]
     async fn admin_time_series(
         &self,
         window: TimeWindow,

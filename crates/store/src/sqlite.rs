@@ -418,6 +418,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.get_preference", skip_all, fields(db.system.name = "sqlite"))]
     async fn get_preference(&self, user: &UserId, key: &str) -> Result<Preference, StoreError> {
         let row: Option<PreferenceRow> = sqlx::query_as(SELECT_PREFERENCE)
             .bind(user.as_str())
@@ -429,6 +430,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.list_preferences", skip_all, fields(db.system.name = "sqlite"))]
     async fn list_preferences(&self, user: &UserId) -> Result<Vec<Preference>, StoreError> {
         let rows: Vec<PreferenceRow> = sqlx::query_as(LIST_PREFERENCES)
             .bind(user.as_str())
@@ -440,6 +442,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.upsert_preference", skip_all, fields(db.system.name = "sqlite"))]
     async fn upsert_preference(
         &self,
         user: &UserId,
@@ -463,6 +466,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.delete_preference", skip_all, fields(db.system.name = "sqlite"))]
     async fn delete_preference(&self, user: &UserId, key: &str) -> Result<bool, StoreError> {
         let done = sqlx::query(DELETE_PREFERENCE)
             .bind(user.as_str())
@@ -473,6 +477,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, request_id = %log.request_id))]
+    #[tracing::instrument(name = "store.append_inference_log", skip_all, fields(db.system.name = "sqlite"))]
     async fn append_inference_log(
         &self,
         user: &UserId,
@@ -510,6 +515,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.list_inference_logs", skip_all, fields(db.system.name = "sqlite"))]
     async fn list_inference_logs(
         &self,
         user: &UserId,
@@ -533,6 +539,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %conversation.id))]
+    #[tracing::instrument(name = "store.create_conversation", skip_all, fields(db.system.name = "sqlite"))]
     async fn create_conversation(
         &self,
         user: &UserId,
@@ -555,6 +562,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, %conversation_id, messages = messages.len()))]
+    #[tracing::instrument(name = "store.append_messages", skip_all, fields(db.system.name = "sqlite"))]
     async fn append_messages(
         &self,
         user: &UserId,
@@ -612,6 +620,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    #[tracing::instrument(name = "store.get_conversation", skip_all, fields(db.system.name = "sqlite"))]
     async fn get_conversation(
         &self,
         user: &UserId,
@@ -646,6 +655,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.list_conversations", skip_all, fields(db.system.name = "sqlite"))]
     async fn list_conversations(
         &self,
         user: &UserId,
@@ -669,6 +679,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    #[tracing::instrument(name = "store.rename_conversation", skip_all, fields(db.system.name = "sqlite"))]
     async fn rename_conversation(
         &self,
         user: &UserId,
@@ -688,6 +699,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, conversation_id = %id))]
+    #[tracing::instrument(name = "store.delete_conversation", skip_all, fields(db.system.name = "sqlite"))]
     async fn delete_conversation(&self, user: &UserId, id: Uuid) -> Result<bool, StoreError> {
         let done = sqlx::query(DELETE_CONVERSATION)
             .bind(user.as_str())
@@ -698,6 +710,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user, events = events.len()))]
+    #[tracing::instrument(name = "store.insert_usage_events", skip_all, fields(db.system.name = "sqlite"))]
     async fn insert_usage_events(
         &self,
         user: &UserId,
@@ -727,6 +740,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(user_id = %user))]
+    #[tracing::instrument(name = "store.count_usage_events", skip_all, fields(db.system.name = "sqlite"))]
     async fn count_usage_events(
         &self,
         user: &UserId,
@@ -741,6 +755,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all)]
+    #[tracing::instrument(name = "store.admin_usage_summary", skip_all, fields(db.system.name = "sqlite"))]
     async fn admin_usage_summary(&self, window: TimeWindow) -> Result<UsageSummary, StoreError> {
         let (start, end) = (to_us(window.start), to_us(window.end));
         let (total_events, unique_users): (i64, i64) = sqlx::query_as(USAGE_TOTALS)
@@ -811,6 +826,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(route = route.unwrap_or("*")))]
+    #[tracing::instrument(name = "store.admin_performance_report", skip_all, fields(db.system.name = "sqlite"))]
     async fn admin_performance_report(
         &self,
         window: TimeWindow,
@@ -830,6 +846,7 @@ impl Store for SqliteStore {
     }
 
     #[tracing::instrument(skip_all, fields(bucket = bucket.as_str()))]
+    #[tracing::instrument(name = "store.admin_time_series", skip_all, fields(db.system.name = "sqlite"))]
     async fn admin_time_series(
         &self,
         window: TimeWindow,

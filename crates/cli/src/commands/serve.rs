@@ -18,12 +18,16 @@ pub(crate) struct ServeArgs {}
 
 pub(crate) async fn run(_args: ServeArgs, env: &Environment) -> anyhow::Result<()> {
     let settings = Settings::load(env)?;
-    // Held to the end of `run`: dropping it writes out the queued log lines.
+    let otel = dbapp_server::otel::Exporter::from_env(env);
+    // Held to the end of `run`: dropping it exports the queued spans and writes out the queued
+    // log lines.
     let _logs = dbapp_server::telemetry::init(
         settings.server.dbapp.log_format,
         env.get("RUST_LOG").as_deref(),
+        otel.clone().ok(),
     )
     .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
+    dbapp_server::otel::log_decision(&otel);
     let metrics = Metrics::new(
         settings.server.dbapp.metrics_max_users,
         settings.server.dbapp.metrics_user_labels,

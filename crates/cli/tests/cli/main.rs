@@ -8,6 +8,7 @@ mod doctor;
 mod errors;
 mod lakebase;
 mod manifest;
+mod otel;
 mod token;
 
 use std::io::{BufRead, BufReader};

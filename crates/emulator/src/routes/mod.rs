@@ -25,7 +25,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::Response;
 use base64::Engine;
@@ -82,7 +82,7 @@ async fn log_request(
     let slot = PrincipalSlot::default();
     request.extensions_mut().insert(slot.clone());
     // A block, so no borrow of the (non-`Sync`) request is held across the `.await` below.
-    let (correlation_id, user_agent) = {
+    let (correlation_id, user_agent, traceparent) = {
         let header = |name: &str| {
             request
                 .headers()
@@ -91,12 +91,21 @@ async fn log_request(
                 .map(str::to_owned)
         };
         let correlation_id = header("x-correlation-id").or_else(|| header("x-request-id"));
-        (correlation_id, header(header::USER_AGENT.as_str()))
+        (
+            correlation_id,
+            header(header::USER_AGENT.as_str()),
+            header("traceparent"),
+        )
     };
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
     let query = request.uri().query().map(str::to_owned);
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    // Each answer names its request, as the workspace's do (UNCONFIRMED: `docs/emulator.md`).
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     let principal = lock(&slot.0).take();
     lock(&emulator.log).push(LoggedRequest {
         seq: 0,
@@ -109,6 +118,8 @@ async fn log_request(
         fault: response.extensions().get::<FaultApplied>().is_some(),
         correlation_id,
         user_agent,
+        traceparent,
+        request_id,
     });
     response
 }

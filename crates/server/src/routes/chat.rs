@@ -145,6 +145,7 @@ async fn chat(
         error: None,
         outcome: MessageOutcome::Cancelled,
         recorder,
+        span: tracing::Span::none(),
     };
     let upstream = match caller
         .workspace(&app)
@@ -160,6 +161,13 @@ async fn chat(
             return Err(error);
         }
     };
+    turn.span = tracing::info_span!(
+        "chat.relay",
+        endpoint = %name,
+        outcome = tracing::field::Empty,
+        first_token_ms = tracing::field::Empty,
+        completion_tokens = tracing::field::Empty,
+    );
     let conversation_id = turn.recorder.as_ref().map(|r| r.conversation_id);
     let heartbeat = Duration::from_secs(app.settings.dbapp.chat_heartbeat_secs);
     let events = futures_util::stream::unfold(
@@ -390,6 +398,9 @@ struct Turn {
     outcome: MessageOutcome,
     /// Where the turn is recorded; `None` without a store.
     recorder: Option<Recorder>,
+    /// The relay phase, from the endpoint's answer head to the stream's end, for the trace
+    /// export (opening the stream is the upstream call's own span).
+    span: tracing::Span,
 }
 
 impl Turn {
@@ -480,6 +491,13 @@ impl Drop for Turn {
         );
         if let Some(recorder) = self.recorder.take() {
             recorder.record(self.message());
+        }
+        self.span.record("outcome", self.outcome.as_str());
+        if let Some(first) = self.first_token {
+            self.span.record("first_token_ms", first.as_millis() as u64);
+        }
+        if let Some(tokens) = self.answer.completion_tokens {
+            self.span.record("completion_tokens", tokens);
         }
         tracing::info!(
             event = "chat.stream_ended",

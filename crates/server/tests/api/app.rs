@@ -45,9 +45,12 @@ fn init_logs() {
         let filter = tracing_subscriber::EnvFilter::new(
             "debug,hyper=info,h2=info,reqwest=info,sqlx=warn,tower=info,hyper_util=info",
         );
-        dbapp_server::telemetry::init_with_writer(LogFormat::Json, filter, move || {
-            Capture(Arc::clone(&buffer))
-        })
+        dbapp_server::telemetry::init_with_writer(
+            LogFormat::Json,
+            filter,
+            move || Capture(Arc::clone(&buffer)),
+            None,
+        )
         .expect("the test subscriber installs once");
     });
 }
