@@ -1,8 +1,15 @@
-// A small hand-rolled horizontal bar chart.
+// A small hand-rolled horizontal bar chart. Long labels are shortened in the middle (so labels
+// with a common prefix stay distinct), and each bar's title has its full label and value.
+import { truncateMiddle } from "../chartScale";
+
+/** Characters of a label that fit left of the bars at the label's font size. */
+const LABEL_CHARS = 36;
 export interface Bar {
   label: string;
   value: number;
   note?: string;
+  /** Drawn muted: e.g. requests the dashboard made itself. */
+  muted?: boolean;
 }
 
 export function BarChart({
@@ -32,12 +39,12 @@ export function BarChart({
             const w = ((W - labelW - 80) * b.value) / max;
             const yTop = i * rowH;
             return (
-              <g key={b.label}>
+              <g key={b.label} data-label={b.label}>
                 <title>{`${b.label}: ${format(b.value)}${b.note ? ` (${b.note})` : ""}`}</title>
                 <text className="axis bar-label" x={labelW - 8} y={yTop + 17} textAnchor="end">
-                  {b.label.length > 40 ? `${b.label.slice(0, 39)}…` : b.label}
+                  {truncateMiddle(b.label, LABEL_CHARS)}
                 </text>
-                <rect x={labelW} y={yTop + 5} width={Math.max(2, w)} height={rowH - 10} rx={3} fill={color} />
+                <rect x={labelW} y={yTop + 5} width={Math.max(2, w)} height={rowH - 10} rx={3} fill={color} opacity={b.muted ? 0.35 : 1} />
                 <text className="axis" x={labelW + Math.max(2, w) + 6} y={yTop + 17}>
                   {format(b.value)}
                 </text>
