@@ -1,6 +1,8 @@
 // A small hand-rolled SVG line chart: time on x, one or more series on y, "nice" y ticks
 // (chartScale.ts). Given the bucket width, each point is drawn in the middle of its bucket.
+// The SVG is drawn at its rendered width, so the text keeps its size on a phone.
 import { bucketDomain, niceTicks } from "../chartScale";
+import { useElementWidth } from "../useElementWidth";
 
 export interface Series {
   label: string;
@@ -8,7 +10,6 @@ export interface Series {
   values: (number | null | undefined)[];
 }
 
-const W = 640;
 const H = 220;
 const PAD = { left: 56, right: 16, top: 12, bottom: 28 };
 
@@ -32,6 +33,8 @@ export function LineChart({
   /** The values are counts: whole-number ticks. */
   integer?: boolean;
 }) {
+  const [ref, width] = useElementWidth<HTMLElement>(640);
+  const W = Math.max(240, width);
   const all = series.flatMap((s) => s.values.filter((v): v is number => typeof v === "number"));
   const ticks = niceTicks(all.length ? Math.max(...all) : 0, { floor: minScale, integer });
   const max = ticks[ticks.length - 1] ?? 1;
@@ -55,7 +58,7 @@ export function LineChart({
     });
 
   return (
-    <figure className="chart" data-chart={title}>
+    <figure className="chart" data-chart={title} ref={ref}>
       <figcaption>{title}</figcaption>
       {times.length === 0 ? (
         <p className="muted chart-empty">No data in this time range yet.</p>
@@ -96,6 +99,11 @@ export function LineChart({
             );
           })}
         </svg>
+      )}
+      {bucketMs !== undefined && times.length === 1 && (
+        <p className="muted small" data-testid="single-bucket">
+          All the data so far falls in one bucket; a line appears once it spans more.
+        </p>
       )}
       <ul className="legend">
         {series.map((s) => (

@@ -22,6 +22,22 @@ function isDashboardCall(r: { method: string; route: string }): boolean {
   return r.method === "GET" && DASHBOARD_ROUTES.has(r.route);
 }
 
+/** A route template that may wrap after each `/` on a narrow screen, never inside a name. */
+function RoutePath({ route }: { route: string }) {
+  const parts = route.split("/");
+  return (
+    <>
+      {parts.map((part, i) => (
+        <span key={i}>
+          {i > 0 && "/"}
+          {part}
+          {i < parts.length - 1 && <wbr />}
+        </span>
+      ))}
+    </>
+  );
+}
+
 export function AdminPage() {
   const [range, setRange] = useState<TimeRange>("24h");
   const opts = { placeholderData: keepPreviousData, retry: false } as const;
@@ -177,7 +193,7 @@ export function AdminPage() {
                     <tr key={`${r.method} ${r.route}`} data-dashboard={isDashboardCall(r) || undefined}>
                       <td className="route-cell">
                         <code>
-                          {r.method} {r.route}
+                          {r.method} <RoutePath route={r.route} />
                         </code>
                         {isDashboardCall(r) && (
                           <span className="badge badge-neutral" title="Requests this dashboard made to draw itself">
