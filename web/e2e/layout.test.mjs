@@ -149,12 +149,16 @@ function layoutProblems(vw) {
     problems.push(`${name(el)} reaches ${Math.round(r.right)} px, past the ${vw} px viewport`);
   }
 
-  // 3. Text in tables and HTML chart parts is not clipped unless a title shows it whole.
-  for (const el of Array.from(document.querySelectorAll("table th, table td, table td *, table th *, figure.chart *:not(svg *)"))) {
+  // 3. Text in tables and HTML chart parts is not clipped, nor anything shortened with an
+  // ellipsis anywhere, unless a title shows it whole.
+  const tabular = "table th, table td, table td *, table th *, figure.chart *:not(svg *)";
+  for (const el of Array.from(document.body.querySelectorAll("*"))) {
     // Screen-reader-only text (.visually-hidden) is a 1 px box by design.
     if (!visible(el) || el.clientWidth <= 1 || el.scrollWidth <= el.clientWidth + slack) continue;
     const style = getComputedStyle(el);
-    if (!(style.overflowX === "hidden" || style.overflowX === "clip" || style.textOverflow === "ellipsis")) continue;
+    const ellipsis = style.textOverflow === "ellipsis" && style.overflowX !== "visible";
+    const hidden = style.overflowX === "hidden" || style.overflowX === "clip";
+    if (!(ellipsis || (hidden && el.matches(tabular)))) continue;
     if (el.closest("[title]")) continue;
     problems.push(`${name(el)} is clipped (${el.scrollWidth} px of text in ${el.clientWidth} px) with no title`);
   }
