@@ -439,7 +439,7 @@ describe("model serving", () => {
     try {
       await page.goto(`${BASE_URL}/serving/not-ready`);
       const notice = page.getByTestId("endpoint-not-ready");
-      await notice.getByText("not-ready is not ready").waitFor();
+      await notice.getByText("This endpoint is not ready.").waitFor();
       assert.equal(await notice.getAttribute("data-state"), "NOT_READY");
       const invoke = page.getByTestId("invoke-form").getByRole("button", { name: "Invoke" });
       assert.equal(await invoke.isDisabled(), true, "Invoke is turned off while the endpoint is not ready");

@@ -19,8 +19,8 @@ export function EndpointNotReadyNotice({ name, state }: { name: string; state: E
   if (canInvoke(state)) return null;
   return (
     <div className="card notice" role="status" data-testid="endpoint-not-ready" data-state={state}>
-      <strong>{name} is not ready.</strong> {WHY[state]} Invoking is turned off; reload this page to
-      see whether its state has changed.
+      <strong>This endpoint is not ready.</strong> {WHY[state]} Invoking {name} is turned off; reload
+      this page to see whether its state has changed.
     </div>
   );
 }
