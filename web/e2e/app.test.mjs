@@ -434,9 +434,35 @@ describe("model serving", () => {
     }
   });
 
-  test("an endpoint that is not ready shows its error and correlation id", async () => {
+  test("an endpoint that is not ready is flagged and cannot be invoked", async () => {
     const { page, context } = await pageAs(chrome.browser, "alice");
     try {
+      await page.goto(`${BASE_URL}/serving/not-ready`);
+      const notice = page.getByTestId("endpoint-not-ready");
+      await notice.getByText("This endpoint is not ready.").waitFor();
+      assert.equal(await notice.getAttribute("data-state"), "NOT_READY");
+      const invoke = page.getByTestId("invoke-form").getByRole("button", { name: "Invoke" });
+      assert.equal(await invoke.isDisabled(), true, "Invoke is turned off while the endpoint is not ready");
+      await shot(page, "serving-not-ready");
+
+      // A ready endpoint has no warning.
+      await page.getByTestId("endpoint-list").locator("[data-name=echo]").click();
+      await page.getByTestId("invoke-form").getByRole("button", { name: "Invoke" }).waitFor();
+      assert.equal(await page.getByTestId("endpoint-not-ready").count(), 0);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("an endpoint that stopped being ready after the page loaded shows the server's error and correlation id", async () => {
+    const { page, context } = await pageAs(chrome.browser, "alice");
+    try {
+      // The page believes the endpoint is ready (as it would have been when it loaded).
+      await page.route("**/api/model-serving/endpoints/not-ready", async (route) => {
+        const response = await route.fetch();
+        const body = await response.json();
+        await route.fulfill({ response, json: { ...body, state: "READY" } });
+      });
       await page.goto(`${BASE_URL}/serving/not-ready`);
       await page.getByTestId("invoke-form").getByRole("button", { name: "Invoke" }).click();
       const alert = page.getByTestId("response-panel").getByRole("alert");

@@ -71,7 +71,7 @@ fi
 echo "e2e against $BASE_URL (screenshots in web/e2e/screenshots/)"
 set +e
 files=("$@")
-[ "${#files[@]}" -gt 0 ] || files=(e2e/app.test.mjs e2e/data.test.mjs e2e/genie.test.mjs e2e/assistant.test.mjs)
+[ "${#files[@]}" -gt 0 ] || files=(e2e/chartScale.test.mjs e2e/app.test.mjs e2e/data.test.mjs e2e/genie.test.mjs e2e/assistant.test.mjs e2e/layout.test.mjs)
 node --test --test-concurrency=1 --test-timeout=120000 "${files[@]}"
 code=$?
 set -e

@@ -25,11 +25,13 @@ export function useTheme(): { theme: Theme; stored: boolean; setTheme: (t: Theme
   const query = useQuery({
     queryKey: THEME_QUERY_KEY,
     queryFn: async () => {
+      // The list, not GET /api/preferences/theme: an unset theme is the usual case, and that
+      // route answers it with a 404, which the browser logs as a console error on every load.
       try {
-        const pref = await api.get("/api/preferences/{key}", { path: { key: "theme" } });
-        return themeFromValue(pref.value);
+        const prefs = await api.get("/api/preferences");
+        return themeFromValue(prefs.items.find((p) => p.key === "theme")?.value);
       } catch (e) {
-        // No preference yet, or no store: the system's theme applies.
+        // No store, or it is down: the system's theme applies.
         if (e instanceof ApiError && e.status >= 400 && e.status < 600) return null;
         throw e;
       }

@@ -74,7 +74,7 @@ const STATUS_LABEL: Record<Status, string> = {
  * A streamed chat with one endpoint: the answer appears as it is generated, Stop cancels it (the
  * partial answer stays, marked), and the turns are kept in the caller's conversations.
  */
-export function ChatView({ name }: { name: string }) {
+export function ChatView({ name, disabled = false }: { name: string; /** The endpoint cannot take calls now. */ disabled?: boolean }) {
   const client = useQueryClient();
   const [turns, setTurns] = useState<Turn[]>([]);
   const [conversationId, setConversationId] = useState<string | null>(null);
@@ -225,7 +225,7 @@ export function ChatView({ name }: { name: string }) {
             placeholder="Type a message (Enter sends, Shift+Enter for a new line)"
             sendLabel="Send"
             busy={streaming}
-            disabled={Boolean(loading)}
+            disabled={disabled || Boolean(loading)}
             testId="chat-input"
             track="chat"
             onSend={(text) => void send(text)}

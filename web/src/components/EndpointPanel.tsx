@@ -2,6 +2,7 @@ import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
 import { formatTime } from "../format";
 import { ChatView } from "./ChatView";
+import { canInvoke, EndpointNotReadyNotice } from "./EndpointNotReadyNotice";
 import { InvokeForm } from "./InvokeForm";
 import { QueryView } from "./QueryView";
 import { StateBadge } from "./StateBadge";
@@ -15,6 +16,9 @@ export function EndpointPanel({ name }: { name: string }) {
     queryKey: ["serving", "schema", name],
     queryFn: () => api.get("/api/model-serving/endpoints/{name}/schema", { path: { name } }),
   });
+  // Until the state is known, invoking stays possible: the server refuses a not-ready endpoint.
+  const state = detail.data?.state;
+  const blocked = state !== undefined && !canInvoke(state);
   return (
     <>
       <section className="card" aria-labelledby="endpoint-h">
@@ -42,12 +46,13 @@ export function EndpointPanel({ name }: { name: string }) {
           )}
         </QueryView>
       </section>
+      {state !== undefined && <EndpointNotReadyNotice name={name} state={state} />}
       <QueryView query={schema} loadingLabel="Loading the endpoint's schema…">
         {(s) =>
           s.kind === "chat" ? (
-            <ChatView name={name} />
+            <ChatView name={name} disabled={blocked} />
           ) : (
-            <InvokeForm name={name} kind={s.kind} example={s.example} inputSchema={s.input_schema} />
+            <InvokeForm name={name} kind={s.kind} example={s.example} inputSchema={s.input_schema} disabled={blocked} />
           )
         }
       </QueryView>

@@ -19,11 +19,14 @@ export function InvokeForm({
   kind,
   example,
   inputSchema,
+  disabled = false,
 }: {
   name: string;
   kind: EndpointSchema["kind"];
   example: unknown;
   inputSchema: unknown;
+  /** The endpoint cannot take calls now (see EndpointNotReadyNotice): Invoke is turned off. */
+  disabled?: boolean;
 }) {
   const timeoutId = useId();
   const client = useQueryClient();
@@ -50,7 +53,7 @@ export function InvokeForm({
 
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    if (!parsed.ok || !timeoutOk) return;
+    if (disabled || !parsed.ok || !timeoutOk) return;
     setStartedAt(performance.now());
     setRoundTrip(undefined);
     invoke.mutate({ inputs: parsed.value, timeout_seconds: timeoutNum });
@@ -81,7 +84,8 @@ export function InvokeForm({
           <button
             type="submit"
             className="button primary"
-            disabled={!parsed.ok || !timeoutOk || invoke.isPending}
+            disabled={disabled || !parsed.ok || !timeoutOk || invoke.isPending}
+            title={disabled ? "The endpoint is not ready" : undefined}
             data-track="invoke"
           >
             {invoke.isPending ? "Invoking…" : "Invoke"}

@@ -55,7 +55,7 @@ export function NameList<P extends { items: unknown[] }>({
                 >
                   <Icon name={icon} size={16} />
                   <span className="name">{i.name}</span>
-                  {i.comment && <span className="muted small name-comment">{i.comment}</span>}
+                  {i.comment && <span className="muted small name-comment" title={i.comment}>{i.comment}</span>}
                 </Link>
               </li>
             ))}

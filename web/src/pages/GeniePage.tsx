@@ -38,7 +38,9 @@ export function GeniePage({ spaceId }: { spaceId: string | undefined }) {
                         data-track="genie-space-select"
                       >
                         <span className="name">{s.title}</span>
-                        {s.description && <span className="muted small name-comment">{s.description}</span>}
+                        {s.description && <span className="muted small name-comment" title={s.description}>
+                            {s.description}
+                          </span>}
                       </Link>
                     </li>
                   ))}

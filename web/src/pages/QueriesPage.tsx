@@ -35,7 +35,9 @@ export function QueriesPage({ name }: { name: string | undefined }) {
                         data-track="query-select"
                       >
                         <span className="name">{q.title}</span>
-                        <span className="muted small name-comment">{q.description || q.name}</span>
+                        <span className="muted small name-comment" title={q.description || q.name}>
+                          {q.description || q.name}
+                        </span>
                       </Link>
                     </li>
                   ))}

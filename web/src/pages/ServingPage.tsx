@@ -38,7 +38,9 @@ export function ServingPage({ endpoint }: { endpoint: string | undefined }) {
                       >
                         <span className="name">{e.name}</span>
                         <StateBadge state={e.state} />
-                        <span className="muted small name-comment">{e.task ?? e.model_name ?? ""}</span>
+                        <span className="muted small name-comment" title={e.task ?? e.model_name ?? ""}>
+                          {e.task ?? e.model_name ?? ""}
+                        </span>
                       </Link>
                     </li>
                   ))}
