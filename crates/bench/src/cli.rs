@@ -116,6 +116,9 @@ pub(crate) enum Scenario {
     MeCached,
     /// `GET /api/user/me`, identity cache off, vs the emulator's SCIM Me called directly.
     MeUncached,
+    /// `GET /api/user/me`, identity cache warm, exporting its traces over OTLP/gRPC to a
+    /// receiver in this process, vs the same server with export off.
+    MeOtel,
     /// `GET /api/unity-catalog/catalogs` vs the emulator's catalog list called directly.
     Catalogs,
     /// `GET /api/genie/spaces` vs the emulator's Genie space list called directly.
@@ -155,6 +158,7 @@ impl Scenario {
             Self::Health => "health",
             Self::MeCached => "me-cached",
             Self::MeUncached => "me-uncached",
+            Self::MeOtel => "me-otel",
             Self::Catalogs => "catalogs",
             Self::GenieSpaces => "genie-spaces",
             Self::PrefsPut => "prefs-put",

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
+use dbapp_emulator::otlp::OtlpReceiver;
 use dbapp_emulator::postgres::{ClusterOptions, PrivateCluster};
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
@@ -87,6 +88,9 @@ struct Bench<'a> {
     main_ready: Option<Duration>,
     main_idle_rss_mb: Option<f64>,
     uncached: Option<Proc>,
+    /// The main configuration with trace export on, and the receiver it exports to.
+    traced: Option<Proc>,
+    otlp: Option<OtlpReceiver>,
     baseline: Option<Proc>,
     baseline_idle_rss_mb: Option<f64>,
     failures: Vec<String>,
@@ -130,6 +134,8 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
         main_ready: None,
         main_idle_rss_mb: None,
         uncached: None,
+        traced: None,
+        otlp: None,
         baseline: None,
         baseline_idle_rss_mb: None,
         failures: Vec::new(),
@@ -317,6 +323,34 @@ impl Bench<'_> {
                     )
                     .await?;
                 Ok(vec![throughput(row, 0.5, "≥ 0.5× req/s")])
+            }
+            Scenario::MeOtel => {
+                let main = self.main().await?;
+                let traced = self.traced().await?;
+                let mut row = self
+                    .compare(
+                        "me-otel",
+                        (
+                            traced,
+                            "dbapp GET /api/user/me, traces exported",
+                            get(traced.1, "/api/user/me", Auth::Forwarded),
+                        ),
+                        (
+                            main,
+                            "dbapp GET /api/user/me, export off",
+                            get(main.1, "/api/user/me", Auth::Forwarded),
+                        ),
+                        self.connections,
+                    )
+                    .await?;
+                let exported = self.otlp.as_ref().map_or(0, OtlpReceiver::count);
+                row.notes
+                    .push(format!("{exported} spans received over OTLP/gRPC"));
+                if exported == 0 {
+                    self.failures
+                        .push("me-otel: no span reached the OTLP receiver".to_owned());
+                }
+                Ok(vec![throughput(row, 0.85, "≥ 0.85× req/s")])
             }
             Scenario::MeUncached => {
                 let server = self.uncached().await?;
@@ -1059,6 +1093,28 @@ impl Bench<'_> {
             self.uncached = Some(proc);
         }
         let proc = self.uncached.as_ref().context("server")?;
+        Ok((proc.pid, proc.addr))
+    }
+
+    /// The main configuration, exporting traces to [`OtlpReceiver`] in this process.
+    async fn traced(&mut self) -> anyhow::Result<(u32, SocketAddr)> {
+        if self.traced.is_none() {
+            let receiver = OtlpReceiver::start_counting().await?;
+            let port = procs::free_port()?;
+            let mut command = self.server_command(port).await?;
+            command
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+                .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+                .env("OTEL_SERVICE_NAME", "dbapp-bench");
+            let addr = SocketAddr::from(([127, 0, 0, 1], port));
+            let stderr = self.home.path().join("server-traced.stderr");
+            let (proc, _) =
+                Proc::spawn_listening("dbapp serve (traces)", command, addr, "/ready", stderr)
+                    .await?;
+            self.traced = Some(proc);
+            self.otlp = Some(receiver);
+        }
+        let proc = self.traced.as_ref().context("server")?;
         Ok((proc.pid, proc.addr))
     }
 

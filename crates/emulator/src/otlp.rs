@@ -50,7 +50,10 @@ impl ReceivedSpan {
 
 #[derive(Debug, Default)]
 struct Received {
+    /// Whether spans are kept, or only counted (a benchmark's millions would fill memory).
+    keep: bool,
     spans: Mutex<Vec<ReceivedSpan>>,
+    counted: std::sync::atomic::AtomicUsize,
 }
 
 /// A running receiver; stops when dropped.
@@ -63,15 +66,30 @@ pub struct OtlpReceiver {
 }
 
 impl OtlpReceiver {
-    /// Starts a receiver on a free port of 127.0.0.1.
+    /// Starts a receiver on a free port of 127.0.0.1 that keeps every span.
     ///
     /// # Errors
     /// When no port can be bound.
     pub async fn start() -> std::io::Result<Self> {
+        Self::start_with(true).await
+    }
+
+    /// Starts a receiver that decodes and counts spans without keeping them.
+    ///
+    /// # Errors
+    /// When no port can be bound.
+    pub async fn start_counting() -> std::io::Result<Self> {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(keep: bool) -> std::io::Result<Self> {
         let incoming =
             tonic::transport::server::TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
         let address = incoming.local_addr()?;
-        let received = Arc::new(Received::default());
+        let received = Arc::new(Received {
+            keep,
+            ..Received::default()
+        });
         let (counter, count) = watch::channel(0);
         let service = Collector {
             received: Arc::clone(&received),
@@ -100,7 +118,15 @@ impl OtlpReceiver {
         format!("http://{}", self.address)
     }
 
-    /// Every span received so far.
+    /// How many spans were received so far, kept or not.
+    #[must_use]
+    pub fn count(&self) -> usize {
+        self.received
+            .counted
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Every span received so far (none when only counting).
     #[must_use]
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.received
@@ -170,15 +196,18 @@ impl TraceService for Collector {
                 });
             }
         }
-        let total = {
-            let mut all = self
-                .received
+        let total = self
+            .received
+            .counted
+            .fetch_add(spans.len(), std::sync::atomic::Ordering::Relaxed)
+            + spans.len();
+        if self.received.keep {
+            self.received
                 .spans
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            all.extend(spans);
-            all.len()
-        };
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(spans);
+        }
         self.counter.send_replace(total);
         Ok(tonic::Response::new(ExportTraceServiceResponse {
             partial_success: None,
