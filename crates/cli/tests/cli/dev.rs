@@ -379,3 +379,56 @@ fn against_a_real_workspace_the_banner_names_it_and_offers_no_demo_users() {
     assert!(!banner.contains("bob"), "{banner}");
     assert!(!banner.contains("_dev/user"), "{banner}");
 }
+
+#[test]
+fn dev_lakebase_prints_each_start_up_step_with_its_time_before_serving() {
+    // Arrange: stdout and stderr share one pipe, so the order of the lines is the order written.
+    let dir = dev_dir();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut command = super::dbapp();
+    command
+        .args(["dev", "--lakebase", "--port", "0"])
+        .current_dir(dir.path())
+        .env_remove("DATABRICKS_APP_NAME")
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer);
+    let child = command.spawn().expect("dbapp starts");
+    // The parent's copies of the write end go, so the pipe ends when dbapp does.
+    drop(command);
+    let _running = super::Running(child);
+
+    // Act: every line up to the URL.
+    let mut before = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(reader)) {
+        let line = line.unwrap();
+        if line.starts_with("dbapp dev: serving on ") {
+            break;
+        }
+        before.push(line);
+    }
+
+    // Assert: the three steps in order, each followed by its outcome and time, in plain text
+    // (a pipe is no terminal).
+    let position = |prefix: &str| {
+        before
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line before serving: {before:#?}"))
+    };
+    let steps = [
+        position("[1/3] postgres: "),
+        position("[2/3] emulator: "),
+        position("[3/3] server: "),
+    ];
+    assert!(steps.is_sorted(), "{before:#?}");
+    for step in steps {
+        let done = before[step + 1..]
+            .iter()
+            .find(|l| l.trim_start().starts_with('✓'))
+            .unwrap_or_else(|| panic!("no outcome after {}: {before:#?}", before[step]));
+        assert!(done.trim_end().ends_with(" s)"), "{done}");
+    }
+    assert!(before.iter().all(|l| !l.contains('\x1b')), "{before:#?}");
+}
