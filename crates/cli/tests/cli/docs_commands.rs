@@ -400,7 +400,7 @@ impl Checker {
             .iter()
             .find(|(template, _)| path_matches(template, path));
         match route {
-            Some((_, methods)) if methods.iter().any(|m| *m == method) => Ok(()),
+            Some((_, methods)) if methods.contains(&method) => Ok(()),
             Some((template, methods)) => {
                 Err(format!("{template} answers {methods:?}, not {method}"))
             }
