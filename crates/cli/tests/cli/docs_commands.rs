@@ -15,9 +15,11 @@
 //! - anything else must be in [`NOT_OURS`], with the reason it is not checked.
 //!
 //! Blocks are `sh`, `bash`, `shell` (every line a command) and `console` (only `$ ` lines);
-//! every fence must name its language, so a command cannot hide in an unlabelled block. A second
-//! test checks that every relative link, and its `#anchor`, resolves. Both read files only
-//! (and run `dbapp openapi` once), so they take well under a second.
+//! every fence must name its language, so a command cannot hide in an unlabelled block. Inline
+//! code that starts with `dbapp ` is often a fragment (`dbapp emulate --port`) or a synopsis
+//! (`[--export]`), so it is held to less: its subcommands and flags must exist. A last test
+//! checks that every relative link, and its `#anchor`, resolves. They read files only (and run
+//! `dbapp openapi` once), so together they take well under a second.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -177,6 +179,134 @@ fn every_relative_link_and_anchor_resolves() {
     // Assert
     assert!(errors.is_empty(), "broken links:\n{}", errors.join("\n"));
     assert!(checked >= 20, "only {checked} relative links found");
+}
+
+/// Inline code that is the output of a command rather than a command.
+const INLINE_OUTPUT: &[&str] = &[
+    "dbapp emulator listening on http://127.0.0.1:<port>",
+    "dbapp dev: serving on http://127.0.0.1:8000",
+];
+
+#[test]
+fn inline_dbapp_commands_name_real_subcommands_and_flags() {
+    // Arrange
+    let root = repo_root();
+    let cli = <dbapp::Cli as clap::CommandFactory>::command();
+    let mut errors = Vec::new();
+    let mut checked = 0;
+
+    // Act
+    for file in doc_files(&root) {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let name = file.strip_prefix(&root).unwrap().display().to_string();
+        for (line, span) in code_spans(&text) {
+            if !span.starts_with("dbapp ") || INLINE_OUTPUT.contains(&span.as_str()) {
+                continue;
+            }
+            checked += 1;
+            if let Err(reason) = known_words(&cli, &span) {
+                errors.push(format!("{name}:{line}: `{span}`: {reason}"));
+            }
+        }
+    }
+
+    // Assert
+    assert!(errors.is_empty(), "inline commands:\n{}", errors.join("\n"));
+    assert!(checked >= 50, "only {checked} inline dbapp commands found");
+}
+
+/// The inline code spans of a Markdown text outside fenced blocks, with the line each starts on:
+/// a run of backticks up to the next run of the same length, within a paragraph, its line breaks
+/// read as spaces (CommonMark's rule, less the edge cases the docs do not use).
+fn code_spans(text: &str) -> Vec<(usize, String)> {
+    let mut in_block = false;
+    let mut prose = String::new();
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_block = !in_block;
+        } else if !in_block {
+            prose.push_str(line);
+        }
+        prose.push('\n');
+    }
+    let c: Vec<char> = prose.chars().collect();
+    let run_at = |i: usize| c[i..].iter().take_while(|&&x| x == '`').count();
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < c.len() {
+        if c[i] != '`' {
+            i += 1;
+            continue;
+        }
+        let run = run_at(i);
+        let mut j = i + run;
+        let mut close = None;
+        while j < c.len() {
+            if c[j] == '`' {
+                let r = run_at(j);
+                if r == run {
+                    close = Some(j);
+                    break;
+                }
+                j += r;
+            } else if c[j] == '\n' && c.get(j + 1).is_none_or(|&n| n == '\n') {
+                break; // a blank line ends the paragraph, and any span in it
+            } else {
+                j += 1;
+            }
+        }
+        match close {
+            Some(j) => {
+                let body: String = c[i + run..j].iter().collect();
+                let line = 1 + c[..i].iter().filter(|&&x| x == '\n').count();
+                spans.push((line, body.replace('\n', " ").trim().to_owned()));
+                i = j + run;
+            }
+            None => i += run,
+        }
+    }
+    spans
+}
+
+/// The subcommands of `span` exist, and each `--flag`/`-f` is one of the command it follows.
+fn known_words(cli: &clap::Command, span: &str) -> Result<(), String> {
+    let mut command = cli;
+    let mut words = span.split_whitespace().skip(1).peekable();
+    // `dbapp` must be followed by a subcommand: `dbapp emulte` is a typo, not a fragment.
+    let mut expect_subcommand = true;
+    while let Some(word) = words.next() {
+        let word = word.trim_matches(|c| c == '[' || c == ']');
+        if let Some(long) = word.strip_prefix("--") {
+            let long = long.split('=').next().unwrap_or_default();
+            let known = ["help", "version"].contains(&long)
+                || command.get_arguments().any(|a| a.get_long() == Some(long));
+            if !known {
+                return Err(format!("`{}` has no --{long}", command.get_name()));
+            }
+        } else if let Some(short) = word.strip_prefix('-').and_then(|w| w.chars().next()) {
+            let known = short == 'h'
+                || command
+                    .get_arguments()
+                    .any(|a| a.get_short() == Some(short));
+            if !known {
+                return Err(format!("`{}` has no -{short}", command.get_name()));
+            }
+        } else if let Some(sub) = command.find_subcommand(word) {
+            command = sub;
+            expect_subcommand = command.has_subcommands();
+            continue;
+        } else if expect_subcommand {
+            return Err(format!(
+                "`{}` has no subcommand `{word}`",
+                command.get_name()
+            ));
+        }
+        expect_subcommand = false;
+    }
+    if expect_subcommand && command.get_name() == "dbapp" {
+        return Err("no subcommand".to_owned());
+    }
+    Ok(())
 }
 
 /// What one run of the command check collects.
