@@ -271,10 +271,9 @@ fn code_spans(text: &str) -> Vec<(usize, String)> {
 /// The subcommands of `span` exist, and each `--flag`/`-f` is one of the command it follows.
 fn known_words(cli: &clap::Command, span: &str) -> Result<(), String> {
     let mut command = cli;
-    let mut words = span.split_whitespace().skip(1).peekable();
     // `dbapp` must be followed by a subcommand: `dbapp emulte` is a typo, not a fragment.
     let mut expect_subcommand = true;
-    while let Some(word) = words.next() {
+    for word in span.split_whitespace().skip(1) {
         let word = word.trim_matches(|c| c == '[' || c == ']');
         if let Some(long) = word.strip_prefix("--") {
             let long = long.split('=').next().unwrap_or_default();
