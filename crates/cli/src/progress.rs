@@ -18,6 +18,8 @@ use crate::terminal::{Paint, Tone};
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Stream {
     Stdout,
+    // Only `dev` writes its steps to stderr, and the shipped binary is built without it.
+    #[cfg_attr(not(feature = "emulator"), allow(dead_code))]
     Stderr,
 }
 
