@@ -77,6 +77,12 @@ const OUTSIDE_OPENAPI: &[(&str, &[&str])] = &[
 /// The emulator's control API: any path under it.
 const EMULATOR_CONTROL: &str = "/_emulator/";
 
+/// Inline code that is the output of a command rather than a command.
+const INLINE_OUTPUT: &[&str] = &[
+    "dbapp emulator listening on http://127.0.0.1:<port>",
+    "dbapp dev: serving on http://127.0.0.1:8000",
+];
+
 #[test]
 fn every_documented_command_is_checked_and_valid() {
     // Arrange
@@ -180,12 +186,6 @@ fn every_relative_link_and_anchor_resolves() {
     assert!(errors.is_empty(), "broken links:\n{}", errors.join("\n"));
     assert!(checked >= 20, "only {checked} relative links found");
 }
-
-/// Inline code that is the output of a command rather than a command.
-const INLINE_OUTPUT: &[&str] = &[
-    "dbapp emulator listening on http://127.0.0.1:<port>",
-    "dbapp dev: serving on http://127.0.0.1:8000",
-];
 
 #[test]
 fn inline_dbapp_commands_name_real_subcommands_and_flags() {
