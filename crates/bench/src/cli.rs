@@ -227,6 +227,47 @@ mod tests {
         assert_eq!(some.selected(), vec![Scenario::Rotation, Scenario::Health]);
     }
 
+    /// Every `dbapp-bench` command line the docs show parses with these definitions. The docs
+    /// test of the `dbapp` crate (`crates/cli/tests/cli/docs_commands.rs`) finds every command in
+    /// the docs and leaves the arguments of this harness to this test, the one place its parser
+    /// is reachable from. Inline code counts too: a line is taken wherever it names the package.
+    #[test]
+    fn documented_commands_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = vec![root.join("README.md")];
+        for entry in std::fs::read_dir(root.join("docs")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "md") {
+                files.push(path);
+            }
+        }
+        let mut checked = 0;
+        for file in files {
+            let text = std::fs::read_to_string(&file).unwrap().replace("\\\n", " ");
+            for (number, line) in text.lines().enumerate() {
+                let Some(at) = line.find("-p dbapp-bench") else {
+                    continue;
+                };
+                // The command ends at an inline-code backtick or a shell comment.
+                let rest = &line[at + "-p dbapp-bench".len()..];
+                let rest = rest.split('`').next().unwrap_or_default();
+                let rest = rest.split(" #").next().unwrap_or_default();
+                let args = rest.trim().strip_prefix("--").unwrap_or_default();
+                let argv = std::iter::once("dbapp-bench").chain(args.split_whitespace());
+                match Cli::try_parse_from(argv) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelp => {}
+                    Err(e) => panic!("{}:{}: `{}`: {e}", file.display(), number + 1, line.trim()),
+                }
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= 4,
+            "only {checked} dbapp-bench commands found in the docs"
+        );
+    }
+
     #[test]
     fn smoke_shortens_loads() {
         let cli = Cli::parse_from(["dbapp-bench", "--smoke", "--duration", "30s"]);

@@ -1,6 +1,6 @@
 //! `dbapp-bench`: dbapp against its performance targets, every figure a ratio against a baseline
-//! measured in the same run (issue 8; the README's "Performance" section has the command, the
-//! targets and the latest table).
+//! measured in the same run (issue 8; `docs/performance.md` has the commands, the targets and the
+//! latest table).
 //!
 //! - `cli`: arguments. `scenarios`: what each scenario starts, loads and compares. `load`: the
 //!   closed-loop HTTP load generator. `procs`: child processes, readiness, `/proc` memory.
@@ -8,6 +8,7 @@
 //!   (`--baseline-server`). `report`: the Markdown table and the JSON document. `admin_report`:
 //!   the in-process scenario of the admin performance report over many raw records. `genie`:
 //!   the direct Genie client the `genie-ask` scenario compares dbapp's ask route with.
+//!   `progress`: the start and end line of each scenario on stderr, with its time.
 //!
 //! Exit status: 0 when every process survived, every scenario could be set up and the rotation
 //! scenario saw no error; 1 otherwise. Missed speed targets never fail a run: on a shared
@@ -19,6 +20,7 @@ mod cli;
 mod genie;
 mod load;
 mod procs;
+mod progress;
 mod report;
 mod scenarios;
 

@@ -41,6 +41,7 @@ use crate::cli::{Cli, Scenario};
 use crate::genie;
 use crate::load::{self, LatencyTo, LoadResult, LoadSpec, MakeRequest};
 use crate::procs::{self, Proc};
+use crate::progress::{self, Outcome, Progress};
 use crate::report::{Report, Row, Side};
 
 /// The fixture user every dbapp request acts as.
@@ -149,10 +150,13 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
         rows: Vec::new(),
         failures: Vec::new(),
     };
-    for scenario in cli.selected() {
-        eprintln!("dbapp-bench: {} …", scenario.name());
+    let selected = cli.selected();
+    let mut progress = Progress::new(selected.len());
+    for scenario in selected {
+        progress.start(scenario.name());
         match bench.scenario(scenario).await {
             Ok(rows) => {
+                progress.finish(scenario.name(), Outcome::Done { rows: rows.len() });
                 for row in &rows {
                     eprintln!(
                         "  {}: {}",
@@ -163,9 +167,12 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
                 }
                 report.rows.extend(rows);
             }
-            Err(error) => bench
-                .failures
-                .push(format!("{}: {error:#}", scenario.name())),
+            Err(error) => {
+                progress.finish(scenario.name(), Outcome::Failed);
+                bench
+                    .failures
+                    .push(format!("{}: {error:#}", scenario.name()));
+            }
         }
         bench.check_processes();
     }
@@ -178,7 +185,8 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
 async fn build_dbapp() -> anyhow::Result<PathBuf> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("dbapp-bench: cargo build --release -p dbapp …");
+    let what = "cargo build --release -p dbapp";
+    let started = progress::step_started(what);
     let status = tokio::process::Command::new(cargo)
         .args(["build", "--release", "-p", "dbapp"])
         .current_dir(&workspace)
@@ -188,6 +196,7 @@ async fn build_dbapp() -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("cargo build --release -p dbapp failed");
     }
+    progress::step_done(what, started);
     // The target directory of this very binary (target/release), wherever CARGO_TARGET_DIR is.
     let exe = std::env::current_exe()?;
     let path = exe.with_file_name("dbapp");

@@ -1,26 +1,22 @@
-//! The `dbapp` binary: parses the command line and hands each subcommand to its module in
-//! `commands/`. Everything testable lives in the library crates; this file is wiring.
-
-mod bundle;
-mod commands;
-mod doctor;
-mod terminal;
+//! The `dbapp` binary: parses the command line and hands the subcommand to the `dbapp` library
+//! (`src/lib.rs`), which owns the commands. This file is wiring: the allocator, the one read of
+//! the environment, and how a failed command is reported.
 
 use clap::Parser;
 
 /// mimalloc rather than glibc's allocator: a request allocates a few dozen small, short-lived
 /// blocks across worker threads, and glibc's malloc/free was ~15 % of the server's instructions
-/// on the hottest routes (callgrind; README "Performance").
+/// on the hottest routes (callgrind; `docs/performance.md`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = commands::Cli::parse();
+    let cli = dbapp::Cli::parse();
     // The one read of the process environment: every command parses its configuration from
     // this snapshot (`dbapp_server::config`).
     let env = dbapp_databricks::Environment::capture();
-    match cli.command.run(env).await {
+    match cli.run(env).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => report(&error),
     }

@@ -40,6 +40,7 @@ use crate::bundle::{self, Bundle};
 use crate::doctor::Status;
 use crate::doctor::manifest;
 use crate::doctor::sync::SyncRules;
+use crate::progress::{Progress, Stream};
 use crate::terminal::{Paint, Tone};
 
 #[derive(Debug, clap::Args)]
@@ -73,41 +74,14 @@ pub(crate) struct DeployArgs {
 
 const STEPS: usize = 7;
 
-/// Numbered, timed progress lines on stdout.
-struct Progress {
-    paint: Paint,
-    step: usize,
-    started: Instant,
-}
-
-impl Progress {
-    fn start(&mut self, name: &str) {
-        self.step += 1;
-        self.started = Instant::now();
-        println!("[{}/{STEPS}] {name}", self.step);
-    }
-
-    fn note(&self, text: &str) {
-        println!("      {text}");
-    }
-
-    /// A call `--dry-run` would make.
-    fn would(&self, method: &str, path: &str, body: Option<&Value>) {
-        let body = body.map(|b| format!(" {b}")).unwrap_or_default();
-        self.note(
-            &self
-                .paint
-                .paint(Tone::Attention, &format!("would {method} {path}{body}")),
-        );
-    }
-
-    fn done(&self, text: &str) {
-        println!(
-            "      {} {text} ({:.1} s)",
-            self.paint.paint(Tone::Good, "✓"),
-            self.started.elapsed().as_secs_f64()
-        );
-    }
+/// A call `--dry-run` would make, noted under the current step.
+fn would(progress: &Progress, method: &str, path: &str, body: Option<&Value>) {
+    let body = body.map(|b| format!(" {b}")).unwrap_or_default();
+    progress.note(
+        &progress
+            .paint()
+            .paint(Tone::Attention, &format!("would {method} {path}{body}")),
+    );
 }
 
 pub(crate) async fn run(args: DeployArgs, env: &Environment) -> anyhow::Result<()> {
@@ -127,11 +101,8 @@ pub(crate) async fn run(args: DeployArgs, env: &Environment) -> anyhow::Result<(
             ""
         }
     );
-    let mut progress = Progress {
-        paint: Paint::stdout(env),
-        step: 0,
-        started: Instant::now(),
-    };
+    // The steps are this command's output, so they go to stdout.
+    let mut progress = Progress::new(env, Stream::Stdout, STEPS);
 
     build(&args, &bundle, &mut progress).await?;
     doctor(&args, &bundle, &mut progress)?;
@@ -166,12 +137,12 @@ pub(crate) async fn run(args: DeployArgs, env: &Environment) -> anyhow::Result<(
     deploy.upload(&mut progress).await?;
     let app = deploy.app(&mut progress).await?;
     if let Err(error) = deploy.release(app, &me.user_name, &mut progress).await {
-        print_logs(&ws, &bundle.app.name, progress.paint).await;
+        print_logs(&ws, &bundle.app.name, progress.paint()).await;
         return Err(error);
     }
     println!(
         "{} {} in {:.1} s",
-        progress.paint.paint(Tone::Good, "✓"),
+        progress.paint().paint(Tone::Good, "✓"),
         if args.dry_run {
             "dry run done: nothing was changed"
         } else {
@@ -215,7 +186,7 @@ async fn build(args: &DeployArgs, bundle: &Bundle, progress: &mut Progress) -> a
 fn doctor(args: &DeployArgs, bundle: &Bundle, progress: &mut Progress) -> anyhow::Result<()> {
     progress.start("doctor");
     let checks = manifest::checks(&bundle.root, None);
-    let paint = progress.paint;
+    let paint = progress.paint();
     for check in checks
         .iter()
         .filter(|c| matches!(c.status, Status::Fail | Status::Warn))
@@ -292,7 +263,8 @@ impl Deploy<'_> {
         }
         for folder in &folders {
             if self.dry_run {
-                progress.would(
+                would(
+                    progress,
                     "POST",
                     "/api/2.0/workspace/mkdirs",
                     Some(&json!({"path": folder})),
@@ -311,7 +283,7 @@ impl Deploy<'_> {
             if self.dry_run {
                 let body = json!({"path": path, "format": "AUTO", "overwrite": true,
                                   "content": format!("<{size} bytes, base64>")});
-                progress.would("POST", "/api/2.0/workspace/import", Some(&body));
+                would(progress, "POST", "/api/2.0/workspace/import", Some(&body));
                 continue;
             }
             let content = tokio::fs::read(local)
@@ -330,7 +302,8 @@ impl Deploy<'_> {
         for rel in &stale {
             let path = format!("{}/{rel}", self.root);
             if self.dry_run {
-                progress.would(
+                would(
+                    progress,
                     "POST",
                     "/api/2.0/workspace/delete",
                     Some(&json!({"path": path, "recursive": false})),
@@ -407,7 +380,7 @@ impl Deploy<'_> {
         }
         let Some(current) = current else {
             if self.dry_run {
-                progress.would("POST", "/api/2.0/apps", Some(&body_of(spec)?));
+                would(progress, "POST", "/api/2.0/apps", Some(&body_of(spec)?));
                 progress.note("would wait for the compute to be ACTIVE");
                 progress.done("dry run");
                 return Ok(None);
@@ -455,7 +428,8 @@ impl Deploy<'_> {
         .collect();
         let restart = !changed.is_empty() && current.is_active();
         if self.dry_run {
-            progress.would(
+            would(
+                progress,
                 "POST",
                 &format!("/api/2.0/apps/{name}/update"),
                 Some(&body_of(&update)?),
@@ -468,14 +442,16 @@ impl Deploy<'_> {
                     "{} changed: the compute would be restarted",
                     changed.join(" and ")
                 ));
-                progress.would(
+                would(
+                    progress,
                     "POST",
                     &format!("/api/2.0/apps/{name}/stop"),
                     Some(&json!({})),
                 );
             }
             if restart || !current.is_active() {
-                progress.would(
+                would(
+                    progress,
                     "POST",
                     &format!("/api/2.0/apps/{name}/start"),
                     Some(&json!({})),
@@ -565,7 +541,7 @@ impl Deploy<'_> {
         let url = app.as_ref().and_then(|a| a.url.clone());
         if self.dry_run {
             let path = format!("/api/2.0/apps/{name}/deployments");
-            progress.would("POST", &path, Some(&body_of(&request)?));
+            would(progress, "POST", &path, Some(&body_of(&request)?));
             progress.note(&format!(
                 "would poll GET {path}/{{deployment_id}} until SUCCEEDED"
             ));

@@ -17,7 +17,9 @@
 //!   state-changing requests from another site (a cross-site form or `text/plain` POST).
 //!
 //! It refuses to run when `DATABRICKS_APP_NAME` is set: an identity-injecting proxy must never
-//! run inside Databricks Apps. Its first line on stdout is `dbapp dev: serving on <url>`.
+//! run inside Databricks Apps. While it starts it prints each step with its time on stderr
+//! (`crate::progress`: the Postgres cluster, the emulator, the server with its store and
+//! migrations); its first line on stdout is `dbapp dev: serving on <url>`.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -46,6 +48,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::serve::shutdown_signal;
+use crate::progress::{Progress, Stream};
 
 /// The cookie naming the demo user.
 const USER_COOKIE: &str = "dbapp_dev_user";
@@ -124,28 +127,45 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
     let mut cluster = None;
     let mut emulator = None;
     let mut lakebase_banner = None;
+    // On stderr: stdout's first line is the URL that scripts and tests wait for.
+    let steps = if args.lakebase { 3 } else { 2 };
+    let mut progress = Progress::new(env, Stream::Stderr, steps);
     let users = match &args.workspace {
         None => {
             let postgres_admin_url = if args.lakebase {
-                eprintln!("dbapp dev: starting the local Postgres cluster for --lakebase…");
+                let dir = std::fs::canonicalize(&args.dir)?.join("lakebase");
+                progress.start(&format!(
+                    "postgres: the private cluster under {} (created on first use)",
+                    dir.display()
+                ));
                 let started = PrivateCluster::start(ClusterOptions {
-                    dir: Some(std::fs::canonicalize(&args.dir)?.join("lakebase")),
+                    dir: Some(dir),
                     ..ClusterOptions::default()
                 })
                 .await
                 .context("cannot start the local Postgres cluster for --lakebase")?;
+                progress.done("started");
                 let url = started.admin_url();
                 cluster = Some(started);
                 Some(url)
             } else {
                 None
             };
+            progress.start(if args.lakebase {
+                "emulator: the workspace and its Lakebase front"
+            } else {
+                "emulator: the workspace"
+            });
             let handle = dbapp_emulator::start_local(EmulatorConfig {
                 postgres_admin_url,
                 ..EmulatorConfig::default()
             })
             .await
             .context("cannot start the workspace emulator")?;
+            progress.done(&match handle.lakebase_addr() {
+                Some(front) => format!("{}, Lakebase front on {front}", handle.base_url()),
+                None => handle.base_url().to_string(),
+            });
             // The store reaches the emulated Lakebase as an app reaches Lakebase: through its
             // front, with tokens minted for the app's service principal, over TLS.
             if let Some(front) = handle.lakebase_addr() {
@@ -195,6 +215,7 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
                 .collect()
         }
         Some(url) => {
+            progress.start(&format!("sign-in: {url}, as the user of your token"));
             settings.workspace.host = Some(url.clone());
             let client = workspace_client(&settings)?;
             let token = user_token(url, env).await?;
@@ -204,6 +225,7 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
                 .me()
                 .await
                 .context("the workspace refused the user token")?;
+            progress.done(&format!("signed in as {}", me.user_name));
             vec![DevUser {
                 name: "me".to_owned(),
                 email: me.email().map(str::to_owned),
@@ -215,6 +237,7 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
     let policy = Arc::new(BrowserPolicy {
         cors_origins: settings.server.dbapp.cors_origins.clone(),
     });
+    progress.start("server: the store, its migrations, the listener");
     let app = Application::build(settings, SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
         .await
         .context("cannot start the server")
@@ -224,6 +247,7 @@ pub(crate) async fn run(args: DevArgs, env: &Environment) -> anyhow::Result<()> 
         .store
         .as_ref()
         .map_or("none", |store| store.backend());
+    progress.done(&format!("{backend} store ready"));
     let users = Arc::new(DevUsers(users));
     let url = format!("http://{}", app.local_addr()?);
     println!("dbapp dev: serving on {url}");

@@ -19,9 +19,20 @@ use dbapp_databricks::Environment;
 /// dbapp: Databricks Apps, done right.
 #[derive(Debug, Parser)]
 #[command(name = "dbapp", version, about, propagate_version = true)]
-pub(crate) struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+impl Cli {
+    /// Runs the chosen subcommand with the environment captured at start.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the subcommand fails with, as a message for the person who ran it.
+    pub async fn run(self, env: Environment) -> anyhow::Result<()> {
+        self.command.run(env).await
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -379,3 +379,77 @@ fn against_a_real_workspace_the_banner_names_it_and_offers_no_demo_users() {
     assert!(!banner.contains("bob"), "{banner}");
     assert!(!banner.contains("_dev/user"), "{banner}");
 }
+
+/// Everything `dbapp dev` with `args` prints, stdout and stderr through one pipe (so in the
+/// order written), before its `serving on` line, in a terminal-like environment whose output is
+/// nevertheless a pipe.
+fn lines_before_serving(args: &[&str]) -> Vec<String> {
+    let dir = dev_dir();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut command = super::dbapp();
+    command
+        .arg("dev")
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("DATABRICKS_APP_NAME")
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
+        .stdout(writer.try_clone().unwrap())
+        .stderr(writer);
+    let child = command.spawn().expect("dbapp starts");
+    // The parent's copies of the write end go, so the pipe ends when dbapp does.
+    drop(command);
+    let _running = super::Running(child);
+    let mut before = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(reader)) {
+        let line = line.unwrap();
+        if line.starts_with("dbapp dev: serving on ") {
+            return before;
+        }
+        before.push(line);
+    }
+    panic!("dbapp dev ended before serving: {before:#?}");
+}
+
+/// The named steps appear in order in `lines`, each followed by its `✓ … (n.n s)` line, and
+/// nothing is coloured.
+fn assert_steps(lines: &[String], steps: &[&str]) {
+    let mut from = 0;
+    for step in steps {
+        let at = from
+            + lines[from..]
+                .iter()
+                .position(|l| l.starts_with(step))
+                .unwrap_or_else(|| panic!("no `{step}` line, in order: {lines:#?}"));
+        // Its outcome comes before the next step starts.
+        let done = lines[at + 1..]
+            .iter()
+            .take_while(|l| !l.starts_with('['))
+            .find(|l| l.trim_start().starts_with('✓'))
+            .unwrap_or_else(|| panic!("no outcome after {}: {lines:#?}", lines[at]));
+        assert!(done.trim_end().ends_with(" s)"), "{done}");
+        from = at + 1;
+    }
+    assert!(lines.iter().all(|l| !l.contains('\x1b')), "{lines:#?}");
+}
+
+#[test]
+fn dev_lakebase_prints_each_start_up_step_with_its_time_before_serving() {
+    // Act
+    let lines = lines_before_serving(&["--lakebase", "--port", "0"]);
+
+    // Assert
+    assert_steps(
+        &lines,
+        &["[1/3] postgres: ", "[2/3] emulator: ", "[3/3] server: "],
+    );
+}
+
+#[test]
+fn dev_on_sqlite_prints_its_two_steps_before_serving() {
+    // Act
+    let lines = lines_before_serving(&["--port", "0"]);
+
+    // Assert
+    assert_steps(&lines, &["[1/2] emulator: ", "[2/2] server: "]);
+}

@@ -4,6 +4,7 @@ mod colour;
 mod config;
 mod deploy;
 mod dev;
+mod docs_commands;
 mod doctor;
 mod errors;
 mod lakebase;
