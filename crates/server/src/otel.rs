@@ -262,7 +262,8 @@ struct OwnRuntime<E> {
 impl<E: SpanExporter + 'static> SpanExporter for OwnRuntime<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let inner = Arc::clone(&self.inner);
-        match self
+        let spans = batch.len();
+        let result = match self
             .runtime
             .spawn(async move { inner.export(batch).await })
             .await
@@ -271,7 +272,11 @@ impl<E: SpanExporter + 'static> SpanExporter for OwnRuntime<E> {
             Err(error) => Err(opentelemetry_sdk::error::OTelSdkError::InternalFailure(
                 format!("the export task ended: {error}"),
             )),
+        };
+        if let Err(error) = &result {
+            warn_export_failed(spans, error);
         }
+        result
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
@@ -282,6 +287,30 @@ impl<E: SpanExporter + 'static> SpanExporter for OwnRuntime<E> {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.set_resource(resource);
         }
+    }
+}
+
+/// When the last `otel.export_failed` warning was logged, in seconds since the Unix epoch.
+static LAST_FAILURE_WARNING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Logs a failed export (the collector is down, or refuses), at most once a minute: the spans
+/// are lost, and the app goes on.
+fn warn_export_failed(spans: usize, error: &opentelemetry_sdk::error::OTelSdkError) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LAST_FAILURE_WARNING.load(Ordering::Relaxed);
+    if now >= last + 60
+        && LAST_FAILURE_WARNING
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            event = "otel.export_failed",
+            spans,
+            error = %error,
+            "spans could not be exported (logged at most once a minute)"
+        );
     }
 }
 
