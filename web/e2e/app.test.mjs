@@ -584,6 +584,8 @@ describe("issue 19: content for people", () => {
       const settings = page.getByTestId("pref-settings");
       await settings.getByRole("radio", { name: /^Dark/ }).check();
       await settings.getByLabel("Rows per page in table previews").fill("5");
+      await settings.getByLabel("Model Serving opens").locator("option[value=echo]").waitFor({ state: "attached" });
+      await settings.getByLabel("Model Serving opens").selectOption("echo");
       await settings.getByRole("button", { name: "Save settings" }).click();
       await settings.getByTestId("pref-settings-saved").waitFor();
       await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
@@ -591,6 +593,7 @@ describe("issue 19: content for people", () => {
       await page.getByTestId("prefs-advanced").locator("summary").click();
       await page.locator('tr[data-key="theme"]').getByText('"dark"').waitFor();
       await page.locator('tr[data-key="preview.page_size"]').getByText("5", { exact: true }).waitFor();
+      await page.locator('tr[data-key="serving.default_endpoint"]').getByText('"echo"').waitFor();
       await shot(page, "preferences-settings");
 
       // A number out of range cannot be saved.
@@ -603,13 +606,25 @@ describe("issue 19: content for people", () => {
       await grid.waitFor();
       assert.equal(await grid.locator("tbody tr").count(), 5);
 
+      // Model Serving opens the default endpoint when none is chosen.
+      await page.goto(`${BASE_URL}/serving`);
+      await page.getByRole("heading", { name: "echo", exact: true }).waitFor();
+      await page.getByTestId("invoke-form").waitFor();
+
       // "System" follows the browser (light in these tests).
       await page.goto(`${BASE_URL}/preferences`);
       await settings.getByRole("radio", { name: /^System/ }).check();
       await settings.getByLabel("Rows per page in table previews").fill("10");
+      await settings.getByLabel("Model Serving opens").selectOption("");
       await settings.getByRole("button", { name: "Save settings" }).click();
       await settings.getByTestId("pref-settings-saved").waitFor();
       await page.waitForFunction(() => document.documentElement.dataset.theme === "light");
+      // No default endpoint is no preference at all.
+      await page.getByTestId("prefs-advanced").locator("summary").click();
+      await page.locator('tr[data-key="theme"]').getByText('"system"').waitFor();
+      assert.equal(await page.locator('tr[data-key="serving.default_endpoint"]').count(), 0);
+      await page.goto(`${BASE_URL}/serving`);
+      await page.getByText("Choose an endpoint to invoke it.").waitFor();
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

@@ -1,4 +1,5 @@
-// The preferences this UI knows and reads (`theme`, `preview.page_size`): their keys, allowed
+// The preferences this UI knows and reads (`theme`, `preview.page_size`,
+// `serving.default_endpoint`): their keys, allowed
 // values and defaults, and a hook that reads one from the caller's list of preferences (the
 // list, not `GET /api/preferences/{key}`, so an unset preference is no 404). The Preferences page
 // gives each a real control; any other key is edited as raw JSON in its Advanced section.
@@ -36,8 +37,16 @@ export function pageSizeOf(value: unknown): number {
     : PAGE_SIZE_DEFAULT;
 }
 
+/** `serving.default_endpoint`: the endpoint Model Serving opens when none is chosen. */
+export const DEFAULT_ENDPOINT_KEY = "serving.default_endpoint";
+
+/** The endpoint name a stored value stands for; anything but a non-empty string: none. */
+export function defaultEndpointOf(value: unknown): string | null {
+  return typeof value === "string" && value.trim() !== "" ? value : null;
+}
+
 /** The keys that have a control of their own on the Preferences page. */
-export const KNOWN_KEYS: ReadonlySet<string> = new Set([THEME_KEY, PAGE_SIZE_KEY]);
+export const KNOWN_KEYS: ReadonlySet<string> = new Set([THEME_KEY, PAGE_SIZE_KEY, DEFAULT_ENDPOINT_KEY]);
 
 /** The caller's preferences (shared by every reader: one request). */
 export function usePreferenceList() {
