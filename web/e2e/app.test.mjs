@@ -655,6 +655,16 @@ describe("issue 19: content for people", () => {
       await page.goto(`${BASE_URL}/catalog/samples`);
       await blocked.getByText("USE CATALOG").first().waitFor();
       assert.equal(await page.getByRole("alert").count(), 1);
+
+      // An endpoint that does not exist: one panel, not one for it and one for its schema.
+      await page.goto(`${BASE_URL}/serving/no-such-endpoint`);
+      // The endpoint's own card answers; once it has, nothing under it is shown.
+      const missing = page.locator("section[aria-labelledby=endpoint-h]").getByRole("alert");
+      await missing.waitFor();
+      assert.equal(await missing.getAttribute("data-error-code"), "ENDPOINT_NOT_FOUND");
+      await page.getByTestId("endpoint-list").waitFor();
+      assert.equal(await page.getByRole("alert").count(), 1);
+      assert.equal(await page.getByRole("button", { name: "Try again" }).count(), 0);
       assert.deepEqual(errors, []);
     } finally {
       await context.close();

@@ -248,6 +248,7 @@ export function blocksChildren(error: unknown): boolean {
     code === "CATALOG_NOT_FOUND" ||
     code === "SCHEMA_NOT_FOUND" ||
     code === "TABLE_NOT_FOUND" ||
+    code === "ENDPOINT_NOT_FOUND" ||
     code === "INVALID_IDENTIFIER"
   );
 }

@@ -1,5 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
+import { blocksChildren } from "../api/errors";
 import { formatTime } from "../format";
 import { ChatView } from "./ChatView";
 import { InvokeForm } from "./InvokeForm";
@@ -42,15 +43,18 @@ export function EndpointPanel({ name }: { name: string }) {
           )}
         </QueryView>
       </section>
-      <QueryView query={schema} loadingLabel="Loading the endpoint's schema…">
-        {(s) =>
-          s.kind === "chat" ? (
-            <ChatView name={name} />
-          ) : (
-            <InvokeForm name={name} kind={s.kind} example={s.example} inputSchema={s.input_schema} />
-          )
-        }
-      </QueryView>
+      {/* A missing or denied endpoint is said once, above; its schema would fail the same way. */}
+      {!(detail.isError && blocksChildren(detail.error)) && (
+        <QueryView query={schema} loadingLabel="Loading the endpoint's schema…">
+          {(s) =>
+            s.kind === "chat" ? (
+              <ChatView name={name} />
+            ) : (
+              <InvokeForm name={name} kind={s.kind} example={s.example} inputSchema={s.input_schema} />
+            )
+          }
+        </QueryView>
+      )}
     </>
   );
 }

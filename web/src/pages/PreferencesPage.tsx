@@ -5,7 +5,7 @@ import { Loading } from "../components/Loading";
 import { ErrorPanel } from "../components/ErrorPanel";
 import { PreferenceEditor } from "../components/PreferenceEditor";
 import { PreferenceSettings } from "../components/PreferenceSettings";
-import { usePreferenceList } from "../preferences";
+import { KNOWN_KEYS, usePreferenceList } from "../preferences";
 import { formatTime } from "../format";
 import type { Preference } from "../api/types";
 
@@ -88,6 +88,7 @@ export function PreferencesPage() {
                       <tr key={p.key} data-key={p.key}>
                         <td>
                           <code>{p.key}</code>
+                          {KNOWN_KEYS.has(p.key) && <span className="muted small"> · also under Settings</span>}
                         </td>
                         <td>
                           <code className="value-preview">{JSON.stringify(p.value)}</code>
