@@ -45,15 +45,15 @@ export function EndpointPanel({ name }: { name: string }) {
       </section>
       {/* A missing or denied endpoint is said once, above; its schema would fail the same way. */}
       {!(detail.isError && blocksChildren(detail.error)) && (
-        <QueryView query={schema} loadingLabel="Loading the endpoint's schema…">
-          {(s) =>
-            s.kind === "chat" ? (
-              <ChatView name={name} />
-            ) : (
-              <InvokeForm name={name} kind={s.kind} example={s.example} inputSchema={s.input_schema} />
-            )
-          }
-        </QueryView>
+      <QueryView query={schema} loadingLabel="Loading the endpoint's schema…">
+        {(s) =>
+          s.kind === "chat" ? (
+            <ChatView name={name} />
+          ) : (
+            <InvokeForm name={name} kind={s.kind} example={s.example} inputSchema={s.input_schema} />
+          )
+        }
+      </QueryView>
       )}
     </>
   );
