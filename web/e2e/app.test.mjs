@@ -24,7 +24,7 @@ describe("pages", () => {
       await page.goto(`${BASE_URL}/`);
       await page.getByTestId("overview-identity").getByText("alice@example.com").first().waitFor();
       await page.getByTestId("overview-workspace").waitFor();
-      await page.getByTestId("overview-auth").getByText("yes").waitFor();
+      await page.getByTestId("overview-workspace").getByText("yes").waitFor();
       await shot(page, "overview");
 
       await page.getByRole("link", { name: "Unity Catalog" }).click();
@@ -41,6 +41,8 @@ describe("pages", () => {
       await shot(page, "serving");
 
       await page.getByRole("link", { name: "Preferences" }).click();
+      await page.getByRole("heading", { name: "Settings" }).waitFor();
+      await page.getByTestId("prefs-advanced").locator("summary").click();
       await page.getByRole("heading", { name: "Your preferences" }).waitFor();
       await page.locator("[data-testid=prefs-table], [data-testid=prefs-empty]").first().waitFor();
       await shot(page, "preferences");
@@ -153,7 +155,7 @@ describe("unity catalog", () => {
       const alert = page.getByRole("alert");
       await alert.waitFor();
       assert.equal(await alert.getAttribute("data-error-code"), "CATALOG_NOT_FOUND");
-      assert.match(await alert.getByTestId("correlation-id").innerText(), /^[A-Za-z0-9._:-]{8,}$/);
+      assert.match((await alert.getByTestId("correlation-id").textContent()) ?? "", /^[A-Za-z0-9._:-]{8,}$/);
       await shot(page, "catalog-error");
     } finally {
       await context.close();
@@ -209,9 +211,11 @@ describe("model serving", () => {
       await inputs.fill(JSON.stringify({ text: `hello ${run}` }));
       await form.getByRole("button", { name: "Invoke" }).click();
       const response = page.getByTestId("response-panel");
-      const echoId = (await response.getByTestId("request-id").innerText()).trim();
+      // The request id is a technical detail, folded away but in the page.
+      const echoId = ((await response.getByTestId("request-id").textContent()) ?? "").trim();
+      assert.match(echoId, /^[0-9a-f-]{36}$/);
       assert.match(await response.getByTestId("predictions").innerText(), new RegExp(`hello ${run}`));
-      const echoRow = page.getByTestId("history").locator(`tr[data-endpoint=echo]`).filter({ hasText: echoId });
+      const echoRow = page.getByTestId("history").locator(`tr[data-endpoint=echo][data-request-id="${echoId}"]`);
       await echoRow.waitFor();
       // Expand the row: its inputs and predictions appear.
       await echoRow.getByRole("button").click();
@@ -356,7 +360,7 @@ describe("model serving", () => {
       // The endpoint's error event is relayed as the API's envelope.
       assert.equal(await alert.getAttribute("data-error-code"), "MODEL_ERROR");
       await alert.getByText("the model fell over").waitFor();
-      assert.match(await alert.getByTestId("correlation-id").innerText(), /\S{8,}/);
+      assert.match((await alert.getByTestId("correlation-id").textContent()) ?? "", /\S{8,}/);
       await shot(page, "chat-failed");
       // The input is usable again.
       assert.equal(await page.getByRole("button", { name: "Send" }).isVisible(), true);
@@ -468,7 +472,7 @@ describe("model serving", () => {
       const alert = page.getByTestId("response-panel").getByRole("alert");
       await alert.waitFor();
       assert.equal(await alert.getAttribute("data-error-code"), "ENDPOINT_NOT_READY");
-      assert.match(await alert.getByTestId("correlation-id").innerText(), /\S{8,}/);
+      assert.match((await alert.getByTestId("correlation-id").textContent()) ?? "", /\S{8,}/);
 
       // A model that fails: MODEL_ERROR, and the failure is in the history too.
       await page.getByTestId("endpoint-list").locator("[data-name=broken]").click();
@@ -492,6 +496,7 @@ describe("preferences", () => {
     try {
       const page = alice.page;
       await page.goto(`${BASE_URL}/preferences`);
+      await page.getByTestId("prefs-advanced").locator("summary").click();
       await page.getByRole("button", { name: "New preference" }).click();
       const editor = page.getByTestId("pref-editor");
       await editor.getByLabel("Key").fill("Bad Key");
@@ -511,6 +516,7 @@ describe("preferences", () => {
       await shot(page, "preferences-edited");
 
       await bob.page.goto(`${BASE_URL}/preferences`);
+      await bob.page.getByTestId("prefs-advanced").locator("summary").click();
       await bob.page.locator("[data-testid=prefs-table], [data-testid=prefs-empty]").first().waitFor();
       assert.equal(await bob.page.locator(`tr[data-key="${key}"]`).count(), 0, "bob cannot see alice's preference");
 
@@ -527,14 +533,20 @@ describe("preferences", () => {
     const { page, context } = await pageAs(chrome.browser, "bob");
     try {
       await page.goto(`${BASE_URL}/preferences`);
+      await page.getByTestId("prefs-advanced").locator("summary").click();
       await page.getByRole("button", { name: "New preference" }).click();
       const editor = page.getByTestId("pref-editor");
       await editor.getByLabel("Key").fill("theme");
+      // A bare word is not JSON: the hint says how to write it.
+      await editor.getByLabel("Value (JSON)").fill("dark");
+      await editor.getByText('Not valid JSON — to save text, wrap it in quotes: "dark"').waitFor();
+      assert.equal(await editor.getByRole("button", { name: "Save" }).isDisabled(), true);
       await editor.getByLabel("Value (JSON)").fill('"dark"');
       await editor.getByRole("button", { name: "Save" }).click();
       await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
       await page.reload();
       await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+      await page.getByTestId("prefs-advanced").locator("summary").click();
       await page.locator('tr[data-key="theme"]').waitFor();
       await shot(page, "preferences-dark");
       await page.goto(`${BASE_URL}/serving/echo`);
@@ -544,6 +556,9 @@ describe("preferences", () => {
       await page.getByRole("button", { name: /Switch to light theme/ }).click();
       await page.waitForFunction(() => document.documentElement.dataset.theme === "light");
       await page.goto(`${BASE_URL}/preferences`);
+      // The settings' radio buttons show what the header's button saved.
+      assert.equal(await page.getByTestId("pref-settings").getByRole("radio", { name: /^Light/ }).isChecked(), true);
+      await page.getByTestId("prefs-advanced").locator("summary").click();
       await page.locator('tr[data-key="theme"]').getByText('"light"').waitFor();
     } finally {
       await context.close();
@@ -581,6 +596,175 @@ describe("admin metrics", () => {
       assert.equal(await notice.getAttribute("data-error-code"), "ADMIN_REQUIRED");
       await notice.getByText("bob@example.com").waitFor();
       await shot(page, "admin-refused");
+    } finally {
+      await context.close();
+    }
+  });
+});
+
+describe("issue 19: content for people", () => {
+  test("known preferences have real controls that save proper JSON, and the preview uses them", async () => {
+    const { page, context, errors } = await pageAs(chrome.browser, "admin");
+    try {
+      await page.goto(`${BASE_URL}/preferences`);
+      const settings = page.getByTestId("pref-settings");
+      await settings.getByRole("radio", { name: /^Dark/ }).check();
+      await settings.getByLabel("Rows per page in table previews").fill("5");
+      await settings.getByLabel("Model Serving opens").locator("option[value=echo]").waitFor({ state: "attached" });
+      await settings.getByLabel("Model Serving opens").selectOption("echo");
+      await settings.getByRole("button", { name: "Save settings" }).click();
+      await settings.getByTestId("pref-settings-saved").waitFor();
+      await page.waitForFunction(() => document.documentElement.dataset.theme === "dark");
+      // Stored as JSON values: a string and a number.
+      await page.getByTestId("prefs-advanced").locator("summary").click();
+      await page.locator('tr[data-key="theme"]').getByText('"dark"').waitFor();
+      await page.locator('tr[data-key="preview.page_size"]').getByText("5", { exact: true }).waitFor();
+      await page.locator('tr[data-key="serving.default_endpoint"]').getByText('"echo"').waitFor();
+      await shot(page, "preferences-settings");
+
+      // A number out of range cannot be saved.
+      await settings.getByLabel("Rows per page in table previews").fill("1000");
+      assert.equal(await settings.getByRole("button", { name: "Save settings" }).isDisabled(), true);
+
+      // The table preview shows the chosen number of rows.
+      await page.goto(`${BASE_URL}/catalog/main/default/customers`);
+      const grid = page.getByTestId("data-grid");
+      await grid.waitFor();
+      assert.equal(await grid.locator("tbody tr").count(), 5);
+
+      // Model Serving opens the default endpoint when none is chosen.
+      await page.goto(`${BASE_URL}/serving`);
+      await page.getByRole("heading", { name: "echo", exact: true }).waitFor();
+      await page.getByTestId("invoke-form").waitFor();
+
+      // "System" follows the browser (light in these tests).
+      await page.goto(`${BASE_URL}/preferences`);
+      await settings.getByRole("radio", { name: /^System/ }).check();
+      await settings.getByLabel("Rows per page in table previews").fill("10");
+      await settings.getByLabel("Model Serving opens").selectOption("");
+      await settings.getByRole("button", { name: "Save settings" }).click();
+      await settings.getByTestId("pref-settings-saved").waitFor();
+      await page.waitForFunction(() => document.documentElement.dataset.theme === "light");
+      // No default endpoint is no preference at all.
+      await page.getByTestId("prefs-advanced").locator("summary").click();
+      await page.locator('tr[data-key="theme"]').getByText('"system"').waitFor();
+      assert.equal(await page.locator('tr[data-key="serving.default_endpoint"]').count(), 0);
+      await page.goto(`${BASE_URL}/serving`);
+      await page.getByText("Choose an endpoint to invoke it.").waitFor();
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a denied schema is one error that names the privilege, without Try again", async () => {
+    const { page, context, errors } = await pageAs(chrome.browser, "bob");
+    try {
+      // bob may use catalog main but not its schema sales: the list, the volumes, the table and
+      // its preview would all fail the same way.
+      await page.goto(`${BASE_URL}/catalog/main/sales/orders`);
+      const blocked = page.getByTestId("catalog-blocked");
+      await blocked.waitFor();
+      const alerts = page.getByRole("alert");
+      assert.equal(await alerts.count(), 1, "one error panel");
+      assert.equal(await alerts.getAttribute("data-error-code"), "PERMISSION_DENIED");
+      await alerts.getByText("You do not have the USE SCHEMA privilege on schema main.sales.").waitFor();
+      await alerts.getByTestId("error-grant").getByText("USE SCHEMA").waitFor();
+      assert.equal(await page.getByRole("button", { name: "Try again" }).count(), 0, "a denial is not retried");
+      // The correlation id is kept, folded under Technical details.
+      assert.equal(await alerts.getByTestId("correlation-id").isVisible(), false);
+      await alerts.getByText("Technical details").click();
+      assert.match(await alerts.getByTestId("correlation-id").innerText(), /^[A-Za-z0-9._:-]{8,}$/);
+      await shot(page, "catalog-denied");
+
+      // A catalog bob may not use: one panel too, naming USE CATALOG.
+      await page.goto(`${BASE_URL}/catalog/samples`);
+      await blocked.getByText("USE CATALOG").first().waitFor();
+      assert.equal(await page.getByRole("alert").count(), 1);
+
+      // An endpoint that does not exist: one panel, not one for it and one for its schema.
+      await page.goto(`${BASE_URL}/serving/no-such-endpoint`);
+      // The endpoint's own card answers; once it has, nothing under it is shown.
+      const missing = page.locator("section[aria-labelledby=endpoint-h]").getByRole("alert");
+      await missing.waitFor();
+      assert.equal(await missing.getAttribute("data-error-code"), "ENDPOINT_NOT_FOUND");
+      await page.getByTestId("endpoint-list").waitFor();
+      assert.equal(await page.getByRole("alert").count(), 1);
+      assert.equal(await page.getByRole("button", { name: "Try again" }).count(), 0);
+      assert.deepEqual(errors, []);
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("a retryable error offers Try again", async () => {
+    const { page, context } = await pageAs(chrome.browser, "alice");
+    try {
+      await page.route("**/api/unity-catalog/catalogs?*", (route) =>
+        route.fulfill({
+          status: 503,
+          contentType: "application/json",
+          body: JSON.stringify({ error_code: "UPSTREAM_TIMEOUT", message: "The workspace did not answer in time.", correlation_id: "e2e-retry" }),
+        }),
+      );
+      await page.goto(`${BASE_URL}/catalog`);
+      const alert = page.getByRole("alert");
+      await alert.waitFor();
+      assert.equal(await alert.getAttribute("data-error-code"), "UPSTREAM_TIMEOUT");
+      await page.unroute("**/api/unity-catalog/catalogs?*");
+      await alert.getByRole("button", { name: "Try again" }).click();
+      await page.getByTestId("catalog-list").locator("[data-name=main]").waitFor();
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("times are measured round trips, never 0.0 ms; ids are technical details", async () => {
+    const { page, context } = await pageAs(chrome.browser, "alice");
+    try {
+      await page.goto(`${BASE_URL}/serving/echo`);
+      const form = page.getByTestId("invoke-form");
+      // The endpoint's kind is explained, not a bare "custom".
+      const kind = page.locator("[data-kind=custom]");
+      await kind.getByText("Custom model").waitFor();
+      assert.match((await kind.getAttribute("title")) ?? "", /its own input format/);
+      await form.getByLabel("Inputs (JSON)").fill(JSON.stringify({ text: `timing ${run}` }));
+      await form.getByRole("button", { name: "Invoke" }).click();
+      const response = page.getByTestId("response-panel");
+      const roundTrip = await response.getByTestId("round-trip").innerText();
+      assert.match(roundTrip, /^(< 1 ms|\d+(\.\d)? ms|\d+\.\d s)$/);
+      assert.equal(await response.getByTestId("request-id").isVisible(), false, "the request id is folded away");
+      const history = page.getByTestId("history");
+      await history.locator("tr[data-endpoint=echo]").first().waitFor();
+      const body = await page.locator("main").innerText();
+      assert.doesNotMatch(body, /\b0\.0 ms\b/);
+      assert.doesNotMatch(body, /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/, "no UUID in plain sight");
+      await shot(page, "serving-timing");
+    } finally {
+      await context.close();
+    }
+  });
+
+  test("the overview names the workspace by its host, the store, and who runs what", async () => {
+    const { page, context } = await pageAs(chrome.browser, "alice");
+    try {
+      await page.goto(`${BASE_URL}/`);
+      const host = new URL(BASE_URL).host;
+      await page.getByTestId("overview-workspace").waitFor();
+      // dev's emulator listens on 127.0.0.1: the name is its whole host, not "127".
+      const name = await page.getByTestId("workspace-name").innerText();
+      assert.match(name, /^127\.0\.0\.1:\d+$/);
+      assert.notEqual(name, host, "the emulator's host, not the app's");
+      assert.equal(await page.getByTestId("store-kind").innerText(), "SQLite");
+      assert.equal(await page.getByTestId("overview-store").getAttribute("data-store-kind"), "sqlite");
+      const whom = page.getByTestId("overview-whom");
+      await whom.getByText("On your behalf (OBO)").waitFor();
+      await whom.getByText(/Stored in SQLite by the app's service principal/).waitFor();
+      // Header names and ids are technical details, not in plain sight.
+      const body = await page.locator("main").innerText();
+      assert.doesNotMatch(body, /X-Forwarded-Access-Token/);
+      assert.doesNotMatch(body, /1234567890123456/);
+      await shot(page, "overview-content");
     } finally {
       await context.close();
     }

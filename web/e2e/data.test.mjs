@@ -114,7 +114,7 @@ describe("queries", () => {
       const alert = panel.getByRole("alert");
       await alert.waitFor();
       assert.equal(await alert.getAttribute("data-error-code"), "INVALID_REQUEST");
-      assert.match(await alert.getByTestId("correlation-id").innerText(), /^[A-Za-z0-9._:-]{8,}$/);
+      assert.match((await alert.getByTestId("correlation-id").textContent()) ?? "", /^[A-Za-z0-9._:-]{8,}$/);
       await panel.locator("#param-n-error").waitFor();
       assert.equal(await field.getAttribute("aria-invalid"), "true");
       await shot(page, "query-field-error");

@@ -188,7 +188,7 @@ describe("genie", () => {
       await answer.and(page.locator("[data-state=failed]")).waitFor();
       const alert = answer.getByRole("alert");
       assert.equal(await alert.getAttribute("data-error-code"), "GENIE_MESSAGE_FAILED");
-      assert.match(await alert.getByTestId("correlation-id").innerText(), /^[A-Za-z0-9._:-]{8,}$/);
+      assert.match((await alert.getByTestId("correlation-id").textContent()) ?? "", /^[A-Za-z0-9._:-]{8,}$/);
       // Genie's own error type (and message) from the error's detail.
       assert.equal(await answer.getByTestId("genie-failure").getAttribute("data-type"), "SQL_EXECUTION_EXCEPTION");
       await shot(page, "genie-failed");

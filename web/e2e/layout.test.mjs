@@ -78,7 +78,7 @@ const PAGES = [
   {
     name: "preferences",
     path: "/preferences",
-    ready: (p) => p.locator("[data-testid=prefs-table], [data-testid=prefs-empty]").first().waitFor(),
+    ready: (p) => p.locator("[data-testid=pref-settings]").waitFor(),
   },
   {
     name: "admin",

@@ -1,7 +1,13 @@
+/**
+ * A duration for people: whole milliseconds as they are ("12 ms"), fractions to one decimal, a
+ * measured time under a millisecond as "< 1 ms" (never "0.0 ms", which reads as broken), and
+ * ten seconds or more in seconds.
+ */
 export function formatMs(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined || Number.isNaN(ms)) return "—";
+  if (ms === null || ms === undefined || Number.isNaN(ms) || ms < 0) return "—";
+  if (ms < 1) return "< 1 ms";
   if (ms >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms >= 100) return `${Math.round(ms)} ms`;
+  if (ms >= 100 || Number.isInteger(ms)) return `${Math.round(ms)} ms`;
   return `${ms.toFixed(1)} ms`;
 }
 
@@ -35,13 +41,26 @@ export function prettyJson(v: unknown): string {
   return JSON.stringify(v, null, 2) ?? "null";
 }
 
-/** Parses JSON text; returns the value or a human-readable error. */
+/** Text that reads as plain words rather than an attempt at JSON: `light`, `hello world`. */
+const BARE_TEXT = /^[\p{L}_][\p{L}\p{N}_ .,:;!?'/-]*$/u;
+
+/**
+ * Parses JSON text; returns the value or a message for people, complete in itself. Plain words
+ * (`light`) are not JSON: the message says to quote them, with the quoted text to copy.
+ */
 export function parseJson(text: string): { ok: true; value: unknown } | { ok: false; error: string } {
-  if (text.trim() === "") return { ok: false, error: "Enter a JSON value." };
+  const trimmed = text.trim();
+  if (trimmed === "") return { ok: false, error: "Enter a JSON value." };
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
   } catch (e) {
-    return { ok: false, error: e instanceof Error ? e.message : "Invalid JSON." };
+    if (BARE_TEXT.test(trimmed) && trimmed.length <= 200) {
+      return {
+        ok: false,
+        error: `Not valid JSON — to save text, wrap it in quotes: ${JSON.stringify(trimmed)}`,
+      };
+    }
+    return { ok: false, error: `Invalid JSON: ${e instanceof Error ? e.message : "it cannot be read."}` };
   }
 }
 

@@ -1,4 +1,4 @@
-// The `theme` preference ("light" | "dark") really switches the UI; without one, the system's.
+// The `theme` preference ("light" | "dark") really switches the UI; "system", or none, follows the system.
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect } from "react";
 import { api } from "./api/client";

@@ -163,6 +163,11 @@ pub struct ServerSettings {
     /// `DBAPP_*`.
     #[serde(default)]
     pub dbapp: DbappSettings,
+    /// Which kind of store the server opened: not a variable, but derived from the store's
+    /// variables by [`crate::Application::build`] ([`crate::storage::StoreKind::of`]), so the
+    /// handlers can name it.
+    #[serde(skip)]
+    pub store_kind: crate::storage::StoreKind,
 }
 
 /// dbapp's own settings, `DBAPP_*`.

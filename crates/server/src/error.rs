@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::correlation::current_correlation_id;
+use crate::grants::MissingGrant;
 use crate::limits::{BODY_LIMIT_BYTES, IDENTIFIER_PATTERN};
 
 /// Every machine-readable error code of `API.md`, as sent in `error_code`.
@@ -334,8 +335,9 @@ pub enum ApiError {
     /// `401 IDENTITY_MISMATCH`: `X-Forwarded-Email` differs from the token's identity.
     #[error("The forwarded e-mail does not match the identity of the access token.")]
     IdentityMismatch,
-    /// `403 PERMISSION_DENIED`: the workspace denies the user access to the resource.
-    #[error("You do not have permission to access this resource.")]
+    /// `403 PERMISSION_DENIED`: the workspace denies the user access to the resource. When the
+    /// denial names the missing privilege ([`MissingGrant`]), so do the message and `detail`.
+    #[error("{}", permission_message(.0))]
     PermissionDenied(#[source] DatabricksError),
     /// `403 ADMIN_REQUIRED`: admin-only route.
     #[error("This route is for administrators only.")]
@@ -647,6 +649,13 @@ impl ApiError {
                 genie_error,
             } => Some(json!({"status": status, "type": error_type, "genie_error": genie_error})),
             Self::GenieResultNotReady { status } => Some(json!({"status": status})),
+            Self::PermissionDenied(error) => MissingGrant::parse(error.message()).map(|grant| {
+                json!({
+                    "privilege": grant.privilege,
+                    "securable_type": grant.securable_type,
+                    "securable": grant.securable,
+                })
+            }),
             _ => None,
         }
     }
@@ -874,6 +883,18 @@ pub fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The message of a `PERMISSION_DENIED`: the missing privilege and its securable when the
+/// workspace named them, else a generic sentence.
+fn permission_message(error: &DatabricksError) -> String {
+    match MissingGrant::parse(error.message()) {
+        Some(grant) => format!(
+            "You do not have the {} privilege on {} {}.",
+            grant.privilege, grant.securable_type, grant.securable
+        ),
+        None => "You do not have permission to access this resource.".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -949,6 +970,28 @@ mod tests {
             ErrorCode::CatalogNotFound,
         );
         assert_eq!(denied.code(), ErrorCode::PermissionDenied);
+        assert_eq!(
+            denied.to_string(),
+            "You do not have permission to access this resource."
+        );
+        assert_eq!(denied.detail(), None);
+        let named = ApiError::from_upstream(
+            parse(
+                403,
+                r#"{"error_code":"PERMISSION_DENIED","message":"User does not have USE SCHEMA on Schema 'main.sales'."}"#,
+            ),
+            ErrorCode::TableNotFound,
+        );
+        assert_eq!(
+            named.to_string(),
+            "You do not have the USE SCHEMA privilege on schema main.sales."
+        );
+        assert_eq!(
+            named.detail(),
+            Some(
+                json!({"privilege": "USE SCHEMA", "securable_type": "schema", "securable": "main.sales"})
+            )
+        );
         let limited = ApiError::from_upstream(parse(429, ""), ErrorCode::CatalogNotFound);
         assert_eq!(limited.code(), ErrorCode::RateLimited);
         assert_eq!(limited.retry_after(), Some(7));

@@ -40,6 +40,7 @@ pub mod config;
 pub mod correlation;
 pub mod error;
 pub mod extract;
+pub mod grants;
 pub mod history;
 pub mod http_metrics;
 pub mod identity;

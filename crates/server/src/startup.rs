@@ -41,7 +41,7 @@ use crate::queries::QueryCatalog;
 use crate::queries::definition::DefinitionError;
 use crate::retention::{RetentionPolicy, spawn_retention};
 use crate::state::AppState;
-use crate::storage::{StorageError, open_store};
+use crate::storage::{StorageError, StoreKind, open_store};
 
 /// Why the application could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +144,10 @@ impl Application {
                 },
                 source,
             })?;
-        let state = AppState::new(settings.server, client, store, metrics, queries);
+        let store_kind = StoreKind::of(&settings);
+        let mut server = settings.server;
+        server.store_kind = store_kind;
+        let state = AppState::new(server, client, store, metrics, queries);
         Ok(Self { listener, state })
     }
 

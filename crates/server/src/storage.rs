@@ -3,7 +3,8 @@
 //! variables, logging in with OAuth tokens minted as the app (dbapp-store's
 //! `WorkspaceTokenSource`) unless `PGPASSWORD` is a native password; else, inside Databricks
 //! Apps, no store at all (`STORAGE_NOT_CONFIGURED` rather than writing to the container's
-//! ephemeral disk); else a local SQLite file (`DBAPP_SQLITE_PATH`).
+//! ephemeral disk); else a local SQLite file (`DBAPP_SQLITE_PATH`). [`StoreKind`] names which of
+//! these the settings chose, for people (the Overview page) rather than for the code.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,6 +16,48 @@ use dbapp_store::workspace::{CredentialTarget, WorkspaceTokenSource};
 use dbapp_store::{PoolSettings, Store};
 
 use crate::config::{ConfigError, Settings};
+
+/// Which kind of store the settings open, as `GET /api/user/me/workspace` reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// A SQLite file: `DBAPP_SQLITE_PATH` (local work) or a `sqlite:` `DATABASE_URL`.
+    #[default]
+    Sqlite,
+    /// A `postgres://` `DATABASE_URL`, or the `PG*` variables with a native `PGPASSWORD`.
+    Postgres,
+    /// Lakebase Provisioned: passwords minted for `LAKEBASE_INSTANCE_NAME`.
+    LakebaseProvisioned,
+    /// Lakebase Autoscaling: passwords minted for `LAKEBASE_ENDPOINT` (or project and branch).
+    LakebaseAutoscaling,
+    /// No store: inside Databricks Apps without a database (`STORAGE_NOT_CONFIGURED`).
+    None,
+}
+
+impl StoreKind {
+    /// The kind [`open_store`] opens for `settings`; it follows the same order.
+    #[must_use]
+    pub fn of(settings: &Settings) -> Self {
+        match (&settings.store.database, &settings.store.credentials) {
+            (Some(DatabaseConfig::Url(url)), _) => {
+                if secrecy::ExposeSecret::expose_secret(url).starts_with("sqlite:") {
+                    Self::Sqlite
+                } else {
+                    Self::Postgres
+                }
+            }
+            (Some(DatabaseConfig::Lakebase(_)), Some(CredentialTarget::Instance(_))) => {
+                Self::LakebaseProvisioned
+            }
+            (Some(DatabaseConfig::Lakebase(_)), Some(CredentialTarget::Endpoint(_))) => {
+                Self::LakebaseAutoscaling
+            }
+            (Some(DatabaseConfig::Lakebase(_)), None) => Self::Postgres,
+            (None, _) if settings.in_databricks_apps() => Self::None,
+            (None, _) => Self::Sqlite,
+        }
+    }
+}
 
 /// Why no store could be opened.
 #[derive(Debug, thiserror::Error)]
@@ -87,4 +130,43 @@ async fn open_lakebase(
         .await
         .map_err(StorageError::Lakebase)?;
     Ok(Arc::new(store))
+}
+
+#[cfg(test)]
+mod tests {
+    use dbapp_databricks::Environment;
+
+    use super::StoreKind;
+    use crate::config::Settings;
+
+    fn kind(vars: &[(&str, &str)]) -> StoreKind {
+        let settings =
+            Settings::load(&Environment::from_pairs(vars.iter().copied())).expect("valid settings");
+        StoreKind::of(&settings)
+    }
+
+    #[test]
+    fn the_kind_follows_the_order_the_store_is_opened_in() {
+        assert_eq!(kind(&[]), StoreKind::Sqlite);
+        assert_eq!(kind(&[("DATABASE_URL", "sqlite:x.db")]), StoreKind::Sqlite);
+        assert_eq!(
+            kind(&[("DATABASE_URL", "postgres://u@db.example.com/app")]),
+            StoreKind::Postgres
+        );
+        assert_eq!(
+            kind(&[
+                ("PGHOST", "instance.database.cloud.databricks.com"),
+                ("LAKEBASE_INSTANCE_NAME", "dbapp")
+            ]),
+            StoreKind::LakebaseProvisioned
+        );
+        assert_eq!(
+            kind(&[
+                ("PGHOST", "ep.database.cloud.databricks.com"),
+                ("LAKEBASE_ENDPOINT", "projects/p/branches/b/endpoints/e")
+            ]),
+            StoreKind::LakebaseAutoscaling
+        );
+        assert_eq!(kind(&[("DATABRICKS_APP_NAME", "dbapp")]), StoreKind::None);
+    }
 }

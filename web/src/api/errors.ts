@@ -158,3 +158,97 @@ export function errorTitle(code: ErrorCode | ClientErrorCode): string {
       return assertNever(code);
   }
 }
+
+/**
+ * Whether asking again, unchanged, may succeed: an overloaded or unreachable service, a timeout,
+ * a model not ready yet. A denial, a missing resource, a bad request or a missing setting will
+ * answer the same until someone changes something, so the UI offers no "Try again" for them.
+ * Exhaustive, as `errorTitle`.
+ */
+export function isRetryable(code: ErrorCode | ClientErrorCode): boolean {
+  switch (code) {
+    case "AUTH_RATE_LIMITED":
+    case "RATE_LIMITED":
+    case "AUTH_USER_IDENTITY_FAILED":
+    case "UPSTREAM_ERROR":
+    case "UPSTREAM_TIMEOUT":
+    case "MODEL_ERROR":
+    case "MODEL_TIMEOUT":
+    case "ENDPOINT_NOT_READY":
+    case "GENIE_RESULT_NOT_READY":
+    case "GENIE_MESSAGE_FAILED":
+    case "DATABASE_UNAVAILABLE":
+    case "INTERNAL_ERROR":
+    case "CLIENT_TIMEOUT":
+    case "NETWORK_ERROR":
+    case "BAD_RESPONSE":
+      return true;
+    case "AUTH_MISSING":
+    case "AUTH_INVALID":
+    case "AUTH_EXPIRED":
+    case "IDENTITY_MISMATCH":
+    case "PERMISSION_DENIED":
+    case "ADMIN_REQUIRED":
+    case "ROUTE_NOT_FOUND":
+    case "METHOD_NOT_ALLOWED":
+    case "CATALOG_NOT_FOUND":
+    case "SCHEMA_NOT_FOUND":
+    case "TABLE_NOT_FOUND":
+    case "ENDPOINT_NOT_FOUND":
+    case "VOLUME_NOT_FOUND":
+    case "FILE_NOT_FOUND":
+    case "QUERY_NOT_FOUND":
+    case "QUERY_RUN_NOT_FOUND":
+    case "PREFERENCE_NOT_FOUND":
+    case "CONVERSATION_NOT_FOUND":
+    case "GENIE_SPACE_NOT_FOUND":
+    case "GENIE_CONVERSATION_NOT_FOUND":
+    case "INVALID_REQUEST":
+    case "INVALID_IDENTIFIER":
+    case "PAYLOAD_TOO_LARGE":
+    case "UNSUPPORTED_MEDIA_TYPE":
+    case "URI_TOO_LONG":
+    case "HEADERS_TOO_LARGE":
+    case "FILE_ALREADY_EXISTS":
+    case "MODEL_INPUT_INVALID":
+    case "STORAGE_NOT_CONFIGURED":
+    case "WAREHOUSE_NOT_CONFIGURED":
+    case "ASSISTANT_NOT_CONFIGURED":
+    case "APP_CREDENTIALS_NOT_CONFIGURED":
+      return false;
+    default:
+      return assertNever(code);
+  }
+}
+
+/** What a `PERMISSION_DENIED` says is missing (`detail` of the envelope), when it says it. */
+export interface MissingGrant {
+  privilege: string;
+  securableType: string;
+  securable: string;
+}
+
+export function missingGrant(e: ApiError): MissingGrant | null {
+  if (e.code !== "PERMISSION_DENIED" || typeof e.detail !== "object" || e.detail === null) return null;
+  const d = e.detail as Record<string, unknown>;
+  const { privilege, securable_type: securableType, securable } = d;
+  if (typeof privilege !== "string" || typeof securableType !== "string" || typeof securable !== "string") return null;
+  return { privilege, securableType, securable };
+}
+
+/**
+ * Whether an error stands for the whole of what a page shows below it: a denial or a missing
+ * parent means every child would fail the same way, so the children are not loaded and the one
+ * error is shown once.
+ */
+export function blocksChildren(error: unknown): boolean {
+  const code = asApiError(error).code;
+  return (
+    code === "PERMISSION_DENIED" ||
+    code === "CATALOG_NOT_FOUND" ||
+    code === "SCHEMA_NOT_FOUND" ||
+    code === "TABLE_NOT_FOUND" ||
+    code === "ENDPOINT_NOT_FOUND" ||
+    code === "INVALID_IDENTIFIER"
+  );
+}

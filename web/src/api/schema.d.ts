@@ -1865,6 +1865,22 @@ export interface components {
             /** @description The event's name; absent means `message`. */
             event?: string | null;
         };
+        /** @description Where the app keeps its own data (preferences, histories, metrics). */
+        StoreInfo: {
+            /** @description The kind of store. */
+            kind: components["schemas"]["StoreKind"];
+            /**
+             * @description Whom the store is reached as: always `app` (the app's service principal, or the
+             *     process's own file); every row is scoped to the user it belongs to.
+             * @example app
+             */
+            runs_as: string;
+        };
+        /**
+         * @description Which kind of store the settings open, as `GET /api/user/me/workspace` reports it.
+         * @enum {string}
+         */
+        StoreKind: "sqlite" | "postgres" | "lakebase_provisioned" | "lakebase_autoscaling" | "none";
         /** @description A table with its columns: the list item's fields, and more. */
         TableDetail: components["schemas"]["TableItem"] & {
             /** @description Columns, in order. */
@@ -2057,6 +2073,8 @@ export interface components {
         };
         /** @description The caller and their workspace. */
         UserWorkspace: {
+            /** @description The app's store. */
+            store: components["schemas"]["StoreInfo"];
             /** @description As `/api/user/me`. */
             user: components["schemas"]["UserInfo"];
             /** @description The workspace. */
@@ -2079,7 +2097,10 @@ export interface components {
         WorkspaceInfo: {
             /** @description Workspace URL. */
             host: string;
-            /** @description The workspace's name (its host name when no other is known). */
+            /**
+             * @description The workspace's name: no workspace API tells it to its users, so this is the host's
+             *     name (with its port when it has one), e.g. `adb-1234.5.azuredatabricks.net`.
+             */
             name: string;
             /** @description Numeric workspace id, when known. */
             workspace_id: string | null;

@@ -45,6 +45,7 @@ interface Turn {
   answer?: string;
   /** What ended the answer early: a limit's name and message. */
   limit?: { limit: string; message: string };
+  /** The answer's time: the server's count as it streams, then the round trip measured here. */
   elapsedMs?: number;
   error?: ApiError;
   /** A failed answer loaded from the history: only its code and message were kept. */
@@ -217,6 +218,8 @@ export function AssistantChat({
     const controller = new AbortController();
     abort.current = controller;
     const key = nextKey();
+    // The answer's time as the user waited for it: measured here, around the whole stream.
+    const started = performance.now();
     setTurns((ts) => [...ts, { key, question, state: "asking", steps: [] }]);
     setAsking(true);
     const update = (change: (t: Turn) => Turn) => {
@@ -252,6 +255,7 @@ export function AssistantChat({
       });
       update((t) => ({
         ...t,
+        elapsedMs: result.kind === "done" ? performance.now() - started : t.elapsedMs,
         state: result.kind === "done" ? "done" : result.kind === "cancelled" ? "stopped" : "failed",
         error: result.kind === "failed" ? result.error : undefined,
       }));

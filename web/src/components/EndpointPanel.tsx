@@ -1,5 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
+import { blocksChildren } from "../api/errors";
 import { formatTime } from "../format";
 import { ChatView } from "./ChatView";
 import { canInvoke, EndpointNotReadyNotice } from "./EndpointNotReadyNotice";
@@ -47,6 +48,8 @@ export function EndpointPanel({ name }: { name: string }) {
         </QueryView>
       </section>
       {state !== undefined && <EndpointNotReadyNotice name={name} state={state} />}
+      {/* A missing or denied endpoint is said once, above; its schema would fail the same way. */}
+      {!(detail.isError && blocksChildren(detail.error)) && (
       <QueryView query={schema} loadingLabel="Loading the endpoint's schema…">
         {(s) =>
           s.kind === "chat" ? (
@@ -56,6 +59,7 @@ export function EndpointPanel({ name }: { name: string }) {
           )
         }
       </QueryView>
+      )}
     </>
   );
 }

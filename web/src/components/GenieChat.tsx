@@ -420,8 +420,14 @@ export function AnswerView({ answer, spaceId }: { answer: GenieAnswer; spaceId: 
           <p className="muted small">
             {formatCount(result.row_count)} rows
             {result.total_row_count != null && result.truncated ? ` of ${formatCount(result.total_row_count)}` : ""}
-            {result.truncated ? " (the first page only)" : ""} · statement <code>{result.statement_id}</code>
+            {result.truncated ? " (the first page only)" : ""}
           </p>
+          <details className="tech-details">
+            <summary className="muted small">Technical details</summary>
+            <p className="muted small">
+              SQL statement ID: <code>{result.statement_id}</code>
+            </p>
+          </details>
         </section>
       ) : (
         query &&

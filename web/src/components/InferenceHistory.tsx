@@ -41,7 +41,6 @@ export function InferenceHistory() {
                   <th scope="col" className="num">
                     Duration
                   </th>
-                  <th scope="col">Request ID</th>
                 </tr>
               </thead>
               <tbody>
@@ -49,13 +48,13 @@ export function InferenceHistory() {
                   const expanded = open === l.request_id;
                   return (
                     <Fragment key={l.request_id}>
-                      <tr data-endpoint={l.endpoint_name} className="history-row">
+                      <tr data-endpoint={l.endpoint_name} data-request-id={l.request_id} className="history-row">
                         <td>
                           <button
                             type="button"
                             className="icon-button small"
                             aria-expanded={expanded}
-                            aria-label={`${expanded ? "Hide" : "Show"} details of ${l.request_id}`}
+                            aria-label={`${expanded ? "Hide" : "Show"} details of the call to ${l.endpoint_name} at ${formatTime(l.created_at)}`}
                             onClick={() => setOpen(expanded ? null : l.request_id)}
                             data-track="history-expand"
                           >
@@ -69,14 +68,13 @@ export function InferenceHistory() {
                         <td>
                           <StatusBadge status={l.status} />
                         </td>
-                        <td className="num">{formatMs(l.execution_time_ms)}</td>
-                        <td>
-                          <code className="small">{l.request_id}</code>
+                        <td className="num" title="From the server's call to the model until its answer">
+                          {formatMs(l.execution_time_ms)}
                         </td>
                       </tr>
                       {expanded && (
                         <tr className="history-detail">
-                          <td colSpan={6}>
+                          <td colSpan={5}>
                             <div className="history-grid">
                               <div>
                                 <h4>Inputs</h4>
@@ -87,7 +85,9 @@ export function InferenceHistory() {
                                 <pre className="code">{l.error_message ?? prettyJson(l.predictions)}</pre>
                               </div>
                             </div>
-                            <p className="muted small">Completed {formatTime(l.completed_at)}</p>
+                            <p className="muted small">
+                              Completed {formatTime(l.completed_at)} · Request ID <code>{l.request_id}</code>
+                            </p>
                           </td>
                         </tr>
                       )}

@@ -3,6 +3,7 @@ import { useId, useState, type FormEvent } from "react";
 import { api } from "../api/client";
 import { MAX_TIMEOUT_SECONDS, type EndpointSchema } from "../api/types";
 import { parseJson, prettyJson } from "../format";
+import { EndpointKindBadge } from "./EndpointKindBadge";
 import { JsonEditor } from "./JsonEditor";
 import { ResponsePanel } from "./ResponsePanel";
 
@@ -63,7 +64,7 @@ export function InvokeForm({
     <section className="card" aria-labelledby="invoke-h">
       <div className="card-header">
         <h3 id="invoke-h">Invoke</h3>
-        <span className="chip">{kind}</span>
+        <EndpointKindBadge kind={kind} />
       </div>
       <form onSubmit={submit} className="form" data-testid="invoke-form">
         <JsonEditor label="Inputs (JSON)" value={text} onChange={setText} rows={8} name="inputs" />

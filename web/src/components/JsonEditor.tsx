@@ -1,7 +1,10 @@
 import { useId } from "react";
 import { parseJson } from "../format";
 
-/** A JSON textarea that validates as you type and tells what is wrong. */
+/**
+ * A JSON textarea that validates as you type and tells what is wrong (plain words: how to quote
+ * them).
+ */
 export function JsonEditor({
   label,
   value,
@@ -32,7 +35,7 @@ export function JsonEditor({
         aria-describedby={`${id}-status`}
       />
       <div id={`${id}-status`} className={result.ok ? "field-hint ok" : "field-hint bad"} aria-live="polite">
-        {result.ok ? "Valid JSON" : `Invalid JSON: ${result.error}`}
+        {result.ok ? "Valid JSON" : result.error}
       </div>
     </div>
   );

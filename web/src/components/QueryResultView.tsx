@@ -63,9 +63,13 @@ export function QueryResultView({
           onChange={(o) => onPage(o > offset ? pageIndex + 1 : Math.max(0, pageIndex - 1))}
         />
       </div>
-      <p className="muted small">
-        {formatCount(page.row_count)} rows on this page · statement <code>{page.statement_id}</code>
-      </p>
+      <p className="muted small">{formatCount(page.row_count)} rows on this page</p>
+      <details className="tech-details">
+        <summary className="muted small">Technical details</summary>
+        <p className="muted small">
+          SQL statement ID: <code>{page.statement_id}</code>
+        </p>
+      </details>
     </section>
   );
 }

@@ -4,6 +4,10 @@ import { formatMs, prettyJson } from "../format";
 import { ErrorPanel } from "./ErrorPanel";
 import { Loading } from "./Loading";
 
+/**
+ * A model's answer: the round trip measured in the browser, the model call's own time only when
+ * the server measured one, the predictions, and the request id folded under "Technical details".
+ */
 export function ResponsePanel<V>({
   mutation,
   roundTripMs,
@@ -22,18 +26,26 @@ export function ResponsePanel<V>({
       ) : (
         <>
           <dl className="meta">
-            <dt>Request ID</dt>
-            <dd>
-              <code data-testid="request-id">{mutation.data.request_id}</code>
-            </dd>
-            <dt>Model time</dt>
-            <dd>{formatMs(mutation.data.execution_time_ms)}</dd>
             <dt>Round trip</dt>
-            <dd>{formatMs(roundTripMs)}</dd>
+            <dd data-testid="round-trip">{formatMs(roundTripMs)}</dd>
+            {mutation.data.execution_time_ms > 0 && (
+              <>
+                <dt>Model call</dt>
+                <dd data-testid="model-time" title="The model endpoint's answer time, as the server measured it">
+                  {formatMs(mutation.data.execution_time_ms)}
+                </dd>
+              </>
+            )}
           </dl>
           <pre className="code" data-testid="predictions">
             {prettyJson(mutation.data.predictions)}
           </pre>
+          <details className="tech-details">
+            <summary className="muted small">Technical details</summary>
+            <p className="muted small">
+              Request ID (in your inference history): <code data-testid="request-id">{mutation.data.request_id}</code>
+            </p>
+          </details>
         </>
       )}
     </div>

@@ -1,19 +1,9 @@
-import { useInfiniteQuery } from "@tanstack/react-query";
-import { api } from "../api/client";
 import { pathOf } from "../router";
+import { useSchemas } from "../ucQueries";
 import { NameList } from "./NameList";
 
 export function SchemaList({ catalog }: { catalog: string }) {
-  const query = useInfiniteQuery({
-    queryKey: ["uc", "schemas", catalog],
-    queryFn: ({ pageParam }) =>
-      api.get("/api/unity-catalog/catalogs/{catalog}/schemas", {
-        path: { catalog },
-        query: { limit: 100, page_token: pageParam },
-      }),
-    initialPageParam: undefined as string | undefined,
-    getNextPageParam: (last) => last.next_page_token ?? undefined,
-  });
+  const query = useSchemas(catalog);
   return (
     <NameList
       title="Schemas"

@@ -1,5 +1,6 @@
 import { useQuery } from "@tanstack/react-query";
 import { api } from "../api/client";
+import { blocksChildren } from "../api/errors";
 import { formatTime } from "../format";
 import { QueryView } from "./QueryView";
 import { TablePreview } from "./TablePreview";
@@ -67,7 +68,8 @@ export function TableDetailView({ catalog, schema, table }: { catalog: string; s
           )}
         </QueryView>
       </section>
-      <TablePreview catalog={catalog} schema={schema} table={table} />
+      {/* A table the user may not read (or that is gone) has no rows to preview either. */}
+      {!(detail.isError && blocksChildren(detail.error)) && <TablePreview catalog={catalog} schema={schema} table={table} />}
     </>
   );
 }

@@ -2,26 +2,31 @@ import { keepPreviousData, useQuery } from "@tanstack/react-query";
 import { useState } from "react";
 import { api } from "../api/client";
 import { formatMs } from "../format";
+import { PAGE_SIZE_KEY, pageSizeOf, usePreferenceValue } from "../preferences";
 import { DataGrid } from "./DataGrid";
 import { ErrorPanel } from "./ErrorPanel";
 import { Loading } from "./Loading";
 import { Pager } from "./Pager";
 
-const PAGE = 10;
-
+/** The first rows of a table, a page at a time (`preview.page_size` rows, default 10). */
 export function TablePreview({ catalog, schema, table }: { catalog: string; schema: string; table: string }) {
   const [offset, setOffset] = useState(0);
+  const stored = usePreferenceValue(PAGE_SIZE_KEY);
+  const limit = pageSizeOf(stored);
   const rows = useQuery({
-    queryKey: ["uc", "rows", catalog, schema, table, offset],
-    queryFn: async () => ({
-      offset,
-      page: await api.get("/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables/{table}/rows", {
+    queryKey: ["uc", "rows", catalog, schema, table, offset, limit],
+    queryFn: async () => {
+      const started = performance.now();
+      const page = await api.get("/api/unity-catalog/catalogs/{catalog}/schemas/{schema}/tables/{table}/rows", {
         path: { catalog, schema, table },
-        query: { limit: PAGE, offset },
+        query: { limit, offset },
         timeoutMs: 60_000,
-      }),
-    }),
+      });
+      return { offset, page, roundTripMs: performance.now() - started };
+    },
     placeholderData: keepPreviousData,
+    // Wait for the preference, so the first page has its size.
+    enabled: stored !== undefined,
   });
   return (
     <section className="card" aria-labelledby="preview-h" data-testid="preview">
@@ -29,8 +34,8 @@ export function TablePreview({ catalog, schema, table }: { catalog: string; sche
         <h3 id="preview-h">Data preview</h3>
         {rows.isSuccess && (
           <span className="muted small" data-testid="preview-timing">
-            {formatMs(rows.data.page.execution_time_ms)} on the SQL warehouse · statement{" "}
-            <code>{rows.data.page.statement_id}</code>
+            {formatMs(rows.data.roundTripMs)}
+            {rows.data.page.execution_time_ms > 0 && ` (${formatMs(rows.data.page.execution_time_ms)} on the SQL warehouse)`}
           </span>
         )}
       </div>
@@ -44,10 +49,16 @@ export function TablePreview({ catalog, schema, table }: { catalog: string; sche
             <DataGrid columns={rows.data.page.columns} rows={rows.data.page.rows} />
           </div>
           {rows.isFetching && <Loading label="Loading page…" />}
+          <details className="tech-details">
+            <summary className="muted small">Technical details</summary>
+            <p className="muted small">
+              SQL statement ID: <code data-testid="statement-id">{rows.data.page.statement_id}</code>
+            </p>
+          </details>
           <Pager
             label="preview"
             offset={rows.data.offset}
-            limit={PAGE}
+            limit={limit}
             count={rows.data.page.rows.length}
             hasMore={rows.data.page.has_more}
             busy={rows.isFetching}

@@ -5,12 +5,18 @@ import { TableList } from "../components/TableList";
 import { TableDetailView } from "../components/TableDetailView";
 import { VolumeBrowser } from "../components/VolumeBrowser";
 import { VolumeList } from "../components/VolumeList";
+import { blocksChildren } from "../api/errors";
+import { ErrorPanel } from "../components/ErrorPanel";
+import { Link } from "../components/Link";
 import { pathOf } from "../router";
+import { useSchemas, useTables } from "../ucQueries";
 import { normalizeDir, volumeHref } from "../volumePaths";
 
 /**
  * The Unity Catalog browser: /catalog/{catalog}/{schema}/{table} for tables, and
- * /volumes/{catalog}/{schema}/{volume}?path=<dir> for the files of a volume.
+ * /volumes/{catalog}/{schema}/{volume}?path=<dir> for the files of a volume. A catalog or schema
+ * the user may not use (or that does not exist) is one error, with what is missing, in place of
+ * the browser and the details.
  */
 export function CatalogPage({
   segments,
@@ -27,6 +33,33 @@ export function CatalogPage({
   if (catalog && schema) crumbs.push({ label: schema, href: pathOf("catalog", catalog, schema) });
   if (catalog && schema && table) crumbs.push({ label: table, href: pathOf("catalog", catalog, schema, table) });
   if (catalog && schema && volume) crumbs.push({ label: volume, href: volumeHref(catalog, schema, volume, "") });
+
+  // The catalog's schemas (or the schema's tables) stand for everything shown under them: when
+  // they are denied or missing, that one error is shown once, and nothing under it is loaded.
+  const schemas = useSchemas(catalog ?? "", Boolean(catalog) && !schema);
+  const tables = useTables(catalog ?? "", schema ?? "", Boolean(catalog && schema));
+  const parent = schema ? tables : schemas;
+  if (catalog && parent.isError && blocksChildren(parent.error)) {
+    const where = schema ? `${catalog}.${schema}` : catalog;
+    return (
+      <div className="page">
+        <header className="page-header">
+          <h1>Unity Catalog</h1>
+          <Breadcrumbs items={crumbs} />
+        </header>
+        <section className="card" aria-label="Browse" data-testid="catalog-blocked">
+          <ErrorPanel error={parent.error} />
+          <p className="muted small">
+            Nothing in <code>{where}</code> can be shown to you. Everything here is listed with your own token: you see
+            what Unity Catalog lets you see.
+          </p>
+          <Link href={schema ? pathOf("catalog", catalog) : "/catalog"} className="button secondary">
+            {schema ? `Back to ${catalog}` : "Back to catalogs"}
+          </Link>
+        </section>
+      </div>
+    );
+  }
 
   let browser;
   if (!catalog) browser = <CatalogList />;

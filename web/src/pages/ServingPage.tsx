@@ -5,13 +5,21 @@ import { InferenceHistory } from "../components/InferenceHistory";
 import { Link } from "../components/Link";
 import { QueryView } from "../components/QueryView";
 import { StateBadge } from "../components/StateBadge";
+import { DEFAULT_ENDPOINT_KEY, defaultEndpointOf, usePreferenceValue } from "../preferences";
 import { pathOf } from "../router";
 
-export function ServingPage({ endpoint }: { endpoint: string | undefined }) {
+/**
+ * The endpoints the user can see, the chosen one (from the path, else the
+ * `serving.default_endpoint` preference when it is still visible), and the inference history.
+ */
+export function ServingPage({ endpoint: chosen }: { endpoint: string | undefined }) {
   const endpoints = useQuery({
     queryKey: ["serving", "endpoints"],
     queryFn: () => api.get("/api/model-serving/endpoints", { query: { limit: 1000 } }),
   });
+  const preferred = defaultEndpointOf(usePreferenceValue(DEFAULT_ENDPOINT_KEY));
+  const endpoint =
+    chosen ?? (preferred !== null && endpoints.data?.items.some((e) => e.name === preferred) ? preferred : undefined);
   return (
     <div className="page">
       <header className="page-header">
@@ -55,6 +63,9 @@ export function ServingPage({ endpoint }: { endpoint: string | undefined }) {
           ) : (
             <div className="card empty-state">
               <p>Choose an endpoint to invoke it.</p>
+              <p className="muted small">
+                To open one here every time, choose it as “Model Serving opens” in your preferences.
+              </p>
             </div>
           )}
         </div>

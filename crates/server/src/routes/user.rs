@@ -1,5 +1,5 @@
 //! The signed-in user: `/api/user/auth/status` (public, never an error), `/api/user/me` and
-//! `/api/user/me/workspace`.
+//! `/api/user/me/workspace` (also the kind of store the app keeps its data in, for the Overview).
 
 use axum::Json;
 use axum::extract::State;
@@ -13,6 +13,7 @@ use utoipa_axum::routes;
 use crate::auth::{AUTH_METHOD, Caller};
 use crate::error::ErrorBody;
 use crate::state::AppState;
+use crate::storage::StoreKind;
 
 /// Whether the request carries a working user token.
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,8 +63,20 @@ pub struct WorkspaceInfo {
     /// Numeric workspace id, when known.
     #[schema(required)]
     pub workspace_id: Option<String>,
-    /// The workspace's name (its host name when no other is known).
+    /// The workspace's name: no workspace API tells it to its users, so this is the host's
+    /// name (with its port when it has one), e.g. `adb-1234.5.azuredatabricks.net`.
     pub name: String,
+}
+
+/// Where the app keeps its own data (preferences, histories, metrics).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StoreInfo {
+    /// The kind of store.
+    pub kind: StoreKind,
+    /// Whom the store is reached as: always `app` (the app's service principal, or the
+    /// process's own file); every row is scoped to the user it belongs to.
+    #[schema(example = "app")]
+    pub runs_as: &'static str,
 }
 
 /// The caller and their workspace.
@@ -73,6 +86,8 @@ pub struct UserWorkspace<'a> {
     pub user: UserInfo<'a>,
     /// The workspace.
     pub workspace: WorkspaceInfo,
+    /// The app's store.
+    pub store: StoreInfo,
 }
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
@@ -135,14 +150,7 @@ async fn get_me(State(app): State<AppState>, caller: Caller) -> Response {
 ))]
 async fn get_me_workspace(State(app): State<AppState>, caller: Caller) -> Response {
     let host = app.databricks.config().host().as_str().to_owned();
-    let name = host
-        .split("://")
-        .nth(1)
-        .unwrap_or(&host)
-        .split(['.', ':'])
-        .next()
-        .unwrap_or(&host)
-        .to_owned();
+    let name = host_name(&host);
     let workspace_id = caller
         .identity()
         .workspace_id
@@ -155,6 +163,45 @@ async fn get_me_workspace(State(app): State<AppState>, caller: Caller) -> Respon
             workspace_id,
             name,
         },
+        store: StoreInfo {
+            kind: app.settings.store_kind,
+            runs_as: "app",
+        },
     })
     .into_response()
+}
+
+/// The host of a workspace URL, with its port when it has one: `https://x.cloud.databricks.com/`
+/// gives `x.cloud.databricks.com`, `http://127.0.0.1:8080` gives `127.0.0.1:8080`. (Its first
+/// label alone would name an IP address `127`.)
+fn host_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if authority.is_empty() {
+        url.to_owned()
+    } else {
+        authority.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_name;
+
+    #[test]
+    fn a_host_name_is_the_whole_host_never_its_first_label() {
+        assert_eq!(
+            host_name("https://adb-123.4.azuredatabricks.net/"),
+            "adb-123.4.azuredatabricks.net"
+        );
+        assert_eq!(host_name("http://127.0.0.1:41234"), "127.0.0.1:41234");
+        assert_eq!(host_name("http://[::1]:8080/path"), "[::1]:8080");
+        assert_eq!(
+            host_name("x.cloud.databricks.com"),
+            "x.cloud.databricks.com"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //! through the SQL warehouse, and upstream failures.
 
 use dbapp_emulator::FaultRule;
+use serde_json::json;
 
 use crate::app::{ALICE, BOB, Options, assert_error, spawn_app, spawn_app_with};
 
@@ -510,4 +511,32 @@ async fn a_preview_offset_beyond_an_int_parameter_is_refused() {
     let body = assert_error(response, 400, "INVALID_REQUEST").await;
     assert_eq!(body["detail"]["field"], "offset");
     assert!(app.emulator.requests("/api/2.0/sql/statements").is_empty());
+}
+
+#[tokio::test]
+async fn a_denial_names_the_missing_privilege_and_its_securable() {
+    // Arrange: bob may use catalog main, but not its schema sales.
+    let app = spawn_app().await;
+
+    // Act
+    let denied = app
+        .get(
+            "/api/unity-catalog/catalogs/main/schemas/sales/tables/orders",
+            Some(BOB),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: what is missing, in the envelope's own words.
+    let body = assert_error(denied, 403, "PERMISSION_DENIED").await;
+    assert_eq!(
+        body["detail"],
+        json!({"privilege": "USE SCHEMA", "securable_type": "schema", "securable": "main.sales"}),
+        "{body}"
+    );
+    assert_eq!(
+        body["message"],
+        "You do not have the USE SCHEMA privilege on schema main.sales."
+    );
 }

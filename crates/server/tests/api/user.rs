@@ -56,7 +56,47 @@ async fn me_workspace_names_the_workspace() {
     assert_eq!(body["user"]["user_id"], "bob@example.com");
     assert_eq!(body["workspace"]["host"], app.emulator.base_url());
     assert!(body["workspace"]["workspace_id"].is_string(), "{body}");
-    assert!(body["workspace"]["name"].is_string());
+    // The host's whole name with its port (`127.0.0.1:…`), never its first label (`127`).
+    let host = app
+        .emulator
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    assert_eq!(body["workspace"]["name"], host, "{body}");
+}
+
+#[tokio::test]
+async fn me_workspace_names_the_store_and_whom_it_runs_as() {
+    // Arrange: the default test app keeps its data in a SQLite file.
+    let app = spawn_app().await;
+
+    // Act
+    let (status, body) = app.get_json("/api/user/me/workspace", Some(ALICE)).await;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["store"],
+        json!({"kind": "sqlite", "runs_as": "app"}),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn me_workspace_says_when_there_is_no_store() {
+    // Arrange: as inside Databricks Apps without a database.
+    let app = spawn_app_with(Options {
+        store: false,
+        ..Options::default()
+    })
+    .await;
+
+    // Act
+    let (status, body) = app.get_json("/api/user/me/workspace", Some(ALICE)).await;
+
+    // Assert
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["store"]["kind"], "none", "{body}");
 }
 
 #[tokio::test]
