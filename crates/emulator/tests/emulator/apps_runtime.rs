@@ -65,7 +65,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 def on_term(signum, frame):
-    print("got SIGTERM, exiting", flush=True)
+    # os.write, not print: the signal may land while the main thread is inside print, and
+    # print is not reentrant (RuntimeError: reentrant call inside BufferedWriter).
+    os.write(1, b"got SIGTERM, exiting\n")
     os._exit(0)
 
 if os.environ.get("IGNORE_TERM") == "1":
