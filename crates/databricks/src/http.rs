@@ -31,6 +31,7 @@ use reqwest::header::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use crate::config::{Config, WorkspaceHost};
 use crate::credentials::CredentialsProvider;
@@ -306,6 +307,24 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// The span of this call, for logs and the trace export: the fields every line logged
+    /// during the call carries, and the client span's attributes (recorded as the call ends).
+    fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "databricks",
+            api = self.operation.api,
+            operation = self.operation.name,
+            method = %self.method,
+            path = %path_of(&self.url),
+            attempts = tracing::field::Empty,
+            databricks.request_id = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+            otel.name = self.operation.name,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+        )
+    }
+
     pub(crate) fn query(mut self, key: &str, value: impl ToString) -> Self {
         self.query.push((key.to_owned(), value.to_string()));
         self
@@ -432,23 +451,13 @@ impl Http {
     ///
     /// # Errors
     /// The last attempt's [`DatabricksError`], with the number of attempts made.
-    #[tracing::instrument(
-        name = "databricks",
-        skip_all,
-        fields(
-            api = call.operation.api,
-            operation = call.operation.name,
-            method = %call.method,
-            path = %path_of(&call.url),
-            attempts = tracing::field::Empty,
-            databricks.request_id = tracing::field::Empty,
-            http.response.status_code = tracing::field::Empty,
-            otel.name = call.operation.name,
-            otel.kind = "client",
-            otel.status_code = tracing::field::Empty,
-        )
-    )]
     pub(crate) async fn send(&self, call: Call<'_>) -> Result<Response, DatabricksError> {
+        let span = call.span();
+        self.send_retrying(call).instrument(span).await
+    }
+
+    /// [`Self::send`], inside the call's span.
+    async fn send_retrying(&self, call: Call<'_>) -> Result<Response, DatabricksError> {
         let path = path_of(&call.url).to_owned();
         let started = Instant::now();
         let mut backoff = self.retry.backoff();
@@ -520,26 +529,16 @@ impl Http {
     ///
     /// # Errors
     /// The attempt's [`DatabricksError`]; an error answer's body is read to build it.
-    #[tracing::instrument(
-        name = "databricks",
-        skip_all,
-        fields(
-            api = call.operation.api,
-            operation = call.operation.name,
-            method = %call.method,
-            path = %path_of(&call.url),
-            attempts = tracing::field::Empty,
-            databricks.request_id = tracing::field::Empty,
-            http.response.status_code = tracing::field::Empty,
-            otel.name = call.operation.name,
-            otel.kind = "client",
-            otel.status_code = tracing::field::Empty,
-        )
-    )]
     pub(crate) async fn send_streaming(
         &self,
         call: Call<'_>,
     ) -> Result<reqwest::Response, DatabricksError> {
+        let span = call.span();
+        self.send_once(call).instrument(span).await
+    }
+
+    /// [`Self::send_streaming`], inside the call's span.
+    async fn send_once(&self, call: Call<'_>) -> Result<reqwest::Response, DatabricksError> {
         let path = path_of(&call.url).to_owned();
         let bearer = self.bearer(&call).await?;
         let started = Instant::now();

@@ -1,4 +1,5 @@
 import { asApiError, errorTitle, isRetryable, missingGrant } from "../api/errors";
+import { TechnicalDetails } from "./TechnicalDetails";
 
 /**
  * An error for people: its title and message, what to do about a denial (which privilege on
@@ -25,8 +26,7 @@ export function ErrorPanel({ error, onRetry }: { error: unknown; onRetry?: () =>
           Try again
         </button>
       )}
-      <details className="tech-details">
-        <summary className="muted small">Technical details</summary>
+      <TechnicalDetails>
         <dl className="props inline small">
           <dt>Error code</dt>
           <dd>
@@ -43,7 +43,7 @@ export function ErrorPanel({ error, onRetry }: { error: unknown; onRetry?: () =>
             <code data-testid="correlation-id">{e.correlationId}</code>
           </dd>
         </dl>
-      </details>
+      </TechnicalDetails>
     </div>
   );
 }

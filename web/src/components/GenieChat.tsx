@@ -13,6 +13,7 @@ import { GENIE_CONVERSATIONS_KEY, GenieConversationList } from "./GenieConversat
 import { Loading } from "./Loading";
 import { Markdown } from "./Markdown";
 import { ResultChart } from "./ResultChart";
+import { TechnicalDetails } from "./TechnicalDetails";
 
 /**
  * How a question stands: Genie working on it, answered, stopped by the user, failed; or, for an
@@ -422,12 +423,11 @@ export function AnswerView({ answer, spaceId }: { answer: GenieAnswer; spaceId: 
             {result.total_row_count != null && result.truncated ? ` of ${formatCount(result.total_row_count)}` : ""}
             {result.truncated ? " (the first page only)" : ""}
           </p>
-          <details className="tech-details">
-            <summary className="muted small">Technical details</summary>
+          <TechnicalDetails>
             <p className="muted small">
               SQL statement ID: <code>{result.statement_id}</code>
             </p>
-          </details>
+          </TechnicalDetails>
         </section>
       ) : (
         query &&

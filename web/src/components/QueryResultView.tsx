@@ -5,6 +5,7 @@ import { CsvDownloadButton } from "./CsvDownloadButton";
 import { DataGrid } from "./DataGrid";
 import { Pager } from "./Pager";
 import { ResultChart } from "./ResultChart";
+import { TechnicalDetails } from "./TechnicalDetails";
 
 /** The page on screen of a query's result, with its chart, timing, cache state and CSV export. */
 export function QueryResultView({
@@ -64,12 +65,11 @@ export function QueryResultView({
         />
       </div>
       <p className="muted small">{formatCount(page.row_count)} rows on this page</p>
-      <details className="tech-details">
-        <summary className="muted small">Technical details</summary>
+      <TechnicalDetails>
         <p className="muted small">
           SQL statement ID: <code>{page.statement_id}</code>
         </p>
-      </details>
+      </TechnicalDetails>
     </section>
   );
 }

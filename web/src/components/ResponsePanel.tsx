@@ -3,6 +3,7 @@ import type { Invocation } from "../api/types";
 import { formatMs, prettyJson } from "../format";
 import { ErrorPanel } from "./ErrorPanel";
 import { Loading } from "./Loading";
+import { TechnicalDetails } from "./TechnicalDetails";
 
 /**
  * A model's answer: the round trip measured in the browser, the model call's own time only when
@@ -40,12 +41,11 @@ export function ResponsePanel<V>({
           <pre className="code" data-testid="predictions">
             {prettyJson(mutation.data.predictions)}
           </pre>
-          <details className="tech-details">
-            <summary className="muted small">Technical details</summary>
+          <TechnicalDetails>
             <p className="muted small">
               Request ID (in your inference history): <code data-testid="request-id">{mutation.data.request_id}</code>
             </p>
-          </details>
+          </TechnicalDetails>
         </>
       )}
     </div>

@@ -7,6 +7,7 @@ import { DataGrid } from "./DataGrid";
 import { ErrorPanel } from "./ErrorPanel";
 import { Loading } from "./Loading";
 import { Pager } from "./Pager";
+import { TechnicalDetails } from "./TechnicalDetails";
 
 /** The first rows of a table, a page at a time (`preview.page_size` rows, default 10). */
 export function TablePreview({ catalog, schema, table }: { catalog: string; schema: string; table: string }) {
@@ -49,12 +50,11 @@ export function TablePreview({ catalog, schema, table }: { catalog: string; sche
             <DataGrid columns={rows.data.page.columns} rows={rows.data.page.rows} />
           </div>
           {rows.isFetching && <Loading label="Loading page…" />}
-          <details className="tech-details">
-            <summary className="muted small">Technical details</summary>
+          <TechnicalDetails>
             <p className="muted small">
               SQL statement ID: <code data-testid="statement-id">{rows.data.page.statement_id}</code>
             </p>
-          </details>
+          </TechnicalDetails>
           <Pager
             label="preview"
             offset={rows.data.offset}

@@ -4,6 +4,7 @@ import type { MeWorkspace } from "../api/types";
 import { ErrorPanel } from "../components/ErrorPanel";
 import { Loading } from "../components/Loading";
 import { formatCount } from "../format";
+import { TechnicalDetails } from "../components/TechnicalDetails";
 
 type StoreKind = MeWorkspace["store"]["kind"];
 
@@ -74,8 +75,7 @@ export function OverviewPage() {
                   </>
                 )}
               </dl>
-              <details className="tech-details">
-                <summary className="muted small">Technical details</summary>
+              <TechnicalDetails>
                 <dl className="props small">
                   <dt>User ID</dt>
                   <dd>
@@ -84,7 +84,7 @@ export function OverviewPage() {
                   <dt>Active</dt>
                   <dd>{ws.data.user.active ? "yes" : "no"}</dd>
                 </dl>
-              </details>
+              </TechnicalDetails>
             </section>
 
             <section className="card" aria-labelledby="workspace-h">
@@ -106,8 +106,7 @@ export function OverviewPage() {
                 <dt>Your events (24h)</dt>
                 <dd>{usage.isSuccess ? formatCount(usage.data.count) : usage.isError ? "—" : "…"}</dd>
               </dl>
-              <details className="tech-details">
-                <summary className="muted small">Technical details</summary>
+              <TechnicalDetails>
                 <dl className="props small">
                   <dt>URL</dt>
                   <dd>
@@ -124,7 +123,7 @@ export function OverviewPage() {
                     {status.isSuccess && !status.data.has_user_identity && " (none was forwarded)"}
                   </dd>
                 </dl>
-              </details>
+              </TechnicalDetails>
             </section>
 
             <section className="card" aria-labelledby="store-h">
