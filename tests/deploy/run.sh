@@ -8,9 +8,9 @@
 #
 # Runs in the SDK check's venv (tests/pytest.sh: requests and databricks-sdk). The binary is
 # $DBAPP_BIN, default <repo>/target/release/dbapp; the first deploy runs deploy/build.sh, which
-# builds the shipped binary (the dist profile, without the emulator: the only build under Apps'
-# 10 MiB limit).
-# DBAPP_DEPLOY_EXTRA_ARGS (e.g. --no-build, with deploy/app/dbapp.gz already built) is added to
+# builds the shipped binary (the dist profile, without the emulator, under Apps'
+# 10 MiB limit with its compressed stream cut in two).
+# DBAPP_DEPLOY_EXTRA_ARGS (e.g. --no-build, with deploy/app/dbapp.gz.0 and .1 already built) is added to
 # that first deploy, for reruns.
 set -euo pipefail
 

@@ -405,12 +405,8 @@ pub(crate) fn start_files(command: &Value, app_dir: &Path) -> Vec<PathBuf> {
         }
         let path = normalize(Path::new(&word));
         let Some(path) = path else { continue };
-        let file_like = word.contains('/')
-            || path.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                e.starts_with(|c: char| c.is_ascii_alphabetic())
-                    && e.chars().all(|c| c.is_ascii_alphanumeric())
-            })
-            || app_dir.join(&path).is_file();
+        let file_like =
+            word.contains('/') || has_file_extension(&path) || app_dir.join(&path).is_file();
         if file_like
             && !app_dir.join(&path).is_dir()
             && !files.contains(&path)
@@ -420,6 +416,25 @@ pub(crate) fn start_files(command: &Value, app_dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+/// Whether `path` ends like a file name: an extension of letters and digits that starts with a
+/// letter (`dbapp.gz`, `app.py`), or a part number after one (`dbapp.gz.0`, cut by `split`);
+/// not a number such as `1.5`.
+fn has_file_extension(path: &Path) -> bool {
+    let word_extension = |e: &str| {
+        e.starts_with(|c: char| c.is_ascii_alphabetic())
+            && e.chars().all(|c| c.is_ascii_alphanumeric())
+    };
+    let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
+        return false;
+    };
+    word_extension(extension)
+        || (extension.chars().all(|c| c.is_ascii_digit())
+            && Path::new(path.file_stem().unwrap_or_default())
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(word_extension))
 }
 
 /// `path` without `.` components; `None` when it climbs out of its directory or is empty.
@@ -564,7 +579,7 @@ fn check_with(
             ID,
             format!("{summary}; not built yet: {}", missing.join(", ")),
             "build them before `databricks bundle deploy` (dbapp's `bash deploy/build.sh` writes \
-             deploy/app/dbapp.gz)",
+             deploy/app/dbapp.gz.0 and .1)",
         )
     }
 }
@@ -768,6 +783,13 @@ mod tests {
                 r#"["/bin/sh", "-c", "gzip -dc dbapp.gz > dbapp.bin && chmod 0755 ./dbapp.bin && exec ./dbapp.bin serve"]"#
             ),
             ["dbapp.gz"]
+        );
+        // Parts cut by `split` count; a number does not.
+        assert_eq!(
+            found(
+                r#"["/bin/sh", "-c", "cat dbapp.gz.0 dbapp.gz.1 | gzip -dc > dbapp && sleep 1.5 && exec ./dbapp serve"]"#
+            ),
+            ["dbapp.gz.0", "dbapp.gz.1"]
         );
         assert_eq!(found(r#"["./dbapp", "serve"]"#), ["dbapp"]);
         assert_eq!(

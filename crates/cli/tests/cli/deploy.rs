@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::doctor::{deploy_dir, emulator};
 
-/// A copy of `deploy/` with a placeholder `app/dbapp.gz`, `edit` applied to databricks.yml.
+/// A copy of `deploy/` with placeholder binary parts (`app/dbapp.gz.0`, `.1`), `edit` applied to
+/// databricks.yml.
 fn bundle_copy(edit: impl Fn(String) -> String) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let source = deploy_dir();
@@ -24,7 +25,9 @@ fn bundle_copy(edit: impl Fn(String) -> String) -> tempfile::TempDir {
     ] {
         std::fs::copy(source.join(file), dir.path().join(file)).unwrap();
     }
-    std::fs::write(dir.path().join("app/dbapp.gz"), b"placeholder").unwrap();
+    for part in ["app/dbapp.gz.0", "app/dbapp.gz.1"] {
+        std::fs::write(dir.path().join(part), b"placeholder").unwrap();
+    }
     let yml = dir.path().join("databricks.yml");
     let text = std::fs::read_to_string(&yml).unwrap();
     std::fs::write(&yml, edit(text)).unwrap();
@@ -101,7 +104,8 @@ async fn a_dry_run_reads_only_and_prints_the_calls_it_would_make() {
         "would POST /api/2.0/apps {",
         "\"user_api_scopes\":[\"iam.current-user:read\"",
         "would POST /api/2.0/workspace/import",
-        "/Workspace/Users/alice@example.com/.bundle/dbapp/dev/files/app/dbapp.gz",
+        "/Workspace/Users/alice@example.com/.bundle/dbapp/dev/files/app/dbapp.gz.0",
+        "/Workspace/Users/alice@example.com/.bundle/dbapp/dev/files/app/dbapp.gz.1",
         "would POST /api/2.0/apps/dbapp/deployments {\"mode\":\"SNAPSHOT\"",
     ] {
         assert!(
@@ -173,7 +177,7 @@ async fn a_deploy_creates_then_updates_with_a_mask_and_restarts_on_a_scope_chang
     assert!(calls.contains(&"POST /api/2.0/apps/dbapp/update".to_owned()));
     let files = reqwest::Client::new()
         .get(format!(
-            "{}/api/2.0/workspace/get-status?path=/Users/alice@example.com/.bundle/dbapp/dev/files/app/dbapp.gz",
+            "{}/api/2.0/workspace/get-status?path=/Users/alice@example.com/.bundle/dbapp/dev/files/app/dbapp.gz.1",
             emulator.base_url()
         ))
         .bearer_auth("dev-token-alice")

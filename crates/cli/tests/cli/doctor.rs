@@ -154,7 +154,7 @@ async fn a_healthy_configuration_passes_every_check_and_exits_zero() {
     assert_eq!(run.report["context"]["user_identity"], "forwarded_token");
     for check in run.report["checks"].as_array().unwrap() {
         // deploy.sync warns until deploy/build.sh has built the binary the command unpacks.
-        if check["id"] == "deploy.sync" && !deploy_dir().join("app/dbapp.gz").is_file() {
+        if check["id"] == "deploy.sync" && !deploy_dir().join("app/dbapp.gz.0").is_file() {
             assert_eq!(check["status"], "warn", "{check:#}");
             assert!(check["message"].as_str().unwrap().contains("not built yet"));
             continue;

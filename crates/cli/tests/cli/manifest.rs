@@ -299,7 +299,7 @@ async fn a_deprecated_scope_alias_warns() {
 async fn a_command_that_is_a_string_or_not_serve_fails() {
     let string = doctor_on_edited(&[(
         "app/app.yaml",
-        "command:\n  - /bin/sh\n  - -c\n  - gzip -dc dbapp.gz > dbapp && chmod 0755 dbapp && exec ./dbapp serve\n",
+        "command:\n  - /bin/sh\n  - -c\n  - cat dbapp.gz.0 dbapp.gz.1 | gzip -dc > dbapp && chmod 0755 dbapp && exec ./dbapp serve\n",
         "command: ./dbapp serve\n",
     )])
     .await;
@@ -382,11 +382,11 @@ async fn a_database_resource_without_an_instance_to_mint_from_fails() {
 }
 
 /// The `sync` block of the committed databricks.yml, which uploads the gitignored binary.
-const SYNC_INCLUDE: &str = "sync:\n  include:\n    - app/dbapp.gz\n";
+const SYNC_INCLUDE: &str = "sync:\n  include:\n    - app/dbapp.gz.0\n    - app/dbapp.gz.1\n";
 
 /// A copy of all of `deploy/` (its .gitignore files included, its build outputs not) in a
 /// directory outside any git repository, with `(file, from, to)` replacements and a fake
-/// `app/dbapp.gz` of `binary_len` bytes.
+/// binary in two parts (`app/dbapp.gz.0`, `.1`) of `binary_len` bytes each.
 fn deploy_copy(edits: &[(&str, &str, &str)], binary_len: u64) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let source = deploy_dir();
@@ -399,7 +399,7 @@ fn deploy_copy(edits: &[(&str, &str, &str)], binary_len: u64) -> tempfile::TempD
             let name = path.to_str().unwrap().to_owned();
             if entry.file_type().unwrap().is_dir() {
                 stack.push(path);
-            } else if name != "app/dbapp" && name != "app/dbapp.gz" {
+            } else if !name.starts_with("app/dbapp") {
                 let mut text = std::fs::read_to_string(entry.path()).unwrap();
                 for (target, from, to) in edits {
                     if *target == name {
@@ -411,8 +411,10 @@ fn deploy_copy(edits: &[(&str, &str, &str)], binary_len: u64) -> tempfile::TempD
             }
         }
     }
-    let binary = std::fs::File::create(dir.path().join("app/dbapp.gz")).unwrap();
-    binary.set_len(binary_len).unwrap();
+    for part in ["app/dbapp.gz.0", "app/dbapp.gz.1"] {
+        let binary = std::fs::File::create(dir.path().join(part)).unwrap();
+        binary.set_len(binary_len).unwrap();
+    }
     dir
 }
 
@@ -429,8 +431,9 @@ async fn the_committed_deploy_files_upload_the_binary_the_command_unpacks() {
         "deploy.sync",
         "pass",
         &[
-            "app/dbapp.gz (ignored by",
-            "app/.gitignore line 4: dbapp.gz; uploaded by sync.include)",
+            "app/dbapp.gz.0 (ignored by",
+            "app/dbapp.gz.1 (ignored by",
+            "app/.gitignore line 6: dbapp.gz.*; uploaded by sync.include)",
         ],
         &[],
     );
@@ -444,8 +447,9 @@ async fn a_gitignored_binary_without_sync_include_is_never_uploaded() {
             ("databricks.yml", SYNC_INCLUDE, ""),
             (
                 "app/.gitignore",
-                "# Build outputs stay out of git. dbapp.gz is uploaded all the same: databricks.yml lists it\n\
-                 # under sync.include, which wins over this file when `databricks bundle deploy` syncs.\n",
+                "# Build outputs stay out of git. The binary's parts (dbapp.gz.0, .1) are uploaded all the same:\n\
+                 # databricks.yml lists them under sync.include, which wins over this file when\n\
+                 # `databricks bundle deploy` syncs.\n",
                 "",
             ),
         ],
@@ -461,10 +465,10 @@ async fn a_gitignored_binary_without_sync_include_is_never_uploaded() {
         "deploy.sync",
         "fail",
         &[
-            "app/dbapp.gz, which app.yaml's command needs, would not be uploaded",
-            "app/.gitignore line 2: dbapp.gz",
+            "app/dbapp.gz.0, which app.yaml's command needs, would not be uploaded",
+            "app/.gitignore line 3: dbapp.gz.*",
         ],
-        &["sync: {include: [app/dbapp.gz]}", "stay out of git"],
+        &["sync: {include: [app/dbapp.gz.0]}", "stay out of git"],
     );
 }
 
@@ -475,7 +479,7 @@ async fn a_start_file_removed_by_sync_exclude_fails() {
         &[(
             "databricks.yml",
             SYNC_INCLUDE,
-            "sync:\n  include:\n    - app/dbapp.gz\n  exclude:\n    - \"*.gz\"\n",
+            "sync:\n  include:\n    - app/dbapp.gz.0\n    - app/dbapp.gz.1\n  exclude:\n    - \"*.gz.1\"\n",
         )],
         1024,
     );
@@ -487,7 +491,7 @@ async fn a_start_file_removed_by_sync_exclude_fails() {
     run.assert(
         "deploy.sync",
         "fail",
-        &["app/dbapp.gz", "databricks.yml sync.exclude: *.gz"],
+        &["app/dbapp.gz.1", "databricks.yml sync.exclude: *.gz.1"],
         &["narrow sync.exclude"],
     );
 }
@@ -509,10 +513,10 @@ async fn an_uploaded_file_over_the_apps_limit_fails_and_an_ignored_one_does_not(
     big_run.assert(
         "deploy.sync",
         "fail",
-        &["10485760-byte limit", "app/dbapp.gz (10485761 bytes)"],
+        &["10485760-byte limit", "app/dbapp.gz.0 (10485761 bytes)"],
         &["compress the binary"],
     );
-    ignored_run.assert("deploy.sync", "pass", &["app/dbapp.gz"], &[]);
+    ignored_run.assert("deploy.sync", "pass", &["app/dbapp.gz.0"], &[]);
     // Only uploaded files count: no other check fails on the ignored raw build either.
     let failing: Vec<&serde_json::Value> = ignored_run.report["checks"]
         .as_array()
