@@ -89,8 +89,8 @@ struct Bench<'a> {
     main_ready: Option<Duration>,
     main_idle_rss_mb: Option<f64>,
     uncached: Option<Proc>,
-    /// The main configuration with trace export on, and the receiver it exports to.
-    traced: Option<Proc>,
+    /// The main configuration with trace export on ([`TRACED`]), and the receiver they export to.
+    traced: [Option<Proc>; 2],
     otlp: Option<OtlpReceiver>,
     baseline: Option<Proc>,
     baseline_idle_rss_mb: Option<f64>,
@@ -135,7 +135,7 @@ pub(crate) async fn run(cli: &Cli) -> anyhow::Result<Report> {
         main_ready: None,
         main_idle_rss_mb: None,
         uncached: None,
-        traced: None,
+        traced: [None, None],
         otlp: None,
         baseline: None,
         baseline_idle_rss_mb: None,
@@ -296,6 +296,26 @@ fn put_pref(addr: SocketAddr, prefix: &'static str, auth: Auth) -> MakeRequest {
     })
 }
 
+/// The two rows of `me-otel`: every request traced, and one in ten (`OTEL_TRACES_SAMPLER`
+/// `parentbased_traceidratio`, [`SAMPLED_RATIO`]): name, label, floor of the req/s ratio against
+/// the same server with export off, and the target in words.
+const TRACED: [(&str, &str, f64, &str); 2] = [
+    (
+        "me-otel",
+        "dbapp GET /api/user/me, every request traced",
+        0.7,
+        "≥ 0.7× req/s",
+    ),
+    (
+        "me-otel-sampled",
+        "dbapp GET /api/user/me, 1 in 10 traced",
+        0.9,
+        "≥ 0.9× req/s",
+    ),
+];
+/// The sampling ratio of the second `me-otel` row.
+const SAMPLED_RATIO: &str = "0.1";
+
 impl Bench<'_> {
     async fn scenario(&mut self, scenario: Scenario) -> anyhow::Result<Vec<Row>> {
         match scenario {
@@ -335,31 +355,36 @@ impl Bench<'_> {
             }
             Scenario::MeOtel => {
                 let main = self.main().await?;
-                let traced = self.traced().await?;
-                let mut row = self
-                    .compare(
-                        "me-otel",
-                        (
-                            traced,
-                            "dbapp GET /api/user/me, traces exported",
-                            get(traced.1, "/api/user/me", Auth::Forwarded),
-                        ),
-                        (
-                            main,
-                            "dbapp GET /api/user/me, export off",
-                            get(main.1, "/api/user/me", Auth::Forwarded),
-                        ),
-                        self.connections,
-                    )
-                    .await?;
-                let exported = self.otlp.as_ref().map_or(0, OtlpReceiver::count);
-                row.notes
-                    .push(format!("{exported} spans received over OTLP/gRPC"));
-                if exported == 0 {
-                    self.failures
-                        .push("me-otel: no span reached the OTLP receiver".to_owned());
+                let mut rows = Vec::new();
+                for (which, (name, label, floor, target)) in TRACED.into_iter().enumerate() {
+                    let traced = self.traced(which).await?;
+                    let before = self.otlp.as_ref().map_or(0, OtlpReceiver::count);
+                    let mut row = self
+                        .compare(
+                            name,
+                            (
+                                traced,
+                                label,
+                                get(traced.1, "/api/user/me", Auth::Forwarded),
+                            ),
+                            (
+                                main,
+                                "dbapp GET /api/user/me, export off",
+                                get(main.1, "/api/user/me", Auth::Forwarded),
+                            ),
+                            self.connections,
+                        )
+                        .await?;
+                    let exported = self.otlp.as_ref().map_or(0, OtlpReceiver::count) - before;
+                    row.notes
+                        .push(format!("{exported} spans received over OTLP/gRPC"));
+                    if exported == 0 {
+                        self.failures
+                            .push(format!("{name}: no span reached the OTLP receiver"));
+                    }
+                    rows.push(throughput(row, floor, target));
                 }
-                Ok(vec![throughput(row, 0.85, "≥ 0.85× req/s")])
+                Ok(rows)
             }
             Scenario::MeUncached => {
                 let server = self.uncached().await?;
@@ -1105,25 +1130,36 @@ impl Bench<'_> {
         Ok((proc.pid, proc.addr))
     }
 
-    /// The main configuration, exporting traces to [`OtlpReceiver`] in this process.
-    async fn traced(&mut self) -> anyhow::Result<(u32, SocketAddr)> {
-        if self.traced.is_none() {
-            let receiver = OtlpReceiver::start_counting().await?;
+    /// The main configuration exporting traces to [`OtlpReceiver`] in this process, sampled as
+    /// [`TRACED`]`[which]` says.
+    async fn traced(&mut self, which: usize) -> anyhow::Result<(u32, SocketAddr)> {
+        if self.otlp.is_none() {
+            self.otlp = Some(OtlpReceiver::start_counting().await?);
+        }
+        if self.traced[which].is_none() {
+            let endpoint = self.otlp.as_ref().context("receiver")?.endpoint();
             let port = procs::free_port()?;
             let mut command = self.server_command(port).await?;
             command
-                .env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+                .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
                 .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
                 .env("OTEL_SERVICE_NAME", "dbapp-bench");
+            if which == 1 {
+                command
+                    .env("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+                    .env("OTEL_TRACES_SAMPLER_ARG", SAMPLED_RATIO);
+            }
             let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            let stderr = self.home.path().join("server-traced.stderr");
+            let stderr = self
+                .home
+                .path()
+                .join(format!("server-traced-{which}.stderr"));
             let (proc, _) =
                 Proc::spawn_listening("dbapp serve (traces)", command, addr, "/ready", stderr)
                     .await?;
-            self.traced = Some(proc);
-            self.otlp = Some(receiver);
+            self.traced[which] = Some(proc);
         }
-        let proc = self.traced.as_ref().context("server")?;
+        let proc = self.traced[which].as_ref().context("server")?;
         Ok((proc.pid, proc.addr))
     }
 

@@ -128,14 +128,19 @@ impl Exporter {
         self,
     ) -> Result<
         (
-            tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>,
+            Box<dyn tracing_subscriber::Layer<S> + Send + Sync + 'static>,
             OtelGuard,
         ),
         Box<dyn std::error::Error + Send + Sync + 'static>,
     >
     where
-        S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+        S: tracing::Subscriber
+            + for<'span> tracing_subscriber::registry::LookupSpan<'span>
+            + Send
+            + Sync,
     {
+        use tracing_subscriber::Layer as _;
+
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("dbapp-otel")
@@ -177,7 +182,15 @@ impl Exporter {
             // A span starts when its first child does or when it closes, not when first
             // entered: the request span gets its name (`GET /api/…`) once routing has matched.
             // dbapp's own propagation reads spans, not the active OpenTelemetry context.
-            .with_context_activation(false);
+            .with_context_activation(false)
+            .with_target(false)
+            // Spans, and warnings and errors as their events (a retry, a failed stream): the
+            // log lines of every request (the access log) would cost more to turn into span
+            // events than the span itself, and they are in the logs already.
+            .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                metadata.is_span() || *metadata.level() <= tracing::Level::WARN
+            }))
+            .boxed();
         Ok((
             layer,
             OtelGuard {
