@@ -126,13 +126,7 @@ impl Exporter {
     /// When the exporter's runtime or client cannot be made.
     pub fn start<S>(
         self,
-    ) -> Result<
-        (
-            Box<dyn tracing_subscriber::Layer<S> + Send + Sync + 'static>,
-            OtelGuard,
-        ),
-        Box<dyn std::error::Error + Send + Sync + 'static>,
-    >
+    ) -> Result<(TraceLayer<S>, OtelGuard), Box<dyn std::error::Error + Send + Sync + 'static>>
     where
         S: tracing::Subscriber
             + for<'span> tracing_subscriber::registry::LookupSpan<'span>
@@ -219,6 +213,9 @@ pub fn log_decision(decision: &Result<Exporter, Disabled>) {
         ),
     }
 }
+
+/// The tracing layer [`Exporter::start`] returns, for a subscriber `S`.
+pub type TraceLayer<S> = Box<dyn tracing_subscriber::Layer<S> + Send + Sync + 'static>;
 
 /// The most one export may take before it is abandoned (its spans are lost, not retried).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
