@@ -102,7 +102,8 @@ impl Exporter {
             .is_none_or(|url| !matches!(url.scheme(), "http" | "https"))
         {
             return Err(Disabled::Unsupported(format!(
-                "OTEL_EXPORTER_OTLP_ENDPOINT={endpoint}: not an http:// or https:// URL"
+                "OTEL_EXPORTER_OTLP_ENDPOINT: not an http:// or https:// URL (its value is not \
+                 repeated: a URL may carry credentials)"
             )));
         }
         let attributes = set("OTEL_RESOURCE_ATTRIBUTES")
@@ -116,6 +117,24 @@ impl Exporter {
             service_name,
             attributes,
         })
+    }
+
+    /// The endpoint without what could be a credential (user, password, query, fragment), for
+    /// log lines.
+    #[must_use]
+    pub fn endpoint_for_logs(&self) -> String {
+        url::Url::parse(&self.endpoint).map_or_else(
+            |_| "(unparsable)".to_owned(),
+            |url| {
+                let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+                format!(
+                    "{}://{}{port}{}",
+                    url.scheme(),
+                    url.host_str().unwrap_or_default(),
+                    url.path()
+                )
+            },
+        )
     }
 
     /// Starts the export: the provider, its batch processor and the exporter's runtime, and the
@@ -201,7 +220,7 @@ pub fn log_decision(decision: &Result<Exporter, Disabled>) {
     match decision {
         Ok(exporter) => tracing::info!(
             event = "otel.exporting",
-            endpoint = %exporter.endpoint,
+            endpoint = %exporter.endpoint_for_logs(),
             service_name = %exporter.service_name,
             "exporting traces over OTLP/gRPC"
         ),
@@ -425,6 +444,22 @@ mod tests {
             Exporter::from_env(&bad),
             Err(Disabled::Unsupported(_))
         ));
+    }
+
+    #[test]
+    fn the_logged_endpoint_and_a_refusal_never_repeat_credentials() {
+        let secret = env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "https://collector:s3cret@otel.example.com:4317/v1?token=t0ken#f",
+        )]);
+        let logged = Exporter::from_env(&secret).unwrap().endpoint_for_logs();
+        assert_eq!(logged, "https://otel.example.com:4317/v1");
+
+        let bad = env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "user:s3cret@nowhere")]);
+        let Err(Disabled::Unsupported(reason)) = Exporter::from_env(&bad) else {
+            panic!("refused");
+        };
+        assert!(!reason.contains("s3cret"), "{reason}");
     }
 
     #[test]
