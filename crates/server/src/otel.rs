@@ -101,10 +101,11 @@ impl Exporter {
             .ok()
             .is_none_or(|url| !matches!(url.scheme(), "http" | "https"))
         {
-            return Err(Disabled::Unsupported(format!(
+            return Err(Disabled::Unsupported(
                 "OTEL_EXPORTER_OTLP_ENDPOINT: not an http:// or https:// URL (its value is not \
                  repeated: a URL may carry credentials)"
-            )));
+                    .to_owned(),
+            ));
         }
         let attributes = set("OTEL_RESOURCE_ATTRIBUTES")
             .map(|value| resource_attributes(&value))
